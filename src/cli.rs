@@ -1,0 +1,125 @@
+//! Command-line flags, named as Prometheus exporters name them. Doc comments are the --help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// The default port, outside the 9100–9999 range that Prometheus exporters have filled.
+pub const DEFAULT_LISTEN_ADDRESS: &str = ":8905";
+
+/// Serves an official indicator dataset, described in a TOML config, as Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "indicator_exporter", disable_version_flag = true)]
+pub struct Cli {
+    /// Path to the configuration file describing the dataset.
+    #[arg(
+        long = "config.file",
+        value_name = "PATH",
+        default_value = "config.toml"
+    )]
+    pub config_file: PathBuf,
+
+    /// Validate the configuration and its data files, print a summary or every error, and exit
+    /// (0 if valid, 1 if not) without serving.
+    #[arg(long = "config.check")]
+    pub config_check: bool,
+
+    /// Reload when the configuration file or a data file it names changes (including
+    /// replacement by rename or symlink swap).
+    #[arg(long = "config.watch")]
+    pub config_watch: bool,
+
+    /// Address to listen on for web interface and telemetry (`:PORT` listens on all IPv4
+    /// interfaces).
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = DEFAULT_LISTEN_ADDRESS)]
+    pub listen_address: String,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = telemetry_path)]
+    pub telemetry_path: String,
+
+    /// Enable reload via HTTP request (POST or PUT /-/reload).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+    pub log_format: LogFormat,
+
+    /// Print version information and exit.
+    #[arg(long = "version")]
+    pub version: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+fn telemetry_path(s: &str) -> Result<String, String> {
+    match s {
+        _ if !s.starts_with('/') => Err("must start with `/`".into()),
+        "/" | "/-/healthy" | "/-/ready" | "/-/reload" => {
+            Err(format!("`{s}` is taken by another endpoint"))
+        }
+        _ => Ok(s.to_string()),
+    }
+}
+
+/// `:PORT` (Go's all-interfaces form) -> `0.0.0.0:PORT`; anything else as given.
+pub fn listen_address(s: &str) -> String {
+    match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    }
+}
+
+pub fn version_text() -> String {
+    format!(
+        "indicator_exporter, version {} (revision: {})\n",
+        crate::telemetry::VERSION,
+        crate::telemetry::REVISION
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_with_prometheus_names() {
+        let c = Cli::try_parse_from([
+            "x",
+            "--config.file=a.toml",
+            "--web.listen-address=127.0.0.1:0",
+            "--log.format=json",
+            "--web.enable-lifecycle",
+        ])
+        .unwrap();
+        assert_eq!(c.config_file, PathBuf::from("a.toml"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.enable_lifecycle && !c.config_check);
+        assert_eq!(c.telemetry_path, "/metrics");
+        assert!(Cli::try_parse_from(["x", "--web.telemetry-path=/-/ready"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--web.telemetry-path=metrics"]).is_err());
+    }
+
+    #[test]
+    fn colon_port_listens_everywhere() {
+        assert_eq!(listen_address(":8905"), "0.0.0.0:8905");
+        assert_eq!(listen_address("127.0.0.1:1"), "127.0.0.1:1");
+    }
+}

@@ -1,0 +1,126 @@
+//! indicator_exporter serves an official indicator dataset as Prometheus metrics.
+//!
+//! The pipeline, one way, with I/O only at its ends:
+//!
+//! ```text
+//! config.toml ─▶ config::parse ─▶ dataset::build ─▶ Snapshot::build ─▶ server::serve
+//!  (+ data files, load::load)      (validated)       (pre-encoded bodies)  (HTTP)
+//!                                       ▲
+//!   SIGHUP · POST /-/reload · file watch ┘ reload::Reloader runs the same stages and swaps
+//!                                          the snapshot only when all of them succeeded.
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod dataset;
+pub mod diagnostic;
+pub mod encode;
+pub mod load;
+pub mod logging;
+pub mod reload;
+pub mod render;
+pub mod server;
+pub mod snapshot;
+pub mod telemetry;
+pub mod units;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::dataset::Dataset;
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::reload::Reloader;
+use crate::server::AppState;
+use crate::snapshot::Snapshot;
+use crate::telemetry::Telemetry;
+
+/// What `run` needs beyond the listener: everything the flags decide.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_file: PathBuf,
+    pub telemetry_path: String,
+    pub enable_lifecycle: bool,
+    pub watch: bool,
+}
+
+/// Loads and validates the dataset, as start-up does, without serving it.
+pub fn check(config_file: &std::path::Path) -> Result<Dataset, Diagnostics> {
+    load::load(config_file)
+}
+
+/// Loads the dataset, then serves it on `listener` until `shutdown` resolves. An invalid
+/// dataset is an error before anything is served.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Diagnostics> {
+    let started = Instant::now();
+    let path = settings.config_file.clone();
+    let (dataset, snapshot) = tokio::task::spawn_blocking(move || {
+        let d = load::load(&path)?;
+        let s = Snapshot::build(&d);
+        Ok::<_, Diagnostics>((d, s))
+    })
+    .await
+    .map_err(|e| {
+        Diagnostics::one(Diagnostic::file(
+            &settings.config_file,
+            format!("load failed internally: {e}"),
+        ))
+    })??;
+
+    let telemetry = Arc::new(Telemetry::new());
+    for m in &dataset.metrics {
+        telemetry.track_metric(&m.name);
+    }
+    telemetry.loaded(
+        &dataset.info.name,
+        dataset.series_count(),
+        false,
+        started.elapsed().as_millis(),
+    );
+    let store = snapshot::store(snapshot);
+
+    let (trigger_tx, trigger_rx) = mpsc::channel(16);
+    let (files_tx, files_rx) = watch::channel(dataset.files.clone());
+    let reloader = Reloader {
+        config_file: settings.config_file.clone(),
+        store: store.clone(),
+        telemetry: telemetry.clone(),
+        current: dataset,
+        files: files_tx,
+    };
+    let mut background = vec![tokio::spawn(reloader.run(trigger_rx))];
+    #[cfg(unix)]
+    background.push(tokio::spawn(reload::on_sighup(trigger_tx.clone())));
+    if settings.watch {
+        background.push(tokio::spawn(reload::watch_files(
+            files_rx,
+            trigger_tx.clone(),
+        )));
+    }
+
+    let state = Arc::new(AppState {
+        store,
+        telemetry,
+        telemetry_path: settings.telemetry_path.clone(),
+        enable_lifecycle: settings.enable_lifecycle,
+        reload: trigger_tx,
+    });
+    if let Ok(addr) = listener.local_addr() {
+        info!(address = %addr, telemetry_path = %settings.telemetry_path, "listening");
+    }
+    server::serve(listener, state, shutdown).await;
+    for task in background {
+        task.abort();
+    }
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! Parses flags, starts logging, runs the exporter and maps the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use indicator_exporter::cli::{self, Cli};
+use indicator_exporter::{check, logging, run, Settings};
+use tracing::error;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        print!("{}", cli::version_text());
+        return ExitCode::SUCCESS;
+    }
+    if cli.config_check {
+        return match check(&cli.config_file) {
+            Ok(d) => {
+                println!(
+                    "{}: OK: dataset {}, {} metrics, {} series",
+                    cli.config_file.display(),
+                    d.info.name,
+                    d.metrics.len(),
+                    d.series_count()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{}: {} error(s)", cli.config_file.display(), errors.len());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    logging::init(cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let address = cli::listen_address(&cli.listen_address);
+        let listener = match tokio::net::TcpListener::bind(&address).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!(address, error = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        let settings = Settings {
+            config_file: cli.config_file.clone(),
+            telemetry_path: cli.telemetry_path.clone(),
+            enable_lifecycle: cli.enable_lifecycle,
+            watch: cli.config_watch,
+        };
+        match run(settings, listener, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(errors) => {
+                error!(
+                    errors = errors.len(),
+                    "invalid configuration, not serving:\n{errors}"
+                );
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

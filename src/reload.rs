@@ -1,0 +1,290 @@
+//! Reloading: SIGHUP, `POST /-/reload` and a file watcher all send one [`Trigger`] to one
+//! task, which runs the same pipeline as start-up and swaps the snapshot only if every stage
+//! succeeded. Reloads are serialised by construction: there is one task.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::dataset::{Dataset, Metric};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::load::load;
+use crate::snapshot::{Snapshot, Store};
+use crate::telemetry::Telemetry;
+
+/// Why a reload was asked for. An HTTP trigger carries where to send the outcome.
+#[derive(Debug)]
+pub enum Trigger {
+    Signal,
+    Http(oneshot::Sender<Result<String, String>>),
+    FileChanged,
+}
+
+/// What one reload changed in one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricChange {
+    pub metric: String,
+    pub added: usize,
+    pub removed: usize,
+    /// (labels as `a="x",b="y"`, old value, new value)
+    pub revised: Vec<(String, f64, f64)>,
+}
+
+/// Compares the declared metrics of two datasets series by series.
+pub fn diff(old: &Dataset, new: &Dataset) -> Vec<MetricChange> {
+    let by_name = |d: &Dataset| -> HashMap<String, usize> {
+        d.metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.clone(), i))
+            .collect()
+    };
+    let (old_idx, new_idx) = (by_name(old), by_name(new));
+    let mut names: Vec<&String> = old_idx
+        .keys()
+        .chain(new_idx.keys())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    names.sort();
+    let empty = Metric {
+        name: String::new(),
+        help: String::new(),
+        unit: crate::units::Unit::Count,
+        label_names: vec![],
+        series: vec![],
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let o = old_idx.get(name).map_or(&empty, |&i| &old.metrics[i]);
+        let n = new_idx.get(name).map_or(&empty, |&i| &new.metrics[i]);
+        // Series are keyed by label name=value pairs, so a reordered label list is no change.
+        let key = |m: &Metric, i: usize| -> Vec<(String, String)> {
+            let mut k: Vec<_> = m
+                .label_names
+                .iter()
+                .zip(m.series[i].labels.iter())
+                .map(|(a, b)| (a.clone(), b.to_string()))
+                .collect();
+            k.sort();
+            k
+        };
+        let old_series: HashMap<Vec<(String, String)>, f64> = (0..o.series.len())
+            .map(|i| (key(o, i), o.series[i].value))
+            .collect();
+        let mut change = MetricChange {
+            metric: name.clone(),
+            added: 0,
+            removed: 0,
+            revised: vec![],
+        };
+        let mut seen = 0;
+        for i in 0..n.series.len() {
+            let k = key(n, i);
+            match old_series.get(&k) {
+                None => change.added += 1,
+                Some(&v) => {
+                    seen += 1;
+                    let nv = n.series[i].value;
+                    if v.to_bits() != nv.to_bits() {
+                        let labels = k
+                            .iter()
+                            .map(|(a, b)| format!("{a}=\"{b}\""))
+                            .collect::<Vec<_>>()
+                            .join(",");
+                        change.revised.push((labels, v, nv));
+                    }
+                }
+            }
+        }
+        change.removed = old_series.len() - seen;
+        if change.added + change.removed + change.revised.len() > 0 {
+            out.push(change);
+        }
+    }
+    out
+}
+
+/// The state the reload task owns: the dataset in service, to diff the next one against.
+pub struct Reloader {
+    pub config_file: PathBuf,
+    pub store: Store,
+    pub telemetry: Arc<Telemetry>,
+    pub current: Dataset,
+    /// Tells the watcher which files the dataset in service was read from.
+    pub files: watch::Sender<Vec<PathBuf>>,
+}
+
+impl Reloader {
+    /// Runs the pipeline once; on success swaps the snapshot, else keeps it.
+    pub async fn reload(&mut self) -> Result<String, Diagnostics> {
+        let path = self.config_file.clone();
+        let started = Instant::now();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let d = load(&path)?;
+            let s = Snapshot::build(&d);
+            Ok::<_, Diagnostics>((d, s))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Diagnostics::one(Diagnostic::file(
+                &self.config_file,
+                format!("reload failed internally: {e}"),
+            )))
+        });
+        let (dataset, snapshot) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                self.telemetry.reload_failed(&e);
+                return Err(e);
+            }
+        };
+        for change in diff(&self.current, &dataset) {
+            self.telemetry.track_metric(&change.metric);
+            for (labels, old, new) in &change.revised {
+                self.telemetry.revised(&change.metric, labels, *old, *new);
+            }
+            self.telemetry.changed(
+                &change.metric,
+                change.added,
+                change.removed,
+                change.revised.len(),
+            );
+        }
+        for m in &dataset.metrics {
+            self.telemetry.track_metric(&m.name);
+        }
+        let summary = format!(
+            "loaded dataset {}: {} metrics, {} series",
+            dataset.info.name,
+            dataset.metrics.len(),
+            dataset.series_count()
+        );
+        self.store.store(Arc::new(snapshot));
+        self.telemetry.loaded(
+            &dataset.info.name,
+            dataset.series_count(),
+            true,
+            started.elapsed().as_millis(),
+        );
+        let _ = self.files.send(dataset.files.clone());
+        self.current = dataset;
+        Ok(summary)
+    }
+
+    pub async fn run(mut self, mut triggers: mpsc::Receiver<Trigger>) {
+        while let Some(t) = triggers.recv().await {
+            debug!(trigger = ?t, "reload requested");
+            let result = self.reload().await.map_err(|e| e.to_string());
+            if let Trigger::Http(reply) = t {
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// Sends a reload on SIGHUP until the trigger channel closes.
+#[cfg(unix)]
+pub async fn on_sighup(triggers: mpsc::Sender<Trigger>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        warn!("cannot listen for SIGHUP; reload by signal is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        info!("SIGHUP received, reloading");
+        if triggers.send(Trigger::Signal).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// How long a burst of file events must be quiet before it counts as one save.
+pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Watches the directories of the dataset's files and sends one [`Trigger::FileChanged`] per
+/// quiet burst of events that changed a file's content. Directories, not files, are watched:
+/// editors and ConfigMaps replace files by rename or symlink swap, which a file watch misses.
+pub async fn watch_files(
+    mut files: watch::Receiver<Vec<PathBuf>>,
+    triggers: mpsc::Sender<Trigger>,
+) {
+    let (tx, mut events) = mpsc::unbounded_channel::<()>();
+    let mut watcher =
+        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok() {
+                let _ = tx.send(());
+            }
+        }) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(error = %e, "cannot start the file watcher; --config.watch is off");
+                return;
+            }
+        };
+    let mut watched: HashSet<PathBuf> = HashSet::new();
+    let mut current = files.borrow_and_update().clone();
+    let mut last = fingerprint(&current);
+    loop {
+        rewatch(&mut watcher, &mut watched, &current);
+        tokio::select! {
+            changed = files.changed() => {
+                if changed.is_err() { return; }
+                current = files.borrow_and_update().clone();
+                last = fingerprint(&current);
+                continue;
+            }
+            ev = events.recv() => if ev.is_none() { return; },
+        }
+        // Debounce: wait until events stop for DEBOUNCE.
+        loop {
+            match tokio::time::timeout(DEBOUNCE, events.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        let now = fingerprint(&current);
+        if now != last {
+            last = now;
+            info!("dataset files changed, reloading");
+            if triggers.send(Trigger::FileChanged).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn rewatch(watcher: &mut impl notify::Watcher, watched: &mut HashSet<PathBuf>, files: &[PathBuf]) {
+    let dirs: HashSet<PathBuf> = files
+        .iter()
+        .map(|f| match f.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+        .collect();
+    for d in watched.difference(&dirs) {
+        let _ = watcher.unwatch(d);
+    }
+    for d in dirs.difference(watched) {
+        if let Err(e) = watcher.watch(d, notify::RecursiveMode::NonRecursive) {
+            warn!(dir = %d.display(), error = %e, "cannot watch directory");
+        }
+    }
+    *watched = dirs;
+}
+
+/// Content hash of the files (a missing file hashes as missing), following symlinks.
+fn fingerprint(files: &[PathBuf]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in files {
+        f.hash(&mut h);
+        std::fs::read(Path::new(f)).ok().hash(&mut h);
+    }
+    h.finish()
+}

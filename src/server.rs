@@ -1,0 +1,424 @@
+//! Stage 5: HTTP. An accept loop over a bound listener, routes, content negotiation and
+//! graceful shutdown. It knows nothing of TOML: it serves whatever snapshot the store holds.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
+    VARY,
+};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::encode::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::reload::Trigger;
+use crate::snapshot::{gzip, Store};
+use crate::telemetry::Telemetry;
+
+/// How long open connections may take to finish after shutdown was asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything a request handler reads.
+pub struct AppState {
+    pub store: Store,
+    pub telemetry: Arc<Telemetry>,
+    pub telemetry_path: String,
+    pub enable_lifecycle: bool,
+    pub reload: mpsc::Sender<Trigger>,
+}
+
+/// A response body of a few pre-made chunks: the dataset's bytes are shared, never copied.
+pub struct Chunks(VecDeque<Bytes>);
+
+impl Chunks {
+    fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
+        Chunks(chunks.into_iter().filter(|b| !b.is_empty()).collect())
+    }
+    fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len() as u64)
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets open connections finish within the grace.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let svc = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(route(&state, req).await) }
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    info!("shutting down, waiting for open connections");
+    tokio::select! {
+        _ = graceful.shutdown() => {},
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => warn!("grace period over, closing remaining connections"),
+    }
+}
+
+async fn route(state: &AppState, req: Request<Incoming>) -> Response<Chunks> {
+    let path = req.uri().path();
+    let method = req.method();
+    let read = method == Method::GET || method == Method::HEAD;
+    if path == state.telemetry_path {
+        return if read {
+            metrics(state, &req)
+        } else {
+            not_allowed("GET, HEAD")
+        };
+    }
+    match path {
+        "/" if read => html(StatusCode::OK, landing(state)),
+        "/-/healthy" if read => plain(StatusCode::OK, "Healthy.\n"),
+        // Ready once serving: the dataset is loaded before the listener accepts.
+        "/-/ready" if read => plain(StatusCode::OK, "Ready.\n"),
+        "/-/reload" if method == Method::POST || method == Method::PUT => reload(state).await,
+        "/" | "/-/healthy" | "/-/ready" => not_allowed("GET, HEAD"),
+        "/-/reload" => not_allowed("POST, PUT"),
+        _ => plain(StatusCode::NOT_FOUND, "Not found.\n"),
+    }
+}
+
+fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let (format, content_type) = negotiate(header(ACCEPT));
+    let gz = accepts_gzip(header(ACCEPT_ENCODING));
+    let snapshot = state.store.load();
+    let body = snapshot.body(format);
+    let mut tail = state.telemetry.render(format);
+    if format == Format::OpenMetrics {
+        tail.extend_from_slice(b"# EOF\n");
+    }
+    // Two gzip members in a row are one valid gzip stream (RFC 1952, section 2.2).
+    let chunks = if gz {
+        Chunks::new([body.gzip.clone(), Bytes::from(gzip(&tail))])
+    } else {
+        Chunks::new([body.plain.clone(), Bytes::from(tail)])
+    };
+    let mut resp = respond(StatusCode::OK, content_type, chunks);
+    let h = resp.headers_mut();
+    h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    if gz {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}
+
+/// Picks OpenMetrics when the client weighs it at least as high as the text format, as
+/// Prometheus's scrape Accept header does; text 0.0.4 otherwise.
+pub fn negotiate(accept: &str) -> (Format, &'static str) {
+    let (mut om, mut om_version, mut text) = (0.0f32, "1.0.0", 0.0f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let (mut q, mut version) = (1.0f32, None);
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "q" => q = v.trim().parse().unwrap_or(0.0),
+                    "version" => version = Some(v.trim().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        match media.as_str() {
+            "application/openmetrics-text" if q > om => {
+                om = q;
+                om_version = if version.as_deref() == Some("0.0.1") {
+                    "0.0.1"
+                } else {
+                    "1.0.0"
+                };
+            }
+            "text/plain" | "*/*" | "text/*" if q > text => text = q,
+            _ => {}
+        }
+    }
+    if om > 0.0 && om >= text {
+        let ct = if om_version == "0.0.1" {
+            "application/openmetrics-text; version=0.0.1; charset=utf-8"
+        } else {
+            OPENMETRICS_CONTENT_TYPE
+        };
+        (Format::OpenMetrics, ct)
+    } else {
+        (Format::Text, TEXT_CONTENT_TYPE)
+    }
+}
+
+pub fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|e| {
+        let mut parts = e.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let q = parts
+            .find_map(|p| p.strip_prefix("q="))
+            .map_or(1.0, |q| q.trim().parse().unwrap_or(0.0));
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+    })
+}
+
+async fn reload(state: &AppState) -> Response<Chunks> {
+    if !state.enable_lifecycle {
+        return plain(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n");
+    }
+    let (tx, rx) = oneshot::channel();
+    if state.reload.send(Trigger::Http(tx)).await.is_err() {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Reloading is not available (shutting down).\n",
+        );
+    }
+    match rx.await {
+        Ok(Ok(summary)) => plain(StatusCode::OK, &format!("{summary}\n")),
+        Ok(Err(errors)) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("failed to reload config: {errors}\n"),
+        ),
+        Err(_) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Reloading is not available (shutting down).\n",
+        ),
+    }
+}
+
+fn landing(state: &AppState) -> String {
+    let s = state.store.load();
+    let d = &s.summary;
+    let e = escape_html;
+    let loaded = rfc3339(s.loaded_at);
+    let error = match state.telemetry.last_error() {
+        Some(err) => format!(
+            "<h2>Last reload failed</h2>\n<p>At {}; still serving the dataset loaded at {loaded}.</p>\n<pre class=\"error\">{}</pre>\n",
+            rfc3339(err.at),
+            e(&err.message)
+        ),
+        None => String::new(),
+    };
+    let path = e(&state.telemetry_path);
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>indicator_exporter: {title}</title>
+<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;padding:0 1em}}dt{{font-weight:bold}}pre.error{{background:#fee;padding:1em;white-space:pre-wrap}}</style></head>
+<body>
+<h1>indicator_exporter</h1>
+<p>Serves an official indicator dataset as Prometheus metrics: <a href="{path}">{path}</a></p>
+<h2>{title}</h2>
+<dl>
+<dt>Dataset</dt><dd>{name}</dd>
+<dt>Publisher</dt><dd>{publisher}</dd>
+<dt>Source</dt><dd><a href="{url}">{url}</a></dd>
+<dt>Published</dt><dd>{published}</dd>
+<dt>Metrics</dt><dd>{metrics}</dd>
+<dt>Series</dt><dd>{series}</dd>
+<dt>Loaded at</dt><dd>{loaded}</dd>
+</dl>
+<p>{description}</p>
+{error}<p><a href="{path}">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a> · version {version} ({revision})</p>
+</body>
+</html>
+"#,
+        title = e(&d.title),
+        name = e(&d.name),
+        publisher = e(&d.publisher),
+        url = e(&d.source_url),
+        published = e(&d.published),
+        metrics = d.metrics,
+        series = d.series,
+        description = e(&d.description).replace("\n\n", "</p>\n<p>"),
+        version = crate::telemetry::VERSION,
+        revision = crate::telemetry::REVISION,
+    )
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` without a date crate.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Inverse of days_from_civil (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Chunks) -> Response<Chunks> {
+    let len = body.len();
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(len));
+    resp
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Chunks> {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        Chunks::new([Bytes::from(text.to_string())]),
+    )
+}
+
+fn html(status: StatusCode, page: String) -> Response<Chunks> {
+    respond(
+        status,
+        "text/html; charset=utf-8",
+        Chunks::new([Bytes::from(page)]),
+    )
+}
+
+fn not_allowed(allow: &'static str) -> Response<Chunks> {
+    let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.\n");
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_accept_headers_get_openmetrics() {
+        let p2 = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(
+            negotiate(p2),
+            (Format::OpenMetrics, OPENMETRICS_CONTENT_TYPE)
+        );
+        let p3 = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+        assert_eq!(negotiate(p3).0, Format::OpenMetrics);
+        assert_eq!(
+            negotiate("application/openmetrics-text; version=0.0.1").1,
+            "application/openmetrics-text; version=0.0.1; charset=utf-8"
+        );
+    }
+
+    #[test]
+    fn everything_else_gets_text() {
+        for a in [
+            "",
+            "*/*",
+            "text/plain",
+            "text/html,application/xhtml+xml",
+            "application/openmetrics-text;q=0.1,text/plain",
+        ] {
+            assert_eq!(negotiate(a), (Format::Text, TEXT_CONTENT_TYPE), "{a}");
+        }
+    }
+
+    #[test]
+    fn gzip_acceptance() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, gzip;q=0.5"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip(""));
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_736_899_200)),
+            "2025-01-15T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661)),
+            "2000-02-29T01:01:01Z"
+        );
+    }
+}

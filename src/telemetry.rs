@@ -1,0 +1,241 @@
+//! The exporter's own metrics and logs. Each event is one function that both logs and counts,
+//! so the two never disagree. Rendered per scrape: a few dozen small series.
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::core::Collector;
+use prometheus::proto::MetricType;
+use prometheus::{CounterVec, Gauge, GaugeVec, Opts, Registry};
+use tracing::{error, info, warn};
+
+use crate::diagnostic::Diagnostics;
+use crate::encode::{Encoder, Format, Kind};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("INDICATOR_EXPORTER_REVISION");
+
+/// A failed reload as the landing page shows it.
+#[derive(Debug, Clone)]
+pub struct LastError {
+    pub at: SystemTime,
+    pub message: String,
+}
+
+pub struct Telemetry {
+    registry: Registry,
+    series: GaugeVec,
+    reload_ok: Gauge,
+    reload_ok_time: Gauge,
+    reloads: CounterVec,
+    revised: CounterVec,
+    added: CounterVec,
+    removed: CounterVec,
+    last_change: GaugeVec,
+    last_error: Mutex<Option<LastError>>,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("indicator_exporter")
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        let registry = Registry::new();
+        let build = GaugeVec::new(
+            opts("build_info", "A metric with a constant '1' value labeled by version and revision of indicator_exporter."),
+            &["version", "revision"],
+        )
+        .expect("static metric definition");
+        build.with_label_values(&[VERSION, REVISION]).set(1.0);
+        let series = GaugeVec::new(
+            opts(
+                "dataset_series",
+                "Number of series of the declared metrics in the dataset being served.",
+            ),
+            &["dataset"],
+        )
+        .expect("static metric definition");
+        let reload_ok = Gauge::with_opts(opts(
+            "config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful.",
+        ))
+        .expect("static metric definition");
+        let reload_ok_time = Gauge::with_opts(opts(
+            "config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration load (start-up or reload).",
+        ))
+        .expect("static metric definition");
+        let reloads = CounterVec::new(
+            opts(
+                "config_reloads_total",
+                "Configuration reload attempts since start, by result.",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition");
+        for r in ["success", "failure"] {
+            reloads.with_label_values(&[r]);
+        }
+        let revised = CounterVec::new(opts("series_revisions_total", "Series whose value changed on a reload (a published figure was revised), by metric."), &["metric"]).expect("static metric definition");
+        let added = CounterVec::new(
+            opts(
+                "series_added_total",
+                "Series that appeared on a reload (e.g. a new period was published), by metric.",
+            ),
+            &["metric"],
+        )
+        .expect("static metric definition");
+        let removed = CounterVec::new(
+            opts(
+                "series_removed_total",
+                "Series that disappeared on a reload, by metric.",
+            ),
+            &["metric"],
+        )
+        .expect("static metric definition");
+        let last_change = GaugeVec::new(opts("metric_last_change_timestamp_seconds", "When a reload last added, removed or revised a series of this metric; absent until the first change since start."), &["metric"]).expect("static metric definition");
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(build),
+            Box::new(series.clone()),
+            Box::new(reload_ok.clone()),
+            Box::new(reload_ok_time.clone()),
+            Box::new(reloads.clone()),
+            Box::new(revised.clone()),
+            Box::new(added.clone()),
+            Box::new(removed.clone()),
+            Box::new(last_change.clone()),
+        ];
+        for c in collectors {
+            registry.register(c).expect("self-metric names are unique");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metric names are unique");
+        Telemetry {
+            registry,
+            series,
+            reload_ok,
+            reload_ok_time,
+            reloads,
+            revised,
+            added,
+            removed,
+            last_change,
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// A dataset went into service (start-up or reload).
+    pub fn loaded(&self, dataset: &str, series: usize, reload: bool, millis: u128) {
+        info!(
+            dataset,
+            series,
+            duration_ms = millis as u64,
+            "{}",
+            if reload {
+                "dataset reloaded"
+            } else {
+                "dataset loaded"
+            }
+        );
+        self.series.reset();
+        self.series.with_label_values(&[dataset]).set(series as f64);
+        self.reload_ok.set(1.0);
+        self.reload_ok_time.set(unix_now());
+        if reload {
+            self.reloads.with_label_values(&["success"]).inc();
+        }
+        *self.last_error.lock().expect("lock not poisoned") = None;
+    }
+
+    /// Declares a metric's change counters at zero, so the first change shows in increase().
+    pub fn track_metric(&self, metric: &str) {
+        self.revised.with_label_values(&[metric]);
+        self.added.with_label_values(&[metric]);
+        self.removed.with_label_values(&[metric]);
+    }
+
+    /// A reload failed; the previous snapshot stays in service.
+    pub fn reload_failed(&self, errors: &Diagnostics) {
+        error!(
+            errors = errors.len(),
+            "reload failed, still serving the previous dataset:\n{errors}"
+        );
+        self.reload_ok.set(0.0);
+        self.reloads.with_label_values(&["failure"]).inc();
+        *self.last_error.lock().expect("lock not poisoned") = Some(LastError {
+            at: SystemTime::now(),
+            message: errors.to_string(),
+        });
+    }
+
+    /// A series' value changed between two datasets.
+    pub fn revised(&self, metric: &str, labels: &str, old: f64, new: f64) {
+        warn!(metric, labels, old, new, "published figure revised");
+        self.revised.with_label_values(&[metric]).inc();
+    }
+
+    /// Series appeared or disappeared in `metric`, or some were revised: stamps the change.
+    pub fn changed(&self, metric: &str, added: usize, removed: usize, revised: usize) {
+        info!(metric, added, removed, revised, "metric changed");
+        self.added.with_label_values(&[metric]).inc_by(added as f64);
+        self.removed
+            .with_label_values(&[metric])
+            .inc_by(removed as f64);
+        self.last_change
+            .with_label_values(&[metric])
+            .set(unix_now());
+    }
+
+    pub fn last_error(&self) -> Option<LastError> {
+        self.last_error.lock().expect("lock not poisoned").clone()
+    }
+
+    /// The self-metrics in one format, sorted by name.
+    pub fn render(&self, format: Format) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4096);
+        let mut enc = Encoder {
+            format,
+            out: &mut out,
+        };
+        for mf in self.registry.gather() {
+            let kind = match mf.get_field_type() {
+                MetricType::COUNTER => Kind::Counter,
+                MetricType::GAUGE if mf.name().ends_with("_info") => Kind::Info,
+                MetricType::GAUGE => Kind::Gauge,
+                // Only counters and gauges are registered.
+                _ => continue,
+            };
+            let name = mf.name();
+            enc.family(name, mf.help(), kind, None);
+            for m in mf.get_metric() {
+                let value = match kind {
+                    Kind::Counter => m.get_counter().get_value(),
+                    _ => m.get_gauge().get_value(),
+                };
+                enc.sample(
+                    name,
+                    m.get_label().iter().map(|l| (l.name(), l.value())),
+                    value,
+                );
+            }
+        }
+        out
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new()
+    }
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
