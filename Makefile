@@ -1,0 +1,29 @@
+# `make run` serves the bundled config.toml; `make test` installs what the tests need and runs
+# every check. See README.md.
+
+CARGO ?= cargo
+
+.PHONY: run test deps lint unit rules bench
+
+run:
+	$(CARGO) run --release -- --config.file config.toml
+
+test: deps lint unit rules
+
+deps:
+	scripts/install-deps
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --locked --quiet
+
+unit:
+	$(CARGO) test --all-targets --locked
+
+rules:
+	promtool check rules prometheus/rules/*.yml
+	promtool test rules prometheus/rules/tests/*.yml
+
+bench:
+	$(CARGO) bench --bench pipeline
