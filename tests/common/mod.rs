@@ -1,0 +1,181 @@
+//! Shared test support: an in-process exporter on 127.0.0.1:0 and a plain HTTP client.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use indicator_exporter::diagnostic::Diagnostics;
+use indicator_exporter::{run, Settings};
+use tokio::sync::oneshot;
+
+pub const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Polls `f` until it returns Some, or panics after `deadline` with `what`.
+pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Response, ureq::Error> {
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(()).expect("valid request");
+    let mut resp = agent().run(req)?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec()?;
+    Ok(Response { status, headers, body })
+}
+
+/// An exporter running in this process, stopped on drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), Diagnostics>>>,
+}
+
+impl Server {
+    pub fn start(config: &Path) -> Server {
+        Server::start_with(config, true, false)
+    }
+
+    pub fn start_with(config: &Path, lifecycle: bool, watch: bool) -> Server {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let settings = Settings {
+            config_file: config.to_path_buf(),
+            telemetry_path: "/metrics".into(),
+            enable_lifecycle: lifecycle,
+            watch,
+        };
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                run(settings, listener, async {
+                    let _ = rx.await;
+                })
+                .await
+            })
+        });
+        let mut server = Server { addr, shutdown: Some(tx), thread: Some(thread) };
+        wait_for("the server to become ready", Duration::from_secs(30), || {
+            if server.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                let result = server.thread.take().expect("thread").join().expect("no panic");
+                panic!("server stopped during start-up: {result:?}");
+            }
+            server.get("/-/ready").ok().filter(|r| r.status == 200)
+        });
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Response, ureq::Error> {
+        request("GET", &self.url(path), &[])
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        request("GET", &self.url(path), headers).expect("request")
+    }
+
+    pub fn metrics(&self) -> String {
+        let r = self.get("/metrics").expect("scrape");
+        assert_eq!(r.status, 200);
+        r.text()
+    }
+
+    pub fn post(&self, path: &str) -> Response {
+        request("POST", &self.url(path), &[]).expect("request")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The value of the sample line `series` (name and labels exactly as exposed), if present.
+pub fn sample(body: &str, series: &str) -> Option<String> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map(str::to_string)
+}
+
+/// The dataset's part of a text exposition: everything but the exporter's own families.
+pub fn dataset_part(body: &str) -> String {
+    let mut out = String::new();
+    let mut keep = true;
+    for line in body.lines() {
+        let name = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+            .or_else(|| line.strip_prefix("# UNIT "))
+            .unwrap_or(line);
+        if line.starts_with("# HELP ") {
+            keep = !(name.starts_with("indicator_exporter_") || name.starts_with("process_"));
+        }
+        if keep && line != "# EOF" {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
