@@ -431,6 +431,7 @@ fn build_metric(
         ));
     }
     let mut label_names = Vec::new();
+    let labels_before = errs.len();
     for l in m.labels.get_ref() {
         check_label_name(map, l, errs);
         if label_names.contains(l.get_ref()) {
@@ -438,7 +439,9 @@ fn build_metric(
         }
         label_names.push(l.get_ref().clone());
     }
-    if errs.len() > before {
+    // Samples can still be checked against a metric with a bad name or help, not against
+    // unusable label names or an unknown unit.
+    if errs.len() > labels_before || unit.is_none() {
         return None;
     }
     let unit = unit.expect("checked above");

@@ -17,8 +17,12 @@ fn golden(name: &str, actual: &str) {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).expect("write golden");
     }
-    let expected = std::fs::read_to_string(&path).expect("golden file exists (UPDATE_GOLDEN=1 creates it)");
-    assert!(expected == actual, "{name} differs from the golden file; diff it with UPDATE_GOLDEN=1 and git diff");
+    let expected =
+        std::fs::read_to_string(&path).expect("golden file exists (UPDATE_GOLDEN=1 creates it)");
+    assert!(
+        expected == actual,
+        "{name} differs from the golden file; diff it with UPDATE_GOLDEN=1 and git diff"
+    );
 }
 
 #[test]
@@ -27,7 +31,10 @@ fn bundled_exposition_matches_golden_files() {
     let text = s.get_with("/metrics", &[]);
     assert_eq!(text.header("content-type"), Some(TEXT));
     golden("bundled.prom", &dataset_part(&text.text()));
-    let om = s.get_with("/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0")]);
+    let om = s.get_with(
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;version=1.0.0")],
+    );
     assert_eq!(om.header("content-type"), Some(OPENMETRICS));
     golden("bundled.om.txt", &dataset_part(&om.text()));
 }
@@ -38,14 +45,18 @@ fn every_sourced_figure_is_served_exactly() {
     let csv = std::fs::read_to_string(repo("tests/data/cnipa-patent-indicators.csv")).unwrap();
     let shared = repo("../shared/data/cnipa-patent-indicators.csv");
     if let Ok(original) = std::fs::read_to_string(&shared) {
-        assert_eq!(csv, original, "tests/data copy of the sourced CSV is out of date");
+        assert_eq!(
+            csv, original,
+            "tests/data copy of the sourced CSV is out of date"
+        );
     }
     let body = bundled().metrics();
     let mut rows = 0;
     let mut rdr = csv::Reader::from_reader(csv.as_bytes());
     for row in rdr.records() {
         let row = row.unwrap();
-        let (indicator, size, sector, year, value, unit) = (&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]);
+        let (indicator, size, sector, year, value, unit) =
+            (&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]);
         let (suffix, exp) = match unit {
             "percent" => ("_ratio", -2),
             "10k_yuan" => ("_yuan", 4),
@@ -53,7 +64,9 @@ fn every_sourced_figure_is_served_exactly() {
             u => panic!("unit {u} not handled by this test"),
         };
         let expected: f64 = shift_decimal(value, exp).parse().unwrap();
-        let series = format!("cnipa_{indicator}{suffix}{{sector=\"{sector}\",size=\"{size}\",year=\"{year}\"}}");
+        let series = format!(
+            "cnipa_{indicator}{suffix}{{sector=\"{sector}\",size=\"{size}\",year=\"{year}\"}}"
+        );
         let got = sample(&body, &series).unwrap_or_else(|| panic!("{series} missing"));
         assert_eq!(got, expected.to_string(), "{series}");
         rows += 1;
@@ -84,7 +97,11 @@ fn shift_decimal(v: &str, exp: i32) -> String {
         digits.push('0');
     }
     let (a, b) = digits.split_at(point as usize);
-    if b.is_empty() { a.to_string() } else { format!("{a}.{b}") }
+    if b.is_empty() {
+        a.to_string()
+    } else {
+        format!("{a}.{b}")
+    }
 }
 
 #[test]
@@ -127,7 +144,10 @@ fn every_family_has_help_and_type() {
             typed.insert(r.split(' ').next().unwrap().to_string());
         } else {
             let name = line.split(['{', ' ']).next().unwrap();
-            assert!(helped.contains(name) && typed.contains(name), "{name} has no HELP/TYPE before it");
+            assert!(
+                helped.contains(name) && typed.contains(name),
+                "{name} has no HELP/TYPE before it"
+            );
         }
     }
 }
@@ -136,7 +156,13 @@ fn every_family_has_help_and_type() {
 fn openmetrics_carries_the_same_samples_and_ends_with_eof() {
     let s = bundled();
     let text = dataset_part(&s.metrics());
-    let om = s.get_with("/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")]);
+    let om = s.get_with(
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )],
+    );
     assert_eq!(om.header("content-type"), Some(OPENMETRICS));
     let body = om.text();
     assert!(body.ends_with("\n# EOF\n"), "{}", &body[body.len() - 40..]);
@@ -144,7 +170,12 @@ fn openmetrics_carries_the_same_samples_and_ends_with_eof() {
     assert!(body.contains("# TYPE cnipa_enterprise_invention_patent_industrialization_ratio gauge\n# UNIT cnipa_enterprise_invention_patent_industrialization_ratio ratio\n"));
     assert!(body.contains("# TYPE cnipa_dataset info\n"));
     assert!(body.contains("# TYPE indicator_exporter_config_reloads counter\n"));
-    let samples = |b: &str| -> Vec<String> { b.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect() };
+    let samples = |b: &str| -> Vec<String> {
+        b.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
     let om_samples = samples(&dataset_part(&body));
     assert_eq!(samples(&text), om_samples);
     assert!(om_samples.len() > 37);
@@ -155,12 +186,20 @@ fn gzip_round_trips_to_the_plain_body() {
     let s = bundled();
     for accept in ["text/plain", "application/openmetrics-text;version=1.0.0"] {
         let plain = s.get_with("/metrics", &[("Accept", accept)]);
-        let gz = s.get_with("/metrics", &[("Accept", accept), ("Accept-Encoding", "gzip")]);
+        let gz = s.get_with(
+            "/metrics",
+            &[("Accept", accept), ("Accept-Encoding", "gzip")],
+        );
         assert_eq!(gz.header("content-encoding"), Some("gzip"));
         assert_eq!(gz.header("content-type"), plain.header("content-type"));
-        assert_eq!(gz.header("content-length").unwrap(), gz.body.len().to_string());
+        assert_eq!(
+            gz.header("content-length").unwrap(),
+            gz.body.len().to_string()
+        );
         let mut out = String::new();
-        MultiGzDecoder::new(&gz.body[..]).read_to_string(&mut out).unwrap();
+        MultiGzDecoder::new(&gz.body[..])
+            .read_to_string(&mut out)
+            .unwrap();
         // Self-metrics (process memory, …) may differ between two scrapes: compare the rest.
         assert_eq!(dataset_part(&out), dataset_part(&plain.text()));
         assert!(out.contains("indicator_exporter_build_info"));
@@ -178,7 +217,11 @@ fn head_has_headers_and_no_body() {
     assert!(head.body.is_empty());
     let len: usize = head.header("content-length").unwrap().parse().unwrap();
     // Same dataset bytes; self-metrics may differ by a few digits.
-    assert!(len.abs_diff(get.body.len()) < 200, "{len} vs {}", get.body.len());
+    assert!(
+        len.abs_diff(get.body.len()) < 200,
+        "{len} vs {}",
+        get.body.len()
+    );
 }
 
 #[test]
@@ -186,7 +229,10 @@ fn endpoints_and_errors() {
     let s = bundled();
     let landing = s.get_with("/", &[]);
     assert_eq!(landing.status, 200);
-    assert_eq!(landing.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        landing.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let page = landing.text();
     for want in [
         "China invention patent industrialization indicators (CNIPA China Patent Survey)",
@@ -202,7 +248,11 @@ fn endpoints_and_errors() {
     assert_eq!(s.get_with("/-/ready", &[]).status, 200);
     let missing = s.get_with("/nope", &[]);
     assert_eq!(missing.status, 404);
-    for (method, path, allow) in [("POST", "/metrics", "GET, HEAD"), ("DELETE", "/", "GET, HEAD"), ("GET", "/-/reload", "POST, PUT")] {
+    for (method, path, allow) in [
+        ("POST", "/metrics", "GET, HEAD"),
+        ("DELETE", "/", "GET, HEAD"),
+        ("GET", "/-/reload", "POST, PUT"),
+    ] {
         let r = request(method, &s.url(path), &[]).unwrap();
         assert_eq!(r.status, 405, "{method} {path}");
         assert_eq!(r.header("allow"), Some(allow));
@@ -220,8 +270,20 @@ fn exposition_passes_promtool_check_metrics() {
         .spawn()
         .expect("promtool not found: run scripts/install-deps (Debian package prometheus)");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics: {report}");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics: {report}"
+    );
 }

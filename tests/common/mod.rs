@@ -25,7 +25,10 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -41,7 +44,9 @@ impl Response {
         String::from_utf8(self.body.clone()).expect("UTF-8 body")
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -67,7 +72,11 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Resp
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
     let body = resp.body_mut().with_config().limit(1 << 30).read_to_vec()?;
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// An exporter running in this process, stopped on drop.
@@ -107,14 +116,27 @@ impl Server {
                 .await
             })
         });
-        let mut server = Server { addr, shutdown: Some(tx), thread: Some(thread) };
-        wait_for("the server to become ready", Duration::from_secs(30), || {
-            if server.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                let result = server.thread.take().expect("thread").join().expect("no panic");
-                panic!("server stopped during start-up: {result:?}");
-            }
-            server.get("/-/ready").ok().filter(|r| r.status == 200)
-        });
+        let mut server = Server {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        };
+        wait_for(
+            "the server to become ready",
+            Duration::from_secs(30),
+            || {
+                if server.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                    let result = server
+                        .thread
+                        .take()
+                        .expect("thread")
+                        .join()
+                        .expect("no panic");
+                    panic!("server stopped during start-up: {result:?}");
+                }
+                server.get("/-/ready").ok().filter(|r| r.status == 200)
+            },
+        );
         server
     }
 
@@ -155,7 +177,10 @@ impl Drop for Server {
 /// The value of the sample line `series` (name and labels exactly as exposed), if present.
 pub fn sample(body: &str, series: &str) -> Option<String> {
     body.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .map(str::to_string)
 }
 
