@@ -482,7 +482,18 @@ fn build_metric(
             });
             return None;
         }
-        Some(unit.to_base(v))
+        let base = unit.to_base(v);
+        if !base.is_finite() {
+            errs.push(Diagnostic {
+                message: format!(
+                    "value {v} is too large to convert to {}",
+                    unit.base().unwrap_or("the base unit")
+                ),
+                ..at.clone()
+            });
+            return None;
+        }
+        Some(base)
     };
     let check_period_value = |labels: &[Arc<str>], at: &Diagnostic, errs: &mut Vec<Diagnostic>| {
         let Some(p) = period else { return };

@@ -72,28 +72,20 @@ impl Unit {
     }
 }
 
-/// `value × 10^exp`, computed on the shortest decimal form of `value` so that the result is
-/// the double nearest to the exact decimal product.
+/// `value × 10^exp`, exact in decimal: the shortest decimal form of `value` (`5.33e1`) gets
+/// its exponent moved (`5.33e-1`) and is read back as the double nearest to that decimal.
 pub fn scale_pow10(value: f64, exp: i32) -> f64 {
     if exp == 0 || !value.is_finite() {
         return value;
     }
-    let exact = Decimal::from_str(&value.to_string()).ok().and_then(|d| {
-        if exp < 0 {
-            let mut d = d;
-            let scale = d.scale() + exp.unsigned_abs();
-            (scale <= 28).then(|| {
-                d.set_scale(scale).ok()?;
-                Some(d)
-            })?
-        } else {
-            d.checked_mul(Decimal::from_i128_with_scale(10i128.pow(exp as u32), 0))
-        }
-    });
-    match exact {
-        Some(d) => to_f64(d),
-        None => value * 10f64.powi(exp),
-    }
+    let sci = format!("{value:e}");
+    let (mantissa, e) = sci
+        .split_once('e')
+        .expect("`{:e}` always writes an exponent");
+    let e: i32 = e.parse().expect("`{:e}` writes an integer exponent");
+    format!("{mantissa}e{}", e + exp)
+        .parse()
+        .expect("a mantissa and an integer exponent form a float")
 }
 
 /// `a - b`, exact in decimal for values that came from published decimals.
@@ -136,9 +128,11 @@ mod tests {
     }
 
     #[test]
-    fn extreme_values_fall_back() {
-        assert_eq!(Unit::Percent.to_base(1e300), 1e298);
+    fn extreme_values_stay_exact() {
+        assert_eq!(Unit::TenThousandYuan.to_base(1.5e300), 1.5e304);
+        assert_eq!(Unit::Percent.to_base(5e-320), 5e-322);
         assert_eq!(Unit::Count.to_base(1e300), 1e300);
+        assert_eq!(Unit::HundredMillionYuan.to_base(1e301), f64::INFINITY);
     }
 
     #[test]
