@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::dataset::Dataset;
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -101,10 +101,12 @@ pub async fn run(
     #[cfg(unix)]
     background.push(tokio::spawn(reload::on_sighup(trigger_tx.clone())));
     if settings.watch {
-        background.push(tokio::spawn(reload::watch_files(
-            files_rx,
-            trigger_tx.clone(),
-        )));
+        match reload::watch_files(files_rx, trigger_tx.clone()) {
+            Ok(watcher) => background.push(tokio::spawn(watcher)),
+            Err(e) => {
+                warn!(error = %e, "cannot start the file watcher; reload on file change is off")
+            }
+        }
     }
 
     let state = Arc::new(AppState {

@@ -210,54 +210,53 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Watches the directories of the dataset's files and sends one [`Trigger::FileChanged`] per
 /// quiet burst of events that changed a file's content. Directories, not files, are watched:
 /// editors and ConfigMaps replace files by rename or symlink swap, which a file watch misses.
-pub async fn watch_files(
+///
+/// The watches are in place when this returns, so no change after start-up is missed; the
+/// returned future does the rest.
+pub fn watch_files(
     mut files: watch::Receiver<Vec<PathBuf>>,
     triggers: mpsc::Sender<Trigger>,
-) {
+) -> Result<impl std::future::Future<Output = ()>, notify::Error> {
     let (tx, mut events) = mpsc::unbounded_channel::<()>();
-    let mut watcher =
-        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
-                let _ = tx.send(());
-            }
-        }) {
-            Ok(w) => w,
-            Err(e) => {
-                warn!(error = %e, "cannot start the file watcher; --config.watch is off");
-                return;
-            }
-        };
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = tx.send(());
+        }
+    })?;
     let mut watched: HashSet<PathBuf> = HashSet::new();
     let mut current = files.borrow_and_update().clone();
+    rewatch(&mut watcher, &mut watched, &current);
     let mut last = fingerprint(&current);
-    loop {
-        rewatch(&mut watcher, &mut watched, &current);
-        tokio::select! {
-            changed = files.changed() => {
-                if changed.is_err() { return; }
-                current = files.borrow_and_update().clone();
-                last = fingerprint(&current);
-                continue;
-            }
-            ev = events.recv() => if ev.is_none() { return; },
-        }
-        // Debounce: wait until events stop for DEBOUNCE.
+    Ok(async move {
         loop {
-            match tokio::time::timeout(DEBOUNCE, events.recv()).await {
-                Ok(Some(())) => continue,
-                Ok(None) => return,
-                Err(_) => break,
+            tokio::select! {
+                changed = files.changed() => {
+                    if changed.is_err() { return; }
+                    current = files.borrow_and_update().clone();
+                    rewatch(&mut watcher, &mut watched, &current);
+                    last = fingerprint(&current);
+                    continue;
+                }
+                ev = events.recv() => if ev.is_none() { return; },
+            }
+            // Debounce: one save is often several events (truncate, write, rename, chmod).
+            loop {
+                match tokio::time::timeout(DEBOUNCE, events.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            let now = fingerprint(&current);
+            if now != last {
+                last = now;
+                info!("dataset files changed, reloading");
+                if triggers.send(Trigger::FileChanged).await.is_err() {
+                    return;
+                }
             }
         }
-        let now = fingerprint(&current);
-        if now != last {
-            last = now;
-            info!("dataset files changed, reloading");
-            if triggers.send(Trigger::FileChanged).await.is_err() {
-                return;
-            }
-        }
-    }
+    })
 }
 
 fn rewatch(watcher: &mut impl notify::Watcher, watched: &mut HashSet<PathBuf>, files: &[PathBuf]) {
