@@ -1,0 +1,223 @@
+//! Load-pipeline benchmark: how long a start-up or reload takes for 10,000, 100,000 and
+//! 1,000,000 series, stage by stage, and how big the bodies it renders are.
+//!
+//! ```sh
+//! cargo bench --bench pipeline              # all three sizes
+//! cargo bench --bench pipeline -- 100000    # chosen sizes only
+//! ```
+//!
+//! Datasets are written by `benches/generate.py` (python3) into `benches/out/<series>/`.
+//! Stages, each the median of several runs (fewer for large datasets):
+//! `load` = read + parse + validate (`load::load`), `render` = render and gzip both formats
+//! (`Snapshot::build`), `total` = both, as start-up and reload run them. `vs 3 s` is total
+//! divided by the 3-second budget for loading a dataset.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use indicator_exporter::encode::Format;
+use indicator_exporter::load;
+use indicator_exporter::snapshot::Snapshot;
+
+const SIZES: &[usize] = &[10_000, 100_000, 1_000_000];
+const BUDGET: Duration = Duration::from_secs(3);
+
+struct Row {
+    series: usize,
+    exposed: usize,
+    runs: usize,
+    load: Duration,
+    render: Duration,
+    total: Duration,
+    text: usize,
+    text_gz: usize,
+    om: usize,
+    om_gz: usize,
+}
+
+fn runs_for(series: usize) -> usize {
+    match series {
+        0..=20_000 => 9,
+        20_001..=200_000 => 5,
+        _ => 3,
+    }
+}
+
+fn generate(root: &Path, series: usize) -> PathBuf {
+    let out = root.join("benches/out").join(series.to_string());
+    let status = Command::new("python3")
+        .arg(root.join("benches/generate.py"))
+        .arg(series.to_string())
+        .arg(&out)
+        .status()
+        .expect("python3 runs benches/generate.py");
+    assert!(status.success(), "benches/generate.py failed: {status}");
+    out.join("config.toml")
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn measure(config: &Path, series: usize) -> Row {
+    let runs = runs_for(series);
+    let (mut loads, mut renders, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sizes = None;
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let dataset = match load::load(config) {
+            Ok(d) => d,
+            Err(e) => panic!("{}: invalid dataset:\n{e}", config.display()),
+        };
+        let t1 = Instant::now();
+        let snapshot = Snapshot::build(&dataset);
+        let t2 = Instant::now();
+        assert_eq!(
+            dataset.series_count(),
+            series,
+            "generator wrote another size"
+        );
+        if sizes.is_none() {
+            let exposed = dataset
+                .metrics
+                .iter()
+                .chain(&dataset.derived)
+                .map(|m| m.series.len())
+                .sum::<usize>();
+            let text = snapshot.body(Format::Text);
+            let om = snapshot.body(Format::OpenMetrics);
+            sizes = Some((
+                exposed,
+                text.plain.len(),
+                text.gzip.len(),
+                om.plain.len(),
+                om.gzip.len(),
+            ));
+        }
+        // Freeing is part of a reload too, but not of these stages.
+        drop(snapshot);
+        drop(dataset);
+        loads.push(t1 - t0);
+        renders.push(t2 - t1);
+        totals.push(t2 - t0);
+    }
+    let (exposed, text, text_gz, om, om_gz) = sizes.expect("at least one run");
+    Row {
+        series,
+        exposed,
+        runs,
+        load: median(loads),
+        render: median(renders),
+        total: median(totals),
+        text,
+        text_gz,
+        om,
+        om_gz,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.2}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn main() {
+    // cargo passes `--bench`; any other argument is a series count.
+    let mut sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .map(|a| a.parse().expect("arguments are series counts"))
+        .collect();
+    if sizes.is_empty() {
+        sizes = SIZES.to_vec();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("load pipeline, median of N runs, {cpus} CPUs (times in ms, sizes in MiB)");
+    let mut rows = Vec::new();
+    for &series in &sizes {
+        let config = generate(root, series);
+        rows.push(measure(&config, series));
+    }
+    println!();
+    let header = [
+        "series",
+        "exposed",
+        "N",
+        "load ms",
+        "render ms",
+        "total ms",
+        "vs 3 s",
+        "text",
+        "text.gz",
+        "om",
+        "om.gz",
+        "gz ratio",
+    ];
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.series.to_string(),
+                r.exposed.to_string(),
+                r.runs.to_string(),
+                ms(r.load),
+                ms(r.render),
+                ms(r.total),
+                format!("{:.2}", r.total.as_secs_f64() / BUDGET.as_secs_f64()),
+                mib(r.text),
+                mib(r.text_gz),
+                mib(r.om),
+                mib(r.om_gz),
+                format!("{:.1}", r.text as f64 / r.text_gz.max(1) as f64),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            table
+                .iter()
+                .map(|row| row[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect();
+        println!("| {} |", parts.join(" | "));
+    };
+    line(&header.map(String::from));
+    println!(
+        "|{}|",
+        widths
+            .iter()
+            .map(|w| format!("{}:", "-".repeat(w + 1)))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for row in &table {
+        line(row);
+    }
+    println!();
+    println!("series: declared series; exposed: with the derived latest/change series.");
+    println!("load: read + parse + validate (load::load); render: both formats rendered and");
+    println!("gzip-compressed (Snapshot::build); vs 3 s: total / 3 s budget (< 1 is within it).");
+    println!("Bodies are the dataset part of /metrics (without the exporter's own metrics).");
+    if let Some(r) = rows.iter().find(|r| r.series == 1_000_000) {
+        let verdict = if r.total < BUDGET { "PASS" } else { "FAIL" };
+        println!(
+            "{verdict}: 1,000,000 series loaded+validated+rendered in {} ms (target < 3000 ms)",
+            ms(r.total)
+        );
+    }
+}
