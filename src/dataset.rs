@@ -149,24 +149,35 @@ pub fn build(
         .map(|p| check_period(&map, p.get_ref(), &mut errs));
 
     // Every family name the exposition will carry, to catch clashes between them.
-    let mut families: HashMap<String, Spanned<()>> = HashMap::new();
-    let mut claim = |name: String, span: std::ops::Range<usize>, errs: &mut Vec<Diagnostic>| {
-        if families.contains_key(&name) {
-            errs.push(map.diag(span, format!("metric name `{name}` is used twice")));
-        } else {
-            families.insert(name, Spanned::new(span, ()));
+    let mut families: HashMap<String, String> = HashMap::new();
+    let mut claim = |name: String,
+                     span: std::ops::Range<usize>,
+                     what: String,
+                     errs: &mut Vec<Diagnostic>| {
+        match families.get(&name) {
+            Some(first) => errs.push(map.diag(
+                span,
+                format!("metric name `{name}` of {what} is already taken by {first}, expected unique names"),
+            )),
+            None => {
+                families.insert(name, what);
+            }
         }
     };
     let dataset_span = config.dataset.span();
-    claim(
-        format!("{prefix}dataset_info"),
-        dataset_span.clone(),
-        &mut errs,
-    );
+    for family in ["dataset_info", "dataset_published_timestamp_seconds"] {
+        claim(
+            format!("{prefix}{family}"),
+            dataset_span.clone(),
+            "the dataset".into(),
+            &mut errs,
+        );
+    }
     if !sources.is_empty() {
         claim(
             format!("{prefix}source_info"),
             dataset_span.clone(),
+            "the [[source]] list".into(),
             &mut errs,
         );
     }
@@ -180,7 +191,12 @@ pub fn build(
         if !label_names_seen.insert(name.as_str()) {
             errs.push(map.diag(l.name.span(), format!("duplicate [[label]] `{name}`")));
         }
-        claim(format!("{prefix}{name}_info"), l.name.span(), &mut errs);
+        claim(
+            format!("{prefix}{name}_info"),
+            l.name.span(),
+            format!("[[label]] `{name}`"),
+            &mut errs,
+        );
         let mut languages: Vec<String> = Vec::new();
         for v in &l.values {
             for lang in v.get_ref().names.get_ref().keys() {
@@ -229,6 +245,7 @@ pub fn build(
     }
 
     let mut metrics = Vec::new();
+    let mut metric_spans = Vec::new();
     for m in &config.metrics {
         if let Some(metric) = build_metric(
             &map,
@@ -240,7 +257,14 @@ pub fn build(
             &mut interner,
             &mut errs,
         ) {
-            claim(metric.name.clone(), m.get_ref().name.span(), &mut errs);
+            let what = format!("metric `{}`", m.get_ref().name.get_ref());
+            claim(
+                metric.name.clone(),
+                m.get_ref().name.span(),
+                what,
+                &mut errs,
+            );
+            metric_spans.push(m.get_ref().name.span());
             metrics.push(metric);
         }
     }
@@ -260,17 +284,10 @@ pub fn build(
     let mut derived = Vec::new();
     let mut release = None;
     if let Some(Some(p)) = &period {
-        derived = derive(&metrics, &p.label);
-        for d in &derived {
-            let span = config
-                .metrics
-                .iter()
-                .find(|m| {
-                    d.name
-                        .starts_with(&format!("{prefix}{}", m.get_ref().name.get_ref()))
-                })
-                .map_or(dataset_span.clone(), |m| m.get_ref().name.span());
-            claim(d.name.clone(), span, &mut errs);
+        for (i, d) in derive(&metrics, &p.label) {
+            let what = format!("the series derived from `{}`", metrics[i].name);
+            claim(d.name.clone(), metric_spans[i].clone(), what, &mut errs);
+            derived.push(d);
         }
         let latest = metrics
             .iter()
@@ -292,16 +309,17 @@ pub fn build(
                 expected_timestamp: p.expected_lag_days.map(|d| end + d * 86_400),
                 overdue_timestamp: p.overdue_lag_days.map(|d| end + d * 86_400),
             });
-            claim(
-                format!("{prefix}next_release_expected_timestamp_seconds"),
-                dataset_span.clone(),
-                &mut errs,
-            );
-            claim(
-                format!("{prefix}next_release_overdue_timestamp_seconds"),
-                dataset_span.clone(),
-                &mut errs,
-            );
+            for family in [
+                "next_release_expected_timestamp_seconds",
+                "next_release_overdue_timestamp_seconds",
+            ] {
+                claim(
+                    format!("{prefix}{family}"),
+                    dataset_span.clone(),
+                    "the release calendar".into(),
+                    &mut errs,
+                );
+            }
         }
     }
 
@@ -778,9 +796,9 @@ fn column(row: &csv::StringRecord, i: usize) -> usize {
 
 /// Derived series along the period label: latest value, latest period, change on the
 /// previous period, for every label combination of a metric without the period label.
-fn derive(metrics: &[Metric], period_label: &str) -> Vec<Metric> {
+fn derive(metrics: &[Metric], period_label: &str) -> Vec<(usize, Metric)> {
     let mut out = Vec::new();
-    for m in metrics {
+    for (idx, m) in metrics.iter().enumerate() {
         let Some(pi) = m.label_names.iter().position(|l| l == period_label) else {
             continue;
         };
@@ -833,34 +851,37 @@ fn derive(metrics: &[Metric], period_label: &str) -> Vec<Metric> {
                 });
             }
         }
-        out.push(Metric {
+        out.push((idx, Metric {
             name: format!("{stem}_latest{unit_suffix}"),
             help: format!("Latest published value of {} per label set: the value at the latest {period_label} that has one (see {stem}_latest_{period_label}).", m.name),
             unit: m.unit,
             label_names: label_names.clone(),
             series: latest,
-        });
-        out.push(Metric {
-            name: format!("{stem}_latest_{period_label}"),
-            help: format!(
-                "Latest {period_label} for which {} has a value, per label set.",
-                m.name
-            ),
-            unit: Unit::Count,
-            label_names: label_names.clone(),
-            series: latest_period,
-        });
+        }));
+        out.push((
+            idx,
+            Metric {
+                name: format!("{stem}_latest_{period_label}"),
+                help: format!(
+                    "Latest {period_label} for which {} has a value, per label set.",
+                    m.name
+                ),
+                unit: Unit::Count,
+                label_names: label_names.clone(),
+                series: latest_period,
+            },
+        ));
         if change.is_empty() {
             // A single period has no change to report; an empty family would only confuse.
             continue;
         }
-        out.push(Metric {
+        out.push((idx, Metric {
             name: format!("{stem}_change{unit_suffix}"),
             help: format!("Change of {} from the previous {period_label} that has a value to the latest, per label set (latest minus previous, in the metric's unit).", m.name),
             unit: m.unit,
             label_names,
             series: change,
-        });
+        }));
     }
     out
 }

@@ -12,22 +12,35 @@ use common::*;
 const BIN: &str = env!("CARGO_BIN_EXE_indicator_exporter");
 
 fn exporter(args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(args).output().expect("run the binary")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run the binary")
 }
 
 #[test]
 fn config_check_accepts_the_bundled_config() {
     let out = exporter(&["--config.check", "--config.file", "config.toml"]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "config.toml: OK: dataset cnipa_patent_survey, 6 metrics, 37 series\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "config.toml: OK: dataset cnipa_patent_survey, 6 metrics, 37 series\n"
+    );
 }
 
 #[test]
 fn config_check_prints_every_error_and_fails() {
-    let out = exporter(&["--config.check", "--config.file", "tests/fixtures/bad/many_errors.toml"]);
+    let out = exporter(&[
+        "--config.check",
+        "--config.file",
+        "tests/fixtures/bad/many_errors.toml",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let expected = std::fs::read_to_string("tests/fixtures/bad/many_errors.expected").unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stderr), format!("{expected}tests/fixtures/bad/many_errors.toml: 8 error(s)\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("{expected}tests/fixtures/bad/many_errors.toml: 8 error(s)\n")
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -36,16 +49,30 @@ fn version_names_version_and_revision() {
     let out = exporter(&["--version"]);
     assert!(out.status.success());
     let v = String::from_utf8_lossy(&out.stdout);
-    assert!(v.starts_with(&format!("indicator_exporter, version {} (revision: ", env!("CARGO_PKG_VERSION"))), "{v}");
+    assert!(
+        v.starts_with(&format!(
+            "indicator_exporter, version {} (revision: ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{v}"
+    );
 }
 
 #[test]
 fn invalid_config_at_start_exits_non_zero_without_serving() {
-    let out = exporter(&["--config.file", "tests/fixtures/bad/duplicate_series.toml", "--web.listen-address", "127.0.0.1:0"]);
+    let out = exporter(&[
+        "--config.file",
+        "tests/fixtures/bad/duplicate_series.toml",
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid configuration, not serving"), "{err}");
-    assert!(err.contains("tests/fixtures/bad/duplicate_series.toml:16:3: duplicate series"), "{err}");
+    assert!(
+        err.contains("tests/fixtures/bad/duplicate_series.toml:16:3: duplicate series"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -78,9 +105,20 @@ impl Running {
                 let _ = tx.send(line);
             }
         });
-        let mut running = Running { child, addr: String::new(), log };
+        let mut running = Running {
+            child,
+            addr: String::new(),
+            log,
+        };
         let line = running.wait_log("msg=listening");
-        running.addr = line.split("address=").nth(1).unwrap().split(' ').next().unwrap().to_string();
+        running.addr = line
+            .split("address=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string();
         running
     }
 
@@ -97,12 +135,18 @@ impl Running {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill {sig}");
     }
 
     fn metrics(&self) -> String {
-        request("GET", &format!("http://{}/metrics", self.addr), &[]).unwrap().text()
+        request("GET", &format!("http://{}/metrics", self.addr), &[])
+            .unwrap()
+            .text()
     }
 }
 
@@ -118,7 +162,9 @@ fn sigterm_stops_gracefully_with_exit_zero() {
     let mut r = Running::start(&["--config.file", "config.toml"]);
     assert!(r.metrics().contains("cnipa_dataset_info"));
     r.signal("-TERM");
-    let status = wait_for("the exporter to exit", Duration::from_secs(20), || r.child.try_wait().unwrap());
+    let status = wait_for("the exporter to exit", Duration::from_secs(20), || {
+        r.child.try_wait().unwrap()
+    });
     assert!(status.success(), "{status}");
     r.wait_log("SIGTERM received");
 }
@@ -129,23 +175,40 @@ fn sighup_reloads_an_edited_value_and_keeps_serving_on_a_bad_edit() {
     let config = dir.path().join("config.toml");
     let original = std::fs::read_to_string("config.toml").unwrap();
     std::fs::write(&config, &original).unwrap();
-    let mut r = Running::start(&["--config.file", config.to_str().unwrap(), "--log.format", "logfmt"]);
+    let mut r = Running::start(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--log.format",
+        "logfmt",
+    ]);
     let series = "cnipa_enterprise_invention_patent_industrialization_ratio{sector=\"all\",size=\"all\",year=\"2025\"}";
     assert_eq!(sample(&r.metrics(), series).as_deref(), Some("0.54"));
 
-    let edited = original.replace("year = \"2025\" }, value = 54,", "year = \"2025\" }, value = 54.2,");
+    let edited = original.replace(
+        "year = \"2025\" }, value = 54,",
+        "year = \"2025\" }, value = 54.2,",
+    );
     assert_ne!(edited, original);
     std::fs::write(&config, &edited).unwrap();
     r.signal("-HUP");
-    wait_for("the revised value after SIGHUP", Duration::from_secs(20), || {
-        (sample(&r.metrics(), series).as_deref() == Some("0.542")).then_some(())
-    });
+    wait_for(
+        "the revised value after SIGHUP",
+        Duration::from_secs(20),
+        || (sample(&r.metrics(), series).as_deref() == Some("0.542")).then_some(()),
+    );
     r.wait_log("msg=\"published figure revised\"");
 
-    std::fs::write(&config, edited.replace("unit = \"percent\"", "unit = \"percentage\"")).unwrap();
+    std::fs::write(
+        &config,
+        edited.replace("unit = \"percent\"", "unit = \"percentage\""),
+    )
+    .unwrap();
     r.signal("-HUP");
     r.wait_log("reload failed");
     let body = r.metrics();
     assert_eq!(sample(&body, series).as_deref(), Some("0.542"));
-    assert_eq!(sample(&body, "indicator_exporter_config_last_reload_successful").as_deref(), Some("0"));
+    assert_eq!(
+        sample(&body, "indicator_exporter_config_last_reload_successful").as_deref(),
+        Some("0")
+    );
 }

@@ -71,3 +71,7 @@ fn missing_config_file() {
         indicator_exporter::check(Path::new("tests/fixtures/bad/does-not-exist.toml")).unwrap_err();
     assert_eq!(e.to_string(), "tests/fixtures/bad/does-not-exist.toml: cannot read config file: No such file or directory");
 }
+#[test]
+fn generated_names_that_clash_and_periods_that_are_not_years() {
+    check("name_clash");
+}
