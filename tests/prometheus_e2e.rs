@@ -1,0 +1,783 @@
+//! End to end: the real exporter serving the bundled `config.toml`, scraped by a real Prometheus
+//! that loads the repository's alerting rules. Checks that every sample arrives intact over
+//! OpenMetrics, that the rules load and evaluate cleanly, that every query of the Grafana
+//! dashboards returns data, and the dashboards' structure.
+//!
+//! Needs `prometheus` and `promtool` on PATH (`scripts/install-deps`). Talks to 127.0.0.1 only.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
+const DASHBOARDS: [&str; 3] = [
+    "indicator-overview.json",
+    "indicator-drilldown.json",
+    "indicator-exporter-health.json",
+];
+/// How long anything may take to become true before the test fails.
+const DEADLINE: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(250);
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct Guard {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Err(e) = self.child.kill() {
+            eprintln!("could not kill {}: {e}", self.name);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Fails the test (never skips it) when a tool the test needs is missing.
+fn require_tool(tool: &str) {
+    match Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("`{tool} --version` failed ({s}): run scripts/install-deps"),
+        Err(e) => {
+            panic!("`{tool}` not found on PATH ({e}): run scripts/install-deps to install it")
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral loopback port")
+        .port()
+}
+
+/// Polls `f` until it returns `Some`, failing with `what` (and the last state) at the deadline.
+fn poll<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() > DEADLINE => {
+                panic!("timed out after {DEADLINE:?} waiting for {what}; last: {last}")
+            }
+            Err(_) => thread::sleep(POLL),
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .proxy(None)
+            .build(),
+    )
+}
+
+/// GET `url` with query parameters; the body if the status is 200.
+fn get(agent: &ureq::Agent, url: &str, params: &[(&str, &str)]) -> Result<String, String> {
+    let mut req = agent.get(url);
+    for (k, v) in params {
+        req = req.query(*k, *v);
+    }
+    let mut resp = req.call().map_err(|e| format!("GET {url}: {e}"))?;
+    let status = resp.status();
+    let body = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("GET {url}: reading body: {e}"))?;
+    if status != 200 {
+        return Err(format!("GET {url} {params:?}: {status}: {body}"));
+    }
+    Ok(body)
+}
+
+/// The `data` of a Prometheus HTTP API answer.
+fn api(
+    agent: &ureq::Agent,
+    prom: &str,
+    path: &str,
+    params: &[(&str, &str)],
+) -> Result<Value, String> {
+    let body = get(agent, &format!("{prom}{path}"), params)?;
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))?;
+    if v["status"] != "success" {
+        return Err(format!("{path} {params:?}: {body}"));
+    }
+    Ok(v["data"].clone())
+}
+
+/// The result vector of an instant query.
+fn query(agent: &ureq::Agent, prom: &str, expr: &str) -> Result<Vec<Value>, String> {
+    let data = api(agent, prom, "/api/v1/query", &[("query", expr)])?;
+    match &data["result"] {
+        Value::Array(a) => Ok(a.clone()),
+        // A scalar or string result is one value.
+        other => Ok(vec![other.clone()]),
+    }
+}
+
+/// Starts the exporter on an ephemeral port; returns it with its address, read from the log.
+fn start_exporter() -> (Guard, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+        .args(["--config.file", CONFIG, "--web.listen-address=127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start indicator_exporter");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let guard = Guard {
+        name: "indicator_exporter",
+        child,
+    };
+    let (tx, rx) = mpsc::channel();
+    // Keeps draining stderr for the whole test so the exporter never blocks on a full pipe.
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[exporter] {line}");
+            if line.contains("msg=listening") {
+                if let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix("address="))
+                {
+                    let _ = tx.send(addr.trim_matches('"').to_string());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(DEADLINE)
+        .expect("the exporter logs `msg=listening address=...` on stderr");
+    (guard, addr)
+}
+
+fn start_prometheus(dir: &Path, target: &str) -> (Guard, String) {
+    let rules = format!("{ROOT}/prometheus/rules/*.yml");
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         rule_files:\n  - '{rules}'\n\
+         scrape_configs:\n  - job_name: indicator_exporter\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    let config_path = dir.join("prometheus.yml");
+    std::fs::write(&config_path, config).expect("write prometheus.yml");
+    let out = Command::new("promtool")
+        .arg("check")
+        .arg("config")
+        .arg(&config_path)
+        .output()
+        .expect("run promtool check config");
+    assert!(
+        out.status.success(),
+        "promtool check config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).expect("create prometheus.log");
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    (
+        Guard {
+            name: "prometheus",
+            child,
+        },
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+/// A sample of the text exposition: its name and labels (sorted), as one key.
+type SampleKey = (String, BTreeMap<String, String>);
+
+/// Parses the sample lines of a Prometheus text exposition (comments skipped).
+fn parse_exposition(text: &str) -> Vec<(SampleKey, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let name_end = line
+            .find(['{', ' '])
+            .unwrap_or_else(|| panic!("sample line without value: {line}"));
+        let name = line[..name_end].to_string();
+        let mut labels = BTreeMap::new();
+        let mut rest = &line[name_end..];
+        if let Some(r) = rest.strip_prefix('{') {
+            let mut chars = r.char_indices().peekable();
+            let end = loop {
+                while matches!(chars.peek(), Some((_, ',' | ' '))) {
+                    chars.next();
+                }
+                if let Some(&(i, '}')) = chars.peek() {
+                    break i + 1;
+                }
+                let mut key = String::new();
+                for (_, c) in chars.by_ref() {
+                    if c == '=' {
+                        break;
+                    }
+                    key.push(c);
+                }
+                assert_eq!(chars.next().map(|c| c.1), Some('"'), "in {line}");
+                let mut value = String::new();
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next().map(|c| c.1) {
+                            Some('n') => value.push('\n'),
+                            Some(c) => value.push(c),
+                            None => panic!("dangling escape in {line}"),
+                        },
+                        c => value.push(c),
+                    }
+                }
+                // Prometheus stores a label with an empty value as no label at all.
+                if !value.is_empty() {
+                    labels.insert(key, value);
+                }
+            };
+            rest = &r[end..];
+        }
+        let value = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or_else(|| panic!("no value in {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|e| panic!("bad value in {line}: {e}"));
+        out.push(((name, labels), value));
+    }
+    out
+}
+
+fn prom_value(sample: &Value) -> f64 {
+    sample["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no value in {sample}"))
+}
+
+fn load_dashboards() -> Vec<(String, Value)> {
+    DASHBOARDS
+        .iter()
+        .map(|f| {
+            let path = PathBuf::from(ROOT).join("grafana/dashboards").join(f);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            let v: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{f} is not valid JSON: {e}"));
+            (f.to_string(), v)
+        })
+        .collect()
+}
+
+/// Every panel of a dashboard, including those nested in collapsed rows.
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for p in dashboard["panels"].as_array().into_iter().flatten() {
+        out.push(p);
+        for q in p["panels"].as_array().into_iter().flatten() {
+            out.push(q);
+        }
+    }
+    out
+}
+
+fn refers_to_datasource_variable(ds: &Value) -> bool {
+    match ds {
+        Value::String(s) => s == "$datasource" || s == "${datasource}",
+        Value::Object(o) => matches!(
+            o.get("uid").and_then(Value::as_str),
+            Some("$datasource" | "${datasource}")
+        ),
+        _ => false,
+    }
+}
+
+/// Replaces Grafana variables (`$name`, `${name}`, `[[name]]` is not used) with test values;
+/// `$1`-style regex references of `label_replace` are left alone. Panics on an unknown variable.
+fn substitute(expr: &str, vars: &HashMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = if let Some(braced) = after.strip_prefix('{') {
+            let end = braced.find('}').expect("closing brace of ${...}");
+            (&braced[..end], end + 2)
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let value = vars
+            .get(name)
+            .unwrap_or_else(|| panic!("query uses unknown variable ${name}: {expr}"));
+        out.push_str(value);
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn check_dashboard_structure(dashboards: &[(String, Value)]) {
+    let mut uids = HashSet::new();
+    for (file, d) in dashboards {
+        let uid = d["uid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{file}: no uid"));
+        assert!(!uid.is_empty(), "{file}: empty uid");
+        assert!(uids.insert(uid.to_string()), "{file}: uid {uid} used twice");
+        assert!(
+            d["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{file}: no title"
+        );
+
+        let vars = d["templating"]["list"].as_array().expect("templating.list");
+        assert!(
+            vars.iter().any(|v| v["type"] == "datasource"
+                && v["name"] == "datasource"
+                && v["query"] == "prometheus"),
+            "{file}: no `datasource` variable of type datasource (query prometheus)"
+        );
+        for v in vars.iter().filter(|v| v["type"] == "query") {
+            assert!(
+                refers_to_datasource_variable(&v["datasource"]),
+                "{file}: variable {} does not use the datasource variable",
+                v["name"]
+            );
+        }
+
+        let mut ids = HashSet::new();
+        let mut rects: Vec<(i64, i64, i64, i64, String)> = Vec::new();
+        for p in panels(d) {
+            let title = p["title"].as_str().unwrap_or_default().to_string();
+            let id = p["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{file}: panel {title:?} has no id"));
+            assert!(ids.insert(id), "{file}: panel id {id} used twice");
+            assert!(
+                refers_to_datasource_variable(&p["datasource"]),
+                "{file}: panel {title:?} datasource is {} instead of the datasource variable",
+                p["datasource"]
+            );
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if !t["datasource"].is_null() {
+                    assert!(
+                        refers_to_datasource_variable(&t["datasource"]),
+                        "{file}: a query of panel {title:?} has datasource {}",
+                        t["datasource"]
+                    );
+                }
+            }
+            if p["type"] != "row" {
+                assert!(
+                    p["description"].as_str().is_some_and(|s| s.len() > 20),
+                    "{file}: panel {title:?} has no description"
+                );
+                assert!(
+                    p["fieldConfig"]["defaults"]["unit"].as_str().is_some(),
+                    "{file}: panel {title:?} has no unit"
+                );
+                assert!(
+                    p["targets"].as_array().is_some_and(|t| !t.is_empty()),
+                    "{file}: panel {title:?} has no query"
+                );
+            }
+            let g = &p["gridPos"];
+            let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| {
+                g[k].as_i64()
+                    .unwrap_or_else(|| panic!("{file}: panel {title:?} gridPos.{k} missing"))
+            });
+            assert!(
+                x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= 24,
+                "{file}: panel {title:?} gridPos {g} is outside the 24-column grid"
+            );
+            for (ox, oy, ow, oh, other) in &rects {
+                let overlap = x < ox + ow && *ox < x + w && y < oy + oh && *oy < y + h;
+                assert!(!overlap, "{file}: panels {title:?} and {other:?} overlap");
+            }
+            rects.push((x, y, w, h, title));
+        }
+    }
+}
+
+#[test]
+fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
+    require_tool("prometheus");
+    require_tool("promtool");
+
+    // The repository's rules and their unit tests, as `make rules` runs them.
+    let rule_files: Vec<PathBuf> = std::fs::read_dir(format!("{ROOT}/prometheus/rules"))
+        .expect("prometheus/rules")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    assert!(!rule_files.is_empty(), "no rule files in prometheus/rules");
+    let test_files: Vec<PathBuf> = std::fs::read_dir(format!("{ROOT}/prometheus/rules/tests"))
+        .expect("prometheus/rules/tests")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    for (what, files) in [("check", &rule_files), ("test", &test_files)] {
+        let out = Command::new("promtool")
+            .args([what, "rules"])
+            .args(files)
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool {what} rules failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(format!("{ROOT}/prometheus/prometheus.yml"))
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool check config prometheus/prometheus.yml failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dashboards = load_dashboards();
+    check_dashboard_structure(&dashboards);
+
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let (_exporter, target) = start_exporter();
+    let (_prometheus, prom) = start_prometheus(tmp.path(), &target);
+    let agent = agent();
+    let prom_log = tmp.path().join("prometheus.log");
+    let with_log = |e: String| {
+        format!(
+            "{e}\n--- prometheus log ---\n{}",
+            std::fs::read_to_string(&prom_log).unwrap_or_default()
+        )
+    };
+
+    // The target is up, scraped without error.
+    poll("the exporter target to be up", || {
+        let data =
+            api(&agent, &prom, "/api/v1/targets", &[("state", "active")]).map_err(with_log)?;
+        let targets = data["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let t = targets
+            .iter()
+            .find(|t| t["labels"]["job"] == "indicator_exporter")
+            .ok_or_else(|| format!("no indicator_exporter target in {data}"))?;
+        if t["health"] == "up" && t["lastError"] == "" {
+            Ok(())
+        } else {
+            Err(format!("target {t}"))
+        }
+    });
+
+    // Every rule file is loaded, and every rule evaluates without error against real data.
+    let expected_files: BTreeSet<String> = rule_files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let rules = poll("every rule to be loaded and evaluated", || {
+        let data = api(&agent, &prom, "/api/v1/rules", &[])?;
+        let groups = data["groups"].as_array().cloned().unwrap_or_default();
+        let files: BTreeSet<String> = groups
+            .iter()
+            .filter_map(|g| g["file"].as_str().map(String::from))
+            .collect();
+        if files != expected_files {
+            return Err(format!("rule files loaded: {files:?}"));
+        }
+        let rules: Vec<Value> = groups
+            .iter()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        match rules.iter().find(|r| r["health"] != "ok") {
+            Some(r) => Err(format!("rule not (yet) healthy: {r}")),
+            None => Ok(rules),
+        }
+    });
+    assert!(rules.len() >= 10, "only {} rules loaded", rules.len());
+    for r in &rules {
+        assert_eq!(r["type"], "alerting", "{r}");
+        assert!(
+            r["labels"]["severity"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "alert without severity: {r}"
+        );
+        for a in ["summary", "description"] {
+            assert!(
+                r["annotations"][a].as_str().is_some_and(|s| !s.is_empty()),
+                "alert without {a}: {r}"
+            );
+        }
+    }
+    // The bundled dataset, served by a healthy exporter, raises none of these once the rules have
+    // been evaluated with the target up (an evaluation before the first scrape sees no `up`).
+    let quiet = [
+        "IndicatorExporterDown",
+        "IndicatorExporterAbsent",
+        "IndicatorDatasetReloadFailed",
+        "IndicatorRateFell",
+        "IndicatorLevelFell",
+        "IndicatorFigureRevised",
+        "IndicatorSeriesRemoved",
+    ];
+    for name in quiet {
+        assert!(
+            rules.iter().any(|r| r["name"] == name),
+            "alert {name} not loaded"
+        );
+    }
+    poll("the health and fall alerts to be inactive", || {
+        let data = api(&agent, &prom, "/api/v1/rules", &[])?;
+        let groups = data["groups"].as_array().cloned().unwrap_or_default();
+        for g in &groups {
+            for r in g["rules"].as_array().into_iter().flatten() {
+                if quiet.iter().any(|q| r["name"] == *q) && r["state"] != "inactive" {
+                    return Err(format!("{} is {}: {r}", r["name"], r["state"]));
+                }
+            }
+        }
+        Ok(())
+    });
+
+    // (1) The scrape used OpenMetrics: only its parser knows `info` families and `# UNIT`.
+    let exporter = format!("http://{target}/metrics");
+    let meta = api(&agent, &prom, "/api/v1/metadata", &[])
+        .map_err(with_log)
+        .unwrap();
+    let meta_of = |family: &str| -> Value {
+        meta[family]
+            .as_array()
+            .and_then(|a| a.first())
+            .cloned()
+            .unwrap_or_else(|| panic!("no metadata for {family}"))
+    };
+    assert_eq!(
+        meta_of("cnipa_dataset")["type"],
+        "info",
+        "OpenMetrics info family"
+    );
+    assert_eq!(
+        meta_of("cnipa_enterprise_invention_patent_industrialization_ratio")["unit"],
+        "ratio",
+        "OpenMetrics # UNIT"
+    );
+    assert_eq!(
+        meta_of("cnipa_average_income_per_industrialized_enterprise_invention_patent_yuan")["unit"],
+        "yuan"
+    );
+    assert_eq!(
+        meta_of("indicator_exporter_config_reloads")["type"],
+        "counter"
+    );
+
+    // Every `cnipa_` sample of the text exposition is in Prometheus, with the same value.
+    let text = get(&agent, &exporter, &[]).expect("scrape the exporter");
+    let exposed: BTreeMap<SampleKey, f64> = parse_exposition(&text)
+        .into_iter()
+        .filter(|((name, _), _)| name.starts_with("cnipa_"))
+        .collect();
+    let lines = text.lines().filter(|l| l.starts_with("cnipa_")).count();
+    assert_eq!(exposed.len(), lines, "duplicate samples in the exposition");
+    assert!(lines >= 37, "only {lines} cnipa_ samples exposed");
+    let stored = query(&agent, &prom, r#"{__name__=~"cnipa_.*"}"#).unwrap();
+    let stored: BTreeMap<SampleKey, f64> = stored
+        .iter()
+        .map(|s| {
+            let mut labels: BTreeMap<String, String> =
+                serde_json::from_value(s["metric"].clone()).expect("labels");
+            let name = labels.remove("__name__").expect("__name__");
+            assert_eq!(labels.remove("job").as_deref(), Some("indicator_exporter"));
+            assert_eq!(labels.remove("instance").as_deref(), Some(target.as_str()));
+            ((name, labels), prom_value(s))
+        })
+        .collect();
+    assert_eq!(
+        stored.len(),
+        lines,
+        "cnipa_ series in Prometheus vs sample lines in /metrics"
+    );
+    for (key, value) in &exposed {
+        let got = stored
+            .get(key)
+            .unwrap_or_else(|| panic!("{key:?} is exposed but not in Prometheus"));
+        assert_eq!(got, value, "value of {key:?}");
+    }
+    let count = query(&agent, &prom, r#"count({__name__=~"cnipa_.*"})"#).unwrap();
+    assert_eq!(prom_value(&count[0]), lines as f64);
+    for (expr, want) in [
+        (
+            r#"cnipa_enterprise_invention_patent_industrialization_ratio{size="all",sector="all",year="2024"}"#,
+            0.533,
+        ),
+        (
+            r#"cnipa_enterprise_invention_patent_industrialization_latest_ratio{size="all",sector="all"}"#,
+            0.54,
+        ),
+        (
+            r#"cnipa_enterprise_invention_patent_industrialization_latest_year{size="all",sector="all"}"#,
+            2025.0,
+        ),
+        (
+            r#"cnipa_average_income_per_industrialized_enterprise_invention_patent_yuan{year="2023"}"#,
+            8_296_000.0,
+        ),
+        (
+            r#"cnipa_domestic_enterprise_valid_invention_patents{year="2024"}"#,
+            3_506_000.0,
+        ),
+        (
+            r#"cnipa_next_release_overdue_timestamp_seconds{dataset="cnipa_patent_survey",year="2026"}"#,
+            1_819_756_800.0,
+        ),
+        (
+            r#"indicator_exporter_dataset_series{dataset="cnipa_patent_survey"}"#,
+            37.0,
+        ),
+    ] {
+        let r = query(&agent, &prom, expr).unwrap();
+        assert_eq!(r.len(), 1, "{expr}: {r:?}");
+        assert_eq!(prom_value(&r[0]), want, "{expr}");
+    }
+    // A display-name join as the overview dashboard does it.
+    let r = query(
+        &agent,
+        &prom,
+        r#"cnipa_enterprise_invention_patent_industrialization_latest_ratio{sector="all",size="medium"} * on(size) group_left(name_en) cnipa_size_info"#,
+    )
+    .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["metric"]["name_en"], "Medium-sized enterprises");
+    assert_eq!(prom_value(&r[0]), 0.614);
+
+    // (2) Every query of every dashboard returns data, variables set as a user would set them.
+    let vars: HashMap<&str, String> = [
+        ("datasource", "prometheus".to_string()),
+        ("lang", "en".to_string()),
+        (
+            "metric",
+            "cnipa_enterprise_invention_patent_industrialization_ratio".to_string(),
+        ),
+        (
+            "stem",
+            "cnipa_enterprise_invention_patent_industrialization".to_string(),
+        ),
+        ("size", "all".to_string()),
+        ("sector", "all".to_string()),
+        ("year", "2024".to_string()),
+        ("job", "indicator_exporter".to_string()),
+        ("instance", target.clone()),
+        ("__rate_interval", "1m".to_string()),
+        ("__interval", "15s".to_string()),
+        ("__range", "5m".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    // The variables' own queries (`label_values(selector, label)`) return the values used above.
+    for (file, d) in &dashboards {
+        for v in d["templating"]["list"].as_array().into_iter().flatten() {
+            if v["type"] != "query" {
+                continue;
+            }
+            let name = v["name"].as_str().expect("variable name");
+            let def = v["definition"].as_str().expect("variable definition");
+            let inner = def
+                .strip_prefix("label_values(")
+                .and_then(|s| s.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{file}: variable {name}: unexpected query {def}"));
+            let (selector, label) = match inner.rsplit_once(',') {
+                Some((s, l)) => (Some(substitute(s.trim(), &vars)), l.trim()),
+                None => (None, inner.trim()),
+            };
+            let values = poll(&format!("{file}: values of variable {name}"), || {
+                let params: Vec<(&str, &str)> =
+                    selector.iter().map(|s| ("match[]", s.as_str())).collect();
+                let data = api(
+                    &agent,
+                    &prom,
+                    &format!("/api/v1/label/{label}/values"),
+                    &params,
+                )?;
+                let values: Vec<String> = data
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect();
+                if values.is_empty() {
+                    Err(format!("no values for {def}"))
+                } else {
+                    Ok(values)
+                }
+            });
+            if v["regex"].as_str().is_none_or(str::is_empty) {
+                let chosen = &vars[name];
+                assert!(
+                    values.contains(chosen),
+                    "{file}: variable {name} = {chosen} is not among its values {values:?}"
+                );
+            }
+        }
+    }
+    let mut queried = 0;
+    for (file, d) in &dashboards {
+        for p in panels(d) {
+            let title = p["title"].as_str().unwrap_or_default();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let Some(expr) = t["expr"].as_str() else {
+                    continue;
+                };
+                let expr = substitute(expr, &vars);
+                poll(&format!("{file}: panel {title:?}: {expr}"), || {
+                    let r = query(&agent, &prom, &expr)?;
+                    if r.is_empty() {
+                        Err("empty result".to_string())
+                    } else {
+                        Ok(())
+                    }
+                });
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= 40, "only {queried} dashboard queries found");
+}
