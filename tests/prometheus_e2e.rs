@@ -133,9 +133,12 @@ fn query(agent: &ureq::Agent, prom: &str, expr: &str) -> Result<Vec<Value>, Stri
 }
 
 /// Starts the exporter on an ephemeral port; returns it with its address, read from the log.
-fn start_exporter() -> (Guard, String) {
+fn start_exporter(config: &Path, extra_args: &[&str]) -> (Guard, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
-        .args(["--config.file", CONFIG, "--web.listen-address=127.0.0.1:0"])
+        .arg("--config.file")
+        .arg(config)
+        .arg("--web.listen-address=127.0.0.1:0")
+        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -209,6 +212,74 @@ fn start_prometheus(dir: &Path, target: &str) -> (Guard, String) {
         },
         format!("http://127.0.0.1:{port}"),
     )
+}
+
+/// Polls until Prometheus's indicator_exporter target is up and its last scrape had no error.
+fn wait_target_up(agent: &ureq::Agent, prom: &str, with_log: &dyn Fn(String) -> String) {
+    poll("the exporter target to be up", || {
+        let data = api(agent, prom, "/api/v1/targets", &[("state", "active")]).map_err(with_log)?;
+        let targets = data["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let t = targets
+            .iter()
+            .find(|t| t["labels"]["job"] == "indicator_exporter")
+            .ok_or_else(|| format!("no indicator_exporter target in {data}"))?;
+        if t["health"] == "up" && t["lastError"] == "" {
+            Ok(())
+        } else {
+            Err(format!("target {t}"))
+        }
+    });
+}
+
+/// The alerts Prometheus currently holds (pending or firing).
+fn alerts(agent: &ureq::Agent, prom: &str) -> Result<Vec<Value>, String> {
+    let data = api(agent, prom, "/api/v1/alerts", &[])?;
+    Ok(data["alerts"].as_array().cloned().unwrap_or_default())
+}
+
+/// Polls until an alert named `name` with the given labels is in `state`; returns it.
+fn wait_alert(
+    agent: &ureq::Agent,
+    prom: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    state: &str,
+) -> Value {
+    poll(&format!("alert {name} {labels:?} to be {state}"), || {
+        let all = alerts(agent, prom)?;
+        all.iter()
+            .find(|a| {
+                a["labels"]["alertname"] == name
+                    && a["state"] == state
+                    && labels.iter().all(|(k, v)| a["labels"][*k] == *v)
+            })
+            .cloned()
+            .ok_or_else(|| format!("alerts: {all:?}"))
+    })
+}
+
+/// Writes `text` to `path` in one step (rename), so a reload never sees half a file.
+fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write config");
+    std::fs::rename(&tmp, path).expect("rename config into place");
+}
+
+fn reload(agent: &ureq::Agent, target: &str) -> Result<String, String> {
+    let mut resp = agent
+        .post(format!("http://{target}/-/reload"))
+        .send_empty()
+        .map_err(|e| format!("POST /-/reload: {e}"))?;
+    let status = resp.status();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    if status == 200 {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
 }
 
 /// A sample of the text exposition: its name and labels (sorted), as one key.
@@ -479,7 +550,7 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
     check_dashboard_structure(&dashboards);
 
     let tmp = tempfile::tempdir().expect("temporary directory");
-    let (_exporter, target) = start_exporter();
+    let (_exporter, target) = start_exporter(Path::new(CONFIG), &[]);
     let (_prometheus, prom) = start_prometheus(tmp.path(), &target);
     let agent = agent();
     let prom_log = tmp.path().join("prometheus.log");
@@ -491,23 +562,7 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
     };
 
     // The target is up, scraped without error.
-    poll("the exporter target to be up", || {
-        let data =
-            api(&agent, &prom, "/api/v1/targets", &[("state", "active")]).map_err(with_log)?;
-        let targets = data["activeTargets"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let t = targets
-            .iter()
-            .find(|t| t["labels"]["job"] == "indicator_exporter")
-            .ok_or_else(|| format!("no indicator_exporter target in {data}"))?;
-        if t["health"] == "up" && t["lastError"] == "" {
-            Ok(())
-        } else {
-            Err(format!("target {t}"))
-        }
-    });
+    wait_target_up(&agent, &prom, &with_log);
 
     // Every rule file is loaded, and every rule evaluates without error against real data.
     let expected_files: BTreeSet<String> = rule_files
@@ -780,4 +835,134 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
         }
     }
     assert!(queried >= 40, "only {queried} dashboard queries found");
+}
+
+/// The alerts fire on real data: a reload that revises a published figure and publishes a new
+/// (lower) year, then a reload that fails. Uses a copy of the bundled configuration.
+#[test]
+fn alerts_fire_on_revision_new_year_and_failed_reload() {
+    require_tool("prometheus");
+    require_tool("promtool");
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let config = tmp.path().join("config.toml");
+    let original = std::fs::read_to_string(CONFIG).expect("read config.toml");
+    std::fs::write(&config, &original).expect("copy config.toml");
+    let (_exporter, target) = start_exporter(&config, &["--web.enable-lifecycle"]);
+    let prom_dir = tmp.path().join("prometheus");
+    std::fs::create_dir(&prom_dir).expect("mkdir");
+    let (_prometheus, prom) = start_prometheus(&prom_dir, &target);
+    let agent = agent();
+    let prom_log = prom_dir.join("prometheus.log");
+    let with_log = |e: String| {
+        format!(
+            "{e}\n--- prometheus log ---\n{}",
+            std::fs::read_to_string(&prom_log).unwrap_or_default()
+        )
+    };
+    wait_target_up(&agent, &prom, &with_log);
+    // Let Prometheus record the counters at zero before they move.
+    poll("the change counters to be scraped", || {
+        let r = query(
+            &agent,
+            &prom,
+            "count_over_time(indicator_exporter_series_revisions_total[1m]) >= 2",
+        )?;
+        if r.is_empty() {
+            Err("fewer than two samples".into())
+        } else {
+            Ok(())
+        }
+    });
+    assert!(alerts(&agent, &prom)
+        .unwrap()
+        .iter()
+        .all(|a| a["labels"]["alertname"] != "IndicatorFigureRevised"));
+
+    // 2025: 54 % is published with a decimal (54.2 %), and 2026 comes out lower, at 53 %.
+    let old = r#"year = "2025" }, value = 54, source = "S2""#;
+    assert!(
+        original.contains(old),
+        "config.toml no longer has the 2025 figure"
+    );
+    let revised = original.replace(old, r#"year = "2025" }, value = 54.2, source = "S2""#);
+    let mut lines: Vec<&str> = revised.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(r#"year = "2025" }, value = 54.2"#))
+        .expect("revised line");
+    let new_year = r#"  { labels = { size = "all", sector = "all", year = "2026" }, value = 53, source = "S2" },"#;
+    lines.insert(at + 1, new_year);
+    replace_file(&config, &(lines.join("\n") + "\n"));
+    reload(&agent, &target).expect("reload with the revised figure and the new year");
+
+    let metric = "cnipa_enterprise_invention_patent_industrialization_ratio";
+    let a = wait_alert(
+        &agent,
+        &prom,
+        "IndicatorFigureRevised",
+        &[("metric", metric)],
+        "firing",
+    );
+    assert_eq!(a["labels"]["severity"], "warning");
+    assert!(a["annotations"]["description"]
+        .as_str()
+        .is_some_and(|d| d.contains(metric)));
+    let a = wait_alert(
+        &agent,
+        &prom,
+        "IndicatorSeriesAdded",
+        &[("metric", metric)],
+        "firing",
+    );
+    assert_eq!(a["labels"]["severity"], "info");
+    // The enterprise rate fell by 1.2 points: pending for its 5 minutes, labelled with the metric.
+    let a = wait_alert(
+        &agent,
+        &prom,
+        "IndicatorRateFell",
+        &[
+            (
+                "metric",
+                "cnipa_enterprise_invention_patent_industrialization_change_ratio",
+            ),
+            ("size", "all"),
+            ("sector", "all"),
+        ],
+        "pending",
+    );
+    assert_eq!(
+        a["value"].as_str().and_then(|v| v.parse::<f64>().ok()),
+        Some(-0.012)
+    );
+    // The awaited year moved on to 2027.
+    let r = query(
+        &agent,
+        &prom,
+        r#"cnipa_next_release_overdue_timestamp_seconds{year="2027"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.len(), 1, "{r:?}");
+
+    // A broken configuration is rejected; the exporter keeps serving, the reload alert pends.
+    replace_file(&config, "this is not a configuration [\n");
+    assert!(
+        reload(&agent, &target).is_err(),
+        "a broken config must be rejected"
+    );
+    let a = wait_alert(
+        &agent,
+        &prom,
+        "IndicatorDatasetReloadFailed",
+        &[],
+        "pending",
+    );
+    assert_eq!(a["labels"]["instance"], target.as_str());
+    let r = query(
+        &agent,
+        &prom,
+        r#"cnipa_enterprise_invention_patent_industrialization_ratio{year="2026"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.len(), 1, "the last good dataset is still served: {r:?}");
+    wait_target_up(&agent, &prom, &with_log);
 }
