@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Serving benchmark: indicator_exporter against node_exporter's textfile collector and a static
+# in-memory server (the ceiling on this machine), on the same exposition, at 10,000, 100,000
+# and 1,000,000 series.
+#
+# Usage:
+#   benches/load.sh                       # builds the release binaries, then runs every size
+#   SIZES="10000 100000" benches/load.sh  # chosen sizes only
+#
+# Environment (all optional):
+#   SIZES           series counts to run (default "10000 100000 1000000")
+#   WRK_ARGS        wrk load shape (default "-t2 -c16 -d10s --timeout 30s")
+#   WRK_ARGS_SLOW   wrk load shape for node_exporter at 1,000,000 series, where one scrape takes
+#                   seconds and gigabytes (default "-t2 -c2 -d20s --timeout 60s")
+#   PORT            first of three consecutive ports on 127.0.0.1 (default 18905)
+#   OUT             where datasets, exposition files and logs go (default benches/out)
+#   NO_BUILD=1      use the binaries already in $CARGO_TARGET_DIR (default target/release)
+#   NODE_EXPORTER   node_exporter binary (default /usr/bin/prometheus-node-exporter)
+#
+# Needs bash, curl, wrk, python3 and node_exporter. Everything listens on 127.0.0.1 only; every
+# server started here is stopped on exit. A full run takes about ten minutes on 2 cores.
+#
+# For each size: benches/generate.py writes the dataset; the exporter serves it; its text-format
+# /metrics minus the exporter's own families (indicator_exporter_*, process_*) becomes the .prom
+# file that node_exporter (--collector.textfile) and the static server
+# (benches/static_server.rs) serve. For each server, in turn:
+#   scrape   one gzip scrape with curl (median of 5), and the gzip body size
+#   wrk      requests/s and p50/p99 latency, without and with Accept-Encoding: gzip
+#   RSS      "load RSS": highest VmRSS of the server sampled every 0.1 s during both wrk runs;
+#            "VmHWM": the kernel's lifetime peak RSS of the process (includes start-up)
+# Targets, PASS/FAIL: exporter gzip scrape <= 1.5x static at 100,000 and 1,000,000 series;
+# exporter requests/s >= 0.8x static; exporter peak RSS <= 2x static + 20 MB; 1,000,000 series
+# loaded + validated + rendered in < 3 s (from the exporter's "dataset loaded" log line).
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SIZES=${SIZES:-"10000 100000 1000000"}
+WRK_ARGS=${WRK_ARGS:-"-t2 -c16 -d10s --timeout 30s"}
+WRK_ARGS_SLOW=${WRK_ARGS_SLOW:-"-t2 -c2 -d20s --timeout 60s"}
+PORT=${PORT:-18905}
+OUT=${OUT:-$ROOT/benches/out}
+NODE_EXPORTER=${NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+EXPORTER=$TARGET_DIR/release/indicator_exporter
+STATIC=$TARGET_DIR/release/examples/static_server
+HOST=127.0.0.1
+SCRAPES=5
+START_DEADLINE=180 # seconds a server may take to answer after start
+
+PIDS=()     # servers and samplers started here, stopped on exit
+SUMMARY=()  # PASS/FAIL lines, printed again at the end
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+	echo "load.sh: $*" >&2
+	exit 1
+}
+
+for tool in curl wrk python3; do
+	command -v "$tool" >/dev/null || die "$tool not found"
+done
+[[ -x $NODE_EXPORTER ]] || die "$NODE_EXPORTER not found (apt-get install prometheus-node-exporter)"
+
+if [[ -z ${NO_BUILD:-} ]]; then
+	(cd "$ROOT" && cargo build --release --quiet --bin indicator_exporter --example static_server)
+fi
+[[ -x $EXPORTER && -x $STATIC ]] || die "release binaries missing in $TARGET_DIR"
+mkdir -p "$OUT/logs"
+
+# wait_http NAME PID URL: polls URL until it answers with any HTTP status, while PID lives.
+wait_http() {
+	local name=$1 pid=$2 url=$3 code
+	local deadline=$((SECONDS + START_DEADLINE))
+	while ((SECONDS < deadline)); do
+		kill -0 "$pid" 2>/dev/null || die "$name exited during start-up (see $OUT/logs)"
+		code=$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "$url" || true)
+		[[ $code != 000 ]] && return 0
+		sleep 0.05 # next poll
+	done
+	die "$name did not answer $url within ${START_DEADLINE}s"
+}
+
+# rss_sampler PID FILE: writes the highest VmRSS (kB) seen into FILE until killed.
+rss_sampler() {
+	local pid=$1 file=$2 max=0 key value unit
+	while [[ -r /proc/$pid/status ]]; do
+		while read -r key value unit; do
+			if [[ $key == VmRSS: ]] && ((value > max)); then
+				max=$value
+				echo "$max" >"$file"
+			fi
+		done <"/proc/$pid/status" 2>/dev/null || true
+		sleep 0.1
+	done
+}
+
+vm_hwm_kb() {
+	awk '/^VmHWM:/ {print $2}' "/proc/$1/status"
+}
+
+# scrape_once URL: prints "seconds bytes" of one gzip scrape; fails on a non-200 answer.
+scrape_once() {
+	local r
+	r=$(curl -s -o /dev/null --max-time 300 -H 'Accept-Encoding: gzip' \
+		-w '%{http_code} %{time_total} %{size_download}' "$1") || die "scrape of $1 failed"
+	[[ ${r%% *} == 200 ]] || die "scrape of $1 answered ${r%% *}"
+	echo "${r#* }"
+}
+
+median() {
+	sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
+
+# run_wrk URL ARGS [HEADER]: prints "rps p50_ms p99_ms requests errors".
+run_wrk() {
+	local url=$1 args=$2 header=${3:-} out
+	# shellcheck disable=SC2086 # ARGS is a list of flags
+	if [[ -n $header ]]; then
+		out=$(wrk $args --latency -H "$header" "$url")
+	else
+		out=$(wrk $args --latency "$url")
+	fi
+	echo "$out" >>"$OUT/logs/wrk.log"
+	echo "$out" | awk '
+		function ms(s) {
+			if (s ~ /us$/) return substr(s, 1, length(s) - 2) / 1000
+			if (s ~ /ms$/) return substr(s, 1, length(s) - 2) + 0
+			if (s ~ /m$/) return substr(s, 1, length(s) - 1) * 60000
+			if (s ~ /s$/) return substr(s, 1, length(s) - 1) * 1000
+			return s + 0
+		}
+		$1 == "50%" { p50 = ms($2) }
+		$1 == "99%" { p99 = ms($2) }
+		$1 == "Requests/sec:" { rps = $2 }
+		$2 == "requests" && $3 == "in" { n = $1 }
+		/Socket errors/ { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
+		/Non-2xx/ { errors += $NF }
+		END { printf "%.1f %.2f %.2f %d %d\n", rps, p50, p99, n, errors }'
+}
+
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
+}
+
+verdict() { # verdict OK_EXPRESSION(awk) TEXT
+	local ok
+	ok=$(awk "BEGIN { print ($1) ? \"PASS\" : \"FAIL\" }")
+	SUMMARY+=("$ok: $2")
+	echo "$ok: $2"
+}
+
+run_size() {
+	local n=$1
+	local dir=$OUT/$n
+	local p_exp=$PORT p_node=$((PORT + 1)) p_static=$((PORT + 2))
+	echo
+	echo "=== $n series ($(date -u +%H:%M:%S)) ==="
+	python3 "$ROOT/benches/generate.py" "$n" "$dir" >/dev/null
+
+	local log=$OUT/logs/exporter-$n.log
+	"$EXPORTER" --config.file "$dir/config.toml" --web.listen-address="$HOST:$p_exp" >"$log" 2>&1 &
+	local pid_exp=$!
+	PIDS+=("$pid_exp")
+	wait_http exporter "$pid_exp" "http://$HOST:$p_exp/-/ready"
+	local load_ms
+	load_ms=$(sed -n 's/.*msg="dataset loaded".*duration_ms=\([0-9]*\).*/\1/p' "$log" | head -n1)
+	[[ -n $load_ms ]] || load_ms=$(sed -n 's/.*"duration_ms":\([0-9]*\).*/\1/p' "$log" | head -n1)
+
+	# The dataset part of the exporter's text exposition, as node_exporter reads it.
+	rm -rf "$dir/textfile" && mkdir -p "$dir/textfile"
+	curl -s --max-time 300 "http://$HOST:$p_exp/metrics" |
+		awk '!/^(# (HELP|TYPE) )?(indicator_exporter_|process_)/' >"$dir/textfile/dataset.prom.tmp"
+	mv "$dir/textfile/dataset.prom.tmp" "$dir/textfile/dataset.prom"
+	local prom=$dir/textfile/dataset.prom
+
+	"$NODE_EXPORTER" --collector.disable-defaults --collector.textfile \
+		--collector.textfile.directory="$dir/textfile" --web.disable-exporter-metrics \
+		--web.listen-address="$HOST:$p_node" >"$OUT/logs/node_exporter-$n.log" 2>&1 &
+	local pid_node=$!
+	PIDS+=("$pid_node")
+	"$STATIC" "$prom" "$HOST:$p_static" >"$OUT/logs/static-$n.log" 2>&1 &
+	local pid_static=$!
+	PIDS+=("$pid_static")
+	wait_http node_exporter "$pid_node" "http://$HOST:$p_node/"
+	wait_http static_server "$pid_static" "http://$HOST:$p_static/"
+
+	printf 'dataset: %s; .prom: %s lines, %.1f MiB; exporter load: %s ms\n' "$dir/config.toml" \
+		"$(wc -l <"$prom")" "$(awk -v b="$(stat -c %s "$prom")" 'BEGIN {print b / 1048576}')" "$load_ms"
+
+	local -A scrape gzbytes rps p50 p99 grps gp50 gp99 errs rss hwm shape
+	local name port pid url args i s rfile sampler
+	for name in exporter node_exporter static; do
+		case $name in
+		exporter) port=$p_exp pid=$pid_exp ;;
+		node_exporter) port=$p_node pid=$pid_node ;;
+		static) port=$p_static pid=$pid_static ;;
+		esac
+		url="http://$HOST:$port/metrics"
+		args=$WRK_ARGS
+		[[ $name == node_exporter && $n -ge 1000000 ]] && args=$WRK_ARGS_SLOW
+		shape[$name]=$args
+
+		local times=() r
+		for ((i = 0; i < SCRAPES; i++)); do
+			r=$(scrape_once "$url")
+			times+=("${r% *}")
+			gzbytes[$name]=${r#* }
+		done
+		scrape[$name]=$(printf '%s\n' "${times[@]}" | median | awk '{printf "%.1f", $1 * 1000}')
+
+		rfile=$OUT/logs/rss-$name-$n
+		echo 0 >"$rfile"
+		rss_sampler "$pid" "$rfile" &
+		sampler=$!
+		PIDS+=("$sampler")
+		read -r rps[$name] p50[$name] p99[$name] _ s < <(run_wrk "$url" "$args")
+		read -r grps[$name] gp50[$name] gp99[$name] _ r < <(run_wrk "$url" "$args" 'Accept-Encoding: gzip')
+		errs[$name]=$((s + r))
+		kill "$sampler" 2>/dev/null || true
+		wait "$sampler" 2>/dev/null || true
+		rss[$name]=$(awk '{printf "%.1f", $1 / 1024}' "$rfile")
+		hwm[$name]=$(awk -v k="$(vm_hwm_kb "$pid")" 'BEGIN {printf "%.1f", k / 1024}')
+	done
+
+	echo
+	printf '%-14s | %10s | %9s | %9s | %8s | %8s | %9s | %8s | %8s | %8s | %8s | %6s\n' \
+		server "scrape ms" "gz KiB" "req/s" "p50 ms" "p99 ms" "gz req/s" "p50 ms" "p99 ms" \
+		"load RSS" "VmHWM" errors
+	printf '%s\n' "---------------+------------+-----------+-----------+----------+----------+-----------+----------+----------+----------+----------+-------"
+	for name in exporter node_exporter static; do
+		printf '%-14s | %10s | %9s | %9s | %8s | %8s | %9s | %8s | %8s | %7sM | %7sM | %6s\n' \
+			"$name" "${scrape[$name]}" "$(awk -v b="${gzbytes[$name]}" 'BEGIN {printf "%.0f", b / 1024}')" \
+			"${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${grps[$name]}" "${gp50[$name]}" "${gp99[$name]}" \
+			"${rss[$name]}" "${hwm[$name]}" "${errs[$name]}"
+	done
+	echo "scrape ms: one gzip scrape (curl, median of $SCRAPES); req/s, p50, p99: wrk without and with"
+	echo "gzip (${WRK_ARGS}; node_exporter at 1,000,000 series: ${WRK_ARGS_SLOW}); load RSS: peak"
+	echo "VmRSS sampled during both wrk runs; VmHWM: lifetime peak RSS, start-up included; errors:"
+	echo "wrk socket errors, timeouts and non-2xx answers."
+	echo
+	local other
+	for other in static node_exporter; do
+		printf 'exporter / %-13s  scrape %5s   req/s %5s   gz req/s %5s   load RSS %5s   VmHWM %5s\n' \
+			"$other" "$(ratio "${scrape[exporter]}" "${scrape[$other]}")" \
+			"$(ratio "${rps[exporter]}" "${rps[$other]}")" "$(ratio "${grps[exporter]}" "${grps[$other]}")" \
+			"$(ratio "${rss[exporter]}" "${rss[$other]}")" "$(ratio "${hwm[exporter]}" "${hwm[$other]}")"
+	done
+	echo
+
+	if ((n >= 100000)); then
+		verdict "${scrape[exporter]} <= 1.5 * ${scrape[static]}" \
+			"$n series: exporter gzip scrape ${scrape[exporter]} ms <= 1.5x static ${scrape[static]} ms"
+	fi
+	verdict "${rps[exporter]} >= 0.8 * ${rps[static]}" \
+		"$n series: exporter ${rps[exporter]} req/s >= 0.8x static ${rps[static]} req/s (plain)"
+	verdict "${grps[exporter]} >= 0.8 * ${grps[static]}" \
+		"$n series: exporter ${grps[exporter]} req/s >= 0.8x static ${grps[static]} req/s (gzip)"
+	verdict "${rss[exporter]} <= 2 * ${rss[static]} + 20" \
+		"$n series: exporter load RSS ${rss[exporter]} MB <= 2x static ${rss[static]} MB + 20 MB"
+	verdict "${hwm[exporter]} <= 2 * ${hwm[static]} + 20" \
+		"$n series: exporter VmHWM ${hwm[exporter]} MB <= 2x static ${hwm[static]} MB + 20 MB"
+	if ((n == 1000000)); then
+		verdict "${load_ms:-999999} < 3000" \
+			"$n series: loaded + validated + rendered in ${load_ms:-?} ms < 3000 ms"
+	fi
+
+	cleanup
+}
+
+echo "load.sh: $(nproc) CPUs, $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(wrk --version 2>&1 | head -n1 | cut -d' ' -f1-2), $("$NODE_EXPORTER" --version 2>&1 | head -n1)"
+for n in $SIZES; do
+	run_size "$n"
+done
+echo
+echo "=== targets ==="
+printf '%s\n' "${SUMMARY[@]}"
