@@ -1,9 +1,10 @@
 //! Stage 2 of the pipeline: typed [`Config`] (+ the data files it names) -> validated
 //! [`Dataset`]. Pure: no I/O. Every problem found is reported, each with its position.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use toml::Spanned;
 
@@ -25,6 +26,8 @@ pub struct Dataset {
     pub release: Option<ReleaseSchedule>,
     /// Every file the dataset was read from: the config first, then its data files.
     pub files: Vec<PathBuf>,
+    /// Every distinct label value, once; metrics refer to them by index.
+    pub symbols: Vec<Box<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,14 +67,53 @@ pub struct Metric {
     pub help: String,
     pub unit: Unit,
     pub label_names: Vec<String>,
-    /// Label values in `label_names` order.
-    pub series: Vec<Series>,
+    /// Indices into `label_names` in the order labels are written: sorted by name.
+    pub order: Vec<usize>,
+    /// Label values of every series as ids into [`Dataset::symbols`], `label_names.len()` per
+    /// series in `label_names` order. Series are sorted by their values taken in `order`, so
+    /// rendering and comparing never sort again. Flat ids keep a million series in ~24 MB.
+    labels: Vec<u32>,
+    values: Vec<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    pub labels: Box<[Arc<str>]>,
-    pub value: f64,
+impl Metric {
+    fn new(name: String, help: String, unit: Unit, label_names: Vec<String>) -> Metric {
+        let mut order: Vec<usize> = (0..label_names.len()).collect();
+        order.sort_by(|a, b| label_names[*a].cmp(&label_names[*b]));
+        Metric {
+            name,
+            help,
+            unit,
+            label_names,
+            order,
+            labels: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Label value ids of series `i`, in `label_names` order.
+    pub fn labels(&self, i: usize) -> &[u32] {
+        let k = self.label_names.len();
+        &self.labels[i * k..(i + 1) * k]
+    }
+
+    pub fn value(&self, i: usize) -> f64 {
+        self.values[i]
+    }
+
+    fn push(&mut self, labels: &[u32], value: f64) {
+        self.labels.extend_from_slice(labels);
+        self.values.push(value);
+    }
 }
 
 /// When the period after the latest one is due, from `[dataset.period]`.
@@ -87,7 +129,21 @@ pub struct ReleaseSchedule {
 impl Dataset {
     /// Number of series of the declared metrics.
     pub fn series_count(&self) -> usize {
-        self.metrics.iter().map(|m| m.series.len()).sum()
+        self.metrics.iter().map(Metric::len).sum()
+    }
+
+    pub fn symbol(&self, id: u32) -> &str {
+        &self.symbols[id as usize]
+    }
+
+    /// `name="value",…` of series `i` of `m`, in written order (for messages and logs).
+    pub fn labels_text(&self, m: &Metric, i: usize) -> String {
+        let ids = m.labels(i);
+        m.order
+            .iter()
+            .map(|&j| format!("{}=\"{}\"", m.label_names[j], self.symbol(ids[j])))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -244,19 +300,30 @@ pub fn build(
         });
     }
 
-    let mut metrics = Vec::new();
+    // Files series can come from: the config, then each readable samples_file.
+    let mut files = vec![path.to_path_buf()];
+    let mut raw = Vec::new();
     let mut metric_spans = Vec::new();
     for m in &config.metrics {
-        if let Some(metric) = build_metric(
-            &map,
-            m,
-            &prefix,
-            &source_ids,
-            period.as_ref().and_then(|p| p.as_ref()),
+        let file = m
+            .get_ref()
+            .samples_file
+            .as_ref()
+            .and_then(|f| match data.get(f.get_ref()) {
+                Some((p, Ok(_))) => {
+                    files.push(p.clone());
+                    Some(files.len() as u32 - 1)
+                }
+                _ => None,
+            });
+        let ctx = MetricContext {
+            map: &map,
+            prefix: &prefix,
+            source_ids: &source_ids,
+            period: period.as_ref().and_then(|p| p.as_ref()),
             data,
-            &mut interner,
-            &mut errs,
-        ) {
+        };
+        if let Some((metric, positions)) = build_metric(&ctx, m, file, &mut interner, &mut errs) {
             let what = format!("metric `{}`", m.get_ref().name.get_ref());
             claim(
                 metric.name.clone(),
@@ -265,16 +332,22 @@ pub fn build(
                 &mut errs,
             );
             metric_spans.push(m.get_ref().name.span());
-            metrics.push(metric);
+            raw.push((metric, positions));
         }
     }
+    let symbols = interner.symbols;
+    let ranks = ranks(&symbols);
+    let metrics: Vec<Metric> = raw
+        .into_iter()
+        .map(|(m, positions)| canonicalize(m, &positions, &ranks, &symbols, &files, &mut errs))
+        .collect();
 
     if config.metrics.is_empty() {
         errs.push(Diagnostic::file(
             path,
             "empty dataset: no [[metric]] defined, expected at least one",
         ));
-    } else if errs.is_empty() && metrics.iter().all(|m| m.series.is_empty()) {
+    } else if errs.is_empty() && metrics.iter().all(Metric::is_empty) {
         errs.push(Diagnostic::file(
             path,
             "empty dataset: no samples in any [[metric]], expected at least one",
@@ -284,7 +357,7 @@ pub fn build(
     let mut derived = Vec::new();
     let mut release = None;
     if let Some(Some(p)) = &period {
-        for (i, d) in derive(&metrics, &p.label) {
+        for (i, d) in derive(&metrics, &p.label, &symbols, &ranks) {
             let what = format!("the series derived from `{}`", metrics[i].name);
             claim(d.name.clone(), metric_spans[i].clone(), what, &mut errs);
             derived.push(d);
@@ -292,10 +365,9 @@ pub fn build(
         let latest = metrics
             .iter()
             .filter_map(|m| {
-                let i = m.label_names.iter().position(|l| l == &p.label)?;
-                m.series
-                    .iter()
-                    .filter_map(|s| s.labels[i].parse::<i64>().ok())
+                let j = m.label_names.iter().position(|l| l == &p.label)?;
+                (0..m.len())
+                    .filter_map(|i| symbols[m.labels(i)[j] as usize].parse::<i64>().ok())
                     .max()
             })
             .max();
@@ -326,14 +398,6 @@ pub fn build(
     if !errs.is_empty() {
         return Err(Diagnostics::new(errs));
     }
-    let mut files = vec![path.to_path_buf()];
-    for m in &config.metrics {
-        if let Some(f) = &m.get_ref().samples_file {
-            if let Some((p, _)) = data.get(f.get_ref()) {
-                files.push(p.clone());
-            }
-        }
-    }
     Ok(Dataset {
         info: DatasetInfo {
             name: ds.name.get_ref().clone(),
@@ -351,7 +415,110 @@ pub fn build(
         derived,
         release,
         files,
+        symbols,
     })
+}
+
+/// Where a series was defined: a file of `Dataset::files`, line and column.
+#[derive(Debug, Clone, Copy)]
+struct Pos {
+    file: u32,
+    line: u32,
+    col: u32,
+}
+
+/// What every metric's validation reads.
+struct MetricContext<'a> {
+    map: &'a SourceMap<'a>,
+    prefix: &'a str,
+    source_ids: &'a HashSet<&'a str>,
+    period: Option<&'a Period>,
+    data: &'a DataFiles,
+}
+
+/// The lexicographic rank of every symbol: comparing ranks orders series like comparing
+/// their label strings, at the cost of an integer comparison.
+fn ranks(symbols: &[Box<str>]) -> Vec<u32> {
+    let mut by_text: Vec<u32> = (0..symbols.len() as u32).collect();
+    by_text.sort_by(|a, b| symbols[*a as usize].cmp(&symbols[*b as usize]));
+    let mut ranks = vec![0; symbols.len()];
+    for (rank, id) in by_text.into_iter().enumerate() {
+        ranks[id as usize] = rank as u32;
+    }
+    ranks
+}
+
+/// Sorts a metric's series into written order and reports duplicates, each at its later
+/// definition (the sort is stable, so equal series keep their file order).
+fn canonicalize(
+    m: Metric,
+    positions: &[Pos],
+    ranks: &[u32],
+    symbols: &[Box<str>],
+    files: &[PathBuf],
+    errs: &mut Vec<Diagnostic>,
+) -> Metric {
+    let mut idx: Vec<u32> = (0..m.len() as u32).collect();
+    idx.sort_by(|a, b| {
+        let (la, lb) = (m.labels(*a as usize), m.labels(*b as usize));
+        m.order
+            .iter()
+            .map(|&j| ranks[la[j] as usize].cmp(&ranks[lb[j] as usize]))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut out = Metric {
+        labels: Vec::with_capacity(m.labels.len()),
+        values: Vec::with_capacity(m.len()),
+        ..Metric::new(
+            m.name.clone(),
+            m.help.clone(),
+            m.unit,
+            m.label_names.clone(),
+        )
+    };
+    let mut first = 0;
+    for (n, &i) in idx.iter().enumerate() {
+        let i = i as usize;
+        if n > 0 && m.labels(i) == m.labels(idx[n - 1] as usize) {
+            let (at, was) = (positions[i], positions[idx[first] as usize]);
+            let labels = m
+                .order
+                .iter()
+                .map(|&j| {
+                    format!(
+                        "{}=\"{}\"",
+                        m.label_names[j],
+                        symbols[m.labels(i)[j] as usize]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let where_first = if at.file == was.file {
+                format!("line {} column {}", was.line, was.col)
+            } else {
+                format!(
+                    "{}:{}:{}",
+                    files[was.file as usize].display(),
+                    was.line,
+                    was.col
+                )
+            };
+            errs.push(Diagnostic::at(
+                &files[at.file as usize],
+                at.line as usize,
+                at.col as usize,
+                format!(
+                    "duplicate series {}{{{labels}}}, first defined at {where_first}",
+                    m.name
+                ),
+            ));
+            continue;
+        }
+        first = n;
+        out.push(m.labels(i), m.value(i));
+    }
+    out
 }
 
 struct Period {
@@ -399,19 +566,17 @@ fn check_period(map: &SourceMap, p: &PeriodConfig, errs: &mut Vec<Diagnostic>) -
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Validates one metric's definition and samples; series come back unsorted, with where each
+/// was defined.
 fn build_metric(
-    map: &SourceMap,
+    ctx: &MetricContext,
     m: &Spanned<MetricConfig>,
-    prefix: &str,
-    source_ids: &HashSet<&str>,
-    period: Option<&Period>,
-    data: &DataFiles,
+    file: Option<u32>,
     interner: &mut Interner,
     errs: &mut Vec<Diagnostic>,
-) -> Option<Metric> {
+) -> Option<(Metric, Vec<Pos>)> {
+    let map = ctx.map;
     let m = m.get_ref();
-    let before = errs.len();
     let raw_name = m.name.get_ref();
     let unit = Unit::parse(m.unit.get_ref());
     if unit.is_none() {
@@ -464,83 +629,32 @@ fn build_metric(
     }
     let unit = unit.expect("checked above");
     let name = match base {
-        Some(b) => format!("{prefix}{raw_name}_{b}"),
-        None => format!("{prefix}{raw_name}"),
+        Some(b) => format!("{}{raw_name}_{b}", ctx.prefix),
+        None => format!("{}{raw_name}", ctx.prefix),
+    };
+    let period_col = ctx
+        .period
+        .and_then(|p| label_names.iter().position(|l| l == &p.label));
+    let rules = SampleRules {
+        unit,
+        period_col,
+        period_label: ctx.period.map_or("", |p| p.label.as_str()),
     };
 
-    let mut series = Vec::new();
-    let mut seen: HashMap<Box<[Arc<str>]>, (usize, usize)> = HashMap::new();
-    let mut push =
-        |labels: Box<[Arc<str>]>, value: f64, at: Diagnostic, errs: &mut Vec<Diagnostic>| {
-            if let Some((line, col)) = seen.get(&labels) {
-                errs.push(Diagnostic {
-                    message: format!(
-                        "duplicate series {name}{{{}}}, first defined at line {line} column {col}",
-                        labels_text(&label_names, &labels)
-                    ),
-                    ..at
-                });
-                return;
-            }
-            seen.insert(labels.clone(), (at.line, at.col));
-            series.push(Series { labels, value });
-        };
-    let check_value = |v: f64, at: &Diagnostic, errs: &mut Vec<Diagnostic>| -> Option<f64> {
-        if !v.is_finite() {
-            errs.push(Diagnostic {
-                message: format!("value {v} is not a finite number, expected a published figure"),
-                ..at.clone()
-            });
-            return None;
-        }
-        if unit == Unit::Percent && !(0.0..=100.0).contains(&v) {
-            errs.push(Diagnostic {
-                message: format!("percent value {v} out of range, expected 0 to 100"),
-                ..at.clone()
-            });
-            return None;
-        }
-        let base = unit.to_base(v);
-        if !base.is_finite() {
-            errs.push(Diagnostic {
-                message: format!(
-                    "value {v} is too large to convert to {}",
-                    unit.base().unwrap_or("the base unit")
-                ),
-                ..at.clone()
-            });
-            return None;
-        }
-        Some(base)
-    };
-    let check_period_value = |labels: &[Arc<str>], at: &Diagnostic, errs: &mut Vec<Diagnostic>| {
-        let Some(p) = period else { return };
-        let Some(i) = label_names.iter().position(|l| l == &p.label) else {
-            return;
-        };
-        let v = &labels[i];
-        if v.len() != 4 || v.parse::<u16>().is_err() {
-            errs.push(Diagnostic { message: format!("{} `{v}` is not a year, expected four digits (the period label of an annual dataset)", p.label), ..at.clone() });
-        }
-    };
-
+    let mut metric = Metric::new(name, m.help.get_ref().trim().to_string(), unit, label_names);
+    let mut positions = Vec::new();
+    let mut ids = vec![0u32; metric.label_names.len()];
     for s in &m.samples {
         let sample: &SampleConfig = s.get_ref();
-        let at = map.diag(s.span(), "");
-        let given = sample.labels.get_ref();
-        let mut values: Vec<Option<Arc<str>>> = vec![None; label_names.len()];
+        let at = |span: std::ops::Range<usize>| map.diag(span, "");
         let mut ok = true;
-        for (k, v) in given {
-            match label_names.iter().position(|l| l == k.get_ref()) {
+        let mut given = vec![false; ids.len()];
+        for (k, v) in sample.labels.get_ref() {
+            match metric.label_names.iter().position(|l| l == k.get_ref()) {
                 Some(i) => {
-                    if v.get_ref().is_empty() {
-                        errs.push(map.diag(
-                            v.span(),
-                            format!("empty value for label `{}`, expected a code", k.get_ref()),
-                        ));
-                        ok = false;
-                    }
-                    values[i] = Some(interner.intern(v.get_ref()));
+                    ok &= rules.label_value(i, k.get_ref(), v.get_ref(), || at(v.span()), errs);
+                    ids[i] = interner.intern(v.get_ref());
+                    given[i] = true;
                 }
                 None => {
                     errs.push(map.diag(
@@ -548,24 +662,24 @@ fn build_metric(
                         format!(
                             "label `{}` is not a label of metric `{raw_name}`, expected one of: {}",
                             k.get_ref(),
-                            label_names.join(", ")
+                            metric.label_names.join(", ")
                         ),
                     ));
                     ok = false;
                 }
             }
         }
-        for (i, v) in values.iter().enumerate() {
-            if v.is_none() {
+        for (i, g) in given.iter().enumerate() {
+            if !g {
                 errs.push(map.diag(
                     sample.labels.span(),
-                    format!("sample has no value for label `{}`, expected every label of metric `{raw_name}`: {}", label_names[i], label_names.join(", ")),
+                    format!("sample has no value for label `{}`, expected every label of metric `{raw_name}`: {}", metric.label_names[i], metric.label_names.join(", ")),
                 ));
                 ok = false;
             }
         }
         if let Some(src) = &sample.source {
-            if !source_ids.contains(src.get_ref().as_str()) {
+            if !ctx.source_ids.contains(src.get_ref().as_str()) {
                 errs.push(map.diag(
                     src.span(),
                     format!(
@@ -579,30 +693,42 @@ fn build_metric(
             None => {
                 errs.push(Diagnostic {
                     message: "sample has no `value`, expected a number".into(),
-                    ..at.clone()
+                    ..at(s.span())
                 });
                 None
             }
-            Some(v) => check_value(*v.get_ref(), &map.diag(v.span(), ""), errs),
+            Some(v) => rules.value(*v.get_ref(), || at(v.span()), errs),
         };
-        if !ok {
-            continue;
-        }
-        let labels: Box<[Arc<str>]> = values
-            .into_iter()
-            .map(|v| v.expect("checked above"))
-            .collect();
-        check_period_value(&labels, &at, errs);
-        if let Some(value) = value {
-            push(labels, value, at, errs);
+        if let (true, Some(value)) = (ok, value) {
+            let d = at(s.span());
+            positions.push(Pos {
+                file: 0,
+                line: d.line as u32,
+                col: d.col as u32,
+            });
+            metric.push(&ids, value);
         }
     }
 
     if let Some(f) = &m.samples_file {
-        match data.get(f.get_ref()) {
-            None | Some((_, Err(_))) => {
-                let why = data
-                    .get(f.get_ref())
+        match (ctx.data.get(f.get_ref()), file) {
+            (Some((path, Ok(text))), Some(file)) => {
+                read_csv(
+                    path,
+                    text,
+                    raw_name,
+                    &rules,
+                    &mut metric,
+                    ctx.source_ids,
+                    interner,
+                    errs,
+                    |line, col| {
+                        positions.push(Pos { file, line, col });
+                    },
+                );
+            }
+            (found, _) => {
+                let why = found
                     .and_then(|(_, r)| r.as_ref().err())
                     .cloned()
                     .unwrap_or_else(|| "not read".into());
@@ -611,54 +737,97 @@ fn build_metric(
                     format!("cannot read samples_file `{}`: {why}", f.get_ref()),
                 ));
             }
-            Some((path, Ok(text))) => {
-                read_csv(
-                    path,
-                    text,
-                    raw_name,
-                    &label_names,
-                    source_ids,
-                    interner,
-                    errs,
-                    |labels, value, at, errs| {
-                        if let Some(value) = check_value(value, &at, errs) {
-                            check_period_value(&labels, &at, errs);
-                            push(labels, value, at, errs);
-                        }
-                    },
-                );
-            }
         }
     }
 
-    (errs.len() == before).then(|| Metric {
-        name,
-        help: m.help.get_ref().trim().to_string(),
-        unit,
-        label_names,
-        series,
-    })
+    // Returned even with errors, so that duplicates among the valid samples are found too.
+    Some((metric, positions))
 }
 
-/// Reads a samples CSV: header = label names + `value` (+ `source`, `basis`).
+/// The checks every sample of one metric passes, wherever it was written.
+struct SampleRules<'a> {
+    unit: Unit,
+    period_col: Option<usize>,
+    period_label: &'a str,
+}
+
+impl SampleRules<'_> {
+    /// Checks label `i`'s value; false if the sample cannot be used.
+    fn label_value(
+        &self,
+        i: usize,
+        label: &str,
+        v: &str,
+        at: impl FnOnce() -> Diagnostic,
+        errs: &mut Vec<Diagnostic>,
+    ) -> bool {
+        let problem = if v.is_empty() {
+            format!("empty value for label `{label}`, expected a code")
+        } else if self.period_col == Some(i)
+            && !(v.len() == 4 && v.bytes().all(|b| b.is_ascii_digit()))
+        {
+            format!("{} `{v}` is not a year, expected four digits (the period label of an annual dataset)", self.period_label)
+        } else {
+            return true;
+        };
+        errs.push(Diagnostic {
+            message: problem,
+            ..at()
+        });
+        false
+    }
+
+    /// Checks a published value and converts it to the base unit.
+    fn value(
+        &self,
+        v: f64,
+        at: impl FnOnce() -> Diagnostic,
+        errs: &mut Vec<Diagnostic>,
+    ) -> Option<f64> {
+        let problem = if !v.is_finite() {
+            format!("value {v} is not a finite number, expected a published figure")
+        } else if self.unit == Unit::Percent && !(0.0..=100.0).contains(&v) {
+            format!("percent value {v} out of range, expected 0 to 100")
+        } else {
+            let base = self.unit.to_base(v);
+            if base.is_finite() {
+                return Some(base);
+            }
+            format!(
+                "value {v} is too large to convert to {}",
+                self.unit.base().unwrap_or("the base unit")
+            )
+        };
+        errs.push(Diagnostic {
+            message: problem,
+            ..at()
+        });
+        None
+    }
+}
+
+/// Reads a samples CSV (header = label names + `value`, optionally `source`, `basis`) into
+/// `metric`, calling `defined(line, col)` for each series added.
 #[allow(clippy::too_many_arguments)]
 fn read_csv(
     path: &Path,
     text: &str,
-    metric: &str,
-    label_names: &[String],
+    metric_name: &str,
+    rules: &SampleRules,
+    metric: &mut Metric,
     source_ids: &HashSet<&str>,
     interner: &mut Interner,
     errs: &mut Vec<Diagnostic>,
-    mut sample: impl FnMut(Box<[Arc<str>]>, f64, Diagnostic, &mut Vec<Diagnostic>),
+    mut defined: impl FnMut(u32, u32),
 ) {
+    let label_names = metric.label_names.clone();
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .from_reader(text.as_bytes());
     let mut rows = rdr.records();
     let header = match rows.next() {
         None => {
-            errs.push(Diagnostic::file(path, format!("empty file, expected a header with the labels of metric `{metric}` and `value`")));
+            errs.push(Diagnostic::file(path, format!("empty file, expected a header with the labels of metric `{metric_name}` and `value`")));
             return;
         }
         Some(Err(e)) => {
@@ -671,7 +840,6 @@ fn read_csv(
     let (mut value_col, mut source_col) = (None, None);
     let mut bad_header = false;
     for (i, h) in header.iter().enumerate() {
-        let col = column(&header, i);
         match h {
             "value" => value_col = Some(i),
             "source" => source_col = Some(i),
@@ -679,7 +847,7 @@ fn read_csv(
             _ => match label_names.iter().position(|l| l == h) {
                 Some(j) => label_cols[j] = Some(i),
                 None => {
-                    errs.push(Diagnostic::at(path, 1, col, format!("unknown column `{h}`, expected the labels of metric `{metric}` ({}), value, source or basis", label_names.join(", "))));
+                    errs.push(Diagnostic::at(path, 1, column(&header, i), format!("unknown column `{h}`, expected the labels of metric `{metric_name}` ({}), value, source or basis", label_names.join(", "))));
                     bad_header = true;
                 }
             },
@@ -692,7 +860,7 @@ fn read_csv(
                 1,
                 1,
                 format!(
-                    "header has no column `{}`, expected every label of metric `{metric}`",
+                    "header has no column `{}`, expected every label of metric `{metric_name}`",
                     label_names[j]
                 ),
             ));
@@ -706,6 +874,11 @@ fn read_csv(
     if bad_header {
         return;
     }
+    let label_cols: Vec<usize> = label_cols
+        .into_iter()
+        .map(|c| c.expect("checked above"))
+        .collect();
+    let mut ids = vec![0u32; label_cols.len()];
     for row in rows {
         let row = match row {
             Ok(r) => r,
@@ -715,23 +888,13 @@ fn read_csv(
             }
         };
         let line = row.position().map_or(0, |p| p.line() as usize);
+        // Positions are worked out only when needed: most rows are fine.
         let at = |i: usize| Diagnostic::at(path, line, column(&row, i), "");
         let mut ok = true;
-        let mut labels = Vec::with_capacity(label_cols.len());
-        for (j, c) in label_cols.iter().enumerate() {
-            let c = c.expect("checked above");
+        for (j, &c) in label_cols.iter().enumerate() {
             let v = row.get(c).unwrap_or("");
-            if v.is_empty() {
-                errs.push(Diagnostic {
-                    message: format!(
-                        "empty value for label `{}`, expected a code",
-                        label_names[j]
-                    ),
-                    ..at(c)
-                });
-                ok = false;
-            }
-            labels.push(interner.intern(v));
+            ok &= rules.label_value(j, &label_names[j], v, || at(c), errs);
+            ids[j] = interner.intern(v);
         }
         if let Some(c) = source_col {
             let s = row.get(c).unwrap_or("");
@@ -751,7 +914,7 @@ fn read_csv(
             None
         } else {
             match raw.parse::<f64>() {
-                Ok(v) => Some(v),
+                Ok(v) => rules.value(v, || at(value_col), errs),
                 Err(_) => {
                     errs.push(Diagnostic {
                         message: format!("invalid value `{raw}`, expected a number"),
@@ -762,7 +925,8 @@ fn read_csv(
             }
         };
         if let (true, Some(v)) = (ok, value) {
-            sample(labels.into_boxed_slice(), v, at(value_col), errs);
+            metric.push(&ids, v);
+            defined(line as u32, column(&row, value_col) as u32);
         }
     }
 }
@@ -796,7 +960,12 @@ fn column(row: &csv::StringRecord, i: usize) -> usize {
 
 /// Derived series along the period label: latest value, latest period, change on the
 /// previous period, for every label combination of a metric without the period label.
-fn derive(metrics: &[Metric], period_label: &str) -> Vec<(usize, Metric)> {
+fn derive(
+    metrics: &[Metric],
+    period_label: &str,
+    symbols: &[Box<str>],
+    ranks: &[u32],
+) -> Vec<(usize, Metric)> {
     let mut out = Vec::new();
     for (idx, m) in metrics.iter().enumerate() {
         let Some(pi) = m.label_names.iter().position(|l| l == period_label) else {
@@ -810,89 +979,84 @@ fn derive(metrics: &[Metric], period_label: &str) -> Vec<(usize, Metric)> {
             None => &m.name,
         };
         let unit_suffix = m.unit.base().map_or(String::new(), |b| format!("_{b}"));
-        let label_names: Vec<String> = m
+        let names: Vec<String> = m
             .label_names
             .iter()
             .filter(|l| *l != period_label)
             .cloned()
             .collect();
-        // group: labels without period -> (period, value) sorted
-        let mut groups: BTreeMap<Vec<Arc<str>>, Vec<(i64, f64)>> = BTreeMap::new();
-        for s in &m.series {
-            let Ok(p) = s.labels[pi].parse::<i64>() else {
-                continue;
+        let new =
+            |name: String, help: String, unit: Unit| Metric::new(name, help, unit, names.clone());
+        let mut latest = new(
+            format!("{stem}_latest{unit_suffix}"),
+            format!("Latest published value of {} per label set: the value at the latest {period_label} that has one (see {stem}_latest_{period_label}).", m.name),
+            m.unit,
+        );
+        let mut latest_period = new(
+            format!("{stem}_latest_{period_label}"),
+            format!(
+                "Latest {period_label} for which {} has a value, per label set.",
+                m.name
+            ),
+            Unit::Count,
+        );
+        let mut change = new(
+            format!("{stem}_change{unit_suffix}"),
+            format!("Change of {} from the previous {period_label} that has a value to the latest, per label set (latest minus previous, in the metric's unit).", m.name),
+            m.unit,
+        );
+
+        // Series are sorted by label name order; when the period label sorts last (`year`
+        // among `sector`, `size`), each label set's periods are already adjacent and in order.
+        let rest: Vec<usize> = m.order.iter().copied().filter(|&j| j != pi).collect();
+        let mut idx_order: Vec<u32> = (0..m.len() as u32).collect();
+        if m.order.last() != Some(&pi) {
+            let key = |i: u32| {
+                let l = m.labels(i as usize);
+                rest.iter()
+                    .map(|&j| ranks[l[j] as usize])
+                    .chain(std::iter::once(ranks[l[pi] as usize]))
+                    .collect::<Vec<_>>()
             };
-            let key: Vec<Arc<str>> = s
-                .labels
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != pi)
-                .map(|(_, v)| v.clone())
-                .collect();
-            groups.entry(key).or_default().push((p, s.value));
+            idx_order.sort_by_cached_key(|&i| key(i));
         }
-        let (mut latest, mut latest_period, mut change) = (Vec::new(), Vec::new(), Vec::new());
-        for (key, mut points) in groups {
-            points.sort_by_key(|p| p.0);
-            let (p, v) = *points.last().expect("groups are never empty");
-            let labels: Box<[Arc<str>]> = key.into_boxed_slice();
-            latest.push(Series {
-                labels: labels.clone(),
-                value: v,
-            });
-            latest_period.push(Series {
-                labels: labels.clone(),
-                value: p as f64,
-            });
-            if let Some(&(_, prev)) = points.iter().rev().nth(1) {
-                change.push(Series {
-                    labels,
-                    value: decimal_sub(v, prev),
-                });
+        let mut rest_ids: Vec<u32> = Vec::with_capacity(names.len());
+        let mut n = 0;
+        while n < idx_order.len() {
+            let group = m.labels(idx_order[n] as usize);
+            let same = |i: u32| rest.iter().all(|&j| m.labels(i as usize)[j] == group[j]);
+            let end = n + idx_order[n..].iter().take_while(|&&i| same(i)).count();
+            let last = idx_order[end - 1] as usize;
+            rest_ids.clear();
+            rest_ids.extend(
+                m.labels(last)
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != pi)
+                    .map(|(_, &id)| id),
+            );
+            // Period values were checked to be four-digit years.
+            let year: f64 = symbols[m.labels(last)[pi] as usize]
+                .parse()
+                .unwrap_or(f64::NAN);
+            latest.push(&rest_ids, m.value(last));
+            latest_period.push(&rest_ids, year);
+            if end - n >= 2 {
+                change.push(
+                    &rest_ids,
+                    decimal_sub(m.value(last), m.value(idx_order[end - 2] as usize)),
+                );
             }
+            n = end;
         }
-        out.push((idx, Metric {
-            name: format!("{stem}_latest{unit_suffix}"),
-            help: format!("Latest published value of {} per label set: the value at the latest {period_label} that has one (see {stem}_latest_{period_label}).", m.name),
-            unit: m.unit,
-            label_names: label_names.clone(),
-            series: latest,
-        }));
-        out.push((
-            idx,
-            Metric {
-                name: format!("{stem}_latest_{period_label}"),
-                help: format!(
-                    "Latest {period_label} for which {} has a value, per label set.",
-                    m.name
-                ),
-                unit: Unit::Count,
-                label_names: label_names.clone(),
-                series: latest_period,
-            },
-        ));
-        if change.is_empty() {
-            // A single period has no change to report; an empty family would only confuse.
-            continue;
+        out.push((idx, latest));
+        out.push((idx, latest_period));
+        // A single period has no change to report; an empty family would only confuse.
+        if !change.is_empty() {
+            out.push((idx, change));
         }
-        out.push((idx, Metric {
-            name: format!("{stem}_change{unit_suffix}"),
-            help: format!("Change of {} from the previous {period_label} that has a value to the latest, per label set (latest minus previous, in the metric's unit).", m.name),
-            unit: m.unit,
-            label_names,
-            series: change,
-        }));
     }
     out
-}
-
-fn labels_text(names: &[String], values: &[Arc<str>]) -> String {
-    names
-        .iter()
-        .zip(values)
-        .map(|(n, v)| format!("{n}=\"{v}\""))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn check_label_name(map: &SourceMap, l: &Spanned<String>, errs: &mut Vec<Diagnostic>) {
@@ -978,18 +1142,23 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Shares repeated label values (years, codes) between series to keep large datasets small.
+/// Gives each distinct label value one id: label values repeat (years, codes), and ids make
+/// series small and cheap to compare.
 #[derive(Default)]
-struct Interner(HashSet<Arc<str>>);
+struct Interner {
+    ids: FxHashMap<Box<str>, u32>,
+    symbols: Vec<Box<str>>,
+}
 
 impl Interner {
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.0.get(s) {
-            return a.clone();
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
         }
-        let a: Arc<str> = Arc::from(s);
-        self.0.insert(a.clone());
-        a
+        let id = self.symbols.len() as u32;
+        self.symbols.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
     }
 }
 

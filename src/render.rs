@@ -1,18 +1,79 @@
-//! Stage 3 of the pipeline: validated [`Dataset`] -> encoded exposition bodies, once per load.
+//! Stage 3 of the pipeline: validated [`Dataset`] -> encoded exposition, once per load.
 //! Families are sorted by name and series by label values, so output is deterministic.
+//!
+//! Sample lines are the same in both formats; only the metadata lines differ. So the text body
+//! is written once, and the OpenMetrics body is its sample ranges with OpenMetrics metadata in
+//! between: a dataset costs one body of memory, not two.
 
-use std::cmp::Ordering;
-use std::sync::Arc;
+use std::ops::Range;
 
-use crate::dataset::{Dataset, Metric, Series};
+use crate::dataset::{Dataset, Metric};
 use crate::encode::{Encoder, Format, Kind};
 
-/// The dataset's part of `/metrics` in one format (OpenMetrics without its `# EOF`).
-pub fn render(dataset: &Dataset, format: Format) -> Vec<u8> {
-    let mut out = Vec::with_capacity(estimate(dataset));
-    let mut enc = Encoder {
-        format,
-        out: &mut out,
+/// The dataset's part of `/metrics`.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// The text-format (0.0.4) body.
+    pub text: Vec<u8>,
+    /// Per family, in order: its OpenMetrics metadata lines, and where its sample lines are
+    /// in `text`.
+    pub families: Vec<(Vec<u8>, Range<usize>)>,
+}
+
+impl Rendered {
+    /// The OpenMetrics body (without `# EOF`) as one buffer.
+    pub fn openmetrics(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.text.len());
+        for (meta, samples) in &self.families {
+            out.extend_from_slice(meta);
+            out.extend_from_slice(&self.text[samples.clone()]);
+        }
+        out
+    }
+
+    fn family(&mut self, name: &str, help: &str, kind: Kind, unit: Option<&str>) {
+        self.close();
+        Encoder {
+            format: Format::Text,
+            out: &mut self.text,
+        }
+        .family(name, help, kind, unit);
+        let mut meta = Vec::new();
+        Encoder {
+            format: Format::OpenMetrics,
+            out: &mut meta,
+        }
+        .family(name, help, kind, unit);
+        let at = self.text.len();
+        self.families.push((meta, at..at));
+    }
+
+    fn sample<'l>(
+        &mut self,
+        name: &str,
+        labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+        value: f64,
+    ) {
+        Encoder {
+            format: Format::Text,
+            out: &mut self.text,
+        }
+        .sample(name, labels, value);
+    }
+
+    /// Ends the last family's sample range at the end of the text.
+    fn close(&mut self) {
+        let end = self.text.len();
+        if let Some((_, r)) = self.families.last_mut() {
+            r.end = end;
+        }
+    }
+}
+
+pub fn render(dataset: &Dataset) -> Rendered {
+    let mut out = Rendered {
+        text: Vec::with_capacity(estimate(dataset)),
+        families: Vec::new(),
     };
     let prefix = &dataset.info.prefix;
 
@@ -61,7 +122,7 @@ pub fn render(dataset: &Dataset, format: Format) -> Vec<u8> {
     for (name, fam) in &fams {
         match fam {
             Fam::DatasetInfo => {
-                enc.family(
+                out.family(
                     name,
                     &format!(
                         "Dataset served by this exporter: {}, published by {} on {}.",
@@ -70,7 +131,7 @@ pub fn render(dataset: &Dataset, format: Format) -> Vec<u8> {
                     Kind::Info,
                     None,
                 );
-                enc.sample(
+                out.sample(
                     name,
                     [
                         ("dataset", info.name.as_str()),
@@ -83,19 +144,24 @@ pub fn render(dataset: &Dataset, format: Format) -> Vec<u8> {
                 );
             }
             Fam::Published => {
-                enc.family(name, &format!("Publication date of the latest figures of the dataset {} (00:00 UTC), as a Unix timestamp.", info.name), Kind::Gauge, Some("seconds"));
-                enc.sample(
+                out.family(
+                    name,
+                    &format!("Publication date of the latest figures of the dataset {} (00:00 UTC), as a Unix timestamp.", info.name),
+                    Kind::Gauge,
+                    Some("seconds"),
+                );
+                out.sample(
                     name,
                     [("dataset", info.name.as_str())],
                     info.published_timestamp as f64,
                 );
             }
             Fam::Sources => {
-                enc.family(name, "Publications the figures of this dataset are taken from; `source` is the id samples cite.", Kind::Info, None);
+                out.family(name, "Publications the figures of this dataset are taken from; `source` is the id samples cite.", Kind::Info, None);
                 let mut sources: Vec<_> = dataset.sources.iter().collect();
                 sources.sort_by(|a, b| a.id.cmp(&b.id));
                 for s in sources {
-                    enc.sample(
+                    out.sample(
                         name,
                         [
                             ("published", s.published.as_str()),
@@ -117,7 +183,7 @@ pub fn render(dataset: &Dataset, format: Format) -> Vec<u8> {
                         l.name, l.help
                     )
                 };
-                enc.family(name, &help, Kind::Info, None);
+                out.family(name, &help, Kind::Info, None);
                 let keys: Vec<String> = l
                     .languages
                     .iter()
@@ -143,10 +209,23 @@ pub fn render(dataset: &Dataset, format: Format) -> Vec<u8> {
                             names[i].as_str()
                         }
                     };
-                    enc.sample(name, order.iter().map(|&i| (key(i), val(i))), 1.0);
+                    out.sample(name, order.iter().map(|&i| (key(i), val(i))), 1.0);
                 }
             }
-            Fam::Metric(m) => write_metric(&mut enc, m),
+            Fam::Metric(m) => {
+                out.family(&m.name, &m.help, Kind::Gauge, m.unit.base());
+                // Series are stored sorted; labels are written sorted by name.
+                for i in 0..m.len() {
+                    let ids = m.labels(i);
+                    out.sample(
+                        &m.name,
+                        m.order
+                            .iter()
+                            .map(|&j| (m.label_names[j].as_str(), dataset.symbol(ids[j]))),
+                        m.value(i),
+                    );
+                }
+            }
             Fam::Expected(t) | Fam::Overdue(t) => {
                 let r = dataset
                     .release
@@ -157,42 +236,27 @@ pub fn render(dataset: &Dataset, format: Format) -> Vec<u8> {
                 } else {
                     ("overdue", "after")
                 };
-                enc.family(name, &format!("When the figures of the next {} of dataset {} are {what}: {when} this Unix timestamp, from the release calendar in the config.", r.period_label, info.name), Kind::Gauge, Some("seconds"));
+                out.family(
+                    name,
+                    &format!(
+                        "When the figures of the next {} of dataset {} are {what}: {when} this Unix timestamp, from the release calendar in the config.",
+                        r.period_label, info.name
+                    ),
+                    Kind::Gauge,
+                    Some("seconds"),
+                );
                 let period = r.next_period.to_string();
                 let mut labels = [
                     ("dataset", info.name.as_str()),
                     (r.period_label.as_str(), period.as_str()),
                 ];
                 labels.sort_by(|a, b| a.0.cmp(b.0));
-                enc.sample(name, labels, *t as f64);
+                out.sample(name, labels, *t as f64);
             }
         }
     }
+    out.close();
     out
-}
-
-fn write_metric(enc: &mut Encoder, m: &Metric) {
-    enc.family(&m.name, &m.help, Kind::Gauge, m.unit.base());
-    // Labels are written sorted by name, series sorted by their values in that order.
-    let mut perm: Vec<usize> = (0..m.label_names.len()).collect();
-    perm.sort_by(|a, b| m.label_names[*a].cmp(&m.label_names[*b]));
-    let mut order: Vec<&Series> = m.series.iter().collect();
-    order.sort_by(|a, b| cmp_labels(&perm, &a.labels, &b.labels));
-    for s in order {
-        enc.sample(
-            &m.name,
-            perm.iter()
-                .map(|&i| (m.label_names[i].as_str(), &*s.labels[i])),
-            s.value,
-        );
-    }
-}
-
-fn cmp_labels(perm: &[usize], a: &[Arc<str>], b: &[Arc<str>]) -> Ordering {
-    perm.iter()
-        .map(|&i| a[i].cmp(&b[i]))
-        .find(|o| o.is_ne())
-        .unwrap_or(Ordering::Equal)
 }
 
 fn estimate(d: &Dataset) -> usize {
@@ -200,8 +264,7 @@ fn estimate(d: &Dataset) -> usize {
         .iter()
         .chain(&d.derived)
         .map(|m| {
-            (m.name.len() + 16 + m.label_names.iter().map(|l| l.len() + 8).sum::<usize>())
-                * m.series.len()
+            (m.name.len() + 16 + m.label_names.iter().map(|l| l.len() + 8).sum::<usize>()) * m.len()
         })
         .sum::<usize>()
         + 4096

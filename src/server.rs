@@ -158,7 +158,7 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     let chunks = if gz {
         Chunks::new([body.gzip.clone(), Bytes::from(gzip(&tail))])
     } else {
-        Chunks::new([body.plain.clone(), Bytes::from(tail)])
+        Chunks::new(body.plain.iter().cloned().chain([Bytes::from(tail)]))
     };
     let mut resp = respond(StatusCode::OK, content_type, chunks);
     let h = resp.headers_mut();
