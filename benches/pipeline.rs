@@ -84,7 +84,7 @@ fn measure(config: &Path, series: usize) -> Row {
                 .metrics
                 .iter()
                 .chain(&dataset.derived)
-                .map(|m| m.series.len())
+                .map(|m| m.len())
                 .sum::<usize>();
             let text = snapshot.body(Format::Text);
             let om = snapshot.body(Format::OpenMetrics);
