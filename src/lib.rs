@@ -15,6 +15,7 @@ pub mod config;
 pub mod dataset;
 pub mod diagnostic;
 pub mod encode;
+pub mod gzip;
 pub mod load;
 pub mod logging;
 pub mod reload;

@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::encode::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::reload::Trigger;
-use crate::snapshot::{gzip, Store};
+use crate::snapshot::Store;
 use crate::telemetry::Telemetry;
 
 /// How long open connections may take to finish after shutdown was asked for.
@@ -154,9 +154,8 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     if format == Format::OpenMetrics {
         tail.extend_from_slice(b"# EOF\n");
     }
-    // Two gzip members in a row are one valid gzip stream (RFC 1952, section 2.2).
     let chunks = if gz {
-        Chunks::new([body.gzip.clone(), Bytes::from(gzip(&tail))])
+        Chunks::new(body.gzip.finish(&tail))
     } else {
         Chunks::new(body.plain.iter().cloned().chain([Bytes::from(tail)]))
     };

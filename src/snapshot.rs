@@ -1,26 +1,23 @@
 //! Stage 4 of the pipeline: the immutable [`Snapshot`] a scrape serves, and the shared store
 //! that a reload swaps atomically. A scrape only picks bytes out of it.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
-use bytes::Bytes;
-use flate2::write::GzEncoder;
-use flate2::Compression;
-
 use crate::dataset::Dataset;
 use crate::encode::Format;
+use crate::gzip::OpenGzip;
 use crate::render::render;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
 
 /// The bytes of one format: the plain body as chunks (the OpenMetrics one shares its sample
-/// lines with the text one), and the whole body gzip-compressed.
+/// lines with the text one), and the body gzip-compressed, open for the self-metrics.
 #[derive(Debug, Clone)]
 pub struct Body {
     pub plain: Vec<Bytes>,
-    pub gzip: Bytes,
+    pub gzip: OpenGzip,
 }
 
 /// What the landing page shows of the dataset.
@@ -58,17 +55,17 @@ impl Snapshot {
             .filter(|b| !b.is_empty())
             .collect();
         let (text_gz, om_gz) = std::thread::scope(|s| {
-            let om = s.spawn(|| gzip_parts(&om_parts));
-            let text_gz = gzip_parts(std::slice::from_ref(&text));
+            let om = s.spawn(|| OpenGzip::new(&om_parts));
+            let text_gz = OpenGzip::new(std::slice::from_ref(&text));
             (text_gz, om.join().expect("compressing does not panic"))
         });
         let text = Body {
             plain: vec![text],
-            gzip: Bytes::from(text_gz),
+            gzip: text_gz,
         };
         let openmetrics = Body {
             plain: om_parts,
-            gzip: Bytes::from(om_gz),
+            gzip: om_gz,
         };
         Snapshot {
             summary: Summary {
@@ -94,22 +91,6 @@ impl Snapshot {
             Format::OpenMetrics => &self.openmetrics,
         }
     }
-}
-
-/// gzip at the fastest level: bodies are compressed once per load, and level 1 keeps a
-/// million-series load within its time budget at a small cost in size.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    gzip_parts(&[data])
-}
-
-fn gzip_parts<T: AsRef<[u8]>>(parts: &[T]) -> Vec<u8> {
-    let len: usize = parts.iter().map(|p| p.as_ref().len()).sum();
-    let mut enc = GzEncoder::new(Vec::with_capacity(len / 8 + 64), Compression::fast());
-    for p in parts {
-        enc.write_all(p.as_ref())
-            .expect("writing to a Vec cannot fail");
-    }
-    enc.finish().expect("writing to a Vec cannot fail")
 }
 
 /// The one place the current snapshot lives; readers never block writers.
