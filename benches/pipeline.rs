@@ -91,9 +91,9 @@ fn measure(config: &Path, series: usize) -> Row {
             sizes = Some((
                 exposed,
                 text.plain.len(),
-                text.gzip.len(),
+                text.gzip.compressed_len(),
                 om.plain.len(),
-                om.gzip.len(),
+                om.gzip.compressed_len(),
             ));
         }
         // Freeing is part of a reload too, but not of these stages.
