@@ -10,8 +10,8 @@
 # Environment (all optional):
 #   SIZES           series counts to run (default "10000 100000 1000000")
 #   WRK_ARGS        wrk load shape (default "-t2 -c16 -d10s --timeout 30s")
-#   WRK_ARGS_SLOW   wrk load shape for node_exporter at 1,000,000 series, where one scrape takes
-#                   seconds and gigabytes (default "-t2 -c2 -d20s --timeout 60s")
+#   WRK_ARGS_SLOW   wrk load shape for node_exporter from 100,000 series on, where one scrape
+#                   takes seconds and gigabytes (default "-t2 -c2 -d20s --timeout 60s")
 #   PORT            first of three consecutive ports on 127.0.0.1 (default 18905)
 #   OUT             where datasets, exposition files and logs go (default benches/out)
 #   NO_BUILD=1      use the binaries already in $CARGO_TARGET_DIR (default target/release)
@@ -23,9 +23,11 @@
 # For each size: benches/generate.py writes the dataset; the exporter serves it; its text-format
 # /metrics minus the exporter's own families (indicator_exporter_*, process_*) becomes the .prom
 # file that node_exporter (--collector.textfile) and the static server
-# (benches/static_server.rs) serve. For each server, in turn:
+# (benches/static_server.rs) serve. The three run side by side and are measured one at a time
+# (exporter, static, node_exporter), each once all three are idle:
 #   scrape   one gzip scrape with curl (median of 5), and the gzip body size
-#   wrk      requests/s and p50/p99 latency, without and with Accept-Encoding: gzip
+#   wrk      requests/s and p50/p99 latency, without and with Accept-Encoding: gzip ("-" when
+#            no request completed within the run)
 #   RSS      "load RSS": highest VmRSS of the server sampled every 0.1 s during both wrk runs;
 #            "VmHWM": the kernel's lifetime peak RSS of the process (includes start-up)
 # Targets, PASS/FAIL: exporter gzip scrape <= 1.5x static at 100,000 and 1,000,000 series;
@@ -107,6 +109,30 @@ rss_sampler() {
 	done
 }
 
+# cpu_ticks PID...: total user+system CPU ticks used so far by the processes.
+cpu_ticks() {
+	local pid total=0 stat fields
+	for pid in "$@"; do
+		stat=$(<"/proc/$pid/stat")
+		read -ra fields <<<"${stat##*) }"
+		total=$((total + fields[11] + fields[12]))
+	done
+	echo "$total"
+}
+
+# wait_idle PID...: polls until the processes use no CPU for 0.5 s (a server may still be
+# answering requests that wrk gave up on), for at most START_DEADLINE seconds.
+wait_idle() {
+	local deadline=$((SECONDS + START_DEADLINE)) before after
+	while ((SECONDS < deadline)); do
+		before=$(cpu_ticks "$@")
+		sleep 0.5 # measuring window
+		after=$(cpu_ticks "$@")
+		((after - before <= 1)) && return 0
+	done
+	echo "load.sh: servers still busy after ${START_DEADLINE}s, measuring anyway" >&2
+}
+
 vm_hwm_kb() {
 	awk '/^VmHWM:/ {print $2}' "/proc/$1/status"
 }
@@ -152,7 +178,7 @@ run_wrk() {
 }
 
 ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else print "n/a" }'
 }
 
 verdict() { # verdict OK_EXPRESSION(awk) TEXT
@@ -200,9 +226,9 @@ run_size() {
 	printf 'dataset: %s; .prom: %s lines, %.1f MiB; exporter load: %s ms\n' "$dir/config.toml" \
 		"$(wc -l <"$prom")" "$(awk -v b="$(stat -c %s "$prom")" 'BEGIN {print b / 1048576}')" "$load_ms"
 
-	local -A scrape gzbytes rps p50 p99 grps gp50 gp99 errs rss hwm shape
-	local name port pid url args i s rfile sampler
-	for name in exporter node_exporter static; do
+	local -A scrape gzbytes rps p50 p99 grps gp50 gp99 errs rss hwm
+	local name port pid url args i s rfile sampler done
+	for name in exporter static node_exporter; do
 		case $name in
 		exporter) port=$p_exp pid=$pid_exp ;;
 		node_exporter) port=$p_node pid=$pid_node ;;
@@ -210,8 +236,9 @@ run_size() {
 		esac
 		url="http://$HOST:$port/metrics"
 		args=$WRK_ARGS
-		[[ $name == node_exporter && $n -ge 1000000 ]] && args=$WRK_ARGS_SLOW
-		shape[$name]=$args
+		[[ $name == node_exporter && $n -ge 100000 ]] && args=$WRK_ARGS_SLOW
+		wait_idle "$pid_exp" "$pid_node" "$pid_static"
+		scrape_once "$url" >/dev/null # warm-up, not counted
 
 		local times=() r
 		for ((i = 0; i < SCRAPES; i++)); do
@@ -226,8 +253,11 @@ run_size() {
 		rss_sampler "$pid" "$rfile" &
 		sampler=$!
 		PIDS+=("$sampler")
-		read -r rps[$name] p50[$name] p99[$name] _ s < <(run_wrk "$url" "$args")
-		read -r grps[$name] gp50[$name] gp99[$name] _ r < <(run_wrk "$url" "$args" 'Accept-Encoding: gzip')
+		read -r rps[$name] p50[$name] p99[$name] done s < <(run_wrk "$url" "$args")
+		if ((done == 0)); then rps[$name]=- p50[$name]=- p99[$name]=-; fi
+		wait_idle "$pid_exp" "$pid_node" "$pid_static"
+		read -r grps[$name] gp50[$name] gp99[$name] done r < <(run_wrk "$url" "$args" 'Accept-Encoding: gzip')
+		if ((done == 0)); then grps[$name]=- gp50[$name]=- gp99[$name]=-; fi
 		errs[$name]=$((s + r))
 		kill "$sampler" 2>/dev/null || true
 		wait "$sampler" 2>/dev/null || true
@@ -240,14 +270,14 @@ run_size() {
 		server "scrape ms" "gz KiB" "req/s" "p50 ms" "p99 ms" "gz req/s" "p50 ms" "p99 ms" \
 		"load RSS" "VmHWM" errors
 	printf '%s\n' "---------------+------------+-----------+-----------+----------+----------+-----------+----------+----------+----------+----------+-------"
-	for name in exporter node_exporter static; do
+	for name in exporter static node_exporter; do
 		printf '%-14s | %10s | %9s | %9s | %8s | %8s | %9s | %8s | %8s | %7sM | %7sM | %6s\n' \
 			"$name" "${scrape[$name]}" "$(awk -v b="${gzbytes[$name]}" 'BEGIN {printf "%.0f", b / 1024}')" \
 			"${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${grps[$name]}" "${gp50[$name]}" "${gp99[$name]}" \
 			"${rss[$name]}" "${hwm[$name]}" "${errs[$name]}"
 	done
 	echo "scrape ms: one gzip scrape (curl, median of $SCRAPES); req/s, p50, p99: wrk without and with"
-	echo "gzip (${WRK_ARGS}; node_exporter at 1,000,000 series: ${WRK_ARGS_SLOW}); load RSS: peak"
+	echo "gzip (${WRK_ARGS}; node_exporter from 100,000 series: ${WRK_ARGS_SLOW}); load RSS: peak"
 	echo "VmRSS sampled during both wrk runs; VmHWM: lifetime peak RSS, start-up included; errors:"
 	echo "wrk socket errors, timeouts and non-2xx answers."
 	echo
@@ -264,9 +294,9 @@ run_size() {
 		verdict "${scrape[exporter]} <= 1.5 * ${scrape[static]}" \
 			"$n series: exporter gzip scrape ${scrape[exporter]} ms <= 1.5x static ${scrape[static]} ms"
 	fi
-	verdict "${rps[exporter]} >= 0.8 * ${rps[static]}" \
+	verdict "${rps[exporter]/#-/0} >= 0.8 * ${rps[static]/#-/0}" \
 		"$n series: exporter ${rps[exporter]} req/s >= 0.8x static ${rps[static]} req/s (plain)"
-	verdict "${grps[exporter]} >= 0.8 * ${grps[static]}" \
+	verdict "${grps[exporter]/#-/0} >= 0.8 * ${grps[static]/#-/0}" \
 		"$n series: exporter ${grps[exporter]} req/s >= 0.8x static ${grps[static]} req/s (gzip)"
 	verdict "${rss[exporter]} <= 2 * ${rss[static]} + 20" \
 		"$n series: exporter load RSS ${rss[exporter]} MB <= 2x static ${rss[static]} MB + 20 MB"
