@@ -9,8 +9,9 @@
 //! Datasets are written by `benches/generate.py` (python3) into `benches/out/<series>/`.
 //! Stages, each the median of several runs (fewer for large datasets):
 //! `load` = read + parse + validate (`load::load`), `render` = render and gzip both formats
-//! (`Snapshot::build`), `total` = both, as start-up and reload run them. `vs 3 s` is total
-//! divided by the 3-second budget for loading a dataset.
+//! (`Snapshot::build`), `total` = both, as start-up and reload run them; `first` is the total of
+//! the first run of a size, whose memory comes fresh from the OS as at start-up. `vs 3 s` is
+//! total divided by the 3-second budget for loading a dataset.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,8 @@ struct Row {
     load: Duration,
     render: Duration,
     total: Duration,
+    first: Duration,
+    worst: Duration,
     text: usize,
     text_gz: usize,
     om: usize,
@@ -104,6 +107,8 @@ fn measure(config: &Path, series: usize) -> Row {
         totals.push(t2 - t0);
     }
     let (exposed, text, text_gz, om, om_gz) = sizes.expect("at least one run");
+    let first = totals[0];
+    let worst = *totals.iter().max().expect("at least one run");
     Row {
         series,
         exposed,
@@ -111,6 +116,8 @@ fn measure(config: &Path, series: usize) -> Row {
         load: median(loads),
         render: median(renders),
         total: median(totals),
+        first,
+        worst,
         text,
         text_gz,
         om,
@@ -152,6 +159,8 @@ fn main() {
         "load ms",
         "render ms",
         "total ms",
+        "first ms",
+        "max ms",
         "vs 3 s",
         "text",
         "text.gz",
@@ -169,6 +178,8 @@ fn main() {
                 ms(r.load),
                 ms(r.render),
                 ms(r.total),
+                ms(r.first),
+                ms(r.worst),
                 format!("{:.2}", r.total.as_secs_f64() / BUDGET.as_secs_f64()),
                 mib(r.text),
                 mib(r.text_gz),
@@ -211,13 +222,16 @@ fn main() {
     println!();
     println!("series: declared series; exposed: with the derived latest/change series.");
     println!("load: read + parse + validate (load::load); render: both formats rendered and");
-    println!("gzip-compressed (Snapshot::build); vs 3 s: total / 3 s budget (< 1 is within it).");
+    println!("gzip-compressed (Snapshot::build); first: total of the first run, on memory fresh");
+    println!("from the OS like a start-up; max: slowest run; vs 3 s: total / 3 s (< 1 is within).");
     println!("Bodies are the dataset part of /metrics (without the exporter's own metrics).");
     if let Some(r) = rows.iter().find(|r| r.series == 1_000_000) {
-        let verdict = if r.total < BUDGET { "PASS" } else { "FAIL" };
-        println!(
-            "{verdict}: 1,000,000 series loaded+validated+rendered in {} ms (target < 3000 ms)",
-            ms(r.total)
-        );
+        for (what, t) in [("median", r.total), ("first run", r.first)] {
+            let verdict = if t < BUDGET { "PASS" } else { "FAIL" };
+            println!(
+                "{verdict}: 1,000,000 series loaded+validated+rendered in {} ms, {what} (target < 3000 ms)",
+                ms(t)
+            );
+        }
     }
 }
