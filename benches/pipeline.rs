@@ -93,9 +93,9 @@ fn measure(config: &Path, series: usize) -> Row {
             let om = snapshot.body(Format::OpenMetrics);
             sizes = Some((
                 exposed,
-                text.plain.len(),
+                text.plain.iter().map(|b| b.len()).sum(),
                 text.gzip.compressed_len(),
-                om.plain.len(),
+                om.plain.iter().map(|b| b.len()).sum(),
                 om.gzip.compressed_len(),
             ));
         }
