@@ -18,7 +18,7 @@
 #   NODE_EXPORTER   node_exporter binary (default /usr/bin/prometheus-node-exporter)
 #
 # Needs bash, curl, wrk, python3 and node_exporter. Everything listens on 127.0.0.1 only; every
-# server started here is stopped on exit. A full run takes about ten minutes on 2 cores.
+# server started here is stopped on exit. A full run takes about five minutes on 2 cores.
 #
 # For each size: benches/generate.py writes the dataset; the exporter serves it; its text-format
 # /metrics minus the exporter's own families (indicator_exporter_*, process_*) becomes the .prom
