@@ -47,22 +47,42 @@ impl OpenGzip {
     }
 
     /// The complete gzip stream of the body followed by `tail`, as chunks to send in order.
-    pub fn finish(&self, tail: &[u8]) -> [Bytes; 3] {
-        let mut c = Compress::new(LEVEL, false);
-        let mut end = Vec::with_capacity(tail.len() / 2 + 64);
-        deflate(&mut c, tail, &mut end, FlushCompress::Finish);
+    pub fn finish(&self, tail: &Tail) -> [Bytes; 4] {
         let mut crc = crc32fast::Hasher::new_with_initial_len(self.crc, self.len);
-        let mut tail_crc = crc32fast::Hasher::new();
-        tail_crc.update(tail);
-        crc.combine(&tail_crc);
-        end.extend_from_slice(&crc.finalize().to_le_bytes());
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(tail.crc, tail.len));
+        let mut trailer = Vec::with_capacity(8);
+        trailer.extend_from_slice(&crc.finalize().to_le_bytes());
         // ISIZE is the length modulo 2^32 (RFC 1952).
-        end.extend_from_slice(&((self.len + tail.len() as u64) as u32).to_le_bytes());
+        trailer.extend_from_slice(&((self.len + tail.len) as u32).to_le_bytes());
         [
             Bytes::from_static(HEADER),
             self.deflate.clone(),
-            Bytes::from(end),
+            tail.deflate.clone(),
+            Bytes::from(trailer),
         ]
+    }
+}
+
+/// The end of a gzip stream: final DEFLATE blocks and what the trailer needs to know of them.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    deflate: Bytes,
+    crc: u32,
+    len: u64,
+}
+
+impl Tail {
+    pub fn new(data: &[u8]) -> Tail {
+        let mut c = Compress::new(LEVEL, false);
+        let mut deflate_out = Vec::with_capacity(data.len() / 2 + 64);
+        deflate(&mut c, data, &mut deflate_out, FlushCompress::Finish);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(data);
+        Tail {
+            deflate: Bytes::from(deflate_out),
+            crc: crc.finalize(),
+            len: data.len() as u64,
+        }
     }
 }
 
@@ -108,16 +128,19 @@ mod tests {
             open.compressed_len(),
             body.len()
         );
-        let out = gunzip_single_member(&open.finish(b"tail 1\n# EOF\n"));
+        let out = gunzip_single_member(&open.finish(&Tail::new(b"tail 1\n# EOF\n")));
         assert_eq!(out.len(), body.len() + 13);
         assert!(out.starts_with(&body) && out.ends_with(b"tail 1\n# EOF\n"));
         // The shared part is reusable: a second response with another tail.
-        assert!(gunzip_single_member(&open.finish(b"x\n")).ends_with(b"\nx\n"));
+        assert!(gunzip_single_member(&open.finish(&Tail::new(b"x\n"))).ends_with(b"\nx\n"));
     }
 
     #[test]
     fn empty_body() {
         let open = OpenGzip::new::<&[u8]>(&[]);
-        assert_eq!(gunzip_single_member(&open.finish(b"only\n")), b"only\n");
+        assert_eq!(
+            gunzip_single_member(&open.finish(&Tail::new(b"only\n"))),
+            b"only\n"
+        );
     }
 }

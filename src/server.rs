@@ -150,14 +150,11 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     let gz = accepts_gzip(header(ACCEPT_ENCODING));
     let snapshot = state.store.load();
     let body = snapshot.body(format);
-    let mut tail = state.telemetry.render(format);
-    if format == Format::OpenMetrics {
-        tail.extend_from_slice(b"# EOF\n");
-    }
+    let tail = state.telemetry.tail(format);
     let chunks = if gz {
-        Chunks::new(body.gzip.finish(&tail))
+        Chunks::new(body.gzip.finish(&tail.gzip))
     } else {
-        Chunks::new(body.plain.iter().cloned().chain([Bytes::from(tail)]))
+        Chunks::new(body.plain.iter().cloned().chain([tail.plain.clone()]))
     };
     let mut resp = respond(StatusCode::OK, content_type, chunks);
     let h = resp.headers_mut();

@@ -1,8 +1,13 @@
 //! The exporter's own metrics and logs. Each event is one function that both logs and counts,
-//! so the two never disagree. Rendered per scrape: a few dozen small series.
+//! so the two never disagree. A few dozen small series, rendered for a scrape at most once
+//! per [`MAX_AGE`] unless an event changed them: reading `/proc` for the process metrics on
+//! every request would cost more than serving a mid-sized dataset.
 
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
 
 use prometheus::core::Collector;
 use prometheus::proto::MetricType;
@@ -11,6 +16,26 @@ use tracing::{error, info, warn};
 
 use crate::diagnostic::Diagnostics;
 use crate::encode::{Encoder, Format, Kind};
+use crate::gzip;
+
+/// How long rendered self-metrics may be reused when no event changed them.
+pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The end of a `/metrics` response in one format: self-metrics (and `# EOF` for
+/// OpenMetrics), plain and as the final part of a gzip stream.
+#[derive(Debug)]
+pub struct Tail {
+    pub plain: Bytes,
+    pub gzip: gzip::Tail,
+}
+
+#[derive(Default)]
+struct TailCache {
+    generation: u64,
+    rendered_at: Option<Instant>,
+    text: Option<Arc<Tail>>,
+    openmetrics: Option<Arc<Tail>>,
+}
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("INDICATOR_EXPORTER_REVISION");
@@ -33,6 +58,9 @@ pub struct Telemetry {
     removed: CounterVec,
     last_change: GaugeVec,
     last_error: Mutex<Option<LastError>>,
+    /// Bumped by every event, so a cached tail never hides one.
+    generation: AtomicU64,
+    cache: Mutex<TailCache>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -126,11 +154,14 @@ impl Telemetry {
             removed,
             last_change,
             last_error: Mutex::new(None),
+            generation: AtomicU64::new(1),
+            cache: Mutex::new(TailCache::default()),
         }
     }
 
     /// A dataset went into service (start-up or reload).
     pub fn loaded(&self, dataset: &str, series: usize, reload: bool, millis: u128) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         info!(
             dataset,
             series,
@@ -154,6 +185,7 @@ impl Telemetry {
 
     /// Declares a metric's change counters at zero, so the first change shows in increase().
     pub fn track_metric(&self, metric: &str) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         self.revised.with_label_values(&[metric]);
         self.added.with_label_values(&[metric]);
         self.removed.with_label_values(&[metric]);
@@ -161,6 +193,7 @@ impl Telemetry {
 
     /// A reload failed; the previous snapshot stays in service.
     pub fn reload_failed(&self, errors: &Diagnostics) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         error!(
             errors = errors.len(),
             "reload failed, still serving the previous dataset:\n{errors}"
@@ -175,12 +208,14 @@ impl Telemetry {
 
     /// A series' value changed between two datasets.
     pub fn revised(&self, metric: &str, labels: &str, old: f64, new: f64) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         warn!(metric, labels, old, new, "published figure revised");
         self.revised.with_label_values(&[metric]).inc();
     }
 
     /// Series appeared or disappeared in `metric`, or some were revised: stamps the change.
     pub fn changed(&self, metric: &str, added: usize, removed: usize, revised: usize) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         info!(metric, added, removed, revised, "metric changed");
         self.added.with_label_values(&[metric]).inc_by(added as f64);
         self.removed
@@ -193,6 +228,39 @@ impl Telemetry {
 
     pub fn last_error(&self) -> Option<LastError> {
         self.last_error.lock().expect("lock not poisoned").clone()
+    }
+
+    /// The response tail for `format`: cached unless older than [`MAX_AGE`] or outdated by
+    /// an event.
+    pub fn tail(&self, format: Format) -> Arc<Tail> {
+        let generation = self.generation.load(Ordering::Relaxed);
+        let mut cache = self.cache.lock().expect("lock not poisoned");
+        let fresh = cache.generation == generation
+            && cache.rendered_at.is_some_and(|t| t.elapsed() < MAX_AGE);
+        if !fresh {
+            *cache = TailCache {
+                generation,
+                rendered_at: Some(Instant::now()),
+                ..TailCache::default()
+            };
+        }
+        let slot = match format {
+            Format::Text => &mut cache.text,
+            Format::OpenMetrics => &mut cache.openmetrics,
+        };
+        if let Some(t) = slot {
+            return t.clone();
+        }
+        let mut plain = self.render(format);
+        if format == Format::OpenMetrics {
+            plain.extend_from_slice(b"# EOF\n");
+        }
+        let tail = Arc::new(Tail {
+            gzip: gzip::Tail::new(&plain),
+            plain: Bytes::from(plain),
+        });
+        *slot = Some(tail.clone());
+        tail
     }
 
     /// The self-metrics in one format, sorted by name.
@@ -238,4 +306,23 @@ pub fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_is_reused_until_an_event_changes_the_metrics() {
+        let t = Telemetry::new();
+        let first = t.tail(Format::Text);
+        assert!(Arc::ptr_eq(&first, &t.tail(Format::Text)));
+        assert!(!Arc::ptr_eq(&first, &t.tail(Format::OpenMetrics)));
+        assert!(t.tail(Format::OpenMetrics).plain.ends_with(b"# EOF\n"));
+        t.track_metric("m_ratio");
+        let after = t.tail(Format::Text);
+        assert!(!Arc::ptr_eq(&first, &after));
+        let text = String::from_utf8(after.plain.to_vec()).unwrap();
+        assert!(text.contains("indicator_exporter_series_revisions_total{metric=\"m_ratio\"} 0\n"));
+    }
 }
