@@ -75,3 +75,25 @@ fn missing_config_file() {
 fn generated_names_that_clash_and_periods_that_are_not_years() {
     check("name_clash");
 }
+#[test]
+fn unreadable_config_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = indicator_exporter::check(dir.path()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: cannot read config file: Is a directory",
+            dir.path().display()
+        )
+    );
+    let binary = dir.path().join("config.toml");
+    std::fs::write(&binary, b"[dataset]\nname = \"\xff\"\n").unwrap();
+    let e = indicator_exporter::check(&binary).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: cannot read config file: stream did not contain valid UTF-8",
+            binary.display()
+        )
+    );
+}
