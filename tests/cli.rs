@@ -158,15 +158,18 @@ impl Drop for Running {
 }
 
 #[test]
-fn sigterm_stops_gracefully_with_exit_zero() {
-    let mut r = Running::start(&["--config.file", "config.toml"]);
-    assert!(r.metrics().contains("cnipa_dataset_info"));
-    r.signal("-TERM");
-    let status = wait_for("the exporter to exit", Duration::from_secs(20), || {
-        r.child.try_wait().unwrap()
-    });
-    assert!(status.success(), "{status}");
-    r.wait_log("SIGTERM received");
+fn sigterm_and_sigint_stop_gracefully_with_exit_zero() {
+    for (sig, name) in [("-TERM", "SIGTERM"), ("-INT", "SIGINT")] {
+        let mut r = Running::start(&["--config.file", "config.toml"]);
+        assert!(r.metrics().contains("cnipa_dataset_info"));
+        r.signal(sig);
+        let status = wait_for("the exporter to exit", Duration::from_secs(20), || {
+            r.child.try_wait().unwrap()
+        });
+        assert!(status.success(), "{name}: {status}");
+        r.wait_log(&format!("{name} received"));
+        r.wait_log("msg=stopped");
+    }
 }
 
 #[test]

@@ -367,3 +367,37 @@ fn scrapes_during_reloads_see_exactly_one_version() {
     );
     eprintln!("{scrapes} scrapes: {seen_a} of version A, {seen_b} of version B");
 }
+
+/// Reloads asked for at the same time run one after another, and each gets its own answer.
+#[test]
+fn concurrent_reloads_are_serialised() {
+    let f = fixture(&config(&[("all", "2024", "53.3")]));
+    let s = Server::start(&f.path);
+    std::fs::write(&f.path, config(&[("all", "2024", "53.8")])).unwrap();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let posts: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| s.post("/-/reload").status))
+            .collect();
+        posts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    assert_eq!(statuses, vec![200; 8]);
+    let body = s.metrics();
+    assert_eq!(
+        sample(
+            &body,
+            "indicator_exporter_config_reloads_total{result=\"success\"}"
+        )
+        .as_deref(),
+        Some("8")
+    );
+    // Only the first of them saw a change.
+    assert_eq!(
+        sample(
+            &body,
+            "indicator_exporter_series_revisions_total{metric=\"t_rate_ratio\"}"
+        )
+        .as_deref(),
+        Some("1")
+    );
+    assert_eq!(sample(&body, RATE_2024).as_deref(), Some("0.538"));
+}
