@@ -243,13 +243,9 @@ pub fn watch_files(
                 }
                 ev = events.recv() => if ev.is_none() { return; },
             }
-            // Debounce: one save is often several events (truncate, write, rename, chmod).
-            loop {
-                match tokio::time::timeout(DEBOUNCE, events.recv()).await {
-                    Ok(Some(())) => continue,
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
+            // One save is often several events (truncate, write, rename, chmod).
+            if !quiet(&mut events, DEBOUNCE).await {
+                return;
             }
             let now = fingerprint(&current);
             if now != last {
@@ -261,6 +257,17 @@ pub fn watch_files(
             }
         }
     })
+}
+
+/// Waits until no event has arrived for `window`; false if the event source closed.
+async fn quiet(events: &mut mpsc::UnboundedReceiver<()>, window: Duration) -> bool {
+    loop {
+        match tokio::time::timeout(window, events.recv()).await {
+            Ok(Some(())) => continue,
+            Ok(None) => return false,
+            Err(_) => return true,
+        }
+    }
 }
 
 fn rewatch(watcher: &mut impl notify::Watcher, watched: &mut HashSet<PathBuf>, files: &[PathBuf]) {
@@ -290,4 +297,33 @@ fn fingerprint(files: &[PathBuf]) -> u64 {
         std::fs::read(Path::new(f)).ok().hash(&mut h);
     }
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_events_is_one_change_after_a_quiet_window() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let start = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            for _ in 0..4 {
+                tx.send(()).unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // Keep the channel open: closing it would end the wait early.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        assert!(quiet(&mut rx, DEBOUNCE).await);
+        // The last event came at 300 ms; the window closes 250 ms later.
+        assert_eq!(start.elapsed(), Duration::from_millis(300) + DEBOUNCE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_event_source_ends_the_wait() {
+        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        drop(tx);
+        assert!(!quiet(&mut rx, DEBOUNCE).await);
+    }
 }
