@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 
 use toml::Spanned;
 
-use crate::config::{Config, MetricConfig, PeriodConfig, SampleConfig};
+use crate::config::{Config, LabelConfig, MetricConfig, PeriodConfig, SampleConfig};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::units::{decimal_sub, Unit, UNIT_NAMES};
 
@@ -253,51 +253,7 @@ pub fn build(
             format!("[[label]] `{name}`"),
             &mut errs,
         );
-        let mut languages: Vec<String> = Vec::new();
-        for v in &l.values {
-            for lang in v.get_ref().names.get_ref().keys() {
-                if !is_label_name(lang.get_ref()) {
-                    errs.push(map.diag(
-                        lang.span(),
-                        format!(
-                            "invalid language code `{}`, expected letters, digits and underscores",
-                            lang.get_ref()
-                        ),
-                    ));
-                } else if !languages.contains(lang.get_ref()) {
-                    languages.push(lang.get_ref().clone());
-                }
-            }
-        }
-        languages.sort();
-        let mut codes = HashSet::new();
-        let mut values = Vec::new();
-        for v in &l.values {
-            let v = v.get_ref();
-            if !codes.insert(v.code.get_ref().as_str()) {
-                errs.push(map.diag(
-                    v.code.span(),
-                    format!("duplicate code `{}` in label `{name}`", v.code.get_ref()),
-                ));
-            }
-            let names = v.names.get_ref();
-            let display = languages
-                .iter()
-                .map(|lang| {
-                    names
-                        .iter()
-                        .find(|(k, _)| k.get_ref() == lang)
-                        .map_or(String::new(), |(_, n)| n.clone())
-                })
-                .collect();
-            values.push((v.code.get_ref().clone(), display));
-        }
-        labels.push(LabelDisplay {
-            name: name.clone(),
-            help: l.help.clone(),
-            languages,
-            values,
-        });
+        labels.push(label_display(&map, l, &mut errs));
     }
 
     // Files series can come from: the config, then each readable samples_file.
@@ -519,6 +475,56 @@ fn canonicalize(
         out.push(m.labels(i), m.value(i));
     }
     out
+}
+
+/// Display names of one label's codes; languages missing for a code are empty.
+fn label_display(map: &SourceMap, l: &LabelConfig, errs: &mut Vec<Diagnostic>) -> LabelDisplay {
+    let name = l.name.get_ref();
+    let mut languages: Vec<String> = Vec::new();
+    for v in &l.values {
+        for lang in v.get_ref().names.get_ref().keys() {
+            if !is_label_name(lang.get_ref()) {
+                errs.push(map.diag(
+                    lang.span(),
+                    format!(
+                        "invalid language code `{}`, expected letters, digits and underscores",
+                        lang.get_ref()
+                    ),
+                ));
+            } else if !languages.contains(lang.get_ref()) {
+                languages.push(lang.get_ref().clone());
+            }
+        }
+    }
+    languages.sort();
+    let mut codes = HashSet::new();
+    let mut values = Vec::new();
+    for v in &l.values {
+        let v = v.get_ref();
+        if !codes.insert(v.code.get_ref().as_str()) {
+            errs.push(map.diag(
+                v.code.span(),
+                format!("duplicate code `{}` in label `{name}`", v.code.get_ref()),
+            ));
+        }
+        let names = v.names.get_ref();
+        let display = languages
+            .iter()
+            .map(|lang| {
+                names
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == lang)
+                    .map_or(String::new(), |(_, n)| n.clone())
+            })
+            .collect();
+        values.push((v.code.get_ref().clone(), display));
+    }
+    LabelDisplay {
+        name: name.clone(),
+        help: l.help.clone(),
+        languages,
+        values,
+    }
 }
 
 struct Period {

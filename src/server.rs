@@ -167,6 +167,14 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
 
 /// Picks OpenMetrics when the client weighs it at least as high as the text format, as
 /// Prometheus's scrape Accept header does; text 0.0.4 otherwise.
+///
+/// ```
+/// use indicator_exporter::encode::Format;
+/// use indicator_exporter::server::negotiate;
+/// let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+/// assert_eq!(negotiate(prometheus).0, Format::OpenMetrics);
+/// assert_eq!(negotiate("*/*").1, "text/plain; version=0.0.4; charset=utf-8");
+/// ```
 pub fn negotiate(accept: &str) -> (Format, &'static str) {
     let (mut om, mut om_version, mut text) = (0.0f32, "1.0.0", 0.0f32);
     for range in accept.split(',') {

@@ -67,6 +67,12 @@ impl Unit {
     }
 
     /// Converts a published value to the base unit, exactly in decimal.
+    ///
+    /// ```
+    /// use indicator_exporter::units::Unit;
+    /// assert_eq!(Unit::Percent.to_base(53.3).to_string(), "0.533"); // not 0.5329999999999999
+    /// assert_eq!(Unit::TenThousandYuan.to_base(829.6), 8_296_000.0);
+    /// ```
     pub fn to_base(self, published: f64) -> f64 {
         scale_pow10(published, self.exponent())
     }
