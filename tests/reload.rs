@@ -10,6 +10,8 @@ use common::*;
 
 const RATE_2024: &str = "t_rate_ratio{size=\"all\",year=\"2024\"}";
 const RATE_2023: &str = "t_rate_ratio{size=\"all\",year=\"2023\"}";
+const RELOADS_OK: &str = "indicator_exporter_config_reloads_total{result=\"success\"}";
+const RELOADS_FAILED: &str = "indicator_exporter_config_reloads_total{result=\"failure\"}";
 
 /// A small dataset; `samples` are (size, year, percent) rows.
 fn config(samples: &[(&str, &str, &str)]) -> String {
@@ -85,14 +87,7 @@ fn post_reload_applies_an_edit_and_answers_with_the_outcome() {
     assert_eq!(r.text(), "loaded dataset t: 1 metrics, 2 series\n");
     assert_eq!(value(&s, RATE_2024).as_deref(), Some("0.534"));
     let body = s.metrics();
-    assert_eq!(
-        sample(
-            &body,
-            "indicator_exporter_config_reloads_total{result=\"success\"}"
-        )
-        .as_deref(),
-        Some("1")
-    );
+    assert_eq!(sample(&body, RELOADS_OK).as_deref(), Some("1"));
 }
 
 #[test]
@@ -126,14 +121,7 @@ fn a_broken_edit_keeps_the_last_good_dataset_and_a_fix_recovers() {
         sample(&body, "indicator_exporter_config_last_reload_successful").as_deref(),
         Some("0")
     );
-    assert_eq!(
-        sample(
-            &body,
-            "indicator_exporter_config_reloads_total{result=\"failure\"}"
-        )
-        .as_deref(),
-        Some("1")
-    );
+    assert_eq!(sample(&body, RELOADS_FAILED).as_deref(), Some("1"));
     let page = s.get_with("/", &[]).text();
     assert!(
         page.contains("Last reload failed") && page.contains(&expected_error),
@@ -235,7 +223,7 @@ fn a_watched_save_by_rename_reloads_once() {
     let s = Server::start_with(&f.path, true, true);
     save_by_rename(&f.path, &config(&[("all", "2024", "53.6")]));
     wait_value(&s, RATE_2024, Some("0.536"));
-    let reloads = "indicator_exporter_config_reloads_total{result=\"success\"}";
+    let reloads = RELOADS_OK;
     assert_eq!(sample(&s.metrics(), reloads).as_deref(), Some("1"));
 
     // A broken save keeps the old values and says so; fixing it recovers.
@@ -358,11 +346,7 @@ fn scrapes_during_reloads_see_exactly_one_version() {
     assert_eq!(seen_a + seen_b, scrapes);
     let body = s.metrics();
     assert_eq!(
-        sample(
-            &body,
-            "indicator_exporter_config_reloads_total{result=\"success\"}"
-        )
-        .as_deref(),
+        sample(&body, RELOADS_OK).as_deref(),
         Some(&*(RELOADS + 1).to_string())
     );
     eprintln!("{scrapes} scrapes: {seen_a} of version A, {seen_b} of version B");
@@ -382,14 +366,7 @@ fn concurrent_reloads_are_serialised() {
     });
     assert_eq!(statuses, vec![200; 8]);
     let body = s.metrics();
-    assert_eq!(
-        sample(
-            &body,
-            "indicator_exporter_config_reloads_total{result=\"success\"}"
-        )
-        .as_deref(),
-        Some("8")
-    );
+    assert_eq!(sample(&body, RELOADS_OK).as_deref(), Some("8"));
     // Only the first of them saw a change.
     assert_eq!(
         sample(
