@@ -130,7 +130,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Response<Chunks> {
     match path {
         "/" if read => html(StatusCode::OK, landing(state)),
         "/-/healthy" if read => plain(StatusCode::OK, "Healthy.\n"),
-        // Ready once serving: the dataset is loaded before the listener accepts.
+        // Ready once serving: the dataset is loaded before the first connection is accepted.
         "/-/ready" if read => plain(StatusCode::OK, "Ready.\n"),
         "/-/reload" if method == Method::POST || method == Method::PUT => reload(state).await,
         "/" | "/-/healthy" | "/-/ready" => not_allowed("GET, HEAD"),
