@@ -12,7 +12,7 @@ use bytes::Bytes;
 use prometheus::core::Collector;
 use prometheus::proto::MetricType;
 use prometheus::{CounterVec, Gauge, GaugeVec, Opts, Registry};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::diagnostic::Diagnostics;
 use crate::encode::{Encoder, Format, Kind};
@@ -209,7 +209,7 @@ impl Telemetry {
     /// A series' value changed between two datasets.
     pub fn revised(&self, metric: &str, labels: &str, old: f64, new: f64) {
         self.generation.fetch_add(1, Ordering::Relaxed);
-        warn!(metric, labels, old, new, "published figure revised");
+        info!(metric, labels, old, new, "published figure revised");
         self.revised.with_label_values(&[metric]).inc();
     }
 
