@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test deps lint unit rules bench
+.PHONY: run test deps lint unit rules bench load
 
 run:
 	$(CARGO) run --release -- --config.file config.toml
@@ -28,3 +28,8 @@ rules:
 
 bench:
 	$(CARGO) bench --bench pipeline
+
+# Serving benchmark against node_exporter and a static server (about five minutes).
+load:
+	scripts/install-deps --bench
+	benches/load.sh

@@ -74,7 +74,7 @@ die() {
 for tool in curl wrk python3; do
 	command -v "$tool" >/dev/null || die "$tool not found"
 done
-[[ -x $NODE_EXPORTER ]] || die "$NODE_EXPORTER not found (apt-get install prometheus-node-exporter)"
+[[ -x $NODE_EXPORTER ]] || die "$NODE_EXPORTER not found (scripts/install-deps --bench installs it)"
 
 if [[ -z ${NO_BUILD:-} ]]; then
 	(cd "$ROOT" && cargo build --release --quiet --bin indicator_exporter --example static_server)
