@@ -138,12 +138,17 @@ impl Dataset {
 
     /// `name="value",…` of series `i` of `m`, in written order (for messages and logs).
     pub fn labels_text(&self, m: &Metric, i: usize) -> String {
-        let ids = m.labels(i);
-        m.order
-            .iter()
-            .map(|&j| format!("{}=\"{}\"", m.label_names[j], self.symbol(ids[j])))
-            .collect::<Vec<_>>()
-            .join(",")
+        labels_text(m, i, &self.symbols)
+    }
+
+    /// `dataset NAME, N metrics, N series`: what a load reports.
+    pub fn summary(&self) -> String {
+        format!(
+            "dataset {}, {} metrics, {} series",
+            self.info.name,
+            self.metrics.len(),
+            self.series_count()
+        )
     }
 }
 
@@ -438,18 +443,7 @@ fn canonicalize(
         let i = i as usize;
         if n > 0 && m.labels(i) == m.labels(idx[n - 1] as usize) {
             let (at, was) = (positions[i], positions[idx[first] as usize]);
-            let labels = m
-                .order
-                .iter()
-                .map(|&j| {
-                    format!(
-                        "{}=\"{}\"",
-                        m.label_names[j],
-                        symbols[m.labels(i)[j] as usize]
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(",");
+            let labels = labels_text(&m, i, symbols);
             let where_first = if at.file == was.file {
                 format!("line {} column {}", was.line, was.col)
             } else {
@@ -1063,6 +1057,15 @@ fn derive(
         }
     }
     out
+}
+
+fn labels_text(m: &Metric, i: usize, symbols: &[Box<str>]) -> String {
+    let ids = m.labels(i);
+    m.order
+        .iter()
+        .map(|&j| format!("{}=\"{}\"", m.label_names[j], symbols[ids[j] as usize]))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn check_label_name(map: &SourceMap, l: &Spanned<String>, errs: &mut Vec<Diagnostic>) {

@@ -70,10 +70,6 @@ impl<'a> SourceMap<'a> {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        self.path
-    }
-
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;

@@ -10,6 +10,7 @@
 //!                                          the snapshot only when all of them succeeded.
 //! ```
 
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod dataset;
@@ -35,10 +36,9 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::dataset::Dataset;
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::Diagnostics;
 use crate::reload::Reloader;
 use crate::server::AppState;
-use crate::snapshot::Snapshot;
 use crate::telemetry::Telemetry;
 
 /// What `run` needs beyond the listener: everything the flags decide.
@@ -63,30 +63,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Diagnostics> {
     let started = Instant::now();
-    let path = settings.config_file.clone();
-    let (dataset, snapshot) = tokio::task::spawn_blocking(move || {
-        let d = load::load(&path)?;
-        let s = Snapshot::build(&d);
-        Ok::<_, Diagnostics>((d, s))
-    })
-    .await
-    .map_err(|e| {
-        Diagnostics::one(Diagnostic::file(
-            &settings.config_file,
-            format!("load failed internally: {e}"),
-        ))
-    })??;
-
+    let (dataset, snapshot) = load::load_and_render(&settings.config_file).await?;
     let telemetry = Arc::new(Telemetry::new());
-    for m in &dataset.metrics {
-        telemetry.track_metric(&m.name);
-    }
-    telemetry.loaded(
-        &dataset.info.name,
-        dataset.series_count(),
-        false,
-        started.elapsed().as_millis(),
-    );
+    telemetry.loaded(&dataset, false, started.elapsed());
     let store = snapshot::store(snapshot);
 
     let (trigger_tx, trigger_rx) = mpsc::channel(16);

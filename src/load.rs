@@ -1,11 +1,29 @@
 //! The load pipeline, start-up and reload alike: read the config and the data files it names
-//! (the only I/O), then parse and validate. Rendering follows in [`crate::snapshot`].
+//! (the only I/O), parse and validate ([`load`]), then render ([`load_and_render`]).
 
 use std::path::Path;
 
 use crate::config;
 use crate::dataset::{self, DataFiles, Dataset};
 use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::snapshot::Snapshot;
+
+/// The whole pipeline, on a blocking thread: a large dataset takes CPU-bound seconds.
+pub async fn load_and_render(path: &Path) -> Result<(Dataset, Snapshot), Diagnostics> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let d = load(&owned)?;
+        let s = Snapshot::build(&d);
+        Ok((d, s))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(Diagnostics::one(Diagnostic::file(
+            path,
+            format!("loading failed internally: {e}"),
+        )))
+    })
+}
 
 pub fn load(path: &Path) -> Result<Dataset, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {

@@ -16,13 +16,7 @@ fn main() -> ExitCode {
     if cli.config_check {
         return match check(&cli.config_file) {
             Ok(d) => {
-                println!(
-                    "{}: OK: dataset {}, {} metrics, {} series",
-                    cli.config_file.display(),
-                    d.info.name,
-                    d.metrics.len(),
-                    d.series_count()
-                );
+                println!("{}: OK: {}", cli.config_file.display(), d.summary());
                 ExitCode::SUCCESS
             }
             Err(errors) => {

@@ -2,7 +2,6 @@
 //! task, which runs the same pipeline as start-up and swaps the snapshot only if every stage
 //! succeeded. Reloads are serialised by construction: there is one task.
 
-use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -12,10 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::dataset::{Dataset, Metric};
-use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::load::load;
-use crate::snapshot::{Snapshot, Store};
+use crate::changes::diff;
+use crate::dataset::Dataset;
+use crate::diagnostic::Diagnostics;
+use crate::load::load_and_render;
+use crate::snapshot::Store;
 use crate::telemetry::Telemetry;
 
 /// Why a reload was asked for. An HTTP trigger carries where to send the outcome.
@@ -24,94 +24,6 @@ pub enum Trigger {
     Signal,
     Http(oneshot::Sender<Result<String, String>>),
     FileChanged,
-}
-
-/// What one reload changed in one metric.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricChange {
-    pub metric: String,
-    pub added: usize,
-    pub removed: usize,
-    /// (labels as `a="x",b="y"`, old value, new value)
-    pub revised: Vec<(String, f64, f64)>,
-}
-
-/// Compares the declared metrics of two datasets series by series: a merge of two sorted
-/// lists, so a million series compare in one pass without an index.
-pub fn diff<'a>(old: &'a Dataset, new: &'a Dataset) -> Vec<MetricChange> {
-    let mut names: Vec<&str> = old
-        .metrics
-        .iter()
-        .chain(&new.metrics)
-        .map(|m| m.name.as_str())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let mut out = Vec::new();
-    for name in names {
-        let mut change = MetricChange {
-            metric: name.to_string(),
-            added: 0,
-            removed: 0,
-            revised: vec![],
-        };
-        let find = |d: &'a Dataset| d.metrics.iter().find(|m| m.name == name);
-        match (find(old), find(new)) {
-            (Some(o), Some(n)) if sorted_names(o) == sorted_names(n) => {
-                // Both lists are sorted by label values in label-name order.
-                let cmp = |i: usize, j: usize| {
-                    let (a, b) = (o.labels(i), n.labels(j));
-                    o.order
-                        .iter()
-                        .zip(&n.order)
-                        .map(|(&x, &y)| old.symbol(a[x]).cmp(new.symbol(b[y])))
-                        .find(|c| c.is_ne())
-                        .unwrap_or(Ordering::Equal)
-                };
-                let (mut i, mut j) = (0, 0);
-                while i < o.len() || j < n.len() {
-                    let ord = match (i < o.len(), j < n.len()) {
-                        (true, true) => cmp(i, j),
-                        (true, false) => Ordering::Less,
-                        _ => Ordering::Greater,
-                    };
-                    match ord {
-                        Ordering::Less => {
-                            change.removed += 1;
-                            i += 1;
-                        }
-                        Ordering::Greater => {
-                            change.added += 1;
-                            j += 1;
-                        }
-                        Ordering::Equal => {
-                            if o.value(i).to_bits() != n.value(j).to_bits() {
-                                change.revised.push((
-                                    new.labels_text(n, j),
-                                    o.value(i),
-                                    n.value(j),
-                                ));
-                            }
-                            i += 1;
-                            j += 1;
-                        }
-                    }
-                }
-            }
-            (o, n) => {
-                change.removed = o.map_or(0, |m| m.len());
-                change.added = n.map_or(0, |m| m.len());
-            }
-        }
-        if change.added + change.removed + change.revised.len() > 0 {
-            out.push(change);
-        }
-    }
-    out
-}
-
-fn sorted_names(m: &Metric) -> Vec<&str> {
-    m.order.iter().map(|&j| m.label_names[j].as_str()).collect()
 }
 
 /// The state the reload task owns: the dataset in service, to diff the next one against.
@@ -127,21 +39,8 @@ pub struct Reloader {
 impl Reloader {
     /// Runs the pipeline once; on success swaps the snapshot, else keeps it.
     pub async fn reload(&mut self) -> Result<String, Diagnostics> {
-        let path = self.config_file.clone();
         let started = Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let d = load(&path)?;
-            let s = Snapshot::build(&d);
-            Ok::<_, Diagnostics>((d, s))
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(Diagnostics::one(Diagnostic::file(
-                &self.config_file,
-                format!("reload failed internally: {e}"),
-            )))
-        });
-        let (dataset, snapshot) = match loaded {
+        let (dataset, snapshot) = match load_and_render(&self.config_file).await {
             Ok(x) => x,
             Err(e) => {
                 self.telemetry.reload_failed(&e);
@@ -149,34 +48,12 @@ impl Reloader {
             }
         };
         for change in diff(&self.current, &dataset) {
-            self.telemetry.track_metric(&change.metric);
-            for (labels, old, new) in &change.revised {
-                self.telemetry.revised(&change.metric, labels, *old, *new);
-            }
-            self.telemetry.changed(
-                &change.metric,
-                change.added,
-                change.removed,
-                change.revised.len(),
-            );
+            self.telemetry.changed(&change);
         }
-        for m in &dataset.metrics {
-            self.telemetry.track_metric(&m.name);
-        }
-        let summary = format!(
-            "loaded dataset {}: {} metrics, {} series",
-            dataset.info.name,
-            dataset.metrics.len(),
-            dataset.series_count()
-        );
         self.store.store(Arc::new(snapshot));
-        self.telemetry.loaded(
-            &dataset.info.name,
-            dataset.series_count(),
-            true,
-            started.elapsed().as_millis(),
-        );
+        self.telemetry.loaded(&dataset, true, started.elapsed());
         let _ = self.files.send(dataset.files.clone());
+        let summary = format!("loaded {}", dataset.summary());
         self.current = dataset;
         Ok(summary)
     }

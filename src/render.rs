@@ -21,16 +21,6 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    /// The OpenMetrics body (without `# EOF`) as one buffer.
-    pub fn openmetrics(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.text.len());
-        for (meta, samples) in &self.families {
-            out.extend_from_slice(meta);
-            out.extend_from_slice(&self.text[samples.clone()]);
-        }
-        out
-    }
-
     fn family(&mut self, name: &str, help: &str, kind: Kind, unit: Option<&str>) {
         self.close();
         Encoder {

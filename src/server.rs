@@ -252,7 +252,7 @@ async fn reload(state: &AppState) -> Response<Chunks> {
 
 fn landing(state: &AppState) -> String {
     let s = state.store.load();
-    let d = &s.summary;
+    let d = &s.summary.info;
     let e = escape_html;
     let loaded = rfc3339(s.loaded_at);
     let error = match state.telemetry.last_error() {
@@ -292,8 +292,8 @@ fn landing(state: &AppState) -> String {
         publisher = e(&d.publisher),
         url = e(&d.source_url),
         published = e(&d.published),
-        metrics = d.metrics,
-        series = d.series,
+        metrics = s.summary.metrics,
+        series = s.summary.series,
         description = e(&d.description).replace("\n\n", "</p>\n<p>"),
         version = crate::telemetry::VERSION,
         revision = crate::telemetry::REVISION,

@@ -1,11 +1,10 @@
 //! Stage 4 of the pipeline: the immutable [`Snapshot`] a scrape serves, and the shared store
 //! that a reload swaps atomically. A scrape only picks bytes out of it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, DatasetInfo};
 use crate::encode::Format;
 use crate::gzip::OpenGzip;
 use crate::render::render;
@@ -23,13 +22,7 @@ pub struct Body {
 /// What the landing page shows of the dataset.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub name: String,
-    pub title: String,
-    pub publisher: String,
-    pub source_url: String,
-    pub published: String,
-    pub description: String,
-    pub files: Vec<PathBuf>,
+    pub info: DatasetInfo,
     pub metrics: usize,
     pub series: usize,
 }
@@ -69,13 +62,7 @@ impl Snapshot {
         };
         Snapshot {
             summary: Summary {
-                name: dataset.info.name.clone(),
-                title: dataset.info.title.clone(),
-                publisher: dataset.info.publisher.clone(),
-                source_url: dataset.info.source_url.clone(),
-                published: dataset.info.published.clone(),
-                description: dataset.info.description.clone(),
-                files: dataset.files.clone(),
+                info: dataset.info.clone(),
                 metrics: dataset.metrics.len(),
                 series: dataset.series_count(),
             },

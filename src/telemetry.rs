@@ -11,9 +11,11 @@ use bytes::Bytes;
 
 use prometheus::core::Collector;
 use prometheus::proto::MetricType;
-use prometheus::{CounterVec, Gauge, GaugeVec, Opts, Registry};
+use prometheus::{Counter, CounterVec, Gauge, GaugeVec, Opts, Registry};
 use tracing::{error, info};
 
+use crate::changes::MetricChange;
+use crate::dataset::Dataset;
 use crate::diagnostic::Diagnostics;
 use crate::encode::{Encoder, Format, Kind};
 use crate::gzip;
@@ -160,12 +162,12 @@ impl Telemetry {
     }
 
     /// A dataset went into service (start-up or reload).
-    pub fn loaded(&self, dataset: &str, series: usize, reload: bool, millis: u128) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
+    pub fn loaded(&self, dataset: &Dataset, reload: bool, took: Duration) {
+        let series = dataset.series_count();
         info!(
-            dataset,
+            dataset = dataset.info.name,
             series,
-            duration_ms = millis as u64,
+            duration_ms = took.as_millis() as u64,
             "{}",
             if reload {
                 "dataset reloaded"
@@ -174,26 +176,25 @@ impl Telemetry {
             }
         );
         self.series.reset();
-        self.series.with_label_values(&[dataset]).set(series as f64);
+        self.series
+            .with_label_values(&[&dataset.info.name])
+            .set(series as f64);
         self.reload_ok.set(1.0);
         self.reload_ok_time.set(unix_now());
         if reload {
             self.reloads.with_label_values(&["success"]).inc();
         }
+        // Change counters start at zero for every metric, so the first change shows in
+        // increase().
+        for m in &dataset.metrics {
+            self.change_counters(&m.name);
+        }
         *self.last_error.lock().expect("lock not poisoned") = None;
-    }
-
-    /// Declares a metric's change counters at zero, so the first change shows in increase().
-    pub fn track_metric(&self, metric: &str) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        self.revised.with_label_values(&[metric]);
-        self.added.with_label_values(&[metric]);
-        self.removed.with_label_values(&[metric]);
+        self.touched();
     }
 
     /// A reload failed; the previous snapshot stays in service.
     pub fn reload_failed(&self, errors: &Diagnostics) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
         error!(
             errors = errors.len(),
             "reload failed, still serving the previous dataset:\n{errors}"
@@ -204,26 +205,41 @@ impl Telemetry {
             at: SystemTime::now(),
             message: errors.to_string(),
         });
+        self.touched();
     }
 
-    /// A series' value changed between two datasets.
-    pub fn revised(&self, metric: &str, labels: &str, old: f64, new: f64) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        info!(metric, labels, old, new, "published figure revised");
-        self.revised.with_label_values(&[metric]).inc();
-    }
-
-    /// Series appeared or disappeared in `metric`, or some were revised: stamps the change.
-    pub fn changed(&self, metric: &str, added: usize, removed: usize, revised: usize) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        info!(metric, added, removed, revised, "metric changed");
-        self.added.with_label_values(&[metric]).inc_by(added as f64);
-        self.removed
-            .with_label_values(&[metric])
-            .inc_by(removed as f64);
+    /// A reload added, removed or revised series of one metric: logs each revision with its
+    /// old and new value, counts, and stamps the change.
+    pub fn changed(&self, change: &MetricChange) {
+        let metric = change.metric.as_str();
+        for (labels, old, new) in &change.revised {
+            info!(metric, labels, old, new, "published figure revised");
+        }
+        info!(
+            metric,
+            added = change.added,
+            removed = change.removed,
+            revised = change.revised.len(),
+            "metric changed"
+        );
+        let [added, removed, revised] = self.change_counters(metric);
+        added.inc_by(change.added as f64);
+        removed.inc_by(change.removed as f64);
+        revised.inc_by(change.revised.len() as f64);
         self.last_change
             .with_label_values(&[metric])
             .set(unix_now());
+        self.touched();
+    }
+
+    /// The added, removed and revised counters of `metric`, created at zero if new.
+    fn change_counters(&self, metric: &str) -> [Counter; 3] {
+        [&self.added, &self.removed, &self.revised].map(|c| c.with_label_values(&[metric]))
+    }
+
+    /// Marks the self-metrics changed, after the change: a cached tail is never newer.
+    fn touched(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub fn last_error(&self) -> Option<LastError> {
@@ -233,7 +249,7 @@ impl Telemetry {
     /// The response tail for `format`: cached unless older than [`MAX_AGE`] or outdated by
     /// an event.
     pub fn tail(&self, format: Format) -> Arc<Tail> {
-        let generation = self.generation.load(Ordering::Relaxed);
+        let generation = self.generation.load(Ordering::Acquire);
         let mut cache = self.cache.lock().expect("lock not poisoned");
         let fresh = cache.generation == generation
             && cache.rendered_at.is_some_and(|t| t.elapsed() < MAX_AGE);
@@ -319,10 +335,16 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &t.tail(Format::Text)));
         assert!(!Arc::ptr_eq(&first, &t.tail(Format::OpenMetrics)));
         assert!(t.tail(Format::OpenMetrics).plain.ends_with(b"# EOF\n"));
-        t.track_metric("m_ratio");
+        t.changed(&MetricChange {
+            metric: "m_ratio".into(),
+            added: 2,
+            removed: 0,
+            revised: vec![],
+        });
         let after = t.tail(Format::Text);
         assert!(!Arc::ptr_eq(&first, &after));
         let text = String::from_utf8(after.plain.to_vec()).unwrap();
+        assert!(text.contains("indicator_exporter_series_added_total{metric=\"m_ratio\"} 2\n"));
         assert!(text.contains("indicator_exporter_series_revisions_total{metric=\"m_ratio\"} 0\n"));
     }
 }

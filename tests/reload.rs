@@ -60,6 +60,14 @@ fn save_by_rename(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// Writes `text` to the config, reloads over HTTP (which must succeed) and scrapes.
+fn edit_and_reload(s: &Server, path: &Path, text: &str) -> String {
+    std::fs::write(path, text).unwrap();
+    let r = s.post("/-/reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.metrics()
+}
+
 fn value(s: &Server, series: &str) -> Option<String> {
     sample(&s.metrics(), series)
 }
@@ -84,7 +92,7 @@ fn post_reload_applies_an_edit_and_answers_with_the_outcome() {
     .unwrap();
     let r = s.post("/-/reload");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.text(), "loaded dataset t: 1 metrics, 2 series\n");
+    assert_eq!(r.text(), "loaded dataset t, 1 metrics, 2 series\n");
     assert_eq!(value(&s, RATE_2024).as_deref(), Some("0.534"));
     let body = s.metrics();
     assert_eq!(sample(&body, RELOADS_OK).as_deref(), Some("1"));
@@ -128,9 +136,7 @@ fn a_broken_edit_keeps_the_last_good_dataset_and_a_fix_recovers() {
         "{page}"
     );
 
-    std::fs::write(&f.path, config(&[("all", "2024", "53.5")])).unwrap();
-    assert_eq!(s.post("/-/reload").status, 200);
-    let body = s.metrics();
+    let body = edit_and_reload(&s, &f.path, &config(&[("all", "2024", "53.5")]));
     assert_eq!(sample(&body, RATE_2024).as_deref(), Some("0.535"));
     assert_eq!(
         sample(&body, "indicator_exporter_config_last_reload_successful").as_deref(),
@@ -143,13 +149,11 @@ fn a_broken_edit_keeps_the_last_good_dataset_and_a_fix_recovers() {
 fn removed_samples_disappear_and_new_ones_appear() {
     let f = fixture(&config(&[("all", "2023", "51.3"), ("all", "2024", "53.3")]));
     let s = Server::start(&f.path);
-    std::fs::write(
+    let body = edit_and_reload(
+        &s,
         &f.path,
-        config(&[("all", "2024", "53.3"), ("all", "2025", "54")]),
-    )
-    .unwrap();
-    assert_eq!(s.post("/-/reload").status, 200);
-    let body = s.metrics();
+        &config(&[("all", "2024", "53.3"), ("all", "2025", "54")]),
+    );
     assert_eq!(sample(&body, RATE_2023), None);
     assert_eq!(
         sample(&body, "t_rate_ratio{size=\"all\",year=\"2025\"}").as_deref(),
@@ -196,13 +200,11 @@ fn a_revision_counts_once_and_stamps_the_change() {
     assert_eq!(sample(&body, stamp), None, "a start is not a change");
 
     let before = indicator_exporter::telemetry::unix_now();
-    std::fs::write(
+    let body = edit_and_reload(
+        &s,
         &f.path,
-        config(&[("all", "2023", "51.3"), ("all", "2024", "53.4")]),
-    )
-    .unwrap();
-    assert_eq!(s.post("/-/reload").status, 200);
-    let body = s.metrics();
+        &config(&[("all", "2023", "51.3"), ("all", "2024", "53.4")]),
+    );
     assert_eq!(sample(&body, revisions).as_deref(), Some("1"));
     let t: f64 = sample(&body, stamp).unwrap().parse().unwrap();
     assert!(
