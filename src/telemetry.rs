@@ -60,6 +60,8 @@ pub struct Telemetry {
     removed: CounterVec,
     last_change: GaugeVec,
     last_error: Mutex<Option<LastError>>,
+    /// Name of the dataset in service, the `dataset` label of `dataset_series`.
+    serving: Mutex<String>,
     /// Bumped by every event, so a cached tail never hides one.
     generation: AtomicU64,
     cache: Mutex<TailCache>,
@@ -156,6 +158,7 @@ impl Telemetry {
             removed,
             last_change,
             last_error: Mutex::new(None),
+            serving: Mutex::new(String::new()),
             generation: AtomicU64::new(1),
             cache: Mutex::new(TailCache::default()),
         }
@@ -175,10 +178,16 @@ impl Telemetry {
                 "dataset loaded"
             }
         );
-        self.series.reset();
+        // Set before removing the old name, so no scrape sees the gauge missing.
         self.series
             .with_label_values(&[&dataset.info.name])
             .set(series as f64);
+        let mut serving = self.serving.lock().expect("lock not poisoned");
+        if *serving != dataset.info.name {
+            let _ = self.series.remove_label_values(&[serving.as_str()]);
+            serving.clone_from(&dataset.info.name);
+        }
+        drop(serving);
         self.reload_ok.set(1.0);
         self.reload_ok_time.set(unix_now());
         if reload {

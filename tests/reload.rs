@@ -380,3 +380,19 @@ fn concurrent_reloads_are_serialised() {
     );
     assert_eq!(sample(&body, RATE_2024).as_deref(), Some("0.538"));
 }
+
+#[test]
+fn a_renamed_dataset_replaces_its_series_gauge() {
+    let f = fixture(&config(&[("all", "2024", "53.3")]));
+    let s = Server::start(&f.path);
+    let renamed = config(&[("all", "2024", "53.3")]).replace("name = \"t\"", "name = \"u\"");
+    let body = edit_and_reload(&s, &f.path, &renamed);
+    assert_eq!(
+        sample(&body, "indicator_exporter_dataset_series{dataset=\"u\"}").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        sample(&body, "indicator_exporter_dataset_series{dataset=\"t\"}"),
+        None
+    );
+}
