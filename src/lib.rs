@@ -6,8 +6,9 @@
 //! config.toml ─▶ config::parse ─▶ dataset::build ─▶ Snapshot::build ─▶ server::serve
 //!  (+ data files, load::load)      (validated)       (pre-encoded bodies)  (HTTP)
 //!                                       ▲
-//!   SIGHUP · POST /-/reload · file watch ┘ reload::Reloader runs the same stages and swaps
-//!                                          the snapshot only when all of them succeeded.
+//!   SIGHUP · POST /-/reload · file watch ┘ reload::Reloader runs the same stages
+//!                                          (load::load_and_render), swaps the snapshot only
+//!                                          when all succeeded, and reports changes::diff.
 //! ```
 
 pub mod changes;
