@@ -11,6 +11,7 @@
 //!                                          when all succeeded, and reports changes::diff.
 //! ```
 
+pub mod calendar;
 pub mod changes;
 pub mod cli;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod reload;
 pub mod render;
 pub mod server;
 pub mod snapshot;
+pub mod source;
 pub mod telemetry;
 pub mod units;
 

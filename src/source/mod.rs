@@ -1,0 +1,157 @@
+//! Readers, one per publisher format: each turns a data file's text into a stream of
+//! observations over named components (dimensions, the period, the value, attributes), with
+//! the origin of every field. Readers know nothing about metrics, units or validation: the one
+//! mapping and validation path in [`crate::dataset`] consumes what every reader yields, so a
+//! check and its message are the same whatever the format.
+
+use std::fmt;
+
+/// What a component of the file is, as far as the format says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Identifies a series (SDMX dimension, JSON-stat dimension, a CSV column by default).
+    Dimension,
+    /// The period of the observation (SDMX `TIME_PERIOD`, a JSON-stat time dimension).
+    Time,
+    /// The observed value (SDMX `OBS_VALUE`, JSON-stat `value`).
+    Measure,
+    /// Describes an observation without identifying it (status, unit, multiplier, note).
+    Attribute,
+}
+
+/// One column of what a reader yields: its id as the file spells it, and its role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub id: String,
+    pub role: Role,
+}
+
+impl Component {
+    pub fn new(id: impl Into<String>, role: Role) -> Self {
+        Component {
+            id: id.into(),
+            role,
+        }
+    }
+}
+
+/// Where a field or a problem is in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The file as a whole.
+    File,
+    /// 1-based line and column (in characters).
+    At { line: u32, col: u32 },
+    /// A JSON path into the document, e.g. `$.dataSets[0].series["0:1"].observations["3"]`.
+    Path(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File => Ok(()),
+            Origin::At { line, col } => write!(f, "{line}:{col}"),
+            Origin::Path(p) => f.write_str(p),
+        }
+    }
+}
+
+/// What a reader feeds. The mapping stage implements it; [`Collect`] records it for tests.
+pub trait Sink {
+    /// The components, once, before any row. Returns false when the caller cannot use them
+    /// (it has reported why); the reader then stops.
+    fn components(&mut self, components: &[Component]) -> bool;
+
+    /// One observation. `fields[i]` is the value of component `i` as written: a code for a
+    /// dimension, the period as written, the value as written (a JSON number in its shortest
+    /// decimal form), "" when the file gives nothing. `origin(i)` locates field `i`; it is
+    /// called only when there is a problem to report, so it may be slow.
+    fn row(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin);
+
+    /// An SDMX `ACTION=D` row: delete the observation with these fields' dimensions and
+    /// period, read earlier.
+    fn delete(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin) {
+        let _ = (fields, origin);
+    }
+
+    /// The display name of `code` of component `component`, in `lang` (a language code such
+    /// as `en`, or "" when the file does not say).
+    fn name(&mut self, component: usize, code: &str, lang: &str, name: &str);
+
+    /// A problem with the file; the reader goes on where it can, so every problem is reported.
+    /// `message` says what is wrong and what was expected: `row has 3 fields, expected 5 like
+    /// the header`.
+    fn error(&mut self, origin: Origin, message: String);
+}
+
+/// A [`Sink`] that keeps everything, for tests of readers.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Collect {
+    pub components: Vec<Component>,
+    pub rows: Vec<Vec<String>>,
+    /// Origin of each row's fields, in `rows` order.
+    pub origins: Vec<Vec<Origin>>,
+    pub deleted: Vec<Vec<String>>,
+    /// (component, code, lang, name).
+    pub names: Vec<(usize, String, String, String)>,
+    pub errors: Vec<(Origin, String)>,
+}
+
+impl Collect {
+    /// Index of the component with this id.
+    pub fn col(&self, id: &str) -> usize {
+        self.components
+            .iter()
+            .position(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no component `{id}` in {:?}", self.components))
+    }
+
+    /// The field of component `id` of every row.
+    pub fn column(&self, id: &str) -> Vec<&str> {
+        let c = self.col(id);
+        self.rows.iter().map(|r| r[c].as_str()).collect()
+    }
+
+    /// Errors as `origin: message` lines.
+    pub fn error_lines(&self) -> Vec<String> {
+        self.errors
+            .iter()
+            .map(|(o, m)| match o {
+                Origin::File => m.clone(),
+                o => format!("{o}: {m}"),
+            })
+            .collect()
+    }
+}
+
+impl Sink for Collect {
+    fn components(&mut self, components: &[Component]) -> bool {
+        self.components = components.to_vec();
+        true
+    }
+
+    fn row(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin) {
+        self.rows
+            .push(fields.iter().map(|s| s.to_string()).collect());
+        self.origins.push((0..fields.len()).map(origin).collect());
+    }
+
+    fn delete(&mut self, fields: &[&str], _origin: &dyn Fn(usize) -> Origin) {
+        self.deleted
+            .push(fields.iter().map(|s| s.to_string()).collect());
+    }
+
+    fn name(&mut self, component: usize, code: &str, lang: &str, name: &str) {
+        self.names
+            .push((component, code.into(), lang.into(), name.into()));
+    }
+
+    fn error(&mut self, origin: Origin, message: String) {
+        self.errors.push((origin, message));
+    }
+}
+
+/// Strips a UTF-8 byte order mark: publishers' CSV and JSON files often start with one.
+pub fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
