@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Writes a synthetic indicator dataset of a given size: OUT/config.toml plus one CSV per metric.
 
-    benches/generate.py SERIES OUT [--seed N]
+    benches/generate.py SERIES OUT [--seed N] [--format metric-csv|long-csv|sdmx-csv]
 
 The dataset is shaped like a regional enterprise survey: six metrics (units percent, count and
 10k_yuan) labeled by region (administrative division codes), industry (GB/T 4754 division
 codes), enterprise size and survey year (2010-2025), each series a run of consecutive years.
 SERIES is the exact number of declared series (what `--config.check` reports); the exporter
 derives latest/change series on top. Output is deterministic for a given SERIES and seed.
-Python 3 standard library only.
+With --format long-csv the same observations go into one long CSV (an `indicator` column
+picks the metric) read through an [[input]]; with sdmx-csv into one SDMX-CSV 1.0 file
+(DATAFLOW, INDICATOR, REF_AREA, INDUSTRY, SIZE, TIME_PERIOD, OBS_VALUE, OBS_STATUS), as a
+publisher would write it. Python 3 standard library only.
 """
 
 import argparse
@@ -251,11 +254,61 @@ def write_metric_csv(path, rng, unit, labels, count, region_list, industry_list)
     return written
 
 
+def convert(out, fmt):
+    """Rewrites the per-metric CSVs as one publisher file; returns the [[input]] lines."""
+    dims = ["region", "industry", "size"]
+    if fmt == "long-csv":
+        target = "data/all.csv"
+        header = ["indicator"] + dims + ["year", "value"]
+    else:
+        target = "data/all_sdmx.csv"
+        header = ["DATAFLOW", "INDICATOR", "REF_AREA", "INDUSTRY", "SIZE", "TIME_PERIOD", "OBS_VALUE", "OBS_STATUS"]
+    with open(os.path.join(out, target), "w", newline="", encoding="utf-8") as f:
+        f.write(",".join(header) + "\n")
+        for name, _unit, labels, _, _ in METRICS:
+            path = os.path.join(out, "data/%s.csv" % name)
+            with open(path, encoding="utf-8") as src:
+                cols = src.readline().rstrip("\n").split(",")
+                for line in src:
+                    # The generator never quotes codes, years or values; only `basis` may be.
+                    fields = line.rstrip("\n").split(",")
+                    row = dict(zip(cols, fields))
+                    codes = [row.get(d, "_Z") for d in dims]
+                    if fmt == "long-csv":
+                        codes = [row.get(d, "") for d in dims]
+                        f.write(",".join([name] + codes + [row["year"], row["value"]]) + "\n")
+                    else:
+                        status = "P" if row["year"] == "2025" else "A"
+                        f.write(
+                            ",".join(["BENCH:SURVEY(1.0)", name] + codes + [row["year"], row["value"], status])
+                            + "\n"
+                        )
+            os.remove(path)
+    codes = ", ".join("%s = %s" % (toml_str(m[0]), toml_str(m[0])) for m in METRICS)
+    lines = ["[[input]]", "file = " + toml_str(target)]
+    if fmt == "long-csv":
+        lines += ['format = "csv"', 'metric_dimension = "indicator"']
+    else:
+        lines += [
+            'format = "sdmx-csv"',
+            'metric_dimension = "INDICATOR"',
+            'labels = { region = "REF_AREA", industry = "INDUSTRY", size = "SIZE" }',
+        ]
+    lines += ["metrics = { %s }" % codes, ""]
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("series", type=int, help="number of declared series to write")
     ap.add_argument("out", help="output folder (created; existing files are overwritten)")
     ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    ap.add_argument(
+        "--format",
+        choices=["metric-csv", "long-csv", "sdmx-csv"],
+        default="metric-csv",
+        help="how the observations are written (default: one CSV per metric)",
+    )
     args = ap.parse_args()
     if args.series < len(METRICS):
         sys.exit("series must be at least %d" % len(METRICS))
@@ -319,9 +372,12 @@ def main():
             "unit = " + toml_str(unit),
             "help = " + toml_str(help_text),
             "labels = [%s]" % ", ".join(toml_str(label) for label in labels),
-            "samples_file = " + toml_str(csv_name),
-            "",
         ]
+        if args.format == "metric-csv":
+            lines.append("samples_file = " + toml_str(csv_name))
+        lines.append("")
+    if args.format != "metric-csv":
+        lines += convert(args.out, args.format)
     with open(os.path.join(args.out, "config.toml"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     if total != args.series:

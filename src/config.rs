@@ -1,29 +1,46 @@
 //! Stage 1 of the pipeline: the text of `config.toml` -> typed [`Config`].
 //!
-//! Only syntax and shape are checked here (toml stops at its first error); every field that a
-//! later stage checks keeps its position through `toml::Spanned`.
+//! Every problem of shape is reported in one run: all syntax errors toml can recover from, then
+//! every unknown key of every table, then, per table, a missing key or a wrong type (each
+//! `[[metric]]`, `[[input]]`, sample … is read on its own, so one bad table hides no other).
+//! Fields that a later stage checks keep their position through `toml::Spanned`.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
+use serde::de::{DeserializeOwned, Visitor};
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
+use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
+use crate::source::{sdmx_csv::SdmxCsvOptions, sdmx_json::SdmxJsonOptions};
 
 /// The whole configuration file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct Config {
     pub dataset: Spanned<DatasetConfig>,
     /// Publications the samples cite, by id.
-    #[serde(default, rename = "source")]
     pub sources: Vec<Spanned<SourceConfig>>,
     /// Display names of label values, exposed as `<prefix><label>_info`.
-    #[serde(default, rename = "label")]
     pub labels: Vec<Spanned<LabelConfig>>,
-    #[serde(default, rename = "metric")]
     pub metrics: Vec<Spanned<MetricConfig>>,
+    /// Data files in publishers' formats, each feeding one or more metrics.
+    pub inputs: Vec<Spanned<InputConfig>>,
+}
+
+/// Only to name the top-level keys in messages.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct TopLevel {
+    dataset: (),
+    source: (),
+    label: (),
+    metric: (),
+    input: (),
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,11 +65,19 @@ pub struct DatasetConfig {
 #[serde(deny_unknown_fields)]
 pub struct PeriodConfig {
     pub label: Spanned<String>,
-    /// `annual`, `quarterly` or `monthly`.
-    pub cadence: Spanned<String>,
+    /// `annual`, `quarterly`, `monthly` or `daily`; metrics may set their own.
+    pub cadence: Option<Spanned<String>>,
     /// Days after a period ends by which its figures are usually published.
     pub expected_release_lag_days: Option<Spanned<i64>>,
     /// Days after a period ends after which its figures count as overdue.
+    pub overdue_release_lag_days: Option<Spanned<i64>>,
+}
+
+/// A metric's own release calendar, when it is not published with the rest of the dataset.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseConfig {
+    pub expected_release_lag_days: Option<Spanned<i64>>,
     pub overdue_release_lag_days: Option<Spanned<i64>>,
 }
 
@@ -90,9 +115,19 @@ pub struct MetricConfig {
     /// Name without prefix and unit suffix; both are added by the exporter.
     pub name: Spanned<String>,
     pub help: Spanned<String>,
-    pub unit: Spanned<String>,
-    pub labels: Spanned<Vec<Spanned<String>>>,
-    #[serde(default)]
+    /// The unit as published; optional when an `[[input]]` gives it per observation.
+    pub unit: Option<Spanned<String>>,
+    /// A scale the published figures are in: `thousand`, `million`, `10k`, or a power of ten.
+    pub multiplier: Option<Spanned<ScalarOrString>>,
+    /// The base period of an index (`unit = "index"`), e.g. `2015` or `2015-Q1`.
+    pub index_base: Option<Spanned<String>>,
+    /// Label names; optional when the metric is fed only by `[[input]]`s.
+    pub labels: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `annual`, `quarterly`, `monthly` or `daily`; default: the dataset's, else the data's.
+    pub cadence: Option<Spanned<String>>,
+    /// The metric's own release calendar.
+    pub release: Option<Spanned<ReleaseConfig>>,
+    #[serde(skip)]
     pub samples: Vec<Spanned<SampleConfig>>,
     /// A CSV file of samples: a header with the label names and `value` (and optionally
     /// `source`, `basis`), relative to the config file.
@@ -111,17 +146,352 @@ pub struct SampleConfig {
     pub basis: Option<String>,
 }
 
-/// Parses the config text. toml reports one error at a time, with its position.
+/// A TOML value that may be written as a number or as a word (`6` or `"million"`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ScalarOrString {
+    Integer(i64),
+    Text(String),
+}
+
+/// One or several codes: `"Q"` or `["DE", "FR"]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn values(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A data file in a publisher's format, and how its components map to metrics and labels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// The data file, relative to the config file.
+    pub file: Spanned<String>,
+    /// `csv`, `json`, `sdmx-csv`, `sdmx-json` or `json-stat`.
+    pub format: Spanned<String>,
+    /// The `[[metric]]` every observation feeds.
+    pub metric: Option<Spanned<String>>,
+    /// The component whose code picks the metric (an indicator or measure column) …
+    pub metric_dimension: Option<Spanned<String>>,
+    /// … and which metric each code feeds; observations of other codes are skipped.
+    pub metrics: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    /// Label name -> component id. Default: the metric's labels matched by id (case-blind), or
+    /// else every dimension, lower-cased.
+    pub labels: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    /// Drop an inferred label whose component has one value in the whole file.
+    #[serde(default)]
+    pub drop_single_valued: bool,
+    /// Component id -> the codes to keep; other observations are skipped.
+    pub filter: Option<Spanned<BTreeMap<Spanned<String>, Spanned<OneOrMany>>>>,
+    /// The component holding the period. Default: the format's time component, else a column
+    /// named like the period label, `period`, `year`, `time_period`, `time` or `date`.
+    pub period: Option<Spanned<String>>,
+    /// The component holding the value. Default: the format's measure, else `value` or
+    /// `obs_value`.
+    pub value: Option<Spanned<String>>,
+    /// The component holding each observation's unit code (`UNIT_MEASURE`, `unit`).
+    pub unit: Option<Spanned<String>>,
+    /// Unit code in the file -> unit name, for codes the exporter does not know.
+    pub unit_codes: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    /// The component holding a multiplier (`UNIT_MULT`, `POWERCODE`, a scale word).
+    pub multiplier: Option<Spanned<String>>,
+    /// The component holding the observation status (`OBS_STATUS`, `OBS_FLAG`, `status`).
+    pub status: Option<Spanned<String>>,
+    /// The component holding confidentiality (`OBS_CONF`, `CONF_STATUS`).
+    pub confidentiality: Option<Spanned<String>>,
+    /// Values that mean "no figure" (no sample, counted as missing).
+    pub missing: Option<Spanned<Vec<String>>>,
+    /// The component holding the `[[source]]` id of each observation.
+    pub source_column: Option<Spanned<String>>,
+    /// The `[[source]]` every observation of this file comes from.
+    pub source: Option<Spanned<String>>,
+    /// Language of the display names the file gives (default `en`).
+    pub language: Option<Spanned<String>>,
+    pub csv: Option<Spanned<CsvOptions>>,
+    pub json: Option<Spanned<JsonOptions>>,
+    pub sdmx_csv: Option<Spanned<SdmxCsvOptions>>,
+    pub sdmx_json: Option<Spanned<SdmxJsonOptions>>,
+    pub json_stat: Option<Spanned<JsonStatOptions>>,
+}
+
+/// Parses the config text, reporting every problem of shape it can find.
 pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
-    toml::from_str(text).map_err(|e| {
-        let map = SourceMap::new(path, text);
-        let message = e.message().trim_end().replace('\n', " ");
-        let d = match e.span() {
-            Some(span) => map.diag(span, message),
-            None => Diagnostic::file(path, message),
+    let map = SourceMap::new(path, text);
+    let mut errs = Vec::new();
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        for e in syntax {
+            errs.push(toml_error(&map, path, &e));
+        }
+        return Err(Diagnostics::new(errs));
+    }
+    let root_span = root.span();
+    let mut root = root.into_inner();
+    check_keys(&map, &mut root, fields::<TopLevel>(), "", &mut errs);
+
+    let mut dataset = None;
+    match root.remove("dataset") {
+        Some(v) => dataset = read::<DatasetConfig>(&map, path, v, &mut errs),
+        None => errs.push(map.diag(
+            root_span.start..root_span.start,
+            "missing table `[dataset]`, expected the dataset's name, title, publisher, source_url, published and metric_prefix",
+        )),
+    }
+    let sources = read_array(&map, path, root.remove("source"), "source", &mut errs);
+    let labels = read_array(&map, path, root.remove("label"), "label", &mut errs);
+    let inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
+    let mut metrics = Vec::new();
+    if let Some(metric_tables) = root.remove("metric") {
+        let items = match metric_tables.into_inner() {
+            DeValue::Array(a) => a.to_vec(),
+            other => {
+                let v = Spanned::new(0..0, other);
+                errs.push(type_error(
+                    &map,
+                    &v,
+                    "metric",
+                    "an array of tables `[[metric]]`",
+                ));
+                Vec::new()
+            }
         };
-        Diagnostics::one(d)
+        for item in items {
+            let span = item.span();
+            let DeValue::Table(mut t) = item.into_inner() else {
+                errs.push(map.diag(span, "`metric` item is not a table, expected `[[metric]]`"));
+                continue;
+            };
+            // Samples are read one by one, so one bad sample hides neither the others nor the
+            // metric's other errors.
+            let samples = t.remove("samples");
+            let metric =
+                read::<MetricConfig>(&map, path, Spanned::new(span, DeValue::Table(t)), &mut errs);
+            let samples = read_array::<SampleConfig>(&map, path, samples, "samples", &mut errs);
+            if let Some(mut m) = metric {
+                m.get_mut().samples = samples;
+                metrics.push(m);
+            }
+        }
+    }
+    match dataset {
+        Some(dataset) if errs.is_empty() => Ok(Config {
+            dataset,
+            sources,
+            labels,
+            metrics,
+            inputs,
+        }),
+        _ => Err(Diagnostics::new(errs)),
+    }
+}
+
+fn toml_error(map: &SourceMap, path: &Path, e: &toml::de::Error) -> Diagnostic {
+    let message = e.message().trim_end().replace('\n', " ");
+    match e.span() {
+        Some(span) => map.diag(span, message),
+        None => Diagnostic::file(path, message),
+    }
+}
+
+fn type_error(map: &SourceMap, v: &Spanned<DeValue>, key: &str, expected: &str) -> Diagnostic {
+    map.diag(
+        v.span(),
+        format!(
+            "`{key}` is a {}, expected {expected}",
+            v.get_ref().type_str()
+        ),
+    )
+}
+
+/// Deserializes one value on its own, so its errors are its own.
+fn read<T: DeserializeOwned>(
+    map: &SourceMap,
+    path: &Path,
+    v: Spanned<DeValue>,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<Spanned<T>> {
+    let span = v.span();
+    match T::deserialize(ValueDeserializer::from(v)) {
+        Ok(t) => Some(Spanned::new(span, t)),
+        Err(e) => {
+            let mut d = toml_error(map, path, &e);
+            if e.span().is_none() {
+                d = map.diag(span, d.message);
+            }
+            errs.push(d);
+            None
+        }
+    }
+}
+
+fn read_array<T: DeserializeOwned>(
+    map: &SourceMap,
+    path: &Path,
+    v: Option<Spanned<DeValue>>,
+    key: &str,
+    errs: &mut Vec<Diagnostic>,
+) -> Vec<Spanned<T>> {
+    let Some(v) = v else { return Vec::new() };
+    let span = v.span();
+    match v.into_inner() {
+        DeValue::Array(a) => a
+            .iter()
+            .cloned()
+            .filter_map(|item| read::<T>(map, path, item, errs))
+            .collect(),
+        other => {
+            errs.push(type_error(map, &Spanned::new(span, other), key, "an array"));
+            Vec::new()
+        }
+    }
+}
+
+/// Reports every key of `table` (and of the tables below it) that its struct does not have,
+/// and removes them, so that reading the table reports its other problems.
+fn check_keys(
+    map: &SourceMap,
+    table: &mut DeTable,
+    known: &'static [&'static str],
+    at: &str,
+    errs: &mut Vec<Diagnostic>,
+) {
+    let unknown: Vec<(String, Range<usize>)> = table
+        .iter()
+        .filter(|(k, _)| !known.contains(&k.get_ref().as_ref()))
+        .map(|(k, _)| (k.get_ref().to_string(), k.span()))
+        .collect();
+    let expected = known
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (k, span) in unknown {
+        let what = if at.is_empty() {
+            "top-level key"
+        } else {
+            "field"
+        };
+        errs.push(map.diag(
+            span,
+            format!("unknown {what} `{k}`, expected one of {expected}"),
+        ));
+        table.remove(k.as_str());
+    }
+    for (k, v) in table.iter_mut() {
+        let child = if at.is_empty() {
+            k.get_ref().to_string()
+        } else {
+            format!("{at}.{}", k.get_ref())
+        };
+        let Some(known) = schema(&child) else {
+            continue;
+        };
+        match v.get_mut() {
+            DeValue::Table(t) => check_keys(map, t, known, &child, errs),
+            DeValue::Array(a) => {
+                for item in a.iter_mut() {
+                    if let DeValue::Table(t) = item.get_mut() {
+                        check_keys(map, t, known, &child, errs);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The keys of each table of the config, by its dotted path (arrays are transparent).
+fn schema(path: &str) -> Option<&'static [&'static str]> {
+    Some(match path {
+        "dataset" => fields::<DatasetConfig>(),
+        "dataset.period" => fields::<PeriodConfig>(),
+        "source" => fields::<SourceConfig>(),
+        "label" => fields::<LabelConfig>(),
+        "label.values" => fields::<LabelValueConfig>(),
+        "metric" => fields::<MetricConfigKeys>(),
+        "metric.samples" => fields::<SampleConfig>(),
+        "metric.release" => fields::<ReleaseConfig>(),
+        "input" => fields::<InputConfig>(),
+        "input.csv" => fields::<CsvOptions>(),
+        "input.json" => fields::<JsonOptions>(),
+        "input.sdmx_csv" => fields::<SdmxCsvOptions>(),
+        "input.sdmx_json" => fields::<SdmxJsonOptions>(),
+        "input.json_stat" => fields::<JsonStatOptions>(),
+        _ => return None,
     })
+}
+
+/// The keys of `[[metric]]`: [`MetricConfig`]'s plus `samples`, which is read separately.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct MetricConfigKeys {
+    name: (),
+    help: (),
+    unit: (),
+    multiplier: (),
+    index_base: (),
+    labels: (),
+    cadence: (),
+    release: (),
+    samples: (),
+    samples_file: (),
+}
+
+/// The field names of a struct, as its `Deserialize` implementation knows them.
+fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Fields(&'static [&'static str]);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("stop")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    struct Probe<'a>(&'a mut Fields);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 .0 = fields;
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut f = Fields(&[]);
+    let _ = T::deserialize(Probe(&mut f));
+    f.0
+}
+
+/// Where a config value is, for later stages that report on it.
+pub fn span_of<T>(s: &Spanned<T>) -> Range<usize> {
+    s.span()
 }
 
 #[cfg(test)]
@@ -131,6 +501,16 @@ mod tests {
     fn err(text: &str) -> String {
         parse(Path::new("c.toml"), text).unwrap_err().to_string()
     }
+
+    const HEAD: &str = r#"
+[dataset]
+name = "d"
+title = "t"
+publisher = "p"
+source_url = "u"
+published = "2025-01-01"
+metric_prefix = "x_"
+"#;
 
     #[test]
     fn syntax_error_has_position() {
@@ -142,34 +522,62 @@ mod tests {
     fn unknown_key_is_named_with_position() {
         let e = err("[dataset]\nnme = \"x\"\n");
         assert!(
-            e.starts_with("c.toml:2:1: unknown field `nme`, expected one of"),
+            e.contains("\nc.toml:2:1: unknown field `nme`, expected one of"),
+            "{e}"
+        );
+        // The misspelt key is also a missing one: both are said.
+        assert!(e.starts_with("c.toml:1:1: missing field `name`"), "{e}");
+    }
+
+    #[test]
+    fn every_unknown_key_missing_key_and_type_error_in_one_run() {
+        let text = format!(
+            "{HEAD}colour = 1\n[[metric]]\nname = \"a\"\nhelp = \"h\"\nunit = \"count\"\nlabels = [\"k\"]\nshade = 2\nsamples = [{{ labels = {{ k = \"1\" }}, value = \"x\" }}, {{ labels = {{ k = \"2\" }}, vlaue = 1 }}]\n[[metric]]\nhelp = \"h\"\n[[input]]\nfile = 3\nformat = \"csv\"\n"
+        );
+        let e = err(&text);
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 6, "{e}");
+        assert!(
+            lines[0].starts_with("c.toml:9:1: unknown field `colour`"),
+            "{e}"
+        );
+        assert!(
+            lines[1].starts_with("c.toml:15:1: unknown field `shade`"),
+            "{e}"
+        );
+        assert!(lines[2].starts_with("c.toml:16:"), "{e}");
+        assert!(
+            lines[2].contains("invalid type: string \"x\", expected f64"),
+            "{e}"
+        );
+        assert!(lines[3].contains("unknown field `vlaue`"), "{e}");
+        assert!(
+            lines[4].starts_with("c.toml:17:1: missing field `name`"),
+            "{e}"
+        );
+        assert!(
+            lines[5].starts_with("c.toml:20:8: invalid type: integer `3`"),
             "{e}"
         );
     }
 
     #[test]
     fn integer_value_reads_as_float() {
-        let text = r#"
-[dataset]
-name = "d"
-title = "t"
-publisher = "p"
-source_url = "u"
-published = "2025-01-01"
-metric_prefix = "x_"
-[[metric]]
-name = "m"
-help = "h"
-unit = "count"
-labels = ["a"]
-samples = [{ labels = { a = "1" }, value = 1908000 }]
-"#;
-        let c = parse(Path::new("c.toml"), text).unwrap();
+        let text = format!(
+            "{HEAD}[[metric]]\nname = \"m\"\nhelp = \"h\"\nunit = \"count\"\nlabels = [\"a\"]\nsamples = [{{ labels = {{ a = \"1\" }}, value = 1908000 }}]\n"
+        );
+        let c = parse(Path::new("c.toml"), &text).unwrap();
         let v = c.metrics[0].get_ref().samples[0]
             .get_ref()
             .value
             .as_ref()
             .unwrap();
         assert_eq!(*v.get_ref(), 1_908_000.0);
+    }
+
+    #[test]
+    fn field_names_come_from_the_structs() {
+        assert!(fields::<SampleConfig>().contains(&"basis"));
+        assert!(fields::<InputConfig>().contains(&"metric_dimension"));
     }
 }

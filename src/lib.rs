@@ -19,6 +19,7 @@ pub mod dataset;
 pub mod diagnostic;
 pub mod encode;
 pub mod gzip;
+pub mod ingest;
 pub mod load;
 pub mod logging;
 pub mod reload;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::config;
-use crate::dataset::{self, DataFiles, Dataset};
+use crate::dataset::{self, DataFile, DataFiles, Dataset};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::snapshot::Snapshot;
 
@@ -35,14 +35,27 @@ pub fn load(path: &Path) -> Result<Dataset, Diagnostics> {
     let config = config::parse(path, &text)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut data = DataFiles::new();
-    for m in &config.metrics {
-        if let Some(f) = &m.get_ref().samples_file {
-            let p = base.join(f.get_ref());
-            let read = std::fs::read_to_string(&p).map_err(|e| io_reason(&e));
-            data.insert(f.get_ref().clone(), (p, read));
-        }
+    let named = config
+        .metrics
+        .iter()
+        .filter_map(|m| m.get_ref().samples_file.as_ref())
+        .chain(config.inputs.iter().map(|i| &i.get_ref().file));
+    for f in named {
+        let p = base.join(f.get_ref());
+        let text = read_text(&p);
+        data.insert(f.get_ref().clone(), DataFile { path: p, text });
     }
     dataset::build(path, &text, &config, &data)
+}
+
+/// A data file as text: UTF-8 checked here, so that every reader gets text.
+fn read_text(p: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(p).map_err(|e| io_reason(&e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        format!("invalid UTF-8 at byte {at} (line {line}), expected UTF-8 text")
+    })
 }
 
 /// The OS error without Rust's "(os error 2)" tail.

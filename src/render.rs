@@ -73,8 +73,10 @@ pub fn render(dataset: &Dataset) -> Rendered {
         Sources,
         Label(usize),
         Metric(&'a Metric),
+        Status(&'a Metric),
         Expected(i64),
         Overdue(i64),
+        MetricReleases(bool),
     }
     let mut fams: Vec<(String, Fam)> = vec![
         (format!("{prefix}dataset_info"), Fam::DatasetInfo),
@@ -91,6 +93,25 @@ pub fn render(dataset: &Dataset) -> Rendered {
     }
     for m in dataset.metrics.iter().chain(&dataset.derived) {
         fams.push((m.name.clone(), Fam::Metric(m)));
+    }
+    for m in dataset.metrics.iter().filter(|m| m.has_status()) {
+        fams.push((
+            format!("{}_observation_status_info", m.stem()),
+            Fam::Status(m),
+        ));
+    }
+    let releases = &dataset.metric_releases;
+    if releases.iter().any(|(_, r)| r.expected_timestamp.is_some()) {
+        fams.push((
+            format!("{prefix}metric_next_release_expected_timestamp_seconds"),
+            Fam::MetricReleases(true),
+        ));
+    }
+    if releases.iter().any(|(_, r)| r.overdue_timestamp.is_some()) {
+        fams.push((
+            format!("{prefix}metric_next_release_overdue_timestamp_seconds"),
+            Fam::MetricReleases(false),
+        ));
     }
     if let Some(r) = &dataset.release {
         if let Some(t) = r.expected_timestamp {
@@ -203,7 +224,7 @@ pub fn render(dataset: &Dataset) -> Rendered {
                 }
             }
             Fam::Metric(m) => {
-                out.family(&m.name, &m.help, Kind::Gauge, m.unit.base());
+                out.family(&m.name, &m.help, Kind::Gauge, m.unit.suffix());
                 // Series are stored sorted; labels are written sorted by name.
                 for i in 0..m.len() {
                     let ids = m.labels(i);
@@ -214,6 +235,60 @@ pub fn render(dataset: &Dataset) -> Rendered {
                             .map(|&j| (m.label_names[j].as_str(), dataset.symbol(ids[j]))),
                         m.value(i),
                     );
+                }
+            }
+            Fam::Status(m) => {
+                out.family(
+                    name,
+                    &format!("Observation status flags of {} (provisional, estimated, break …) as the publisher gives them, for the series that have one; `status` is the code, `flag` its meaning. The value series keeps its identity when a flag changes.", m.name),
+                    Kind::Info,
+                    None,
+                );
+                for i in 0..m.len() {
+                    let Some(st) = m.status(i) else { continue };
+                    let code = dataset.symbol(st);
+                    let flag = crate::dataset::status_flag(code);
+                    let ids = m.labels(i);
+                    let mut labels: Vec<(&str, &str)> = m
+                        .order
+                        .iter()
+                        .map(|&j| (m.label_names[j].as_str(), dataset.symbol(ids[j])))
+                        .collect();
+                    labels.push(("flag", flag.as_str()));
+                    labels.push(("status", code));
+                    labels.sort_by(|a, b| a.0.cmp(b.0));
+                    out.sample(name, labels, 1.0);
+                }
+            }
+            Fam::MetricReleases(expected) => {
+                let (what, when) = if *expected {
+                    ("usually published", "by")
+                } else {
+                    ("overdue", "after")
+                };
+                out.family(
+                    name,
+                    &format!("When the figures of the next period of each metric with its own release calendar are {what}: {when} this Unix timestamp, from the metric's [metric.release] in the config."),
+                    Kind::Gauge,
+                    Some("seconds"),
+                );
+                let mut rs: Vec<&(String, crate::dataset::ReleaseSchedule)> =
+                    releases.iter().collect();
+                rs.sort_by(|a, b| a.0.cmp(&b.0));
+                for (metric, r) in rs {
+                    let t = if *expected {
+                        r.expected_timestamp
+                    } else {
+                        r.overdue_timestamp
+                    };
+                    let Some(t) = t else { continue };
+                    let period = r.next_period.to_string();
+                    let mut labels = [
+                        ("metric", metric.as_str()),
+                        (r.period_label.as_str(), period.as_str()),
+                    ];
+                    labels.sort_by(|a, b| a.0.cmp(b.0));
+                    out.sample(name, labels, t as f64);
                 }
             }
             Fam::Expected(t) | Fam::Overdue(t) => {

@@ -59,6 +59,9 @@ pub struct Telemetry {
     added: CounterVec,
     removed: CounterVec,
     last_change: GaugeVec,
+    missing: GaugeVec,
+    /// Label sets of `missing` now set, so a load can remove the ones that went away.
+    missing_sets: Mutex<Vec<[String; 3]>>,
     last_error: Mutex<Option<LastError>>,
     /// Name of the dataset in service, the `dataset` label of `dataset_series`.
     serving: Mutex<String>,
@@ -127,7 +130,16 @@ impl Telemetry {
         )
         .expect("static metric definition");
         let last_change = GaugeVec::new(opts("metric_last_change_timestamp_seconds", "When a reload last added, removed or revised a series of this metric; absent until the first change since start."), &["metric"]).expect("static metric definition");
+        let missing = GaugeVec::new(
+            opts(
+                "dataset_missing_observations",
+                "Observations in the dataset's files that have no figure (empty, `..`, `:`, flagged missing or confidential), so no sample, by metric and reason (missing, not_available, confidential), as of the last load.",
+            ),
+            &["dataset", "metric", "reason"],
+        )
+        .expect("static metric definition");
         let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(missing.clone()),
             Box::new(build),
             Box::new(series.clone()),
             Box::new(reload_ok.clone()),
@@ -157,6 +169,8 @@ impl Telemetry {
             added,
             removed,
             last_change,
+            missing,
+            missing_sets: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
             serving: Mutex::new(String::new()),
             generation: AtomicU64::new(1),
@@ -188,6 +202,24 @@ impl Telemetry {
             serving.clone_from(&dataset.info.name);
         }
         drop(serving);
+        let sets: Vec<[String; 3]> = dataset
+            .missing
+            .iter()
+            .map(|(m, r, _)| [dataset.info.name.clone(), m.clone(), r.to_string()])
+            .collect();
+        for ((_, _, n), set) in dataset.missing.iter().zip(&sets) {
+            self.missing
+                .with_label_values(&[&set[0], &set[1], &set[2]])
+                .set(*n as f64);
+        }
+        let mut old = self.missing_sets.lock().expect("lock not poisoned");
+        for gone in old.iter().filter(|s| !sets.contains(s)) {
+            let _ = self
+                .missing
+                .remove_label_values(&[&gone[0], &gone[1], &gone[2]]);
+        }
+        *old = sets;
+        drop(old);
         self.reload_ok.set(1.0);
         self.reload_ok_time.set(unix_now());
         if reload {

@@ -4,6 +4,12 @@
 //! mapping and validation path in [`crate::dataset`] consumes what every reader yields, so a
 //! check and its message are the same whatever the format.
 
+pub mod csv;
+pub mod json;
+pub mod jsonstat;
+pub mod sdmx_csv;
+pub mod sdmx_json;
+
 use std::fmt;
 
 /// What a component of the file is, as far as the format says.
@@ -58,9 +64,10 @@ impl fmt::Display for Origin {
 
 /// What a reader feeds. The mapping stage implements it; [`Collect`] records it for tests.
 pub trait Sink {
-    /// The components, once, before any row. Returns false when the caller cannot use them
-    /// (it has reported why); the reader then stops.
-    fn components(&mut self, components: &[Component]) -> bool;
+    /// The components, once, before any row; `origin(i)` locates component `i`'s header (a
+    /// header cell, a JSON path). Returns false when the caller cannot use them (it has
+    /// reported why); the reader then stops.
+    fn components(&mut self, components: &[Component], origin: &dyn Fn(usize) -> Origin) -> bool;
 
     /// One observation. `fields[i]` is the value of component `i` as written: a code for a
     /// dimension, the period as written, the value as written (a JSON number in its shortest
@@ -88,6 +95,8 @@ pub trait Sink {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Collect {
     pub components: Vec<Component>,
+    /// Origin of each component's header.
+    pub headers: Vec<Origin>,
     pub rows: Vec<Vec<String>>,
     /// Origin of each row's fields, in `rows` order.
     pub origins: Vec<Vec<Origin>>,
@@ -125,8 +134,9 @@ impl Collect {
 }
 
 impl Sink for Collect {
-    fn components(&mut self, components: &[Component]) -> bool {
+    fn components(&mut self, components: &[Component], origin: &dyn Fn(usize) -> Origin) -> bool {
         self.components = components.to_vec();
+        self.headers = (0..components.len()).map(origin).collect();
         true
     }
 

@@ -1,0 +1,726 @@
+//! The one validator: every observation, whatever file and format it was written in, passes
+//! [`Builder::add`], so every check and every message is the same. Then [`Builder::finish`]
+//! sorts each metric's series once and reports duplicates.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use rustc_hash::FxHashMap;
+
+use super::{labels_text, Metric, NO_STATUS};
+use crate::calendar::{Cadence, Period, PERIOD_FORMS};
+use crate::diagnostic::Diagnostic;
+use crate::units::{parse_scaled, scale_pow10, Unit};
+
+/// At most this many problems are listed per file; the rest are counted.
+pub const MAX_ERRORS_PER_FILE: usize = 100;
+
+/// Where something is in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loc {
+    File,
+    At(u32, u32),
+    Path(String),
+}
+
+/// Which part of an observation a location or a problem is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The observation as a whole (an inline sample's table).
+    Row,
+    /// Label `i` of the metric's labels.
+    Label(usize),
+    Value,
+    Unit,
+}
+
+/// An observation's value as written.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    Number(f64),
+    Text(&'a str),
+    /// No figure, for this reason (`missing`, `confidential`, `not_available`).
+    Missing(&'static str),
+}
+
+/// One observation for one metric, labels in the metric's label order (the period included).
+pub struct Obs<'a> {
+    pub metric: usize,
+    pub labels: &'a [&'a str],
+    pub value: Value<'a>,
+    /// A power of ten the file says the value is in (UNIT_MULT, POWERCODE …).
+    pub exponent: i32,
+    /// The unit the file gives this observation, and the code it was written as.
+    pub unit: Option<(Unit, &'a str)>,
+    /// The observation status flag, "" for a normal value.
+    pub status: &'a str,
+    /// Index into the builder's files.
+    pub file: u32,
+    /// Which field's location identifies the observation in messages.
+    pub position: Field,
+}
+
+/// Where a series was defined: a file, and a line and column (line 0: `col` indexes the
+/// builder's JSON paths).
+#[derive(Debug, Clone, Copy)]
+struct Pos {
+    file: u32,
+    line: u32,
+    col: u32,
+}
+
+/// A `[[metric]]` as validation knows it, and the series read for it so far.
+pub struct MetricDef {
+    pub raw_name: String,
+    prefix: String,
+    help: String,
+    pub unit: Option<Unit>,
+    unit_from_config: bool,
+    /// The unit code the first file-given unit was written as.
+    unit_code: String,
+    multiplier: i32,
+    /// Label names; None until the metric's config or its first input says.
+    pub labels: Option<Vec<String>>,
+    period_col: Option<usize>,
+    /// The cadence, and whether it came from the dataset's `[dataset.period]`.
+    cadence: Option<(Cadence, bool)>,
+    cadence_first: String,
+    pub usable: bool,
+    /// Labels that may be dropped when they have one value in all series.
+    droppable: Vec<bool>,
+    ids: Vec<u32>,
+    values: Vec<f64>,
+    status: Vec<u32>,
+    positions: Vec<Pos>,
+    deleted: Vec<Vec<u32>>,
+    missing: BTreeMap<&'static str, u64>,
+}
+
+impl MetricDef {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        raw_name: String,
+        prefix: String,
+        help: String,
+        unit: Option<Unit>,
+        multiplier: i32,
+        labels: Option<Vec<String>>,
+        cadence: Option<(Cadence, bool)>,
+        usable: bool,
+    ) -> MetricDef {
+        MetricDef {
+            raw_name,
+            prefix,
+            help,
+            unit_from_config: unit.is_some(),
+            unit,
+            unit_code: String::new(),
+            multiplier,
+            labels: None,
+            period_col: None,
+            cadence,
+            cadence_first: String::new(),
+            usable,
+            droppable: Vec::new(),
+            ids: Vec::new(),
+            values: Vec::new(),
+            status: Vec::new(),
+            positions: Vec::new(),
+            deleted: Vec::new(),
+            missing: BTreeMap::new(),
+        }
+        .with_labels(labels)
+    }
+
+    fn with_labels(mut self, labels: Option<Vec<String>>) -> Self {
+        if let Some(l) = labels {
+            self.droppable = vec![false; l.len()];
+            self.labels = Some(l);
+        }
+        self
+    }
+
+    /// Whether the metric knows its unit before reading files.
+    pub fn has_config_unit(&self) -> bool {
+        self.unit_from_config
+    }
+
+    fn name(&self) -> String {
+        match self.unit.as_ref().and_then(Unit::suffix) {
+            Some(s) => format!("{}{}_{s}", self.prefix, self.raw_name),
+            None => format!("{}{}", self.prefix, self.raw_name),
+        }
+    }
+}
+
+/// What [`Builder::finish`] hands back.
+pub struct Built {
+    pub metrics: Vec<Metric>,
+    pub symbols: Vec<Box<str>>,
+    pub files: Vec<PathBuf>,
+    pub errs: Vec<Diagnostic>,
+    pub missing: Vec<(String, &'static str, u64)>,
+    /// Display names from data files: label -> code -> language -> name.
+    pub names: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// Metrics that got no unit from the config nor from a file.
+    pub unitless: Vec<usize>,
+}
+
+pub struct Builder {
+    pub files: Vec<PathBuf>,
+    pub source_ids: HashSet<String>,
+    pub errs: Vec<Diagnostic>,
+    pub metrics: Vec<MetricDef>,
+    pub period_label: String,
+    interner: Interner,
+    periods: FxHashMap<Box<str>, Option<(u32, Period)>>,
+    paths: Vec<String>,
+    buf: String,
+    names: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// Problems per file (index into `files`), to cap what is listed.
+    counts: Vec<usize>,
+}
+
+impl Builder {
+    pub fn new(
+        config: PathBuf,
+        period_label: String,
+        source_ids: HashSet<String>,
+        errs: Vec<Diagnostic>,
+    ) -> Builder {
+        Builder {
+            files: vec![config],
+            source_ids,
+            errs,
+            metrics: Vec::new(),
+            period_label,
+            interner: Interner::default(),
+            periods: FxHashMap::default(),
+            paths: Vec::new(),
+            buf: String::new(),
+            names: BTreeMap::new(),
+            counts: vec![0],
+        }
+    }
+
+    pub fn add_metric(&mut self, def: MetricDef) {
+        let mut def = def;
+        if let Some(l) = &def.labels {
+            def.period_col = l.iter().position(|n| *n == self.period_label);
+        }
+        self.metrics.push(def);
+    }
+
+    /// Fixes the labels of a metric that declared none, from its first input.
+    pub fn set_labels(&mut self, metric: usize, labels: Vec<String>, droppable: Vec<bool>) {
+        let def = &mut self.metrics[metric];
+        def.period_col = labels.iter().position(|n| *n == self.period_label);
+        def.droppable = droppable;
+        def.labels = Some(labels);
+    }
+
+    /// Registers a data file; its index is what observations and problems refer to.
+    pub fn add_file(&mut self, path: PathBuf) -> u32 {
+        self.files.push(path);
+        self.counts.push(0);
+        self.files.len() as u32 - 1
+    }
+
+    /// A problem at `loc` in file `file`; beyond [`MAX_ERRORS_PER_FILE`] only counted.
+    pub fn error(&mut self, file: u32, loc: Loc, message: String) {
+        let n = &mut self.counts[file as usize];
+        *n += 1;
+        if *n > MAX_ERRORS_PER_FILE {
+            return;
+        }
+        let path = &self.files[file as usize];
+        self.errs.push(match loc {
+            Loc::File => Diagnostic::file(path, message),
+            Loc::At(line, col) => Diagnostic::at(path, line as usize, col as usize, message),
+            Loc::Path(p) => Diagnostic::file(path, format!("{p}: {message}")),
+        });
+    }
+
+    /// A display name a data file gives for a code of a label.
+    pub fn name(&mut self, label: &str, code: &str, lang: &str, name: &str) {
+        self.names
+            .entry(label.to_string())
+            .or_default()
+            .entry(code.to_string())
+            .or_default()
+            .entry(lang.to_string())
+            .or_insert_with(|| name.to_string());
+    }
+
+    /// Counts an observation without a figure.
+    pub fn missing(&mut self, metric: usize, reason: &'static str) {
+        *self.metrics[metric].missing.entry(reason).or_default() += 1;
+    }
+
+    /// An SDMX delete: the series with these labels is removed from the metric.
+    pub fn delete(&mut self, metric: usize, labels: &[&str]) {
+        let ids: Vec<u32> = labels
+            .iter()
+            .map(|v| match Period::parse(v) {
+                Some(p) => self.interner.intern(&p.to_string()),
+                None => self.interner.intern(v),
+            })
+            .collect();
+        self.metrics[metric].deleted.push(ids);
+    }
+
+    /// Validates one observation and adds it to its metric, or reports why it cannot be.
+    pub fn add(&mut self, o: &Obs, at: &dyn Fn(Field) -> Loc) {
+        let (def_unit, multiplier) = {
+            let d = &self.metrics[o.metric];
+            if !d.usable || d.labels.is_none() {
+                return;
+            }
+            (d.unit, d.multiplier)
+        };
+        // The unit first: the exponent depends on it.
+        let unit = match (o.unit, def_unit) {
+            (Some((u, code)), None) => {
+                let d = &mut self.metrics[o.metric];
+                d.unit = Some(u);
+                d.unit_code = code.to_string();
+                u
+            }
+            (Some((u, code)), Some(du)) => {
+                if u.base != du.base {
+                    let d = &self.metrics[o.metric];
+                    let was = if d.unit_from_config {
+                        format!("the unit of metric `{}` in the config", d.raw_name)
+                    } else {
+                        format!(
+                            "`{}`, the unit of the rest of metric `{}`",
+                            d.unit_code, d.raw_name
+                        )
+                    };
+                    let msg = format!("unit `{}` is {u}, expected {du} like {was}", excerpt(code));
+                    self.error(o.file, at(Field::Unit), msg);
+                    return;
+                }
+                u
+            }
+            (None, Some(du)) => du,
+            (None, None) => return,
+        };
+        let exp = unit.exponent + multiplier + o.exponent;
+        let value = match o.value {
+            Value::Missing(reason) => {
+                self.missing(o.metric, reason);
+                return;
+            }
+            Value::Number(v) => {
+                if !v.is_finite() {
+                    let msg =
+                        format!("value {v} is not a finite number, expected a published figure");
+                    self.error(o.file, at(Field::Value), msg);
+                    return;
+                }
+                if unit.share && !(0.0..=100.0).contains(&v) {
+                    let msg = format!("percent value {v} out of range, expected 0 to 100");
+                    self.error(o.file, at(Field::Value), msg);
+                    return;
+                }
+                scale_pow10(v, exp)
+            }
+            Value::Text(t) => {
+                let t = t.trim();
+                let parsed = if t.is_empty() {
+                    None
+                } else {
+                    parse_scaled(t, exp, &mut self.buf)
+                };
+                match parsed {
+                    None => {
+                        let msg = if t.is_empty() {
+                            "missing value, expected a number".to_string()
+                        } else {
+                            format!("invalid value `{}`, expected a number", excerpt(t))
+                        };
+                        self.error(o.file, at(Field::Value), msg);
+                        return;
+                    }
+                    Some(v)
+                        if !v.is_finite()
+                            && parse_scaled(t, 0, &mut self.buf)
+                                .is_some_and(|r| !r.is_finite()) =>
+                    {
+                        let msg = format!(
+                            "value {t} is not a finite number, expected a published figure"
+                        );
+                        self.error(o.file, at(Field::Value), msg);
+                        return;
+                    }
+                    Some(v) => {
+                        if unit.share {
+                            let raw = parse_scaled(t, 0, &mut self.buf).unwrap_or(v);
+                            if !(0.0..=100.0).contains(&raw) {
+                                let msg =
+                                    format!("percent value {raw} out of range, expected 0 to 100");
+                                self.error(o.file, at(Field::Value), msg);
+                                return;
+                            }
+                        }
+                        v
+                    }
+                }
+            }
+        };
+        if !value.is_finite() {
+            let base = unit.suffix().unwrap_or("the base unit").to_string();
+            let msg = match o.value {
+                Value::Number(v) => format!("value {v} is too large to convert to {base}"),
+                Value::Text(t) => format!("value {} is too large to convert to {base}", excerpt(t)),
+                Value::Missing(_) => unreachable!("returned above"),
+            };
+            self.error(o.file, at(Field::Value), msg);
+            return;
+        }
+
+        let mut ids: [u32; 16] = [0; 16];
+        let mut heap: Vec<u32>;
+        let n = o.labels.len();
+        let ids: &mut [u32] = if n <= 16 {
+            &mut ids[..n]
+        } else {
+            heap = vec![0; n];
+            &mut heap
+        };
+        let mut ok = true;
+        for (i, v) in o.labels.iter().enumerate() {
+            if Some(i) == self.metrics[o.metric].period_col {
+                match self.period(o.metric, i, v, o.file, at) {
+                    Some(id) => ids[i] = id,
+                    None => ok = false,
+                }
+            } else if v.is_empty() {
+                let label = &self.metrics[o.metric].labels.as_ref().expect("checked")[i];
+                let msg = format!("empty value for label `{label}`, expected a code");
+                self.error(o.file, at(Field::Label(i)), msg);
+                ok = false;
+            } else {
+                ids[i] = self.interner.intern(v);
+            }
+        }
+        if !ok {
+            return;
+        }
+        let status = if o.status.is_empty() {
+            NO_STATUS
+        } else {
+            self.interner.intern(o.status)
+        };
+        let pos = match at(o.position) {
+            Loc::At(line, col) => Pos {
+                file: o.file,
+                line,
+                col,
+            },
+            Loc::Path(p) => {
+                self.paths.push(p);
+                Pos {
+                    file: o.file,
+                    line: 0,
+                    col: self.paths.len() as u32 - 1,
+                }
+            }
+            Loc::File => Pos {
+                file: o.file,
+                line: 0,
+                col: u32::MAX,
+            },
+        };
+        let def = &mut self.metrics[o.metric];
+        def.ids.extend_from_slice(ids);
+        def.values.push(value);
+        if status != NO_STATUS || !def.status.is_empty() {
+            def.status.resize(def.values.len() - 1, NO_STATUS);
+            def.status.push(status);
+        }
+        def.positions.push(pos);
+    }
+
+    /// Checks a period value and returns the id of its canonical form.
+    fn period(
+        &mut self,
+        metric: usize,
+        i: usize,
+        v: &str,
+        file: u32,
+        at: &dyn Fn(Field) -> Loc,
+    ) -> Option<u32> {
+        let parsed = match self.periods.get(v) {
+            Some(p) => *p,
+            None => {
+                let p = Period::parse(v).map(|p| (self.interner.intern(&p.to_string()), p));
+                self.periods.insert(v.into(), p);
+                p
+            }
+        };
+        let def = &self.metrics[metric];
+        let label = &def.labels.as_ref().expect("checked")[i];
+        let msg = match (parsed, def.cadence) {
+            (None, Some((Cadence::Annual, true))) => format!("{label} `{}` is not a year, expected four digits (the period label of an annual dataset)", excerpt(v)),
+            (None, _) => format!("{label} `{}` is not a period, expected {PERIOD_FORMS}", excerpt(v)),
+            (Some((id, p)), None) => {
+                let def = &mut self.metrics[metric];
+                def.cadence = Some((p.cadence(), false));
+                def.cadence_first = v.to_string();
+                return Some(id);
+            }
+            (Some((id, p)), Some((c, _))) if p.cadence() == c => return Some(id),
+            (Some((_, p)), Some((c, from_dataset))) => {
+                let like = if !def.cadence_first.is_empty() {
+                    format!("like `{}`, the first period of metric `{}`", def.cadence_first, def.raw_name)
+                } else if from_dataset {
+                    "the cadence of the dataset".to_string()
+                } else {
+                    format!("the cadence of metric `{}`", def.raw_name)
+                };
+                format!("{label} `{v}` is {} period, expected {} period ({}), {like}", a(p.cadence()), a(c), c.form())
+            }
+        };
+        self.error(file, at(Field::Label(i)), msg);
+        None
+    }
+
+    /// Sorts every metric's series, reports duplicates, and hands the results back.
+    pub fn finish(mut self) -> Built {
+        for (file, n) in self.counts.iter().enumerate() {
+            if *n > MAX_ERRORS_PER_FILE {
+                self.errs.push(Diagnostic {
+                    line: usize::MAX,
+                    ..Diagnostic::file(
+                        &self.files[file],
+                        format!(
+                            "… and {} more problems in this file",
+                            n - MAX_ERRORS_PER_FILE
+                        ),
+                    )
+                });
+            }
+        }
+        let symbols = std::mem::take(&mut self.interner.symbols);
+        let ranks = ranks(&symbols);
+        let mut metrics = Vec::new();
+        let mut missing = Vec::new();
+        let mut unitless = Vec::new();
+        let defs = std::mem::take(&mut self.metrics);
+        for mut def in defs {
+            let name = def.name();
+            for (reason, n) in &def.missing {
+                missing.push((name.clone(), *reason, *n));
+            }
+            if def.usable && def.unit.is_none() {
+                unitless.push(metrics.len());
+            }
+            drop_single_valued(&mut def);
+            let labels = def.labels.clone().unwrap_or_default();
+            let mut m = Metric::new(
+                name,
+                def.help.clone(),
+                def.unit.unwrap_or(Unit::parse("count").expect("known")),
+                labels,
+            );
+            m.cadence = def.period_col.and(def.cadence.map(|c| c.0));
+            canonicalize(
+                &mut m,
+                &def,
+                &ranks,
+                &symbols,
+                &self.files,
+                &self.paths,
+                &mut self.errs,
+            );
+            metrics.push(m);
+        }
+        // Only names of codes that are served.
+        let used: HashSet<&str> = symbols.iter().map(|s| &**s).collect();
+        let mut names = std::mem::take(&mut self.names);
+        for codes in names.values_mut() {
+            codes.retain(|code, _| used.contains(code.as_str()));
+        }
+        names.retain(|_, codes| !codes.is_empty());
+        Built {
+            metrics,
+            symbols,
+            files: self.files,
+            errs: self.errs,
+            missing,
+            names,
+            unitless,
+        }
+    }
+}
+
+/// Removes labels allowed to go that have one value across all series of the metric.
+fn drop_single_valued(def: &mut MetricDef) {
+    let Some(labels) = def.labels.clone() else {
+        return;
+    };
+    let k = labels.len();
+    if k == 0 || def.values.is_empty() {
+        return;
+    }
+    let keep: Vec<bool> = (0..k)
+        .map(|j| {
+            !def.droppable.get(j).copied().unwrap_or(false)
+                || Some(j) == def.period_col
+                || def.ids.chunks(k).any(|s| s[j] != def.ids[j])
+        })
+        .collect();
+    if keep.iter().all(|&x| x) {
+        return;
+    }
+    let period_name = def.period_col.map(|p| labels[p].clone());
+    let ids: Vec<u32> = def
+        .ids
+        .chunks(k)
+        .flat_map(|s| s.iter().zip(&keep).filter(|(_, &k)| k).map(|(&v, _)| v))
+        .collect();
+    def.ids = ids;
+    let kept: Vec<String> = labels
+        .into_iter()
+        .zip(&keep)
+        .filter(|(_, &k)| k)
+        .map(|(l, _)| l)
+        .collect();
+    def.period_col = period_name.and_then(|n| kept.iter().position(|l| *l == n));
+    def.labels = Some(kept);
+}
+
+/// The lexicographic rank of every symbol: comparing ranks orders series like comparing
+/// their label strings, at the cost of an integer comparison.
+pub(super) fn ranks(symbols: &[Box<str>]) -> Vec<u32> {
+    let mut by_text: Vec<u32> = (0..symbols.len() as u32).collect();
+    by_text.sort_by(|a, b| symbols[*a as usize].cmp(&symbols[*b as usize]));
+    let mut ranks = vec![0; symbols.len()];
+    for (rank, id) in by_text.into_iter().enumerate() {
+        ranks[id as usize] = rank as u32;
+    }
+    ranks
+}
+
+/// Sorts a metric's series into written order and reports duplicates, each at its later
+/// definition (the sort is stable, so equal series keep their reading order).
+fn canonicalize(
+    m: &mut Metric,
+    def: &MetricDef,
+    ranks: &[u32],
+    symbols: &[Box<str>],
+    files: &[PathBuf],
+    paths: &[String],
+    errs: &mut Vec<Diagnostic>,
+) {
+    let k = m.label_names.len();
+    let n = def.values.len();
+    let series = |i: usize| &def.ids[i * k..(i + 1) * k];
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    idx.sort_by(|a, b| {
+        let (la, lb) = (series(*a as usize), series(*b as usize));
+        m.order
+            .iter()
+            .map(|&j| ranks[la[j] as usize].cmp(&ranks[lb[j] as usize]))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let deleted: HashSet<&[u32]> = def.deleted.iter().map(Vec::as_slice).collect();
+    m.labels.reserve(n * k);
+    m.values.reserve(n);
+    let mut first = 0;
+    for (pos_in_order, &i) in idx.iter().enumerate() {
+        let i = i as usize;
+        if pos_in_order > 0 && series(i) == series(idx[pos_in_order - 1] as usize) {
+            let (at, was) = (def.positions[i], def.positions[idx[first] as usize]);
+            let mut probe =
+                Metric::new(m.name.clone(), String::new(), m.unit, m.label_names.clone());
+            probe.labels = series(i).to_vec();
+            probe.values = vec![0.0];
+            let labels = labels_text(&probe, 0, symbols);
+            let where_first = if at.file == was.file {
+                match was.line {
+                    0 => paths.get(was.col as usize).cloned().unwrap_or_default(),
+                    l => format!("line {l} column {}", was.col),
+                }
+            } else {
+                let f = files[was.file as usize].display();
+                match was.line {
+                    0 => format!(
+                        "{f}: {}",
+                        paths.get(was.col as usize).cloned().unwrap_or_default()
+                    ),
+                    l => format!("{f}:{l}:{}", was.col),
+                }
+            };
+            let message = format!(
+                "duplicate series {}{{{labels}}}, first defined at {where_first}",
+                m.name
+            );
+            let path = &files[at.file as usize];
+            errs.push(match at.line {
+                0 => Diagnostic::file(
+                    path,
+                    format!(
+                        "{}: {message}",
+                        paths.get(at.col as usize).cloned().unwrap_or_default()
+                    ),
+                ),
+                l => Diagnostic::at(path, l as usize, at.col as usize, message),
+            });
+            continue;
+        }
+        first = pos_in_order;
+        if !deleted.is_empty() && deleted.contains(series(i)) {
+            continue;
+        }
+        let status = def.status.get(i).copied().unwrap_or(NO_STATUS);
+        m.push(series(i), def.values[i], status);
+    }
+}
+
+/// "an annual", "a monthly" …
+fn a(c: Cadence) -> String {
+    match c {
+        Cadence::Annual => "an annual".into(),
+        c => format!("a {}", c.name()),
+    }
+}
+
+/// A short excerpt of input for a message: a pasted megabyte stays out of the log.
+pub fn excerpt(s: &str) -> String {
+    const MAX: usize = 40;
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .take(MAX + 1)
+        .collect();
+    if clean.chars().count() > MAX {
+        let cut: String = clean.chars().take(MAX).collect();
+        format!("{cut}…")
+    } else {
+        clean
+    }
+}
+
+/// Gives each distinct label value one id: label values repeat (years, codes), and ids make
+/// series small and cheap to compare.
+#[derive(Default)]
+struct Interner {
+    ids: FxHashMap<Box<str>, u32>,
+    symbols: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.symbols.len() as u32;
+        self.symbols.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+}

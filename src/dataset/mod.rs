@@ -1,0 +1,1008 @@
+//! Stage 2 of the pipeline: typed [`Config`] (+ the data files it names) -> validated
+//! [`Dataset`]. Pure: no I/O. Every problem found is reported, each with its position.
+//!
+//! Observations reach one validator ([`builder::Builder::add`]) whatever they were written
+//! in: inline TOML samples here, data files through [`crate::ingest`] and the format readers
+//! of [`crate::source`]. Then series are sorted and checked for duplicates once, and the
+//! latest / change series and release calendars are derived ([`derive`]).
+
+mod builder;
+mod derive;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use crate::calendar::{Cadence, Period};
+use crate::config::{Config, LabelConfig, MetricConfig, PeriodConfig, ReleaseConfig};
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
+use crate::units::{self, Unit, MULTIPLIER_FORMS, UNIT_NAMES};
+
+pub use builder::{excerpt, MAX_ERRORS_PER_FILE};
+pub(crate) use builder::{Builder, Field, Loc, MetricDef, Obs, Value};
+
+/// A validated dataset, values already in base units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub info: DatasetInfo,
+    pub sources: Vec<Source>,
+    pub labels: Vec<LabelDisplay>,
+    /// The metrics declared in the config, in config order.
+    pub metrics: Vec<Metric>,
+    /// Series derived from `metrics` along the period label (latest value, latest period,
+    /// change on the previous period, change on a year earlier); empty without periods.
+    pub derived: Vec<Metric>,
+    /// The dataset's release calendar, from `[dataset.period]`.
+    pub release: Option<ReleaseSchedule>,
+    /// Calendars of metrics that have their own (`[metric.release]`).
+    pub metric_releases: Vec<(String, ReleaseSchedule)>,
+    /// Observations without a figure, per metric and reason (`missing`, `confidential`,
+    /// `not_available`).
+    pub missing: Vec<(String, &'static str, u64)>,
+    /// Every file the dataset was read from: the config first, then its data files.
+    pub files: Vec<PathBuf>,
+    /// Every distinct label value, once; metrics refer to them by index.
+    pub symbols: Vec<Box<str>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub title: String,
+    pub publisher: String,
+    pub source_url: String,
+    pub published: String,
+    pub published_timestamp: i64,
+    pub description: String,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub id: String,
+    pub title: String,
+    pub url: String,
+    pub published: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelDisplay {
+    pub name: String,
+    pub help: String,
+    /// Language codes, sorted; each becomes a `name_<lang>` label.
+    pub languages: Vec<String>,
+    /// (code, display name per language in `languages` order; empty where not given).
+    pub values: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// The exposed name: prefix + config name + unit suffix.
+    pub name: String,
+    pub help: String,
+    pub unit: Unit,
+    pub label_names: Vec<String>,
+    /// Indices into `label_names` in the order labels are written: sorted by name.
+    pub order: Vec<usize>,
+    /// The cadence of the period label's values, when the metric has one.
+    pub cadence: Option<Cadence>,
+    /// Label values of every series as ids into [`Dataset::symbols`], `label_names.len()` per
+    /// series in `label_names` order. Series are sorted by their values taken in `order`, so
+    /// rendering and comparing never sort again. Flat ids keep a million series in ~24 MB.
+    labels: Vec<u32>,
+    values: Vec<f64>,
+    /// Observation status per series as a symbol id, `u32::MAX` for none; empty when no
+    /// series has one.
+    status: Vec<u32>,
+}
+
+/// No status: the observation is a normal value.
+pub const NO_STATUS: u32 = u32::MAX;
+
+impl Metric {
+    fn new(name: String, help: String, unit: Unit, label_names: Vec<String>) -> Metric {
+        let mut order: Vec<usize> = (0..label_names.len()).collect();
+        order.sort_by(|a, b| label_names[*a].cmp(&label_names[*b]));
+        Metric {
+            name,
+            help,
+            unit,
+            label_names,
+            order,
+            cadence: None,
+            labels: Vec::new(),
+            values: Vec::new(),
+            status: Vec::new(),
+        }
+    }
+
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Label value ids of series `i`, in `label_names` order.
+    pub fn labels(&self, i: usize) -> &[u32] {
+        let k = self.label_names.len();
+        &self.labels[i * k..(i + 1) * k]
+    }
+
+    pub fn value(&self, i: usize) -> f64 {
+        self.values[i]
+    }
+
+    /// The status symbol of series `i`, if it has one.
+    pub fn status(&self, i: usize) -> Option<u32> {
+        self.status.get(i).copied().filter(|&s| s != NO_STATUS)
+    }
+
+    /// Whether any series carries a status flag.
+    pub fn has_status(&self) -> bool {
+        self.status.iter().any(|&s| s != NO_STATUS)
+    }
+
+    fn push(&mut self, labels: &[u32], value: f64, status: u32) {
+        self.labels.extend_from_slice(labels);
+        self.values.push(value);
+        if status != NO_STATUS || !self.status.is_empty() {
+            self.status.resize(self.values.len() - 1, NO_STATUS);
+            self.status.push(status);
+        }
+    }
+
+    /// The name without its unit suffix: what derived families are named after.
+    pub fn stem(&self) -> &str {
+        match self.unit.suffix() {
+            Some(s) => self
+                .name
+                .strip_suffix(s)
+                .and_then(|n| n.strip_suffix('_'))
+                .unwrap_or(&self.name),
+            None => &self.name,
+        }
+    }
+}
+
+/// When the period after the latest one is due, from a release calendar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseSchedule {
+    pub period_label: String,
+    /// The period whose figures are awaited (the one after the latest published).
+    pub next_period: Period,
+    pub expected_timestamp: Option<i64>,
+    pub overdue_timestamp: Option<i64>,
+}
+
+impl Dataset {
+    /// Number of series of the declared metrics.
+    pub fn series_count(&self) -> usize {
+        self.metrics.iter().map(Metric::len).sum()
+    }
+
+    pub fn symbol(&self, id: u32) -> &str {
+        &self.symbols[id as usize]
+    }
+
+    /// `name="value",…` of series `i` of `m`, in written order (for messages and logs).
+    pub fn labels_text(&self, m: &Metric, i: usize) -> String {
+        labels_text(m, i, &self.symbols)
+    }
+
+    /// `dataset NAME, N metrics, N series`: what a load reports.
+    pub fn summary(&self) -> String {
+        format!(
+            "dataset {}, {} metrics, {} series",
+            self.info.name,
+            self.metrics.len(),
+            self.series_count()
+        )
+    }
+}
+
+/// A data file as the loader read it: the string written in the config, the resolved path,
+/// and its text or why it could not be read.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub path: PathBuf,
+    pub text: Result<String, String>,
+}
+
+/// Data files by the string written in the config (`samples_file`, `[[input]] file`).
+pub type DataFiles = HashMap<String, DataFile>;
+
+/// Name endings that Prometheus and OpenMetrics give to other metric types.
+const RESERVED_SUFFIXES: &[&str] = &["_total", "_info", "_created", "_count", "_sum", "_bucket"];
+
+/// The dataset's period settings, checked.
+pub(crate) struct PeriodSettings {
+    pub label: String,
+    pub cadence: Option<Cadence>,
+    pub expected_lag_days: Option<i64>,
+    pub overdue_lag_days: Option<i64>,
+}
+
+pub fn build(
+    path: &Path,
+    text: &str,
+    config: &Config,
+    data: &DataFiles,
+) -> Result<Dataset, Diagnostics> {
+    let map = SourceMap::new(path, text);
+    let mut errs = Vec::new();
+
+    let ds = config.dataset.get_ref();
+    let prefix = ds.metric_prefix.get_ref().clone();
+    if !prefix.is_empty() && !is_metric_name(&prefix) {
+        errs.push(map.diag(
+            ds.metric_prefix.span(),
+            format!("invalid metric_prefix `{prefix}`, expected letters, digits and underscores, not starting with a digit"),
+        ));
+    }
+    if ds.name.get_ref().is_empty() {
+        errs.push(map.diag(
+            ds.name.span(),
+            "empty dataset name, expected a short identifier",
+        ));
+    }
+    let published_timestamp = date(&map, &ds.published, false, &mut errs).unwrap_or(0);
+
+    let mut sources = Vec::new();
+    let mut source_ids = HashSet::new();
+    for s in &config.sources {
+        let s = s.get_ref();
+        if !source_ids.insert(s.id.get_ref().clone()) {
+            errs.push(map.diag(
+                s.id.span(),
+                format!("duplicate source id `{}`", s.id.get_ref()),
+            ));
+        }
+        date(&map, &s.published, true, &mut errs);
+        sources.push(Source {
+            id: s.id.get_ref().clone(),
+            title: s.title.clone(),
+            url: s.url.clone(),
+            published: s.published.get_ref().clone(),
+        });
+    }
+
+    let period = match &ds.period {
+        Some(p) => check_period(&map, p.get_ref(), &mut errs),
+        None => Some(PeriodSettings {
+            label: "period".into(),
+            cadence: None,
+            expected_lag_days: None,
+            overdue_lag_days: None,
+        }),
+    };
+    let has_calendar = ds.period.is_some();
+    let period = period.unwrap_or(PeriodSettings {
+        label: "period".into(),
+        cadence: None,
+        expected_lag_days: None,
+        overdue_lag_days: None,
+    });
+
+    let mut labels = Vec::new();
+    let mut label_names_seen = HashSet::new();
+    for l in &config.labels {
+        let l = l.get_ref();
+        let name = l.name.get_ref();
+        check_label_name(&map, &l.name, &mut errs);
+        if !label_names_seen.insert(name.as_str()) {
+            errs.push(map.diag(l.name.span(), format!("duplicate [[label]] `{name}`")));
+        }
+        labels.push(label_display(&map, l, &mut errs));
+    }
+
+    let mut b = Builder::new(path.to_path_buf(), period.label.clone(), source_ids, errs);
+    for m in &config.metrics {
+        let def = metric_def(&map, m, &prefix, &period, &mut b.errs);
+        b.add_metric(def);
+    }
+    // Inline samples, then each metric's samples_file, then the inputs: the order in which
+    // duplicates are reported ("first defined at").
+    for (mi, m) in config.metrics.iter().enumerate() {
+        inline_samples(&map, &mut b, mi, m);
+    }
+    for (mi, m) in config.metrics.iter().enumerate() {
+        if let Some(f) = &m.get_ref().samples_file {
+            crate::ingest::samples_file(&map, &mut b, mi, f, data);
+        }
+    }
+    for input in &config.inputs {
+        crate::ingest::input(&map, &mut b, input, data);
+    }
+
+    if config.metrics.is_empty() {
+        b.errs.push(Diagnostic::file(
+            path,
+            "empty dataset: no [[metric]] defined, expected at least one",
+        ));
+    }
+    let out = b.finish();
+    let mut errs = out.errs;
+    for &i in &out.unitless {
+        let m = config.metrics[i].get_ref();
+        errs.push(map.diag(
+            m.name.span(),
+            format!("metric `{}` has no unit, expected `unit` in its [[metric]] or a unit column in an [[input]] that feeds it", m.name.get_ref()),
+        ));
+    }
+    let symbols = out.symbols;
+    let metrics = out.metrics;
+    let files = out.files;
+    if !config.metrics.is_empty() && errs.is_empty() && metrics.iter().all(Metric::is_empty) {
+        errs.push(Diagnostic::file(
+            path,
+            "empty dataset: no samples in any [[metric]], expected at least one",
+        ));
+    }
+    // Display names from data files fill in what the config did not give.
+    for (label, names) in out.names {
+        merge_names(&mut labels, &label, names);
+    }
+
+    let derived_out = derive::derive(&metrics, &period.label, &symbols);
+    let release = if has_calendar {
+        derive::dataset_release(&metrics, &symbols, &period)
+    } else {
+        None
+    };
+    let mut metric_releases = Vec::new();
+    for (m, def) in metrics.iter().zip(&config.metrics) {
+        if let Some(r) = &def.get_ref().release {
+            let (expected, overdue) = lags(&map, r.get_ref(), &mut errs);
+            if let Some(s) = derive::release_of(m, &period.label, &symbols, expected, overdue) {
+                metric_releases.push((m.name.clone(), s));
+            }
+        }
+    }
+
+    check_families(
+        &map,
+        config,
+        &prefix,
+        &metrics,
+        &derived_out,
+        &labels,
+        release.is_some(),
+        !metric_releases.is_empty(),
+        &mut errs,
+    );
+
+    if !errs.is_empty() {
+        return Err(Diagnostics::new(errs));
+    }
+    Ok(Dataset {
+        info: DatasetInfo {
+            name: ds.name.get_ref().clone(),
+            title: ds.title.clone(),
+            publisher: ds.publisher.clone(),
+            source_url: ds.source_url.clone(),
+            published: ds.published.get_ref().clone(),
+            published_timestamp,
+            description: ds.description.clone(),
+            prefix,
+        },
+        sources,
+        labels,
+        metrics,
+        derived: derived_out.into_iter().map(|(_, m)| m).collect(),
+        release,
+        metric_releases,
+        missing: out.missing,
+        files,
+        symbols,
+    })
+}
+
+/// Every family name the exposition will carry must be unique, including the names that
+/// OpenMetrics gives to info metrics (`foo_info` is family `foo`).
+#[allow(clippy::too_many_arguments)]
+fn check_families(
+    map: &SourceMap,
+    config: &Config,
+    prefix: &str,
+    metrics: &[Metric],
+    derived: &[(usize, Metric)],
+    labels: &[LabelDisplay],
+    release: bool,
+    metric_releases: bool,
+    errs: &mut Vec<Diagnostic>,
+) {
+    let mut families: HashMap<String, String> = HashMap::new();
+    let mut claim = |name: String,
+                     span: std::ops::Range<usize>,
+                     what: String,
+                     errs: &mut Vec<Diagnostic>| {
+        match families.get(&name) {
+            Some(first) => errs.push(map.diag(
+                span,
+                format!("metric name `{name}` of {what} is already taken by {first}, expected unique names"),
+            )),
+            None => {
+                families.insert(name, what);
+            }
+        }
+    };
+    let dataset_span = config.dataset.span();
+    for family in ["dataset_info", "dataset_published_timestamp_seconds"] {
+        claim(
+            format!("{prefix}{family}"),
+            dataset_span.clone(),
+            "the dataset".into(),
+            errs,
+        );
+    }
+    if !config.sources.is_empty() {
+        claim(
+            format!("{prefix}source_info"),
+            dataset_span.clone(),
+            "the [[source]] list".into(),
+            errs,
+        );
+    }
+    for l in labels {
+        let span = config
+            .labels
+            .iter()
+            .find(|c| c.get_ref().name.get_ref() == &l.name)
+            .map_or(dataset_span.clone(), |c| c.get_ref().name.span());
+        claim(
+            format!("{prefix}{}_info", l.name),
+            span,
+            format!("[[label]] `{}`", l.name),
+            errs,
+        );
+    }
+    let metric_span = |i: usize| config.metrics[i].get_ref().name.span();
+    for (i, m) in metrics.iter().enumerate() {
+        let what = format!("metric `{}`", config.metrics[i].get_ref().name.get_ref());
+        claim(m.name.clone(), metric_span(i), what, errs);
+        if m.has_status() {
+            claim(
+                format!("{}_observation_status_info", m.stem()),
+                metric_span(i),
+                format!("the status flags of `{}`", m.name),
+                errs,
+            );
+        }
+    }
+    for (i, d) in derived {
+        let what = format!("the series derived from `{}`", metrics[*i].name);
+        claim(d.name.clone(), metric_span(*i), what, errs);
+    }
+    if release {
+        for family in [
+            "next_release_expected_timestamp_seconds",
+            "next_release_overdue_timestamp_seconds",
+        ] {
+            claim(
+                format!("{prefix}{family}"),
+                dataset_span.clone(),
+                "the release calendar".into(),
+                errs,
+            );
+        }
+    }
+    if metric_releases {
+        for family in [
+            "metric_next_release_expected_timestamp_seconds",
+            "metric_next_release_overdue_timestamp_seconds",
+        ] {
+            claim(
+                format!("{prefix}{family}"),
+                dataset_span.clone(),
+                "the metrics' release calendars".into(),
+                errs,
+            );
+        }
+    }
+}
+
+/// Display names read from data files, merged into the `[[label]]` of that label (created
+/// when the config has none); names the config gives win.
+fn merge_names(
+    labels: &mut Vec<LabelDisplay>,
+    label: &str,
+    names: BTreeMap<String, BTreeMap<String, String>>,
+) {
+    let idx = match labels.iter().position(|l| l.name == label) {
+        Some(i) => i,
+        None => {
+            labels.push(LabelDisplay {
+                name: label.to_string(),
+                help: String::new(),
+                languages: Vec::new(),
+                values: Vec::new(),
+            });
+            labels.len() - 1
+        }
+    };
+    let l = &mut labels[idx];
+    let mut langs: Vec<String> = l.languages.clone();
+    for by_lang in names.values() {
+        for lang in by_lang.keys() {
+            if !langs.contains(lang) {
+                langs.push(lang.clone());
+            }
+        }
+    }
+    langs.sort();
+    let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (code, given) in &l.values {
+        let mut row = vec![String::new(); langs.len()];
+        for (i, lang) in l.languages.iter().enumerate() {
+            let j = langs.iter().position(|x| x == lang).expect("merged");
+            row[j] = given[i].clone();
+        }
+        values.insert(code.clone(), row);
+    }
+    for (code, by_lang) in names {
+        let row = values
+            .entry(code)
+            .or_insert_with(|| vec![String::new(); langs.len()]);
+        for (lang, name) in by_lang {
+            let j = langs.iter().position(|x| *x == lang).expect("merged");
+            if row[j].is_empty() {
+                row[j] = name;
+            }
+        }
+    }
+    l.languages = langs;
+    l.values = values.into_iter().collect();
+}
+
+/// Checks a `[[metric]]` definition; what later stages need of it.
+fn metric_def(
+    map: &SourceMap,
+    m: &Spanned<MetricConfig>,
+    prefix: &str,
+    period: &PeriodSettings,
+    errs: &mut Vec<Diagnostic>,
+) -> MetricDef {
+    let m = m.get_ref();
+    let raw_name = m.name.get_ref();
+    let mut usable = true;
+    let unit = match &m.unit {
+        None => None,
+        Some(u) => {
+            let parsed = Unit::parse(u.get_ref());
+            if parsed.is_none() {
+                errs.push(map.diag(
+                    u.span(),
+                    format!(
+                        "unknown unit `{}`, expected one of {} or an ISO 4217 currency code (usd, eur …)",
+                        u.get_ref(),
+                        UNIT_NAMES.join(", ")
+                    ),
+                ));
+                usable = false;
+            }
+            parsed
+        }
+    };
+    let mut multiplier = 0;
+    if let Some(mu) = &m.multiplier {
+        let text = match mu.get_ref() {
+            crate::config::ScalarOrString::Integer(i) => i.to_string(),
+            crate::config::ScalarOrString::Text(s) => s.clone(),
+        };
+        match units::multiplier(&text) {
+            Some(e) => multiplier = e,
+            None => errs.push(map.diag(
+                mu.span(),
+                format!("unknown multiplier `{text}`, expected {MULTIPLIER_FORMS}"),
+            )),
+        }
+    }
+    let index_base = m.index_base.as_ref().map(|b| {
+        if Period::parse(b.get_ref()).is_none() {
+            errs.push(map.diag(
+                b.span(),
+                format!(
+                    "index_base `{}` is not a period, expected {}",
+                    b.get_ref(),
+                    crate::calendar::PERIOD_FORMS
+                ),
+            ));
+        }
+        b.get_ref().clone()
+    });
+    if !is_metric_name(raw_name) || raw_name.starts_with("__") {
+        errs.push(map.diag(
+            m.name.span(),
+            format!("invalid metric name `{raw_name}`, expected letters, digits and underscores, not starting with a digit or `__`"),
+        ));
+    }
+    if let Some(s) = unit.as_ref().and_then(Unit::suffix) {
+        if raw_name.ends_with(&format!("_{s}")) {
+            errs.push(map.diag(
+                m.name.span(),
+                format!("metric name `{raw_name}` already ends in `_{s}`, expected the name without its unit suffix (the exporter appends it)"),
+            ));
+        }
+    }
+    if let Some(s) = RESERVED_SUFFIXES.iter().find(|s| raw_name.ends_with(*s)) {
+        errs.push(map.diag(m.name.span(), format!("metric name `{raw_name}` ends in `{s}`, which Prometheus reserves for other metric types")));
+    }
+    if m.help.get_ref().trim().is_empty() {
+        errs.push(map.diag(
+            m.help.span(),
+            "empty help, expected a sentence saying what the figure is and where it comes from",
+        ));
+    }
+    let labels = m.labels.as_ref().map(|ls| {
+        let mut names = Vec::new();
+        for l in ls.get_ref() {
+            let before = errs.len();
+            check_label_name(map, l, errs);
+            if names.contains(l.get_ref()) {
+                errs.push(map.diag(l.span(), format!("duplicate label name `{}`", l.get_ref())));
+            }
+            usable &= errs.len() == before;
+            names.push(l.get_ref().clone());
+        }
+        names
+    });
+    if labels.is_none() && (!m.samples.is_empty() || m.samples_file.is_some()) {
+        errs.push(map.diag(
+            m.name.span(),
+            format!("metric `{raw_name}` has samples but no `labels`, expected the list of its label names"),
+        ));
+        usable = false;
+    }
+    let cadence = match &m.cadence {
+        Some(c) => {
+            let parsed = Cadence::parse(c.get_ref());
+            if parsed.is_none() {
+                errs.push(map.diag(
+                    c.span(),
+                    format!(
+                        "unknown cadence `{}`, expected one of {}",
+                        c.get_ref(),
+                        Cadence::NAMES.join(", ")
+                    ),
+                ));
+            }
+            parsed.map(|p| (p, false))
+        }
+        None => period.cadence.map(|c| (c, true)),
+    };
+    let mut help = m.help.get_ref().trim().to_string();
+    if let (Some(u), Some(b)) = (&unit, &index_base) {
+        if u.base == crate::units::Base::Index {
+            help.push_str(&format!(" Index points, {b} = 100."));
+        }
+    }
+    MetricDef::new(
+        raw_name.clone(),
+        prefix.to_string(),
+        help,
+        unit,
+        multiplier,
+        labels,
+        cadence,
+        usable,
+    )
+}
+
+/// The inline `samples = [...]` of a metric, through the one validator.
+fn inline_samples(map: &SourceMap, b: &mut Builder, mi: usize, m: &Spanned<MetricConfig>) {
+    let m = m.get_ref();
+    if !b.metrics[mi].usable {
+        return;
+    }
+    let Some(names) = b.metrics[mi].labels.clone() else {
+        return;
+    };
+    let raw_name = m.name.get_ref();
+    let mut values: Vec<&str> = vec![""; names.len()];
+    let mut spans: Vec<std::ops::Range<usize>> = vec![0..0; names.len()];
+    for s in &m.samples {
+        let sample = s.get_ref();
+        let mut ok = true;
+        let mut given = vec![false; names.len()];
+        for (k, v) in sample.labels.get_ref() {
+            match names.iter().position(|l| l == k.get_ref()) {
+                Some(i) => {
+                    values[i] = v.get_ref();
+                    spans[i] = v.span();
+                    given[i] = true;
+                }
+                None => {
+                    b.errs.push(map.diag(
+                        k.span(),
+                        format!(
+                            "label `{}` is not a label of metric `{raw_name}`, expected one of: {}",
+                            k.get_ref(),
+                            names.join(", ")
+                        ),
+                    ));
+                    ok = false;
+                }
+            }
+        }
+        for (i, g) in given.iter().enumerate() {
+            if !g {
+                b.errs.push(map.diag(
+                    sample.labels.span(),
+                    format!("sample has no value for label `{}`, expected every label of metric `{raw_name}`: {}", names[i], names.join(", ")),
+                ));
+                ok = false;
+            }
+        }
+        if let Some(src) = &sample.source {
+            if !b.source_ids.contains(src.get_ref().as_str()) {
+                b.errs.push(map.diag(
+                    src.span(),
+                    format!(
+                        "unknown source `{}`, expected the id of a [[source]]",
+                        src.get_ref()
+                    ),
+                ));
+            }
+        }
+        let value = match &sample.value {
+            None => {
+                b.errs
+                    .push(map.diag(s.span(), "sample has no `value`, expected a number"));
+                continue;
+            }
+            Some(v) => v,
+        };
+        if !ok {
+            continue;
+        }
+        let loc = |span: std::ops::Range<usize>| {
+            let (line, col) = map.line_col(span.start);
+            Loc::At(line as u32, col as u32)
+        };
+        let at = |f: Field| match f {
+            Field::Label(i) => loc(spans[i].clone()),
+            Field::Value => loc(value.span()),
+            Field::Row | Field::Unit => loc(s.span()),
+        };
+        b.add(
+            &Obs {
+                metric: mi,
+                labels: &values,
+                value: Value::Number(*value.get_ref()),
+                exponent: 0,
+                unit: None,
+                status: "",
+                file: 0,
+                position: Field::Row,
+            },
+            &at,
+        );
+    }
+}
+
+/// What an observation status code means, for the `flag` label: SDMX `OBS_STATUS` codes
+/// and Eurostat flags (a code may combine several, as Eurostat's `bp`).
+pub fn status_flag(code: &str) -> String {
+    let word = |c: char| match c.to_ascii_lowercase() {
+        'b' => "break",
+        'c' => "confidential",
+        'd' => "definition_differs",
+        'e' => "estimated",
+        'f' => "forecast",
+        'g' => "experimental",
+        'i' => "imputed",
+        'm' | 'l' | 'o' | 'q' | ':' => "not_available",
+        'n' => "not_significant",
+        'p' => "provisional",
+        'r' => "revised",
+        's' => "estimated",
+        'u' | 't' => "low_reliability",
+        'v' => "unvalidated",
+        'z' => "not_applicable",
+        _ => "other",
+    };
+    let mut words: Vec<&str> = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '|' && *c != ',')
+        .map(word)
+        .collect();
+    words.dedup();
+    if words.is_empty() {
+        "other".into()
+    } else {
+        words.join(",")
+    }
+}
+
+fn labels_text(m: &Metric, i: usize, symbols: &[Box<str>]) -> String {
+    let ids = m.labels(i);
+    m.order
+        .iter()
+        .map(|&j| format!("{}=\"{}\"", m.label_names[j], symbols[ids[j] as usize]))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Display names of one label's codes; languages missing for a code are empty.
+fn label_display(map: &SourceMap, l: &LabelConfig, errs: &mut Vec<Diagnostic>) -> LabelDisplay {
+    let name = l.name.get_ref();
+    let mut languages: Vec<String> = Vec::new();
+    for v in &l.values {
+        for lang in v.get_ref().names.get_ref().keys() {
+            if !is_label_name(lang.get_ref()) {
+                errs.push(map.diag(
+                    lang.span(),
+                    format!(
+                        "invalid language code `{}`, expected letters, digits and underscores",
+                        lang.get_ref()
+                    ),
+                ));
+            } else if !languages.contains(lang.get_ref()) {
+                languages.push(lang.get_ref().clone());
+            }
+        }
+    }
+    languages.sort();
+    let mut codes = HashSet::new();
+    let mut values = Vec::new();
+    for v in &l.values {
+        let v = v.get_ref();
+        if !codes.insert(v.code.get_ref().as_str()) {
+            errs.push(map.diag(
+                v.code.span(),
+                format!("duplicate code `{}` in label `{name}`", v.code.get_ref()),
+            ));
+        }
+        let names = v.names.get_ref();
+        let display = languages
+            .iter()
+            .map(|lang| {
+                names
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == lang)
+                    .map_or(String::new(), |(_, n)| n.clone())
+            })
+            .collect();
+        values.push((v.code.get_ref().clone(), display));
+    }
+    LabelDisplay {
+        name: name.clone(),
+        help: l.help.clone(),
+        languages,
+        values,
+    }
+}
+
+fn check_period(
+    map: &SourceMap,
+    p: &PeriodConfig,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<PeriodSettings> {
+    let before = errs.len();
+    check_label_name(map, &p.label, errs);
+    let cadence = p.cadence.as_ref().and_then(|c| {
+        let parsed = Cadence::parse(c.get_ref());
+        if parsed.is_none() {
+            errs.push(map.diag(
+                c.span(),
+                format!(
+                    "unknown cadence `{}`, expected one of {}",
+                    c.get_ref(),
+                    Cadence::NAMES.join(", ")
+                ),
+            ));
+        }
+        parsed
+    });
+    let (expected_lag_days, overdue_lag_days) = lags(
+        map,
+        &ReleaseConfig {
+            expected_release_lag_days: p.expected_release_lag_days.clone(),
+            overdue_release_lag_days: p.overdue_release_lag_days.clone(),
+        },
+        errs,
+    );
+    (errs.len() == before).then(|| PeriodSettings {
+        label: p.label.get_ref().clone(),
+        cadence,
+        expected_lag_days,
+        overdue_lag_days,
+    })
+}
+
+/// The two release lags of a calendar, checked.
+fn lags(
+    map: &SourceMap,
+    r: &ReleaseConfig,
+    errs: &mut Vec<Diagnostic>,
+) -> (Option<i64>, Option<i64>) {
+    let lag = |v: &Option<Spanned<i64>>, errs: &mut Vec<Diagnostic>| {
+        let v = v.as_ref()?;
+        if !(0..=3660).contains(v.get_ref()) {
+            errs.push(map.diag(
+                v.span(),
+                format!(
+                    "release lag {} days out of range, expected 0 to 3660",
+                    v.get_ref()
+                ),
+            ));
+        }
+        Some(*v.get_ref())
+    };
+    let expected = lag(&r.expected_release_lag_days, errs);
+    let overdue = lag(&r.overdue_release_lag_days, errs);
+    if let (Some(e), Some(o)) = (&expected, &r.overdue_release_lag_days) {
+        if *o.get_ref() < *e {
+            errs.push(map.diag(o.span(), "overdue_release_lag_days is before expected_release_lag_days, expected a later or equal lag"));
+        }
+    }
+    (expected, overdue)
+}
+
+pub(crate) fn check_label_name(map: &SourceMap, l: &Spanned<String>, errs: &mut Vec<Diagnostic>) {
+    let n = l.get_ref();
+    if n.starts_with("__") {
+        errs.push(map.diag(
+            l.span(),
+            format!(
+                "label name `{n}` starts with `__`, which Prometheus reserves for internal use"
+            ),
+        ));
+    } else if !is_label_name(n) {
+        errs.push(map.diag(l.span(), format!("invalid label name `{n}`, expected letters, digits and underscores, not starting with a digit")));
+    }
+}
+
+pub(crate) fn is_label_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Exporters do not use `:` (reserved for recording rules).
+fn is_metric_name(s: &str) -> bool {
+    is_label_name(s)
+}
+
+/// Parses `YYYY-MM-DD` into seconds since the epoch at 00:00 UTC. With `partial`, `YYYY-MM`
+/// and `YYYY` pass too (sources are sometimes dated by month only) and give the first day.
+fn date(
+    map: &SourceMap,
+    d: &Spanned<String>,
+    partial: bool,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<i64> {
+    use crate::calendar::{days_from_civil, days_in_month};
+    let s = d.get_ref();
+    let parts: Vec<&str> = s.split('-').collect();
+    let widths_ok = parts
+        .iter()
+        .zip([4, 2, 2])
+        .all(|(p, w)| p.len() == w && p.bytes().all(|b| b.is_ascii_digit()));
+    let count_ok = if partial {
+        (1..=3).contains(&parts.len())
+    } else {
+        parts.len() == 3
+    };
+    let num = |i: usize| parts.get(i).map_or(Some(1), |p| p.parse::<i64>().ok());
+    match (widths_ok && count_ok, num(0), num(1), num(2)) {
+        (true, Some(y), Some(m), Some(day))
+            if (1..=12).contains(&m) && (1..=days_in_month(y, m)).contains(&day) =>
+        {
+            Some(days_from_civil(y, m, day) * 86_400)
+        }
+        _ => {
+            let expected = if partial {
+                "YYYY-MM-DD, YYYY-MM or YYYY"
+            } else {
+                "YYYY-MM-DD"
+            };
+            errs.push(map.diag(d.span(), format!("invalid date `{s}`, expected {expected}")));
+            None
+        }
+    }
+}

@@ -1,0 +1,1004 @@
+//! Data files -> observations. Each `[[input]]` (and each metric's `samples_file`) is read by
+//! the reader of its format ([`crate::source`]); this module maps the reader's components to
+//! metrics, labels, the period, the value, the unit and the status as the config says, and
+//! feeds every observation to the one validator ([`crate::dataset::Builder::add`]).
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use rustc_hash::FxHashMap;
+use toml::Spanned;
+
+use crate::config::InputConfig;
+use crate::dataset::{Builder, DataFiles, Field, Loc, Obs, Value};
+use crate::diagnostic::SourceMap;
+use crate::source::{self, Component, Origin, Role, Sink};
+use crate::units::{self, Unit, MULTIPLIER_FORMS};
+
+/// The formats an `[[input]]` may name.
+pub const FORMATS: &[&str] = &["csv", "json", "sdmx-csv", "sdmx-json", "json-stat"];
+
+/// Values that mean "no figure" unless an input says otherwise.
+const DEFAULT_MISSING: &[&str] = &[
+    "", "..", "...", ":", "x", "X", "NaN", "nan", "-", "n/a", "NA", ":C", ":c",
+];
+
+/// Component ids looked for, case-blind, when the config does not name one.
+const PERIOD_NAMES: &[&str] = &["period", "year", "time_period", "time", "date"];
+const VALUE_NAMES: &[&str] = &["value", "obs_value"];
+const UNIT_NAMES: &[&str] = &["unit_measure", "unit"];
+const MULTIPLIER_NAMES: &[&str] = &["unit_mult", "powercode", "unit_multiplier", "scalar_factor"];
+const STATUS_NAMES: &[&str] = &["obs_status", "obs_flag", "status"];
+const CONF_NAMES: &[&str] = &["obs_conf", "conf_status"];
+
+/// A metric's own CSV file (`samples_file`): a header of its label names, `value`, and
+/// optionally `source` and `basis`. Read by the CSV reader, checked strictly.
+pub(crate) fn samples_file(
+    map: &SourceMap,
+    b: &mut Builder,
+    metric: usize,
+    f: &Spanned<String>,
+    data: &DataFiles,
+) {
+    let Some(text) = open(map, b, f, "samples_file", data) else {
+        return;
+    };
+    let (file, text) = text;
+    let spec = Spec {
+        metric: Some(metric),
+        strict: true,
+        missing: HashSet::new(),
+        ..Spec::default()
+    };
+    let mut plan = Plan::new(map, b, spec, file);
+    source::csv::read(&text, &Default::default(), &mut plan);
+}
+
+/// One `[[input]]`.
+pub(crate) fn input(
+    map: &SourceMap,
+    b: &mut Builder,
+    input: &Spanned<InputConfig>,
+    data: &DataFiles,
+) {
+    let c = input.get_ref();
+    let format = c.format.get_ref().as_str();
+    if !FORMATS.contains(&format) {
+        b.errs.push(map.diag(
+            c.format.span(),
+            format!(
+                "unknown format `{format}`, expected one of {}",
+                FORMATS.join(", ")
+            ),
+        ));
+        return;
+    }
+    // Options of one format under another are a mistake worth saying.
+    let given = [
+        ("csv", c.csv.as_ref().map(|s| s.span())),
+        ("json", c.json.as_ref().map(|s| s.span())),
+        ("sdmx-csv", c.sdmx_csv.as_ref().map(|s| s.span())),
+        ("sdmx-json", c.sdmx_json.as_ref().map(|s| s.span())),
+        ("json-stat", c.json_stat.as_ref().map(|s| s.span())),
+    ];
+    let mut bad_options = false;
+    for (f, span) in given {
+        if let Some(span) = span {
+            if f != format {
+                b.errs.push(map.diag(
+                    span,
+                    format!("options for format `{f}` in an input of format `{format}`, expected [input.{}] or none", format.replace('-', "_")),
+                ));
+                bad_options = true;
+            }
+        }
+    }
+    let Some(spec) = Spec::from_config(map, b, c) else {
+        return;
+    };
+    if bad_options {
+        return;
+    }
+    let Some((file, text)) = open(map, b, &c.file, "input file", data) else {
+        return;
+    };
+    let mut plan = Plan::new(map, b, spec, file);
+    match format {
+        "csv" => source::csv::read(
+            &text,
+            &c.csv
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_default(),
+            &mut plan,
+        ),
+        "json" => source::json::read(
+            &text,
+            &c.json
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_default(),
+            &mut plan,
+        ),
+        "sdmx-csv" => source::sdmx_csv::read(
+            &text,
+            &c.sdmx_csv
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_default(),
+            &mut plan,
+        ),
+        "sdmx-json" => source::sdmx_json::read(
+            &text,
+            &c.sdmx_json
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_default(),
+            &mut plan,
+        ),
+        "json-stat" => source::jsonstat::read(
+            &text,
+            &c.json_stat
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_default(),
+            &mut plan,
+        ),
+        _ => unreachable!("checked against FORMATS"),
+    }
+}
+
+/// The file's text, registered with the builder, or an error at the config key naming it.
+fn open(
+    map: &SourceMap,
+    b: &mut Builder,
+    f: &Spanned<String>,
+    what: &str,
+    data: &DataFiles,
+) -> Option<(u32, String)> {
+    match data.get(f.get_ref()) {
+        Some(d) => match &d.text {
+            Ok(t) => {
+                let id = b.add_file(d.path.clone());
+                Some((id, t.clone()))
+            }
+            Err(why) => {
+                b.errs.push(map.diag(
+                    f.span(),
+                    format!("cannot read {what} `{}`: {why}", f.get_ref()),
+                ));
+                None
+            }
+        },
+        None => {
+            b.errs.push(map.diag(
+                f.span(),
+                format!("cannot read {what} `{}`: not read", f.get_ref()),
+            ));
+            None
+        }
+    }
+}
+
+/// What the config says about one input, checked and resolved to metric indices.
+#[derive(Default)]
+struct Spec {
+    /// The config span that problems of the input as a whole are reported at.
+    span: Range<usize>,
+    file_name: String,
+    metric: Option<usize>,
+    metric_dimension: Option<(String, Range<usize>)>,
+    metric_codes: FxHashMap<String, usize>,
+    labels: Option<Vec<(String, String, Range<usize>)>>,
+    drop_single_valued: bool,
+    filter: Vec<(String, HashSet<String>, Range<usize>)>,
+    period: Option<(String, Range<usize>)>,
+    value: Option<(String, Range<usize>)>,
+    unit: Option<(String, Range<usize>)>,
+    unit_codes: FxHashMap<String, Unit>,
+    multiplier: Option<(String, Range<usize>)>,
+    status: Option<(String, Range<usize>)>,
+    confidentiality: Option<(String, Range<usize>)>,
+    missing: HashSet<String>,
+    source_column: Option<(String, Range<usize>)>,
+    language: String,
+    /// A `samples_file`: every column must be a label, `value`, `source` or `basis`.
+    strict: bool,
+}
+
+impl Spec {
+    fn from_config(map: &SourceMap, b: &mut Builder, c: &InputConfig) -> Option<Spec> {
+        let before = b.errs.len();
+        let find_metric = |name: &Spanned<String>, b: &mut Builder| -> Option<usize> {
+            let i = b.metrics.iter().position(|m| m.raw_name == *name.get_ref());
+            if i.is_none() {
+                let names: Vec<&str> = b.metrics.iter().map(|m| m.raw_name.as_str()).collect();
+                b.errs.push(map.diag(
+                    name.span(),
+                    format!(
+                        "unknown metric `{}`, expected the name of a [[metric]]: {}",
+                        name.get_ref(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+            i
+        };
+        let s = |v: &Option<Spanned<String>>| v.as_ref().map(|x| (x.get_ref().clone(), x.span()));
+        let mut spec = Spec {
+            span: c.file.span(),
+            file_name: c.file.get_ref().clone(),
+            drop_single_valued: c.drop_single_valued,
+            period: s(&c.period),
+            value: s(&c.value),
+            unit: s(&c.unit),
+            multiplier: s(&c.multiplier),
+            status: s(&c.status),
+            confidentiality: s(&c.confidentiality),
+            source_column: s(&c.source_column),
+            language: c
+                .language
+                .as_ref()
+                .map_or("en".into(), |l| l.get_ref().clone()),
+            missing: match &c.missing {
+                Some(m) => m.get_ref().iter().cloned().collect(),
+                None => DEFAULT_MISSING.iter().map(|s| s.to_string()).collect(),
+            },
+            ..Spec::default()
+        };
+        if let Some(l) = &c.language {
+            if !crate::dataset::is_label_name(l.get_ref()) {
+                b.errs.push(map.diag(
+                    l.span(),
+                    format!(
+                        "invalid language code `{}`, expected letters, digits and underscores",
+                        l.get_ref()
+                    ),
+                ));
+            }
+        }
+        match (&c.metric, &c.metric_dimension, &c.metrics) {
+            (Some(m), None, None) => spec.metric = find_metric(m, b),
+            (None, Some(d), Some(codes)) => {
+                spec.metric_dimension = Some((d.get_ref().clone(), d.span()));
+                for (code, m) in codes.get_ref() {
+                    if let Some(i) = find_metric(m, b) {
+                        spec.metric_codes.insert(code.get_ref().clone(), i);
+                    }
+                }
+            }
+            (None, Some(d), None) => b.errs.push(map.diag(
+                d.span(),
+                "metric_dimension without `metrics`, expected `metrics = { CODE = \"metric name\" }` saying which metric each code feeds",
+            )),
+            (None, None, Some(m)) => b.errs.push(map.diag(
+                m.span(),
+                "`metrics` without `metric_dimension`, expected the component whose codes the table maps",
+            )),
+            (None, None, None) => b.errs.push(map.diag(
+                c.file.span(),
+                "input feeds no metric, expected `metric = \"NAME\"` or `metric_dimension` with `metrics`",
+            )),
+            (Some(m), _, _) => b.errs.push(map.diag(
+                m.span(),
+                "both `metric` and `metric_dimension`, expected one of them",
+            )),
+        }
+        if let Some(labels) = &c.labels {
+            let mut out = Vec::new();
+            for (label, comp) in labels.get_ref() {
+                crate::dataset::check_label_name(map, label, &mut b.errs);
+                out.push((label.get_ref().clone(), comp.get_ref().clone(), comp.span()));
+            }
+            spec.labels = Some(out);
+        }
+        if let Some(f) = &c.filter {
+            for (comp, codes) in f.get_ref() {
+                let set = codes
+                    .get_ref()
+                    .values()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+                spec.filter.push((comp.get_ref().clone(), set, comp.span()));
+            }
+        }
+        if let Some(codes) = &c.unit_codes {
+            for (code, unit) in codes.get_ref() {
+                match Unit::parse(unit.get_ref()) {
+                    Some(u) => {
+                        spec.unit_codes.insert(code.get_ref().clone(), u);
+                    }
+                    None => b.errs.push(map.diag(
+                        unit.span(),
+                        format!(
+                            "unknown unit `{}`, expected one of {} or an ISO 4217 currency code",
+                            unit.get_ref(),
+                            crate::units::UNIT_NAMES.join(", ")
+                        ),
+                    )),
+                }
+            }
+        }
+        if let Some(src) = &c.source {
+            if !b.source_ids.contains(src.get_ref().as_str()) {
+                b.errs.push(map.diag(
+                    src.span(),
+                    format!(
+                        "unknown source `{}`, expected the id of a [[source]]",
+                        src.get_ref()
+                    ),
+                ));
+            }
+        }
+        (b.errs.len() == before).then_some(spec)
+    }
+}
+
+/// How one metric's labels are read from the components.
+struct Target {
+    /// Component index of each of the metric's labels, in the metric's label order.
+    cols: Vec<usize>,
+}
+
+/// The [`Sink`] that maps a reader's components and rows onto metrics.
+struct Plan<'a, 'm> {
+    map: &'a SourceMap<'m>,
+    b: &'a mut Builder,
+    spec: Spec,
+    file: u32,
+    ready: bool,
+    components: Vec<Component>,
+    metric_col: Option<usize>,
+    /// Target per metric index (None: the input does not feed it).
+    targets: Vec<Option<Target>>,
+    value_col: usize,
+    unit_col: Option<usize>,
+    multiplier_col: Option<usize>,
+    status_col: Option<usize>,
+    conf_col: Option<usize>,
+    source_col: Option<usize>,
+    filters: Vec<(usize, HashSet<String>)>,
+    /// The label each component feeds, for display names.
+    name_labels: Vec<Option<String>>,
+    units: FxHashMap<String, Option<Unit>>,
+    multipliers: FxHashMap<String, Option<i32>>,
+}
+
+impl<'a, 'm> Plan<'a, 'm> {
+    fn new(map: &'a SourceMap<'m>, b: &'a mut Builder, spec: Spec, file: u32) -> Self {
+        let n = b.metrics.len();
+        Plan {
+            map,
+            b,
+            spec,
+            file,
+            ready: false,
+            components: Vec::new(),
+            metric_col: None,
+            targets: (0..n).map(|_| None).collect(),
+            value_col: 0,
+            unit_col: None,
+            multiplier_col: None,
+            status_col: None,
+            conf_col: None,
+            source_col: None,
+            filters: Vec::new(),
+            name_labels: Vec::new(),
+            units: FxHashMap::default(),
+            multipliers: FxHashMap::default(),
+        }
+    }
+
+    fn config_error(&mut self, span: Range<usize>, message: String) {
+        self.b.errs.push(self.map.diag(span, message));
+    }
+
+    fn ids(&self) -> String {
+        self.components
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The component with this id (exact, else case-blind).
+    fn find(&self, id: &str) -> Option<usize> {
+        self.components.iter().position(|c| c.id == id).or_else(|| {
+            self.components
+                .iter()
+                .position(|c| c.id.eq_ignore_ascii_case(id))
+        })
+    }
+
+    /// A component named in the config, or an error at the config key.
+    fn named(
+        &mut self,
+        what: &str,
+        named: &Option<(String, Range<usize>)>,
+    ) -> Result<Option<usize>, ()> {
+        match named {
+            None => Ok(None),
+            Some((id, span)) => match self.find(id) {
+                Some(i) => Ok(Some(i)),
+                None => {
+                    let msg = format!(
+                        "unknown {what} component `{id}` in `{}`, expected one of: {}",
+                        self.spec.file_name,
+                        self.ids()
+                    );
+                    self.config_error(span.clone(), msg);
+                    Err(())
+                }
+            },
+        }
+    }
+
+    fn default_col(&self, role: Option<Role>, names: &[&str]) -> Option<usize> {
+        role.and_then(|r| self.components.iter().position(|c| c.role == r))
+            .or_else(|| names.iter().find_map(|n| self.find(n)))
+    }
+
+    fn resolve(&mut self, origin: &dyn Fn(usize) -> Origin) -> Option<()> {
+        let spec_period = self.spec.period.clone();
+        let period_label = self.b.period_label.clone();
+        let explicit_period = self.spec.labels.as_ref().and_then(|l| {
+            l.iter()
+                .find(|(label, _, _)| *label == period_label)
+                .map(|(_, c, s)| (c.clone(), s.clone()))
+        });
+        let period_col = match self
+            .named("period", &spec_period.or(explicit_period))
+            .ok()?
+        {
+            Some(i) => i,
+            None => {
+                let mut names = vec![period_label.as_str()];
+                names.extend_from_slice(PERIOD_NAMES);
+                match self.default_col(Some(Role::Time), &names) {
+                    Some(i) => i,
+                    None => {
+                        let msg = format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
+                        self.config_error(self.spec.span.clone(), msg);
+                        return None;
+                    }
+                }
+            }
+        };
+        let spec_value = self.spec.value.clone();
+        self.value_col = match self.named("value", &spec_value).ok()? {
+            Some(i) => i,
+            None => match self.default_col(Some(Role::Measure), VALUE_NAMES) {
+                Some(i) => i,
+                None => {
+                    let msg = format!("no value in `{}`, expected a measure component or `value = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
+                    self.config_error(self.spec.span.clone(), msg);
+                    return None;
+                }
+            },
+        };
+        let (u, m, s, c, src) = (
+            self.spec.unit.clone(),
+            self.spec.multiplier.clone(),
+            self.spec.status.clone(),
+            self.spec.confidentiality.clone(),
+            self.spec.source_column.clone(),
+        );
+        let fed: Vec<usize> = match self.spec.metric {
+            Some(i) => vec![i],
+            None => {
+                let mut v: Vec<usize> = self.spec.metric_codes.values().copied().collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+        };
+        let needs_unit = fed.iter().any(|&i| !self.b.metrics[i].has_config_unit());
+        self.unit_col = match self.named("unit", &u).ok()? {
+            Some(i) => Some(i),
+            None if needs_unit => match self.default_col(None, UNIT_NAMES) {
+                Some(i) => Some(i),
+                None => {
+                    let i = fed
+                        .iter()
+                        .copied()
+                        .find(|&i| !self.b.metrics[i].has_config_unit())
+                        .expect("needs_unit");
+                    let msg = format!("metric `{}` has no unit, expected `unit` in its [[metric]] or `unit = \"COMPONENT\"` in this [[input]], one of: {}", self.b.metrics[i].raw_name, self.ids());
+                    self.config_error(self.spec.span.clone(), msg);
+                    return None;
+                }
+            },
+            None => None,
+        };
+        self.multiplier_col = match self.named("multiplier", &m).ok()? {
+            Some(i) => Some(i),
+            None if !self.spec.strict => self.default_col(None, MULTIPLIER_NAMES),
+            None => None,
+        };
+        self.status_col = match self.named("status", &s).ok()? {
+            Some(i) => Some(i),
+            None if !self.spec.strict => self.default_col(None, STATUS_NAMES),
+            None => None,
+        };
+        self.conf_col = match self.named("confidentiality", &c).ok()? {
+            Some(i) => Some(i),
+            None if !self.spec.strict => self.default_col(None, CONF_NAMES),
+            None => None,
+        };
+        self.source_col = match self.named("source", &src).ok()? {
+            Some(i) => Some(i),
+            None if self.spec.strict => self.find("source"),
+            None => None,
+        };
+        if let Some((id, span)) = self.spec.metric_dimension.clone() {
+            match self.find(&id) {
+                Some(i) => self.metric_col = Some(i),
+                None => {
+                    let msg = format!(
+                        "unknown metric_dimension `{id}` in `{}`, expected one of: {}",
+                        self.spec.file_name,
+                        self.ids()
+                    );
+                    self.config_error(span, msg);
+                    return None;
+                }
+            }
+        }
+        let mut bad = false;
+        for (id, codes, span) in std::mem::take(&mut self.spec.filter) {
+            match self.find(&id) {
+                Some(i) => self.filters.push((i, codes)),
+                None => {
+                    let msg = format!(
+                        "unknown dimension `{id}` in filter, expected one of: {}",
+                        self.ids()
+                    );
+                    self.config_error(span, msg);
+                    bad = true;
+                }
+            }
+        }
+        if bad {
+            return None;
+        }
+
+        // Components with another job are not labels.
+        let mut used: HashSet<usize> = [
+            Some(period_col),
+            Some(self.value_col),
+            self.unit_col,
+            self.multiplier_col,
+            self.status_col,
+            self.conf_col,
+            self.source_col,
+            self.metric_col,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        used.extend(
+            self.filters
+                .iter()
+                .filter(|(_, codes)| codes.len() == 1)
+                .map(|(i, _)| *i),
+        );
+        self.name_labels = vec![None; self.components.len()];
+
+        if self.spec.strict {
+            return self.resolve_strict(fed[0], period_col, origin);
+        }
+        for mi in fed {
+            // (label, component) pairs, the period included.
+            let mut pairs: Vec<(String, usize)> = Vec::new();
+            let mut droppable = Vec::new();
+            let declared = self.b.metrics[mi].labels.clone();
+            let explicit = self.spec.labels.clone();
+            if let Some(declared) = &declared {
+                // The metric says which labels; `labels` renames where a component is named
+                // otherwise.
+                for label in declared.iter().filter(|l| **l != period_label) {
+                    let mapped = explicit
+                        .as_ref()
+                        .and_then(|e| e.iter().find(|(l, _, _)| l == label))
+                        .map(|(_, comp, span)| (comp.clone(), span.clone()));
+                    let found = match &mapped {
+                        Some((comp, _)) => self.find(comp),
+                        None => self.find(label).or_else(|| {
+                            self.components
+                                .iter()
+                                .position(|c| label_name(&c.id) == *label)
+                        }),
+                    };
+                    match (found, mapped) {
+                        (Some(i), _) => pairs.push((label.clone(), i)),
+                        (None, Some((comp, span))) => {
+                            let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
+                            self.config_error(span, msg);
+                            bad = true;
+                        }
+                        (None, None) => {
+                            let msg = format!("label `{label}` of metric `{}` is not a component of `{}`, expected one of: {} (or map it: labels = {{ {label} = \"COMPONENT\" }})", self.b.metrics[mi].raw_name, self.spec.file_name, self.ids());
+                            self.config_error(self.spec.span.clone(), msg);
+                            bad = true;
+                        }
+                    }
+                }
+                droppable = vec![false; pairs.len()];
+            } else if let Some(explicit) = explicit {
+                for (label, comp, span) in explicit {
+                    if label == period_label {
+                        continue;
+                    }
+                    match self.find(&comp) {
+                        Some(i) => pairs.push((label, i)),
+                        None => {
+                            let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
+                            self.config_error(span, msg);
+                            bad = true;
+                        }
+                    }
+                }
+                droppable = vec![false; pairs.len()];
+            } else {
+                for (i, comp) in self.components.iter().enumerate() {
+                    if comp.role == Role::Dimension && !used.contains(&i) {
+                        pairs.push((label_name(&comp.id), i));
+                        droppable.push(self.spec.drop_single_valued);
+                    }
+                }
+            }
+            if bad {
+                return None;
+            }
+            pairs.push((period_label.clone(), period_col));
+            droppable.push(false);
+            for (label, i) in &pairs {
+                if self.name_labels[*i].is_none() && *i != period_col {
+                    self.name_labels[*i] = Some(label.clone());
+                }
+            }
+            let cols: Vec<usize> = match &declared {
+                None => {
+                    let names: Vec<String> = pairs.iter().map(|(l, _)| l.clone()).collect();
+                    let mut seen = HashSet::new();
+                    for n in &names {
+                        if !seen.insert(n) {
+                            let msg = format!("two components of `{}` become label `{n}`, expected unique label names (map them with `labels`)", self.spec.file_name);
+                            self.config_error(self.spec.span.clone(), msg);
+                            return None;
+                        }
+                    }
+                    self.b.set_labels(mi, names, droppable);
+                    pairs.iter().map(|(_, i)| *i).collect()
+                }
+                Some(declared) => {
+                    let mut have: Vec<&str> = pairs.iter().map(|(l, _)| l.as_str()).collect();
+                    let mut want: Vec<&str> = declared.iter().map(String::as_str).collect();
+                    have.sort_unstable();
+                    want.sort_unstable();
+                    if have != want {
+                        let msg = format!(
+                            "`{}` gives metric `{}` the labels {}, expected its labels {}",
+                            self.spec.file_name,
+                            self.b.metrics[mi].raw_name,
+                            have.join(", "),
+                            want.join(", ")
+                        );
+                        self.config_error(self.spec.span.clone(), msg);
+                        return None;
+                    }
+                    declared
+                        .iter()
+                        .map(|l| pairs.iter().find(|(p, _)| p == l).expect("same set").1)
+                        .collect()
+                }
+            };
+            self.targets[mi] = Some(Target { cols });
+        }
+        Some(())
+    }
+
+    /// A `samples_file` takes exactly the metric's labels, `value`, `source` and `basis`.
+    fn resolve_strict(
+        &mut self,
+        mi: usize,
+        _period_col: usize,
+        origin: &dyn Fn(usize) -> Origin,
+    ) -> Option<()> {
+        let labels = self.b.metrics[mi].labels.clone().unwrap_or_default();
+        let raw = self.b.metrics[mi].raw_name.clone();
+        let mut ok = true;
+        for (i, c) in self.components.iter().enumerate() {
+            if !labels.contains(&c.id) && !["value", "source", "basis"].contains(&c.id.as_str()) {
+                let msg = format!("unknown column `{}`, expected the labels of metric `{raw}` ({}), value, source or basis", c.id, labels.join(", "));
+                self.b.error(self.file, loc(origin(i)), msg);
+                ok = false;
+            }
+        }
+        let mut cols = Vec::new();
+        for l in &labels {
+            match self.components.iter().position(|c| c.id == *l) {
+                Some(i) => cols.push(i),
+                None => {
+                    let msg = format!(
+                        "header has no column `{l}`, expected every label of metric `{raw}`"
+                    );
+                    self.b.error(self.file, header_loc(origin), msg);
+                    ok = false;
+                }
+            }
+        }
+        if !self.components.iter().any(|c| c.id == "value") {
+            self.b.error(
+                self.file,
+                header_loc(origin),
+                "header has no column `value`".into(),
+            );
+            return None;
+        }
+        self.value_col = self
+            .components
+            .iter()
+            .position(|c| c.id == "value")
+            .expect("checked");
+        if !ok {
+            return None;
+        }
+        self.targets[mi] = Some(Target { cols });
+        Some(())
+    }
+
+    fn unit_of(&mut self, code: &str) -> Option<Option<Unit>> {
+        if let Some(u) = self.units.get(code) {
+            return Some(*u);
+        }
+        let u = self
+            .spec
+            .unit_codes
+            .get(code)
+            .copied()
+            .or_else(|| Unit::from_code(code))
+            .or_else(|| Unit::parse(code));
+        self.units.insert(code.to_string(), u);
+        Some(u)
+    }
+
+    fn multiplier_of(&mut self, code: &str) -> Option<i32> {
+        if code.is_empty() {
+            return Some(0);
+        }
+        if let Some(m) = self.multipliers.get(code) {
+            return *m;
+        }
+        let m = units::multiplier(code);
+        self.multipliers.insert(code.to_string(), m);
+        m
+    }
+}
+
+/// A component id as a Prometheus label name: lower case, other characters as `_`.
+fn label_name(id: &str) -> String {
+    let mut s: String = id
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    while s.starts_with("__") {
+        s.remove(0);
+    }
+    s
+}
+
+fn loc(o: Origin) -> Loc {
+    match o {
+        Origin::File => Loc::File,
+        Origin::At { line, col } => Loc::At(line, col),
+        Origin::Path(p) => Loc::Path(p),
+    }
+}
+
+/// The start of the header line (problems with the header as a whole).
+fn header_loc(origin: &dyn Fn(usize) -> Origin) -> Loc {
+    match origin(0) {
+        Origin::At { line, .. } => Loc::At(line, 1),
+        o => loc(o),
+    }
+}
+
+/// Why an observation has no figure, from its value and flags.
+fn missing_reason(value: &str, status: &str, conf: &str) -> &'static str {
+    let v = value.trim();
+    let conf_flag = matches!(conf.trim(), "C" | "c" | "S" | "confidential");
+    let status_conf = status.chars().any(|c| c == 'c' || c == 'C');
+    if conf_flag || v.eq_ignore_ascii_case(":c") || v == "x" || v == "X" || status_conf {
+        "confidential"
+    } else if matches!(
+        status.trim(),
+        "M" | "L" | "O" | "Q" | ":" | "na" | "NA" | "z"
+    ) || v == ":"
+        || v == ".."
+    {
+        "not_available"
+    } else {
+        "missing"
+    }
+}
+
+impl Sink for Plan<'_, '_> {
+    fn components(&mut self, components: &[Component], origin: &dyn Fn(usize) -> Origin) -> bool {
+        self.components = components.to_vec();
+        self.ready = self.resolve(origin).is_some();
+        self.ready
+    }
+
+    fn row(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin) {
+        if !self.ready {
+            return;
+        }
+        for (i, codes) in &self.filters {
+            if !codes.contains(fields[*i]) {
+                return;
+            }
+        }
+        let metric = match (self.spec.metric, self.metric_col) {
+            (Some(m), _) => m,
+            (None, Some(c)) => match self.spec.metric_codes.get(fields[c]) {
+                Some(&m) => m,
+                None => return,
+            },
+            (None, None) => return,
+        };
+        let Some(target) = self.targets[metric].as_ref() else {
+            return;
+        };
+        let mut buf: [&str; 16] = [""; 16];
+        let heap: Vec<&str>;
+        let labels: &[&str] = if target.cols.len() <= 16 {
+            for (k, &c) in target.cols.iter().enumerate() {
+                buf[k] = fields[c];
+            }
+            &buf[..target.cols.len()]
+        } else {
+            heap = target.cols.iter().map(|&c| fields[c]).collect();
+            &heap
+        };
+        let cols = target.cols.clone();
+        let field = |c: Option<usize>| c.map_or("", |c| fields[c]);
+        let raw_value = fields[self.value_col];
+        let status = field(self.status_col);
+        let conf = field(self.conf_col);
+        let value = if self.spec.missing.contains(raw_value.trim()) {
+            Value::Missing(missing_reason(raw_value, status, conf))
+        } else {
+            Value::Text(raw_value)
+        };
+        let (value_col, unit_col, mult_col) = (self.value_col, self.unit_col, self.multiplier_col);
+        let at = |f: Field| match f {
+            Field::Label(i) => loc(origin(cols[i])),
+            Field::Value | Field::Row => loc(origin(value_col)),
+            Field::Unit => loc(origin(unit_col.unwrap_or(value_col))),
+        };
+        let unit = match unit_col {
+            None => None,
+            Some(c) => {
+                let code = fields[c];
+                match self.unit_of(code).flatten() {
+                    Some(u) => Some((u, code)),
+                    None => {
+                        if matches!(value, Value::Missing(_)) {
+                            None
+                        } else {
+                            let msg = format!("unknown unit code `{}`, expected an ISO 4217 currency, a code such as PC, IX, NR, MIO_EUR, or an entry in the input's `unit_codes`", crate::dataset::excerpt(code));
+                            self.b.error(self.file, at(Field::Unit), msg);
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        let exponent = match mult_col {
+            None => 0,
+            Some(c) => match self.multiplier_of(fields[c].trim()) {
+                Some(e) => e,
+                None => {
+                    let msg = format!(
+                        "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
+                        crate::dataset::excerpt(fields[c])
+                    );
+                    self.b.error(self.file, loc(origin(c)), msg);
+                    return;
+                }
+            },
+        };
+        if let Some(c) = self.source_col {
+            let s = fields[c];
+            if !s.is_empty() && !self.b.source_ids.contains(s) {
+                let msg = format!("unknown source `{s}`, expected the id of a [[source]]");
+                self.b.error(self.file, loc(origin(c)), msg);
+            }
+        }
+        let status = if status == "A" { "" } else { status.trim() };
+        self.b.add(
+            &Obs {
+                metric,
+                labels,
+                value,
+                exponent,
+                unit,
+                status,
+                file: self.file,
+                position: Field::Value,
+            },
+            &at,
+        );
+    }
+
+    fn delete(&mut self, fields: &[&str], _origin: &dyn Fn(usize) -> Origin) {
+        if !self.ready {
+            return;
+        }
+        let metric = match (self.spec.metric, self.metric_col) {
+            (Some(m), _) => m,
+            (None, Some(c)) => match self.spec.metric_codes.get(fields[c]) {
+                Some(&m) => m,
+                None => return,
+            },
+            (None, None) => return,
+        };
+        let Some(target) = self.targets[metric].as_ref() else {
+            return;
+        };
+        let labels: Vec<&str> = target.cols.iter().map(|&c| fields[c]).collect();
+        self.b.delete(metric, &labels);
+    }
+
+    fn name(&mut self, component: usize, code: &str, lang: &str, name: &str) {
+        if let Some(Some(label)) = self.name_labels.get(component) {
+            let lang = if lang.is_empty() {
+                self.spec.language.as_str()
+            } else {
+                lang
+            };
+            let lang = lang.replace('-', "_").to_ascii_lowercase();
+            let label = label.clone();
+            self.b.name(&label, code, &lang, name);
+        }
+    }
+
+    fn error(&mut self, origin: Origin, message: String) {
+        self.b.error(self.file, loc(origin), message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_ids_become_label_names() {
+        assert_eq!(label_name("REF_AREA"), "ref_area");
+        assert_eq!(label_name("Country Code"), "country_code");
+        assert_eq!(label_name("2nd"), "_2nd");
+        assert_eq!(label_name("__x"), "_x");
+    }
+
+    #[test]
+    fn reasons_for_missing_figures() {
+        assert_eq!(missing_reason("", "M", ""), "not_available");
+        assert_eq!(missing_reason("", "", "C"), "confidential");
+        assert_eq!(missing_reason(":C", "", ""), "confidential");
+        assert_eq!(missing_reason("", "c", ""), "confidential");
+        assert_eq!(missing_reason("..", "", ""), "not_available");
+        assert_eq!(missing_reason("", "", ""), "missing");
+    }
+}

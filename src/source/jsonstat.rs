@@ -1,0 +1,1726 @@
+//! JSON-stat: a 2.0 dataset (alone or embedded in a 2.0 collection) or a 1.x bundle of named
+//! datasets, whose cells are laid out row-major over `id`/`size` (the last dimension varies
+//! fastest). Yields one row per cell: each dimension's category code (the time dimension as
+//! [`Role::Time`]), `value`, `status`, and `unit` when a metric dimension labels its units.
+
+use super::{strip_bom, Component, Origin, Role, Sink};
+use serde_json::{Map, Value};
+
+/// Options of the JSON-stat reader.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonStatOptions {
+    /// The dataset to read when the file holds several (a 1.x bundle or a 2.0 collection): its
+    /// name in the bundle or its `label`. Unset: the file's only dataset.
+    pub dataset: Option<String>,
+}
+
+/// Reads a JSON-stat document into `sink`.
+pub fn read(text: &str, options: &JsonStatOptions, sink: &mut dyn Sink) {
+    let text = strip_bom(text);
+    let doc: Value = match serde_json::from_str(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            sink.error(syntax_origin(text, &e), syntax_message(&e));
+            return;
+        }
+    };
+    if let Some((dataset, path)) = select(&doc, options, sink) {
+        read_dataset(dataset, &path, sink);
+    }
+}
+
+fn syntax_message(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let what = full.strip_suffix(&suffix).unwrap_or(&full);
+    if e.is_eof() {
+        format!("truncated JSON: {what}, expected a complete document")
+    } else {
+        format!("invalid JSON: {what}, expected well-formed JSON")
+    }
+}
+
+/// serde_json counts columns in bytes; origins count characters.
+fn syntax_origin(text: &str, e: &serde_json::Error) -> Origin {
+    let line = e.line().max(1);
+    let byte_col = e.column();
+    let col = text
+        .split('\n')
+        .nth(line - 1)
+        .map(|l| l.char_indices().take_while(|(b, _)| *b < byte_col).count())
+        .unwrap_or(byte_col);
+    Origin::At {
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        col: u32::try_from(col.max(1)).unwrap_or(u32::MAX),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON path step to member `name`: `.name` when it is an identifier, else `["name"]`.
+fn member(name: &str) -> String {
+    let mut chars = name.chars();
+    let ident = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ident {
+        format!(".{name}")
+    } else {
+        key(name)
+    }
+}
+
+/// A JSON path step to member `name`, always bracketed: `["3"]`.
+fn key(name: &str) -> String {
+    let quoted = serde_json::to_string(name).expect("a string always serializes");
+    format!("[{quoted}]")
+}
+
+fn list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A dataset of a bundle or collection.
+struct Candidate<'a> {
+    /// Its member name in a bundle; in a collection its label (else `href`, else position).
+    name: String,
+    label: Option<&'a str>,
+    dataset: &'a Map<String, Value>,
+    path: String,
+}
+
+/// Finds the dataset to read and its JSON path.
+fn select<'a>(
+    doc: &'a Value,
+    options: &JsonStatOptions,
+    sink: &mut dyn Sink,
+) -> Option<(&'a Map<String, Value>, String)> {
+    let root_path = || Origin::Path("$".into());
+    let Some(root) = doc.as_object() else {
+        sink.error(
+            root_path(),
+            format!(
+                "not JSON-stat: the document is {}, expected a JSON-stat dataset, collection or bundle",
+                kind(doc)
+            ),
+        );
+        return None;
+    };
+    let mut candidates: Vec<Candidate> = Vec::new();
+    match root.get("class").and_then(Value::as_str) {
+        Some("dataset") => return Some((root, "$".into())),
+        Some("collection") => {
+            let items = root
+                .get("link")
+                .and_then(|l| l.get("item"))
+                .and_then(Value::as_array);
+            for (i, item) in items.into_iter().flatten().enumerate() {
+                let Some(ds) = item.as_object() else { continue };
+                if ds.get("class").and_then(Value::as_str) != Some("dataset")
+                    || !ds.contains_key("dimension")
+                {
+                    continue;
+                }
+                let label = ds.get("label").and_then(Value::as_str);
+                let name = label
+                    .or_else(|| ds.get("href").and_then(Value::as_str))
+                    .map_or_else(|| i.to_string(), str::to_string);
+                candidates.push(Candidate {
+                    name,
+                    label,
+                    dataset: ds,
+                    path: format!("$.link.item[{i}]"),
+                });
+            }
+            if candidates.is_empty() {
+                sink.error(
+                    Origin::Path("$.link.item".into()),
+                    "collection embeds no dataset, expected `link.item` entries of class `dataset`"
+                        .into(),
+                );
+                return None;
+            }
+        }
+        Some("bundle") | None => {
+            if root.get("dimension").is_some_and(Value::is_object) {
+                return Some((root, "$".into()));
+            }
+            for (name, v) in root {
+                let Some(ds) = v.as_object() else { continue };
+                if ds.get("dimension").is_some_and(Value::is_object) {
+                    let label = ds.get("label").and_then(Value::as_str);
+                    candidates.push(Candidate {
+                        name: name.clone(),
+                        label,
+                        dataset: ds,
+                        path: format!("${}", member(name)),
+                    });
+                }
+            }
+            if candidates.is_empty() {
+                sink.error(
+                    root_path(),
+                    "not JSON-stat: found no dataset, expected a JSON-stat dataset, collection or bundle"
+                        .into(),
+                );
+                return None;
+            }
+        }
+        Some(other) => {
+            sink.error(
+                Origin::Path("$.class".into()),
+                format!(
+                    "not JSON-stat data: class `{other}` holds no cells, expected class `dataset`, `collection` or a bundle"
+                ),
+            );
+            return None;
+        }
+    }
+    let names: Vec<String> = candidates.iter().map(|c| c.name.clone()).collect();
+    let chosen = match &options.dataset {
+        Some(want) => {
+            let found = candidates
+                .into_iter()
+                .find(|c| c.name == *want || c.label == Some(want.as_str()));
+            if found.is_none() {
+                sink.error(
+                    root_path(),
+                    format!("no dataset `{want}`, expected one of {}", list(&names)),
+                );
+            }
+            found
+        }
+        None if candidates.len() == 1 => candidates.pop(),
+        None => {
+            sink.error(
+                root_path(),
+                format!(
+                    "found {} datasets ({}), expected the `dataset` option to name one",
+                    names.len(),
+                    list(&names)
+                ),
+            );
+            None
+        }
+    };
+    chosen.map(|c| (c.dataset, c.path))
+}
+
+/// How a dimension's codes are written, for the origin of a code.
+enum CodeAt {
+    /// `index` is an array: `index[3]`.
+    Array,
+    /// `index` is an object: `index["DE"]`.
+    Object,
+    /// No `index`, the single code is the key of `label`: `label["DE"]`.
+    Label,
+}
+
+struct Dim {
+    /// Path of the dimension's `category`.
+    category_path: String,
+    code_at: CodeAt,
+    /// Codes by position ("" where the file gives none).
+    codes: Vec<String>,
+    /// (code, label) in position order, then labels of codes not in the index.
+    labels: Vec<(String, String)>,
+    /// Unit labels by position, when the dimension is a metric with `unit`.
+    units: Vec<Option<String>>,
+}
+
+fn read_dimension(
+    id: &str,
+    v: &Value,
+    dim_path: &str,
+    metric: bool,
+    sink: &mut dyn Sink,
+    broken: &mut bool,
+) -> Option<Dim> {
+    let mut err = |path: String, message: String| {
+        sink.error(Origin::Path(path), message);
+    };
+    let Some(obj) = v.as_object() else {
+        err(
+            dim_path.into(),
+            format!(
+                "dimension `{id}` is {}, expected an object with `category`",
+                kind(v)
+            ),
+        );
+        *broken = true;
+        return None;
+    };
+    let Some(category) = obj.get("category").and_then(Value::as_object) else {
+        err(
+            dim_path.into(),
+            format!(
+                "dimension `{id}` has no `category`, expected an object with `index` or `label`"
+            ),
+        );
+        *broken = true;
+        return None;
+    };
+    let cp = format!("{dim_path}.category");
+    let label_map = match category.get("label") {
+        None => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(other) => {
+            err(
+                format!("{cp}.label"),
+                format!(
+                    "`label` is {}, expected an object of names by code",
+                    kind(other)
+                ),
+            );
+            None
+        }
+    };
+    let (codes, code_at) = match category.get("index") {
+        Some(Value::Array(a)) => {
+            let mut codes = Vec::with_capacity(a.len());
+            for (i, c) in a.iter().enumerate() {
+                match c.as_str() {
+                    Some(c) => codes.push(c.to_string()),
+                    None => {
+                        err(
+                            format!("{cp}.index[{i}]"),
+                            format!("category code is {}, expected a string", kind(c)),
+                        );
+                        *broken = true;
+                        codes.push(String::new());
+                    }
+                }
+            }
+            (codes, CodeAt::Array)
+        }
+        Some(Value::Object(m)) => {
+            let n = m.len();
+            let mut codes: Vec<Option<&str>> = vec![None; n];
+            for (code, pos) in m {
+                let at = pos
+                    .as_u64()
+                    .and_then(|p| usize::try_from(p).ok())
+                    .filter(|p| *p < n);
+                match at {
+                    None => {
+                        err(
+                            format!("{cp}.index{}", key(code)),
+                            format!(
+                                "position of `{code}` is {pos}, expected a whole number from 0 to {}",
+                                n - 1
+                            ),
+                        );
+                        *broken = true;
+                    }
+                    Some(p) => match codes[p] {
+                        Some(other) => {
+                            err(
+                                format!("{cp}.index{}", key(code)),
+                                format!(
+                                    "position {p} of `{code}` is also that of `{other}`, expected one position per category"
+                                ),
+                            );
+                            *broken = true;
+                        }
+                        None => codes[p] = Some(code),
+                    },
+                }
+            }
+            let codes = codes
+                .into_iter()
+                .map(|c| c.unwrap_or_default().to_string())
+                .collect();
+            (codes, CodeAt::Object)
+        }
+        Some(other) => {
+            err(
+                format!("{cp}.index"),
+                format!(
+                    "`index` is {}, expected an array of codes or an object of positions",
+                    kind(other)
+                ),
+            );
+            *broken = true;
+            return None;
+        }
+        None => {
+            match label_map {
+                Some(m) if m.len() == 1 => (m.keys().cloned().collect(), CodeAt::Label),
+                Some(m) => {
+                    err(
+                    cp.clone(),
+                    format!(
+                        "category of `{id}` has {} labels and no `index`, expected an `index` when there are several categories",
+                        m.len()
+                    ),
+                );
+                    *broken = true;
+                    return None;
+                }
+                None => {
+                    err(
+                    cp.clone(),
+                    format!("category of `{id}` has neither `index` nor `label`, expected at least one"),
+                );
+                    *broken = true;
+                    return None;
+                }
+            }
+        }
+    };
+    let mut labels = Vec::new();
+    if let Some(m) = label_map {
+        let mut label_of = |code: &str, v: &Value| match v.as_str() {
+            Some(l) => labels.push((code.to_string(), l.to_string())),
+            None => err(
+                format!("{cp}.label{}", key(code)),
+                format!("label of `{code}` is {}, expected a string", kind(v)),
+            ),
+        };
+        for code in &codes {
+            if let Some(v) = m.get(code) {
+                label_of(code, v);
+            }
+        }
+        for (code, v) in m {
+            if !codes.contains(code) {
+                label_of(code, v);
+            }
+        }
+    }
+    let mut units = Vec::new();
+    if metric {
+        if let Some(u) = category.get("unit").and_then(Value::as_object) {
+            units = codes
+                .iter()
+                .map(|c| {
+                    u.get(c)
+                        .and_then(|u| u.get("label"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .collect();
+        }
+    }
+    Some(Dim {
+        category_path: cp,
+        code_at,
+        codes,
+        labels,
+        units,
+    })
+}
+
+/// Reads a sparse object's keys as cell numbers, reporting those that are not.
+fn sparse<'a>(
+    m: &'a Map<String, Value>,
+    path: &str,
+    cells: Option<usize>,
+    sink: &mut dyn Sink,
+) -> Vec<(usize, &'a str, &'a Value)> {
+    let range = match cells {
+        Some(0) => "expected none as the dataset has no cells".to_string(),
+        Some(n) => format!("expected one from 0 to {}", n - 1),
+        None => "expected a cell number".to_string(),
+    };
+    let mut out = Vec::with_capacity(m.len());
+    for (k, v) in m {
+        let canonical = !k.is_empty()
+            && k.bytes().all(|b| b.is_ascii_digit())
+            && (k == "0" || !k.starts_with('0'));
+        match k.parse::<usize>().ok().filter(|_| canonical) {
+            None => sink.error(
+                Origin::Path(format!("{path}{}", key(k))),
+                format!("cell index `{k}` is not a whole number, {range}"),
+            ),
+            Some(c) if cells.is_some_and(|n| c >= n) => sink.error(
+                Origin::Path(format!("{path}{}", key(k))),
+                format!("cell index `{k}` is out of range, {range}"),
+            ),
+            Some(c) => out.push((c, k.as_str(), v)),
+        }
+    }
+    out.sort_by_key(|e| e.0);
+    out
+}
+
+/// A cell's value as written, or None (reported) when it is neither number, string nor null.
+fn value_text(v: &Value, path: impl FnOnce() -> String, sink: &mut dyn Sink) -> Option<String> {
+    match v {
+        Value::Null => Some(String::new()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        other => {
+            sink.error(
+                Origin::Path(path()),
+                format!(
+                    "value is {}, expected a number, a string or null",
+                    kind(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A cell's status as written ("" for null; reported and "" when not a string).
+fn status_text(v: &Value, path: impl FnOnce() -> String, sink: &mut dyn Sink) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => {
+            sink.error(
+                Origin::Path(path()),
+                format!("status is {}, expected a string or null", kind(other)),
+            );
+            String::new()
+        }
+    }
+}
+
+/// Where a cell's value or status is written.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    /// Not in the file.
+    Absent,
+    /// `[i]` of an array.
+    Index(usize),
+    /// `["k"]` of an object.
+    Key(&'a str),
+    /// The member itself (a single status for every cell).
+    Whole,
+}
+
+fn path_at(base: &str, at: At) -> String {
+    match at {
+        At::Absent | At::Whole => base.to_string(),
+        At::Index(i) => format!("{base}[{i}]"),
+        At::Key(k) => format!("{base}{}", key(k)),
+    }
+}
+
+fn string_list(v: Option<&Value>) -> Option<Vec<&str>> {
+    v?.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+}
+
+fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
+    let dimension = match ds.get("dimension") {
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            sink.error(
+                Origin::Path(format!("{p}.dimension")),
+                format!(
+                    "`dimension` is {}, expected an object of dimensions",
+                    kind(other)
+                ),
+            );
+            return;
+        }
+        None => {
+            sink.error(
+                Origin::Path(p.into()),
+                "missing `dimension`, expected an object of dimensions".into(),
+            );
+            return;
+        }
+    };
+    // 2.0 puts `id`, `size` and `role` at the top of the dataset; 1.x inside `dimension`.
+    let located = |name: &str| -> Option<(&Value, String)> {
+        match ds.get(name) {
+            Some(v) => Some((v, format!("{p}.{name}"))),
+            None => dimension
+                .get(name)
+                .map(|v| (v, format!("{p}.dimension.{name}"))),
+        }
+    };
+    let mut broken = false;
+
+    let Some((id_v, id_path)) = located("id") else {
+        sink.error(
+            Origin::Path(p.into()),
+            "missing `id`, expected an array of dimension ids".into(),
+        );
+        return;
+    };
+    let Some(id_a) = id_v.as_array() else {
+        sink.error(
+            Origin::Path(id_path),
+            format!("`id` is {}, expected an array of dimension ids", kind(id_v)),
+        );
+        return;
+    };
+    let mut ids: Vec<&str> = Vec::with_capacity(id_a.len());
+    for (i, v) in id_a.iter().enumerate() {
+        match v.as_str() {
+            Some(id) => {
+                if let Some(j) = ids.iter().position(|d| *d == id) {
+                    sink.error(
+                        Origin::Path(format!("{id_path}[{i}]")),
+                        format!("duplicate dimension id `{id}` (also id {j}), expected unique ids"),
+                    );
+                    broken = true;
+                }
+                ids.push(id);
+            }
+            None => {
+                sink.error(
+                    Origin::Path(format!("{id_path}[{i}]")),
+                    format!("id is {}, expected a string", kind(v)),
+                );
+                broken = true;
+                ids.push("");
+            }
+        }
+    }
+
+    let mut sizes: Option<Vec<usize>> = None;
+    let mut size_path = format!("{p}.size");
+    match located("size") {
+        None => {
+            sink.error(
+                Origin::Path(p.into()),
+                "missing `size`, expected an array of category counts".into(),
+            );
+            broken = true;
+        }
+        Some((v, path)) => {
+            size_path = path;
+            match v.as_array() {
+                None => {
+                    sink.error(
+                        Origin::Path(size_path.clone()),
+                        format!(
+                            "`size` is {}, expected an array of category counts",
+                            kind(v)
+                        ),
+                    );
+                    broken = true;
+                }
+                Some(a) => {
+                    let mut s = Vec::with_capacity(a.len());
+                    for (i, n) in a.iter().enumerate() {
+                        match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                            Some(n) => s.push(n),
+                            None => {
+                                sink.error(
+                                    Origin::Path(format!("{size_path}[{i}]")),
+                                    format!("size is {n}, expected a whole number"),
+                                );
+                                broken = true;
+                            }
+                        }
+                    }
+                    if s.len() == a.len() {
+                        if s.len() != ids.len() {
+                            sink.error(
+                                Origin::Path(size_path.clone()),
+                                format!(
+                                    "`size` has {} entries, expected {} like `id`",
+                                    s.len(),
+                                    ids.len()
+                                ),
+                            );
+                            broken = true;
+                        } else {
+                            sizes = Some(s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let cells = sizes.as_ref().and_then(|s| {
+        let product = s.iter().try_fold(1usize, |acc, n| acc.checked_mul(*n));
+        if product.is_none() {
+            sink.error(
+                Origin::Path(size_path.clone()),
+                "`size` multiplies to more cells than can be counted, expected fewer cells".into(),
+            );
+            broken = true;
+        }
+        product
+    });
+
+    let role = located("role").and_then(|(v, _)| v.as_object());
+    let time = string_list(role.and_then(|r| r.get("time")));
+    let metric = string_list(role.and_then(|r| r.get("metric"))).unwrap_or_default();
+    let is_time = |id: &str| match &time {
+        Some(t) => t.contains(&id),
+        None => matches!(id, "time" | "TIME_PERIOD" | "TIME"),
+    };
+
+    let dims_path = format!("{p}.dimension");
+    let mut dims: Vec<Option<Dim>> = Vec::with_capacity(ids.len());
+    for (k, id) in ids.iter().enumerate() {
+        let Some(v) = dimension.get(*id) else {
+            sink.error(
+                Origin::Path(dims_path.clone()),
+                format!("missing dimension `{id}`, expected an entry in `dimension` for every id"),
+            );
+            broken = true;
+            dims.push(None);
+            continue;
+        };
+        let dim_path = format!("{dims_path}{}", member(id));
+        let dim = read_dimension(id, v, &dim_path, metric.contains(id), sink, &mut broken);
+        if let (Some(d), Some(s)) = (&dim, &sizes) {
+            if d.codes.len() != s[k] {
+                let at = match d.code_at {
+                    CodeAt::Label => format!("{}.label", d.category_path),
+                    _ => format!("{}.index", d.category_path),
+                };
+                sink.error(
+                    Origin::Path(at),
+                    format!(
+                        "dimension `{id}` has {} categories, expected {} like its `size`",
+                        d.codes.len(),
+                        s[k]
+                    ),
+                );
+                broken = true;
+            }
+        }
+        dims.push(dim);
+    }
+
+    // The unit component: the first metric dimension whose categories label their units.
+    let unit_dim = dims
+        .iter()
+        .position(|d| {
+            d.as_ref()
+                .is_some_and(|d| d.units.iter().any(Option::is_some))
+        })
+        .filter(|_| !ids.contains(&"unit"));
+
+    let mut components: Vec<Component> = ids
+        .iter()
+        .map(|id| {
+            let role = if is_time(id) {
+                Role::Time
+            } else {
+                Role::Dimension
+            };
+            Component::new(*id, role)
+        })
+        .collect();
+    components.push(Component::new("value", Role::Measure));
+    components.push(Component::new("status", Role::Attribute));
+    if unit_dim.is_some() {
+        components.push(Component::new("unit", Role::Attribute));
+    }
+    let header = |i: usize| match ids.get(i) {
+        Some(id) => Origin::Path(format!("{dims_path}{}", member(id))),
+        None if i == ids.len() => Origin::Path(format!("{p}.value")),
+        None => Origin::Path(format!("{p}.status")),
+    };
+    if !sink.components(&components, &header) {
+        return;
+    }
+    for (k, dim) in dims.iter().enumerate() {
+        for (code, label) in dim.iter().flat_map(|d| &d.labels) {
+            sink.name(k, code, "", label);
+        }
+    }
+
+    let value_path = format!("{p}.value");
+    let status_path = format!("{p}.status");
+
+    // Statuses, then values, each checked in full before any row is yielded.
+    enum Status<'a> {
+        None,
+        All(&'a str),
+        Dense(Vec<String>),
+        Sparse(Vec<(usize, &'a str, String)>),
+    }
+    let status = match ds.get("status") {
+        None | Some(Value::Null) => Status::None,
+        Some(Value::String(s)) => Status::All(s),
+        Some(Value::Array(a)) => {
+            if let Some(n) = cells.filter(|n| *n != a.len()) {
+                sink.error(
+                    Origin::Path(status_path.clone()),
+                    format!(
+                        "`status` has {} entries, expected {n}, the product of `size`",
+                        a.len()
+                    ),
+                );
+                broken = true;
+            }
+            let texts = a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| status_text(v, || format!("{status_path}[{i}]"), sink))
+                .collect();
+            Status::Dense(texts)
+        }
+        Some(Value::Object(m)) => {
+            let entries = sparse(m, &status_path, cells, sink)
+                .into_iter()
+                .map(|(c, k, v)| {
+                    (
+                        c,
+                        k,
+                        status_text(v, || path_at(&status_path, At::Key(k)), sink),
+                    )
+                })
+                .collect();
+            Status::Sparse(entries)
+        }
+        Some(other) => {
+            sink.error(
+                Origin::Path(status_path.clone()),
+                format!(
+                    "`status` is {}, expected a string, an array or an object keyed by cell index",
+                    kind(other)
+                ),
+            );
+            broken = true;
+            Status::None
+        }
+    };
+
+    // (cell, where its value is, its text or None when invalid)
+    let mut values: Vec<(usize, At, Option<String>)> = Vec::new();
+    let mut is_sparse = false;
+    match ds.get("value") {
+        None => {
+            sink.error(
+                Origin::Path(p.into()),
+                "missing `value`, expected an array or an object of cell values".into(),
+            );
+            return;
+        }
+        Some(Value::Array(a)) => {
+            if let Some(n) = cells.filter(|n| *n != a.len()) {
+                sink.error(
+                    Origin::Path(value_path.clone()),
+                    format!(
+                        "`value` has {} entries, expected {n}, the product of `size`",
+                        a.len()
+                    ),
+                );
+                broken = true;
+            }
+            for (i, v) in a.iter().enumerate() {
+                let text = value_text(v, || format!("{value_path}[{i}]"), sink);
+                values.push((i, At::Index(i), text));
+            }
+        }
+        Some(Value::Object(m)) => {
+            is_sparse = true;
+            for (c, k, v) in sparse(m, &value_path, cells, sink) {
+                let text = value_text(v, || path_at(&value_path, At::Key(k)), sink);
+                values.push((c, At::Key(k), text));
+            }
+        }
+        Some(other) => {
+            sink.error(
+                Origin::Path(value_path.clone()),
+                format!(
+                    "`value` is {}, expected an array or an object keyed by cell index",
+                    kind(other)
+                ),
+            );
+            return;
+        }
+    }
+    if broken {
+        return;
+    }
+    let (Some(sizes), Some(_)) = (sizes, cells) else {
+        return;
+    };
+    let dims: Vec<Dim> = dims.into_iter().flatten().collect();
+    if dims.len() != ids.len() {
+        return;
+    }
+
+    if is_sparse {
+        // Cells without a value but with a status are rows with an empty value.
+        let extra: Vec<(usize, At)> = match &status {
+            Status::Sparse(s) => s
+                .iter()
+                .filter(|(_, _, t)| !t.is_empty())
+                .map(|(c, _, _)| (*c, At::Absent))
+                .collect(),
+            Status::Dense(s) => s
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| !t.is_empty())
+                .map(|(c, _)| (c, At::Absent))
+                .collect(),
+            Status::None | Status::All(_) => Vec::new(),
+        };
+        let have: std::collections::HashSet<usize> = values.iter().map(|v| v.0).collect();
+        values.extend(
+            extra
+                .into_iter()
+                .filter(|(c, _)| !have.contains(c))
+                .map(|(c, at)| (c, at, Some(String::new()))),
+        );
+        values.sort_by_key(|v| v.0);
+    }
+
+    let n = ids.len();
+    let mut coords = vec![0usize; n];
+    let mut fields: Vec<&str> = Vec::with_capacity(n + 3);
+    for (cell, value_at, text) in &values {
+        let Some(text) = text else { continue };
+        let mut rest = *cell;
+        for k in (0..n).rev() {
+            coords[k] = rest % sizes[k];
+            rest /= sizes[k];
+        }
+        let (status_text, status_at): (&str, At) = match &status {
+            Status::None => ("", At::Absent),
+            Status::All(s) => (s, At::Whole),
+            Status::Dense(s) => match s.get(*cell) {
+                Some(t) => (t, At::Index(*cell)),
+                None => ("", At::Absent),
+            },
+            Status::Sparse(s) => match s.binary_search_by_key(cell, |e| e.0) {
+                Ok(i) => (&s[i].2, At::Key(s[i].1)),
+                Err(_) => ("", At::Absent),
+            },
+        };
+        fields.clear();
+        for (k, d) in dims.iter().enumerate() {
+            fields.push(&d.codes[coords[k]]);
+        }
+        fields.push(text);
+        fields.push(status_text);
+        if let Some(u) = unit_dim {
+            fields.push(dims[u].units[coords[u]].as_deref().unwrap_or(""));
+        }
+        let origin = |i: usize| -> Origin {
+            Origin::Path(if i < n {
+                let d = &dims[i];
+                let pos = coords[i];
+                match d.code_at {
+                    CodeAt::Array => format!("{}.index[{pos}]", d.category_path),
+                    CodeAt::Object => format!("{}.index{}", d.category_path, key(&d.codes[pos])),
+                    CodeAt::Label => format!("{}.label{}", d.category_path, key(&d.codes[pos])),
+                }
+            } else if i == n {
+                path_at(&value_path, *value_at)
+            } else if i == n + 1 {
+                path_at(&status_path, status_at)
+            } else {
+                let u = unit_dim.expect("the unit field exists only with a unit dimension");
+                let d = &dims[u];
+                format!("{}.unit{}.label", d.category_path, key(&d.codes[coords[u]]))
+            })
+        };
+        sink.row(&fields, &origin);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Collect;
+
+    const ESTAT: &str = include_str!(
+        "../../tests/fixtures/publishers/jsonstat/estat_une_rt_m_DE_since_2024-01.json"
+    );
+    const CSO: &str =
+        include_str!("../../tests/fixtures/publishers/jsonstat/cso_ie_NQQ25_bundle.json");
+
+    fn run(text: &str) -> Collect {
+        run_with(text, &JsonStatOptions::default())
+    }
+
+    fn run_with(text: &str, options: &JsonStatOptions) -> Collect {
+        let mut c = Collect::default();
+        read(text, options, &mut c);
+        c
+    }
+
+    fn components(c: &Collect) -> Vec<(&str, Role)> {
+        c.components
+            .iter()
+            .map(|c| (c.id.as_str(), c.role))
+            .collect()
+    }
+
+    fn rows(c: &Collect) -> Vec<Vec<&str>> {
+        c.rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect()
+    }
+
+    fn path(p: &str) -> Origin {
+        Origin::Path(p.into())
+    }
+
+    #[test]
+    fn eurostat_components_rows_and_cells() {
+        let c = run(ESTAT);
+        assert_eq!(c.errors, vec![]);
+        use Role::*;
+        assert_eq!(
+            components(&c),
+            vec![
+                ("freq", Dimension),
+                ("s_adj", Dimension),
+                ("age", Dimension),
+                ("unit", Dimension),
+                ("sex", Dimension),
+                ("geo", Dimension),
+                ("time", Time),
+                ("value", Measure),
+                ("status", Attribute),
+            ]
+        );
+        // `value` has keys "0".."30"; cell 31 (2026-08) is absent and has no status: no row.
+        assert_eq!(c.rows.len(), 31);
+        // "0": 3.2 -> the first month.
+        assert_eq!(
+            rows(&c)[0],
+            ["M", "SA", "TOTAL", "PC_ACT", "T", "DE", "2024-01", "3.2", ""]
+        );
+        // "12": 3.5 -> time position 12 is "2025-01".
+        assert_eq!(rows(&c)[12][6..], ["2025-01", "3.5", ""]);
+        // "29": 4.0 (written `4.0`) -> "2026-06".
+        assert_eq!(rows(&c)[29][6..], ["2026-06", "4.0", ""]);
+        // "30": 4.0 -> "2026-07", the last row.
+        assert_eq!(rows(&c)[30][6..], ["2026-07", "4.0", ""]);
+        // Rows come in cell order although the object's keys sort as "0", "1", "10", ...
+        let times = c.column("time");
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+        assert_eq!(
+            c.origins[29],
+            vec![
+                path("$.dimension.freq.category.index[\"M\"]"),
+                path("$.dimension.s_adj.category.index[\"SA\"]"),
+                path("$.dimension.age.category.index[\"TOTAL\"]"),
+                path("$.dimension.unit.category.index[\"PC_ACT\"]"),
+                path("$.dimension.sex.category.index[\"T\"]"),
+                path("$.dimension.geo.category.index[\"DE\"]"),
+                path("$.dimension.time.category.index[\"2026-06\"]"),
+                path("$.value[\"29\"]"),
+                path("$.status"),
+            ]
+        );
+    }
+
+    #[test]
+    fn eurostat_names() {
+        let c = run(ESTAT);
+        // `freq`: "label": { "M": "Monthly" }, language not said.
+        assert_eq!(
+            c.names[0],
+            (0, "M".to_string(), String::new(), "Monthly".to_string())
+        );
+        let find = |k: usize, code: &str| {
+            c.names
+                .iter()
+                .find(|n| n.0 == k && n.1 == code)
+                .map(|n| (n.2.as_str(), n.3.as_str()))
+        };
+        assert_eq!(
+            find(1, "SA"),
+            Some(("", "Seasonally adjusted data, not calendar adjusted data"))
+        );
+        assert_eq!(
+            find(3, "PC_ACT"),
+            Some(("", "Percentage of population in the labour force"))
+        );
+        assert_eq!(find(5, "DE"), Some(("", "Germany")));
+        assert_eq!(find(6, "2026-08"), Some(("", "2026-08")));
+        // Six one-category dimensions and 32 months; the dataset label is not a name.
+        assert_eq!(c.names.len(), 6 + 32);
+        assert!(!c.names.iter().any(|n| n.3.starts_with("Unemployment")));
+    }
+
+    #[test]
+    fn cso_bundle_components_rows_and_cells() {
+        let c = run(CSO);
+        assert_eq!(c.errors, vec![]);
+        use Role::*;
+        // `unit` of the metric `Statistic` has only `base`, no `label`: no unit component.
+        assert_eq!(
+            components(&c),
+            vec![
+                ("Sector", Dimension),
+                ("Quarter", Time),
+                ("Statistic", Dimension),
+                ("value", Measure),
+                ("status", Attribute),
+            ]
+        );
+        assert_eq!(c.rows.len(), 8 * 76 * 2);
+        let r = rows(&c);
+        // value[0] = 19960: Sector "0", 1997Q1, NQQ25C01.
+        assert_eq!(r[0], ["0", "1997Q1", "NQQ25C01", "19960", ""]);
+        // value[1] = 20342: Statistic varies fastest.
+        assert_eq!(r[1], ["0", "1997Q1", "NQQ25S1", "20342", ""]);
+        // value[2] = 21473: then Quarter.
+        assert_eq!(r[2], ["0", "1997Q2", "NQQ25C01", "21473", ""]);
+        // value[152] = 1170: the first cell of Sector "01" (152 = 76 * 2).
+        assert_eq!(r[152], ["01", "1997Q1", "NQQ25C01", "1170", ""]);
+        // value[455] = 13839, just before 5083: Sector "02", 2015Q4, NQQ25S1.
+        assert_eq!(r[455], ["02", "2015Q4", "NQQ25S1", "13839", ""]);
+        // value[1215] = 12521, the last: Sector "08", 2015Q4, NQQ25S1.
+        assert_eq!(r[1215], ["08", "2015Q4", "NQQ25S1", "12521", ""]);
+        assert_eq!(
+            c.origins[455],
+            vec![
+                path("$.dataset.dimension.Sector.category.index[\"02\"]"),
+                path("$.dataset.dimension.Quarter.category.index[\"2015Q4\"]"),
+                path("$.dataset.dimension.Statistic.category.index[\"NQQ25S1\"]"),
+                path("$.dataset.value[455]"),
+                path("$.dataset.status"),
+            ]
+        );
+        let find = |k: usize, code: &str| {
+            c.names
+                .iter()
+                .find(|n| n.0 == k && n.1 == code)
+                .map(|n| n.3.as_str())
+        };
+        assert_eq!(find(0, "0"), Some("All Sectors"));
+        assert_eq!(find(0, "07"), Some("Industry - Building and Construction"));
+        assert_eq!(find(1, "1997Q1"), Some("1997Q1"));
+        assert_eq!(
+            find(2, "NQQ25S1"),
+            Some("Gross Domestic Product at Constant Factor Cost (chain linked annually and referenced to 2013) (Seasonally Adjusted) (Euro Million)")
+        );
+        assert_eq!(c.names.len(), 8 + 76 + 2);
+        assert!(c.names.iter().all(|n| n.2.is_empty()));
+    }
+
+    #[test]
+    fn cso_bundle_selected_by_name_or_label() {
+        let by_name = run_with(
+            CSO,
+            &JsonStatOptions {
+                dataset: Some("dataset".into()),
+            },
+        );
+        assert_eq!(by_name, run(CSO));
+        let label = "Gross Domestic Product at Constant Factor Cost (chain linked annually and referenced to 2013) by Sector, Quarter and Statistic";
+        let by_label = run_with(
+            CSO,
+            &JsonStatOptions {
+                dataset: Some(label.into()),
+            },
+        );
+        assert_eq!(by_label, by_name);
+        let wrong = run_with(
+            CSO,
+            &JsonStatOptions {
+                dataset: Some("NQQ26".into()),
+            },
+        );
+        assert_eq!(
+            wrong.error_lines(),
+            ["$: no dataset `NQQ26`, expected one of `dataset`"]
+        );
+        assert!(wrong.rows.is_empty());
+    }
+
+    /// The position of each code of a dimension, from `index` as the obvious walk reads it.
+    fn codes_by_position(dim: &Value) -> Vec<String> {
+        let cat = &dim["category"];
+        match &cat["index"] {
+            Value::Array(a) => a.iter().map(|c| c.as_str().unwrap().to_string()).collect(),
+            Value::Object(m) => {
+                let mut pairs: Vec<(u64, String)> = m
+                    .iter()
+                    .map(|(k, v)| (v.as_u64().unwrap(), k.clone()))
+                    .collect();
+                pairs.sort();
+                pairs.into_iter().map(|p| p.1).collect()
+            }
+            _ => cat["label"].as_object().unwrap().keys().cloned().collect(),
+        }
+    }
+
+    /// A second, plain reading: strides computed up front, every cell 0..N visited, a cell's
+    /// value looked up in the array or the object by its decimal index.
+    fn independent(ds: &Value, id: &Value, size: &Value, dims: &Value) -> Vec<Vec<String>> {
+        let ids: Vec<&str> = id
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let sizes: Vec<usize> = size
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let codes: Vec<Vec<String>> = ids.iter().map(|i| codes_by_position(&dims[*i])).collect();
+        let mut strides = vec![1usize; sizes.len()];
+        for k in (0..sizes.len().saturating_sub(1)).rev() {
+            strides[k] = strides[k + 1] * sizes[k + 1];
+        }
+        let total: usize = sizes.iter().product();
+        let mut out = Vec::new();
+        for cell in 0..total {
+            let v = match &ds["value"] {
+                Value::Array(a) => Some(&a[cell]),
+                Value::Object(m) => m.get(&cell.to_string()),
+                _ => unreachable!(),
+            };
+            let status = match &ds["status"] {
+                Value::Object(m) => m.get(&cell.to_string()).and_then(|s| s.as_str()),
+                Value::Null => None,
+                _ => unreachable!(),
+            };
+            if v.is_none() && status.is_none() {
+                continue;
+            }
+            let mut row: Vec<String> = Vec::new();
+            for k in 0..ids.len() {
+                row.push(codes[k][(cell / strides[k]) % sizes[k]].clone());
+            }
+            row.push(match v {
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(s)) => s.clone(),
+                _ => String::new(),
+            });
+            row.push(status.unwrap_or("").to_string());
+            out.push(row);
+        }
+        out
+    }
+
+    #[test]
+    fn every_cell_matches_an_independent_reading() {
+        let doc: Value = serde_json::from_str(ESTAT).unwrap();
+        let expected = independent(&doc, &doc["id"], &doc["size"], &doc["dimension"]);
+        assert_eq!(expected.len(), 31);
+        assert_eq!(run(ESTAT).rows, expected);
+
+        let doc: Value = serde_json::from_str(CSO).unwrap();
+        let ds = &doc["dataset"];
+        let dims = &ds["dimension"];
+        let expected = independent(ds, &dims["id"], &dims["size"], dims);
+        assert_eq!(expected.len(), 1216);
+        assert_eq!(run(CSO).rows, expected);
+
+        // And the CSO cube by nested loops over the categories, in the order `id` gives.
+        let c = run(CSO);
+        let mut i = 0;
+        let values = ds["value"].as_array().unwrap();
+        for sector in codes_by_position(&dims["Sector"]) {
+            for quarter in codes_by_position(&dims["Quarter"]) {
+                for statistic in codes_by_position(&dims["Statistic"]) {
+                    let v = values[i].as_u64().unwrap().to_string();
+                    assert_eq!(c.rows[i], [&sector, &quarter, &statistic, &v, ""]);
+                    i += 1;
+                }
+            }
+        }
+        assert_eq!(i, c.rows.len());
+    }
+
+    #[test]
+    fn dense_values_nulls_strings_and_status_forms() {
+        // 2 x 3 cells; `year` is the time dimension by role although another is named `time`.
+        let doc = r#"{"version":"2.0","class":"dataset","id":["time","year"],"size":[2,3],
+            "role":{"time":["year"]},
+            "dimension":{
+              "time":{"category":{"index":["a","b"],"label":{"a":"A","b":"B"}}},
+              "year":{"category":{"index":{"2001":1,"2000":0,"2002":2}}}},
+            "value":[1,null,"x",2.50,1e2,-0],
+            "status":["p",null,"",":","e","c"]}"#;
+        let c = run(doc);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(
+            components(&c),
+            vec![
+                ("time", Role::Dimension),
+                ("year", Role::Time),
+                ("value", Role::Measure),
+                ("status", Role::Attribute),
+            ]
+        );
+        assert_eq!(
+            rows(&c),
+            vec![
+                ["a", "2000", "1", "p"],
+                ["a", "2001", "", ""],
+                ["a", "2002", "x", ""],
+                // Numbers keep their digits (serde_json arbitrary_precision); 1e2 reads back as 1e+2.
+                ["b", "2000", "2.50", ":"],
+                ["b", "2001", "1e+2", "e"],
+                ["b", "2002", "-0", "c"],
+            ]
+        );
+        assert_eq!(c.origins[3][0], path("$.dimension.time.category.index[1]"));
+        assert_eq!(c.origins[3][3], path("$.status[3]"));
+        assert_eq!(
+            c.names,
+            vec![
+                (0, "a".into(), "".into(), "A".into()),
+                (0, "b".into(), "".into(), "B".into())
+            ]
+        );
+
+        // One status for every cell.
+        let all = doc.replace(r#"["p",null,"",":","e","c"]"#, r#""p""#);
+        let c = run(&all);
+        assert_eq!(c.column("status"), ["p"; 6]);
+        assert_eq!(c.origins[5][3], path("$.status"));
+    }
+
+    #[test]
+    fn sparse_values_with_statuses_of_absent_cells() {
+        // Cells 2 and 0 have values (out of order); 3 has only a status; 1 has neither;
+        // 4 has an empty status only. Label-only single-category dimension `geo`.
+        let doc = r#"{"class":"dataset","id":["geo","time"],"size":[1,5],
+            "dimension":{"geo":{"category":{"label":{"DE":"Germany"}}},
+                         "time":{"category":{"index":["t0","t1","t2","t3","t4"]}}},
+            "value":{"2":"7","0":0.1},
+            "status":{"3":":","0":"|C","4":""}}"#;
+        let c = run(doc);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(c.components[1], Component::new("time", Role::Time));
+        assert_eq!(
+            rows(&c),
+            vec![
+                ["DE", "t0", "0.1", "|C"],
+                ["DE", "t2", "7", ""],
+                ["DE", "t3", "", ":"],
+            ]
+        );
+        assert_eq!(
+            c.origins[2],
+            vec![
+                path("$.dimension.geo.category.label[\"DE\"]"),
+                path("$.dimension.time.category.index[3]"),
+                path("$.value"),
+                path("$.status[\"3\"]"),
+            ]
+        );
+        assert_eq!(c.names, vec![(0, "DE".into(), "".into(), "Germany".into())]);
+
+        // A single status does not turn absent cells of a sparse value into rows.
+        let c = run(&doc.replace(r#"{"3":":","0":"|C","4":""}"#, r#""p""#));
+        assert_eq!(
+            rows(&c),
+            vec![["DE", "t0", "0.1", "p"], ["DE", "t2", "7", "p"]]
+        );
+    }
+
+    #[test]
+    fn unit_labels_of_a_metric_dimension() {
+        let doc = r#"{"class":"dataset","id":["concept","TIME"],"size":[2,1],
+            "role":{"metric":["concept"]},
+            "dimension":{"concept":{"category":{"index":["gdp","pop"],
+                "unit":{"gdp":{"label":"euro","decimals":0},"pop":{"symbol":"p"}}}},
+              "TIME":{"category":{"index":["2020"]}}},
+            "value":[5,6]}"#;
+        let c = run(doc);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(
+            components(&c),
+            vec![
+                ("concept", Role::Dimension),
+                ("TIME", Role::Time),
+                ("value", Role::Measure),
+                ("status", Role::Attribute),
+                ("unit", Role::Attribute),
+            ]
+        );
+        assert_eq!(
+            rows(&c),
+            vec![
+                ["gdp", "2020", "5", "", "euro"],
+                ["pop", "2020", "6", "", ""]
+            ]
+        );
+        assert_eq!(
+            c.origins[0][4],
+            path("$.dimension.concept.category.unit[\"gdp\"].label")
+        );
+        // Without the metric role the units are not read.
+        let c = run(&doc.replace(r#""role":{"metric":["concept"]},"#, ""));
+        assert_eq!(c.components.len(), 4);
+        // A dimension already named `unit` keeps its id; the unit labels are then not yielded.
+        let c = run(&doc.replace(r#""TIME""#, r#""unit""#));
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(
+            c.components
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>(),
+            ["concept", "unit", "value", "status"]
+        );
+    }
+
+    fn tiny(name: &str, v: u32) -> String {
+        format!(
+            r#"{{"class":"dataset","label":"{name} label","id":["x"],"size":[1],
+               "dimension":{{"x":{{"category":{{"index":["{name}"]}}}}}},"value":[{v}]}}"#
+        )
+    }
+
+    #[test]
+    fn collections_and_bundles_of_several() {
+        let collection = format!(
+            r#"{{"version":"2.0","class":"collection","link":{{"item":[
+               {{"class":"dataset","href":"https://example.org/a"}}, {}, {}]}}}}"#,
+            tiny("a", 1),
+            tiny("b", 2)
+        );
+        let c = run(&collection);
+        assert_eq!(
+            c.error_lines(),
+            ["$: found 2 datasets (`a label`, `b label`), expected the `dataset` option to name one"]
+        );
+        assert!(c.components.is_empty());
+        let pick = |text: &str, name: &str| {
+            run_with(
+                text,
+                &JsonStatOptions {
+                    dataset: Some(name.into()),
+                },
+            )
+        };
+        let c = pick(&collection, "b label");
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(rows(&c), vec![["b", "2", ""]]);
+        assert_eq!(c.origins[0][1], path("$.link.item[2].value[0]"));
+
+        let bundle = format!(
+            r#"{{"first": {}, "second set": {}}}"#,
+            tiny("a", 1),
+            tiny("b", 2)
+        );
+        let c = run(&bundle);
+        assert_eq!(
+            c.error_lines(),
+            ["$: found 2 datasets (`first`, `second set`), expected the `dataset` option to name one"]
+        );
+        let c = pick(&bundle, "second set");
+        assert_eq!(rows(&c), vec![["b", "2", ""]]);
+        assert_eq!(c.origins[0][1], path("$[\"second set\"].value[0]"));
+        let c = pick(&bundle, "a label");
+        assert_eq!(rows(&c), vec![["a", "1", ""]]);
+        let c = pick(&bundle, "third");
+        assert_eq!(
+            c.error_lines(),
+            ["$: no dataset `third`, expected one of `first`, `second set`"]
+        );
+
+        // A byte order mark is skipped; an option naming no dataset of a lone one is ignored.
+        let c = pick(&format!("\u{feff}{}", tiny("a", 1)), "other");
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(rows(&c), vec![["a", "1", ""]]);
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        run(text).error_lines()
+    }
+
+    #[test]
+    fn syntax_errors() {
+        assert_eq!(
+            errors(r#"{"version":"2.0""#),
+            ["1:16: truncated JSON: EOF while parsing an object, expected a complete document"]
+        );
+        assert_eq!(
+            errors(""),
+            ["1:1: truncated JSON: EOF while parsing a value, expected a complete document"]
+        );
+        assert_eq!(
+            errors("{\n  \"a\" 1}"),
+            ["2:7: invalid JSON: expected `:`, expected well-formed JSON"]
+        );
+        // Columns count characters: `é` is two bytes.
+        assert_eq!(
+            errors("{\"é\": x}"),
+            ["1:7: invalid JSON: expected value, expected well-formed JSON"]
+        );
+        assert_eq!(
+            errors("\u{feff}{} x"),
+            ["1:4: invalid JSON: trailing characters, expected well-formed JSON"]
+        );
+        let cut = &ESTAT[..ESTAT.find("\"2024-05\": 4").unwrap()];
+        let c = run(cut);
+        assert_eq!(c.errors.len(), 1);
+        assert!(matches!(c.errors[0].0, Origin::At { .. }));
+        assert!(
+            c.errors[0]
+                .1
+                .starts_with("truncated JSON: EOF while parsing"),
+            "{:?}",
+            c.errors
+        );
+        assert!(c.components.is_empty() && c.rows.is_empty());
+    }
+
+    #[test]
+    fn not_json_stat() {
+        assert_eq!(
+            errors("[1, 2]"),
+            ["$: not JSON-stat: the document is an array, expected a JSON-stat dataset, collection or bundle"]
+        );
+        assert_eq!(
+            errors(r#"{"a": {"b": 1}, "version": "2.0"}"#),
+            ["$: not JSON-stat: found no dataset, expected a JSON-stat dataset, collection or bundle"]
+        );
+        assert_eq!(
+            errors(r#"{"class": "dimension", "category": {}}"#),
+            ["$.class: not JSON-stat data: class `dimension` holds no cells, expected class `dataset`, `collection` or a bundle"]
+        );
+        assert_eq!(
+            errors(r#"{"class": "collection", "link": {"item": [{"class": "dataset", "href": "x"}]}}"#),
+            ["$.link.item: collection embeds no dataset, expected `link.item` entries of class `dataset`"]
+        );
+    }
+
+    /// A 2 x 2 dataset to break one piece at a time.
+    const GOOD: &str = r#"{"class":"dataset","id":["geo","time"],"size":[2,2],
+        "dimension":{"geo":{"category":{"index":{"DE":0,"FR":1}}},
+                     "time":{"category":{"index":["2020","2021"]}}},
+        "value":[1,2,3,4]}"#;
+
+    fn broken(from: &str, to: &str) -> Collect {
+        assert!(GOOD.contains(from), "{from}");
+        run(&GOOD.replacen(from, to, 1))
+    }
+
+    #[test]
+    fn good_is_good() {
+        let c = run(GOOD);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(c.rows.len(), 4);
+        assert_eq!(rows(&c)[2], ["FR", "2020", "3", ""]);
+    }
+
+    #[test]
+    fn structure_errors() {
+        let c = broken(r#""size":[2,2]"#, r#""size":[2,2,1]"#);
+        assert_eq!(
+            c.error_lines(),
+            ["$.size: `size` has 3 entries, expected 2 like `id`"]
+        );
+        // The components are still said; no rows from a cube whose layout is unknown.
+        assert_eq!(c.components.len(), 4);
+        assert!(c.rows.is_empty());
+
+        let c = broken(r#""size":[2,2]"#, r#""size":[3,2]"#);
+        assert_eq!(
+            c.error_lines(),
+            [
+                "$.dimension.geo.category.index: dimension `geo` has 2 categories, expected 3 like its `size`",
+                "$.value: `value` has 4 entries, expected 6, the product of `size`",
+            ]
+        );
+        assert!(c.rows.is_empty());
+
+        let c = broken(r#""id":["geo","time"]"#, r#""id":["geo","TIME"]"#);
+        assert_eq!(
+            c.error_lines(),
+            ["$.dimension: missing dimension `TIME`, expected an entry in `dimension` for every id"]
+        );
+        assert!(c.rows.is_empty());
+
+        assert_eq!(
+            broken(r#""size":[2,2]"#, r#""size":[2,-1]"#).error_lines(),
+            ["$.size[1]: size is -1, expected a whole number"]
+        );
+        assert_eq!(
+            broken(r#""id":["geo","time"]"#, r#""id":["geo",7]"#).error_lines(),
+            [
+                "$.id[1]: id is a number, expected a string",
+                "$.dimension: missing dimension ``, expected an entry in `dimension` for every id"
+            ]
+        );
+        assert_eq!(
+            broken(r#""id":["geo","time"]"#, r#""id":["geo","geo"]"#).error_lines(),
+            ["$.id[1]: duplicate dimension id `geo` (also id 0), expected unique ids"]
+        );
+        assert_eq!(
+            broken(r#""id":["geo","time"],"#, "").error_lines(),
+            ["$: missing `id`, expected an array of dimension ids"]
+        );
+        assert_eq!(
+            broken(r#""size":[2,2],"#, "").error_lines(),
+            ["$: missing `size`, expected an array of category counts"]
+        );
+        assert_eq!(
+            broken(r#"{"DE":0,"FR":1}"#, r#"{"DE":0,"FR":0}"#).error_lines(),
+            ["$.dimension.geo.category.index[\"FR\"]: position 0 of `FR` is also that of `DE`, expected one position per category"]
+        );
+        assert_eq!(
+            broken(r#"{"DE":0,"FR":1}"#, r#"{"DE":0,"FR":2}"#).error_lines(),
+            ["$.dimension.geo.category.index[\"FR\"]: position of `FR` is 2, expected a whole number from 0 to 1"]
+        );
+        assert_eq!(
+            broken(r#"["2020","2021"]"#, r#"["2020",2021]"#).error_lines(),
+            ["$.dimension.time.category.index[1]: category code is a number, expected a string"]
+        );
+        assert_eq!(
+            broken(r#"{"index":["2020","2021"]}"#, r#"{"label":{"a":"A","b":"B"}}"#)
+                .error_lines(),
+            ["$.dimension.time.category: category of `time` has 2 labels and no `index`, expected an `index` when there are several categories"]
+        );
+        assert_eq!(
+            broken(r#"{"category":{"index":["2020","2021"]}}"#, "{}").error_lines(),
+            ["$.dimension.time: dimension `time` has no `category`, expected an object with `index` or `label`"]
+        );
+        assert_eq!(
+            broken(r#"["2020","2021"]}"#, r#"["2020","2021"],"label":{"2020":5}}"#)
+                .error_lines(),
+            ["$.dimension.time.category.label[\"2020\"]: label of `2020` is a number, expected a string"]
+        );
+    }
+
+    #[test]
+    fn value_and_status_errors() {
+        let c = broken("[1,2,3,4]", "[1,2,3]");
+        assert_eq!(
+            c.error_lines(),
+            ["$.value: `value` has 3 entries, expected 4, the product of `size`"]
+        );
+        assert!(c.rows.is_empty());
+
+        // A bad cell is reported and yields no row; the others are read.
+        let c = broken("[1,2,3,4]", r#"[1,true,{"v":3},4]"#);
+        assert_eq!(
+            c.error_lines(),
+            [
+                "$.value[1]: value is a boolean, expected a number, a string or null",
+                "$.value[2]: value is an object, expected a number, a string or null",
+            ]
+        );
+        assert_eq!(c.column("value"), ["1", "4"]);
+
+        let c = broken("[1,2,3,4]", r#"{"0":1,"x":2,"4":3,"01":4,"-1":5,"3":[6]}"#);
+        assert_eq!(
+            c.error_lines(),
+            [
+                "$.value[\"-1\"]: cell index `-1` is not a whole number, expected one from 0 to 3",
+                "$.value[\"01\"]: cell index `01` is not a whole number, expected one from 0 to 3",
+                "$.value[\"4\"]: cell index `4` is out of range, expected one from 0 to 3",
+                "$.value[\"x\"]: cell index `x` is not a whole number, expected one from 0 to 3",
+                "$.value[\"3\"]: value is an array, expected a number, a string or null",
+            ]
+        );
+        assert_eq!(rows(&c), vec![["DE", "2020", "1", ""]]);
+
+        assert_eq!(
+            broken("[1,2,3,4]", r#""1,2""#).error_lines(),
+            ["$.value: `value` is a string, expected an array or an object keyed by cell index"]
+        );
+        assert_eq!(
+            broken(r#""value":[1,2,3,4]"#, r#""values":[1,2,3,4]"#).error_lines(),
+            ["$: missing `value`, expected an array or an object of cell values"]
+        );
+        let c = broken("[1,2,3,4]", r#"[1,2,3,4],"status":["a",1,null]"#);
+        assert_eq!(
+            c.error_lines(),
+            [
+                "$.status: `status` has 3 entries, expected 4, the product of `size`",
+                "$.status[1]: status is a number, expected a string or null",
+            ]
+        );
+        assert!(c.rows.is_empty());
+        assert_eq!(
+            broken("[1,2,3,4]", r#"[1,2,3,4],"status":{"9":"a"}"#).error_lines(),
+            ["$.status[\"9\"]: cell index `9` is out of range, expected one from 0 to 3"]
+        );
+        assert_eq!(
+            broken("[1,2,3,4]", r#"[1,2,3,4],"status":true"#).error_lines(),
+            ["$.status: `status` is a boolean, expected a string, an array or an object keyed by cell index"]
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported() {
+        let text = r#"{"class":"dataset","id":["geo","time","sex"],"size":[3,2,1],
+            "dimension":{"geo":{"category":{"index":{"DE":0,"FR":1}}},
+                         "time":{"category":{"index":["2020","2021"]}}},
+            "value":{"0":1,"a":2,"99":3,"2":false}}"#;
+        assert_eq!(
+            errors(text),
+            [
+                "$.dimension.geo.category.index: dimension `geo` has 2 categories, expected 3 like its `size`",
+                "$.dimension: missing dimension `sex`, expected an entry in `dimension` for every id",
+                "$.value[\"99\"]: cell index `99` is out of range, expected one from 0 to 5",
+                "$.value[\"a\"]: cell index `a` is not a whole number, expected one from 0 to 5",
+                "$.value[\"2\"]: value is a boolean, expected a number, a string or null",
+            ]
+        );
+    }
+
+    #[test]
+    fn sink_refusing_components_stops_the_reader() {
+        struct Refuse(usize);
+        impl Sink for Refuse {
+            fn components(&mut self, _: &[Component], _: &dyn Fn(usize) -> Origin) -> bool {
+                false
+            }
+            fn row(&mut self, _: &[&str], _: &dyn Fn(usize) -> Origin) {
+                self.0 += 1;
+            }
+            fn name(&mut self, _: usize, _: &str, _: &str, _: &str) {
+                self.0 += 1;
+            }
+            fn error(&mut self, _: Origin, _: String) {
+                self.0 += 1;
+            }
+        }
+        let mut sink = Refuse(0);
+        read(ESTAT, &JsonStatOptions::default(), &mut sink);
+        assert_eq!(sink.0, 0);
+    }
+
+    #[test]
+    fn no_panic_on_truncations_and_byte_flips() {
+        for text in [ESTAT, CSO] {
+            for end in (0..text.len()).step_by(5) {
+                if let Some(cut) = text.get(..end) {
+                    let c = run(cut);
+                    assert!(!c.errors.is_empty(), "no error for a cut at {end}");
+                }
+            }
+            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut next = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            let replacements = b"0123456789-.,:{}[]\"ae ";
+            for _ in 0..300 {
+                let mut bytes = text.as_bytes().to_vec();
+                for _ in 0..1 + next() % 3 {
+                    let at = (next() % bytes.len() as u64) as usize;
+                    bytes[at] = replacements[(next() % replacements.len() as u64) as usize];
+                }
+                if let Ok(s) = std::str::from_utf8(&bytes) {
+                    let c = run(s);
+                    for (r, o) in c.rows.iter().zip(&c.origins) {
+                        assert_eq!(r.len(), c.components.len());
+                        assert_eq!(o.len(), c.components.len());
+                    }
+                }
+            }
+        }
+    }
+}
