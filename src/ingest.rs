@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use toml::Spanned;
 
 use crate::config::InputConfig;
@@ -47,7 +47,7 @@ pub(crate) fn samples_file(
     let spec = Spec {
         metric: Some(metric),
         strict: true,
-        missing: HashSet::new(),
+        missing: FxHashSet::default(),
         ..Spec::default()
     };
     let mut plan = Plan::new(map, b, spec, file);
@@ -191,7 +191,7 @@ struct Spec {
     metric_codes: FxHashMap<String, usize>,
     labels: Option<Vec<(String, String, Range<usize>)>>,
     drop_single_valued: bool,
-    filter: Vec<(String, HashSet<String>, Range<usize>)>,
+    filter: Vec<(String, FxHashSet<String>, Range<usize>)>,
     period: Option<(String, Range<usize>)>,
     value: Option<(String, Range<usize>)>,
     unit: Option<(String, Range<usize>)>,
@@ -199,7 +199,7 @@ struct Spec {
     multiplier: Option<(String, Range<usize>)>,
     status: Option<(String, Range<usize>)>,
     confidentiality: Option<(String, Range<usize>)>,
-    missing: HashSet<String>,
+    missing: FxHashSet<String>,
     source_column: Option<(String, Range<usize>)>,
     language: String,
     /// A `samples_file`: every column must be a label, `value`, `source` or `basis`.
@@ -336,6 +336,7 @@ impl Spec {
 }
 
 /// How one metric's labels are read from the components.
+#[derive(Clone)]
 struct Target {
     /// Component index of each of the metric's labels, in the metric's label order.
     cols: Vec<usize>,
@@ -350,15 +351,16 @@ struct Plan<'a, 'm> {
     ready: bool,
     components: Vec<Component>,
     metric_col: Option<usize>,
-    /// Target per metric index (None: the input does not feed it).
-    targets: Vec<Option<Target>>,
+    /// Target per metric index (None: the input does not feed it); shared so a row can hold
+    /// it while the plan changes its caches.
+    targets: std::rc::Rc<Vec<Option<Target>>>,
     value_col: usize,
     unit_col: Option<usize>,
     multiplier_col: Option<usize>,
     status_col: Option<usize>,
     conf_col: Option<usize>,
     source_col: Option<usize>,
-    filters: Vec<(usize, HashSet<String>)>,
+    filters: Vec<(usize, FxHashSet<String>)>,
     /// The label each component feeds, for display names.
     name_labels: Vec<Option<String>>,
     units: FxHashMap<String, Option<Unit>>,
@@ -376,7 +378,7 @@ impl<'a, 'm> Plan<'a, 'm> {
             ready: false,
             components: Vec::new(),
             metric_col: None,
-            targets: (0..n).map(|_| None).collect(),
+            targets: std::rc::Rc::new((0..n).map(|_| None).collect()),
             value_col: 0,
             unit_col: None,
             multiplier_col: None,
@@ -694,7 +696,7 @@ impl<'a, 'm> Plan<'a, 'm> {
                         .collect()
                 }
             };
-            self.targets[mi] = Some(Target { cols });
+            std::rc::Rc::make_mut(&mut self.targets)[mi] = Some(Target { cols });
         }
         Some(())
     }
@@ -745,7 +747,7 @@ impl<'a, 'm> Plan<'a, 'm> {
         if !ok {
             return None;
         }
-        self.targets[mi] = Some(Target { cols });
+        std::rc::Rc::make_mut(&mut self.targets)[mi] = Some(Target { cols });
         Some(())
     }
 
@@ -858,7 +860,8 @@ impl Sink for Plan<'_, '_> {
             },
             (None, None) => return,
         };
-        let Some(target) = self.targets[metric].as_ref() else {
+        let targets = self.targets.clone();
+        let Some(target) = targets[metric].as_ref() else {
             return;
         };
         let mut buf: [&str; 16] = [""; 16];
@@ -872,7 +875,7 @@ impl Sink for Plan<'_, '_> {
             heap = target.cols.iter().map(|&c| fields[c]).collect();
             &heap
         };
-        let cols = target.cols.clone();
+        let cols = &target.cols;
         let field = |c: Option<usize>| c.map_or("", |c| fields[c]);
         let raw_value = fields[self.value_col];
         let status = field(self.status_col);
@@ -885,7 +888,8 @@ impl Sink for Plan<'_, '_> {
         let (value_col, unit_col, mult_col) = (self.value_col, self.unit_col, self.multiplier_col);
         let at = |f: Field| match f {
             Field::Label(i) => loc(origin(cols[i])),
-            Field::Value | Field::Row => loc(origin(value_col)),
+            Field::Value => loc(origin(value_col)),
+            Field::Row => loc(origin(source::ROW)),
             Field::Unit => loc(origin(unit_col.unwrap_or(value_col))),
         };
         let unit = match unit_col {
@@ -937,7 +941,7 @@ impl Sink for Plan<'_, '_> {
                 unit,
                 status,
                 file: self.file,
-                position: Field::Value,
+                position: Field::Row,
             },
             &at,
         );

@@ -643,6 +643,8 @@ fn canonicalize(
             let where_first = if at.file == was.file {
                 match was.line {
                     0 => paths.get(was.col as usize).cloned().unwrap_or_default(),
+                    // A row's start is its line.
+                    l if was.col == 1 => format!("line {l}"),
                     l => format!("line {l} column {}", was.col),
                 }
             } else {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashSet;
 
-use super::{strip_bom, Component, Origin, Role, Sink};
+use super::{strip_bom, Component, Origin, Role, Sink, ROW};
 use crate::calendar::{Period, PERIOD_FORMS};
 
 /// How the rows of a CSV file hold observations.
@@ -324,7 +324,10 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
         fields.extend(dims.iter().map(|&j| &record[j]));
         match options.layout {
             Layout::Long => {
-                sink.row(&fields, &|i| locate.field(at, dims[i]));
+                sink.row(&fields, &|i| match dims.get(i) {
+                    Some(&j) => locate.field(at, j),
+                    None => locate.field(at, 0),
+                });
             }
             Layout::Wide => {
                 let n = dims.len();
@@ -333,7 +336,7 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
                 for (p, &(j, period)) in periods.iter().enumerate() {
                     fields[n] = period;
                     fields[n + 1] = &record[j];
-                    let origin = |i: usize| match i.cmp(&n) {
+                    let origin = |i: usize| match if i == ROW { 0 } else { i }.cmp(&n) {
                         std::cmp::Ordering::Less => locate.field(at, dims[i]),
                         std::cmp::Ordering::Equal => header_origins[p].clone(),
                         std::cmp::Ordering::Greater => locate.field(at, j),

@@ -8,7 +8,7 @@ use std::fmt;
 use rustc_hash::FxHashMap;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{strip_bom, Component, Origin, Role, Sink};
+use super::{strip_bom, Component, Origin, Role, Sink, ROW};
 
 /// Options of the JSON records reader (`[input.json]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -147,7 +147,9 @@ pub fn read(text: &str, options: &JsonOptions, sink: &mut dyn Sink) {
         let refs: Vec<&str> = fields.iter().map(|f| f.as_ref()).collect();
         let origin = |c: usize| {
             // An absent key is located at its record.
-            if entries.iter().any(|(k, _)| *k == components[c].id) {
+            if c == ROW {
+                Origin::Path(format!("{path}[{i}]"))
+            } else if entries.iter().any(|(k, _)| *k == components[c].id) {
                 Origin::Path(format!("{path}[{i}]{}", keys[c]))
             } else {
                 Origin::Path(format!("{path}[{i}]"))

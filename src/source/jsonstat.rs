@@ -3,7 +3,7 @@
 //! fastest). Yields one row per cell: each dimension's category code (the time dimension as
 //! [`Role::Time`]), `value`, `status`, and `unit` when a metric dimension labels its units.
 
-use super::{strip_bom, Component, Origin, Role, Sink};
+use super::{strip_bom, Component, Origin, Role, Sink, ROW};
 use serde_json::{Map, Value};
 
 /// Options of the JSON-stat reader.
@@ -909,7 +909,9 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
             fields.push(dims[u].units[coords[u]].as_deref().unwrap_or(""));
         }
         let origin = |i: usize| -> Origin {
-            Origin::Path(if i < n {
+            Origin::Path(if i == ROW {
+                path_at(&value_path, *value_at)
+            } else if i < n {
                 let d = &dims[i];
                 let pos = coords[i];
                 match d.code_at {

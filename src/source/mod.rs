@@ -62,6 +62,10 @@ impl fmt::Display for Origin {
     }
 }
 
+/// The index to pass to a row's `origin` for where the row itself starts: cheap, so it can be
+/// asked for every row (a CSV row's line, a JSON observation's path).
+pub const ROW: usize = usize::MAX;
+
 /// What a reader feeds. The mapping stage implements it; [`Collect`] records it for tests.
 pub trait Sink {
     /// The components, once, before any row; `origin(i)` locates component `i`'s header (a
@@ -72,7 +76,8 @@ pub trait Sink {
     /// One observation. `fields[i]` is the value of component `i` as written: a code for a
     /// dimension, the period as written, the value as written (a JSON number in its shortest
     /// decimal form), "" when the file gives nothing. `origin(i)` locates field `i`; it is
-    /// called only when there is a problem to report, so it may be slow.
+    /// called only when there is a problem to report, so it may be slow. `origin(ROW)` locates
+    /// the row and must be cheap: it is asked for every row.
     fn row(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin);
 
     /// An SDMX `ACTION=D` row: delete the observation with these fields' dimensions and
