@@ -29,6 +29,9 @@ pub struct Config {
     pub metrics: Vec<Spanned<MetricConfig>>,
     /// Data files in publishers' formats, each feeding one or more metrics.
     pub inputs: Vec<Spanned<InputConfig>>,
+    /// Names of `[[metric]]` tables that could not be read (already reported): inputs that
+    /// feed them are not reported again.
+    pub unread_metrics: Vec<String>,
 }
 
 /// Only to name the top-level keys in messages.
@@ -226,6 +229,16 @@ pub struct InputConfig {
 
 /// Parses the config text, reporting every problem of shape it can find.
 pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+    match parse_partial(path, text) {
+        (Some(c), errs) if errs.is_empty() => Ok(c),
+        (_, errs) => Err(Diagnostics::new(errs)),
+    }
+}
+
+/// Like [`parse`], but also hands back what could be read despite errors, so that later
+/// stages report their problems (a bad data row) in the same run. Tables that could not be
+/// read are left out; `Config::unread_metrics` names the metrics among them.
+pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic>) {
     let map = SourceMap::new(path, text);
     let mut errs = Vec::new();
     let (root, syntax) = DeTable::parse_recoverable(text);
@@ -233,7 +246,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         for e in syntax {
             errs.push(toml_error(&map, path, &e));
         }
-        return Err(Diagnostics::new(errs));
+        return (None, errs);
     }
     let root_span = root.span();
     let mut root = root.into_inner();
@@ -251,6 +264,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
     let labels = read_array(&map, path, root.remove("label"), "label", &mut errs);
     let inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
     let mut metrics = Vec::new();
+    let mut unread_metrics = Vec::new();
     if let Some(metric_tables) = root.remove("metric") {
         let items = match metric_tables.into_inner() {
             DeValue::Array(a) => a.to_vec(),
@@ -274,25 +288,30 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
             // Samples are read one by one, so one bad sample hides neither the others nor the
             // metric's other errors.
             let samples = t.remove("samples");
+            let name = t
+                .get("name")
+                .and_then(|n| n.get_ref().as_str().map(str::to_string));
             let metric =
                 read::<MetricConfig>(&map, path, Spanned::new(span, DeValue::Table(t)), &mut errs);
             let samples = read_array::<SampleConfig>(&map, path, samples, "samples", &mut errs);
-            if let Some(mut m) = metric {
-                m.get_mut().samples = samples;
-                metrics.push(m);
+            match metric {
+                Some(mut m) => {
+                    m.get_mut().samples = samples;
+                    metrics.push(m);
+                }
+                None => unread_metrics.extend(name),
             }
         }
     }
-    match dataset {
-        Some(dataset) if errs.is_empty() => Ok(Config {
-            dataset,
-            sources,
-            labels,
-            metrics,
-            inputs,
-        }),
-        _ => Err(Diagnostics::new(errs)),
-    }
+    let config = dataset.map(|dataset| Config {
+        dataset,
+        sources,
+        labels,
+        metrics,
+        inputs,
+        unread_metrics,
+    });
+    (config, errs)
 }
 
 fn toml_error(map: &SourceMap, path: &Path, e: &toml::de::Error) -> Diagnostic {

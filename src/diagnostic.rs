@@ -37,7 +37,8 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
+        // usize::MAX sorts a file-wide note after the file's positioned problems.
+        if self.line == 0 || self.line == usize::MAX {
             write!(f, "{}: {}", self.path.display(), self.message)
         } else {
             write!(

@@ -1,7 +1,7 @@
 //! Data files -> observations. Each `[[input]]` (and each metric's `samples_file`) is read by
 //! the reader of its format ([`crate::source`]); this module maps the reader's components to
 //! metrics, labels, the period, the value, the unit and the status as the config says, and
-//! feeds every observation to the one validator ([`crate::dataset::Builder::add`]).
+//! feeds every observation to the one validator (`dataset::Builder::add`).
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -211,7 +211,7 @@ impl Spec {
         let before = b.errs.len();
         let find_metric = |name: &Spanned<String>, b: &mut Builder| -> Option<usize> {
             let i = b.metrics.iter().position(|m| m.raw_name == *name.get_ref());
-            if i.is_none() {
+            if i.is_none() && !b.unread_metrics.contains(name.get_ref()) {
                 let names: Vec<&str> = b.metrics.iter().map(|m| m.raw_name.as_str()).collect();
                 b.errs.push(map.diag(
                     name.span(),

@@ -32,7 +32,10 @@ pub fn load(path: &Path) -> Result<Dataset, Diagnostics> {
             format!("cannot read config file: {}", io_reason(&e)),
         ))
     })?;
-    let config = config::parse(path, &text)?;
+    let (config, mut shape) = config::parse_partial(path, &text);
+    let Some(config) = config else {
+        return Err(Diagnostics::new(shape));
+    };
     let base = path.parent().unwrap_or(Path::new("."));
     let mut data = DataFiles::new();
     let named = config
@@ -45,7 +48,15 @@ pub fn load(path: &Path) -> Result<Dataset, Diagnostics> {
         let text = read_text(&p);
         data.insert(f.get_ref().clone(), DataFile { path: p, text });
     }
-    dataset::build(path, &text, &config, &data)
+    match dataset::build(path, &text, &config, &data) {
+        Ok(d) if shape.is_empty() => Ok(d),
+        Ok(_) => Err(Diagnostics::new(shape)),
+        Err(e) => {
+            // Problems of shape first hide what they cause: a metric left out has no labels.
+            shape.extend(e.0);
+            Err(Diagnostics::new(shape))
+        }
+    }
 }
 
 /// A data file as text: UTF-8 checked here, so that every reader gets text.

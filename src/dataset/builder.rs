@@ -172,6 +172,8 @@ pub struct Builder {
     pub errs: Vec<Diagnostic>,
     pub metrics: Vec<MetricDef>,
     pub period_label: String,
+    /// Metrics whose table could not be read: not reported again where they are named.
+    pub unread_metrics: Vec<String>,
     interner: Interner,
     periods: FxHashMap<Box<str>, Option<(u32, Period)>>,
     paths: Vec<String>,
@@ -194,6 +196,7 @@ impl Builder {
             errs,
             metrics: Vec::new(),
             period_label,
+            unread_metrics: Vec::new(),
             interner: Interner::default(),
             periods: FxHashMap::default(),
             paths: Vec::new(),

@@ -1,7 +1,7 @@
 //! Stage 2 of the pipeline: typed [`Config`] (+ the data files it names) -> validated
 //! [`Dataset`]. Pure: no I/O. Every problem found is reported, each with its position.
 //!
-//! Observations reach one validator ([`builder::Builder::add`]) whatever they were written
+//! Observations reach one validator (`Builder::add`) whatever they were written
 //! in: inline TOML samples here, data files through [`crate::ingest`] and the format readers
 //! of [`crate::source`]. Then series are sorted and checked for duplicates once, and the
 //! latest / change series and release calendars are derived ([`derive`]).
@@ -300,6 +300,7 @@ pub fn build(
     }
 
     let mut b = Builder::new(path.to_path_buf(), period.label.clone(), source_ids, errs);
+    b.unread_metrics.clone_from(&config.unread_metrics);
     for m in &config.metrics {
         let def = metric_def(&map, m, &prefix, &period, &mut b.errs);
         b.add_metric(def);
@@ -318,7 +319,7 @@ pub fn build(
         crate::ingest::input(&map, &mut b, input, data);
     }
 
-    if config.metrics.is_empty() {
+    if config.metrics.is_empty() && config.unread_metrics.is_empty() {
         b.errs.push(Diagnostic::file(
             path,
             "empty dataset: no [[metric]] defined, expected at least one",

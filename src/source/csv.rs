@@ -336,10 +336,13 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
                 for (p, &(j, period)) in periods.iter().enumerate() {
                     fields[n] = period;
                     fields[n + 1] = &record[j];
-                    let origin = |i: usize| match if i == ROW { 0 } else { i }.cmp(&n) {
-                        std::cmp::Ordering::Less => locate.field(at, dims[i]),
-                        std::cmp::Ordering::Equal => header_origins[p].clone(),
-                        std::cmp::Ordering::Greater => locate.field(at, j),
+                    let origin = |i: usize| {
+                        let i = if i == ROW { 0 } else { i };
+                        match i.cmp(&n) {
+                            std::cmp::Ordering::Less => locate.field(at, dims[i]),
+                            std::cmp::Ordering::Equal => header_origins[p].clone(),
+                            std::cmp::Ordering::Greater => locate.field(at, j),
+                        }
                     };
                     sink.row(&fields, &origin);
                 }
