@@ -739,14 +739,14 @@ fn json_records_under_data_observations() {
 fn json_stat_2_eurostat_sparse_values() {
     let ds = load("jsonstat-eurostat.toml");
     let name = "estat_unemployment_rate_ratio";
-    let labels = ["geo", "sex", "age", "s_adj", "period"];
+    let labels = ["geo", "sex", "age", "seasonal_adjustment", "period"];
     let got = shape(&ds, name, Some("ratio"), &labels, 31);
     let at = |p: &str| {
         key(&[
             ("geo", "DE"),
             ("sex", "T"),
             ("age", "TOTAL"),
-            ("s_adj", "SA"),
+            ("seasonal_adjustment", "SA"),
             ("period", p),
         ])
     };
@@ -802,6 +802,8 @@ fn json_stat_2_eurostat_sparse_values() {
                     None
                 }
                 "freq" => None,
+                // Renamed in the config: promtool reads `_s_` as an abbreviated unit.
+                "s_adj" => k.insert("seasonal_adjustment".into(), code),
                 other => k.insert(other.to_string(), code),
             };
         }

@@ -966,3 +966,131 @@ fn alerts_fire_on_revision_new_year_and_failed_reload() {
     assert_eq!(r.len(), 1, "the last good dataset is still served: {r:?}");
     wait_target_up(&agent, &prom, &with_log);
 }
+
+/// Every example dataset of examples/formats (one per publisher format), served at once and
+/// scraped over OpenMetrics by one real Prometheus: `promtool check metrics` is clean on each
+/// exposition, and every sample arrives with its exact value.
+#[test]
+fn every_publisher_format_is_scraped_intact() {
+    require_tool("prometheus");
+    require_tool("promtool");
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(format!("{ROOT}/examples/formats"))
+        .expect("examples/formats")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 10, "{examples:?}");
+    let agent = agent();
+    let mut exporters = Vec::new();
+    let mut jobs = String::new();
+    for (i, config) in examples.iter().enumerate() {
+        let (guard, target) = start_exporter(config, &[]);
+        let body = get(&agent, &format!("http://{target}/metrics"), &[]).expect("scrape");
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(body.as_bytes())
+            .expect("write to promtool");
+        let out = child.wait_with_output().expect("promtool ends");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && report.trim().is_empty(),
+            "{}: promtool check metrics: {report}",
+            config.display()
+        );
+        jobs.push_str(&format!(
+            "  - job_name: ex{i}\n    static_configs:\n      - targets: ['{target}']\n"
+        ));
+        exporters.push((guard, format!("ex{i}"), body, config.clone()));
+    }
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let config_path = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &config_path,
+        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}"),
+    )
+    .expect("write prometheus.yml");
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            tmp.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let _prometheus = Guard {
+        name: "prometheus",
+        child,
+    };
+    let prom = format!("http://127.0.0.1:{port}");
+    for (_, job, body, config) in &exporters {
+        // The dataset's own samples (not the exporter's, which change between scrapes).
+        let want: BTreeMap<SampleKey, f64> = parse_exposition(body)
+            .into_iter()
+            .filter(|((name, _), _)| {
+                !name.starts_with("indicator_exporter_") && !name.starts_with("process_")
+            })
+            .map(|((name, mut labels), v)| {
+                labels.insert("job".into(), job.clone());
+                ((name, labels), v)
+            })
+            .collect();
+        let expr = format!(
+            "{{job=\"{job}\",__name__!~\"indicator_exporter_.*|process_.*|up|scrape_.*\"}}"
+        );
+        let got: BTreeMap<SampleKey, f64> =
+            poll(&format!("{} in Prometheus", config.display()), || {
+                let result = query(&agent, &prom, &expr)?;
+                let got: BTreeMap<SampleKey, f64> = result
+                    .iter()
+                    .map(|s| {
+                        let mut labels: BTreeMap<String, String> = s["metric"]
+                            .as_object()
+                            .map(|m| {
+                                m.iter()
+                                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let name = labels.remove("__name__").unwrap_or_default();
+                        labels.remove("instance");
+                        ((name, labels), prom_value(s))
+                    })
+                    .collect();
+                if got.len() == want.len() {
+                    Ok(got)
+                } else {
+                    Err(format!("{} of {} samples", got.len(), want.len()))
+                }
+            });
+        for (key, v) in &want {
+            let g = got
+                .get(key)
+                .unwrap_or_else(|| panic!("{}: {key:?} not in Prometheus", config.display()));
+            assert!(
+                g.to_bits() == v.to_bits() || (g.is_nan() && v.is_nan()),
+                "{}: {key:?}: served {v}, Prometheus has {g}",
+                config.display()
+            );
+        }
+    }
+}
