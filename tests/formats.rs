@@ -911,3 +911,25 @@ fn every_example_passes_config_check() {
         );
     }
 }
+
+/// Every example the README shows is the file it names, byte for byte, and every example file
+/// is shown.
+#[test]
+fn readme_examples_are_the_example_files() {
+    let readme = std::fs::read_to_string(repo("README.md")).expect("README.md");
+    let mut shown = BTreeSet::new();
+    for part in readme.split("<!-- example: ").skip(1) {
+        let (path, rest) = part.split_once(" -->\n```toml\n").expect("an example block");
+        let block = &rest[..rest.find("\n```\n").expect("a closed block")];
+        let file = std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(block, file.trim_end_matches('\n'), "README block of {path}");
+        shown.insert(path.to_string());
+    }
+    let files: BTreeSet<String> = std::fs::read_dir(repo("examples/formats"))
+        .expect("examples/formats")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| format!("examples/formats/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    assert_eq!(shown, files);
+}
