@@ -498,6 +498,9 @@ impl<'a, 'm> Plan<'a, 'm> {
         let needs_unit = fed.iter().any(|&i| !self.b.metrics[i].has_config_unit());
         self.unit_col = match self.named("unit", &u).ok()? {
             Some(i) => Some(i),
+            // A unit column is read even when the metric names its unit: a file in euros must
+            // not be served as dollars.
+            None if !self.spec.strict && !needs_unit => self.default_col(None, UNIT_NAMES),
             None if needs_unit => match self.default_col(None, UNIT_NAMES) {
                 Some(i) => Some(i),
                 None => {

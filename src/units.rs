@@ -169,6 +169,7 @@ impl Unit {
 impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.suffix(), self.exponent) {
+            (Some("ratio"), -2) => write!(f, "percent"),
             (Some(s), 0) => write!(f, "{s}"),
             (None, 0) => write!(f, "count"),
             (s, e) => write!(f, "{} ×10^{e}", s.unwrap_or("count")),

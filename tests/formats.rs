@@ -919,7 +919,9 @@ fn readme_examples_are_the_example_files() {
     let readme = std::fs::read_to_string(repo("README.md")).expect("README.md");
     let mut shown = BTreeSet::new();
     for part in readme.split("<!-- example: ").skip(1) {
-        let (path, rest) = part.split_once(" -->\n```toml\n").expect("an example block");
+        let (path, rest) = part
+            .split_once(" -->\n```toml\n")
+            .expect("an example block");
         let block = &rest[..rest.find("\n```\n").expect("a closed block")];
         let file = std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(block, file.trim_end_matches('\n'), "README block of {path}");
@@ -929,7 +931,38 @@ fn readme_examples_are_the_example_files() {
         .expect("examples/formats")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .map(|p| format!("examples/formats/{}", p.file_name().unwrap().to_string_lossy()))
+        .map(|p| {
+            format!(
+                "examples/formats/{}",
+                p.file_name().unwrap().to_string_lossy()
+            )
+        })
         .collect();
     assert_eq!(shown, files);
+}
+
+/// A file's unit column is read even when the metric names its unit: euros are refused for a
+/// metric in dollars, not served as dollars.
+#[test]
+fn a_unit_column_is_checked_against_the_configured_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("d.csv"),
+        "REF_AREA,TIME_PERIOD,OBS_VALUE,UNIT_MEASURE\nDE,2024,1.5,EUR\n",
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[dataset]\nname = \"d\"\ntitle = \"t\"\npublisher = \"p\"\nsource_url = \"u\"\npublished = \"2025-01-01\"\nmetric_prefix = \"x_\"\n\
+         [[metric]]\nname = \"gdp\"\nunit = \"usd\"\nhelp = \"h\"\n\
+         [[input]]\nfile = \"d.csv\"\nformat = \"csv\"\nmetric = \"gdp\"\nlabels = { area = \"REF_AREA\" }\n",
+    )
+    .unwrap();
+    let e = indicator_exporter::check(&config).unwrap_err().to_string();
+    let want = format!(
+        "{}:2:13: unit `EUR` is eur, expected usd like the unit of metric `gdp` in the config",
+        dir.path().join("d.csv").display()
+    );
+    assert_eq!(e, want);
 }
