@@ -966,3 +966,42 @@ fn a_unit_column_is_checked_against_the_configured_unit() {
     );
     assert_eq!(e, want);
 }
+
+/// Labels dropped as single-valued take their display names with them: no `_info` family for
+/// a label that no series has.
+#[test]
+fn dropped_labels_have_no_display_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("examples/formats/sdmx-csv-eurostat.toml")).unwrap();
+    let fixture =
+        repo("tests/fixtures/publishers/sdmx-csv/estat_ei_bpm6ca_q_sdmxcsv2_labelsname.csv");
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("labels = ") {
+                "drop_single_valued = true".to_string()
+            } else if l.starts_with("file = ") {
+                format!("file = {:?}", fixture.display().to_string())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, text).unwrap();
+    let ds = indicator_exporter::check(&config).unwrap_or_else(|e| panic!("{e}"));
+    let served: BTreeSet<&str> = ds
+        .metrics
+        .iter()
+        .flat_map(|m| m.label_names.iter().map(String::as_str))
+        .collect();
+    assert!(!ds.labels.is_empty() || served.len() == 1);
+    for l in &ds.labels {
+        assert!(
+            served.contains(l.name.as_str()),
+            "names of `{}`, which no metric has",
+            l.name
+        );
+    }
+}

@@ -546,7 +546,10 @@ impl Builder {
         for codes in names.values_mut() {
             codes.retain(|code, _| used.contains(code.as_str()));
         }
-        names.retain(|_, codes| !codes.is_empty());
+        // Nor of labels no metric has (dropped as single-valued, or not mapped).
+        names.retain(|label, codes| {
+            !codes.is_empty() && metrics.iter().any(|m| m.label_names.contains(label))
+        });
         Built {
             metrics,
             symbols,
