@@ -508,11 +508,6 @@ fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     f.0
 }
 
-/// Where a config value is, for later stages that report on it.
-pub fn span_of<T>(s: &Spanned<T>) -> Range<usize> {
-    s.span()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,7 +51,7 @@ pub(crate) fn samples_file(
         ..Spec::default()
     };
     let mut plan = Plan::new(map, b, spec, file);
-    source::csv::read(&text, &Default::default(), &mut plan);
+    source::csv::read(text, &Default::default(), &mut plan);
 }
 
 /// One `[[input]]`.
@@ -103,64 +103,33 @@ pub(crate) fn input(
         return;
     };
     let mut plan = Plan::new(map, b, spec, file);
+    // Options are cloned once per load, not per row; absent means the format's defaults.
+    fn opts<T: Clone + Default>(o: &Option<Spanned<T>>) -> T {
+        o.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default()
+    }
     match format {
-        "csv" => source::csv::read(
-            &text,
-            &c.csv
-                .as_ref()
-                .map(|o| o.get_ref().clone())
-                .unwrap_or_default(),
-            &mut plan,
-        ),
-        "json" => source::json::read(
-            &text,
-            &c.json
-                .as_ref()
-                .map(|o| o.get_ref().clone())
-                .unwrap_or_default(),
-            &mut plan,
-        ),
-        "sdmx-csv" => source::sdmx_csv::read(
-            &text,
-            &c.sdmx_csv
-                .as_ref()
-                .map(|o| o.get_ref().clone())
-                .unwrap_or_default(),
-            &mut plan,
-        ),
-        "sdmx-json" => source::sdmx_json::read(
-            &text,
-            &c.sdmx_json
-                .as_ref()
-                .map(|o| o.get_ref().clone())
-                .unwrap_or_default(),
-            &mut plan,
-        ),
-        "json-stat" => source::jsonstat::read(
-            &text,
-            &c.json_stat
-                .as_ref()
-                .map(|o| o.get_ref().clone())
-                .unwrap_or_default(),
-            &mut plan,
-        ),
+        "csv" => source::csv::read(text, &opts(&c.csv), &mut plan),
+        "json" => source::json::read(text, &opts(&c.json), &mut plan),
+        "sdmx-csv" => source::sdmx_csv::read(text, &opts(&c.sdmx_csv), &mut plan),
+        "sdmx-json" => source::sdmx_json::read(text, &opts(&c.sdmx_json), &mut plan),
+        "json-stat" => source::jsonstat::read(text, &opts(&c.json_stat), &mut plan),
         _ => unreachable!("checked against FORMATS"),
     }
 }
 
 /// The file's text, registered with the builder, or an error at the config key naming it.
-fn open(
+fn open<'d>(
     map: &SourceMap,
     b: &mut Builder,
     f: &Spanned<String>,
     what: &str,
-    data: &DataFiles,
-) -> Option<(u32, String)> {
+    data: &'d DataFiles,
+) -> Option<(u32, &'d str)> {
     match data.get(f.get_ref()) {
         Some(d) => match &d.text {
             Ok(t) => {
                 let id = b.add_file(d.path.clone());
-                Some((id, t.clone()))
+                Some((id, t.as_str()))
             }
             Err(why) => {
                 b.errs.push(map.diag(
@@ -754,6 +723,16 @@ impl<'a, 'm> Plan<'a, 'm> {
         Some(())
     }
 
+    /// The metric a row feeds: the input's one metric, or the one its code maps to (None:
+    /// a code the input does not serve).
+    fn metric_of(&self, fields: &[&str]) -> Option<usize> {
+        match (self.spec.metric, self.metric_col) {
+            (Some(m), _) => Some(m),
+            (None, Some(c)) => self.spec.metric_codes.get(fields[c]).copied(),
+            (None, None) => None,
+        }
+    }
+
     fn unit_of(&mut self, code: &str) -> Option<Option<Unit>> {
         if let Some(u) = self.units.get(code) {
             return Some(*u);
@@ -855,13 +834,8 @@ impl Sink for Plan<'_, '_> {
                 return;
             }
         }
-        let metric = match (self.spec.metric, self.metric_col) {
-            (Some(m), _) => m,
-            (None, Some(c)) => match self.spec.metric_codes.get(fields[c]) {
-                Some(&m) => m,
-                None => return,
-            },
-            (None, None) => return,
+        let Some(metric) = self.metric_of(fields) else {
+            return;
         };
         let targets = self.targets.clone();
         let Some(target) = targets[metric].as_ref() else {
@@ -954,13 +928,8 @@ impl Sink for Plan<'_, '_> {
         if !self.ready {
             return;
         }
-        let metric = match (self.spec.metric, self.metric_col) {
-            (Some(m), _) => m,
-            (None, Some(c)) => match self.spec.metric_codes.get(fields[c]) {
-                Some(&m) => m,
-                None => return,
-            },
-            (None, None) => return,
+        let Some(metric) = self.metric_of(fields) else {
+            return;
         };
         let Some(target) = self.targets[metric].as_ref() else {
             return;

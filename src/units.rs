@@ -256,8 +256,8 @@ pub fn parse_scaled(text: &str, exp: i32, buf: &mut String) -> Option<f64> {
     }
     buf.clear();
     buf.push_str(t);
-    buf.push('e');
-    buf.push_str(itoa(exp, &mut [0u8; 12]));
+    use std::fmt::Write as _;
+    let _ = write!(buf, "e{exp}");
     buf.parse().ok()
 }
 
@@ -276,14 +276,6 @@ fn parse_number(t: &str) -> Option<f64> {
             _ => None,
         }
     }
-}
-
-fn itoa(n: i32, buf: &mut [u8; 12]) -> &str {
-    use std::io::Write;
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    write!(cur, "{n}").expect("12 bytes hold any i32");
-    let len = cur.position() as usize;
-    std::str::from_utf8(&buf[..len]).expect("digits")
 }
 
 /// `a - b`, exact in decimal for values that came from published decimals.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use rustc_hash::FxHashMap;
 
-use super::{labels_text, Metric, NO_STATUS};
+use super::{series_text, Metric, NO_STATUS};
 use crate::calendar::{Cadence, Period, PERIOD_FORMS};
 use crate::diagnostic::Diagnostic;
 use crate::units::{parse_scaled, scale_pow10, Unit};
@@ -641,11 +641,7 @@ fn canonicalize(
         let i = i as usize;
         if pos_in_order > 0 && series(i) == series(idx[pos_in_order - 1] as usize) {
             let (at, was) = (def.positions[i], def.positions[idx[first] as usize]);
-            let mut probe =
-                Metric::new(m.name.clone(), String::new(), m.unit, m.label_names.clone());
-            probe.labels = series(i).to_vec();
-            probe.values = vec![0.0];
-            let labels = labels_text(&probe, 0, symbols);
+            let labels = series_text(m, series(i), symbols);
             let where_first = if at.file == was.file {
                 match was.line {
                     0 => paths.get(was.col as usize).cloned().unwrap_or_default(),

@@ -270,22 +270,18 @@ pub fn build(
         });
     }
 
-    let period = match &ds.period {
-        Some(p) => check_period(&map, p.get_ref(), &mut errs),
-        None => Some(PeriodSettings {
+    // Without `[dataset.period]` (or with a bad one) the period label is `period`.
+    let period = ds
+        .period
+        .as_ref()
+        .and_then(|p| check_period(&map, p.get_ref(), &mut errs))
+        .unwrap_or_else(|| PeriodSettings {
             label: "period".into(),
             cadence: None,
             expected_lag_days: None,
             overdue_lag_days: None,
-        }),
-    };
+        });
     let has_calendar = ds.period.is_some();
-    let period = period.unwrap_or(PeriodSettings {
-        label: "period".into(),
-        cadence: None,
-        expected_lag_days: None,
-        overdue_lag_days: None,
-    });
 
     let mut labels = Vec::new();
     let mut label_names_seen = HashSet::new();
@@ -820,7 +816,11 @@ pub fn status_flag(code: &str) -> String {
 }
 
 fn labels_text(m: &Metric, i: usize, symbols: &[Box<str>]) -> String {
-    let ids = m.labels(i);
+    series_text(m, m.labels(i), symbols)
+}
+
+/// `name="value",…` of the label value ids `ids` (in `m.label_names` order), in written order.
+fn series_text(m: &Metric, ids: &[u32], symbols: &[Box<str>]) -> String {
     m.order
         .iter()
         .map(|&j| format!("{}=\"{}\"", m.label_names[j], symbols[ids[j] as usize]))
