@@ -1012,24 +1012,12 @@ mod tests {
 
     #[test]
     fn a_refusing_sink_stops_the_reader() {
-        struct Refuse(usize);
-        impl Sink for Refuse {
-            fn components(&mut self, _: &[Component], _: &dyn Fn(usize) -> Origin) -> bool {
-                false
-            }
-            fn row(&mut self, _: &[&str], _: &dyn Fn(usize) -> Origin) {
-                self.0 += 1;
-            }
-            fn name(&mut self, _: usize, _: &str, _: &str, _: &str) {
-                self.0 += 1;
-            }
-            fn error(&mut self, _: Origin, _: String) {
-                self.0 += 1;
-            }
-        }
-        let mut s = Refuse(0);
+        let mut s = Collect {
+            refuse: true,
+            ..Collect::default()
+        };
         read(UNICEF, &unicef_options(), &mut s);
-        assert_eq!(s.0, 0);
+        assert!(s.received_nothing(), "{:?}", s);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt;
 use rustc_hash::FxHashMap;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{strip_bom, Component, Origin, Role, Sink, ROW};
+use super::{json_syntax_error, strip_bom, Component, Origin, Role, Sink, ROW};
 
 /// Options of the JSON records reader (`[input.json]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -30,7 +30,10 @@ pub fn read(text: &str, options: &JsonOptions, sink: &mut dyn Sink) {
     }
     let doc: Json = match serde_json::from_str(text) {
         Ok(doc) => doc,
-        Err(e) => return sink.error(syntax_origin(&e), syntax_message(&e)),
+        Err(e) => {
+            let (origin, message) = json_syntax_error(text, &e);
+            return sink.error(origin, message);
+        }
     };
 
     let mut path = String::from("$");
@@ -156,25 +159,6 @@ pub fn read(text: &str, options: &JsonOptions, sink: &mut dyn Sink) {
             }
         };
         sink.row(&refs, &origin);
-    }
-}
-
-fn syntax_origin(e: &serde_json::Error) -> Origin {
-    Origin::At {
-        line: u32::try_from(e.line()).unwrap_or(u32::MAX).max(1),
-        col: u32::try_from(e.column()).unwrap_or(u32::MAX).max(1),
-    }
-}
-
-/// serde_json's message without its ` at line L column C` (the origin says it).
-fn syntax_message(e: &serde_json::Error) -> String {
-    let full = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    let what = full.strip_suffix(&suffix).unwrap_or(&full);
-    if e.is_eof() {
-        format!("truncated JSON: {what}, expected a complete document")
-    } else {
-        format!("invalid JSON: {what}, expected well-formed JSON")
     }
 }
 

@@ -3,7 +3,7 @@
 //! fastest). Yields one row per cell: each dimension's category code (the time dimension as
 //! [`Role::Time`]), `value`, `status`, and `unit` when a metric dimension labels its units.
 
-use super::{strip_bom, Component, Origin, Role, Sink, ROW};
+use super::{json_kind, json_syntax_error, strip_bom, Component, Origin, Role, Sink, ROW};
 use serde_json::{Map, Value};
 
 /// Options of the JSON-stat reader.
@@ -21,49 +21,13 @@ pub fn read(text: &str, options: &JsonStatOptions, sink: &mut dyn Sink) {
     let doc: Value = match serde_json::from_str(text) {
         Ok(doc) => doc,
         Err(e) => {
-            sink.error(syntax_origin(text, &e), syntax_message(&e));
+            let (origin, message) = json_syntax_error(text, &e);
+            sink.error(origin, message);
             return;
         }
     };
     if let Some((dataset, path)) = select(&doc, options, sink) {
         read_dataset(dataset, &path, sink);
-    }
-}
-
-fn syntax_message(e: &serde_json::Error) -> String {
-    let full = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    let what = full.strip_suffix(&suffix).unwrap_or(&full);
-    if e.is_eof() {
-        format!("truncated JSON: {what}, expected a complete document")
-    } else {
-        format!("invalid JSON: {what}, expected well-formed JSON")
-    }
-}
-
-/// serde_json counts columns in bytes; origins count characters.
-fn syntax_origin(text: &str, e: &serde_json::Error) -> Origin {
-    let line = e.line().max(1);
-    let byte_col = e.column();
-    let col = text
-        .split('\n')
-        .nth(line - 1)
-        .map(|l| l.char_indices().take_while(|(b, _)| *b < byte_col).count())
-        .unwrap_or(byte_col);
-    Origin::At {
-        line: u32::try_from(line).unwrap_or(u32::MAX),
-        col: u32::try_from(col.max(1)).unwrap_or(u32::MAX),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -116,7 +80,7 @@ fn select<'a>(
             root_path(),
             format!(
                 "not JSON-stat: the document is {}, expected a JSON-stat dataset, collection or bundle",
-                kind(doc)
+                json_kind(doc)
             ),
         );
         return None;
@@ -259,7 +223,7 @@ fn read_dimension(
             dim_path.into(),
             format!(
                 "dimension `{id}` is {}, expected an object with `category`",
-                kind(v)
+                json_kind(v)
             ),
         );
         *broken = true;
@@ -284,7 +248,7 @@ fn read_dimension(
                 format!("{cp}.label"),
                 format!(
                     "`label` is {}, expected an object of names by code",
-                    kind(other)
+                    json_kind(other)
                 ),
             );
             None
@@ -299,7 +263,7 @@ fn read_dimension(
                     None => {
                         err(
                             format!("{cp}.index[{i}]"),
-                            format!("category code is {}, expected a string", kind(c)),
+                            format!("category code is {}, expected a string", json_kind(c)),
                         );
                         *broken = true;
                         codes.push(String::new());
@@ -352,7 +316,7 @@ fn read_dimension(
                 format!("{cp}.index"),
                 format!(
                     "`index` is {}, expected an array of codes or an object of positions",
-                    kind(other)
+                    json_kind(other)
                 ),
             );
             *broken = true;
@@ -389,7 +353,7 @@ fn read_dimension(
             Some(l) => labels.push((code.to_string(), l.to_string())),
             None => err(
                 format!("{cp}.label{}", key(code)),
-                format!("label of `{code}` is {}, expected a string", kind(v)),
+                format!("label of `{code}` is {}, expected a string", json_kind(v)),
             ),
         };
         for code in &codes {
@@ -470,7 +434,7 @@ fn value_text(v: &Value, path: impl FnOnce() -> String, sink: &mut dyn Sink) -> 
                 Origin::Path(path()),
                 format!(
                     "value is {}, expected a number, a string or null",
-                    kind(other)
+                    json_kind(other)
                 ),
             );
             None
@@ -486,7 +450,7 @@ fn status_text(v: &Value, path: impl FnOnce() -> String, sink: &mut dyn Sink) ->
         other => {
             sink.error(
                 Origin::Path(path()),
-                format!("status is {}, expected a string or null", kind(other)),
+                format!("status is {}, expected a string or null", json_kind(other)),
             );
             String::new()
         }
@@ -527,7 +491,7 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
                 Origin::Path(format!("{p}.dimension")),
                 format!(
                     "`dimension` is {}, expected an object of dimensions",
-                    kind(other)
+                    json_kind(other)
                 ),
             );
             return;
@@ -561,7 +525,10 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
     let Some(id_a) = id_v.as_array() else {
         sink.error(
             Origin::Path(id_path),
-            format!("`id` is {}, expected an array of dimension ids", kind(id_v)),
+            format!(
+                "`id` is {}, expected an array of dimension ids",
+                json_kind(id_v)
+            ),
         );
         return;
     };
@@ -581,7 +548,7 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
             None => {
                 sink.error(
                     Origin::Path(format!("{id_path}[{i}]")),
-                    format!("id is {}, expected a string", kind(v)),
+                    format!("id is {}, expected a string", json_kind(v)),
                 );
                 broken = true;
                 ids.push("");
@@ -607,7 +574,7 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
                         Origin::Path(size_path.clone()),
                         format!(
                             "`size` is {}, expected an array of category counts",
-                            kind(v)
+                            json_kind(v)
                         ),
                     );
                     broken = true;
@@ -787,7 +754,7 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
                 Origin::Path(status_path.clone()),
                 format!(
                     "`status` is {}, expected a string, an array or an object keyed by cell index",
-                    kind(other)
+                    json_kind(other)
                 ),
             );
             broken = true;
@@ -834,7 +801,7 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
                 Origin::Path(value_path.clone()),
                 format!(
                     "`value` is {}, expected an array or an object keyed by cell index",
-                    kind(other)
+                    json_kind(other)
                 ),
             );
             return;
@@ -1672,24 +1639,12 @@ mod tests {
 
     #[test]
     fn sink_refusing_components_stops_the_reader() {
-        struct Refuse(usize);
-        impl Sink for Refuse {
-            fn components(&mut self, _: &[Component], _: &dyn Fn(usize) -> Origin) -> bool {
-                false
-            }
-            fn row(&mut self, _: &[&str], _: &dyn Fn(usize) -> Origin) {
-                self.0 += 1;
-            }
-            fn name(&mut self, _: usize, _: &str, _: &str, _: &str) {
-                self.0 += 1;
-            }
-            fn error(&mut self, _: Origin, _: String) {
-                self.0 += 1;
-            }
-        }
-        let mut sink = Refuse(0);
+        let mut sink = Collect {
+            refuse: true,
+            ..Collect::default()
+        };
         read(ESTAT, &JsonStatOptions::default(), &mut sink);
-        assert_eq!(sink.0, 0);
+        assert!(sink.received_nothing(), "{:?}", sink);
     }
 
     #[test]

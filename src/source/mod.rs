@@ -109,6 +109,8 @@ pub struct Collect {
     /// (component, code, lang, name).
     pub names: Vec<(usize, String, String, String)>,
     pub errors: Vec<(Origin, String)>,
+    /// Refuse the components, as a caller that cannot use them does.
+    pub refuse: bool,
 }
 
 impl Collect {
@@ -124,6 +126,14 @@ impl Collect {
     pub fn column(&self, id: &str) -> Vec<&str> {
         let c = self.col(id);
         self.rows.iter().map(|r| r[c].as_str()).collect()
+    }
+
+    /// Whether nothing but components was received (what a refusing sink should see).
+    pub fn received_nothing(&self) -> bool {
+        self.rows.is_empty()
+            && self.deleted.is_empty()
+            && self.names.is_empty()
+            && self.errors.is_empty()
     }
 
     /// Errors as `origin: message` lines.
@@ -142,7 +152,7 @@ impl Sink for Collect {
     fn components(&mut self, components: &[Component], origin: &dyn Fn(usize) -> Origin) -> bool {
         self.components = components.to_vec();
         self.headers = (0..components.len()).map(origin).collect();
-        true
+        !self.refuse
     }
 
     fn row(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin) {
@@ -169,4 +179,42 @@ impl Sink for Collect {
 /// Strips a UTF-8 byte order mark: publishers' CSV and JSON files often start with one.
 pub fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// A serde_json syntax error as origin and message, the same for every JSON format: its line,
+/// its column in characters (serde_json counts bytes), and what was expected.
+pub fn json_syntax_error(text: &str, e: &serde_json::Error) -> (Origin, String) {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let what = full.strip_suffix(&suffix).unwrap_or(&full);
+    let message = if e.is_eof() {
+        format!("truncated JSON: {what}, expected a complete document")
+    } else {
+        format!("invalid JSON: {what}, expected well-formed JSON")
+    };
+    let line = e.line().max(1);
+    let byte_col = e.column();
+    let col = text
+        .split('\n')
+        .nth(line - 1)
+        .map(|l| l.char_indices().take_while(|(b, _)| *b < byte_col).count())
+        .unwrap_or(byte_col);
+    let origin = Origin::At {
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        col: u32::try_from(col.max(1)).unwrap_or(u32::MAX),
+    };
+    (origin, message)
+}
+
+/// What kind of JSON value `v` is, for messages: "a string", "an object" …
+pub fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::{strip_bom, Component, Origin, Role, Sink};
+use super::{json_kind, json_syntax_error, strip_bom, Component, Origin, Role, Sink};
 
 /// Options of the SDMX-JSON reader.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -59,7 +59,7 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
     let doc: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let (origin, message) = syntax_error(text, &e);
+            let (origin, message) = json_syntax_error(text, &e);
             sink.error(origin, message);
             return;
         }
@@ -69,7 +69,7 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
             Origin::Path("$".into()),
             format!(
                 "document is {}, expected an SDMX-JSON message object",
-                kind(&doc)
+                json_kind(&doc)
             ),
         );
         return;
@@ -104,7 +104,7 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
     let Some(ds) = ds.as_object() else {
         sink.error(
             Origin::Path(ds_path),
-            format!("data set is {}, expected an object", kind(ds)),
+            format!("data set is {}, expected an object", json_kind(ds)),
         );
         return;
     };
@@ -235,7 +235,7 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
             Origin::Path(format!("{ds_path}.series")),
             format!(
                 "series are {}, expected an object keyed by series key",
-                kind(v)
+                json_kind(v)
             ),
         ),
     }
@@ -264,7 +264,7 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
             Origin::Path(format!("{ds_path}.observations")),
             format!(
                 "observations are {}, expected an object keyed by observation key",
-                kind(v)
+                json_kind(v)
             ),
         ),
     }
@@ -296,7 +296,7 @@ impl Layout<'_> {
                 Origin::Path(path),
                 format!(
                     "series is {}, expected an object with `observations`",
-                    kind(s)
+                    json_kind(s)
                 ),
             );
             return;
@@ -309,7 +309,7 @@ impl Layout<'_> {
             Some(v) => {
                 sink.error(
                     Origin::Path(format!("{path}.attributes")),
-                    format!("series attributes are {}, expected an array", kind(v)),
+                    format!("series attributes are {}, expected an array", json_kind(v)),
                 );
                 ok = false;
                 None
@@ -345,7 +345,7 @@ impl Layout<'_> {
                 Origin::Path(format!("{path}.observations")),
                 format!(
                     "observations are {}, expected an object keyed by observation key",
-                    kind(v)
+                    json_kind(v)
                 ),
             ),
         }
@@ -367,7 +367,7 @@ impl Layout<'_> {
                 Origin::Path(path.into()),
                 format!(
                     "observation is {}, expected an array [value, attribute, ...]",
-                    kind(o)
+                    json_kind(o)
                 ),
             );
             return;
@@ -514,7 +514,7 @@ impl Coded<'_> {
             None => Err(format!(
                 "attribute `{}` has {} {}, expected an index ({}) into its values",
                 self.id,
-                kind(v),
+                json_kind(v),
                 compact(v),
                 attr_range(codes.len())
             )),
@@ -544,14 +544,14 @@ impl Coded<'_> {
             _ if self.codes.is_some() => Err(format!(
                 "measure `{}` has {} {}, expected an index ({}) into its values or null",
                 self.id,
-                kind(v),
+                json_kind(v),
                 compact(v),
                 attr_range(self.codes.as_ref().map_or(0, Vec::len))
             )),
             _ => Err(format!(
                 "value of measure `{}` is {}, expected a number, string or null",
                 self.id,
-                kind(v)
+                json_kind(v)
             )),
         }
     }
@@ -575,7 +575,7 @@ fn find_structure<'a>(
                         Origin::Path(format!("{ds_path}.structure")),
                         format!(
                             "structure is {} {}, expected an index into `structures`",
-                            kind(v),
+                            json_kind(v),
                             compact(v)
                         ),
                     );
@@ -589,7 +589,7 @@ fn find_structure<'a>(
             Some(v) => {
                 sink.error(
                     Origin::Path(path),
-                    format!("structure is {}, expected an object", kind(v)),
+                    format!("structure is {}, expected an object", json_kind(v)),
                 );
                 None
             }
@@ -711,7 +711,7 @@ fn dataset_attributes(
         Some(v) => {
             sink.error(
                 Origin::Path(format!("{ds_path}.attributes")),
-                format!("dataSet attributes are {}, expected an array", kind(v)),
+                format!("dataSet attributes are {}, expected an array", json_kind(v)),
             );
             None
         }
@@ -762,7 +762,7 @@ fn dimension_groups(
                 Origin::Path(format!("{ds_path}.dimensionGroupAttributes")),
                 format!(
                     "dimensionGroupAttributes is {}, expected an object keyed by partial key",
-                    kind(v)
+                    json_kind(v)
                 ),
             );
             return groups;
@@ -806,7 +806,7 @@ fn dimension_groups(
                 Origin::Path(path),
                 format!(
                     "dimension group attributes are {}, expected an array [attribute, ...]",
-                    kind(v)
+                    json_kind(v)
                 ),
             );
             continue;
@@ -974,17 +974,6 @@ fn emit_names(sink: &mut dyn Sink, col: usize, values: &[Value], codes: &[String
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A short rendering of a JSON value for a message.
 fn compact(v: &Value) -> String {
     let s = v.to_string();
@@ -999,29 +988,6 @@ fn compact(v: &Value) -> String {
 /// A key as a JSON string, for paths and messages.
 fn quote(s: &str) -> String {
     Value::String(s.to_string()).to_string()
-}
-
-/// A serde_json error as origin and message; the column counted in characters.
-fn syntax_error(text: &str, e: &serde_json::Error) -> (Origin, String) {
-    let full = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    let msg = full.strip_suffix(&suffix).unwrap_or(&full);
-    let message = if e.is_eof() {
-        format!("truncated JSON: {msg}, expected a complete document")
-    } else {
-        format!("invalid JSON: {msg}, expected a well-formed document")
-    };
-    let line_text = text.lines().nth(e.line().saturating_sub(1)).unwrap_or("");
-    let mut end = e.column().min(line_text.len());
-    while !line_text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let col = line_text[..end].chars().count();
-    let origin = Origin::At {
-        line: u32::try_from(e.line()).unwrap_or(u32::MAX),
-        col: u32::try_from(col).unwrap_or(u32::MAX),
-    };
-    (origin, message)
 }
 
 #[cfg(test)]
@@ -1456,12 +1422,12 @@ mod tests {
         );
         assert_eq!(
             lines("{\"data\": x}"),
-            vec!["1:10: invalid JSON: expected value, expected a well-formed document"]
+            vec!["1:10: invalid JSON: expected value, expected well-formed JSON"]
         );
         // Columns count characters, not bytes.
         assert_eq!(
             lines("{\"é\": x}"),
-            vec!["1:7: invalid JSON: expected value, expected a well-formed document"]
+            vec!["1:7: invalid JSON: expected value, expected well-formed JSON"]
         );
         assert_eq!(
             lines("[1]"),
