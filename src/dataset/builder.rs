@@ -439,10 +439,7 @@ impl Builder {
         let def = &mut self.metrics[o.metric];
         def.ids.extend_from_slice(ids);
         def.values.push(value);
-        if status != NO_STATUS || !def.status.is_empty() {
-            def.status.resize(def.values.len() - 1, NO_STATUS);
-            def.status.push(status);
-        }
+        super::push_status(&mut def.status, def.values.len(), status);
         def.positions.push(pos);
     }
 

@@ -100,6 +100,15 @@ pub struct Metric {
 /// No status: the observation is a normal value.
 pub const NO_STATUS: u32 = u32::MAX;
 
+/// Records the status of the `n`th series; the vector stays empty until a series has one, so
+/// a metric without flags costs nothing.
+fn push_status(status: &mut Vec<u32>, n: usize, s: u32) {
+    if s != NO_STATUS || !status.is_empty() {
+        status.resize(n - 1, NO_STATUS);
+        status.push(s);
+    }
+}
+
 impl Metric {
     fn new(name: String, help: String, unit: Unit, label_names: Vec<String>) -> Metric {
         let mut order: Vec<usize> = (0..label_names.len()).collect();
@@ -149,10 +158,7 @@ impl Metric {
     fn push(&mut self, labels: &[u32], value: f64, status: u32) {
         self.labels.extend_from_slice(labels);
         self.values.push(value);
-        if status != NO_STATUS || !self.status.is_empty() {
-            self.status.resize(self.values.len() - 1, NO_STATUS);
-            self.status.push(status);
-        }
+        push_status(&mut self.status, self.values.len(), status);
     }
 
     /// The name without its unit suffix: what derived families are named after.
