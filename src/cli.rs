@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The default port, outside the 9100–9999 range that Prometheus exporters have filled.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":8905";
@@ -11,11 +11,16 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = ":8905";
 #[derive(Debug, Parser)]
 #[command(name = "indicator_exporter", disable_version_flag = true)]
 pub struct Cli {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Path to the configuration file describing the dataset.
     #[arg(
         long = "config.file",
         value_name = "PATH",
-        default_value = "config.toml"
+        default_value = "config.toml",
+        global = true
     )]
     pub config_file: PathBuf,
 
@@ -55,6 +60,42 @@ pub struct Cli {
     pub version: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the dataset's history as timestamped samples for backfilling a time-series
+    /// database: each period's figure at the last second of its period, series named and
+    /// labelled as served minus the period label. Loads and validates like start-up.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// `openmetrics` (timestamps in seconds, `# EOF`) for `promtool tsdb create-blocks-from
+    /// openmetrics`; `prometheus` (text format, timestamps in milliseconds) for
+    /// VictoriaMetrics' `/api/v1/import/prometheus`.
+    #[arg(long = "format", value_enum, default_value_t = ExportFormat::Openmetrics)]
+    pub format: ExportFormat,
+
+    /// Where to write (`-`: standard output).
+    #[arg(long = "output", short = 'o', value_name = "PATH", default_value = "-")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Openmetrics,
+    Prometheus,
+}
+
+impl ExportFormat {
+    pub fn encoding(self) -> crate::encode::Format {
+        match self {
+            ExportFormat::Openmetrics => crate::encode::Format::OpenMetrics,
+            ExportFormat::Prometheus => crate::encode::Format::Text,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
     Debug,
@@ -87,11 +128,16 @@ pub fn listen_address(s: &str) -> String {
     }
 }
 
+/// What `--version` prints, laid out as the Prometheus project's exporters lay it out.
 pub fn version_text() -> String {
     format!(
-        "indicator_exporter, version {} (revision: {})\n",
+        "indicator_exporter, version {} (revision: {})\n  build date:       {}\n  rust version:     {}\n  platform:         {}/{}\n",
         crate::telemetry::VERSION,
-        crate::telemetry::REVISION
+        crate::telemetry::REVISION,
+        env!("INDICATOR_EXPORTER_BUILD_DATE"),
+        env!("INDICATOR_EXPORTER_RUSTC_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
     )
 }
 
@@ -115,6 +161,29 @@ mod tests {
         assert_eq!(c.telemetry_path, "/metrics");
         assert!(Cli::try_parse_from(["x", "--web.telemetry-path=/-/ready"]).is_err());
         assert!(Cli::try_parse_from(["x", "--web.telemetry-path=metrics"]).is_err());
+    }
+
+    #[test]
+    fn export_takes_the_config_flag_on_either_side() {
+        for args in [
+            &["x", "export", "--config.file=a.toml", "--format=prometheus"][..],
+            &["x", "--config.file=a.toml", "export", "--format=prometheus"][..],
+        ] {
+            let c = Cli::try_parse_from(args).unwrap();
+            assert_eq!(c.config_file, PathBuf::from("a.toml"));
+            let Some(Command::Export(e)) = c.command else {
+                panic!("not an export: {args:?}")
+            };
+            assert_eq!(e.format, ExportFormat::Prometheus);
+            assert_eq!(e.output, PathBuf::from("-"));
+        }
+        let c = Cli::try_parse_from(["x", "export", "-o", "h.om"]).unwrap();
+        let Some(Command::Export(e)) = c.command else {
+            panic!("not an export")
+        };
+        assert_eq!(e.format, ExportFormat::Openmetrics);
+        assert_eq!(e.output, PathBuf::from("h.om"));
+        assert!(Cli::try_parse_from(["x", "export", "--format=csv"]).is_err());
     }
 
     #[test]

@@ -74,6 +74,18 @@ impl Encoder<'_> {
         labels: impl IntoIterator<Item = (&'l str, &'l str)>,
         value: f64,
     ) {
+        self.sample_at(name, labels, value, None);
+    }
+
+    /// One sample with an optional timestamp in Unix seconds, written as each format wants it:
+    /// milliseconds in the text format, seconds in OpenMetrics.
+    pub fn sample_at<'l>(
+        &mut self,
+        name: &str,
+        labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+        value: f64,
+        timestamp: Option<i64>,
+    ) {
         let out = &mut *self.out;
         out.extend_from_slice(name.as_bytes());
         let mut first = true;
@@ -90,6 +102,15 @@ impl Encoder<'_> {
         }
         out.push(b' ');
         write_value(out, value);
+        match (timestamp, self.format) {
+            (None, _) => {}
+            (Some(t), Format::Text) => {
+                let _ = write!(out, " {}", t * 1000);
+            }
+            (Some(t), Format::OpenMetrics) => {
+                let _ = write!(out, " {t}");
+            }
+        }
         out.push(b'\n');
     }
 }
@@ -180,6 +201,22 @@ mod tests {
             "{i}"
         );
         assert!(!i.contains("# UNIT"), "{i}");
+    }
+
+    #[test]
+    fn timestamps_in_each_format() {
+        for (format, want) in [
+            (Format::Text, "m{a=\"1\"} 0.5 1735689599000\n"),
+            (Format::OpenMetrics, "m{a=\"1\"} 0.5 1735689599\n"),
+        ] {
+            let mut out = Vec::new();
+            Encoder {
+                format,
+                out: &mut out,
+            }
+            .sample_at("m", [("a", "1")], 0.5, Some(1_735_689_599));
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod config;
 pub mod dataset;
 pub mod diagnostic;
 pub mod encode;
+pub mod export;
 pub mod gzip;
 pub mod ingest;
 pub mod load;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use indicator_exporter::cli::{self, Cli};
-use indicator_exporter::{check, logging, run, Settings};
+use indicator_exporter::cli::{self, Cli, Command, ExportArgs};
+use indicator_exporter::{check, export, logging, run, Settings};
 use tracing::error;
 
 fn main() -> ExitCode {
@@ -13,18 +13,18 @@ fn main() -> ExitCode {
         print!("{}", cli::version_text());
         return ExitCode::SUCCESS;
     }
-    if cli.config_check {
-        return match check(&cli.config_file) {
-            Ok(d) => {
-                println!("{}: OK: {}", cli.config_file.display(), d.summary());
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("{errors}");
-                eprintln!("{}: {} error(s)", cli.config_file.display(), errors.len());
-                ExitCode::FAILURE
-            }
-        };
+    match &cli.command {
+        Some(Command::Export(args)) => return export_history(&cli, args),
+        None if cli.config_check => {
+            return match check(&cli.config_file) {
+                Ok(d) => {
+                    println!("{}: OK: {}", cli.config_file.display(), d.summary());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => invalid(&cli, &errors),
+            };
+        }
+        None => {}
     }
     logging::init(cli.log_level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -63,6 +63,46 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> ExitCode {
+    eprintln!("{errors}");
+    eprintln!("{}: {} error(s)", cli.config_file.display(), errors.len());
+    ExitCode::FAILURE
+}
+
+/// `export`: the dataset's history, to a file or standard output; the summary on stderr.
+fn export_history(cli: &Cli, args: &ExportArgs) -> ExitCode {
+    let dataset = match check(&cli.config_file) {
+        Ok(d) => d,
+        Err(errors) => return invalid(cli, &errors),
+    };
+    let mut body = Vec::new();
+    let summary = export::write(&dataset, args.format.encoding(), &mut body);
+    let to_stdout = args.output.as_os_str() == "-";
+    let written = if to_stdout {
+        std::io::Write::write_all(&mut std::io::stdout().lock(), &body)
+    } else {
+        std::fs::write(&args.output, &body)
+    };
+    let target = if to_stdout {
+        "standard output".to_string()
+    } else {
+        args.output.display().to_string()
+    };
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "{}: exported {summary} to {target}",
+                cli.config_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{target}: cannot write the export: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -95,10 +95,7 @@ pub fn render(dataset: &Dataset) -> Rendered {
         fams.push((m.name.clone(), Fam::Metric(m)));
     }
     for m in dataset.metrics.iter().filter(|m| m.has_status()) {
-        fams.push((
-            format!("{}_observation_status_info", m.stem()),
-            Fam::Status(m),
-        ));
+        fams.push((m.status_family(), Fam::Status(m)));
     }
     let releases = &dataset.metric_releases;
     if releases.iter().any(|(_, r)| r.expected_timestamp.is_some()) {
@@ -238,12 +235,7 @@ pub fn render(dataset: &Dataset) -> Rendered {
                 }
             }
             Fam::Status(m) => {
-                out.family(
-                    name,
-                    &format!("Observation status flags of {} (provisional, estimated, break …) as the publisher gives them, for the series that have one; `status` is the code, `flag` its meaning. The value series keeps its identity when a flag changes.", m.name),
-                    Kind::Info,
-                    None,
-                );
+                out.family(name, &status_help(m), Kind::Info, None);
                 for i in 0..m.len() {
                     let Some(st) = m.status(i) else { continue };
                     let code = dataset.symbol(st);
@@ -322,6 +314,11 @@ pub fn render(dataset: &Dataset) -> Rendered {
     }
     out.close();
     out
+}
+
+/// HELP of a metric's status family, served and exported alike.
+pub(crate) fn status_help(m: &Metric) -> String {
+    format!("Observation status flags of {} (provisional, estimated, break …) as the publisher gives them, for the series that have one; `status` is the code, `flag` its meaning. The value series keeps its identity when a flag changes.", m.name)
 }
 
 fn estimate(d: &Dataset) -> usize {

@@ -42,6 +42,8 @@ pub struct Dataset {
     pub missing: Vec<(String, &'static str, u64)>,
     /// Every file the dataset was read from: the config first, then its data files.
     pub files: Vec<PathBuf>,
+    /// The label that carries the period (`[dataset.period] label`, `period` by default).
+    pub period_label: String,
     /// Every distinct label value, once; metrics refer to them by index.
     pub symbols: Vec<Box<str>>,
 }
@@ -159,6 +161,11 @@ impl Metric {
         self.labels.extend_from_slice(labels);
         self.values.push(value);
         push_status(&mut self.status, self.values.len(), status);
+    }
+
+    /// The family that serves the status flags of this metric's series.
+    pub fn status_family(&self) -> String {
+        format!("{}_observation_status_info", self.stem())
     }
 
     /// The name without its unit suffix: what derived families are named after.
@@ -400,6 +407,7 @@ pub fn build(
         metric_releases,
         missing: out.missing,
         files,
+        period_label: period.label,
         symbols,
     })
 }
@@ -469,7 +477,7 @@ fn check_families(
         claim(m.name.clone(), metric_span(i), what, errs);
         if m.has_status() {
             claim(
-                format!("{}_observation_status_info", m.stem()),
+                m.status_family(),
                 metric_span(i),
                 format!("the status flags of `{}`", m.name),
                 errs,
