@@ -30,6 +30,9 @@ pub struct Summary {
     pub families: usize,
     pub series: usize,
     pub samples: usize,
+    /// Samples of periods that end before 1970: their timestamps are negative, which
+    /// time-series databases do not support (`promtool` drops the earliest block of them).
+    pub before_1970: usize,
 }
 
 impl std::fmt::Display for Summary {
@@ -96,7 +99,11 @@ pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
                 .map(|&j| m.label_names[j].as_str())
                 .zip(key.iter().copied())
                 .collect();
-            let at = Some(period_timestamp(*period));
+            let at = period_timestamp(*period);
+            if at < 0 {
+                summary.before_1970 += 1;
+            }
+            let at = Some(at);
             if *status {
                 // As served: the code and its meaning are labels, the value is 1.
                 let code = dataset.symbol(m.status(*i).expect("rows filtered on status"));
@@ -116,4 +123,124 @@ pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
         enc.out.extend_from_slice(b"# EOF\n");
     }
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{build, DataFiles};
+    use std::path::Path;
+
+    /// A quarterly dataset whose period label sorts first, written out of order, with a metric
+    /// that has no period label.
+    const QUARTERLY: &str = r#"
+[dataset]
+name = "q"
+title = "t"
+publisher = "p"
+source_url = "u"
+published = "2025-01-01"
+metric_prefix = "q_"
+[dataset.period]
+label = "a_quarter"
+cadence = "quarterly"
+[[metric]]
+name = "jobs"
+unit = "persons"
+help = "Jobs \"held\"."
+labels = ["geo", "a_quarter"]
+samples = [
+  { labels = { geo = "FR", a_quarter = "2024Q3" }, value = 7 },
+  { labels = { geo = "DE", a_quarter = "2024-Q4" }, value = 5 },
+  { labels = { geo = "DE", a_quarter = "2024Q3" }, value = 4 },
+  { labels = { geo = "FR", a_quarter = "2025-Q1" }, value = 8 },
+]
+[[metric]]
+name = "area"
+unit = "count"
+help = "No period."
+labels = ["geo"]
+samples = [{ labels = { geo = "DE" }, value = 1 }]
+"#;
+
+    fn dataset(text: &str) -> Dataset {
+        let path = Path::new("q.toml");
+        let config = crate::config::parse(path, text).unwrap();
+        build(path, text, &config, &DataFiles::new()).unwrap()
+    }
+
+    fn export(d: &Dataset, format: Format) -> (String, Summary) {
+        let mut out = Vec::new();
+        let s = write(d, format, &mut out);
+        (String::from_utf8(out).unwrap(), s)
+    }
+
+    #[test]
+    fn the_last_second_of_each_period() {
+        let t = |s: &str| period_timestamp(Period::parse(s).unwrap());
+        assert_eq!(t("2024"), 1_735_689_599); // 2024-12-31T23:59:59Z
+        assert_eq!(t("2024-Q3"), 1_727_740_799); // 2024-09-30T23:59:59Z
+        assert_eq!(t("2024-02"), 1_709_251_199); // 2024-02-29T23:59:59Z
+        assert_eq!(t("2024-02-29"), 1_709_251_199);
+        assert_eq!(t("1969"), -1);
+    }
+
+    #[test]
+    fn openmetrics_series_in_time_order_without_the_period_label() {
+        let (om, s) = export(&dataset(QUARTERLY), Format::OpenMetrics);
+        assert_eq!(
+            om,
+            "# HELP q_jobs_persons Jobs \\\"held\\\".\n\
+             # TYPE q_jobs_persons gauge\n\
+             # UNIT q_jobs_persons persons\n\
+             q_jobs_persons{geo=\"DE\"} 4 1727740799\n\
+             q_jobs_persons{geo=\"DE\"} 5 1735689599\n\
+             q_jobs_persons{geo=\"FR\"} 7 1727740799\n\
+             q_jobs_persons{geo=\"FR\"} 8 1743465599\n\
+             # EOF\n"
+        );
+        assert_eq!(
+            s,
+            Summary {
+                families: 1,
+                series: 2,
+                samples: 4,
+                before_1970: 0
+            }
+        );
+    }
+
+    #[test]
+    fn text_format_has_millisecond_timestamps_and_no_eof() {
+        let (text, _) = export(&dataset(QUARTERLY), Format::Text);
+        assert_eq!(
+            text,
+            "# HELP q_jobs_persons Jobs \"held\".\n\
+             # TYPE q_jobs_persons gauge\n\
+             q_jobs_persons{geo=\"DE\"} 4 1727740799000\n\
+             q_jobs_persons{geo=\"DE\"} 5 1735689599000\n\
+             q_jobs_persons{geo=\"FR\"} 7 1727740799000\n\
+             q_jobs_persons{geo=\"FR\"} 8 1743465599000\n"
+        );
+    }
+
+    #[test]
+    fn status_flags_are_exported_at_their_period() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/formats/json-records.toml");
+        let d = crate::load::load(&path).unwrap();
+        let (om, s) = export(&d, Format::OpenMetrics);
+        assert!(
+            om.contains("# TYPE example_employment_observation_status info\nexample_employment_observation_status_info{flag=\"provisional\",region=\"R1\",status=\"P\"} 1 1743465599\n"),
+            "{om}"
+        );
+        assert!(!om.contains(&d.period_label), "{om}");
+        // Every served value sample of a metric with periods is exported once.
+        let served: usize = d.metrics.iter().map(Metric::len).sum();
+        let flagged: usize = d
+            .metrics
+            .iter()
+            .map(|m| (0..m.len()).filter(|&i| m.status(i).is_some()).count())
+            .sum();
+        assert_eq!(s.samples, served + flagged);
+    }
 }

@@ -96,6 +96,12 @@ fn export_history(cli: &Cli, args: &ExportArgs) -> ExitCode {
                 "{}: exported {summary} to {target}",
                 cli.config_file.display()
             );
+            if summary.before_1970 > 0 {
+                eprintln!(
+                    "warning: {} samples are of periods that end before 1970: their timestamps are negative, which time-series databases do not support (promtool drops some of them)",
+                    summary.before_1970
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
