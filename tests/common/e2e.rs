@@ -1,0 +1,380 @@
+//! Support for the end-to-end tests: real processes (the exporter binary, Prometheus,
+//! VictoriaMetrics) on loopback ports, killed when the test ends, and their HTTP APIs.
+//! Needs `prometheus`, `promtool` and `victoria-metrics` on PATH (`scripts/install-deps`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// How long anything may take to become true before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+pub const POLL: Duration = Duration::from_millis(250);
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+pub struct Guard {
+    pub name: &'static str,
+    pub child: Child,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Err(e) = self.child.kill() {
+            eprintln!("could not kill {}: {e}", self.name);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Fails the test (never skips it) when a tool the test needs is missing.
+pub fn require_tool(tool: &str) {
+    match Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("`{tool} --version` failed ({s}): run scripts/install-deps"),
+        Err(e) => {
+            panic!("`{tool}` not found on PATH ({e}): run scripts/install-deps to install it")
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral loopback port")
+        .port()
+}
+
+/// Polls `f` until it returns `Some`, failing with `what` (and the last state) at the deadline.
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() > DEADLINE => {
+                panic!("timed out after {DEADLINE:?} waiting for {what}; last: {last}")
+            }
+            Err(_) => thread::sleep(POLL),
+        }
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .proxy(None)
+            .build(),
+    )
+}
+
+/// GET `url` with query parameters; the body if the status is 200.
+pub fn get(agent: &ureq::Agent, url: &str, params: &[(&str, &str)]) -> Result<String, String> {
+    let mut req = agent.get(url);
+    for (k, v) in params {
+        req = req.query(*k, *v);
+    }
+    let mut resp = req.call().map_err(|e| format!("GET {url}: {e}"))?;
+    let status = resp.status();
+    let body = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("GET {url}: reading body: {e}"))?;
+    if status != 200 {
+        return Err(format!("GET {url} {params:?}: {status}: {body}"));
+    }
+    Ok(body)
+}
+
+/// The `data` of a Prometheus HTTP API answer.
+pub fn api(
+    agent: &ureq::Agent,
+    prom: &str,
+    path: &str,
+    params: &[(&str, &str)],
+) -> Result<Value, String> {
+    let body = get(agent, &format!("{prom}{path}"), params)?;
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))?;
+    if v["status"] != "success" {
+        return Err(format!("{path} {params:?}: {body}"));
+    }
+    Ok(v["data"].clone())
+}
+
+/// The result vector of an instant query.
+pub fn query(agent: &ureq::Agent, prom: &str, expr: &str) -> Result<Vec<Value>, String> {
+    let data = api(agent, prom, "/api/v1/query", &[("query", expr)])?;
+    match &data["result"] {
+        Value::Array(a) => Ok(a.clone()),
+        // A scalar or string result is one value.
+        other => Ok(vec![other.clone()]),
+    }
+}
+
+/// Starts the exporter on an ephemeral port; returns it with its address, read from the log.
+pub fn start_exporter(config: &Path, extra_args: &[&str]) -> (Guard, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+        .arg("--config.file")
+        .arg(config)
+        .arg("--web.listen-address=127.0.0.1:0")
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start indicator_exporter");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let guard = Guard {
+        name: "indicator_exporter",
+        child,
+    };
+    let (tx, rx) = mpsc::channel();
+    // Keeps draining stderr for the whole test so the exporter never blocks on a full pipe.
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[exporter] {line}");
+            if line.contains("msg=listening") {
+                if let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix("address="))
+                {
+                    let _ = tx.send(addr.trim_matches('"').to_string());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(DEADLINE)
+        .expect("the exporter logs `msg=listening address=...` on stderr");
+    (guard, addr)
+}
+
+pub fn start_prometheus(dir: &Path, target: &str) -> (Guard, String) {
+    let rules = format!("{ROOT}/prometheus/rules/*.yml");
+    start_prometheus_config(
+        dir,
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - '{rules}'\n\
+             scrape_configs:\n  - job_name: indicator_exporter\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+}
+
+/// Starts Prometheus with `config` (checked by promtool first) storing in `dir/data`, where
+/// backfilled blocks may already be. Retention is long: backfilled history is years old, and
+/// the default 15 days would delete it at start.
+pub fn start_prometheus_config(dir: &Path, config: &str) -> (Guard, String) {
+    let config_path = dir.join("prometheus.yml");
+    std::fs::write(&config_path, config).expect("write prometheus.yml");
+    let out = Command::new("promtool")
+        .arg("check")
+        .arg("config")
+        .arg(&config_path)
+        .output()
+        .expect("run promtool check config");
+    assert!(
+        out.status.success(),
+        "promtool check config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).expect("create prometheus.log");
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg("--storage.tsdb.retention.time=100y")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    (
+        Guard {
+            name: "prometheus",
+            child,
+        },
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+/// Polls until Prometheus's indicator_exporter target is up and its last scrape had no error.
+pub fn wait_target_up(agent: &ureq::Agent, prom: &str, with_log: &dyn Fn(String) -> String) {
+    poll("the exporter target to be up", || {
+        let data = api(agent, prom, "/api/v1/targets", &[("state", "active")]).map_err(with_log)?;
+        let targets = data["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let t = targets
+            .iter()
+            .find(|t| t["labels"]["job"] == "indicator_exporter")
+            .ok_or_else(|| format!("no indicator_exporter target in {data}"))?;
+        if t["health"] == "up" && t["lastError"] == "" {
+            Ok(())
+        } else {
+            Err(format!("target {t}"))
+        }
+    });
+}
+
+/// A sample of the text exposition: its name and labels (sorted), as one key.
+pub type SampleKey = (String, BTreeMap<String, String>);
+
+/// Parses the sample lines of a Prometheus text exposition (comments skipped).
+pub fn parse_exposition(text: &str) -> Vec<(SampleKey, f64)> {
+    parse_samples(text)
+        .into_iter()
+        .map(|(key, value, _)| (key, value))
+        .collect()
+}
+
+/// Parses the sample lines of a text or OpenMetrics exposition (comments and `# EOF`
+/// skipped), with each sample's timestamp as written, if it has one.
+pub fn parse_samples(text: &str) -> Vec<(SampleKey, f64, Option<i64>)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let name_end = line
+            .find(['{', ' '])
+            .unwrap_or_else(|| panic!("sample line without value: {line}"));
+        let name = line[..name_end].to_string();
+        let mut labels = BTreeMap::new();
+        let mut rest = &line[name_end..];
+        if let Some(r) = rest.strip_prefix('{') {
+            let mut chars = r.char_indices().peekable();
+            let end = loop {
+                while matches!(chars.peek(), Some((_, ',' | ' '))) {
+                    chars.next();
+                }
+                if let Some(&(i, '}')) = chars.peek() {
+                    break i + 1;
+                }
+                let mut key = String::new();
+                for (_, c) in chars.by_ref() {
+                    if c == '=' {
+                        break;
+                    }
+                    key.push(c);
+                }
+                assert_eq!(chars.next().map(|c| c.1), Some('"'), "in {line}");
+                let mut value = String::new();
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next().map(|c| c.1) {
+                            Some('n') => value.push('\n'),
+                            Some(c) => value.push(c),
+                            None => panic!("dangling escape in {line}"),
+                        },
+                        c => value.push(c),
+                    }
+                }
+                // Prometheus stores a label with an empty value as no label at all.
+                if !value.is_empty() {
+                    labels.insert(key, value);
+                }
+            };
+            rest = &r[end..];
+        }
+        let mut fields = rest.split_whitespace();
+        let value = fields
+            .next()
+            .unwrap_or_else(|| panic!("no value in {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|e| panic!("bad value in {line}: {e}"));
+        let timestamp = fields.next().map(|t| {
+            t.parse()
+                .unwrap_or_else(|e| panic!("bad timestamp in {line}: {e}"))
+        });
+        out.push(((name, labels), value, timestamp));
+    }
+    out
+}
+
+pub fn prom_value(sample: &Value) -> f64 {
+    sample["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no value in {sample}"))
+}
+
+/// Starts VictoriaMetrics storing in `dir/vm`, keeping everything (history is years old; the
+/// default retention is one month), and waits for it to be healthy.
+pub fn start_victoria_metrics(dir: &Path) -> (Guard, String) {
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("victoria-metrics.log")).expect("create vm log");
+    let child = Command::new("victoria-metrics")
+        .arg(format!("-storageDataPath={}", dir.join("vm").display()))
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .arg("-retentionPeriod=100y")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start victoria-metrics");
+    let guard = Guard {
+        name: "victoria-metrics",
+        child,
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let agent = agent();
+    poll("VictoriaMetrics to be healthy", || {
+        get(&agent, &format!("{url}/health"), &[])
+    });
+    (guard, url)
+}
+
+/// Every sample VictoriaMetrics holds for `selector`, from `/api/v1/export` (one JSON line
+/// per series), as (name and labels, value, timestamp in milliseconds).
+pub fn vm_export(
+    agent: &ureq::Agent,
+    vm: &str,
+    selector: &str,
+) -> Result<Vec<(SampleKey, f64, i64)>, String> {
+    let body = get(
+        agent,
+        &format!("{vm}/api/v1/export"),
+        &[("match[]", selector)],
+    )?;
+    let mut out = Vec::new();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        let v: Value = serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+        let mut labels: BTreeMap<String, String> =
+            serde_json::from_value(v["metric"].clone()).map_err(|e| format!("{e}: {line}"))?;
+        let name = labels.remove("__name__").ok_or("no __name__")?;
+        let values = v["values"].as_array().ok_or("no values")?;
+        let times = v["timestamps"].as_array().ok_or("no timestamps")?;
+        for (value, t) in values.iter().zip(times) {
+            let value = value
+                .as_f64()
+                .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| format!("value {value} in {line}"))?;
+            let t = t
+                .as_i64()
+                .ok_or_else(|| format!("timestamp {t} in {line}"))?;
+            out.push(((name.clone(), labels.clone()), value, t));
+        }
+    }
+    Ok(out)
+}
