@@ -48,23 +48,16 @@ fn served_figures(target: &str) -> Vec<Point> {
     points
 }
 
-/// Runs `indicator_exporter export` on the bundled config; the file it wrote.
-fn export(dir: &Path, format: &str) -> String {
-    let path = dir.join(format!("history.{format}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
-        .args(["export", "--config.file", CONFIG, "--format", format, "-o"])
-        .arg(&path)
-        .output()
-        .expect("run indicator_exporter export");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "export failed: {stderr}");
+/// The bundled config's export in `format`, checked to hold every figure.
+fn export_bundled(dir: &Path, format: &str) -> String {
+    let (text, stderr) = export(dir, Path::new(CONFIG), format);
     assert!(
         stderr.contains(&format!(
             "exported {FIGURES} samples of 12 series in 6 families"
         )),
         "{stderr}"
     );
-    std::fs::read_to_string(&path).expect("read the export")
+    text
 }
 
 /// The points of an export file, timestamps in seconds.
@@ -97,22 +90,9 @@ fn backfilled_history_reads_back_at_each_period_in_prometheus() {
     let (_exporter, target) = start_exporter(Path::new(CONFIG), &[]);
     let want = served_figures(&target);
 
-    let om = export(tmp.path(), "openmetrics");
+    let om = backfill(tmp.path(), Path::new(CONFIG));
     assert!(om.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
     assert_eq!(exported_points(&om, false), want, "the export file itself");
-
-    let out = Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(tmp.path().join("history.openmetrics"))
-        .arg(tmp.path().join("data"))
-        .output()
-        .expect("run promtool tsdb create-blocks-from openmetrics");
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     let (_prometheus, prom) = start_prometheus_config(tmp.path(), "scrape_configs: []\n");
     let agent = agent();
@@ -177,7 +157,7 @@ fn history_imports_into_victoriametrics() {
     let (_exporter, target) = start_exporter(Path::new(CONFIG), &[]);
     let want = served_figures(&target);
 
-    let text = export(tmp.path(), "prometheus");
+    let text = export_bundled(tmp.path(), "prometheus");
     assert!(!text.contains("# EOF"), "the text format has no # EOF");
     assert_eq!(exported_points(&text, true), want, "the export file itself");
 

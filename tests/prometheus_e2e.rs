@@ -266,6 +266,12 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
     check_dashboard_structure(&dashboards);
 
     let tmp = tempfile::tempdir().expect("temporary directory");
+    // The history the dashboards' time-series panels read, backfilled as the README says.
+    let history = backfill(tmp.path(), Path::new(CONFIG));
+    let published: Vec<f64> = parse_exposition(&history)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     let (_exporter, target) = start_exporter(Path::new(CONFIG), &[]);
     let (_prometheus, prom) = start_prometheus(tmp.path(), &target);
     let agent = agent();
@@ -529,28 +535,84 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
             }
         }
     }
+    // History panels (a `timeFrom` of years) draw the backfilled figures over their window:
+    // evaluated as Grafana does, a range query with a step of the panel's interval.
+    let mut history_vars = vars.clone();
+    history_vars.insert("__interval", "1d".to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let (start, end) = ((now - 10 * 366 * 86_400).to_string(), now.to_string());
     let mut queried = 0;
+    let mut history_panels = 0;
     for (file, d) in &dashboards {
         for p in panels(d) {
             let title = p["title"].as_str().unwrap_or_default();
+            let history = p["timeFrom"].as_str().is_some();
+            if history {
+                assert_eq!(p["timeFrom"], "10y", "{file}: {title:?}");
+                assert_eq!(p["interval"], "1d", "{file}: {title:?}");
+                history_panels += 1;
+            }
             for t in p["targets"].as_array().into_iter().flatten() {
                 let Some(expr) = t["expr"].as_str() else {
                     continue;
                 };
-                let expr = substitute(expr, &vars);
-                poll(&format!("{file}: panel {title:?}: {expr}"), || {
-                    let r = query(&agent, &prom, &expr)?;
-                    if r.is_empty() {
-                        Err("empty result".to_string())
-                    } else {
-                        Ok(())
-                    }
-                });
+                if !history {
+                    let expr = substitute(expr, &vars);
+                    poll(&format!("{file}: panel {title:?}: {expr}"), || {
+                        let r = query(&agent, &prom, &expr)?;
+                        if r.is_empty() {
+                            Err("empty result".to_string())
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    queried += 1;
+                    continue;
+                }
+                let expr = substitute(expr, &history_vars);
+                let data = api(
+                    &agent,
+                    &prom,
+                    "/api/v1/query_range",
+                    &[
+                        ("query", &expr),
+                        ("start", &start),
+                        ("end", &end),
+                        ("step", "86400"),
+                    ],
+                )
+                .unwrap_or_else(|e| panic!("{file}: panel {title:?}: {e}"));
+                let series = data["result"].as_array().expect("a matrix");
+                assert!(!series.is_empty(), "{file}: {title:?}: {expr}: no series");
+                for s in series {
+                    // One series per label set over the years: the figures, and only those.
+                    let values: Vec<f64> = s["values"]
+                        .as_array()
+                        .expect("values")
+                        .iter()
+                        .map(|v| v[1].as_str().expect("value").parse().expect("a number"))
+                        .collect();
+                    assert!(
+                        values.iter().all(|v| published.contains(v)),
+                        "{file}: {title:?}: {expr}: a value that is not a published figure: {values:?}"
+                    );
+                    let mut distinct = values.clone();
+                    distinct.dedup();
+                    assert!(
+                        distinct.len() >= 2,
+                        "{file}: {title:?}: {expr}: {} is not a history: {values:?}",
+                        s["metric"]
+                    );
+                }
                 queried += 1;
             }
         }
     }
     assert!(queried >= 40, "only {queried} dashboard queries found");
+    assert!(history_panels >= 3, "only {history_panels} history panels");
 }
 
 /// The alerts fire on real data: a reload that revises a published figure and publishes a new

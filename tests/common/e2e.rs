@@ -378,3 +378,41 @@ pub fn vm_export(
     }
     Ok(out)
 }
+
+/// Runs `indicator_exporter export` on `config` in `format` (`openmetrics` or `prometheus`)
+/// into `dir/history.FORMAT`; returns the file's text and the summary printed on stderr.
+pub fn export(dir: &Path, config: &Path, format: &str) -> (String, String) {
+    let path = dir.join(format!("history.{format}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+        .arg("export")
+        .arg("--config.file")
+        .arg(config)
+        .args(["--format", format, "-o"])
+        .arg(&path)
+        .output()
+        .expect("run indicator_exporter export");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "export failed: {stderr}");
+    let text = std::fs::read_to_string(&path).expect("read the export");
+    (text, stderr)
+}
+
+/// Backfills the history of `config` into `dir/data`, where [`start_prometheus_config`]
+/// stores: the export in OpenMetrics, turned into blocks by `promtool tsdb
+/// create-blocks-from openmetrics`, as the README's backfill steps do. Returns the export.
+pub fn backfill(dir: &Path, config: &Path) -> String {
+    let (text, _) = export(dir, config, "openmetrics");
+    let out = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(dir.join("history.openmetrics"))
+        .arg(dir.join("data"))
+        .output()
+        .expect("run promtool tsdb create-blocks-from openmetrics");
+    assert!(
+        out.status.success(),
+        "promtool tsdb create-blocks-from openmetrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
