@@ -3,10 +3,15 @@
 
 CARGO ?= cargo
 
-.PHONY: run test deps lint unit rules bench load
+.PHONY: run install test deps lint unit rules bench load
 
-run:
-	$(CARGO) run --release -- --config.file config.toml
+# Installs the binary where cargo puts binaries (~/.cargo/bin, on the PATH with rustup), so the
+# README's `indicator_exporter …` commands work as written, then serves the bundled config.
+run: install
+	"$${CARGO_HOME:-$$HOME/.cargo}/bin/indicator_exporter" --config.file config.toml
+
+install:
+	$(CARGO) install --path . --locked --quiet
 
 # unit last: its closing `test result` line is the run's verdict.
 test: deps lint rules unit

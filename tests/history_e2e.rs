@@ -206,14 +206,23 @@ fn prometheus_remote_writes_served_series_to_victoriametrics() {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let (_vm, vm) = start_victoria_metrics(tmp.path());
     let (_exporter, target) = start_exporter(Path::new(CONFIG), &[]);
-    let (_prometheus, _prom) = start_prometheus_config(
-        tmp.path(),
-        &format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-             scrape_configs:\n  - job_name: indicator_exporter\n    static_configs:\n      - targets: ['{target}']\n\
-             remote_write:\n  - url: {vm}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n"
-        ),
-    );
+    // The shipped example, pointed at this test's ports, its rules and a 1 s scrape.
+    let example = std::fs::read_to_string(format!("{ROOT}/prometheus/prometheus-remote-write.yml"))
+        .expect("prometheus/prometheus-remote-write.yml");
+    let config = [
+        ("localhost:8905", target.as_str()),
+        ("http://localhost:8428", vm.as_str()),
+        ("rules/*.yml", &format!("{ROOT}/prometheus/rules/*.yml")),
+        ("scrape_interval: 1m", "scrape_interval: 1s"),
+        ("scrape_timeout: 10s", "scrape_timeout: 1s"),
+        ("batch_send_deadline: 5s", "batch_send_deadline: 1s"),
+    ]
+    .iter()
+    .fold(example, |text, (from, to)| {
+        assert!(text.contains(from), "the example has no `{from}`");
+        text.replace(from, to)
+    });
+    let (_prometheus, _prom) = start_prometheus_config(tmp.path(), &config);
     let agent = agent();
     let text = get(&agent, &format!("http://{target}/metrics"), &[]).expect("scrape");
     let served: BTreeMap<SampleKey, f64> = parse_exposition(&text)
