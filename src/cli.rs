@@ -34,6 +34,12 @@ pub struct Cli {
     #[arg(long = "config.watch")]
     pub config_watch: bool,
 
+    /// Largest configuration or data file read (bytes, or with a unit: KiB, MiB, GiB, KB, MB,
+    /// GB); a larger file is an error that names it. Applies to start-up, reloads and
+    /// --config.check.
+    #[arg(long = "config.max-file-size", value_name = "SIZE", default_value = "256MiB", value_parser = crate::load::parse_size, global = true)]
+    pub max_file_size: u64,
+
     /// Address to listen on for web interface and telemetry (`:PORT` listens on all IPv4
     /// interfaces).
     #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = DEFAULT_LISTEN_ADDRESS)]

@@ -1,9 +1,17 @@
 //! Positioned error messages for everything a user writes: the config file and the data
-//! files it names. Every load error ends up as a sorted list of these.
+//! files it names. Every load error ends up as a sorted list of these, bounded whatever the
+//! input: at most [`MAX_ERRORS_PER_FILE`] per file, each at most [`MAX_MESSAGE_CHARS`] long.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+/// At most this many problems are listed per file; the rest are counted in one closing note.
+pub const MAX_ERRORS_PER_FILE: usize = 100;
+
+/// Longest message kept whole; a longer one keeps its start and its end (where "expected …"
+/// is), so input pasted into a message cannot flood the log, the reload answer or the page.
+pub const MAX_MESSAGE_CHARS: usize = 480;
 
 /// One problem in one input file, with a 1-based line and column where known.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -21,7 +29,7 @@ impl Diagnostic {
             path: path.to_path_buf(),
             line: 0,
             col: 0,
-            message: message.into(),
+            message: bounded(message.into()),
         }
     }
 
@@ -30,15 +38,51 @@ impl Diagnostic {
             path: path.to_path_buf(),
             line,
             col,
-            message: message.into(),
+            message: bounded(message.into()),
         }
     }
+
+    /// The note that closes a file's list when `n` of its problems were left out. It sorts
+    /// after the file's other problems (line `usize::MAX`) and carries `n` in `col`, so lists
+    /// merged later still count every problem once.
+    pub fn omitted(path: &Path, n: usize) -> Self {
+        Diagnostic {
+            path: path.to_path_buf(),
+            line: usize::MAX,
+            col: n,
+            message: format!("… and {n} more problems in this file"),
+        }
+    }
+
+    fn is_omitted(&self) -> bool {
+        self.line == usize::MAX
+    }
+}
+
+/// A message on one line and at most [`MAX_MESSAGE_CHARS`] long: control characters become
+/// U+FFFD, and the middle of a long message gives way to `…`.
+pub fn bounded(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_CHARS && !message.chars().any(char::is_control) {
+        return message;
+    }
+    let clean = |c: char| if c.is_control() { '\u{fffd}' } else { c };
+    let n = message.chars().count();
+    if n <= MAX_MESSAGE_CHARS {
+        return message.chars().map(clean).collect();
+    }
+    // The start says what and where, the end what was expected.
+    let tail = MAX_MESSAGE_CHARS / 4;
+    let head = MAX_MESSAGE_CHARS - tail - 1;
+    let mut out: String = message.chars().take(head).map(clean).collect();
+    out.push('…');
+    out.extend(message.chars().skip(n - tail).map(clean));
+    out
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // usize::MAX sorts a file-wide note after the file's positioned problems.
-        if self.line == 0 || self.line == usize::MAX {
+        if self.line == 0 || self.is_omitted() {
             write!(f, "{}: {}", self.path.display(), self.message)
         } else {
             write!(
@@ -93,14 +137,42 @@ impl<'a> SourceMap<'a> {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
+    /// Sorts, drops repeats, and keeps the first [`MAX_ERRORS_PER_FILE`] problems of each
+    /// file, counting the rest in one closing note ([`Diagnostic::omitted`]).
     pub fn new(mut list: Vec<Diagnostic>) -> Self {
+        for d in &mut list {
+            if !d.is_omitted() {
+                d.message = bounded(std::mem::take(&mut d.message));
+            }
+        }
         list.sort();
         list.dedup();
-        Diagnostics(list)
+        let mut out: Vec<Diagnostic> = Vec::with_capacity(list.len().min(4 * MAX_ERRORS_PER_FILE));
+        let mut list = list.into_iter().peekable();
+        while let Some(first) = list.next() {
+            let path = first.path.clone();
+            let (mut kept, mut omitted) = (0, 0);
+            for d in std::iter::once(first)
+                .chain(std::iter::from_fn(|| list.next_if(|d| d.path == path)))
+            {
+                if d.is_omitted() {
+                    omitted += d.col;
+                } else if kept < MAX_ERRORS_PER_FILE {
+                    kept += 1;
+                    out.push(d);
+                } else {
+                    omitted += 1;
+                }
+            }
+            if omitted > 0 {
+                out.push(Diagnostic::omitted(&path, omitted));
+            }
+        }
+        Diagnostics(out)
     }
 
     pub fn one(d: Diagnostic) -> Self {
-        Diagnostics(vec![d])
+        Diagnostics::new(vec![d])
     }
 
     pub fn len(&self) -> usize {
@@ -153,5 +225,46 @@ mod tests {
         ]);
         assert_eq!(d.to_string(), "c.toml:1:5: first\nc.toml:3:1: later");
         assert_eq!(Diagnostic::file(p, "gone").to_string(), "c.toml: gone");
+    }
+
+    #[test]
+    fn each_file_lists_at_most_the_cap_and_counts_the_rest() {
+        let (a, b) = (Path::new("a.csv"), Path::new("b.csv"));
+        let mut list: Vec<Diagnostic> = (1..=150)
+            .map(|i| Diagnostic::at(a, i, 1, "bad row"))
+            .collect();
+        // A list capped earlier (by the validator) merges with later problems of the file.
+        list.push(Diagnostic::omitted(a, 1000));
+        list.push(Diagnostic::at(b, 2, 1, "bad row"));
+        let d = Diagnostics::new(list);
+        assert_eq!(d.len(), MAX_ERRORS_PER_FILE + 2);
+        assert_eq!(d.0[MAX_ERRORS_PER_FILE - 1].line, MAX_ERRORS_PER_FILE);
+        assert_eq!(
+            d.0[MAX_ERRORS_PER_FILE].to_string(),
+            "a.csv: … and 1050 more problems in this file"
+        );
+        assert_eq!(
+            d.0[MAX_ERRORS_PER_FILE + 1].to_string(),
+            "b.csv:2:1: bad row"
+        );
+        // Capping again changes nothing.
+        assert_eq!(Diagnostics::new(d.0.clone()), d);
+    }
+
+    #[test]
+    fn long_messages_keep_their_start_and_end_on_one_line() {
+        let p = Path::new("c.toml");
+        let pasted = "x\n\0".repeat(100_000);
+        let d = Diagnostic::at(p, 1, 1, format!("bad `{pasted}`, expected a number"));
+        assert_eq!(d.message.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(
+            d.message.starts_with("bad `x\u{fffd}\u{fffd}x"),
+            "{}",
+            d.message
+        );
+        assert!(d.message.ends_with("`, expected a number"), "{}", d.message);
+        assert!(d.message.contains('…') && !d.message.contains('\n'));
+        assert_eq!(bounded("short".into()), "short");
+        assert_eq!(bounded("a\tb".into()), "a\u{fffd}b");
     }
 }

@@ -53,11 +53,21 @@ pub struct Settings {
     pub telemetry_path: String,
     pub enable_lifecycle: bool,
     pub watch: bool,
+    /// Largest file a load reads, and how long a load may take.
+    pub limits: load::Limits,
 }
 
 /// Loads and validates the dataset, as start-up does, without serving it.
 pub fn check(config_file: &std::path::Path) -> Result<Dataset, Diagnostics> {
     load::load(config_file)
+}
+
+/// [`check`], reading no file larger than `max_file_size` bytes.
+pub fn check_with(
+    config_file: &std::path::Path,
+    max_file_size: u64,
+) -> Result<Dataset, Diagnostics> {
+    load::load_with(config_file, max_file_size)
 }
 
 /// Loads the dataset, then serves it on `listener` until `shutdown` resolves. An invalid
@@ -68,7 +78,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Diagnostics> {
     let started = Instant::now();
-    let (dataset, snapshot) = load::load_and_render(&settings.config_file).await?;
+    let (dataset, snapshot) =
+        load::load_and_render(&settings.config_file, &settings.limits).await?;
     let telemetry = Arc::new(Telemetry::new());
     telemetry.loaded(&dataset, false, started.elapsed());
     let store = snapshot::store(snapshot);
@@ -81,12 +92,14 @@ pub async fn run(
         telemetry: telemetry.clone(),
         current: dataset,
         files: files_tx,
+        limits: settings.limits.clone(),
     };
     let mut background = vec![tokio::spawn(reloader.run(trigger_rx))];
     #[cfg(unix)]
     background.push(tokio::spawn(reload::on_sighup(trigger_tx.clone())));
     if settings.watch {
-        match reload::watch_files(files_rx, trigger_tx.clone()) {
+        let max = settings.limits.max_file_size;
+        match reload::watch_files(files_rx, trigger_tx.clone(), max).await {
             Ok(watcher) => background.push(tokio::spawn(watcher)),
             Err(e) => {
                 warn!(error = %e, "cannot start the file watcher; reload on file change is off")

@@ -1,35 +1,138 @@
 //! The load pipeline, start-up and reload alike: read the config and the data files it names
 //! (the only I/O), parse and validate ([`load`]), then render ([`load_and_render`]).
+//!
+//! Files are read defensively, since a path in a config can name anything: only regular files
+//! are opened (a FIFO, a device or a directory is refused before it can block or stream
+//! forever), and no file is read beyond [`Limits::max_file_size`], whatever its size said.
 
+use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config;
 use crate::dataset::{self, DataFile, DataFiles, Dataset};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::snapshot::Snapshot;
 
-/// The whole pipeline, on a blocking thread: a large dataset takes CPU-bound seconds.
-pub async fn load_and_render(path: &Path) -> Result<(Dataset, Snapshot), Diagnostics> {
+/// Default of `--config.max-file-size`: 256 MiB.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
+
+/// How long a load may take before its caller stops waiting for it.
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Loads that outlived their timeout and may still be running (each holds a blocking thread);
+/// beyond this many, no new load is started until one ends.
+pub const MAX_ABANDONED_LOADS: usize = 4;
+
+/// Bounds on what one load reads and how long it may take.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest config or data file read, in bytes (`--config.max-file-size`).
+    pub max_file_size: u64,
+    /// How long [`load_and_render`] waits for the pipeline.
+    pub timeout: Duration,
+    /// Loads still running after their timeout, shared by every load of one exporter.
+    pub abandoned: Arc<AtomicUsize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            timeout: LOAD_TIMEOUT,
+            abandoned: Arc::default(),
+        }
+    }
+}
+
+/// The whole pipeline, on a blocking thread: a large dataset takes CPU-bound seconds. Waited
+/// for at most `limits.timeout`: a load stuck on a file (a hung network mount) fails instead,
+/// and the next reload does not wait for it.
+pub async fn load_and_render(
+    path: &Path,
+    limits: &Limits,
+) -> Result<(Dataset, Snapshot), Diagnostics> {
     let owned = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let d = load(&owned)?;
+    let max = limits.max_file_size;
+    let fail = |message: String| Err(Diagnostics::one(Diagnostic::file(path, message)));
+    match off_thread(limits, move || {
+        let d = load_with(&owned, max)?;
         let s = Snapshot::build(&d);
         Ok((d, s))
     })
     .await
-    .unwrap_or_else(|e| {
-        Err(Diagnostics::one(Diagnostic::file(
-            path,
-            format!("loading failed internally: {e}"),
-        )))
-    })
+    {
+        Ok(result) => result,
+        Err(Stuck::Timeout) => fail(format!(
+            "loading did not finish within {} s (a file that cannot be read?), expected a load to finish; still serving what was loaded before",
+            limits.timeout.as_secs()
+        )),
+        Err(Stuck::Busy(n)) => fail(format!(
+            "{n} earlier loads are still running past their timeout (a file that cannot be read?), expected them to end before another starts"
+        )),
+        Err(Stuck::Panicked(e)) => fail(format!("loading failed internally: {e}")),
+    }
 }
 
+/// Why [`off_thread`] gave no result.
+#[derive(Debug)]
+pub enum Stuck {
+    /// The work did not finish in time; it may still be running.
+    Timeout,
+    /// Too many earlier calls are still running past their timeout.
+    Busy(usize),
+    Panicked(String),
+}
+
+/// Runs `work` on a blocking thread and waits at most `limits.timeout` for it. Work that
+/// outlives its wait is counted in `limits.abandoned` until it ends.
+pub async fn off_thread<T: Send + 'static>(
+    limits: &Limits,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Stuck> {
+    let abandoned = limits.abandoned.load(Ordering::Acquire);
+    if abandoned >= MAX_ABANDONED_LOADS {
+        return Err(Stuck::Busy(abandoned));
+    }
+    // The worker and its waiter agree through `state` on who counts an abandoned load:
+    // 0 running, 1 finished, 2 abandoned by the waiter.
+    let state = Arc::new(AtomicUsize::new(0));
+    let (worker_state, counter) = (state.clone(), limits.abandoned.clone());
+    let handle = tokio::task::spawn_blocking(move || {
+        let out = work();
+        if worker_state.swap(1, Ordering::AcqRel) == 2 {
+            counter.fetch_sub(1, Ordering::AcqRel);
+        }
+        out
+    });
+    match tokio::time::timeout(limits.timeout, handle).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(e)) => Err(Stuck::Panicked(e.to_string())),
+        Err(_) => {
+            if state
+                .compare_exchange(0, 2, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                limits.abandoned.fetch_add(1, Ordering::AcqRel);
+            }
+            Err(Stuck::Timeout)
+        }
+    }
+}
+
+/// Reads and validates the dataset with the default [`Limits`].
 pub fn load(path: &Path) -> Result<Dataset, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    load_with(path, DEFAULT_MAX_FILE_SIZE)
+}
+
+/// Reads and validates the dataset, reading no file larger than `max_file_size` bytes.
+pub fn load_with(path: &Path, max_file_size: u64) -> Result<Dataset, Diagnostics> {
+    let text = read_text(path, max_file_size).map_err(|why| {
         Diagnostics::one(Diagnostic::file(
             path,
-            format!("cannot read config file: {}", io_reason(&e)),
+            format!("cannot read config file: {why}"),
         ))
     })?;
     let (config, mut shape) = config::parse_partial(path, &text);
@@ -44,8 +147,11 @@ pub fn load(path: &Path) -> Result<Dataset, Diagnostics> {
         .filter_map(|m| m.get_ref().samples_file.as_ref())
         .chain(config.inputs.iter().map(|i| &i.get_ref().file));
     for f in named {
+        if data.contains_key(f.get_ref()) {
+            continue;
+        }
         let p = base.join(f.get_ref());
-        let text = read_text(&p);
+        let text = read_text(&p, max_file_size);
         data.insert(f.get_ref().clone(), DataFile { path: p, text });
     }
     match dataset::build(path, &text, &config, &data) {
@@ -59,14 +165,134 @@ pub fn load(path: &Path) -> Result<Dataset, Diagnostics> {
     }
 }
 
-/// A data file as text: UTF-8 checked here, so that every reader gets text.
-fn read_text(p: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(p).map_err(|e| io_reason(&e))?;
+/// A file as text: UTF-8 and free of NUL bytes (no text format has them; a binary file or
+/// UTF-16 text does), checked here so that every reader gets text.
+pub fn read_text(p: &Path, max_file_size: u64) -> Result<String, String> {
+    let bytes = read_file(p, max_file_size)?;
+    let line_of = |at: usize, bytes: &[u8]| bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+    let utf16 = bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]);
+    if utf16 {
+        return Err("UTF-16 text (byte order mark at byte 0), expected UTF-8 text".into());
+    }
+    // `contains` on bytes is a memchr: fast on the common path of a file without NUL.
+    if bytes.contains(&0) {
+        let at = bytes.iter().position(|&b| b == 0).unwrap_or(0);
+        return Err(format!(
+            "NUL byte at byte {at} (line {}), expected text (is this a binary file?)",
+            line_of(at, &bytes)
+        ));
+    }
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = line_of(at, e.as_bytes());
         format!("invalid UTF-8 at byte {at} (line {line}), expected UTF-8 text")
     })
+}
+
+/// The bytes of a regular file of at most `max` bytes. What the path is (a FIFO, a device, a
+/// directory) is checked before it is opened, so opening never blocks; it is opened
+/// non-blocking all the same and checked again, in case it was replaced in between; and at
+/// most `max + 1` bytes are read, so a file that grows while read, or whose size lies, is cut
+/// off with an error.
+pub fn read_file(p: &Path, max: u64) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(p).map_err(|e| io_reason(&e))?;
+    regular(&meta)?;
+    too_large(meta.len(), max)?;
+    let mut file = open(p).map_err(|e| io_reason(&e))?;
+    let meta = file.metadata().map_err(|e| io_reason(&e))?;
+    regular(&meta)?;
+    too_large(meta.len(), max)?;
+    // Sized from the file, never beyond the limit: a size that lies allocates nothing extra.
+    let mut buf = Vec::with_capacity(meta.len().min(max) as usize + 1);
+    (&mut file)
+        .take(max.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| io_reason(&e))?;
+    if buf.len() as u64 > max {
+        return Err(format!(
+            "grew beyond {} while being read, expected at most {} (--config.max-file-size)",
+            size(max),
+            size(max)
+        ));
+    }
+    Ok(buf)
+}
+
+#[cfg(unix)]
+fn open(p: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO swapped in after the check must not block the open. No
+    // controlling terminal, should the path turn out to be one.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(p)
+}
+
+#[cfg(not(unix))]
+fn open(p: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(p)
+}
+
+/// Refuses anything but a regular file, saying what it is.
+fn regular(meta: &std::fs::Metadata) -> Result<(), String> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let what = if t.is_dir() {
+        "a directory"
+    } else {
+        special_kind(&t)
+    };
+    Err(format!("is {what}, expected a regular file"))
+}
+
+#[cfg(unix)]
+fn special_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "not a regular file"
+}
+
+fn too_large(len: u64, max: u64) -> Result<(), String> {
+    if len > max {
+        return Err(format!(
+            "is {}, expected at most {} (--config.max-file-size)",
+            size(len),
+            size(max)
+        ));
+    }
+    Ok(())
+}
+
+/// `123 bytes`, or in binary units with the exact count when that is not round.
+fn size(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (u, name) in UNITS {
+        if n >= u {
+            return if n % u == 0 {
+                format!("{} {name}", n / u)
+            } else {
+                format!("{:.1} {name} ({n} bytes)", n as f64 / u as f64)
+            };
+        }
+    }
+    format!("{n} bytes")
 }
 
 /// The OS error without Rust's "(os error 2)" tail.
@@ -75,5 +301,207 @@ fn io_reason(e: &std::io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+/// Parses a size as `--config.max-file-size` takes it: bytes, or a number with a unit (`KiB`,
+/// `MiB`, `GiB`, `TiB`, or decimal `KB`, `MB`, `GB`, `TB`; `B` alone is bytes).
+///
+/// ```
+/// use indicator_exporter::load::parse_size;
+/// assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+/// assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+/// assert_eq!(parse_size("4096"), Ok(4096));
+/// assert!(parse_size("1.5MiB").is_err() && parse_size("0").is_err());
+/// ```
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = (&s[..split], s[split..].trim());
+    let factor: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}`, expected B, KiB, MiB, GiB, TiB, KB, MB, GB or TB"
+            ))
+        }
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("`{s}` is not a whole number of bytes with an optional unit, expected e.g. 256MiB")
+    })?;
+    match n.checked_mul(factor) {
+        Some(0) => Err("a size of 0 reads nothing, expected at least 1 byte".into()),
+        Some(v) => Ok(v),
+        None => Err(format!("`{s}` is too large")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_regular_file_within_the_limit_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(&p, "year,value\n2024,1\n").unwrap();
+        assert_eq!(read_text(&p, 1 << 20).unwrap(), "year,value\n2024,1\n");
+        assert_eq!(read_file(&p, 18).unwrap().len(), 18);
+        assert_eq!(
+            read_file(&p, 17).unwrap_err(),
+            "is 18 bytes, expected at most 17 bytes (--config.max-file-size)"
+        );
+    }
+
+    #[test]
+    fn directories_and_devices_are_refused_by_what_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read_file(dir.path(), 1 << 20).unwrap_err(),
+            "is a directory, expected a regular file"
+        );
+        #[cfg(unix)]
+        {
+            let started = Instant::now();
+            assert_eq!(
+                read_file(Path::new("/dev/zero"), 1 << 20).unwrap_err(),
+                "is a character device, expected a regular file"
+            );
+            // A symlink is followed to what it names.
+            let link = dir.path().join("zero.csv");
+            std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+            assert_eq!(
+                read_file(&link, 1 << 20).unwrap_err(),
+                "is a character device, expected a regular file"
+            );
+            assert!(started.elapsed() < Duration::from_secs(1));
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("data.csv");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let started = Instant::now();
+        assert_eq!(
+            read_text(&fifo, 1 << 20).unwrap_err(),
+            "is a FIFO (named pipe), expected a regular file"
+        );
+        // Opening it directly does not block either (no writer has it open).
+        assert!(open(&fifo).is_ok());
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_whose_size_lies_is_cut_off_at_the_limit() {
+        // /proc files say they are empty and have content.
+        let p = Path::new("/proc/self/status");
+        assert_eq!(std::fs::metadata(p).unwrap().len(), 0);
+        assert!(read_file(p, 1 << 20).unwrap().len() > 16);
+        assert_eq!(
+            read_file(p, 16).unwrap_err(),
+            "grew beyond 16 bytes while being read, expected at most 16 bytes (--config.max-file-size)"
+        );
+    }
+
+    #[test]
+    fn binary_and_non_utf8_files_are_refused_with_their_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(&p, b"year,value\n20\x0024,1\n").unwrap();
+        assert_eq!(
+            read_text(&p, 1 << 20).unwrap_err(),
+            "NUL byte at byte 13 (line 2), expected text (is this a binary file?)"
+        );
+        std::fs::write(&p, b"year\n\n\xff").unwrap();
+        assert_eq!(
+            read_text(&p, 1 << 20).unwrap_err(),
+            "invalid UTF-8 at byte 6 (line 3), expected UTF-8 text"
+        );
+        std::fs::write(&p, b"\xff\xfey\x00e\x00").unwrap();
+        assert_eq!(
+            read_text(&p, 1 << 20).unwrap_err(),
+            "UTF-16 text (byte order mark at byte 0), expected UTF-8 text"
+        );
+    }
+
+    #[test]
+    fn sizes_read_as_prometheus_flags_write_them() {
+        assert_eq!(parse_size("256MiB"), Ok(DEFAULT_MAX_FILE_SIZE));
+        assert_eq!(parse_size(" 2 KiB "), Ok(2048));
+        assert_eq!(parse_size("3kB"), Ok(3000));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("1PiB")
+            .unwrap_err()
+            .contains("unknown unit `PiB`"));
+        assert!(parse_size("99999999999TiB")
+            .unwrap_err()
+            .contains("too large"));
+        assert_eq!(size(DEFAULT_MAX_FILE_SIZE), "256 MiB");
+        assert_eq!(size(1536), "1.5 KiB (1536 bytes)");
+    }
+
+    #[tokio::test]
+    async fn a_stuck_load_is_abandoned_at_its_timeout_and_counted_until_it_ends() {
+        let limits = Limits {
+            timeout: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let stuck = off_thread(&limits, move || wait.recv().is_ok()).await;
+        assert!(matches!(stuck, Err(Stuck::Timeout)), "{stuck:?}");
+        assert_eq!(limits.abandoned.load(Ordering::Acquire), 1);
+        // The next load is not held up by the stuck one (given time to run on a busy machine).
+        let patient = Limits {
+            timeout: Duration::from_secs(30),
+            ..limits.clone()
+        };
+        assert_eq!(off_thread(&patient, || 7).await.unwrap(), 7);
+        // Once the stuck load ends, it is no longer counted.
+        release.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while limits.abandoned.load(Ordering::Acquire) != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the abandoned load was never uncounted"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn too_many_stuck_loads_refuse_the_next_one() {
+        let limits = Limits {
+            timeout: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let mut releases = Vec::new();
+        for _ in 0..MAX_ABANDONED_LOADS {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            releases.push(release);
+            let r = off_thread(&limits, move || wait.recv().is_ok()).await;
+            assert!(matches!(r, Err(Stuck::Timeout)));
+        }
+        let refused = off_thread(&limits, || ()).await;
+        assert!(
+            matches!(refused, Err(Stuck::Busy(n)) if n == MAX_ABANDONED_LOADS),
+            "{refused:?}"
+        );
+        drop(releases);
     }
 }

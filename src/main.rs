@@ -1,13 +1,21 @@
 //! Parses flags, starts logging, runs the exporter and maps the outcome to an exit code.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use indicator_exporter::cli::{self, Cli, Command, ExportArgs};
-use indicator_exporter::{check, export, logging, run, Settings};
-use tracing::error;
+use indicator_exporter::{check_with, export, load, logging, run, Settings};
+use tracing::{debug, error, warn};
+
+/// How long, after serving stopped, work still running on blocking threads (a load stuck on
+/// a file) may hold up the exit.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
+    // First: SIGHUP's default action ends the process, and start-up can take a while.
+    #[cfg(unix)]
+    let early_hup = indicator_exporter::reload::catch_early_sighup();
     let cli = Cli::parse();
     if cli.version {
         print!("{}", cli::version_text());
@@ -16,7 +24,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Export(args)) => return export_history(&cli, args),
         None if cli.config_check => {
-            return match check(&cli.config_file) {
+            return match check_with(&cli.config_file, cli.max_file_size) {
                 Ok(d) => {
                     println!("{}: OK: {}", cli.config_file.display(), d.summary());
                     ExitCode::SUCCESS
@@ -27,6 +35,11 @@ fn main() -> ExitCode {
         None => {}
     }
     logging::init(cli.log_level, cli.log_format);
+    #[cfg(unix)]
+    if let Err(e) = early_hup {
+        warn!(error = %e, "cannot catch SIGHUP during start-up; a SIGHUP before the dataset is loaded ends the process");
+    }
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,7 +50,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let address = cli::listen_address(&cli.listen_address);
         let listener = match tokio::net::TcpListener::bind(&address).await {
             Ok(l) => l,
@@ -51,6 +64,10 @@ fn main() -> ExitCode {
             telemetry_path: cli.telemetry_path.clone(),
             enable_lifecycle: cli.enable_lifecycle,
             watch: cli.config_watch,
+            limits: load::Limits {
+                max_file_size: cli.max_file_size,
+                ..load::Limits::default()
+            },
         };
         match run(settings, listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -62,7 +79,47 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Dropping the runtime would wait for every blocking thread, a stuck load's too.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    code
+}
+
+/// Raises the soft limit on open files to the hard limit: each scrape is a connection, and
+/// the soft limit (often 1024) is the smaller of the two only by convention.
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            debug!(error = %std::io::Error::last_os_error(), "cannot read the open files limit");
+            return;
+        }
+        if limit.rlim_cur >= limit.rlim_max {
+            debug!(
+                open_files = limit.rlim_cur,
+                "open files limit already at its maximum"
+            );
+            return;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            debug!(
+                from = limit.rlim_cur,
+                to = raised.rlim_cur,
+                "raised the open files limit"
+            );
+        } else {
+            debug!(open_files = limit.rlim_cur, error = %std::io::Error::last_os_error(), "cannot raise the open files limit");
+        }
+    }
 }
 
 fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> ExitCode {
@@ -73,7 +130,7 @@ fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> E
 
 /// `export`: the dataset's history, to a file or standard output; the summary on stderr.
 fn export_history(cli: &Cli, args: &ExportArgs) -> ExitCode {
-    let dataset = match check(&cli.config_file) {
+    let dataset = match check_with(&cli.config_file, cli.max_file_size) {
         Ok(d) => d,
         Err(errors) => return invalid(cli, &errors),
     };
@@ -111,16 +168,29 @@ fn export_history(cli: &Cli, args: &ExportArgs) -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
+/// Resolves on SIGTERM or SIGINT. A second one during the graceful shutdown that follows ends
+/// the process at once, as operators expect of a second Ctrl-C.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            warn!(
+                signal = name,
+                "second signal during shutdown, stopping at once"
+            );
+            std::process::exit(1);
+        });
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;

@@ -1,10 +1,13 @@
 //! Reloading: SIGHUP, `POST /-/reload` and a file watcher all send one [`Trigger`] to one
 //! task, which runs the same pipeline as start-up and swaps the snapshot only if every stage
-//! succeeded. Reloads are serialised by construction: there is one task.
+//! succeeded. Reloads are serialised by construction: there is one task; a load stuck on a
+//! file is given up after [`Limits::timeout`], so it holds up neither later reloads nor
+//! shutdown.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +17,7 @@ use tracing::{debug, info, warn};
 use crate::changes::diff;
 use crate::dataset::Dataset;
 use crate::diagnostic::Diagnostics;
-use crate::load::load_and_render;
+use crate::load::{load_and_render, read_file, Limits, LOAD_TIMEOUT};
 use crate::snapshot::Store;
 use crate::telemetry::Telemetry;
 
@@ -34,13 +37,14 @@ pub struct Reloader {
     pub current: Dataset,
     /// Tells the watcher which files the dataset in service was read from.
     pub files: watch::Sender<Vec<PathBuf>>,
+    pub limits: Limits,
 }
 
 impl Reloader {
     /// Runs the pipeline once; on success swaps the snapshot, else keeps it.
     pub async fn reload(&mut self) -> Result<String, Diagnostics> {
         let started = Instant::now();
-        let (dataset, snapshot) = match load_and_render(&self.config_file).await {
+        let (dataset, snapshot) = match load_and_render(&self.config_file, &self.limits).await {
             Ok(x) => x,
             Err(e) => {
                 self.telemetry.reload_failed(&e);
@@ -69,7 +73,24 @@ impl Reloader {
     }
 }
 
-/// Sends a reload on SIGHUP until the trigger channel closes.
+/// Set by a SIGHUP that arrives before [`on_sighup`] listens.
+static EARLY_SIGHUP: AtomicBool = AtomicBool::new(false);
+
+/// Catches SIGHUP from the start of the process, before the dataset is loaded and the reload
+/// task listens: its default action would end the process. A SIGHUP caught then becomes one
+/// reload as soon as [`on_sighup`] runs, since the files may have changed after start-up read
+/// them.
+#[cfg(unix)]
+pub fn catch_early_sighup() -> std::io::Result<()> {
+    // SAFETY: the action only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        signal_hook_registry::register(libc::SIGHUP, || EARLY_SIGHUP.store(true, Ordering::SeqCst))
+    }
+    .map(|_| ())
+}
+
+/// Sends a reload on SIGHUP until the trigger channel closes, and one for a SIGHUP caught
+/// during start-up ([`catch_early_sighup`]).
 #[cfg(unix)]
 pub async fn on_sighup(triggers: mpsc::Sender<Trigger>) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -77,6 +98,13 @@ pub async fn on_sighup(triggers: mpsc::Sender<Trigger>) {
         warn!("cannot listen for SIGHUP; reload by signal is off");
         return;
     };
+    // Listening first, then looking: a SIGHUP in between is seen at least once.
+    if EARLY_SIGHUP.swap(false, Ordering::SeqCst) {
+        info!("SIGHUP received during start-up, reloading");
+        if triggers.send(Trigger::Signal).await.is_err() {
+            return;
+        }
+    }
     while hup.recv().await.is_some() {
         info!("SIGHUP received, reloading");
         if triggers.send(Trigger::Signal).await.is_err() {
@@ -93,10 +121,12 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 /// editors and ConfigMaps replace files by rename or symlink swap, which a file watch misses.
 ///
 /// The watches are in place when this returns, so no change after start-up is missed; the
-/// returned future does the rest.
-pub fn watch_files(
+/// returned future does the rest. Files are read to compare them on a blocking thread, and
+/// only as [`read_file`] reads them: a file replaced by a FIFO or a device is never opened.
+pub async fn watch_files(
     mut files: watch::Receiver<Vec<PathBuf>>,
     triggers: mpsc::Sender<Trigger>,
+    max_file_size: u64,
 ) -> Result<impl std::future::Future<Output = ()>, notify::Error> {
     let (tx, mut events) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -107,7 +137,7 @@ pub fn watch_files(
     let mut watched: HashSet<PathBuf> = HashSet::new();
     let mut current = files.borrow_and_update().clone();
     rewatch(&mut watcher, &mut watched, &current);
-    let mut last = fingerprint(&current);
+    let mut last = fingerprint(current.clone(), max_file_size).await;
     Ok(async move {
         loop {
             tokio::select! {
@@ -115,7 +145,7 @@ pub fn watch_files(
                     if changed.is_err() { return; }
                     current = files.borrow_and_update().clone();
                     rewatch(&mut watcher, &mut watched, &current);
-                    last = fingerprint(&current);
+                    last = fingerprint(current.clone(), max_file_size).await;
                     continue;
                 }
                 ev = events.recv() => if ev.is_none() { return; },
@@ -124,7 +154,7 @@ pub fn watch_files(
             if !quiet(&mut events, DEBOUNCE).await {
                 return;
             }
-            let now = fingerprint(&current);
+            let now = fingerprint(current.clone(), max_file_size).await;
             if now != last {
                 last = now;
                 info!("dataset files changed, reloading");
@@ -166,14 +196,24 @@ fn rewatch(watcher: &mut impl notify::Watcher, watched: &mut HashSet<PathBuf>, f
     *watched = dirs;
 }
 
-/// Content hash of the files (a missing file hashes as missing), following symlinks.
-fn fingerprint(files: &[PathBuf]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in files {
-        f.hash(&mut h);
-        std::fs::read(Path::new(f)).ok().hash(&mut h);
+/// Content hash of the files, following symlinks, on a blocking thread. A file that cannot
+/// be read (missing, too large, not a regular file) hashes as why: replacing a file by a FIFO
+/// is a change, and the reload says what is wrong.
+async fn fingerprint(files: Vec<PathBuf>, max_file_size: u64) -> u64 {
+    let hash = move || {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for f in &files {
+            f.hash(&mut h);
+            read_file(Path::new(f), max_file_size).hash(&mut h);
+        }
+        h.finish()
+    };
+    // Hashing that fails or hangs (a hung network mount) counts as a change: the reload
+    // that follows reports the problem.
+    match tokio::time::timeout(LOAD_TIMEOUT, tokio::task::spawn_blocking(hash)).await {
+        Ok(Ok(h)) => h,
+        _ => 0,
     }
-    h.finish()
 }
 
 #[cfg(test)]

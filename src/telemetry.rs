@@ -23,6 +23,15 @@ use crate::gzip;
 /// How long rendered self-metrics may be reused when no event changed them.
 pub const MAX_AGE: Duration = Duration::from_secs(1);
 
+/// How long the change counters of a metric that left the dataset are still served: the
+/// `[1h]` window of the alerting rules, so `increase(…_series_removed_total[1h])` sees the step
+/// of its last reload however the scrapes fall, and `IndicatorSeriesRemoved` fires.
+pub const REMOVED_METRIC_RETENTION: Duration = Duration::from_secs(3600);
+
+/// At most this many metrics that left the dataset keep their change counters; beyond it the
+/// oldest go first, so renaming metrics again and again cannot grow `/metrics` without bound.
+pub const MAX_REMOVED_METRICS: usize = 100;
+
 /// The end of a `/metrics` response in one format: self-metrics (and `# EOF` for
 /// OpenMetrics), plain and as the final part of a gzip stream.
 #[derive(Debug)]
@@ -65,6 +74,11 @@ pub struct Telemetry {
     last_error: Mutex<Option<LastError>>,
     /// Name of the dataset in service, the `dataset` label of `dataset_series`.
     serving: Mutex<String>,
+    /// The declared metrics of the dataset in service, which keep their change counters.
+    metrics: Mutex<Vec<String>>,
+    /// Metrics that left the dataset and still have change counters, oldest first, with when
+    /// they left.
+    removed_metrics: Mutex<Vec<(String, Instant)>>,
     /// Bumped by every event, so a cached tail never hides one.
     generation: AtomicU64,
     cache: Mutex<TailCache>,
@@ -173,6 +187,8 @@ impl Telemetry {
             missing_sets: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
             serving: Mutex::new(String::new()),
+            metrics: Mutex::new(Vec::new()),
+            removed_metrics: Mutex::new(Vec::new()),
             generation: AtomicU64::new(1),
             cache: Mutex::new(TailCache::default()),
         }
@@ -230,6 +246,7 @@ impl Telemetry {
         for m in &dataset.metrics {
             self.change_counters(&m.name);
         }
+        self.track_removed(dataset, Instant::now());
         *self.last_error.lock().expect("lock not poisoned") = None;
         self.touched();
     }
@@ -273,6 +290,45 @@ impl Telemetry {
         self.touched();
     }
 
+    /// Notes the metrics that left the dataset with this load, forgets those that came back,
+    /// and drops the counters of those gone too long or too many.
+    fn track_removed(&self, dataset: &Dataset, now: Instant) {
+        let names: Vec<String> = dataset.metrics.iter().map(|m| m.name.clone()).collect();
+        let old = std::mem::replace(
+            &mut *self.metrics.lock().expect("lock not poisoned"),
+            names.clone(),
+        );
+        let mut removed = self.removed_metrics.lock().expect("lock not poisoned");
+        removed.retain(|(m, _)| !names.contains(m));
+        for m in old.into_iter().filter(|m| !names.contains(m)) {
+            removed.push((m, now));
+        }
+        drop(removed);
+        self.prune_removed(now);
+    }
+
+    /// Drops the change counters of metrics that left the dataset more than
+    /// [`REMOVED_METRIC_RETENTION`] ago, and of all but the last [`MAX_REMOVED_METRICS`].
+    fn prune_removed(&self, now: Instant) {
+        let mut removed = self.removed_metrics.lock().expect("lock not poisoned");
+        let expired = removed
+            .iter()
+            .take_while(|(_, at)| now.saturating_duration_since(*at) > REMOVED_METRIC_RETENTION)
+            .count();
+        let n = expired.max(removed.len().saturating_sub(MAX_REMOVED_METRICS));
+        if n == 0 {
+            return;
+        }
+        for (m, _) in removed.drain(..n) {
+            for c in [&self.added, &self.removed, &self.revised] {
+                let _ = c.remove_label_values(&[&m]);
+            }
+            let _ = self.last_change.remove_label_values(&[&m]);
+        }
+        drop(removed);
+        self.touched();
+    }
+
     /// The added, removed and revised counters of `metric`, created at zero if new.
     fn change_counters(&self, metric: &str) -> [Counter; 3] {
         [&self.added, &self.removed, &self.revised].map(|c| c.with_label_values(&[metric]))
@@ -295,6 +351,9 @@ impl Telemetry {
         let fresh = cache.generation == generation
             && cache.rendered_at.is_some_and(|t| t.elapsed() < MAX_AGE);
         if !fresh {
+            // Expiry is checked as often as the tail is rendered: at most once per MAX_AGE.
+            self.prune_removed(Instant::now());
+            let generation = self.generation.load(Ordering::Acquire);
             *cache = TailCache {
                 generation,
                 rendered_at: Some(Instant::now()),
@@ -387,5 +446,88 @@ mod tests {
         let text = String::from_utf8(after.plain.to_vec()).unwrap();
         assert!(text.contains("indicator_exporter_series_added_total{metric=\"m_ratio\"} 2\n"));
         assert!(text.contains("indicator_exporter_series_revisions_total{metric=\"m_ratio\"} 0\n"));
+    }
+
+    fn dataset(metric: &str) -> Dataset {
+        let text = format!(
+            "[dataset]\nname = \"d\"\ntitle = \"t\"\npublisher = \"p\"\nsource_url = \"u\"\npublished = \"2024-01-01\"\nmetric_prefix = \"\"\n\n[[metric]]\nname = \"{metric}\"\nunit = \"count\"\nhelp = \"h\"\nlabels = [\"k\"]\nsamples = [{{ labels = {{ k = \"a\" }}, value = 1 }}]\n"
+        );
+        let path = std::path::Path::new("c.toml");
+        let config = crate::config::parse(path, &text).unwrap();
+        crate::dataset::build(path, &text, &config, &Default::default()).unwrap()
+    }
+
+    fn served(t: &Telemetry, metric: &str) -> bool {
+        let text = String::from_utf8(t.render(Format::Text)).unwrap();
+        text.contains(&format!(
+            "indicator_exporter_series_removed_total{{metric=\"{metric}\"}}"
+        ))
+    }
+
+    /// A renamed metric: its series are counted as removed on the reload, then loaded.
+    fn rename(t: &Telemetry, from: &str, to: &str, now: Instant) {
+        t.changed(&MetricChange {
+            metric: from.into(),
+            added: 0,
+            removed: 1,
+            revised: vec![],
+        });
+        t.loaded(&dataset(to), true, Duration::ZERO);
+        // As if the load had happened at `now`.
+        for (_, at) in t.removed_metrics.lock().unwrap().iter_mut() {
+            *at = (*at).min(now);
+        }
+    }
+
+    #[test]
+    fn a_metric_that_left_keeps_its_counters_for_the_alert_window_then_goes() {
+        let t = Telemetry::new();
+        t.loaded(&dataset("a"), false, Duration::ZERO);
+        let start = Instant::now();
+        rename(&t, "a", "b", start);
+        // Served with its step, so increase(…[1h]) > 0 and IndicatorSeriesRemoved fires.
+        let text = String::from_utf8(t.render(Format::Text)).unwrap();
+        assert!(
+            text.contains("indicator_exporter_series_removed_total{metric=\"a\"} 1\n"),
+            "{text}"
+        );
+        assert!(served(&t, "b"));
+        t.prune_removed(start + REMOVED_METRIC_RETENTION);
+        assert!(served(&t, "a"), "still within the window");
+        t.prune_removed(start + REMOVED_METRIC_RETENTION + Duration::from_secs(1));
+        let text = String::from_utf8(t.render(Format::Text)).unwrap();
+        assert!(!text.contains("metric=\"a\""), "{text}");
+        assert!(served(&t, "b"));
+    }
+
+    #[test]
+    fn a_metric_that_comes_back_is_not_dropped() {
+        let t = Telemetry::new();
+        t.loaded(&dataset("a"), false, Duration::ZERO);
+        let start = Instant::now();
+        rename(&t, "a", "b", start);
+        rename(&t, "b", "a", start);
+        t.prune_removed(start + 2 * REMOVED_METRIC_RETENTION);
+        assert!(served(&t, "a"));
+        assert!(!served(&t, "b"));
+    }
+
+    #[test]
+    fn at_most_the_cap_of_metrics_that_left_keep_counters() {
+        let t = Telemetry::new();
+        t.loaded(&dataset("m0"), false, Duration::ZERO);
+        let now = Instant::now();
+        let n = MAX_REMOVED_METRICS + 50;
+        for i in 0..n {
+            rename(&t, &format!("m{i}"), &format!("m{}", i + 1), now);
+        }
+        let text = String::from_utf8(t.render(Format::Text)).unwrap();
+        let kept = text
+            .lines()
+            .filter(|l| l.starts_with("indicator_exporter_series_removed_total{"))
+            .count();
+        // The ones that left last, and the one in service.
+        assert_eq!(kept, MAX_REMOVED_METRICS + 1);
+        assert!(!served(&t, "m49") && served(&t, "m50") && served(&t, &format!("m{n}")));
     }
 }

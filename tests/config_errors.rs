@@ -82,7 +82,7 @@ fn unreadable_config_files() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{}: cannot read config file: Is a directory",
+            "{}: cannot read config file: is a directory, expected a regular file",
             dir.path().display()
         )
     );
@@ -92,7 +92,7 @@ fn unreadable_config_files() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{}: cannot read config file: stream did not contain valid UTF-8",
+            "{}: cannot read config file: invalid UTF-8 at byte 18 (line 2), expected UTF-8 text",
             binary.display()
         )
     );

@@ -10,10 +10,8 @@ use rustc_hash::FxHashMap;
 use super::{series_text, Metric, NO_STATUS};
 use crate::calendar::{Cadence, Period, PERIOD_FORMS};
 use crate::diagnostic::Diagnostic;
+pub use crate::diagnostic::MAX_ERRORS_PER_FILE;
 use crate::units::{parse_scaled, scale_pow10, Unit};
-
-/// At most this many problems are listed per file; the rest are counted.
-pub const MAX_ERRORS_PER_FILE: usize = 100;
 
 /// Where something is in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,7 +227,8 @@ impl Builder {
         self.files.len() as u32 - 1
     }
 
-    /// A problem at `loc` in file `file`; beyond [`MAX_ERRORS_PER_FILE`] only counted.
+    /// A problem at `loc` in file `file`; beyond [`MAX_ERRORS_PER_FILE`] only counted, so a
+    /// file of a million bad rows costs no memory for messages that will not be shown.
     pub fn error(&mut self, file: u32, loc: Loc, message: String) {
         let n = &mut self.counts[file as usize];
         *n += 1;
@@ -491,16 +490,10 @@ impl Builder {
     pub fn finish(mut self) -> Built {
         for (file, n) in self.counts.iter().enumerate() {
             if *n > MAX_ERRORS_PER_FILE {
-                self.errs.push(Diagnostic {
-                    line: usize::MAX,
-                    ..Diagnostic::file(
-                        &self.files[file],
-                        format!(
-                            "… and {} more problems in this file",
-                            n - MAX_ERRORS_PER_FILE
-                        ),
-                    )
-                });
+                self.errs.push(Diagnostic::omitted(
+                    &self.files[file],
+                    n - MAX_ERRORS_PER_FILE,
+                ));
             }
         }
         let symbols = std::mem::take(&mut self.interner.symbols);

@@ -103,6 +103,7 @@ impl Server {
             telemetry_path: "/metrics".into(),
             enable_lifecycle: lifecycle,
             watch,
+            limits: Default::default(),
         };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
