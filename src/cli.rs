@@ -40,10 +40,19 @@ pub struct Cli {
     #[arg(long = "config.max-file-size", value_name = "SIZE", default_value = "256MiB", value_parser = crate::load::parse_size, global = true)]
     pub max_file_size: u64,
 
-    /// Address to listen on for web interface and telemetry (`:PORT` listens on all IPv4
-    /// interfaces).
+    /// Address to listen on for web interface and telemetry; repeat to listen on several
+    /// (`:PORT` listens on all IPv4 and IPv6 interfaces).
     #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = DEFAULT_LISTEN_ADDRESS)]
-    pub listen_address: String,
+    pub listen_address: Vec<String>,
+
+    /// Use systemd socket activation listeners instead of port listeners (Linux only).
+    #[arg(long = "web.systemd-socket")]
+    pub systemd_socket: bool,
+
+    /// Path to the exporter-toolkit web configuration file (YAML) that enables TLS, client
+    /// certificates, basic auth and security headers; re-read on every reload.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    pub web_config_file: Option<PathBuf>,
 
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = telemetry_path)]
@@ -126,14 +135,6 @@ fn telemetry_path(s: &str) -> Result<String, String> {
     }
 }
 
-/// `:PORT` (Go's all-interfaces form) -> `0.0.0.0:PORT`; anything else as given.
-pub fn listen_address(s: &str) -> String {
-    match s.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}"),
-        None => s.to_string(),
-    }
-}
-
 /// What `--version` prints, laid out as the Prometheus project's exporters lay it out.
 pub fn version_text() -> String {
     format!(
@@ -193,8 +194,21 @@ mod tests {
     }
 
     #[test]
-    fn colon_port_listens_everywhere() {
-        assert_eq!(listen_address(":8905"), "0.0.0.0:8905");
-        assert_eq!(listen_address("127.0.0.1:1"), "127.0.0.1:1");
+    fn web_flags() {
+        let c = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(c.listen_address, [":8905"]);
+        assert_eq!(c.web_config_file, None);
+        let c = Cli::try_parse_from([
+            "x",
+            "--web.listen-address=127.0.0.1:1",
+            "--web.listen-address",
+            "[::1]:2",
+            "--web.config.file=web.yml",
+            "--web.systemd-socket",
+        ])
+        .unwrap();
+        assert_eq!(c.listen_address, ["127.0.0.1:1", "[::1]:2"]);
+        assert_eq!(c.web_config_file, Some(PathBuf::from("web.yml")));
+        assert!(c.systemd_socket);
     }
 }

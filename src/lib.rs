@@ -30,6 +30,7 @@ pub mod snapshot;
 pub mod source;
 pub mod telemetry;
 pub mod units;
+pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -46,7 +47,7 @@ use crate::reload::Reloader;
 use crate::server::AppState;
 use crate::telemetry::Telemetry;
 
-/// What `run` needs beyond the listener: everything the flags decide.
+/// What `run` needs beyond the listeners: everything the flags decide.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub config_file: PathBuf,
@@ -55,6 +56,8 @@ pub struct Settings {
     pub watch: bool,
     /// Largest file a load reads, and how long a load may take.
     pub limits: load::Limits,
+    /// exporter-toolkit web config: TLS, basic auth, headers (`--web.config.file`).
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Loads and validates the dataset, as start-up does, without serving it.
@@ -77,15 +80,32 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Diagnostics> {
+    run_on(settings, vec![listener], shutdown).await
+}
+
+/// [`run`] on several listeners (`--web.listen-address` given more than once). The web config
+/// is loaded with the dataset; errors in either are all reported before anything is served.
+pub async fn run_on(
+    settings: Settings,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Diagnostics> {
     let started = Instant::now();
-    let (dataset, snapshot) =
-        load::load_and_render(&settings.config_file, &settings.limits).await?;
+    let web = web::Web::load(settings.web_config_file.as_deref());
+    let loaded = load::load_and_render(&settings.config_file, &settings.limits).await;
+    let ((dataset, snapshot), web) = match (loaded, web) {
+        (Ok(x), Ok(w)) => (x, Arc::new(w)),
+        (loaded, web) => {
+            let all = loaded.err().into_iter().chain(web.err());
+            return Err(Diagnostics::new(all.flat_map(|e| e.0).collect()));
+        }
+    };
     let telemetry = Arc::new(Telemetry::new());
     telemetry.loaded(&dataset, false, started.elapsed());
     let store = snapshot::store(snapshot);
 
     let (trigger_tx, trigger_rx) = mpsc::channel(16);
-    let (files_tx, files_rx) = watch::channel(dataset.files.clone());
+    let (files_tx, files_rx) = watch::channel(web::watched(&dataset.files, &web));
     let reloader = Reloader {
         config_file: settings.config_file.clone(),
         store: store.clone(),
@@ -93,6 +113,7 @@ pub async fn run(
         current: dataset,
         files: files_tx,
         limits: settings.limits.clone(),
+        web: web.clone(),
     };
     let mut background = vec![tokio::spawn(reloader.run(trigger_rx))];
     #[cfg(unix)]
@@ -107,17 +128,25 @@ pub async fn run(
         }
     }
 
+    let active = web.current();
     let state = Arc::new(AppState {
         store,
         telemetry,
         telemetry_path: settings.telemetry_path.clone(),
         enable_lifecycle: settings.enable_lifecycle,
         reload: trigger_tx,
+        web,
     });
-    if let Ok(addr) = listener.local_addr() {
-        info!(address = %addr, telemetry_path = %settings.telemetry_path, "listening");
+    for listener in &listeners {
+        if let Ok(addr) = listener.local_addr() {
+            info!(address = %addr, telemetry_path = %settings.telemetry_path, tls = active.tls.is_some(), http2 = active.tls.is_some() && active.http2, "listening");
+        }
     }
-    server::serve(listener, state, shutdown).await;
+    if settings.web_config_file.is_some() {
+        info!(web = %active.summary(), "web config loaded");
+    }
+    drop(active);
+    server::serve(listeners, state, shutdown).await;
     for task in background {
         task.abort();
     }

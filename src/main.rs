@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use indicator_exporter::cli::{self, Cli, Command, ExportArgs};
-use indicator_exporter::{check_with, export, load, logging, run, Settings};
+use indicator_exporter::diagnostic;
+use indicator_exporter::{check_with, export, load, logging, run_on, web, Settings};
 use tracing::{debug, error, warn};
 
 /// How long, after serving stopped, work still running on blocking threads (a load stuck on
@@ -24,12 +25,24 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Export(args)) => return export_history(&cli, args),
         None if cli.config_check => {
-            return match check_with(&cli.config_file, cli.max_file_size) {
-                Ok(d) => {
+            // The web config is checked too when given, so one run reports every error.
+            let web = cli.web_config_file.as_deref().map(|p| (p, web::check(p)));
+            return match (check_with(&cli.config_file, cli.max_file_size), web) {
+                (Ok(d), None) => {
                     println!("{}: OK: {}", cli.config_file.display(), d.summary());
                     ExitCode::SUCCESS
                 }
-                Err(errors) => invalid(&cli, &errors),
+                (Ok(d), Some((p, Ok(summary)))) => {
+                    println!("{}: OK: {}", cli.config_file.display(), d.summary());
+                    println!("{}: OK: web config, {summary}", p.display());
+                    ExitCode::SUCCESS
+                }
+                (dataset, web) => {
+                    let web = web.and_then(|(_, w)| w.err());
+                    let all = dataset.err().into_iter().chain(web);
+                    let errors = diagnostic::Diagnostics::new(all.flat_map(|e| e.0).collect());
+                    invalid(&cli, &errors)
+                }
             };
         }
         None => {}
@@ -51,13 +64,8 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
-        let address = cli::listen_address(&cli.listen_address);
-        let listener = match tokio::net::TcpListener::bind(&address).await {
-            Ok(l) => l,
-            Err(e) => {
-                error!(address, error = %e, "cannot listen");
-                return ExitCode::FAILURE;
-            }
+        let Some(listeners) = listeners(&cli) else {
+            return ExitCode::FAILURE;
         };
         let settings = Settings {
             config_file: cli.config_file.clone(),
@@ -68,8 +76,9 @@ fn main() -> ExitCode {
                 max_file_size: cli.max_file_size,
                 ..load::Limits::default()
             },
+            web_config_file: cli.web_config_file.clone(),
         };
-        match run(settings, listener, shutdown_signal()).await {
+        match run_on(settings, listeners, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(errors) => {
                 error!(
@@ -120,6 +129,39 @@ fn raise_open_files_limit() {
             debug!(open_files = limit.rlim_cur, error = %std::io::Error::last_os_error(), "cannot raise the open files limit");
         }
     }
+}
+
+/// Binds every `--web.listen-address`, or takes systemd's sockets; None (logged) if one fails.
+fn listeners(cli: &Cli) -> Option<Vec<tokio::net::TcpListener>> {
+    let bound: Vec<(String, std::io::Result<std::net::TcpListener>)> = if cli.systemd_socket {
+        #[cfg(unix)]
+        let sockets = web::listen::systemd_sockets();
+        #[cfg(not(unix))]
+        let sockets = Err(std::io::Error::other("systemd sockets need Linux"));
+        match sockets {
+            Ok(s) => s
+                .into_iter()
+                .map(|l| ("systemd socket".into(), Ok(l)))
+                .collect(),
+            Err(e) => vec![("systemd socket".into(), Err(e))],
+        }
+    } else {
+        let addresses = cli.listen_address.iter();
+        addresses
+            .map(|a| (a.clone(), web::listen::bind(a)))
+            .collect()
+    };
+    let mut listeners = Vec::new();
+    for (address, listener) in bound {
+        match listener.and_then(tokio::net::TcpListener::from_std) {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                error!(address, error = %e, "cannot listen");
+                return None;
+            }
+        }
+    }
+    Some(listeners)
 }
 
 fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> ExitCode {

@@ -38,15 +38,22 @@ pub struct Reloader {
     /// Tells the watcher which files the dataset in service was read from.
     pub files: watch::Sender<Vec<PathBuf>>,
     pub limits: Limits,
+    /// The web config (`--web.config.file`), re-read by every reload too.
+    pub web: Arc<crate::web::Web>,
 }
 
 impl Reloader {
-    /// Runs the pipeline once; on success swaps the snapshot, else keeps it.
+    /// Runs the pipeline once, web config included; on success swaps the snapshot and the
+    /// web config, else keeps both.
     pub async fn reload(&mut self) -> Result<String, Diagnostics> {
         let started = Instant::now();
-        let (dataset, snapshot) = match load_and_render(&self.config_file, &self.limits).await {
-            Ok(x) => x,
-            Err(e) => {
+        let web = self.web.reread();
+        let loaded = load_and_render(&self.config_file, &self.limits).await;
+        let ((dataset, snapshot), web) = match (loaded, web) {
+            (Ok(x), Ok(w)) => (x, w),
+            (loaded, web) => {
+                let all = loaded.err().into_iter().chain(web.err());
+                let e = Diagnostics::new(all.flat_map(|e| e.0).collect());
                 self.telemetry.reload_failed(&e);
                 return Err(e);
             }
@@ -55,8 +62,13 @@ impl Reloader {
             self.telemetry.changed(&change);
         }
         self.store.store(Arc::new(snapshot));
+        if let Some(web) = web {
+            self.web.apply(web);
+        }
         self.telemetry.loaded(&dataset, true, started.elapsed());
-        let _ = self.files.send(dataset.files.clone());
+        let _ = self
+            .files
+            .send(crate::web::watched(&dataset.files, &self.web));
         let summary = format!("loaded {}", dataset.summary());
         self.current = dataset;
         Ok(summary)

@@ -1,9 +1,11 @@
-//! Stage 5: HTTP. An accept loop over a bound listener, routes, content negotiation and
-//! graceful shutdown. It knows nothing of TOML: it serves whatever snapshot the store holds.
+//! Stage 5: HTTP. An accept loop over the bound listeners, TLS and basic auth as the web
+//! config says, routes, content negotiation and graceful shutdown. It knows nothing of TOML:
+//! it serves whatever snapshot the store holds.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,16 +13,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{
-    HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE,
-    VARY,
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH,
+    CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -28,6 +31,7 @@ use crate::encode::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::reload::Trigger;
 use crate::snapshot::Store;
 use crate::telemetry::Telemetry;
+use crate::web::{Web, TLS_HANDSHAKE_TIMEOUT};
 
 /// How long open connections may take to finish after shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -39,6 +43,8 @@ pub struct AppState {
     pub telemetry_path: String,
     pub enable_lifecycle: bool,
     pub reload: mpsc::Sender<Trigger>,
+    /// TLS, basic auth, headers and rate limit (`--web.config.file`).
+    pub web: Arc<Web>,
 }
 
 /// A response body of a few pre-made chunks: the dataset's bytes are shared, never copied.
@@ -71,21 +77,34 @@ impl http_body::Body for Chunks {
     }
 }
 
-/// Serves until `shutdown` resolves, then lets open connections finish within the grace.
+/// The HTTP/1.1 and HTTP/2 connection settings, shared by every connection.
+struct Protocols {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+/// Serves on every listener until `shutdown` resolves, then lets open connections finish
+/// within the grace. Each connection uses the web config in service when it was accepted
+/// (TLS or not); each request, the one in service when it arrives (users, headers).
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new());
+    let protocols = Arc::new(Protocols { http1, http2 });
     tokio::pin!(shutdown);
+    let mut next = 0;
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            accepted = accept_any(&listeners, &mut next) => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -96,24 +115,134 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let svc = service_fn(move |req| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(route(&state, req).await) }
-        });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+        let active = state.web.current();
+        let watcher = graceful.watcher();
+        let (state, protocols) = (state.clone(), protocols.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(%peer, error = %e, "connection ended with an error");
+            let Some(tls) = &active.tls else {
+                let io = TokioIo::new(stream);
+                return serve_connection(io, false, peer, state, &protocols, watcher).await;
+            };
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept_tls(stream, tls));
+            match handshake.await {
+                Ok(Ok(Some(tls_stream))) => {
+                    let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let io = TokioIo::new(tls_stream);
+                    serve_connection(io, h2, peer, state, &protocols, watcher).await;
+                }
+                Ok(Ok(None)) => debug!(%peer, "plain HTTP request on the TLS port, answered 400"),
+                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => {
+                    debug!(%peer, timeout = ?TLS_HANDSHAKE_TIMEOUT, "TLS handshake not completed in time, connection dropped")
+                }
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     info!("shutting down, waiting for open connections");
     tokio::select! {
         _ = graceful.shutdown() => {},
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => warn!("grace period over, closing remaining connections"),
     }
+}
+
+/// The next connection on any listener, taking the listeners in turn so none is starved.
+async fn accept_any(
+    listeners: &[TcpListener],
+    next: &mut usize,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        let n = listeners.len();
+        for i in 0..n {
+            let at = (*next + i) % n;
+            if let Poll::Ready(r) = listeners[at].poll_accept(cx) {
+                *next = at + 1;
+                return Poll::Ready(r);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The TLS handshake; `None` when the client spoke plain HTTP, which is answered with a 400
+/// saying so (as Go's servers do) and closed.
+async fn accept_tls(
+    stream: TcpStream,
+    tls: &crate::web::tls::Tls,
+) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    // Every TLS connection opens with a handshake record (content type 22).
+    if n == 1 && first[0] != 0x16 && first[0].is_ascii_alphabetic() {
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+            .await?;
+        let _ = stream.shutdown().await;
+        return Ok(None);
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    acceptor.accept(stream).await.map(Some)
+}
+
+/// HTTP/1.1 or HTTP/2 (negotiated by ALPN) on one connection, watched for graceful shutdown.
+async fn serve_connection<I>(
+    io: I,
+    h2: bool,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    protocols: &Protocols,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(&state, req).await) }
+    });
+    let result = if h2 {
+        watcher
+            .watch(protocols.http2.serve_connection(io, svc))
+            .await
+    } else {
+        watcher
+            .watch(protocols.http1.serve_connection(io, svc))
+            .await
+    };
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The web config's part of every request, as exporter-toolkit wraps the whole handler: the
+/// rate limit, then basic auth (every path), then the route; the configured headers on every
+/// response.
+async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Chunks> {
+    let web = state.web.current();
+    let mut resp = if web.rate_limit.as_ref().is_some_and(|r| !r.allow()) {
+        plain(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
+    } else if !web.users.is_empty()
+        && !state
+            .web
+            .verifier
+            .check(
+                &web.users,
+                req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes),
+            )
+            .await
+    {
+        let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+        r.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        r
+    } else {
+        route(state, req).await
+    };
+    for (name, value) in &web.headers {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    resp
 }
 
 async fn route(state: &AppState, req: Request<Incoming>) -> Response<Chunks> {

@@ -104,6 +104,7 @@ impl Server {
             enable_lifecycle: lifecycle,
             watch,
             limits: Default::default(),
+            web_config_file: None,
         };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()

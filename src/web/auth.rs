@@ -1,0 +1,225 @@
+//! Basic auth against bcrypt hashes, with a cache of verified credentials so bcrypt (tens of
+//! milliseconds by design) runs once per user and password, not once per scrape; and
+//! exporter-toolkit's `rate_limit` token bucket.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use ring::digest;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+/// How many verified credentials are remembered (exporter-toolkit keeps 100 too).
+pub const CACHE_SIZE: usize = 100;
+
+/// What outlives a reload: the cache (its keys include the stored hash, so a changed password
+/// hash never matches an old entry) and the bcrypt gate.
+pub struct Verifier {
+    /// SHA-256 digests of (user, password, stored hash) that bcrypt accepted, oldest first.
+    verified: Mutex<VecDeque<[u8; 32]>>,
+    /// One bcrypt at a time: each takes a CPU for tens of milliseconds, so a burst of wrong
+    /// passwords cannot take every core.
+    bcrypt: Semaphore,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier {
+            verified: Mutex::new(VecDeque::with_capacity(CACHE_SIZE)),
+            bcrypt: Semaphore::new(1),
+        }
+    }
+}
+
+impl Verifier {
+    /// Whether the `Authorization` header carries a user of `users` and its password.
+    /// Credentials are never logged.
+    pub async fn check(&self, users: &[(String, String)], authorization: Option<&[u8]>) -> bool {
+        let Some((user, password)) = authorization.and_then(parse_basic) else {
+            return false;
+        };
+        let Some(first) = users.first() else {
+            return false;
+        };
+        // Every name is compared, in constant time, so the time taken does not tell which
+        // users exist; an unknown user is checked against a real hash, and refused.
+        let mut found: Option<&str> = None;
+        for (name, hash) in users {
+            if bool::from(name.as_bytes().ct_eq(user.as_bytes())) {
+                found = Some(hash);
+            }
+        }
+        let known = found.is_some();
+        let hash = found.unwrap_or(&first.1).to_string();
+        let key = cache_key(&user, &password, &hash);
+        if known && self.cached(&key) {
+            return true;
+        }
+        let Ok(_permit) = self.bcrypt.acquire().await else {
+            return false;
+        };
+        // Another request may have verified the same credentials while this one waited.
+        if known && self.cached(&key) {
+            return true;
+        }
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false);
+        if ok && known {
+            let mut v = self.verified.lock().expect("lock not poisoned");
+            if v.len() >= CACHE_SIZE {
+                v.pop_front();
+            }
+            v.push_back(key);
+        }
+        ok && known
+    }
+
+    /// Whether `key` was verified before; every entry is compared, in constant time.
+    fn cached(&self, key: &[u8; 32]) -> bool {
+        let v = self.verified.lock().expect("lock not poisoned");
+        v.iter()
+            .fold(subtle::Choice::from(0), |hit, k| hit | k.ct_eq(key))
+            .into()
+    }
+}
+
+/// A digest of the credentials and the hash they were checked against, length-prefixed so no
+/// two different triples collide by concatenation.
+fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for part in [user, password, hash] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part.as_bytes());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// `Basic base64(user:password)` -> (user, password).
+fn parse_basic(header: &[u8]) -> Option<(String, String)> {
+    let header = std::str::from_utf8(header).ok()?.trim();
+    let (scheme, value) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// exporter-toolkit's `rate_limit`: a token bucket of `burst` tokens, one added every
+/// `interval`; a request finding it empty gets 429. It starts full.
+pub struct RateLimit {
+    pub interval: Duration,
+    pub burst: u32,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimit {
+    pub fn new(interval: Duration, burst: u32) -> RateLimit {
+        RateLimit {
+            interval,
+            burst,
+            state: Mutex::new((f64::from(burst), Instant::now())),
+        }
+    }
+
+    pub fn allow(&self) -> bool {
+        self.allow_at(Instant::now())
+    }
+
+    fn allow_at(&self, now: Instant) -> bool {
+        let mut s = self.state.lock().expect("lock not poisoned");
+        let elapsed = now.saturating_duration_since(s.1).as_secs_f64();
+        s.0 = (s.0 + elapsed / self.interval.as_secs_f64()).min(f64::from(self.burst));
+        s.1 = now;
+        if s.0 >= 1.0 {
+            s.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(user: &str, password: &str) -> Vec<u8> {
+        let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!("Basic {creds}").into_bytes()
+    }
+
+    #[tokio::test]
+    async fn right_password_passes_and_is_cached() {
+        let users = vec![
+            ("alice".to_string(), bcrypt::hash("secret", 4).unwrap()),
+            ("bob".to_string(), bcrypt::hash("other", 4).unwrap()),
+        ];
+        let v = Verifier::default();
+        assert!(v.check(&users, Some(&header("alice", "secret"))).await);
+        assert_eq!(v.verified.lock().unwrap().len(), 1);
+        assert!(v.check(&users, Some(&header("alice", "secret"))).await);
+        assert_eq!(v.verified.lock().unwrap().len(), 1);
+        assert!(!v.check(&users, Some(&header("alice", "wrong"))).await);
+        assert!(!v.check(&users, Some(&header("bob", "secret"))).await);
+        // Bob's password under a name that does not exist.
+        assert!(!v.check(&users, Some(&header("mallory", "other"))).await);
+        assert!(!v.check(&users, None).await);
+        assert!(!v.check(&users, Some(b"Bearer abc")).await);
+        assert!(!v.check(&users, Some(b"Basic !!!")).await);
+        assert_eq!(
+            v.verified.lock().unwrap().len(),
+            1,
+            "failures are not cached"
+        );
+        // A changed hash for the same user and password is verified again.
+        let rehashed = vec![("alice".to_string(), bcrypt::hash("secret", 4).unwrap())];
+        assert!(v.check(&rehashed, Some(&header("alice", "secret"))).await);
+        assert_eq!(v.verified.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn cache_keys_are_unambiguous() {
+        assert_ne!(cache_key("ab", "c", "h"), cache_key("a", "bc", "h"));
+        assert_eq!(cache_key("a", "b", "h"), cache_key("a", "b", "h"));
+    }
+
+    #[test]
+    fn basic_header_parsing() {
+        assert_eq!(
+            parse_basic(b"Basic YWxpY2U6czpj"),
+            Some(("alice".into(), "s:c".into()))
+        );
+        assert_eq!(
+            parse_basic(b"basic YWxpY2U6"),
+            Some(("alice".into(), "".into()))
+        );
+        assert_eq!(parse_basic(b"Basic YWxpY2U"), None);
+    }
+
+    #[test]
+    fn bucket_refills_one_token_per_interval() {
+        let r = RateLimit::new(Duration::from_secs(1), 2);
+        let t0 = Instant::now();
+        assert!(r.allow_at(t0));
+        assert!(r.allow_at(t0));
+        assert!(!r.allow_at(t0));
+        assert!(!r.allow_at(t0 + Duration::from_millis(500)));
+        assert!(r.allow_at(t0 + Duration::from_millis(1000)));
+        assert!(!r.allow_at(t0 + Duration::from_millis(1000)));
+        // Never more than the burst.
+        let later = t0 + Duration::from_secs(60);
+        assert!(r.allow_at(later) && r.allow_at(later) && !r.allow_at(later));
+    }
+}
