@@ -14,7 +14,7 @@ install:
 	$(CARGO) install --path . --locked --quiet
 
 # unit last: its closing `test result` line is the run's verdict.
-test: deps lint rules unit
+test: deps lint rules deploy unit
 
 deps:
 	scripts/install-deps
@@ -30,6 +30,11 @@ unit:
 rules:
 	promtool check rules prometheus/rules/*.yml
 	promtool test rules prometheus/rules/tests/*.yml
+
+# The static binary, the container image, the systemd unit and the Kubernetes manifests, built
+# and checked (scripts/check-deploy; root, Debian).
+deploy:
+	scripts/check-deploy
 
 bench:
 	$(CARGO) bench --bench pipeline
