@@ -438,11 +438,11 @@ fn node_exporter_web_configs_are_accepted_unchanged() {
     for (file, summary) in [
         (
             "web-config.yml",
-            "TLS 1.3 and 1.2, client certificates: NoClientCert, 2 basic auth users, rate limit 1 per 1s, burst 20",
+            "TLS 1.3 and 1.2, client certificates: NoClientCert, basic auth for 2 users, rate limit 1 per 1s, burst 20",
         ),
         (
             "every-key.yml",
-            "TLS 1.3 and 1.2, client certificates: RequireAndVerifyClientCert with 2 allowed SANs, 1 basic auth users, 5 response headers, rate limit 1 per 1s, burst 20",
+            "TLS 1.3 and 1.2, client certificates: RequireAndVerifyClientCert with 2 allowed SANs, basic auth for 1 user, 5 response headers, rate limit 1 per 1s, burst 20",
         ),
     ] {
         let web = format!("{ROOT}/tests/fixtures/web/{file}");

@@ -12,6 +12,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::load::read_file;
 use crate::web::auth::RateLimit;
 use crate::web::yaml::{self, Kind, Node, Pos, Problems};
 use crate::web::{tls, Active};
@@ -97,6 +98,10 @@ pub const HEADERS: [(&str, &[&str]); 5] = [
     ("Strict-Transport-Security", &[]),
 ];
 
+/// The largest web config, certificate or key file read: they are a few kilobytes, and only
+/// regular files are read (a FIFO would hold up a reload).
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
+
 /// Collects problems and warnings while one web config file is read.
 pub struct Ctx<'a> {
     pub path: &'a Path,
@@ -122,13 +127,10 @@ impl Ctx<'_> {
     /// Reads a file the config names, recording it for the watcher.
     pub fn read(&mut self, key: &str, p: &Path, pos: Pos) -> Option<Vec<u8>> {
         self.files.push(p.to_path_buf());
-        match std::fs::read(p) {
+        match read_file(p, MAX_FILE_SIZE) {
             Ok(b) => Some(b),
             Err(e) => {
-                self.problem(
-                    pos,
-                    format!("cannot read {key} `{}`: {}", p.display(), io_reason(&e)),
-                );
+                self.problem(pos, format!("cannot read {key} `{}`: {e}", p.display()));
                 None
             }
         }
@@ -137,12 +139,11 @@ impl Ctx<'_> {
 
 /// Reads and validates the web config file at `path`.
 pub fn load(path: &Path) -> Result<Active, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics::one(Diagnostic::file(
-            path,
-            format!("cannot read web config file: {}", io_reason(&e)),
-        ))
-    })?;
+    let fail = |why: String| Diagnostics::one(Diagnostic::file(path, why));
+    let bytes = read_file(path, MAX_FILE_SIZE)
+        .map_err(|e| fail(format!("cannot read web config file: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| fail("the web config file is not UTF-8 text, expected YAML".into()))?;
     let base = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -425,15 +426,6 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     (total.is_finite() && total < u64::MAX as f64).then(|| Duration::from_nanos(total as u64))
 }
 
-/// The OS error without Rust's "(os error 2)" tail.
-pub fn io_reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,6 +441,25 @@ mod tests {
                 .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
                 .collect(),
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_named_as_a_certificate_is_refused_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("server.crt");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo only reads the path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let path = dir.path().join("web.yml");
+        std::fs::write(
+            &path,
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+        )
+        .unwrap();
+        let errors = load(&path).err().expect("refused").to_string();
+        assert!(errors.contains(":2:14: cannot read cert_file"), "{errors}");
+        assert!(errors.contains(":3:13: cannot read key_file"), "{errors}");
     }
 
     #[test]

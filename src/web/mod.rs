@@ -57,10 +57,10 @@ impl Active {
             Some(t) => t.summary.clone(),
             None => "TLS off".to_string(),
         }];
-        parts.push(if self.users.is_empty() {
-            "basic auth off".to_string()
-        } else {
-            format!("{} basic auth users", self.users.len())
+        parts.push(match self.users.len() {
+            0 => "basic auth off".to_string(),
+            1 => "basic auth for 1 user".to_string(),
+            n => format!("basic auth for {n} users"),
         });
         if !self.headers.is_empty() {
             parts.push(format!("{} response headers", self.headers.len()));

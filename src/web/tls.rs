@@ -632,10 +632,13 @@ impl ServerKey {
             return current.1.clone();
         }
         current.0 = now;
-        let read = |p: &Option<PathBuf>| p.as_ref().map(std::fs::read).transpose();
+        let read = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| crate::load::read_file(p, crate::web::config::MAX_FILE_SIZE))
+                .transpose()
+        };
         let loaded = read(&self.files.cert)
             .and_then(|c| Ok((c, read(&self.files.key)?)))
-            .map_err(|e| e.to_string())
             .and_then(|(c, k)| {
                 // Inline halves never change: only files are re-read.
                 let (Some(c), Some(k)) = (c, k) else {
