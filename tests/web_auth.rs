@@ -138,3 +138,25 @@ fn without_a_web_config_nothing_changes() {
     assert_eq!(status, 200);
     assert!(!head.contains("www-authenticate"));
 }
+
+#[test]
+fn config_watch_applies_an_edited_web_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = write_config(dir.path(), "# nothing yet\n");
+    let server = WebServer::start_watching(&web);
+    assert_eq!(plain_get(server.addr(), "/metrics", &[]).0, 200);
+    // Written aside and renamed over, as editors save.
+    let staging = dir.path().join("staging");
+    std::fs::create_dir(&staging).unwrap();
+    let next = users_config(&staging, "");
+    std::fs::rename(&next, &web).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while plain_get(server.addr(), "/metrics", &[]).0 != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edited web config was not applied within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(plain_get(server.addr(), "/metrics", &[ALICE]).0, 200);
+}

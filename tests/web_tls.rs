@@ -513,3 +513,51 @@ fn start_up_fails_with_every_web_config_error() {
     assert!(text.contains(":3:13: cannot read key_file"), "{text}");
     assert!(text.contains(":5:8: the password hash of `bob`"), "{text}");
 }
+
+#[test]
+fn systemd_socket_activation_serves_the_passed_socket() {
+    // python3 plays systemd: it binds, puts the socket at descriptor 3 and becomes the
+    // exporter (exec keeps its process id, which LISTEN_PID names).
+    let script = r#"
+import os, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+    let exe = env!("CARGO_BIN_EXE_indicator_exporter");
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(exe)
+        .arg("--config.file")
+        .arg(config())
+        .arg("--web.systemd-socket")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 (scripts/install-deps) to play systemd");
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port.trim().parse::<u16>().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let a = raw(addr, b"GET /-/healthy HTTP/1.0\r\n\r\n");
+        if a.starts_with("HTTP/1.") || Instant::now() > deadline {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200 OK"), "{answer:?}");
+}

@@ -755,13 +755,9 @@ impl ClientCertVerifier for AllowedSans {
         if sans.iter().any(|s| self.allowed.contains(s)) {
             Ok(verified)
         } else {
+            tracing::debug!(presented = ?sans, "client certificate has none of client_allowed_sans");
             Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForNameContext {
-                    expected: rustls::pki_types::ServerName::try_from("client-allowed-sans")
-                        .expect("a valid DNS name")
-                        .to_owned(),
-                    presented: sans,
-                },
+                CertificateError::ApplicationVerificationFailure,
             ))
         }
     }

@@ -125,17 +125,33 @@ impl WebServer {
         WebServer::try_start_on(listeners, web).unwrap_or_else(|e| panic!("start-up failed: {e}"))
     }
 
+    /// [`WebServer::start`] with `--config.watch`.
+    pub fn start_watching(web: &Path) -> WebServer {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        WebServer::launch(vec![l], Some(web), true)
+            .unwrap_or_else(|e| panic!("start-up failed: {e}"))
+    }
+
     /// Starts the server; Err with the start-up errors if it stops before serving.
     pub fn try_start_on(
         listeners: Vec<std::net::TcpListener>,
         web: Option<&Path>,
+    ) -> Result<WebServer, Diagnostics> {
+        WebServer::launch(listeners, web, false)
+    }
+
+    fn launch(
+        listeners: Vec<std::net::TcpListener>,
+        web: Option<&Path>,
+        watch: bool,
     ) -> Result<WebServer, Diagnostics> {
         let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let settings = Settings {
             config_file: config(),
             telemetry_path: "/metrics".into(),
             enable_lifecycle: true,
-            watch: false,
+            watch,
             limits: Default::default(),
             web_config_file: web.map(Path::to_path_buf),
         };
