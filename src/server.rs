@@ -99,6 +99,8 @@ pub async fn serve(
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     http2.timer(TokioTimer::new());
     let protocols = Arc::new(Protocols { http1, http2 });
+    // Handshakes in progress end at shutdown: they have no request to finish.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     let mut next = 0;
     loop {
@@ -117,14 +119,18 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let active = state.web.current();
         let watcher = graceful.watcher();
-        let (state, protocols) = (state.clone(), protocols.clone());
+        let (state, protocols, mut stop) = (state.clone(), protocols.clone(), stop.clone());
         tokio::spawn(async move {
             let Some(tls) = &active.tls else {
                 let io = TokioIo::new(stream);
                 return serve_connection(io, false, peer, state, &protocols, watcher).await;
             };
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept_tls(stream, tls));
-            match handshake.await {
+            let handshake = tokio::select! {
+                h = handshake => h,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match handshake {
                 Ok(Ok(Some(tls_stream))) => {
                     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                     let io = TokioIo::new(tls_stream);
@@ -139,6 +145,7 @@ pub async fn serve(
         });
     }
     drop(listeners);
+    let _ = stopping.send(true);
     info!("shutting down, waiting for open connections");
     tokio::select! {
         _ = graceful.shutdown() => {},

@@ -561,3 +561,28 @@ os.execv(sys.argv[1], sys.argv[1:])
     child.wait().unwrap();
     assert!(answer.starts_with("HTTP/1.0 200 OK"), "{answer:?}");
 }
+
+#[test]
+fn a_stalled_handshake_does_not_hold_up_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA");
+    ca.server(1).write(dir.path(), "server");
+    let server = WebServer::start(Some(&tls_config(dir.path(), "")));
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.write_all(&[0x16, 0x03, 0x01]).unwrap();
+    // Accepted and handshaking: a full round trip on another connection shows the first was
+    // accepted too (connections are accepted in order).
+    assert_eq!(
+        get(server.addr(), &client_for(&ca), "/-/ready", &[])
+            .unwrap()
+            .status,
+        200
+    );
+    let started = Instant::now();
+    drop(server);
+    assert!(
+        started.elapsed() < TLS_HANDSHAKE_TIMEOUT / 2,
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}
