@@ -402,7 +402,10 @@ fn check_keys(
         };
         errs.push(map.diag(
             span,
-            format!("unknown {what} `{k}`, expected one of {expected}"),
+            format!(
+                "unknown {what} `{}`, expected one of {expected}",
+                crate::dataset::excerpt(&k)
+            ),
         ));
         table.remove(k.as_str());
     }

@@ -1,7 +1,16 @@
-//! Config loading never panics, and every error it reports has a position: thousands of
-//! mutations of the bundled config (deterministic, seeded) through the whole load pipeline.
+//! Loading never panics, and every error it reports has a position: mutations of the bundled
+//! config, and of the data file of every example in examples/formats (CSV long and wide, JSON
+//! records, SDMX-CSV, SDMX-JSON, JSON-stat), deterministic and seeded, through the whole load
+//! pipeline. Every mutation that loads is then served, and both expositions are checked: the
+//! text format by `promtool check metrics`, OpenMetrics by the strict parser below, and label
+//! values with quotes, backslashes and newlines read back exactly from both.
 
-use std::path::Path;
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 /// xorshift64*: enough randomness for mutations, and reproducible from the seed.
 struct Rng(u64);
@@ -105,5 +114,874 @@ fn mutated_configs_never_panic_and_every_error_has_a_position() {
     assert!(
         rejected > 500,
         "the mutations should mostly break the config"
+    );
+}
+
+/// Label values that must survive both exposition formats exactly.
+const HOSTILE: &[&str] = &[
+    "quote\"d",
+    "back\\slash",
+    "new\nline",
+    "all\"\\\nof them\\",
+    "\\n literally",
+    "tab\tand\rcarriage",
+    "x\n# EOF\n",
+    "{a=\"b\"} 1",
+    "\u{2028}sep 🙂 ü 中",
+];
+
+/// Text that replaces a run of digits: numbers no publisher writes.
+const NUMBERS: &[&str] = &[
+    "1e999",
+    "-1e999",
+    "1e-400",
+    "18446744073709551616",
+    "1.7976931348623157e309",
+    "NaN",
+    "inf",
+    "-0",
+    "0x1F",
+    "1_000",
+    "99999999999999999999999999999999999999999999999999999999999999999999999999999999",
+];
+
+/// Bytes inserted at random: the structure of every format, and what text must not contain.
+const DATA_TOKENS: &[&[u8]] = &[
+    b"\"",
+    b",",
+    b"\n",
+    b"\r\n",
+    b";",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b"\\",
+    b"\0",
+    b"\0\0\0\0",
+    b"\xff",
+    b"\xc3\x28",
+    b"\xe2\x82",
+    "\u{feff}".as_bytes(),
+    b"null",
+    b"\"\":",
+];
+
+/// One example of examples/formats, with its data file.
+struct Example {
+    name: String,
+    /// The config, its `file =` pointing at `data.<ext>` beside it.
+    config: String,
+    data: Vec<u8>,
+    file_name: String,
+    json: bool,
+}
+
+fn examples() -> Vec<Example> {
+    let dir = common::repo("examples/formats");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("examples/formats")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).expect("example config");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("file = \""))
+            .unwrap_or_else(|| panic!("{}: no `file =` line", p.display()));
+        let rel = line["file = \"".len()..].trim_end_matches('"');
+        let ext = Path::new(rel)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("txt");
+        let file_name = format!("data.{ext}");
+        let data = std::fs::read(dir.join(rel)).expect("example data file");
+        out.push(Example {
+            name: p.file_name().unwrap().to_string_lossy().into_owned(),
+            config: text.replace(line, &format!("file = \"{file_name}\"")),
+            data,
+            json: ext == "json",
+            file_name,
+        });
+    }
+    assert_eq!(out.len(), 10, "one example per publisher format variant");
+    out
+}
+
+/// A case: which example, what was done to its data file, and the result.
+struct Case {
+    example: usize,
+    what: String,
+    data: Vec<u8>,
+    /// The hostile value put in place of a label value, which must be served.
+    hostile: Option<&'static str>,
+}
+
+/// Mutations per example; the World Bank file is large, so fewer of it.
+fn count_for(e: &Example) -> usize {
+    if e.data.len() > 100_000 {
+        16
+    } else {
+        48
+    }
+}
+
+fn cases(examples: &[Example]) -> Vec<Case> {
+    let mut rng = Rng(0xDA7A_F11E_5EED_0002);
+    let mut out = Vec::new();
+    for (i, e) in examples.iter().enumerate() {
+        for _ in 0..count_for(e) {
+            let (what, data) = mutate(&mut rng, e);
+            out.push(Case {
+                example: i,
+                what,
+                data,
+                hostile: None,
+            });
+        }
+        // Every hostile value in place of a code that certainly is a label value: the first
+        // one served.
+        let dir = tempfile::tempdir().unwrap();
+        let dataset = indicator_exporter::check(&write_case(dir.path(), e, &e.data))
+            .unwrap_or_else(|err| panic!("{}: {err}", e.name));
+        let m = dataset
+            .metrics
+            .iter()
+            .find(|m| !m.is_empty())
+            .expect("a metric with series");
+        let j = (0..m.label_names.len())
+            .find(|&j| m.label_names[j] != dataset.period_label)
+            .expect("a label beside the period");
+        let code = dataset.symbol(m.labels(0)[j]).to_string();
+        for hostile in HOSTILE {
+            if let Some((_, data)) = replace_code(e, &e.data, &mut rng, Some(&code), hostile) {
+                out.push(Case {
+                    example: i,
+                    what: format!("label value {code:?} replaced by {hostile:?}"),
+                    data,
+                    hostile: Some(hostile),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn mutate(rng: &mut Rng, e: &Example) -> (String, Vec<u8>) {
+    let mut d = e.data.clone();
+    let at = rng.below(d.len() + 1);
+    match rng.below(10) {
+        0 => {
+            d.truncate(at);
+            (format!("truncated at byte {at}"), d)
+        }
+        1 => {
+            let n = 1 + rng.below(3);
+            for _ in 0..n {
+                let i = rng.below(d.len());
+                d[i] ^= 1 + rng.below(255) as u8;
+            }
+            (format!("{n} bytes flipped"), d)
+        }
+        2 | 3 => {
+            // A run of digits (a figure, a year, a code) replaced.
+            let starts: Vec<usize> = (0..d.len())
+                .filter(|&i| d[i].is_ascii_digit() && (i == 0 || !d[i - 1].is_ascii_digit()))
+                .collect();
+            let Some(&s) = starts.get(rng.below(starts.len().max(1))) else {
+                return (String::from("unchanged"), d);
+            };
+            let end = s + d[s..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let n = NUMBERS[rng.below(NUMBERS.len())];
+            d.splice(s..end, n.bytes());
+            (format!("number at byte {s} replaced by {n}"), d)
+        }
+        4 => {
+            let depth = 200 + rng.below(5000);
+            let open = if rng.below(2) == 0 { "[" } else { "{\"a\":" };
+            let mut nest = open.repeat(depth).into_bytes();
+            nest.extend("]".repeat(depth).bytes());
+            d.splice(at..at, nest);
+            (format!("{depth} levels of nesting at byte {at}"), d)
+        }
+        5..=7 => {
+            let hostile = HOSTILE[rng.below(HOSTILE.len())];
+            let replaced = replace_code(e, &d, rng, None, hostile);
+            match replaced {
+                Some((code, data)) => (format!("code {code:?} replaced by {hostile:?}"), data),
+                None => (String::from("unchanged"), d),
+            }
+        }
+        8 => {
+            // A line repeated (duplicate rows) or dropped.
+            let lines: Vec<&[u8]> = e.data.split(|&b| b == b'\n').collect();
+            let i = rng.below(lines.len());
+            let mut out: Vec<&[u8]> = lines.clone();
+            let what = if rng.below(2) == 0 {
+                out.insert(i, lines[i]);
+                format!("line {} repeated", i + 1)
+            } else {
+                out.remove(i);
+                format!("line {} dropped", i + 1)
+            };
+            (what, out.join(&b'\n'))
+        }
+        _ => {
+            let t = DATA_TOKENS[rng.below(DATA_TOKENS.len())];
+            d.splice(at..at, t.iter().copied());
+            (
+                format!("{:?} inserted at byte {at}", String::from_utf8_lossy(t)),
+                d,
+            )
+        }
+    }
+}
+
+fn replace_code(
+    e: &Example,
+    data: &[u8],
+    rng: &mut Rng,
+    fixed: Option<&str>,
+    hostile: &str,
+) -> Option<(String, Vec<u8>)> {
+    if e.json {
+        json_replace(data, rng, fixed, hostile)
+    } else {
+        csv_replace(data, rng, fixed, hostile)
+    }
+}
+
+/// A code-like cell of a CSV file replaced, wherever it occurs, by `hostile` (quoted as CSV
+/// quotes it).
+fn csv_replace(
+    data: &[u8],
+    rng: &mut Rng,
+    fixed: Option<&str>,
+    hostile: &str,
+) -> Option<(String, Vec<u8>)> {
+    let rows: Vec<csv::ByteRecord> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(data)
+        .byte_records()
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let code = fixed.map(str::to_string).or_else(|| {
+        (0..50).find_map(|_| {
+            let row = rows.get(1 + rng.below(rows.len().saturating_sub(1).max(1)))?;
+            let cell = row.get(rng.below(row.len().max(1)))?;
+            let s = std::str::from_utf8(cell).ok()?;
+            let code_like = (1..=12).contains(&s.len()) && s.parse::<f64>().is_err();
+            code_like.then(|| s.to_string())
+        })
+    })?;
+    // Quoted fields are replaced in place: rewriting the file would drop its empty lines,
+    // which `skip_lines` counts.
+    let quoted = format!("\"{code}\"");
+    if let Some(at) = find(data, quoted.as_bytes()) {
+        let mut out = data[..at].to_vec();
+        let mut rest = &data[at..];
+        let with = format!("\"{}\"", hostile.replace('"', "\"\""));
+        while let Some(i) = find(rest, quoted.as_bytes()) {
+            out.extend_from_slice(&rest[..i]);
+            out.extend_from_slice(with.as_bytes());
+            rest = &rest[i + quoted.len()..];
+        }
+        out.extend_from_slice(rest);
+        return Some((code, out));
+    }
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    for row in &rows {
+        let cells: Vec<&[u8]> = row
+            .iter()
+            .map(|c| {
+                if c == code.as_bytes() {
+                    hostile.as_bytes()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        w.write_record(&cells).ok()?;
+    }
+    Some((code, w.into_inner().ok()?))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A code-like string of a JSON file (as a value or as a key) replaced, wherever it occurs,
+/// by `hostile` (escaped as JSON escapes it).
+fn json_replace(
+    data: &[u8],
+    rng: &mut Rng,
+    fixed: Option<&str>,
+    hostile: &str,
+) -> Option<(String, Vec<u8>)> {
+    fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            serde_json::Value::Object(o) => {
+                for (k, x) in o {
+                    out.push(k.clone());
+                    strings(x, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn replace(v: &mut serde_json::Value, code: &str, hostile: &str) {
+        match v {
+            serde_json::Value::String(s) if s == code => *s = hostile.to_string(),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| replace(x, code, hostile)),
+            serde_json::Value::Object(o) => {
+                let taken = std::mem::take(o);
+                for (k, mut x) in taken {
+                    replace(&mut x, code, hostile);
+                    o.insert(if k == code { hostile.to_string() } else { k }, x);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let mut all = Vec::new();
+    strings(&v, &mut all);
+    all.retain(|s| (1..=12).contains(&s.len()) && s.parse::<f64>().is_err());
+    let code = match fixed {
+        Some(c) => c.to_string(),
+        None => all.get(rng.below(all.len().max(1)))?.clone(),
+    };
+    replace(&mut v, &code, hostile);
+    Some((code, serde_json::to_vec_pretty(&v).ok()?))
+}
+
+/// Writes the example's config and the case's data into `dir`; the config's path.
+fn write_case(dir: &Path, e: &Example, data: &[u8]) -> PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, &e.config).expect("write config");
+    std::fs::write(dir.join(&e.file_name), data).expect("write data");
+    config
+}
+
+/// Loads a case; a panic is a test failure that names the case.
+fn load_case(
+    config: &Path,
+    what: &str,
+) -> Result<indicator_exporter::dataset::Dataset, indicator_exporter::diagnostic::Diagnostics> {
+    std::panic::catch_unwind(|| indicator_exporter::check(config))
+        .unwrap_or_else(|_| panic!("loading panicked: {} with {what}", config.display()))
+}
+
+/// Every problem has a place: a line and column, a JSON path, or it is about the whole file.
+fn assert_positioned(
+    errors: &indicator_exporter::diagnostic::Diagnostics,
+    data: &[u8],
+    what: &str,
+) {
+    let lines = data.split(|&b| b == b'\n').count();
+    for d in errors.iter() {
+        assert!(!d.message.is_empty(), "{what}: empty message");
+        assert!(
+            d.message.chars().count() <= indicator_exporter::diagnostic::MAX_MESSAGE_CHARS,
+            "{what}: message not bounded: {d}"
+        );
+        if d.line == usize::MAX {
+            assert!(d.message.starts_with("… and "), "{what}: {d}");
+            continue;
+        }
+        let whole_file = d.message.starts_with("empty dataset")
+            || d.message.starts_with("cannot read")
+            || d.message.starts_with("display names in language");
+        assert!(
+            d.line > 0 || d.message.starts_with('$') || whole_file,
+            "{what}: no position: {d}"
+        );
+        if d.line > 0 && d.path.ends_with("config.toml") {
+            assert!(d.line <= 60, "{what}: line out of range of the config: {d}");
+        } else if d.line > 0 {
+            assert!(
+                d.line <= lines,
+                "{what}: line out of range of the file: {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mutated_data_files_of_every_format_never_panic_and_every_error_has_a_position() {
+    let started = Instant::now();
+    let examples = examples();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tally: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let all = cases(&examples);
+    for c in &all {
+        let e = &examples[c.example];
+        let config = write_case(dir.path(), e, &c.data);
+        let what = format!("{} with {}", e.name, c.what);
+        let t = tally.entry(e.name.as_str()).or_default();
+        match load_case(&config, &what) {
+            Ok(_) => t.0 += 1,
+            Err(errors) => {
+                t.1 += 1;
+                assert!(!errors.is_empty());
+                assert_positioned(&errors, &c.data, &what);
+            }
+        }
+    }
+    let (accepted, rejected) = tally.values().fold((0, 0), |(a, r), (x, y)| (a + x, r + y));
+    eprintln!(
+        "{} data-file mutations in {:.1?}: {accepted} accepted, {rejected} rejected; per example (accepted, rejected): {tally:?}",
+        all.len(),
+        started.elapsed()
+    );
+    assert!(
+        rejected > all.len() / 3,
+        "the mutations should mostly break the files"
+    );
+    assert!(
+        accepted > 40,
+        "enough mutations load to check what is served"
+    );
+}
+
+/// One sample as a parser read it: name, labels in written order, value.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: String,
+}
+
+fn is_name(s: &str, colon: bool) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
+        && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
+        && !s.starts_with("__")
+}
+
+/// Where an escaped string is, which decides its escapes.
+#[derive(Clone, Copy, PartialEq)]
+enum Escaped {
+    /// A label value, up to its closing quote: `\\`, `\n`, `\"`.
+    Label,
+    /// OpenMetrics HELP, to the end of the line: the same escapes, and no raw quote.
+    OmHelp,
+    /// Text-format HELP: only `\\` and `\n`.
+    TextHelp,
+}
+
+/// Reads an escaped string; with the bytes used (through the closing quote of a label value).
+fn unescape(s: &str, mode: Escaped) -> Result<(String, usize), String> {
+    let mut out = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' if mode == Escaped::Label => return Ok((out, i + 1)),
+            '"' if mode == Escaped::OmHelp => return Err("unescaped quote".into()),
+            '\n' => return Err("raw newline".into()),
+            '\\' => match chars.next() {
+                Some((_, '\\')) => out.push('\\'),
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, '"')) if mode != Escaped::TextHelp => out.push('"'),
+                other => return Err(format!("invalid escape \\{other:?}")),
+            },
+            c => out.push(c),
+        }
+    }
+    if mode == Escaped::Label {
+        Err("unterminated label value".into())
+    } else {
+        Ok((out, s.len()))
+    }
+}
+
+fn value_ok(v: &str) -> bool {
+    matches!(v, "+Inf" | "-Inf" | "NaN")
+        || (!v.is_empty()
+            && v.parse::<f64>().is_ok_and(f64::is_finite)
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)))
+}
+
+/// A strict reader of the exposition formats as the specifications write them: OpenMetrics
+/// 1.0 (`om`) or text 0.0.4. Written here rather than taken from a crate because the crates
+/// at hand are lenient in what matters (escapes, interleaved or repeated families, names that
+/// clash through suffixes) or wrong about info metrics; these are exactly the rules the
+/// exporter must keep. Returns the samples, or the first problem with its line.
+fn parse_exposition(body: &str, om: bool) -> Result<Vec<Sample>, String> {
+    const SUFFIXES: &[&str] = &[
+        "_total", "_created", "_count", "_sum", "_bucket", "_gcount", "_gsum", "_info",
+    ];
+    let mut samples = Vec::new();
+    // Family name -> (type, unit); families seen, to refuse one seen again later.
+    let mut families: HashMap<String, (String, Option<String>)> = HashMap::new();
+    let mut closed: HashSet<String> = HashSet::new();
+    let mut current: Option<String> = None;
+    let mut has_samples = false;
+    let mut seen_meta: HashSet<(String, &str)> = HashSet::new();
+    let mut series: HashSet<(String, Vec<(String, String)>)> = HashSet::new();
+    let mut eof = false;
+    if om && !body.ends_with("# EOF\n") {
+        return Err("OpenMetrics body does not end with `# EOF`".into());
+    }
+    if !body.is_empty() && !body.ends_with('\n') {
+        return Err("body does not end with a newline".into());
+    }
+    let start_family = |name: &str,
+                        current: &mut Option<String>,
+                        has_samples: &mut bool,
+                        closed: &mut HashSet<String>|
+     -> Result<(), String> {
+        if current.as_deref() == Some(name) {
+            return Ok(());
+        }
+        if let Some(c) = current.take() {
+            closed.insert(c);
+        }
+        if closed.contains(name) {
+            return Err(format!(
+                "family `{name}` appears again after other families"
+            ));
+        }
+        *current = Some(name.to_string());
+        *has_samples = false;
+        Ok(())
+    };
+    for (n, line) in body.lines().enumerate() {
+        let at = |m: String| format!("line {}: {m}: {line:?}", n + 1);
+        if eof {
+            return Err(at("content after `# EOF`".into()));
+        }
+        if line == "# EOF" && om {
+            eof = true;
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('#') {
+            let rest = rest
+                .strip_prefix(' ')
+                .ok_or_else(|| at("comment without a space".into()))?;
+            let (kind, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            let kind: &'static str = match kind {
+                "HELP" => "HELP",
+                "TYPE" => "TYPE",
+                "UNIT" if om => "UNIT",
+                _ if om => return Err(at("unknown metadata".into())),
+                // The text format allows other comments.
+                _ => continue,
+            };
+            if !is_name(name, false) {
+                return Err(at(format!("invalid family name `{name}`")));
+            }
+            start_family(name, &mut current, &mut has_samples, &mut closed).map_err(at)?;
+            if has_samples {
+                return Err(at(format!("{kind} after samples")));
+            }
+            if !seen_meta.insert((name.to_string(), kind)) {
+                return Err(at(format!("second {kind} for `{name}`")));
+            }
+            match kind {
+                "HELP" => {
+                    let mode = if om {
+                        Escaped::OmHelp
+                    } else {
+                        Escaped::TextHelp
+                    };
+                    unescape(text, mode).map_err(at)?;
+                }
+                "TYPE" => {
+                    let t = match (text, om) {
+                        ("gauge" | "counter", _) => text,
+                        ("info", true) => text,
+                        _ => return Err(at(format!("unexpected type `{text}`"))),
+                    };
+                    if om {
+                        if let Some(s) = SUFFIXES.iter().find(|s| name.ends_with(*s)) {
+                            return Err(at(format!("family name ends in `{s}`")));
+                        }
+                        if let Some(s) = SUFFIXES
+                            .iter()
+                            .find(|s| families.contains_key(&format!("{name}{s}")))
+                        {
+                            return Err(at(format!("family `{name}{s}` clashes with `{name}`")));
+                        }
+                        if let Some(base) = SUFFIXES.iter().find_map(|s| name.strip_suffix(s)) {
+                            if families.contains_key(base) {
+                                return Err(at(format!("family `{name}` clashes with `{base}`")));
+                            }
+                        }
+                    }
+                    let unit = families.get(name).and_then(|f| f.1.clone());
+                    families.insert(name.to_string(), (t.to_string(), unit));
+                }
+                _ => {
+                    if !name.ends_with(&format!("_{text}")) {
+                        return Err(at(format!("unit `{text}` is not the end of `{name}`")));
+                    }
+                    families.entry(name.to_string()).or_default().1 = Some(text.to_string());
+                }
+            }
+            continue;
+        }
+        // A sample: name, optional labels, value.
+        let name_end = line
+            .find(['{', ' '])
+            .ok_or_else(|| at("sample without a value".into()))?;
+        let name = &line[..name_end];
+        if !is_name(name, true) {
+            return Err(at(format!("invalid metric name `{name}`")));
+        }
+        let mut rest = &line[name_end..];
+        let mut labels = Vec::new();
+        if let Some(r) = rest.strip_prefix('{') {
+            rest = r;
+            loop {
+                if let Some(r) = rest.strip_prefix('}') {
+                    rest = r;
+                    break;
+                }
+                if !labels.is_empty() {
+                    rest = rest
+                        .strip_prefix(',')
+                        .ok_or_else(|| at("labels not separated by `,`".into()))?;
+                }
+                let (label, r) = rest
+                    .split_once("=\"")
+                    .ok_or_else(|| at("label without `=\"`".into()))?;
+                if !is_name(label, false) {
+                    return Err(at(format!("invalid label name `{label}`")));
+                }
+                let (value, used) = unescape(r, Escaped::Label).map_err(at)?;
+                if labels.iter().any(|(l, _): &(String, String)| l == label) {
+                    return Err(at(format!("label `{label}` twice")));
+                }
+                labels.push((label.to_string(), value));
+                rest = &r[used..];
+            }
+        }
+        let value = rest
+            .strip_prefix(' ')
+            .ok_or_else(|| at("no space before the value".into()))?;
+        if !value_ok(value) {
+            return Err(at(format!("invalid value `{value}`")));
+        }
+        // Which family the sample belongs to, by its type's suffixes.
+        let family = match current
+            .as_deref()
+            .and_then(|c| families.get(c).map(|f| (c, f)))
+        {
+            Some((c, (t, _))) => {
+                let ok = match (t.as_str(), om) {
+                    ("gauge", _) | ("counter", false) => name == c,
+                    ("counter", true) => {
+                        name == format!("{c}_total") || name == format!("{c}_created")
+                    }
+                    ("info", _) => name == format!("{c}_info"),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(at(format!("sample `{name}` is not of family `{c}` ({t})")));
+                }
+                if t == "info" && value != "1" {
+                    return Err(at("info sample other than 1".into()));
+                }
+                c.to_string()
+            }
+            None if om => return Err(at("sample before its family's TYPE".into())),
+            None => name.to_string(),
+        };
+        has_samples = true;
+        let mut key_labels = labels.clone();
+        key_labels.sort();
+        if !series.insert((name.to_string(), key_labels)) {
+            return Err(at(format!("duplicate series in family `{family}`")));
+        }
+        samples.push(Sample {
+            name: name.to_string(),
+            labels,
+            value: value.to_string(),
+        });
+    }
+    if om && !eof {
+        return Err("no `# EOF`".into());
+    }
+    Ok(samples)
+}
+
+#[test]
+fn the_strict_parser_refuses_what_prometheus_would_misread() {
+    let good = "# HELP a_ratio A \\\"b\\\" \\\\ c\\nd.\n# TYPE a_ratio gauge\n# UNIT a_ratio ratio\na_ratio{k=\"q\\\"b\\\\s\\nn\"} 0.5\n# HELP s Info.\n# TYPE s info\ns_info{k=\"x\"} 1\n# EOF\n";
+    let samples = parse_exposition(good, true).unwrap();
+    assert_eq!(
+        samples[0].labels,
+        [("k".to_string(), "q\"b\\s\nn".to_string())]
+    );
+    for (bad, why) in [
+        ("# TYPE a gauge\na{k=\"x\ny\"} 1\n# EOF\n", "unterminated"),
+        ("# TYPE a gauge\na{k=\"x\\y\"} 1\n# EOF\n", "invalid escape"),
+        (
+            "# TYPE a gauge\na{k=\"x\"} 1\n",
+            "does not end with `# EOF`",
+        ),
+        // A gauge `a` and an info `a_info` are one family `a`, twice.
+        (
+            "# TYPE a gauge\na 1\n# TYPE a info\na_info 1\n# EOF\n",
+            "TYPE after samples",
+        ),
+        ("# TYPE a_info gauge\na_info 1\n# EOF\n", "ends in `_info`"),
+        (
+            "# TYPE a gauge\n# TYPE a info\na_info 1\n# EOF\n",
+            "second TYPE",
+        ),
+        (
+            "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\n# TYPE a gauge\n# EOF\n",
+            "appears again",
+        ),
+        (
+            "# TYPE a_total gauge\na_total 1\n# EOF\n",
+            "ends in `_total`",
+        ),
+        ("# TYPE a gauge\na{k=\"1\",k=\"2\"} 1\n# EOF\n", "twice"),
+        (
+            "# TYPE a gauge\na{k=\"1\"} 1\na{k=\"1\"} 2\n# EOF\n",
+            "duplicate series",
+        ),
+        ("# TYPE a info\na_info{k=\"1\"} 2\n# EOF\n", "other than 1"),
+        (
+            "# TYPE a_seconds gauge\n# UNIT a_seconds bytes\n# EOF\n",
+            "is not the end",
+        ),
+        ("# TYPE a gauge\na 1\n# EOF\nb 1\n# EOF\n", "after `# EOF`"),
+    ] {
+        let e = parse_exposition(bad, true).expect_err(bad);
+        assert!(e.contains(why), "{bad:?}: {e}");
+    }
+}
+
+/// `# HELP`, `# TYPE` and sample lines of a text body with every family renamed `c{n}_…`, so
+/// that many bodies make one valid exposition for one `promtool` run.
+fn renamed(body: &str, n: usize) -> String {
+    let mut out = String::with_capacity(body.len() + 4096);
+    for line in body.lines() {
+        if let Some(rest) = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+        {
+            out.push_str(&line[..7]);
+            out.push_str(&format!("c{n}_{rest}\n"));
+        } else if line.starts_with('#') || line.is_empty() {
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            out.push_str(&format!("c{n}_{line}\n"));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_accepted_mutation_is_served_as_valid_text_and_openmetrics() {
+    let started = Instant::now();
+    let examples = examples();
+    let all = cases(&examples);
+    let mut text_batch = String::new();
+    let mut batch_lines = 0;
+    // Line ranges of the batch, to name the case promtool complains about.
+    let mut batch_cases: Vec<(usize, String)> = Vec::new();
+    let mut served = 0;
+    let mut hostile_checked = 0;
+    for (i, e) in examples.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_case(dir.path(), e, &e.data);
+        let server = common::Server::start(&config);
+        for (n, c) in all.iter().enumerate().filter(|(_, c)| c.example == i) {
+            let what = format!("{} with {}", e.name, c.what);
+            std::fs::write(dir.path().join(&e.file_name), &c.data).unwrap();
+            // The reload runs the same pipeline as the fuzz test: 200 for what loads.
+            let r = server.post("/-/reload");
+            if r.status != 200 {
+                assert_eq!(r.status, 500, "{what}: reload: {}", r.text());
+                continue;
+            }
+            let text = server.metrics();
+            let om = server
+                .get_with("/metrics", &[("Accept", common::OPENMETRICS)])
+                .text();
+            let from_text = parse_exposition(&text, false)
+                .unwrap_or_else(|err| panic!("{what}: text format: {err}"));
+            let from_om = parse_exposition(&om, true)
+                .unwrap_or_else(|err| panic!("{what}: OpenMetrics: {err}"));
+            // The same samples in both, label values read back the same.
+            let key = |s: &Sample| (s.name.clone(), s.labels.clone(), s.value.clone());
+            let dataset_only = |s: &&Sample| {
+                !s.name.starts_with("indicator_exporter_") && !s.name.starts_with("process_")
+            };
+            let a: Vec<_> = from_text.iter().filter(dataset_only).map(key).collect();
+            let b: Vec<_> = from_om.iter().filter(dataset_only).map(key).collect();
+            assert_eq!(a, b, "{what}: the formats disagree");
+            // A hostile value put in place of a label value is served exactly, in both
+            // formats (they agree, above).
+            if let Some(h) = c.hostile {
+                let found = from_om.iter().any(|s| s.labels.iter().any(|(_, v)| v == h));
+                assert!(found, "{what}: label value {h:?} not read back");
+                hostile_checked += 1;
+            }
+            let body = renamed(&text, n);
+            batch_cases.push((batch_lines, what));
+            batch_lines += body.lines().count();
+            text_batch.push_str(&body);
+            served += 1;
+        }
+    }
+    // One promtool run for every body.
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: run scripts/install-deps (Debian package prometheus)");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(text_batch.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !(out.status.success() && report.trim().is_empty()) {
+        let line: usize = report
+            .split("line ")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let case = batch_cases
+            .iter()
+            .rev()
+            .find(|(start, _)| *start < line)
+            .map_or("?", |(_, w)| w.as_str());
+        panic!("promtool check metrics (case {case}): {report}");
+    }
+    eprintln!(
+        "{served} accepted mutations served and checked ({hostile_checked} hostile label values read back) in {:.1?}, {} lines through promtool",
+        started.elapsed(),
+        batch_lines
+    );
+    assert!(
+        served > 40 && hostile_checked > 5,
+        "{served} served, {hostile_checked} hostile"
     );
 }

@@ -179,6 +179,8 @@ pub struct Builder {
     names: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
     /// Problems per file (index into `files`), to cap what is listed.
     counts: Vec<usize>,
+    /// Languages of display names refused, per file.
+    bad_languages: HashSet<(u32, String)>,
 }
 
 impl Builder {
@@ -201,6 +203,7 @@ impl Builder {
             buf: String::new(),
             names: BTreeMap::new(),
             counts: vec![0],
+            bad_languages: HashSet::new(),
         }
     }
 
@@ -243,8 +246,22 @@ impl Builder {
         });
     }
 
-    /// A display name a data file gives for a code of a label.
+    /// A display name a data file gives for a code of a label. Its language becomes label
+    /// `name_<lang>`, so a language that cannot be part of a label name is refused, once per
+    /// file and language; names arrive while their file is read, the last one added.
     pub fn name(&mut self, label: &str, code: &str, lang: &str, name: &str) {
+        if !super::is_label_name(lang) {
+            let file = self.files.len() as u32 - 1;
+            if self.bad_languages.insert((file, lang.to_string())) {
+                let msg = format!(
+                    "display names in language `{}` cannot be served as label `name_{}`, expected a language code of letters, digits, `_` and `-`",
+                    excerpt(lang),
+                    excerpt(lang)
+                );
+                self.error(file, Loc::File, msg);
+            }
+            return;
+        }
         self.names
             .entry(label.to_string())
             .or_default()

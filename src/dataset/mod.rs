@@ -229,7 +229,9 @@ pub struct DataFile {
 pub type DataFiles = HashMap<String, DataFile>;
 
 /// Name endings that Prometheus and OpenMetrics give to other metric types.
-const RESERVED_SUFFIXES: &[&str] = &["_total", "_info", "_created", "_count", "_sum", "_bucket"];
+const RESERVED_SUFFIXES: &[&str] = &[
+    "_total", "_info", "_created", "_count", "_sum", "_bucket", "_gcount", "_gsum",
+];
 
 /// The dataset's period settings, checked.
 pub(crate) struct PeriodSettings {
@@ -253,7 +255,7 @@ pub fn build(
     if !prefix.is_empty() && !is_metric_name(&prefix) {
         errs.push(map.diag(
             ds.metric_prefix.span(),
-            format!("invalid metric_prefix `{prefix}`, expected letters, digits and underscores, not starting with a digit"),
+            format!("invalid metric_prefix `{}`, expected letters, digits and underscores, not starting with a digit", excerpt(&prefix)),
         ));
     }
     if ds.name.get_ref().is_empty() {
@@ -271,7 +273,7 @@ pub fn build(
         if !source_ids.insert(s.id.get_ref().clone()) {
             errs.push(map.diag(
                 s.id.span(),
-                format!("duplicate source id `{}`", s.id.get_ref()),
+                format!("duplicate source id `{}`", excerpt(s.id.get_ref())),
             ));
         }
         date(&map, &s.published, true, &mut errs);
@@ -303,7 +305,10 @@ pub fn build(
         let name = l.name.get_ref();
         check_label_name(&map, &l.name, &mut errs);
         if !label_names_seen.insert(name.as_str()) {
-            errs.push(map.diag(l.name.span(), format!("duplicate [[label]] `{name}`")));
+            errs.push(map.diag(
+                l.name.span(),
+                format!("duplicate [[label]] `{}`", excerpt(name)),
+            ));
         }
         labels.push(label_display(&map, l, &mut errs));
     }
@@ -377,6 +382,7 @@ pub fn build(
         &map,
         config,
         &prefix,
+        &period.label,
         &metrics,
         &derived_out,
         &labels,
@@ -412,13 +418,27 @@ pub fn build(
     })
 }
 
-/// Every family name the exposition will carry must be unique, including the names that
-/// OpenMetrics gives to info metrics (`foo_info` is family `foo`).
+/// Name prefixes of the exporter's own metrics, served in the same exposition.
+const OWN_NAMESPACES: &[&str] = &["indicator_exporter_", "process_"];
+
+/// Every family the exposition will carry must read back as what it is, in the text format
+/// and in OpenMetrics alike:
+///
+/// - names unique, counting the family names OpenMetrics gives info metrics (`foo_info` is
+///   family `foo`, so a gauge `foo` beside it is one family twice);
+/// - no family name ending in a suffix that OpenMetrics gives the samples of another type
+///   (`_total`, `_created`, `_count`, `_sum`, `_bucket`, `_gcount`, `_gsum`, `_info`): a
+///   counter `foo` would write `foo_total`, so a gauge `foo_total` could be read as its sample;
+/// - none in the namespaces of the exporter's own metrics (`indicator_exporter_`, `process_`);
+/// - no label twice in one family, where the exporter adds labels of its own: `name_<lang>` on
+///   display names, `flag` and `status` on status flags, `dataset` and `metric` beside the
+///   period label on release calendars.
 #[allow(clippy::too_many_arguments)]
 fn check_families(
     map: &SourceMap,
     config: &Config,
     prefix: &str,
+    period_label: &str,
     metrics: &[Metric],
     derived: &[(usize, Metric)],
     labels: &[LabelDisplay],
@@ -426,33 +446,90 @@ fn check_families(
     metric_releases: bool,
     errs: &mut Vec<Diagnostic>,
 ) {
-    let mut families: HashMap<String, String> = HashMap::new();
+    let dataset_span = config.dataset.span();
+    let ds = config.dataset.get_ref();
+    let own = |name: &str| {
+        OWN_NAMESPACES
+            .iter()
+            .find(|ns| name.starts_with(*ns))
+            .copied()
+    };
+    // A prefix in the exporter's namespace is one mistake, not one per family.
+    let prefix_is_own = match own(prefix) {
+        Some(ns) => {
+            errs.push(map.diag(
+                ds.metric_prefix.span(),
+                format!("metric_prefix `{prefix}` is in the `{ns}` namespace of the exporter's own metrics, expected another prefix"),
+            ));
+            true
+        }
+        None => false,
+    };
+    // OpenMetrics family name -> the name and what claimed it.
+    let mut families: HashMap<String, (String, String)> = HashMap::new();
+    // `info`: an info metric, whose family is its name without `_info`; `named`: a name
+    // whose ending was checked where it was written (a [[metric]] name).
     let mut claim = |name: String,
+                     (info, named): (bool, bool),
                      span: std::ops::Range<usize>,
                      what: String,
                      errs: &mut Vec<Diagnostic>| {
-        match families.get(&name) {
-            Some(first) => errs.push(map.diag(
+        let family = if info {
+            name.strip_suffix("_info").unwrap_or(&name)
+        } else {
+            &name
+        };
+        if let (false, Some(ns)) = (prefix_is_own, own(&name)) {
+            errs.push(map.diag(
+                span.clone(),
+                format!("metric name `{name}` of {what} is in the `{ns}` namespace of the exporter's own metrics, expected another name"),
+            ));
+        }
+        let reserved = RESERVED_SUFFIXES.iter().find(|s| family.ends_with(*s));
+        if let (false, Some(s)) = (named, reserved) {
+            let whose = match *s {
+                "_total" | "_created" => "counters",
+                "_info" => "info metrics",
+                "_gcount" | "_gsum" => "gauge histograms",
+                _ => "histograms and summaries",
+            };
+            errs.push(map.diag(
+                span.clone(),
+                format!("metric name `{name}` of {what} makes family `{family}`, which ends in `{s}`, a suffix OpenMetrics gives the samples of {whose}, expected a name without it"),
+            ));
+        }
+        match families.get(family) {
+            Some((first_name, first)) if *first_name == name => errs.push(map.diag(
                 span,
                 format!("metric name `{name}` of {what} is already taken by {first}, expected unique names"),
             )),
+            Some((first_name, first)) => errs.push(map.diag(
+                span,
+                format!("metric name `{name}` of {what} and `{first_name}` of {first} are one family `{family}` in OpenMetrics, expected unique names"),
+            )),
             None => {
-                families.insert(name, what);
+                families.insert(family.to_string(), (name.clone(), what));
             }
         }
     };
-    let dataset_span = config.dataset.span();
-    for family in ["dataset_info", "dataset_published_timestamp_seconds"] {
-        claim(
-            format!("{prefix}{family}"),
-            dataset_span.clone(),
-            "the dataset".into(),
-            errs,
-        );
-    }
+    claim(
+        format!("{prefix}dataset_info"),
+        (true, false),
+        dataset_span.clone(),
+        "the dataset".into(),
+        errs,
+    );
+    claim(
+        format!("{prefix}dataset_published_timestamp_seconds"),
+        (false, false),
+        dataset_span.clone(),
+        "the dataset".into(),
+        errs,
+    );
     if !config.sources.is_empty() {
         claim(
             format!("{prefix}source_info"),
+            (true, false),
             dataset_span.clone(),
             "the [[source]] list".into(),
             errs,
@@ -464,55 +541,105 @@ fn check_families(
             .iter()
             .find(|c| c.get_ref().name.get_ref() == &l.name)
             .map_or(dataset_span.clone(), |c| c.get_ref().name.span());
+        let what = format!("[[label]] `{}`", l.name);
         claim(
             format!("{prefix}{}_info", l.name),
-            span,
-            format!("[[label]] `{}`", l.name),
+            (true, false),
+            span.clone(),
+            what,
             errs,
         );
+        if let Some(lang) = l
+            .languages
+            .iter()
+            .find(|lang| format!("name_{lang}") == l.name)
+        {
+            errs.push(map.diag(
+                span,
+                format!("label `{}` clashes with the label `name_{lang}` that the display names in language `{lang}` get in `{prefix}{}_info`, expected another label name", l.name, l.name),
+            ));
+        }
     }
     let metric_span = |i: usize| config.metrics[i].get_ref().name.span();
+    // Where a label of metric `i` is written: in its `labels`, else (read from a file) its name.
+    let label_span = |i: usize, label: &str| {
+        config.metrics[i]
+            .get_ref()
+            .labels
+            .as_ref()
+            .and_then(|ls| ls.get_ref().iter().find(|l| l.get_ref() == label))
+            .map_or_else(|| metric_span(i), |l| l.span())
+    };
     for (i, m) in metrics.iter().enumerate() {
-        let what = format!("metric `{}`", config.metrics[i].get_ref().name.get_ref());
-        claim(m.name.clone(), metric_span(i), what, errs);
+        let raw = config.metrics[i].get_ref().name.get_ref();
+        let named = RESERVED_SUFFIXES.iter().any(|s| raw.ends_with(s));
+        let what = format!("metric `{raw}`");
+        claim(m.name.clone(), (false, named), metric_span(i), what, errs);
         if m.has_status() {
+            let family = m.status_family();
             claim(
-                m.status_family(),
+                family.clone(),
+                (true, false),
                 metric_span(i),
                 format!("the status flags of `{}`", m.name),
                 errs,
             );
+            for added in ["flag", "status"] {
+                if m.label_names.iter().any(|l| l == added) {
+                    errs.push(map.diag(
+                        label_span(i, added),
+                        format!("label `{added}` of metric `{}` clashes with the label `{added}` that its status flags get in `{family}`, expected another label name (rename it with `labels` in its [[input]])", m.name),
+                    ));
+                }
+            }
         }
     }
     for (i, d) in derived {
         let what = format!("the series derived from `{}`", metrics[*i].name);
-        claim(d.name.clone(), metric_span(*i), what, errs);
+        claim(d.name.clone(), (false, false), metric_span(*i), what, errs);
     }
-    if release {
-        for family in [
-            "next_release_expected_timestamp_seconds",
-            "next_release_overdue_timestamp_seconds",
-        ] {
+    let period_span = ds
+        .period
+        .as_ref()
+        .map_or(dataset_span.clone(), |p| p.get_ref().label.span());
+    let mut calendar = |families: &[&str], beside: &str, what: &str, errs: &mut Vec<Diagnostic>| {
+        for family in families {
             claim(
                 format!("{prefix}{family}"),
+                (false, false),
                 dataset_span.clone(),
-                "the release calendar".into(),
+                what.into(),
                 errs,
             );
         }
+        if period_label == beside {
+            errs.push(map.diag(
+                period_span.clone(),
+                format!("period label `{period_label}` clashes with the label `{beside}` beside it in `{prefix}{}`, expected another label name", families[0]),
+            ));
+        }
+    };
+    if release {
+        calendar(
+            &[
+                "next_release_expected_timestamp_seconds",
+                "next_release_overdue_timestamp_seconds",
+            ],
+            "dataset",
+            "the release calendar",
+            errs,
+        );
     }
     if metric_releases {
-        for family in [
-            "metric_next_release_expected_timestamp_seconds",
-            "metric_next_release_overdue_timestamp_seconds",
-        ] {
-            claim(
-                format!("{prefix}{family}"),
-                dataset_span.clone(),
-                "the metrics' release calendars".into(),
-                errs,
-            );
-        }
+        calendar(
+            &[
+                "metric_next_release_expected_timestamp_seconds",
+                "metric_next_release_overdue_timestamp_seconds",
+            ],
+            "metric",
+            "the metrics' release calendars",
+            errs,
+        );
     }
 }
 
@@ -608,7 +735,10 @@ fn metric_def(
             Some(e) => multiplier = e,
             None => errs.push(map.diag(
                 mu.span(),
-                format!("unknown multiplier `{text}`, expected {MULTIPLIER_FORMS}"),
+                format!(
+                    "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
+                    excerpt(&text)
+                ),
             )),
         }
     }
@@ -628,7 +758,7 @@ fn metric_def(
     if !is_metric_name(raw_name) || raw_name.starts_with("__") {
         errs.push(map.diag(
             m.name.span(),
-            format!("invalid metric name `{raw_name}`, expected letters, digits and underscores, not starting with a digit or `__`"),
+            format!("invalid metric name `{}`, expected letters, digits and underscores, not starting with a digit or `__`", excerpt(raw_name)),
         ));
     }
     if let Some(s) = unit.as_ref().and_then(Unit::suffix) {
@@ -654,7 +784,10 @@ fn metric_def(
             let before = errs.len();
             check_label_name(map, l, errs);
             if names.contains(l.get_ref()) {
-                errs.push(map.diag(l.span(), format!("duplicate label name `{}`", l.get_ref())));
+                errs.push(map.diag(
+                    l.span(),
+                    format!("duplicate label name `{}`", excerpt(l.get_ref())),
+                ));
             }
             usable &= errs.len() == before;
             names.push(l.get_ref().clone());
@@ -869,7 +1002,10 @@ fn label_display(map: &SourceMap, l: &LabelConfig, errs: &mut Vec<Diagnostic>) -
         if !codes.insert(v.code.get_ref().as_str()) {
             errs.push(map.diag(
                 v.code.span(),
-                format!("duplicate code `{}` in label `{name}`", v.code.get_ref()),
+                format!(
+                    "duplicate code `{}` in label `{name}`",
+                    excerpt(v.code.get_ref())
+                ),
             ));
         }
         let names = v.names.get_ref();
@@ -964,11 +1100,12 @@ pub(crate) fn check_label_name(map: &SourceMap, l: &Spanned<String>, errs: &mut 
         errs.push(map.diag(
             l.span(),
             format!(
-                "label name `{n}` starts with `__`, which Prometheus reserves for internal use"
+                "label name `{}` starts with `__`, which Prometheus reserves for internal use",
+                excerpt(n)
             ),
         ));
     } else if !is_label_name(n) {
-        errs.push(map.diag(l.span(), format!("invalid label name `{n}`, expected letters, digits and underscores, not starting with a digit")));
+        errs.push(map.diag(l.span(), format!("invalid label name `{}`, expected letters, digits and underscores, not starting with a digit", excerpt(n))));
     }
 }
 
@@ -1016,8 +1153,137 @@ fn date(
             } else {
                 "YYYY-MM-DD"
             };
-            errs.push(map.diag(d.span(), format!("invalid date `{s}`, expected {expected}")));
+            errs.push(map.diag(
+                d.span(),
+                format!("invalid date `{}`, expected {expected}", excerpt(s)),
+            ));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "[dataset]\nname = \"d\"\ntitle = \"t\"\npublisher = \"p\"\nsource_url = \"u\"\npublished = \"2024-01-01\"\n";
+
+    /// The errors of `body` after the dataset header (with `metric_prefix`), data files given
+    /// in memory, as `line:col: message`.
+    fn errors(prefix: &str, body: &str, files: &[(&str, &str)]) -> Vec<String> {
+        let text = format!("{HEAD}metric_prefix = \"{prefix}\"\n{body}");
+        let path = Path::new("c.toml");
+        let config = crate::config::parse(path, &text).unwrap_or_else(|e| panic!("{e}"));
+        let data: DataFiles = files
+            .iter()
+            .map(|(name, text)| {
+                let file = DataFile {
+                    path: PathBuf::from(name),
+                    text: Ok(text.to_string()),
+                };
+                (name.to_string(), file)
+            })
+            .collect();
+        match build(path, &text, &config, &data) {
+            Ok(_) => vec![],
+            Err(e) => e
+                .iter()
+                .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+                .collect(),
+        }
+    }
+
+    fn metric(name: &str, labels: &str, sample: &str) -> String {
+        format!("[[metric]]\nname = \"{name}\"\nunit = \"count\"\nhelp = \"h\"\nlabels = [{labels}]\nsamples = [{{ labels = {{ {sample} }}, value = 1 }}]\n")
+    }
+
+    #[test]
+    fn a_gauge_and_an_info_metric_of_one_openmetrics_family_clash() {
+        let label =
+            "[[label]]\nname = \"size\"\nvalues = [{ code = \"s\", names = { en = \"Small\" } }]\n";
+        let body = format!("{label}{}", metric("size", "\"size\"", "size = \"s\""));
+        assert_eq!(
+            errors("t_", &body, &[]),
+            ["12:8: metric name `t_size` of metric `size` and `t_size_info` of [[label]] `size` are one family `t_size` in OpenMetrics, expected unique names"]
+        );
+        // The dataset's own info metric, too: `t_dataset` beside `t_dataset_info`.
+        assert_eq!(
+            errors("t_", &metric("dataset", "\"k\"", "k = \"a\""), &[]),
+            ["9:8: metric name `t_dataset` of metric `dataset` and `t_dataset_info` of the dataset are one family `t_dataset` in OpenMetrics, expected unique names"]
+        );
+    }
+
+    #[test]
+    fn families_ending_in_a_suffix_of_another_type_are_refused() {
+        // A label named `count` makes the info family `t_count`; a period label `total` makes
+        // `t_m_latest_total`.
+        let label =
+            "[[label]]\nname = \"count\"\nvalues = [{ code = \"a\", names = { en = \"A\" } }]\n";
+        let body = format!("{label}{}", metric("m", "\"count\"", "count = \"a\""));
+        assert_eq!(
+            errors("t_", &body, &[]),
+            ["9:8: metric name `t_count_info` of [[label]] `count` makes family `t_count`, which ends in `_count`, a suffix OpenMetrics gives the samples of histograms and summaries, expected a name without it"]
+        );
+        let period = "[dataset.period]\nlabel = \"total\"\ncadence = \"annual\"\n";
+        let body = format!("{period}{}", metric("m", "\"total\"", "total = \"2024\""));
+        assert_eq!(
+            errors("t_", &body, &[]),
+            ["12:8: metric name `t_m_latest_total` of the series derived from `t_m` makes family `t_m_latest_total`, which ends in `_total`, a suffix OpenMetrics gives the samples of counters, expected a name without it"]
+        );
+        // A [[metric]] name is reported once, where it is written.
+        assert_eq!(
+            errors("t_", &metric("m_created", "\"k\"", "k = \"a\""), &[]),
+            ["9:8: metric name `m_created` ends in `_created`, which Prometheus reserves for other metric types"]
+        );
+    }
+
+    #[test]
+    fn the_exporters_own_namespaces_are_refused() {
+        assert_eq!(
+            errors("process_", &metric("m", "\"k\"", "k = \"a\""), &[]),
+            ["7:17: metric_prefix `process_` is in the `process_` namespace of the exporter's own metrics, expected another prefix"]
+        );
+        assert_eq!(
+            errors("", &metric("indicator_exporter_m", "\"k\"", "k = \"a\""), &[]),
+            ["9:8: metric name `indicator_exporter_m` of metric `indicator_exporter_m` is in the `indicator_exporter_` namespace of the exporter's own metrics, expected another name"]
+        );
+    }
+
+    #[test]
+    fn labels_that_clash_with_the_labels_the_exporter_adds_are_refused() {
+        let label =
+            "[[label]]\nname = \"name_en\"\nvalues = [{ code = \"a\", names = { en = \"A\" } }]\n";
+        let body = format!("{label}{}", metric("m", "\"name_en\"", "name_en = \"a\""));
+        assert_eq!(
+            errors("t_", &body, &[]),
+            ["9:8: label `name_en` clashes with the label `name_en` that the display names in language `en` get in `t_name_en_info`, expected another label name"]
+        );
+        // Status flags add `flag` and `status`.
+        let input = "[[metric]]\nname = \"m\"\nunit = \"count\"\nhelp = \"h\"\nlabels = [\"status\", \"period\"]\n\n[[input]]\nfile = \"m.csv\"\nformat = \"csv\"\nmetric = \"m\"\nstatus = \"OBS_STATUS\"\nlabels = { status = \"STATE\" }\n";
+        let csv = "STATE,period,value,OBS_STATUS\nx,2024,1,p\n";
+        assert_eq!(
+            errors("t_", input, &[("m.csv", csv)]),
+            ["12:11: label `status` of metric `t_m` clashes with the label `status` that its status flags get in `t_m_observation_status_info`, expected another label name (rename it with `labels` in its [[input]])"]
+        );
+        // Release calendars put `dataset` (or `metric`) beside the period label.
+        let period = "[dataset.period]\nlabel = \"dataset\"\ncadence = \"annual\"\nexpected_release_lag_days = 31\n";
+        let body = format!(
+            "{period}{}",
+            metric("m", "\"dataset\"", "dataset = \"2024\"")
+        );
+        assert_eq!(
+            errors("t_", &body, &[]),
+            ["9:9: period label `dataset` clashes with the label `dataset` beside it in `t_next_release_expected_timestamp_seconds`, expected another label name"]
+        );
+        let period = "[dataset.period]\nlabel = \"metric\"\ncadence = \"annual\"\n";
+        let release = "[metric.release]\nexpected_release_lag_days = 31\n";
+        let body = format!(
+            "{period}{}{release}",
+            metric("m", "\"metric\"", "metric = \"2024\"")
+        );
+        assert_eq!(
+            errors("t_", &body, &[]),
+            ["9:9: period label `metric` clashes with the label `metric` beside it in `t_metric_next_release_expected_timestamp_seconds`, expected another label name"]
+        );
     }
 }
