@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run install test deps lint unit rules bench load
+.PHONY: run install test deps lint unit rules deploy bench load
 
 # Installs the binary where cargo puts binaries (~/.cargo/bin, on the PATH with rustup), so the
 # README's `indicator_exporter …` commands work as written, then serves the bundled config.
