@@ -54,6 +54,7 @@ pub async fn load_and_render(
     path: &Path,
     limits: &Limits,
 ) -> Result<(Dataset, Snapshot), Diagnostics> {
+    tracing::debug!(config = %path.display(), "loading the dataset");
     let owned = path.to_path_buf();
     let max = limits.max_file_size;
     let fail = |message: String| Err(Diagnostics::one(Diagnostic::file(path, message)));

@@ -1,0 +1,506 @@
+//! Hostile input and bad operating conditions, against the real binary and the in-process
+//! server: data files replaced by a FIFO or a device, huge binary files, signals at awkward
+//! moments, and churn that would grow the exporter's own metrics.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{request, sample, wait_for, Server};
+
+const BIN: &str = env!("CARGO_BIN_EXE_indicator_exporter");
+
+/// A small valid dataset whose one metric is read from `data.csv` beside it.
+const CONFIG: &str = r#"[dataset]
+name = "hostile"
+title = "Hostile input"
+publisher = "Test office"
+source_url = "https://example.org/"
+published = "2025-01-01"
+metric_prefix = "h_"
+
+[dataset.period]
+label = "year"
+cadence = "annual"
+
+[[metric]]
+name = "rate"
+unit = "percent"
+help = "A rate."
+labels = ["region", "year"]
+samples_file = "data.csv"
+"#;
+
+const DATA: &str = "region,year,value\nnorth,2024,12.5\nsouth,2024,40\n";
+const SERIES: &str = "h_rate_ratio{region=\"north\",year=\"2024\"}";
+
+/// A temporary directory with `config.toml` (`config`) and `data.csv` (`data`).
+fn dataset(config: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(dir.path().join("config.toml"), config).expect("write config");
+    std::fs::write(dir.path().join("data.csv"), data).expect("write data");
+    let config = dir.path().join("config.toml");
+    (dir, config)
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo")
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// Waits for the process to end, at most `deadline`; kills it and fails otherwise.
+fn exit_within(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The binary serving in the background, its log collected; killed on drop if still running.
+struct Running {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the binary");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Running {
+            child,
+            addr: String::new(),
+            log,
+        }
+    }
+
+    fn start(args: &[&str]) -> Running {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--web.listen-address", "127.0.0.1:0"]).args(args);
+        let mut r = Running::spawn(cmd);
+        r.wait_listening();
+        r
+    }
+
+    fn wait_listening(&mut self) {
+        let line = self.wait_log("msg=listening", Duration::from_secs(60));
+        self.addr = line
+            .split("address=")
+            .nth(1)
+            .and_then(|a| a.split(' ').next())
+            .expect("address in the listening line")
+            .to_string();
+    }
+
+    /// The first log line containing `needle`, waiting for it at most `deadline`.
+    fn wait_log(&mut self, needle: &str, deadline: Duration) -> String {
+        let log = self.log.clone();
+        let child = &mut self.child;
+        wait_for(&format!("a log line with {needle:?}"), deadline, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                // Let the reader thread catch up before saying what the log had.
+                std::thread::sleep(Duration::from_millis(100));
+                let all = log.lock().unwrap().join("\n");
+                if let Some(l) = all.lines().find(|l| l.contains(needle)) {
+                    return Some(l.to_string());
+                }
+                panic!("exited ({status}) before logging {needle:?}:\n{all}");
+            }
+            let lines = log.lock().unwrap();
+            lines.iter().find(|l| l.contains(needle)).cloned()
+        })
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    fn get(&self, path: &str) -> common::Response {
+        request("GET", &format!("http://{}{path}", self.addr), &[]).expect("request")
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The exporter keeps serving and stops on SIGTERM after a watched data file was replaced by
+/// `replace`, a reload having said `why`.
+fn survives_a_data_file_replaced_by(replace: impl FnOnce(&Path), why: &str) {
+    let (dir, config) = dataset(CONFIG, DATA.as_bytes());
+    let mut r = Running::start(&["--config.file", config.to_str().unwrap(), "--config.watch"]);
+    assert_eq!(
+        sample(&r.get("/metrics").text(), SERIES).as_deref(),
+        Some("0.125")
+    );
+    let data = dir.path().join("data.csv");
+    std::fs::remove_file(&data).unwrap();
+    replace(&data);
+    let failed = r.wait_log("reload failed", Duration::from_secs(30));
+    assert!(failed.contains(why), "{failed}");
+    assert!(
+        failed.contains("data.csv"),
+        "the error names the file: {failed}"
+    );
+    for _ in 0..3 {
+        assert_eq!(r.get("/-/healthy").status, 200);
+        let body = r.get("/metrics").text();
+        assert_eq!(sample(&body, SERIES).as_deref(), Some("0.125"));
+        assert_eq!(
+            sample(&body, "indicator_exporter_config_last_reload_successful").as_deref(),
+            Some("0")
+        );
+    }
+    r.signal("-TERM");
+    let status = exit_within(&mut r.child, Duration::from_secs(15), "after SIGTERM");
+    assert!(status.success(), "{status}\n{}", r.log_text());
+}
+
+#[test]
+fn a_watched_data_file_replaced_by_a_fifo_leaves_the_exporter_serving_and_stoppable() {
+    survives_a_data_file_replaced_by(mkfifo, "is a FIFO (named pipe), expected a regular file");
+}
+
+#[test]
+fn a_watched_data_file_replaced_by_a_symlink_to_dev_zero_leaves_the_exporter_serving_and_stoppable()
+{
+    survives_a_data_file_replaced_by(
+        |p| std::os::unix::fs::symlink("/dev/zero", p).unwrap(),
+        "is a character device, expected a regular file",
+    );
+}
+
+#[test]
+fn config_check_on_a_fifo_fails_at_once_naming_the_file() {
+    let (dir, config) = dataset(CONFIG, b"");
+    let data = dir.path().join("data.csv");
+    std::fs::remove_file(&data).unwrap();
+    mkfifo(&data);
+    let fifo_config = dir.path().join("fifo.toml");
+    mkfifo(&fifo_config);
+    for (path, expected) in [
+        (
+            &config,
+            format!("{}:18:16: cannot read samples_file `data.csv`: is a FIFO (named pipe), expected a regular file", config.display()),
+        ),
+        (
+            &fifo_config,
+            format!("{}: cannot read config file: is a FIFO (named pipe), expected a regular file", fifo_config.display()),
+        ),
+    ] {
+        let started = Instant::now();
+        let mut child = Command::new(BIN)
+            .args(["--config.check", "--config.file", path.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = exit_within(&mut child, Duration::from_secs(10), "--config.check on a FIFO");
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().next(), Some(expected.as_str()), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn a_100_mb_data_file_of_nul_bytes_gives_a_short_error_quickly() {
+    let (dir, config) = dataset(CONFIG, b"");
+    let data = std::fs::File::create(dir.path().join("data.csv")).unwrap();
+    data.set_len(100_000_000).unwrap();
+    drop(data);
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["--config.check", "--config.file", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        format!("{c}:18:16: cannot read samples_file `data.csv`: NUL byte at byte 0 (line 1), expected text (is this a binary file?)\n{c}: 1 error(s)\n", c = config.display())
+    );
+    eprintln!(
+        "100 MB of NUL bytes: {} bytes of errors in {took:.2?}",
+        out.stderr.len()
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+
+    // On reload: the answer and the landing page stay small, the last good dataset served.
+    std::fs::write(dir.path().join("data.csv"), DATA).unwrap();
+    let s = Server::start(&config);
+    let data = std::fs::File::create(dir.path().join("data.csv")).unwrap();
+    data.set_len(100_000_000).unwrap();
+    drop(data);
+    let started = Instant::now();
+    let r = s.post("/-/reload");
+    assert_eq!(r.status, 500);
+    assert!(r.body.len() < 1024, "{}", r.text());
+    assert!(r.text().contains("NUL byte at byte 0"), "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let page = s.get("/").unwrap();
+    assert!(
+        page.body.len() < 8192,
+        "landing page of {} bytes",
+        page.body.len()
+    );
+    assert!(page.text().contains("NUL byte at byte 0"));
+    assert_eq!(sample(&s.metrics(), SERIES).as_deref(), Some("0.125"));
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_before_it_is_read() {
+    let (dir, config) = dataset(CONFIG, DATA.as_bytes());
+    let big = std::fs::File::create(dir.path().join("data.csv")).unwrap();
+    big.set_len(5 << 20).unwrap();
+    drop(big);
+    let out = Command::new(BIN)
+        .args([
+            "--config.check",
+            "--config.max-file-size=1MiB",
+            "--config.file",
+            config.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.starts_with(&format!("{}:18:16: cannot read samples_file `data.csv`: is 5 MiB, expected at most 1 MiB (--config.max-file-size)\n", config.display())),
+        "{stderr}"
+    );
+    // The config file itself too.
+    let out = Command::new(BIN)
+        .args([
+            "--config.check",
+            "--config.max-file-size=100",
+            "--config.file",
+            config.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "cannot read config file: is {} bytes, expected at most 100 bytes (--config.max-file-size)",
+        CONFIG.len()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    let out = Command::new(BIN)
+        .args(["--config.check", "--config.max-file-size=1.5MiB"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad size is a usage error");
+}
+
+#[test]
+fn errors_are_bounded_per_file_whatever_their_source() {
+    // 300 unknown keys: problems of shape, listed up to the cap and counted beyond it.
+    let keys: String = (0..300).map(|i| format!("unknown_{i:03} = 1\n")).collect();
+    let config_text = CONFIG.replace("[dataset.period]\n", &format!("{keys}[dataset.period]\n"));
+    let (_dir, config) = dataset(&config_text, DATA.as_bytes());
+    let errors = indicator_exporter::check(&config).unwrap_err();
+    assert_eq!(
+        errors.len(),
+        indicator_exporter::diagnostic::MAX_ERRORS_PER_FILE + 1
+    );
+    assert_eq!(
+        errors.0.last().unwrap().to_string(),
+        format!("{}: … and 200 more problems in this file", config.display())
+    );
+    // A key of a megabyte is cut to an excerpt.
+    let long = format!("{} = 1\n", "k".repeat(1 << 20));
+    let (_dir, config) = dataset(
+        &CONFIG.replace("[dataset.period]\n", &format!("{long}[dataset.period]\n")),
+        DATA.as_bytes(),
+    );
+    let errors = indicator_exporter::check(&config).unwrap_err().to_string();
+    assert!(errors.len() < 1024, "{} bytes", errors.len());
+    assert!(errors.contains("unknown field `kkkkkkkkkk"), "{errors}");
+}
+
+#[test]
+fn sighup_during_a_long_start_up_does_not_end_the_process() {
+    // Half a million rows: start-up takes seconds in a debug build.
+    let mut data = String::from("region,year,value\n");
+    for r in 0..20_000 {
+        for y in 2000..2025 {
+            data.push_str(&format!("r{r},{y},{}\n", r % 97));
+        }
+    }
+    let (_dir, config) = dataset(&CONFIG.replace("percent", "count"), data.as_bytes());
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.level",
+        "debug",
+        "--config.file",
+        config.to_str().unwrap(),
+    ]);
+    let mut r = Running::spawn(cmd);
+    r.wait_log("loading the dataset", Duration::from_secs(30));
+    r.signal("-HUP");
+    r.wait_listening();
+    assert!(r.child.try_wait().unwrap().is_none(), "{}", r.log_text());
+    // The SIGHUP is not lost: it becomes a reload once the reload task listens.
+    r.wait_log(
+        "SIGHUP received during start-up, reloading",
+        Duration::from_secs(30),
+    );
+    r.wait_log("msg=\"dataset reloaded\"", Duration::from_secs(60));
+    assert_eq!(r.get("/-/healthy").status, 200);
+    r.signal("-TERM");
+    let status = exit_within(&mut r.child, Duration::from_secs(15), "after SIGTERM");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_second_sigterm_ends_the_graceful_shutdown_at_once() {
+    let (_dir, config) = dataset(CONFIG, DATA.as_bytes());
+    let mut r = Running::start(&["--config.file", config.to_str().unwrap()]);
+    // A slow client: half a request, which the graceful shutdown waits for.
+    let mut slow = TcpStream::connect(&r.addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // The server has the connection before the signal arrives.
+    wait_for(
+        "the slow connection to be served",
+        Duration::from_secs(10),
+        || (r.get("/-/healthy").status == 200).then_some(()),
+    );
+    r.signal("-TERM");
+    r.wait_log("waiting for open connections", Duration::from_secs(10));
+    assert!(
+        r.child.try_wait().unwrap().is_none(),
+        "the slow connection holds the graceful shutdown"
+    );
+    let started = Instant::now();
+    r.signal("-TERM");
+    let status = exit_within(
+        &mut r.child,
+        Duration::from_secs(5),
+        "after a second SIGTERM",
+    );
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(1), "{}", r.log_text());
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    r.wait_log(
+        "second signal during shutdown, stopping at once",
+        Duration::from_secs(5),
+    );
+    drop(slow);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let (_dir, config) = dataset(CONFIG, DATA.as_bytes());
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -S -n 256 && exec \"$0\" \"$@\"",
+        BIN,
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.level",
+        "debug",
+        "--config.file",
+        config.to_str().unwrap(),
+    ]);
+    let mut r = Running::spawn(cmd);
+    r.wait_listening();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", r.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit raised to the hard one: {line}"
+    );
+    if numbers[1] != "256" {
+        let raised = r.wait_log("raised the open files limit", Duration::from_secs(5));
+        assert!(raised.contains("from=256"), "{raised}");
+    }
+}
+
+#[test]
+fn a_thousand_renames_keep_the_self_metrics_bounded() {
+    let config_for = |i: usize| {
+        CONFIG
+            .replace("name = \"rate\"", &format!("name = \"rate_{i:04}\""))
+            .replace("percent", "count")
+    };
+    let (dir, config) = dataset(&config_for(0), DATA.as_bytes());
+    let s = Server::start(&config);
+    let first = s.metrics().len();
+    let mut sizes = Vec::new();
+    let started = Instant::now();
+    for i in 1..=1000 {
+        std::fs::write(dir.path().join("config.toml"), config_for(i)).unwrap();
+        let r = s.post("/-/reload");
+        assert_eq!(r.status, 200, "{}", r.text());
+        if i % 250 == 0 {
+            sizes.push(s.metrics().len());
+        }
+    }
+    let body = s.metrics();
+    eprintln!(
+        "/metrics: {first} bytes at start, {sizes:?} after 250, 500, 750 and 1000 renames ({:.1?})",
+        started.elapsed()
+    );
+    // The metrics that left last keep their counters, so IndicatorSeriesRemoved fires for them.
+    assert!(body.contains("indicator_exporter_series_removed_total{metric=\"h_rate_0999\"} 2\n"));
+    assert!(!body.contains("metric=\"h_rate_0001\""));
+    let kept = body
+        .lines()
+        .filter(|l| l.starts_with("indicator_exporter_series_removed_total{"))
+        .count();
+    assert_eq!(kept, indicator_exporter::telemetry::MAX_REMOVED_METRICS + 1);
+    // Bounded: the same size after 250 renames as after 1000, whatever the digits of a time.
+    let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+    assert!(max - min < 512, "{sizes:?}");
+}
