@@ -66,14 +66,7 @@ pub async fn load_and_render(
     .await
     {
         Ok(result) => result,
-        Err(Stuck::Timeout) => fail(format!(
-            "loading did not finish within {} s (a file that cannot be read?), expected a load to finish; still serving what was loaded before",
-            limits.timeout.as_secs()
-        )),
-        Err(Stuck::Busy(n)) => fail(format!(
-            "{n} earlier loads are still running past their timeout (a file that cannot be read?), expected them to end before another starts"
-        )),
-        Err(Stuck::Panicked(e)) => fail(format!("loading failed internally: {e}")),
+        Err(stuck) => fail(stuck.message(limits)),
     }
 }
 
@@ -85,6 +78,22 @@ pub enum Stuck {
     /// Too many earlier calls are still running past their timeout.
     Busy(usize),
     Panicked(String),
+}
+
+impl Stuck {
+    /// What a load that gave no result says, as the message of a diagnostic.
+    pub fn message(&self, limits: &Limits) -> String {
+        match self {
+            Stuck::Timeout => format!(
+                "loading did not finish within {} s (a file that cannot be read?), expected a load to finish; still serving what was loaded before",
+                limits.timeout.as_secs()
+            ),
+            Stuck::Busy(n) => format!(
+                "{n} earlier loads are still running past their timeout (a file that cannot be read?), expected them to end before another starts"
+            ),
+            Stuck::Panicked(e) => format!("loading failed internally: {e}"),
+        }
+    }
 }
 
 /// Runs `work` on a blocking thread and waits at most `limits.timeout` for it. Work that

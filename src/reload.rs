@@ -16,8 +16,8 @@ use tracing::{debug, info, warn};
 
 use crate::changes::diff;
 use crate::dataset::Dataset;
-use crate::diagnostic::Diagnostics;
-use crate::load::{load_and_render, read_file, Limits, LOAD_TIMEOUT};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::load::{load_and_render, off_thread, read_file, Limits, LOAD_TIMEOUT};
 use crate::snapshot::Store;
 use crate::telemetry::Telemetry;
 
@@ -47,8 +47,19 @@ impl Reloader {
     /// web config, else keeps both.
     pub async fn reload(&mut self) -> Result<String, Diagnostics> {
         let started = Instant::now();
-        let web = self.web.reread();
-        let loaded = load_and_render(&self.config_file, &self.limits).await;
+        // The web config is read off the async threads too, beside the dataset.
+        let web = self.web.clone();
+        let (web, loaded) = tokio::join!(
+            off_thread(&self.limits, move || web.reread()),
+            load_and_render(&self.config_file, &self.limits)
+        );
+        let web = web.unwrap_or_else(|stuck| {
+            let at = self.web.files().first().cloned().unwrap_or_default();
+            Err(Diagnostics::one(Diagnostic::file(
+                &at,
+                stuck.message(&self.limits),
+            )))
+        });
         let ((dataset, snapshot), web) = match (loaded, web) {
             (Ok(x), Ok(w)) => (x, w),
             (loaded, web) => {
