@@ -418,6 +418,10 @@ pub fn build(
     })
 }
 
+/// Labels Prometheus attaches to every scraped series: a series carrying one of its own keeps
+/// it only as `exported_<name>`, which every query and rule would miss.
+const TARGET_LABELS: &[&str] = &["job", "instance"];
+
 /// Name prefixes of the exporter's own metrics, served in the same exposition.
 const OWN_NAMESPACES: &[&str] = &["indicator_exporter_", "process_"];
 
@@ -432,7 +436,9 @@ const OWN_NAMESPACES: &[&str] = &["indicator_exporter_", "process_"];
 /// - none in the namespaces of the exporter's own metrics (`indicator_exporter_`, `process_`);
 /// - no label twice in one family, where the exporter adds labels of its own: `name_<lang>` on
 ///   display names, `flag` and `status` on status flags, `dataset` and `metric` beside the
-///   period label on release calendars.
+///   period label on release calendars;
+/// - no `job` or `instance` label, which Prometheus would store as `exported_job` and
+///   `exported_instance`.
 #[allow(clippy::too_many_arguments)]
 fn check_families(
     map: &SourceMap,
@@ -541,6 +547,12 @@ fn check_families(
             .iter()
             .find(|c| c.get_ref().name.get_ref() == &l.name)
             .map_or(dataset_span.clone(), |c| c.get_ref().name.span());
+        if TARGET_LABELS.contains(&l.name.as_str()) {
+            errs.push(map.diag(
+                span.clone(),
+                format!("label `{}` is a label Prometheus gives every target: it would be stored as `exported_{}`, expected another label name", l.name, l.name),
+            ));
+        }
         let what = format!("[[label]] `{}`", l.name);
         claim(
             format!("{prefix}{}_info", l.name),
@@ -575,6 +587,16 @@ fn check_families(
         let named = RESERVED_SUFFIXES.iter().any(|s| raw.ends_with(s));
         let what = format!("metric `{raw}`");
         claim(m.name.clone(), (false, named), metric_span(i), what, errs);
+        for l in m
+            .label_names
+            .iter()
+            .filter(|l| TARGET_LABELS.contains(&l.as_str()))
+        {
+            errs.push(map.diag(
+                label_span(i, l),
+                format!("label `{l}` of metric `{}` is a label Prometheus gives every target: it would be stored as `exported_{l}`, expected another label name", m.name),
+            ));
+        }
         if m.has_status() {
             let family = m.status_family();
             claim(
@@ -1264,6 +1286,11 @@ mod tests {
         assert_eq!(
             errors("t_", input, &[("m.csv", csv)]),
             ["12:11: label `status` of metric `t_m` clashes with the label `status` that its status flags get in `t_m_observation_status_info`, expected another label name (rename it with `labels` in its [[input]])"]
+        );
+        // Prometheus's own target labels.
+        assert_eq!(
+            errors("t_", &metric("m", "\"instance\", \"k\"", "instance = \"a\", k = \"b\""), &[]),
+            ["12:11: label `instance` of metric `t_m` is a label Prometheus gives every target: it would be stored as `exported_instance`, expected another label name"]
         );
         // Release calendars put `dataset` (or `metric`) beside the period label.
         let period = "[dataset.period]\nlabel = \"dataset\"\ncadence = \"annual\"\nexpected_release_lag_days = 31\n";
