@@ -1,8 +1,11 @@
 //! Command-line flags, named as Prometheus exporters name them. Doc comments are the --help.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::web::limits::{self, Limits};
 
 /// The default port, outside the 9100–9999 range that Prometheus exporters have filled.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":8905";
@@ -61,6 +64,31 @@ pub struct Cli {
     /// Enable reload via HTTP request (POST or PUT /-/reload).
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
+
+    /// Maximum number of parallel scrape requests; more are answered 503 at once. 0 disables
+    /// the limit.
+    #[arg(long = "web.max-requests", value_name = "N", default_value_t = limits::DEFAULT_MAX_REQUESTS)]
+    pub max_requests: usize,
+
+    /// Maximum number of open connections (lowered to what the open files limit allows). At
+    /// the limit the longest idle connection is closed to make room for a new one; when every
+    /// connection is busy, new ones are closed at once.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = limits::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
+    pub max_connections: usize,
+
+    /// How long a client may take to send a request's headers, from the connection's start
+    /// (after the TLS handshake) or from the first byte of a later request. 0 disables it.
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub read_header_timeout: Duration,
+
+    /// How long a kept-alive connection may wait for its next request. 0 disables it.
+    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "2m", value_parser = duration)]
+    pub idle_timeout: Duration,
+
+    /// How long a client may take to read a whole response once it is ready; a client that
+    /// has not is disconnected. 0 disables it.
+    #[arg(long = "web.write-timeout", value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub write_timeout: Duration,
 
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
@@ -123,6 +151,32 @@ pub enum LogLevel {
 pub enum LogFormat {
     Logfmt,
     Json,
+}
+
+impl Cli {
+    /// The server's limits as the `--web.*` flags set them.
+    pub fn web_limits(&self) -> Limits {
+        let on = |d: Duration| (!d.is_zero()).then_some(d);
+        Limits {
+            read_header_timeout: on(self.read_header_timeout),
+            idle_timeout: on(self.idle_timeout),
+            write_timeout: on(self.write_timeout),
+            max_requests: self.max_requests,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{s}` is not a positive whole number")),
+    }
+}
+
+/// A Go duration (`10s`, `2m`, `500ms`; `0`).
+fn duration(s: &str) -> Result<Duration, String> {
+    limits::parse_timeout(s).map(Option::unwrap_or_default)
 }
 
 fn telemetry_path(s: &str) -> Result<String, String> {
@@ -210,5 +264,32 @@ mod tests {
         assert_eq!(c.listen_address, ["127.0.0.1:1", "[::1]:2"]);
         assert_eq!(c.web_config_file, Some(PathBuf::from("web.yml")));
         assert!(c.systemd_socket);
+    }
+
+    #[test]
+    fn limit_flags_default_to_the_documented_constants() {
+        let d = Cli::try_parse_from(["x"]).unwrap().web_limits();
+        let want = Limits::default();
+        assert_eq!(d.read_header_timeout, want.read_header_timeout);
+        assert_eq!(d.idle_timeout, want.idle_timeout);
+        assert_eq!(d.write_timeout, want.write_timeout);
+        assert_eq!(d.max_requests, want.max_requests);
+        assert_eq!(d.max_connections, want.max_connections);
+        let c = Cli::try_parse_from([
+            "x",
+            "--web.read-header-timeout=500ms",
+            "--web.idle-timeout=0",
+            "--web.write-timeout=1m30s",
+            "--web.max-requests=0",
+            "--web.max-connections=10",
+        ])
+        .unwrap()
+        .web_limits();
+        assert_eq!(c.read_header_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(c.idle_timeout, None);
+        assert_eq!(c.write_timeout, Some(Duration::from_secs(90)));
+        assert_eq!((c.max_requests, c.max_connections), (0, 10));
+        assert!(Cli::try_parse_from(["x", "--web.write-timeout=30"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--web.max-connections=0"]).is_err());
     }
 }

@@ -58,6 +58,8 @@ pub struct Settings {
     pub limits: load::Limits,
     /// exporter-toolkit web config: TLS, basic auth, headers (`--web.config.file`).
     pub web_config_file: Option<PathBuf>,
+    /// Timeouts and caps on connections and requests (`--web.read-header-timeout`, …).
+    pub web_limits: web::limits::Limits,
 }
 
 /// Loads and validates the dataset, as start-up does, without serving it.
@@ -136,6 +138,7 @@ pub async fn run_on(
         enable_lifecycle: settings.enable_lifecycle,
         reload: trigger_tx,
         web,
+        limits: settings.web_limits.clone(),
     });
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {

@@ -77,6 +77,7 @@ fn main() -> ExitCode {
                 ..load::Limits::default()
             },
             web_config_file: cli.web_config_file.clone(),
+            web_limits: cli.web_limits(),
         };
         match run_on(settings, listeners, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Stage 5: HTTP. An accept loop over the bound listeners, TLS and basic auth as the web
-//! config says, routes, content negotiation and graceful shutdown. It knows nothing of TOML:
-//! it serves whatever snapshot the store holds.
+//! config says, the limits of [`crate::web::limits`] on every connection and request, routes,
+//! content negotiation and graceful shutdown. It knows nothing of TOML: it serves whatever
+//! snapshot the store holds.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -13,10 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{
-    HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH,
-    CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
+    CONTENT_LENGTH, CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
 };
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -24,13 +25,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tracing::{debug, error, info, warn};
 
 use crate::encode::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::reload::Trigger;
 use crate::snapshot::Store;
 use crate::telemetry::Telemetry;
+use crate::web::limits::{self, Chunk, Connections, Limits, Reason, RequestLimit, Throttle};
 use crate::web::{Web, TLS_HANDSHAKE_TIMEOUT};
 
 /// How long open connections may take to finish after shutdown was asked for.
@@ -45,35 +47,69 @@ pub struct AppState {
     pub reload: mpsc::Sender<Trigger>,
     /// TLS, basic auth, headers and rate limit (`--web.config.file`).
     pub web: Arc<Web>,
+    /// Timeouts and caps on connections and requests.
+    pub limits: Limits,
 }
 
-/// A response body of a few pre-made chunks: the dataset's bytes are shared, never copied.
-pub struct Chunks(VecDeque<Bytes>);
+/// The limits' shared state: the `/metrics` permits and the throttles of their warnings.
+struct Gate {
+    limits: Limits,
+    requests: RequestLimit,
+    busy: Throttle,
+    refused: Throttle,
+    stalled: Throttle,
+}
+
+/// How often each kind of limit warning may be logged.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// A response of a few pre-made chunks: the dataset's bytes are shared, never copied; and
+/// the `/metrics` permit, which the response holds until it is sent.
+pub struct Chunks {
+    chunks: VecDeque<Bytes>,
+    permit: Option<OwnedSemaphorePermit>,
+}
 
 impl Chunks {
     fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
-        Chunks(chunks.into_iter().filter(|b| !b.is_empty()).collect())
+        Chunks {
+            chunks: chunks.into_iter().filter(|b| !b.is_empty()).collect(),
+            permit: None,
+        }
     }
     fn len(&self) -> usize {
-        self.0.iter().map(Bytes::len).sum()
+        self.chunks.iter().map(Bytes::len).sum()
     }
 }
 
-impl http_body::Body for Chunks {
-    type Data = Bytes;
+/// The body as sent: each chunk keeps its request in progress until hyper has written it,
+/// so the write timeout and the `/metrics` permit cover the response to its last byte.
+pub struct Body {
+    chunks: VecDeque<Bytes>,
+    request: Arc<limits::Request>,
+}
+
+impl http_body::Body for Body {
+    type Data = Chunk;
     type Error = Infallible;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    ) -> Poll<Option<Result<Frame<Chunk>, Infallible>>> {
+        let this = self.get_mut();
+        let request = &this.request;
+        Poll::Ready(
+            this.chunks
+                .pop_front()
+                .map(|b| Ok(Frame::data(Chunk::new(b, request.clone())))),
+        )
     }
     fn is_end_stream(&self) -> bool {
-        self.0.is_empty()
+        self.chunks.is_empty()
     }
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.len() as u64)
+        SizeHint::with_exact(self.chunks.iter().map(Bytes::len).sum::<usize>() as u64)
     }
 }
 
@@ -93,12 +129,37 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let mut http1 = hyper::server::conn::http1::Builder::new();
+    // The head deadline is the watchdog's: hyper's would also cut idle keep-alive connections.
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(None)
+        .max_header_size(limits::MAX_HEADER_BYTES)
+        .max_buf_size(4 * limits::MAX_HEADER_BYTES);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http2.timer(TokioTimer::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits::H2_MAX_STREAMS)
+        .max_header_list_size(limits::MAX_HEADER_BYTES as u32);
     let protocols = Arc::new(Protocols { http1, http2 });
+    let l = state.limits.clone();
+    let open_files = limits::open_files_limit();
+    let cap = limits::connection_cap(l.max_connections, open_files);
+    if cap < l.max_connections {
+        warn!(
+            max_connections = l.max_connections,
+            open_files = open_files.unwrap_or(0),
+            lowered_to = cap,
+            "the open files limit allows fewer connections than --web.max-connections"
+        );
+    }
+    let connections = Connections::new(cap);
+    let gate = Arc::new(Gate {
+        requests: RequestLimit::new(l.max_requests),
+        limits: l,
+        busy: Throttle::new(WARN_EVERY),
+        refused: Throttle::new(WARN_EVERY),
+        stalled: Throttle::new(WARN_EVERY),
+    });
     // Handshakes in progress end at shutdown: they have no request to finish.
     let (stopping, stop) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
@@ -116,32 +177,71 @@ pub async fn serve(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
         let active = state.web.current();
+        let Some(admitted) = connections.admit(active.tls.is_some()) else {
+            // Every connection is busy: refused at once rather than left waiting.
+            if let Some(n) = gate.refused.hit() {
+                warn!(
+                    refused = n,
+                    max_connections = connections.cap(),
+                    "connection limit reached and every connection busy, closing new connections"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        if admitted.evicted_another {
+            debug!(%peer, max_connections = connections.cap(), "connection limit reached, closing the longest idle connection");
+        }
+        let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
-        let (state, protocols, mut stop) = (state.clone(), protocols.clone(), stop.clone());
+        let (state, protocols, gate, mut stop) =
+            (state.clone(), protocols.clone(), gate.clone(), stop.clone());
         tokio::spawn(async move {
-            let Some(tls) = &active.tls else {
-                let io = TokioIo::new(stream);
-                return serve_connection(io, false, peer, state, &protocols, watcher).await;
-            };
-            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept_tls(stream, tls));
-            let handshake = tokio::select! {
-                h = handshake => h,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            match handshake {
-                Ok(Ok(Some(tls_stream))) => {
-                    let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    let io = TokioIo::new(tls_stream);
-                    serve_connection(io, h2, peer, state, &protocols, watcher).await;
+            let conn = admitted.conn.clone();
+            let work = async {
+                let Some(tls) = &active.tls else {
+                    conn.start();
+                    let io = TokioIo::new(limits::Tracked::new(stream, conn.clone(), true));
+                    let c = conn.clone();
+                    return serve_connection(io, false, peer, state, &gate, c, &protocols, watcher)
+                        .await;
+                };
+                let handshake =
+                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept_tls(stream, tls));
+                let handshake = tokio::select! {
+                    h = handshake => h,
+                    _ = stop.wait_for(|s| *s) => return,
+                };
+                match handshake {
+                    Ok(Ok(Some(tls_stream))) => {
+                        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        conn.start();
+                        let io = TokioIo::new(limits::Tracked::new(tls_stream, conn.clone(), !h2));
+                        let c = conn.clone();
+                        serve_connection(io, h2, peer, state, &gate, c, &protocols, watcher).await;
+                    }
+                    Ok(Ok(None)) => {
+                        debug!(%peer, "plain HTTP request on the TLS port, answered 400")
+                    }
+                    Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => {
+                        debug!(%peer, timeout = ?TLS_HANDSHAKE_TIMEOUT, "TLS handshake not completed in time, connection dropped")
+                    }
                 }
-                Ok(Ok(None)) => debug!(%peer, "plain HTTP request on the TLS port, answered 400"),
-                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => {
-                    debug!(%peer, timeout = ?TLS_HANDSHAKE_TIMEOUT, "TLS handshake not completed in time, connection dropped")
+            };
+            tokio::select! {
+                _ = work => {}
+                reason = limits::watchdog(&conn, &gate.limits) => {
+                    debug!(%peer, reason = reason.as_str(), "connection closed by the server");
+                    if reason == Reason::Write {
+                        if let Some(n) = gate.stalled.hit() {
+                            warn!(connections = n, write_timeout = ?gate.limits.write_timeout, "clients did not read their responses in time, connections closed");
+                        }
+                    }
                 }
             }
+            drop(admitted);
         });
     }
     drop(listeners);
@@ -194,19 +294,33 @@ async fn accept_tls(
 }
 
 /// HTTP/1.1 or HTTP/2 (negotiated by ALPN) on one connection, watched for graceful shutdown.
+/// Each request is in progress on `conn` from its head to its response's last byte.
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection<I>(
     io: I,
     h2: bool,
     peer: SocketAddr,
     state: Arc<AppState>,
+    gate: &Arc<Gate>,
+    conn: Arc<limits::Conn>,
     protocols: &Protocols,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let gate = gate.clone();
     let svc = service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(&state, req).await) }
+        let (state, gate, conn) = (state.clone(), gate.clone(), conn.clone());
+        async move {
+            let request = conn.begin();
+            let (parts, mut chunks) = answer(&state, &gate, req).await.into_parts();
+            let request = request.respond(chunks.permit.take(), gate.limits.write_timeout);
+            let body = Body {
+                chunks: chunks.chunks,
+                request,
+            };
+            Ok::<_, Infallible>(Response::from_parts(parts, body))
+        }
     });
     let result = if h2 {
         watcher
@@ -222,12 +336,57 @@ async fn serve_connection<I>(
     }
 }
 
+/// [`handle`], with a panic anywhere in it answered 500 for this request alone.
+async fn answer(state: &AppState, gate: &Gate, req: Request<Incoming>) -> Response<Chunks> {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    match limits::catch_unwind(handle(state, gate, req)).await {
+        Ok(resp) => resp,
+        Err(payload) => {
+            error!(%method, path = uri.path(), panic = limits::panic_message(&*payload), "request handler panicked, answered 500");
+            let mut resp = plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+            for (name, value) in &state.web.current().headers {
+                resp.headers_mut().insert(name.clone(), value.clone());
+            }
+            resp
+        }
+    }
+}
+
+/// How long a body of unknown length may take to show that it is empty: some clients send
+/// every POST with a chunked body, and its last chunk at once when there is nothing in it.
+const EMPTY_BODY_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the request carries a body. A declared length says so without reading; a body of
+/// unknown length (chunked) is empty only if it ends at once, before any data.
+async fn has_body(body: &mut Incoming) -> bool {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        return false;
+    }
+    if body.size_hint().exact().is_some_and(|n| n > 0) {
+        return true;
+    }
+    let first = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx));
+    !matches!(tokio::time::timeout(EMPTY_BODY_WAIT, first).await, Ok(None))
+}
+
 /// The web config's part of every request, as exporter-toolkit wraps the whole handler: the
 /// rate limit, then basic auth (every path), then the route; the configured headers on every
-/// response.
-async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Chunks> {
+/// response. A request with a body is refused first, its body unread: no endpoint takes one.
+async fn handle(state: &AppState, gate: &Gate, mut req: Request<Incoming>) -> Response<Chunks> {
     let web = state.web.current();
-    let mut resp = if web.rate_limit.as_ref().is_some_and(|r| !r.allow()) {
+    let mut resp = if has_body(req.body_mut()).await {
+        let mut r = plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body not accepted.\n",
+        );
+        // The unread body would be taken for the next request: HTTP/1 closes instead.
+        if req.version() < Version::HTTP_2 {
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        r
+    } else if web.rate_limit.as_ref().is_some_and(|r| !r.allow()) {
         plain(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
     } else if !web.users.is_empty()
         && !state
@@ -244,7 +403,7 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Chunks> {
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
         r
     } else {
-        route(state, req).await
+        route(state, gate, req).await
     };
     for (name, value) in &web.headers {
         resp.headers_mut().insert(name.clone(), value.clone());
@@ -252,16 +411,38 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Chunks> {
     resp
 }
 
-async fn route(state: &AppState, req: Request<Incoming>) -> Response<Chunks> {
+async fn route(state: &AppState, gate: &Gate, req: Request<Incoming>) -> Response<Chunks> {
     let path = req.uri().path();
     let method = req.method();
     let read = method == Method::GET || method == Method::HEAD;
     if path == state.telemetry_path {
-        return if read {
-            metrics(state, &req)
-        } else {
-            not_allowed("GET, HEAD")
+        if !read {
+            return not_allowed("GET, HEAD");
+        }
+        // As node_exporter: only scrapes count, so health checks always get through.
+        let Ok(permit) = gate.requests.try_acquire() else {
+            if let Some(n) = gate.busy.hit() {
+                warn!(
+                    answered_503 = n,
+                    max_requests = gate.requests.max(),
+                    "too many concurrent scrapes"
+                );
+            }
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "Limit of concurrent requests reached ({}), try again later.\n",
+                    gate.requests.max()
+                ),
+            );
         };
+        let mut resp = metrics(state, &req);
+        resp.body_mut().permit = permit;
+        return resp;
+    }
+    #[cfg(test)]
+    if path == tests::PANIC_PATH {
+        panic!("a test panic in a handler");
     }
     match path {
         "/" if read => html(StatusCode::OK, landing(state)),
@@ -286,6 +467,10 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     let gz = accepts_gzip(header(ACCEPT_ENCODING));
     let snapshot = state.store.load();
     let body = snapshot.body(format);
+    #[cfg(test)]
+    if req.headers().contains_key(tests::PANIC_HEADER) {
+        panic!("a test panic while rendering the self-metrics");
+    }
     let tail = state.telemetry.tail(format);
     let chunks = if gz {
         Chunks::new(body.gzip.finish(&tail.gzip))
@@ -503,6 +688,106 @@ fn not_allowed(allow: &'static str) -> Response<Chunks> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Paths and headers that make a handler panic, in unit tests only.
+    pub(super) const PANIC_PATH: &str = "/-/test-panic";
+    pub(super) const PANIC_HEADER: &str = "x-test-panic";
+
+    /// The bundled dataset served on 127.0.0.1:0 until the sender is dropped.
+    async fn start() -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let dataset = crate::load::load(&config).expect("the bundled config loads");
+        let (reload, _) = mpsc::channel(1);
+        let state = Arc::new(AppState {
+            store: crate::snapshot::store(crate::snapshot::Snapshot::build(&dataset)),
+            telemetry: Arc::new(Telemetry::new()),
+            telemetry_path: "/metrics".into(),
+            enable_lifecycle: false,
+            reload,
+            web: Arc::new(Web::load(None).expect("no web config")),
+            limits: Limits::default(),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(vec![listener], state, async {
+            let _ = rx.await;
+        }));
+        (addr, tx, server)
+    }
+
+    /// One response read off `stream`: status line and body, by its Content-Length.
+    async fn response(stream: &mut TcpStream) -> (String, String) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = Vec::new();
+        let read = async {
+            loop {
+                let mut chunk = [0u8; 65536];
+                let n = stream.read(&mut chunk).await.unwrap();
+                assert!(
+                    n > 0,
+                    "closed mid-response: {:?}",
+                    String::from_utf8_lossy(&buf)
+                );
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len: usize = text[..end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if buf.len() >= end + 4 + len {
+                        let status = text.lines().next().unwrap().to_string();
+                        return (status, text[end + 4..end + 4 + len].to_string());
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .expect("a response within 20 s")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_answers_500_for_that_request_alone() {
+        let (addr, stop, server) = start().await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let get =
+            |path: &str, extra: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        for round in 0..3 {
+            s.write_all(get(PANIC_PATH, "").as_bytes()).await.unwrap();
+            let (status, body) = response(&mut s).await;
+            assert_eq!(
+                (status.as_str(), body.as_str()),
+                (
+                    "HTTP/1.1 500 Internal Server Error",
+                    "Internal Server Error\n"
+                ),
+                "round {round}"
+            );
+            s.write_all(get("/metrics", &format!("{PANIC_HEADER}: 1\r\n")).as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(
+                response(&mut s).await.0,
+                "HTTP/1.1 500 Internal Server Error"
+            );
+            // The same connection, and the locks the panics crossed, still serve.
+            s.write_all(get("/metrics", "").as_bytes()).await.unwrap();
+            let (status, body) = response(&mut s).await;
+            assert_eq!(status, "HTTP/1.1 200 OK");
+            assert!(body.contains("cnipa_enterprise_invention_patent_industrialization_ratio"));
+            assert!(body.contains("indicator_exporter_build_info"));
+        }
+        let mut other = TcpStream::connect(addr).await.unwrap();
+        other
+            .write_all(get("/-/healthy", "").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(response(&mut other).await.1, "Healthy.\n");
+        drop(stop);
+        server.await.unwrap();
+    }
 
     #[test]
     fn prometheus_accept_headers_get_openmetrics() {

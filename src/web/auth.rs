@@ -3,7 +3,7 @@
 //! exporter-toolkit's `rate_limit` token bucket.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -70,7 +70,7 @@ impl Verifier {
             .and_then(Result::ok)
             .unwrap_or(false);
         if ok && known {
-            let mut v = self.verified.lock().expect("lock not poisoned");
+            let mut v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
             if v.len() >= CACHE_SIZE {
                 v.pop_front();
             }
@@ -79,9 +79,10 @@ impl Verifier {
         ok && known
     }
 
-    /// Whether `key` was verified before; every entry is compared, in constant time.
+    /// Whether `key` was verified before; every entry is compared, in constant time. (The
+    /// locks here ignore poison: a panic in a request elsewhere leaves the cache whole.)
     fn cached(&self, key: &[u8; 32]) -> bool {
-        let v = self.verified.lock().expect("lock not poisoned");
+        let v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
         v.iter()
             .fold(subtle::Choice::from(0), |hit, k| hit | k.ct_eq(key))
             .into()
@@ -138,7 +139,7 @@ impl RateLimit {
     }
 
     fn allow_at(&self, now: Instant) -> bool {
-        let mut s = self.state.lock().expect("lock not poisoned");
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let elapsed = now.saturating_duration_since(s.1).as_secs_f64();
         s.0 = (s.0 + elapsed / self.interval.as_secs_f64()).min(f64::from(self.burst));
         s.1 = now;

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod limits;
 pub mod listen;
 pub mod tls;
 pub mod yaml;

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -623,7 +623,9 @@ impl fmt::Debug for ServerKey {
 
 impl ServerKey {
     fn refresh(&self) -> Arc<CertifiedKey> {
-        let mut current = self.current.lock().expect("lock not poisoned");
+        // A panic while re-reading the files (in a parser) must not refuse every later
+        // handshake: the pair in the lock is whole either way.
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if self.files.cert.is_none() && self.files.key.is_none() {
             return current.1.clone();
         }

@@ -105,6 +105,7 @@ impl Server {
             watch,
             limits: Default::default(),
             web_config_file: None,
+            web_limits: Default::default(),
         };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -154,6 +154,7 @@ impl WebServer {
             watch,
             limits: Default::default(),
             web_config_file: web.map(Path::to_path_buf),
+            web_limits: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

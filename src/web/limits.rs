@@ -1,0 +1,713 @@
+//! What protects the HTTP server from slow, idle, stalled, greedy and hostile clients: a
+//! deadline for each request head, an idle keep-alive timeout, a write timeout for responses
+//! the client does not read, a cap on connections (oldest idle ones closed first) and one on
+//! concurrent scrapes, and a panic in a handler answered 500 for that request alone.
+//!
+//! Each connection has a [`Conn`], shared by its I/O ([`Tracked`]), its requests
+//! ([`Request`]) and a [`watchdog`] that closes it when the deadline of its current phase
+//! passes: waiting for a request head, idle between requests, or writing a response.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// How long a client has to send a whole request head (request line and headers), from the
+/// connection's start (after the TLS handshake) or from the first byte of a later request.
+pub const DEFAULT_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a kept-alive connection may wait for its next request: above the 1 minute scrape
+/// interval most Prometheus servers use, so scrapes reuse their connection.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the client has to read a whole response once it is ready: three times
+/// Prometheus's default scrape timeout.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent `/metrics` requests, as node_exporter's `--web.max-requests`.
+pub const DEFAULT_MAX_REQUESTS: usize = 40;
+/// Open connections; beyond it the oldest connection with no request in progress is closed.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Largest request head (request line and headers): room for long bearer tokens and cookies,
+/// as HTTP/2's 16 KiB header list.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// File descriptors kept out of the connection cap: listeners, the runtime, config and data
+/// files read by a reload, certificate files, the watcher, `/proc` for the process metrics.
+pub const RESERVED_FDS: usize = 128;
+/// Concurrent streams on one HTTP/2 connection.
+pub const H2_MAX_STREAMS: u32 = 100;
+
+/// The server's limits, as the flags set them; `None` turns a timeout off.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub read_header_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub write_timeout: Option<Duration>,
+    /// Concurrent `/metrics` requests; 0: no limit.
+    pub max_requests: usize,
+    /// Open connections, lowered to what the open files limit allows.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            read_header_timeout: Some(DEFAULT_READ_HEADER_TIMEOUT),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+            max_requests: DEFAULT_MAX_REQUESTS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// A flag's duration: Go's syntax (`10s`, `2m`, `500ms`); `0` turns the timeout off.
+pub fn parse_timeout(s: &str) -> Result<Option<Duration>, String> {
+    match crate::web::config::parse_go_duration(s) {
+        Some(d) if d.is_zero() => Ok(None),
+        Some(d) => Ok(Some(d)),
+        None => Err(format!(
+            "invalid duration `{s}`, expected a number and a unit such as 10s, 2m or 500ms (0 turns it off)"
+        )),
+    }
+}
+
+/// The soft limit on open files, when the platform has one.
+pub fn open_files_limit() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct passed.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            return Some(usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX));
+        }
+    }
+    None
+}
+
+/// The connection cap the open files limit allows: each connection is a descriptor, and
+/// [`RESERVED_FDS`] stay free for everything else.
+pub fn connection_cap(wanted: usize, open_files: Option<usize>) -> usize {
+    match open_files {
+        Some(n) => wanted.min(n.saturating_sub(RESERVED_FDS).max(16)),
+        None => wanted,
+    }
+}
+
+/// Locks, ignoring poison: every state here stays consistent between statements, so a panic
+/// elsewhere while a lock was held leaves nothing half-done.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why a connection was closed by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The request head did not arrive within the read header timeout.
+    Head,
+    /// No new request within the idle timeout.
+    Idle,
+    /// A response was not read within the write timeout.
+    Write,
+    /// Closed to make room for a new connection at the connection cap.
+    Evicted,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Head => "request head not received in time",
+            Reason::Idle => "idle",
+            Reason::Write => "response not read in time",
+            Reason::Evicted => "idle, closed to make room at the connection limit",
+        }
+    }
+}
+
+/// One connection's phase, guarded by [`Conn::phase`].
+#[derive(Debug)]
+struct Phase {
+    /// Requests received and not yet answered to the last byte.
+    requests: u32,
+    /// When the current wait began: the connection's start, the first byte of a head, or
+    /// the end of the last response.
+    since: Instant,
+    /// In the TLS handshake, which has its own deadline.
+    handshaking: bool,
+    /// No request yet: the head deadline runs from the start.
+    first: bool,
+    /// Bytes of a new request head arrived after the connection went idle.
+    reading_head: bool,
+    /// Deadlines of the responses being written, by request id.
+    writes: Vec<(u64, Instant)>,
+    evicted: bool,
+    next_request: u64,
+}
+
+/// The state one connection's I/O, requests and watchdog share.
+#[derive(Debug)]
+pub struct Conn {
+    phase: Mutex<Phase>,
+    /// Set while idle between requests, so the read path checks one atomic, not a lock.
+    idle: AtomicBool,
+    wake: Notify,
+}
+
+impl Conn {
+    fn new(handshaking: bool) -> Conn {
+        Conn {
+            phase: Mutex::new(Phase {
+                requests: 0,
+                since: Instant::now(),
+                handshaking,
+                first: true,
+                reading_head: false,
+                writes: Vec::new(),
+                evicted: false,
+                next_request: 0,
+            }),
+            idle: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The TLS handshake is over (or there was none): the head deadline starts now.
+    pub fn start(&self) {
+        let mut p = lock(&self.phase);
+        p.handshaking = false;
+        p.since = Instant::now();
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// Bytes arrived: on an idle HTTP/1 connection they begin a request head.
+    fn bytes_arrived(&self) {
+        if !self.idle.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut p = lock(&self.phase);
+        if p.requests == 0 && !p.reading_head {
+            p.reading_head = true;
+            p.since = Instant::now();
+        }
+        self.idle.store(false, Ordering::Relaxed);
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// A request head was read: the request is in progress until [`Request`] is dropped.
+    pub fn begin(self: &Arc<Self>) -> Request {
+        let mut p = lock(&self.phase);
+        p.requests += 1;
+        p.first = false;
+        p.reading_head = false;
+        p.next_request += 1;
+        let id = p.next_request;
+        self.idle.store(false, Ordering::Relaxed);
+        Request {
+            conn: self.clone(),
+            id,
+            permit: None,
+        }
+    }
+
+    fn respond(&self, id: u64, write_timeout: Option<Duration>) {
+        if let Some(t) = write_timeout {
+            lock(&self.phase).writes.push((id, Instant::now() + t));
+            self.wake.notify_one();
+        }
+    }
+
+    fn end(&self, id: u64) {
+        let mut p = lock(&self.phase);
+        p.requests = p.requests.saturating_sub(1);
+        p.writes.retain(|(i, _)| *i != id);
+        if p.requests == 0 {
+            p.since = Instant::now();
+            self.idle.store(true, Ordering::Relaxed);
+        }
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// When the connection must be closed next, and why; None while nothing bounds it (a
+    /// handler at work, a TLS handshake under its own deadline).
+    fn deadline(&self, limits: &Limits) -> Option<(Instant, Reason)> {
+        let p = lock(&self.phase);
+        if p.evicted {
+            return Some((Instant::now(), Reason::Evicted));
+        }
+        if p.handshaking {
+            return None;
+        }
+        if p.requests == 0 {
+            if p.first || p.reading_head {
+                limits
+                    .read_header_timeout
+                    .map(|t| (p.since + t, Reason::Head))
+            } else {
+                limits.idle_timeout.map(|t| (p.since + t, Reason::Idle))
+            }
+        } else {
+            let first = p.writes.iter().map(|(_, d)| *d).min();
+            first.map(|d| (d, Reason::Write))
+        }
+    }
+
+    /// Oldest wait first, for the connections with no request in progress.
+    fn evictable_since(&self) -> Option<Instant> {
+        let p = lock(&self.phase);
+        (p.requests == 0 && !p.evicted).then_some(p.since)
+    }
+
+    fn evict(&self) {
+        lock(&self.phase).evicted = true;
+        self.wake.notify_one();
+    }
+}
+
+/// Resolves when `conn` must be closed: its request head, idle time or response write is
+/// overdue, or it was evicted. Run beside the connection; dropping the connection closes it.
+pub async fn watchdog(conn: &Conn, limits: &Limits) -> Reason {
+    loop {
+        match conn.deadline(limits) {
+            Some((at, reason)) if at <= Instant::now() => return reason,
+            Some((at, _)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = conn.wake.notified() => {}
+                }
+            }
+            None => conn.wake.notified().await,
+        }
+    }
+}
+
+/// A request in progress: from its head until the last byte of its response has left the
+/// server (or the connection closed). Its response's chunks each hold it, so it ends when
+/// hyper (or HTTP/2's flow control) releases the last of them, and with it the snapshot
+/// bytes they share and the `/metrics` permit.
+#[derive(Debug)]
+pub struct Request {
+    conn: Arc<Conn>,
+    id: u64,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Request {
+    /// The response is ready: from now on it has `write_timeout` to be read, and it holds
+    /// `permit` until then.
+    pub fn respond(
+        mut self,
+        permit: Option<OwnedSemaphorePermit>,
+        write_timeout: Option<Duration>,
+    ) -> Arc<Request> {
+        self.permit = permit;
+        self.conn.respond(self.id, write_timeout);
+        Arc::new(self)
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        self.conn.end(self.id);
+    }
+}
+
+/// A response body's chunk that keeps its [`Request`] in progress while it is unsent.
+pub struct Chunk {
+    bytes: Bytes,
+    _request: Arc<Request>,
+}
+
+impl Chunk {
+    pub fn new(bytes: Bytes, request: Arc<Request>) -> Chunk {
+        Chunk {
+            bytes,
+            _request: request,
+        }
+    }
+}
+
+impl Buf for Chunk {
+    fn remaining(&self) -> usize {
+        self.bytes.remaining()
+    }
+    fn chunk(&self) -> &[u8] {
+        self.bytes.chunk()
+    }
+    fn advance(&mut self, n: usize) {
+        self.bytes.advance(n)
+    }
+}
+
+/// A connection's I/O, noticing the first bytes of each HTTP/1 request head.
+pub struct Tracked<S> {
+    inner: S,
+    conn: Arc<Conn>,
+    /// HTTP/1 only: HTTP/2 sends frames between requests (window updates, pings), so its
+    /// idle time is bounded by the idle timeout alone.
+    heads: bool,
+}
+
+impl<S> Tracked<S> {
+    pub fn new(inner: S, conn: Arc<Conn>, heads: bool) -> Tracked<S> {
+        Tracked { inner, conn, heads }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.heads && buf.filled().len() > before {
+            self.conn.bytes_arrived();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    // Vectored writes let hyper queue the snapshot's chunks instead of copying them.
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The open connections, and the cap on them.
+pub struct Connections {
+    cap: usize,
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+    next: AtomicU64,
+}
+
+/// A connection's place among the open ones, given up on drop.
+pub struct Admitted {
+    pub conn: Arc<Conn>,
+    id: u64,
+    registry: Arc<Connections>,
+    /// Whether another connection was closed to make room for this one.
+    pub evicted_another: bool,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        lock(&self.registry.open).remove(&self.id);
+    }
+}
+
+impl Connections {
+    pub fn new(cap: usize) -> Arc<Connections> {
+        Arc::new(Connections {
+            cap: cap.max(1),
+            open: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+        })
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    pub fn open(&self) -> usize {
+        lock(&self.open).len()
+    }
+
+    /// Admits a new connection. At the cap, the connection with no request in progress that
+    /// has waited longest is closed to make room; when every connection is busy, None: the
+    /// new one is refused.
+    pub fn admit(self: &Arc<Self>, handshaking: bool) -> Option<Admitted> {
+        let mut open = lock(&self.open);
+        let mut evicted_another = false;
+        // Connections already evicted are on their way out and do not count.
+        let full = open.len() >= self.cap
+            && open.values().filter(|c| !lock(&c.phase).evicted).count() >= self.cap;
+        if full {
+            let oldest = open
+                .values()
+                .filter_map(|c| c.evictable_since().map(|s| (s, c)))
+                .min_by_key(|(s, _)| *s)
+                .map(|(_, c)| c.clone());
+            match oldest {
+                Some(c) => {
+                    c.evict();
+                    evicted_another = true;
+                }
+                None => return None,
+            }
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new(handshaking));
+        open.insert(id, conn.clone());
+        Some(Admitted {
+            conn,
+            id,
+            registry: self.clone(),
+            evicted_another,
+        })
+    }
+}
+
+/// `--web.max-requests`: a permit per `/metrics` request, held until its response is sent;
+/// none left means 503 at once, never a queue.
+#[derive(Debug, Clone)]
+pub struct RequestLimit {
+    max: usize,
+    semaphore: Option<Arc<Semaphore>>,
+}
+
+impl RequestLimit {
+    pub fn new(max: usize) -> RequestLimit {
+        RequestLimit {
+            max,
+            semaphore: (max > 0).then(|| Arc::new(Semaphore::new(max))),
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Ok(None) without a limit; Err when the limit is reached.
+    pub fn try_acquire(&self) -> Result<Option<OwnedSemaphorePermit>, LimitReached> {
+        match &self.semaphore {
+            None => Ok(None),
+            Some(s) => s
+                .clone()
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| LimitReached),
+        }
+    }
+}
+
+/// Every `/metrics` permit is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitReached;
+
+/// Counts events and says when to log them again: at most once per period, with how many
+/// happened since, so a flood of hostile clients cannot flood the log.
+#[derive(Debug)]
+pub struct Throttle {
+    period: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Throttle {
+    pub fn new(period: Duration) -> Throttle {
+        Throttle {
+            period,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// Counts one event; Some(events since the last report, this one included) when it is
+    /// time to report.
+    pub fn hit(&self) -> Option<u64> {
+        let mut s = lock(&self.state);
+        s.1 += 1;
+        let now = Instant::now();
+        if s.0.is_some_and(|t| now.duration_since(t) < self.period) {
+            return None;
+        }
+        s.0 = Some(now);
+        Some(std::mem::take(&mut s.1))
+    }
+}
+
+/// Runs `fut`, turning a panic into an error carrying the panic's payload. After a panic
+/// the future is dropped, never polled again.
+pub async fn catch_unwind<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    })
+    .await
+}
+
+/// A panic payload's message, when it is a string.
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_as_go_durations_and_zero_turns_them_off() {
+        assert_eq!(parse_timeout("10s"), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(parse_timeout("1m30s"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(parse_timeout("250ms"), Ok(Some(Duration::from_millis(250))));
+        assert_eq!(parse_timeout("0"), Ok(None));
+        assert_eq!(parse_timeout("0s"), Ok(None));
+        assert!(parse_timeout("10")
+            .unwrap_err()
+            .contains("expected a number and a unit"));
+        assert!(parse_timeout("-1s").is_err());
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_room_for_other_files() {
+        assert_eq!(connection_cap(4096, Some(1_048_576)), 4096);
+        assert_eq!(connection_cap(4096, Some(1024)), 1024 - RESERVED_FDS);
+        assert_eq!(connection_cap(4096, Some(100)), 16);
+        assert_eq!(connection_cap(10, None), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_phase_has_its_deadline() {
+        let limits = Limits {
+            read_header_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(120)),
+            write_timeout: Some(Duration::from_secs(30)),
+            ..Limits::default()
+        };
+        let conn = Arc::new(Conn::new(true));
+        assert_eq!(conn.deadline(&limits), None, "the handshake has its own");
+        let t0 = Instant::now();
+        conn.start();
+        assert_eq!(
+            conn.deadline(&limits),
+            Some((t0 + Duration::from_secs(10), Reason::Head))
+        );
+        let request = conn.begin();
+        assert_eq!(conn.deadline(&limits), None, "a handler at work");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let request = request.respond(None, limits.write_timeout);
+        let t1 = Instant::now();
+        assert_eq!(
+            conn.deadline(&limits),
+            Some((t1 + Duration::from_secs(30), Reason::Write))
+        );
+        drop(request);
+        assert_eq!(
+            conn.deadline(&limits),
+            Some((t1 + Duration::from_secs(120), Reason::Idle))
+        );
+        tokio::time::advance(Duration::from_secs(60)).await;
+        conn.bytes_arrived();
+        assert_eq!(
+            conn.deadline(&limits),
+            Some((Instant::now() + Duration::from_secs(10), Reason::Head)),
+            "a new head has the head deadline from its first byte"
+        );
+        // Further bytes of the same head do not move it.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        conn.bytes_arrived();
+        assert_eq!(
+            conn.deadline(&limits).unwrap().0,
+            Instant::now() + Duration::from_secs(7)
+        );
+        let watch = tokio::spawn({
+            let conn = conn.clone();
+            let limits = limits.clone();
+            async move { watchdog(&conn, &limits).await }
+        });
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert_eq!(watch.await.unwrap(), Reason::Head);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_longest_idle_connection_makes_room() {
+        let registry = Connections::new(2);
+        let a = registry.admit(false).unwrap();
+        a.conn.start();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let b = registry.admit(false).unwrap();
+        b.conn.start();
+        let c = registry.admit(false).unwrap();
+        assert!(c.evicted_another);
+        assert_eq!(
+            a.conn.deadline(&Limits::default()).map(|d| d.1),
+            Some(Reason::Evicted)
+        );
+        assert_ne!(
+            b.conn.deadline(&Limits::default()).map(|d| d.1),
+            Some(Reason::Evicted)
+        );
+        drop(a);
+        // b and c busy: a new connection is refused.
+        let _rb = b.conn.begin();
+        let _rc = c.conn.begin();
+        assert!(registry.admit(false).is_none());
+        assert_eq!(registry.open(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_an_error() {
+        let ok = catch_unwind(async { 7 }).await;
+        assert_eq!(ok.unwrap(), 7);
+        let err = catch_unwind(async {
+            tokio::task::yield_now().await;
+            panic!("boom {}", 1)
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(panic_message(&*err), "boom 1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_reports_count_what_they_skipped() {
+        let t = Throttle::new(Duration::from_secs(60));
+        assert_eq!(t.hit(), Some(1));
+        assert_eq!(t.hit(), None);
+        assert_eq!(t.hit(), None);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(t.hit(), Some(3));
+    }
+
+    #[test]
+    fn request_limit() {
+        let l = RequestLimit::new(1);
+        let p = l.try_acquire().unwrap();
+        assert!(p.is_some());
+        assert!(l.try_acquire().is_err());
+        drop(p);
+        assert!(l.try_acquire().is_ok());
+        assert!(RequestLimit::new(0).try_acquire().unwrap().is_none());
+    }
+}
