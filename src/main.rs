@@ -165,9 +165,25 @@ fn listeners(cli: &Cli) -> Option<Vec<tokio::net::TcpListener>> {
     Some(listeners)
 }
 
+/// Prints every error, then a count per file given on the command line: the dataset's (its
+/// data files' errors counted with it) and the web config's.
 fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> ExitCode {
     eprintln!("{errors}");
-    eprintln!("{}: {} error(s)", cli.config_file.display(), errors.len());
+    let web = cli.web_config_file.as_deref();
+    let of_web = errors
+        .iter()
+        .filter(|d| Some(d.path.as_path()) == web)
+        .count();
+    if errors.len() > of_web {
+        eprintln!(
+            "{}: {} error(s)",
+            cli.config_file.display(),
+            errors.len() - of_web
+        );
+    }
+    if let Some(web) = web.filter(|_| of_web > 0) {
+        eprintln!("{}: {of_web} error(s)", web.display());
+    }
     ExitCode::FAILURE
 }
 
