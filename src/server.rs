@@ -25,14 +25,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::encode::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 use crate::reload::Trigger;
 use crate::snapshot::Store;
 use crate::telemetry::Telemetry;
-use crate::web::limits::{self, Chunk, Connections, Limits, Reason, RequestLimit, Throttle};
+use crate::web::limits::{
+    self, Acquired, Chunk, Connections, Limits, Permit, Reason, RequestLimit, Throttle,
+};
 use crate::web::{Web, TLS_HANDSHAKE_TIMEOUT};
 
 /// How long open connections may take to finish after shutdown was asked for.
@@ -67,7 +69,7 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 /// the `/metrics` permit, which the response holds until it is sent.
 pub struct Chunks {
     chunks: VecDeque<Bytes>,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
 }
 
 impl Chunks {
@@ -202,7 +204,8 @@ pub async fn serve(
             let work = async {
                 let Some(tls) = &active.tls else {
                     conn.start();
-                    let io = TokioIo::new(limits::Tracked::new(stream, conn.clone(), true));
+                    let fd = raw_fd(&stream);
+                    let io = TokioIo::new(limits::Tracked::new(stream, conn.clone(), true, fd));
                     let c = conn.clone();
                     return serve_connection(io, false, peer, state, &gate, c, &protocols, watcher)
                         .await;
@@ -217,7 +220,9 @@ pub async fn serve(
                     Ok(Ok(Some(tls_stream))) => {
                         let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                         conn.start();
-                        let io = TokioIo::new(limits::Tracked::new(tls_stream, conn.clone(), !h2));
+                        let fd = raw_fd(tls_stream.get_ref().0);
+                        let io =
+                            TokioIo::new(limits::Tracked::new(tls_stream, conn.clone(), !h2, fd));
                         let c = conn.clone();
                         serve_connection(io, h2, peer, state, &gate, c, &protocols, watcher).await;
                     }
@@ -251,6 +256,14 @@ pub async fn serve(
         _ = graceful.shutdown() => {},
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => warn!("grace period over, closing remaining connections"),
     }
+}
+
+/// The socket's descriptor, where there is one.
+fn raw_fd(stream: &TcpStream) -> Option<i32> {
+    #[cfg(unix)]
+    return Some(std::os::fd::AsRawFd::as_raw_fd(stream));
+    #[cfg(not(unix))]
+    None
 }
 
 /// The next connection on any listener, taking the listeners in turn so none is starved.
@@ -313,6 +326,8 @@ async fn serve_connection<I>(
         let (state, gate, conn) = (state.clone(), gate.clone(), conn.clone());
         async move {
             let request = conn.begin();
+            let mut req = req;
+            req.extensions_mut().insert(conn.clone());
             let (parts, mut chunks) = answer(&state, &gate, req).await.into_parts();
             let request = request.respond(chunks.permit.take(), gate.limits.write_timeout);
             let body = Body {
@@ -420,7 +435,13 @@ async fn route(state: &AppState, gate: &Gate, req: Request<Incoming>) -> Respons
             return not_allowed("GET, HEAD");
         }
         // As node_exporter: only scrapes count, so health checks always get through.
-        let Ok(permit) = gate.requests.try_acquire() else {
+        let conn = req.extensions().get::<Arc<limits::Conn>>().cloned();
+        let conn = conn.expect("the service puts its connection in every request");
+        let acquired = gate.requests.acquire(&conn).await;
+        if let Ok(Acquired::TakenOver(_, stalled_for)) = &acquired {
+            debug!(?stalled_for, "every scrape permit taken, closed the response stalled longest and took its permit");
+        }
+        let Ok(acquired) = acquired else {
             if let Some(n) = gate.busy.hit() {
                 warn!(
                     answered_503 = n,
@@ -437,7 +458,7 @@ async fn route(state: &AppState, gate: &Gate, req: Request<Incoming>) -> Respons
             );
         };
         let mut resp = metrics(state, &req);
-        resp.body_mut().permit = permit;
+        resp.body_mut().permit = acquired.into_permit();
         return resp;
     }
     #[cfg(test)]

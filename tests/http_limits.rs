@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use indicator_exporter::diagnostic::Diagnostics;
-use indicator_exporter::web::limits::Limits;
+use indicator_exporter::web::limits::{Limits, STALLED_AFTER};
 use indicator_exporter::{run_on, Settings};
 use tokio::sync::oneshot;
 
@@ -571,13 +571,53 @@ fn when_every_connection_is_busy_new_ones_are_closed_at_once() {
     });
 }
 
+/// A client that reads its scrape slowly (16 KiB every 50 ms) until told to stop.
+struct SlowReader {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SlowReader {
+    fn start(addr: SocketAddr) -> SlowReader {
+        let mut s = stalled_scrape(addr);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            while !flag.load(Ordering::Relaxed) {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => panic!("the server closed a slow but reading client"),
+                    Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        });
+        SlowReader {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SlowReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let r = t.join();
+            if !std::thread::panicking() {
+                r.unwrap();
+            }
+        }
+    }
+}
+
 #[test]
 fn max_requests_answers_503_beyond_the_limit_at_once_and_recovers() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let config = write_big(dir.path(), BIG_SERIES, 0);
     let e = Exporter::start(&config, None, limits(|l| l.max_requests = 3));
-    let stalled: Vec<TcpStream> = (0..3).map(|_| stalled_scrape(e.addr)).collect();
+    // Three slow scrapes, each taking half a minute: reading, so never taken over.
+    let slow: Vec<SlowReader> = (0..3).map(|_| SlowReader::start(e.addr)).collect();
     let t = Instant::now();
     let busy = get(e.addr, "/metrics");
     assert_eq!(busy.status, 503);
@@ -589,11 +629,51 @@ fn max_requests_answers_503_beyond_the_limit_at_once_and_recovers() {
     // Other endpoints are not limited.
     assert_eq!(get(e.addr, "/-/healthy").status, 200);
     assert_eq!(get(e.addr, "/").status, 200);
-    drop(stalled);
+    // Still 503, past the time after which a response nobody reads would give up its
+    // permit: these are read, if slowly.
+    let t = Instant::now();
+    while t.elapsed() < STALLED_AFTER + Duration::from_secs(1) {
+        assert_eq!(get(e.addr, "/metrics").status, 503);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(slow);
     common::wait_for("a scrape to get through", Duration::from_secs(10), || {
         let r = get(e.addr, "/metrics");
         (r.status == 200).then_some(r)
     });
+}
+
+#[test]
+fn a_scrape_takes_the_permit_of_a_response_nobody_reads() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_big(dir.path(), BIG_SERIES, 0);
+    let e = Exporter::start(&config, None, limits(|l| l.max_requests = 2));
+    let started = Instant::now();
+    let mut stalled: Vec<TcpStream> = (0..2).map(|_| stalled_scrape(e.addr)).collect();
+    assert_eq!(get(e.addr, "/metrics").status, 503, "not stalled long yet");
+    let (took, r) = common::wait_for("a scrape to get through", Duration::from_secs(15), || {
+        let r = get(e.addr, "/metrics");
+        (r.status == 200).then(|| (started.elapsed(), r))
+    });
+    assert!(took >= STALLED_AFTER, "took over after {took:?}");
+    assert!(
+        took < STALLED_AFTER + Duration::from_secs(5),
+        "took {took:?}, well before the write timeout"
+    );
+    assert!(r
+        .text()
+        .contains("big_load{host=\"host-00000000.example.org\",year=\"2024\"} 0"));
+    // Exactly one of the stalled responses was closed; the other is still being sent.
+    let mut cut = 0;
+    for s in &mut stalled {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        match read_response(&mut BufReader::new(&*s)) {
+            Ok(whole) => assert_eq!((whole.status, whole.body.len()), (200, r.body.len())),
+            Err(_) => cut += 1,
+        }
+    }
+    assert_eq!(cut, 1);
 }
 
 #[test]
@@ -814,16 +894,7 @@ fn eleven_hundred_clients_that_never_read_do_not_block_health_checks() {
     raise_open_files(2048);
     let dir = tempfile::tempdir().unwrap();
     let config = write_big(dir.path(), BIG_SERIES, 0);
-    let write = Duration::from_secs(5);
-    let b = spawn_with_soft_limit(
-        1024,
-        &[
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.write-timeout",
-            "5s",
-        ],
-    );
+    let b = spawn_with_soft_limit(1024, &["--config.file", config.to_str().unwrap()]);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", b.child.id())).unwrap();
     let line = limits
         .lines()
@@ -848,15 +919,14 @@ fn eleven_hundred_clients_that_never_read_do_not_block_health_checks() {
         health < Duration::from_secs(2),
         "/-/healthy took {health:?}"
     );
-    // The 40 that hold the scrape permits are cut at the write timeout: scrapes get
-    // through again while the 1,100 sockets are still open on this side.
-    let back = common::wait_for("a scrape to get through", write * 4, || {
+    // 40 of them hold the scrape permits and read nothing: a scrape takes one over, long
+    // before the 30 s write timeout would free it.
+    let back = common::wait_for("a scrape to get through", Duration::from_secs(25), || {
         let r = get(b.addr, "/metrics");
         (r.status == 200).then(|| started.elapsed())
     });
-    assert!(back >= write - Duration::from_millis(100), "{back:?}");
     eprintln!(
-        "1,100 clients that never read (opened in {opened:?}): /-/healthy in {health:?}; scrapes answered 200 again after {back:?} (write timeout {write:?})"
+        "1,100 clients that never read (opened in {opened:?}): /-/healthy in {health:?}; a scrape answered 200 after {back:?} (stalled {STALLED_AFTER:?} before takeover, write timeout 30s)"
     );
     drop(clients);
 }

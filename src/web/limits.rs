@@ -5,7 +5,9 @@
 //!
 //! Each connection has a [`Conn`], shared by its I/O ([`Tracked`]), its requests
 //! ([`Request`]) and a [`watchdog`] that closes it when the deadline of its current phase
-//! passes: waiting for a request head, idle between requests, or writing a response.
+//! passes: waiting for a request head, idle between requests, or writing a response. A scrape
+//! that finds every `/metrics` permit taken closes the connection of the holder whose client
+//! has stopped reading longest, and takes its permit.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -14,7 +16,7 @@ use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -44,6 +46,12 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const RESERVED_FDS: usize = 128;
 /// Concurrent streams on one HTTP/2 connection.
 pub const H2_MAX_STREAMS: u32 = 100;
+/// A `/metrics` response whose client has taken nothing for this long, while the socket is
+/// full, gives up its permit to a new scrape that finds none left: a reading client empties
+/// its socket within a round trip.
+pub const STALLED_AFTER: Duration = Duration::from_secs(2);
+/// How long a scrape waits for the permit of the stalled response it closed.
+const TAKEOVER_WAIT: Duration = Duration::from_millis(500);
 
 /// The server's limits, as the flags set them; `None` turns a timeout off.
 #[derive(Debug, Clone)]
@@ -161,7 +169,36 @@ pub struct Conn {
     phase: Mutex<Phase>,
     /// Set while idle between requests, so the read path checks one atomic, not a lock.
     idle: AtomicBool,
+    /// Since when writes have found the socket full ([`millis`] + 1); 0 while they do not.
+    blocked_since: AtomicU64,
+    /// Bytes in the socket's send queue as last seen, and since when it has held that many:
+    /// unchanged, the client has acknowledged nothing, so it is not reading.
+    queued: Mutex<Option<(u64, Instant)>>,
+    /// The socket, while the connection's I/O holds it open (cleared before it is closed).
+    fd: Mutex<Option<i32>>,
     wake: Notify,
+}
+
+/// Bytes in the send queue of socket `fd`, not yet acknowledged by the peer (Linux).
+fn send_queue(fd: i32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ on a socket) writes one int; the caller holds the lock
+        // that keeps `fd` open.
+        if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } == 0 {
+            return u64::try_from(n).ok();
+        }
+    }
+    let _ = fd;
+    None
+}
+
+/// Milliseconds on the runtime's clock since the first call, for atomics.
+fn millis() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    Instant::now().saturating_duration_since(epoch).as_millis() as u64
 }
 
 impl Conn {
@@ -178,7 +215,54 @@ impl Conn {
                 next_request: 0,
             }),
             idle: AtomicBool::new(false),
+            blocked_since: AtomicU64::new(0),
+            queued: Mutex::new(None),
+            fd: Mutex::new(None),
             wake: Notify::new(),
+        }
+    }
+
+    /// The send queue of the connection's socket, while it is open.
+    fn send_queue(&self) -> Option<u64> {
+        let fd = lock(&self.fd);
+        fd.and_then(send_queue)
+    }
+
+    fn write_blocked(&self) {
+        let began = self
+            .blocked_since
+            .compare_exchange(0, millis() + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if began {
+            *lock(&self.queued) = self.send_queue().map(|q| (q, Instant::now()));
+        }
+    }
+
+    fn wrote(&self) {
+        if self.blocked_since.load(Ordering::Relaxed) != 0 {
+            self.blocked_since.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// How long writes have found the socket full and the client has acknowledged nothing
+    /// (where the send queue can be read; else how long writes have found it full). A slow
+    /// reader drains the queue, if not enough for the socket to wake the writer.
+    fn stalled_for(&self) -> Option<Duration> {
+        let since = match self.blocked_since.load(Ordering::Relaxed) {
+            0 => return None,
+            since => since,
+        };
+        let blocked = Duration::from_millis((millis() + 1).saturating_sub(since));
+        let Some(now) = self.send_queue() else {
+            return Some(blocked);
+        };
+        let mut queued = lock(&self.queued);
+        match *queued {
+            Some((q, at)) if q == now => Some(blocked.min(at.elapsed())),
+            _ => {
+                *queued = Some((now, Instant::now()));
+                None
+            }
         }
     }
 
@@ -302,7 +386,7 @@ pub async fn watchdog(conn: &Conn, limits: &Limits) -> Reason {
 pub struct Request {
     conn: Arc<Conn>,
     id: u64,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
 }
 
 impl Request {
@@ -310,7 +394,7 @@ impl Request {
     /// `permit` until then.
     pub fn respond(
         mut self,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Permit>,
         write_timeout: Option<Duration>,
     ) -> Arc<Request> {
         self.permit = permit;
@@ -362,8 +446,17 @@ pub struct Tracked<S> {
 }
 
 impl<S> Tracked<S> {
-    pub fn new(inner: S, conn: Arc<Conn>, heads: bool) -> Tracked<S> {
+    /// `fd` is the socket under `inner`, for reading its send queue.
+    pub fn new(inner: S, conn: Arc<Conn>, heads: bool, fd: Option<i32>) -> Tracked<S> {
+        *lock(&conn.fd) = fd;
         Tracked { inner, conn, heads }
+    }
+}
+
+impl<S> Drop for Tracked<S> {
+    // Before `inner` closes the socket: nobody reads a descriptor that may be reused.
+    fn drop(&mut self) {
+        *lock(&self.conn.fd) = None;
     }
 }
 
@@ -382,20 +475,34 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     }
 }
 
+impl<S> Tracked<S> {
+    /// Notes whether the socket took the bytes or was full.
+    fn written(&self, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match &r {
+            Poll::Pending => self.conn.write_blocked(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.conn.wrote(),
+            Poll::Ready(_) => {}
+        }
+        r
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.written(r)
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.written(r)
     }
     // Vectored writes let hyper queue the snapshot's chunks instead of copying them.
     fn is_write_vectored(&self) -> bool {
@@ -483,19 +590,69 @@ impl Connections {
     }
 }
 
-/// `--web.max-requests`: a permit per `/metrics` request, held until its response is sent;
-/// none left means 503 at once, never a queue.
-#[derive(Debug, Clone)]
+/// `--web.max-requests`: a permit per `/metrics` request, held until its response is sent.
+/// None left: the holder whose client has stopped reading longest (at least
+/// [`STALLED_AFTER`]) is disconnected and its permit taken; else 503 at once, never a queue.
+#[derive(Debug)]
 pub struct RequestLimit {
     max: usize,
     semaphore: Option<Arc<Semaphore>>,
+    holders: Arc<Holders>,
 }
+
+/// The connections holding permits, by permit.
+#[derive(Debug, Default)]
+struct Holders {
+    by_permit: Mutex<HashMap<u64, Arc<Conn>>>,
+    next: AtomicU64,
+}
+
+/// A `/metrics` permit, given back on drop.
+#[derive(Debug)]
+pub struct Permit {
+    _permit: OwnedSemaphorePermit,
+    id: u64,
+    holders: Arc<Holders>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        lock(&self.holders.by_permit).remove(&self.id);
+    }
+}
+
+/// How a scrape got its permit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Acquired {
+    /// No limit.
+    Unlimited,
+    Free(Permit),
+    /// From a response stalled for this long, whose connection was closed.
+    TakenOver(Permit, Duration),
+}
+
+impl Acquired {
+    pub fn into_permit(self) -> Option<Permit> {
+        match self {
+            Acquired::Unlimited => None,
+            Acquired::Free(p) | Acquired::TakenOver(p, _) => Some(p),
+        }
+    }
+}
+
+impl PartialEq for Permit {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for Permit {}
 
 impl RequestLimit {
     pub fn new(max: usize) -> RequestLimit {
         RequestLimit {
             max,
             semaphore: (max > 0).then(|| Arc::new(Semaphore::new(max))),
+            holders: Arc::default(),
         }
     }
 
@@ -503,15 +660,36 @@ impl RequestLimit {
         self.max
     }
 
-    /// Ok(None) without a limit; Err when the limit is reached.
-    pub fn try_acquire(&self) -> Result<Option<OwnedSemaphorePermit>, LimitReached> {
-        match &self.semaphore {
-            None => Ok(None),
-            Some(s) => s
-                .clone()
-                .try_acquire_owned()
-                .map(Some)
-                .map_err(|_| LimitReached),
+    fn permit(&self, p: OwnedSemaphorePermit, conn: &Arc<Conn>) -> Permit {
+        let id = self.holders.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.holders.by_permit).insert(id, conn.clone());
+        Permit {
+            _permit: p,
+            id,
+            holders: self.holders.clone(),
+        }
+    }
+
+    /// A permit for a scrape on `conn`, taken over from a stalled response if none is free.
+    pub async fn acquire(&self, conn: &Arc<Conn>) -> Result<Acquired, LimitReached> {
+        let Some(semaphore) = &self.semaphore else {
+            return Ok(Acquired::Unlimited);
+        };
+        if let Ok(p) = semaphore.clone().try_acquire_owned() {
+            return Ok(Acquired::Free(self.permit(p, conn)));
+        }
+        let stalled = lock(&self.holders.by_permit)
+            .values()
+            .filter_map(|c| c.stalled_for().map(|d| (d, c.clone())))
+            .filter(|(d, _)| *d >= STALLED_AFTER)
+            .max_by_key(|(d, _)| *d);
+        let Some((stalled_for, victim)) = stalled else {
+            return Err(LimitReached);
+        };
+        victim.evict();
+        match tokio::time::timeout(TAKEOVER_WAIT, semaphore.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(Acquired::TakenOver(self.permit(p, conn), stalled_for)),
+            _ => Err(LimitReached),
         }
     }
 }
@@ -700,14 +878,41 @@ mod tests {
         assert_eq!(t.hit(), Some(3));
     }
 
-    #[test]
-    fn request_limit() {
+    #[tokio::test(start_paused = true)]
+    async fn request_limit_takes_over_from_a_stalled_response() {
         let l = RequestLimit::new(1);
-        let p = l.try_acquire().unwrap();
-        assert!(p.is_some());
-        assert!(l.try_acquire().is_err());
-        drop(p);
-        assert!(l.try_acquire().is_ok());
-        assert!(RequestLimit::new(0).try_acquire().unwrap().is_none());
+        let (a, b) = (Arc::new(Conn::new(false)), Arc::new(Conn::new(false)));
+        let held = l.acquire(&a).await.unwrap().into_permit();
+        assert!(held.is_some());
+        assert_eq!(l.acquire(&b).await, Err(LimitReached));
+        // The holder's socket fills up; not long enough yet.
+        a.write_blocked();
+        tokio::time::advance(STALLED_AFTER / 2).await;
+        assert_eq!(l.acquire(&b).await, Err(LimitReached));
+        // Its client takes a little: not stalled any more.
+        a.wrote();
+        tokio::time::advance(STALLED_AFTER).await;
+        assert_eq!(l.acquire(&b).await, Err(LimitReached));
+        a.write_blocked();
+        tokio::time::advance(STALLED_AFTER).await;
+        // Stalled long enough: its connection is told to close, and once it has (its
+        // permit dropped with it) the new scrape gets the permit.
+        let closing = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(held);
+        });
+        match l.acquire(&b).await {
+            Ok(Acquired::TakenOver(_, d)) => assert!(d >= STALLED_AFTER, "{d:?}"),
+            other => panic!("expected a takeover, got {other:?}"),
+        }
+        closing.await.unwrap();
+        assert_eq!(
+            a.deadline(&Limits::default()).map(|d| d.1),
+            Some(Reason::Evicted)
+        );
+        assert_eq!(
+            RequestLimit::new(0).acquire(&b).await,
+            Ok(Acquired::Unlimited)
+        );
     }
 }
