@@ -239,9 +239,9 @@ pub async fn serve(
                 _ = work => {}
                 reason = limits::watchdog(&conn, &gate.limits) => {
                     debug!(%peer, reason = reason.as_str(), "connection closed by the server");
-                    if reason == Reason::Write {
+                    if matches!(reason, Reason::Write | Reason::TakenOver) {
                         if let Some(n) = gate.stalled.hit() {
-                            warn!(connections = n, write_timeout = ?gate.limits.write_timeout, "clients did not read their responses in time, connections closed");
+                            warn!(connections = n, write_timeout = ?gate.limits.write_timeout, "clients did not read their responses, connections closed");
                         }
                     }
                 }

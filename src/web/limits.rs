@@ -130,6 +130,8 @@ pub enum Reason {
     Write,
     /// Closed to make room for a new connection at the connection cap.
     Evicted,
+    /// Its response was not being read, and its `/metrics` permit went to another scrape.
+    TakenOver,
 }
 
 impl Reason {
@@ -139,6 +141,9 @@ impl Reason {
             Reason::Idle => "idle",
             Reason::Write => "response not read in time",
             Reason::Evicted => "idle, closed to make room at the connection limit",
+            Reason::TakenOver => {
+                "response not being read, its scrape permit given to another scrape"
+            }
         }
     }
 }
@@ -159,7 +164,8 @@ struct Phase {
     reading_head: bool,
     /// Deadlines of the responses being written, by request id.
     writes: Vec<(u64, Instant)>,
-    evicted: bool,
+    /// Told to close, and why.
+    evicted: Option<Reason>,
     next_request: u64,
 }
 
@@ -211,7 +217,7 @@ impl Conn {
                 first: true,
                 reading_head: false,
                 writes: Vec::new(),
-                evicted: false,
+                evicted: None,
                 next_request: 0,
             }),
             idle: AtomicBool::new(false),
@@ -329,8 +335,8 @@ impl Conn {
     /// handler at work, a TLS handshake under its own deadline).
     fn deadline(&self, limits: &Limits) -> Option<(Instant, Reason)> {
         let p = lock(&self.phase);
-        if p.evicted {
-            return Some((Instant::now(), Reason::Evicted));
+        if let Some(reason) = p.evicted {
+            return Some((Instant::now(), reason));
         }
         if p.handshaking {
             return None;
@@ -352,11 +358,11 @@ impl Conn {
     /// Oldest wait first, for the connections with no request in progress.
     fn evictable_since(&self) -> Option<Instant> {
         let p = lock(&self.phase);
-        (p.requests == 0 && !p.evicted).then_some(p.since)
+        (p.requests == 0 && p.evicted.is_none()).then_some(p.since)
     }
 
-    fn evict(&self) {
-        lock(&self.phase).evicted = true;
+    fn evict(&self, reason: Reason) {
+        lock(&self.phase).evicted.get_or_insert(reason);
         self.wake.notify_one();
     }
 }
@@ -563,7 +569,11 @@ impl Connections {
         let mut evicted_another = false;
         // Connections already evicted are on their way out and do not count.
         let full = open.len() >= self.cap
-            && open.values().filter(|c| !lock(&c.phase).evicted).count() >= self.cap;
+            && open
+                .values()
+                .filter(|c| lock(&c.phase).evicted.is_none())
+                .count()
+                >= self.cap;
         if full {
             let oldest = open
                 .values()
@@ -572,7 +582,7 @@ impl Connections {
                 .map(|(_, c)| c.clone());
             match oldest {
                 Some(c) => {
-                    c.evict();
+                    c.evict(Reason::Evicted);
                     evicted_another = true;
                 }
                 None => return None,
@@ -686,7 +696,7 @@ impl RequestLimit {
         let Some((stalled_for, victim)) = stalled else {
             return Err(LimitReached);
         };
-        victim.evict();
+        victim.evict(Reason::TakenOver);
         match tokio::time::timeout(TAKEOVER_WAIT, semaphore.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(Acquired::TakenOver(self.permit(p, conn), stalled_for)),
             _ => Err(LimitReached),
@@ -908,7 +918,7 @@ mod tests {
         closing.await.unwrap();
         assert_eq!(
             a.deadline(&Limits::default()).map(|d| d.1),
-            Some(Reason::Evicted)
+            Some(Reason::TakenOver)
         );
         assert_eq!(
             RequestLimit::new(0).acquire(&b).await,
