@@ -869,6 +869,11 @@ fn spawn_with_soft_limit(soft: u64, args: &[&str]) -> Binary {
     }
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
+    // Killed on drop, should start-up fail.
+    let mut b = Binary {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -880,12 +885,12 @@ fn spawn_with_soft_limit(soft: u64, args: &[&str]) -> Binary {
     let addr = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the exporter logs its address");
-    let addr = addr.parse().unwrap();
+    b.addr = addr.parse().unwrap();
     common::wait_for("the exporter to answer", Duration::from_secs(30), || {
-        let answer = web_support::raw(addr, b"GET /-/ready HTTP/1.0\r\n\r\n");
+        let answer = web_support::raw(b.addr, b"GET /-/ready HTTP/1.0\r\n\r\n");
         (answer.starts_with("HTTP/1.") && answer.contains(" 200 OK")).then_some(())
     });
-    Binary { child, addr }
+    b
 }
 
 #[test]
