@@ -4,7 +4,7 @@
 //! every request would cost more than serving a mid-sized dataset.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -212,7 +212,7 @@ impl Telemetry {
         self.series
             .with_label_values(&[&dataset.info.name])
             .set(series as f64);
-        let mut serving = self.serving.lock().expect("lock not poisoned");
+        let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
         if *serving != dataset.info.name {
             let _ = self.series.remove_label_values(&[serving.as_str()]);
             serving.clone_from(&dataset.info.name);
@@ -228,7 +228,10 @@ impl Telemetry {
                 .with_label_values(&[&set[0], &set[1], &set[2]])
                 .set(*n as f64);
         }
-        let mut old = self.missing_sets.lock().expect("lock not poisoned");
+        let mut old = self
+            .missing_sets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for gone in old.iter().filter(|s| !sets.contains(s)) {
             let _ = self
                 .missing
@@ -247,7 +250,10 @@ impl Telemetry {
             self.change_counters(&m.name);
         }
         self.track_removed(dataset, Instant::now());
-        *self.last_error.lock().expect("lock not poisoned") = None;
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         self.touched();
     }
 
@@ -259,7 +265,10 @@ impl Telemetry {
         );
         self.reload_ok.set(0.0);
         self.reloads.with_label_values(&["failure"]).inc();
-        *self.last_error.lock().expect("lock not poisoned") = Some(LastError {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(LastError {
             at: SystemTime::now(),
             message: errors.to_string(),
         });
@@ -295,10 +304,13 @@ impl Telemetry {
     fn track_removed(&self, dataset: &Dataset, now: Instant) {
         let names: Vec<String> = dataset.metrics.iter().map(|m| m.name.clone()).collect();
         let old = std::mem::replace(
-            &mut *self.metrics.lock().expect("lock not poisoned"),
+            &mut *self.metrics.lock().unwrap_or_else(PoisonError::into_inner),
             names.clone(),
         );
-        let mut removed = self.removed_metrics.lock().expect("lock not poisoned");
+        let mut removed = self
+            .removed_metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         removed.retain(|(m, _)| !names.contains(m));
         for m in old.into_iter().filter(|m| !names.contains(m)) {
             removed.push((m, now));
@@ -310,7 +322,10 @@ impl Telemetry {
     /// Drops the change counters of metrics that left the dataset more than
     /// [`REMOVED_METRIC_RETENTION`] ago, and of all but the last [`MAX_REMOVED_METRICS`].
     fn prune_removed(&self, now: Instant) {
-        let mut removed = self.removed_metrics.lock().expect("lock not poisoned");
+        let mut removed = self
+            .removed_metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let expired = removed
             .iter()
             .take_while(|(_, at)| now.saturating_duration_since(*at) > REMOVED_METRIC_RETENTION)
@@ -340,14 +355,17 @@ impl Telemetry {
     }
 
     pub fn last_error(&self) -> Option<LastError> {
-        self.last_error.lock().expect("lock not poisoned").clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The response tail for `format`: cached unless older than [`MAX_AGE`] or outdated by
     /// an event.
     pub fn tail(&self, format: Format) -> Arc<Tail> {
         let generation = self.generation.load(Ordering::Acquire);
-        let mut cache = self.cache.lock().expect("lock not poisoned");
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let fresh = cache.generation == generation
             && cache.rendered_at.is_some_and(|t| t.elapsed() < MAX_AGE);
         if !fresh {
@@ -446,6 +464,35 @@ mod tests {
         let text = String::from_utf8(after.plain.to_vec()).unwrap();
         assert!(text.contains("indicator_exporter_series_added_total{metric=\"m_ratio\"} 2\n"));
         assert!(text.contains("indicator_exporter_series_revisions_total{metric=\"m_ratio\"} 0\n"));
+    }
+
+    #[test]
+    fn a_panic_while_a_lock_is_held_does_not_take_down_later_scrapes() {
+        let t = Arc::new(Telemetry::new());
+        for lock in 0..2 {
+            let held = t.clone();
+            let panicked = std::thread::spawn(move || {
+                let _guard = if lock == 0 {
+                    (Some(held.cache.lock().unwrap()), None)
+                } else {
+                    (None, Some(held.last_error.lock().unwrap()))
+                };
+                panic!("while holding lock {lock}");
+            })
+            .join();
+            assert!(panicked.is_err());
+        }
+        assert!(t.cache.is_poisoned() && t.last_error.is_poisoned());
+        // The landing page and /metrics still read them.
+        assert!(t.last_error().is_none());
+        t.changed(&MetricChange {
+            metric: "m_ratio".into(),
+            added: 1,
+            removed: 0,
+            revised: vec![],
+        });
+        let text = String::from_utf8(t.tail(Format::Text).plain.to_vec()).unwrap();
+        assert!(text.contains("indicator_exporter_series_added_total{metric=\"m_ratio\"} 1\n"));
     }
 
     fn dataset(metric: &str) -> Dataset {
