@@ -8,7 +8,8 @@
 #
 # Environment (all optional):
 #   DURATION   seconds of load after the warm-up (default 180)
-#   WARMUP     seconds of load before the reference RSS is read (default 30)
+#   WARMUP     seconds of load before the reference RSS is read (default 60: the allocator
+#              keeps growing its per-thread arenas for the first tens of seconds)
 #   SERIES     series of the generated dataset (default 10000)
 #   RELOAD_EVERY  seconds between reloads (default 2)
 #   PORT       first of two ports on 127.0.0.1: plain, TLS (default 18915)
@@ -20,7 +21,8 @@
 # RELOAD_EVERY seconds the dataset swaps between two versions (a symlink swap, as a ConfigMap
 # update does) and both are reloaded with POST /-/reload, so every reload replaces every
 # figure. Each client loop counts its failures (any status but 200, any curl error, an empty
-# body). RSS (VmRSS) of each exporter is read after the warm-up and at the end.
+# body). RSS (VmRSS) of each exporter is the median of SAMPLES (11) readings 1 s apart, after
+# the warm-up and at the end.
 # PASS when: zero failed requests and reloads, and each exporter's final RSS within 10 % of its
 # RSS after warm-up. Needs bash, curl, openssl and python3. Listens on 127.0.0.1 only; every
 # process started here is stopped on exit.
@@ -29,7 +31,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DURATION=${DURATION:-180}
-WARMUP=${WARMUP:-30}
+WARMUP=${WARMUP:-60}
 SERIES=${SERIES:-10000}
 RELOAD_EVERY=${RELOAD_EVERY:-2}
 PORT=${PORT:-18915}
@@ -109,6 +111,24 @@ wait_up "https://$TLS/-/ready" "${CURL_TLS[@]}"
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# Median VmRSS (kB) of each exporter over SAMPLES readings 1 s apart, into the array named $1:
+# one reading swings by megabytes between reloads.
+SAMPLES=${SAMPLES:-11}
+rss_median() {
+	# shellcheck disable=SC2034 # a nameref: the caller reads what is written here
+	local -n into=$1
+	local p i
+	declare -A seen
+	for ((i = 0; i < SAMPLES; i++)); do
+		for p in plain tls; do seen[$p]+="$(rss_kb "${PID[$p]}") "; done
+		sleep 1
+	done
+	for p in plain tls; do
+		# shellcheck disable=SC2034 # a nameref: the caller reads what is written here
+		into[$p]=$(tr ' ' '\n' <<<"${seen[$p]}" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+	done
+}
+
 # One client loop: requests until the stop file exists, counting requests and failures.
 client() { # name url curl-args...
 	local name=$1 url=$2 ok=0 failed=0 code size
@@ -163,15 +183,10 @@ PIDS+=($!)
 
 echo "soak: $SERIES series, ${WARMUP}s warm-up, ${DURATION}s measured, reload every ${RELOAD_EVERY}s"
 sleep "$WARMUP"
-declare -A RSS0
-for p in plain tls; do
-	RSS0[$p]=$(rss_kb "${PID[$p]}")
-done
+declare -A RSS0 RSS1
+rss_median RSS0
 sleep "$DURATION"
-declare -A RSS1
-for p in plain tls; do
-	RSS1[$p]=$(rss_kb "${PID[$p]}")
-done
+rss_median RSS1
 touch "$OUT/stop"
 for name in text openmetrics gzip tls tls_gzip reload; do
 	deadline=$((SECONDS + 90))
@@ -188,7 +203,7 @@ for name in text openmetrics gzip tls tls_gzip reload; do
 	printf '%-12s %10d %8d\n' "$name" $((ok + failed)) "$failed"
 	((failed == 0)) || status=1
 done
-printf '\n%-8s %14s %12s %8s\n' exporter 'RSS warm (MB)' 'RSS end (MB)' ratio
+printf '\n%-8s %14s %12s %8s   (medians of %d readings)\n' exporter 'RSS warm (MB)' 'RSS end (MB)' ratio "$SAMPLES"
 for p in plain tls; do
 	ratio=$(python3 -c "print(f'{${RSS1[$p]} / ${RSS0[$p]}:.3f}')")
 	printf '%-8s %14.1f %12.1f %8s\n' "$p" "$(python3 -c "print(${RSS0[$p]}/1024)")" \
