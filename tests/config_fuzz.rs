@@ -985,3 +985,103 @@ fn every_accepted_mutation_is_served_as_valid_text_and_openmetrics() {
         "{served} served, {hostile_checked} hostile"
     );
 }
+
+/// YAML pieces that break a web config in the ways people and attackers do.
+const YAML_TOKENS: &[&str] = &[
+    ":",
+    "- ",
+    "  ",
+    "\t",
+    "{",
+    "}",
+    "[",
+    "]",
+    "'",
+    "\"",
+    "&a ",
+    "*a",
+    "!!binary ",
+    "#",
+    "\n",
+    "\0",
+    "\u{FEFF}",
+    "~",
+    "null",
+    "99999999999999999999999",
+    "-1",
+    "yes",
+    "cert_file: ",
+    "basic_auth_users:\n  x: y\n",
+    "tls_server_config:\n",
+    "中",
+    "\\",
+    "%YAML 1.1\n---\n",
+];
+
+#[test]
+fn mutated_web_configs_never_panic_and_every_error_has_a_position() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/web");
+    let dir = tempfile::tempdir().unwrap();
+    // The certificates the file names, beside it, as in the fixture folder.
+    for f in ["ca.crt", "server.crt", "server.key"] {
+        std::fs::copy(format!("{fixtures}/{f}"), dir.path().join(f)).unwrap();
+    }
+    let original = std::fs::read_to_string(format!("{fixtures}/every-key.yml")).unwrap();
+    let path = dir.path().join("web.yml");
+    std::fs::write(&path, &original).unwrap();
+    assert!(
+        indicator_exporter::web::check(&path).is_ok(),
+        "the unmutated file is valid"
+    );
+    let mut rng = Rng(0x5EED_7E57_0000_0002);
+    let (mut accepted, mut rejected) = (0, 0);
+    for case in 0..1000 {
+        let mut text = original.clone();
+        if case % 100 == 99 {
+            // Deep nesting and a huge line: bounded work, a positioned error.
+            let depth = 5_000 + rng.below(5_000);
+            text.push_str(&format!("x: {}{}\n", "[".repeat(depth), "]".repeat(depth)));
+        }
+        for _ in 0..1 + rng.below(3) {
+            let mut at = rng.below(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            match rng.below(3) {
+                0 => text.insert_str(at, YAML_TOKENS[rng.below(YAML_TOKENS.len())]),
+                1 => {
+                    let mut end = (at + 1 + rng.below(20)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    text.replace_range(at..end, "");
+                }
+                _ => text.truncate(at),
+            }
+        }
+        std::fs::write(&path, &text).unwrap();
+        match indicator_exporter::web::check(&path) {
+            Ok(_) => accepted += 1,
+            Err(errors) => {
+                rejected += 1;
+                assert!(!errors.is_empty());
+                assert!(errors.len() <= 101, "unbounded: {} errors", errors.len());
+                for d in errors.iter() {
+                    assert!(!d.message.is_empty() && d.message.len() <= 480, "{d}");
+                    if d.line == usize::MAX {
+                        assert!(d.message.starts_with("… and "), "{d}");
+                        continue;
+                    }
+                    // Problems of a file as a whole (unreadable, empty) have no line.
+                    let file_level = d.line == 0 && d.path != path;
+                    assert!(
+                        d.line > 0 || file_level || d.message.contains("empty"),
+                        "no position: {d}\n--- web config ---\n{text}"
+                    );
+                }
+            }
+        }
+    }
+    eprintln!("web config: {accepted} mutations accepted, {rejected} rejected");
+    assert!(rejected > 300, "the mutations should mostly break the file");
+}
