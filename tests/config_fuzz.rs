@@ -27,6 +27,26 @@ impl Rng {
     }
 }
 
+/// One random edit of `text` at a random character boundary: a token of `tokens` inserted,
+/// up to 20 bytes deleted, or the caller's own kind of edit.
+fn edit(rng: &mut Rng, text: &mut String, tokens: &[&str], other: fn(&mut String, usize)) {
+    let mut at = rng.below(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    match rng.below(3) {
+        0 => text.insert_str(at, tokens[rng.below(tokens.len())]),
+        1 => {
+            let mut end = (at + 1 + rng.below(20)).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            text.replace_range(at..end, "");
+        }
+        _ => other(text, at),
+    }
+}
+
 const TOKENS: &[&str] = &[
     "\"",
     "=",
@@ -64,26 +84,13 @@ fn mutated_configs_never_panic_and_every_error_has_a_position() {
     for _ in 0..1500 {
         let mut text = original.clone();
         for _ in 0..1 + rng.below(3) {
-            let mut at = rng.below(text.len());
-            while !text.is_char_boundary(at) {
-                at -= 1;
-            }
-            match rng.below(3) {
-                0 => text.insert_str(at, TOKENS[rng.below(TOKENS.len())]),
-                1 => {
-                    let mut end = (at + 1 + rng.below(20)).min(text.len());
-                    while !text.is_char_boundary(end) {
-                        end += 1;
-                    }
-                    text.replace_range(at..end, "");
-                }
-                _ => {
-                    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-                    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-                    let line = text[line_start..line_end].to_string();
-                    text.insert_str(line_end, &format!("\n{line}"));
-                }
-            }
+            edit(&mut rng, &mut text, TOKENS, |text, at| {
+                // The line at `at` written twice.
+                let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+                let line = text[line_start..line_end].to_string();
+                text.insert_str(line_end, &format!("\n{line}"));
+            });
         }
         std::fs::write(&path, &text).unwrap();
         match indicator_exporter::check(Path::new(&path)) {
@@ -1043,21 +1050,9 @@ fn mutated_web_configs_never_panic_and_every_error_has_a_position() {
             text.push_str(&format!("x: {}{}\n", "[".repeat(depth), "]".repeat(depth)));
         }
         for _ in 0..1 + rng.below(3) {
-            let mut at = rng.below(text.len());
-            while !text.is_char_boundary(at) {
-                at -= 1;
-            }
-            match rng.below(3) {
-                0 => text.insert_str(at, YAML_TOKENS[rng.below(YAML_TOKENS.len())]),
-                1 => {
-                    let mut end = (at + 1 + rng.below(20)).min(text.len());
-                    while !text.is_char_boundary(end) {
-                        end += 1;
-                    }
-                    text.replace_range(at..end, "");
-                }
-                _ => text.truncate(at),
-            }
+            edit(&mut rng, &mut text, YAML_TOKENS, |text, at| {
+                text.truncate(at)
+            });
         }
         std::fs::write(&path, &text).unwrap();
         match indicator_exporter::web::check(&path) {
