@@ -50,25 +50,22 @@ impl std::fmt::Display for Summary {
 /// change), which a query computes from the history itself.
 pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
     let period_label = dataset.period_label.as_str();
-    // (family name, metric, whether the family is the metric's status flags)
-    let mut families: Vec<(String, &Metric, bool)> = Vec::new();
-    for m in &dataset.metrics {
-        if m.cadence.is_none() || !m.label_names.iter().any(|l| l == period_label) {
+    // (family name, metric, index of its period label, whether the family is its status flags)
+    let mut families: Vec<(String, &Metric, usize, bool)> = Vec::new();
+    for m in dataset.metrics.iter().filter(|m| m.cadence.is_some()) {
+        let Some(pi) = m.label_names.iter().position(|l| l == period_label) else {
             continue;
-        }
-        families.push((m.name.clone(), m, false));
+        };
+        families.push((m.name.clone(), m, pi, false));
         if m.has_status() {
-            families.push((m.status_family(), m, true));
+            families.push((m.status_family(), m, pi, true));
         }
     }
     families.sort_by(|a, b| a.0.cmp(&b.0));
 
     let mut summary = Summary::default();
     let mut enc = Encoder { format, out };
-    for (name, m, status) in &families {
-        let Some(pi) = m.label_names.iter().position(|l| l == period_label) else {
-            continue;
-        };
+    for &(ref name, m, pi, status) in &families {
         // The other labels in written order; series ordered by them, then by period, so each
         // series' samples are contiguous and in time order as OpenMetrics requires.
         let others: Vec<usize> = m.order.iter().copied().filter(|&j| j != pi).collect();
@@ -82,7 +79,7 @@ pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
             })
             .collect();
         rows.sort();
-        if *status {
+        if status {
             enc.family(name, &crate::render::status_help(m), Kind::Info, None);
         } else {
             enc.family(name, &m.help, Kind::Gauge, m.unit.suffix());
@@ -104,7 +101,7 @@ pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
                 summary.before_1970 += 1;
             }
             let at = Some(at);
-            if *status {
+            if status {
                 // As served: the code and its meaning are labels, the value is 1.
                 let code = dataset.symbol(m.status(*i).expect("rows filtered on status"));
                 let flag = crate::dataset::status_flag(code);

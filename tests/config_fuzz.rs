@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// xorshift64*: enough randomness for mutations, and reproducible from the seed.
@@ -950,25 +949,7 @@ fn every_accepted_mutation_is_served_as_valid_text_and_openmetrics() {
         }
     }
     // One promtool run for every body.
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool not found: run scripts/install-deps (Debian package prometheus)");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(text_batch.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !(out.status.success() && report.trim().is_empty()) {
+    if let Err(report) = common::promtool_check_metrics(&text_batch) {
         let line: usize = report
             .split("line ")
             .nth(1)

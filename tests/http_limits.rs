@@ -19,10 +19,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use indicator_exporter::diagnostic::Diagnostics;
 use indicator_exporter::web::limits::{Limits, STALLED_AFTER};
-use indicator_exporter::{run_on, Settings};
-use tokio::sync::oneshot;
 
 /// Live heap bytes of this process.
 struct Counting;
@@ -120,68 +117,8 @@ fn raise_open_files(need: u64) {
 }
 
 /// An exporter in this process with the given limits, stopped on drop.
-struct Exporter {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), Diagnostics>>>,
-}
-
-impl Exporter {
-    fn start(config: &Path, web: Option<&Path>, limits: Limits) -> Exporter {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let settings = Settings {
-            config_file: config.to_path_buf(),
-            telemetry_path: "/metrics".into(),
-            enable_lifecycle: true,
-            watch: false,
-            limits: Default::default(),
-            web_config_file: web.map(Path::to_path_buf),
-            web_limits: limits,
-        };
-        let (tx, rx) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                run_on(settings, vec![listener], async {
-                    let _ = rx.await;
-                })
-                .await
-            })
-        });
-        let mut e = Exporter {
-            addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        };
-        common::wait_for("the exporter to answer", Duration::from_secs(60), || {
-            if e.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                let r = e.thread.take().unwrap().join().unwrap();
-                panic!("the exporter stopped during start-up: {r:?}");
-            }
-            web_support::raw(addr, b"GET /-/ready HTTP/1.0\r\n\r\n")
-                .starts_with("HTTP/1.")
-                .then_some(())
-        });
-        e
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn start(config: &Path, web: Option<&Path>, limits: Limits) -> web_support::WebServer {
+    web_support::WebServer::start_with_limits(config, web, limits)
 }
 
 fn limits(f: impl FnOnce(&mut Limits)) -> Limits {
@@ -308,7 +245,7 @@ const HEAD_DEADLINE: Duration = Duration::from_millis(1500);
 fn a_stalled_request_head_is_cut_at_the_deadline_while_scrapes_go_on() {
     let _serial = serial();
     let config = common::repo("config.toml");
-    let e = Exporter::start(
+    let e = start(
         &config,
         None,
         limits(|l| {
@@ -316,7 +253,7 @@ fn a_stalled_request_head_is_cut_at_the_deadline_while_scrapes_go_on() {
             l.idle_timeout = Some(Duration::from_secs(60));
         }),
     );
-    let addr = e.addr;
+    let addr = e.addr();
     // Silent from the start; a partial head; a whole request, an idle pause longer than the
     // head deadline, a whole request again, then a partial head.
     let silent = std::thread::spawn(move || {
@@ -381,7 +318,7 @@ fn a_stalled_request_head_over_tls_is_cut_at_the_deadline() {
         dir.path(),
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
     );
-    let e = Exporter::start(
+    let e = start(
         &common::repo("config.toml"),
         Some(&web),
         limits(|l| l.read_header_timeout = Some(HEAD_DEADLINE)),
@@ -389,7 +326,7 @@ fn a_stalled_request_head_over_tls_is_cut_at_the_deadline() {
     let client = web_support::client(&ca.der(), None, &[b"http/1.1"]);
     let tls = |bytes: &'static [u8]| {
         let client = client.clone();
-        let addr = e.addr;
+        let addr = e.addr();
         std::thread::spawn(move || {
             let tcp = connect(addr);
             let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
@@ -409,7 +346,7 @@ fn a_stalled_request_head_over_tls_is_cut_at_the_deadline() {
     let partial = tls(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n");
     let mut scrapes = 0;
     while !(silent.is_finished() && partial.is_finished()) {
-        let r = web_support::get(e.addr, &client, "/metrics", &[]).unwrap();
+        let r = web_support::get(e.addr(), &client, "/metrics", &[]).unwrap();
         assert_eq!(r.status, 200);
         scrapes += 1;
         assert!(scrapes < 10_000, "the stalled clients were never cut");
@@ -427,12 +364,12 @@ fn a_stalled_request_head_over_tls_is_cut_at_the_deadline() {
 fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let _serial = serial();
     let idle = Duration::from_millis(1500);
-    let e = Exporter::start(
+    let e = start(
         &common::repo("config.toml"),
         None,
         limits(|l| l.idle_timeout = Some(idle)),
     );
-    let s = connect(e.addr);
+    let s = connect(e.addr());
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut w = s;
     let req = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -457,14 +394,14 @@ fn two_thousand_idle_connections_do_not_stop_a_scrape() {
     let _serial = serial();
     // Both ends of every connection are in this process.
     raise_open_files(4 * 1024 + 512);
-    let e = Exporter::start(&common::repo("config.toml"), None, Limits::default());
-    let first = get(e.addr, "/metrics");
+    let e = start(&common::repo("config.toml"), None, Limits::default());
+    let first = get(e.addr(), "/metrics");
     assert_eq!(first.status, 200);
     let started = Instant::now();
     // Half kept alive after a request, half connected and silent.
     let mut idle = Vec::new();
     for i in 0..2000 {
-        let mut s = connect(e.addr);
+        let mut s = connect(e.addr());
         if i % 2 == 0 {
             s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
                 .unwrap();
@@ -477,7 +414,7 @@ fn two_thousand_idle_connections_do_not_stop_a_scrape() {
     let mut latencies = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let r = get(e.addr, "/metrics");
+        let r = get(e.addr(), "/metrics");
         latencies.push(t.elapsed());
         assert_eq!(r.status, 200);
         assert_eq!(r.body.len(), first.body.len());
@@ -499,21 +436,21 @@ fn two_thousand_idle_connections_do_not_stop_a_scrape() {
 #[test]
 fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
     let _serial = serial();
-    let e = Exporter::start(
+    let e = start(
         &common::repo("config.toml"),
         None,
         limits(|l| l.max_connections = 20),
     );
     let mut idle = Vec::new();
     for _ in 0..20 {
-        let mut s = connect(e.addr);
+        let mut s = connect(e.addr());
         s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         assert_eq!(read_response(&mut r).unwrap().status, 200);
         idle.push(r);
     }
-    let r = get(e.addr, "/metrics");
+    let r = get(e.addr(), "/metrics");
     assert_eq!(r.status, 200);
     // The first (longest idle) was closed to make room; the last is still open.
     let t = Instant::now();
@@ -542,7 +479,7 @@ fn when_every_connection_is_busy_new_ones_are_closed_at_once() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let config = write_big(dir.path(), BIG_SERIES, 0);
-    let e = Exporter::start(
+    let e = start(
         &config,
         None,
         limits(|l| {
@@ -550,9 +487,9 @@ fn when_every_connection_is_busy_new_ones_are_closed_at_once() {
             l.max_requests = 0;
         }),
     );
-    let mut stalled: Vec<TcpStream> = (0..10).map(|_| stalled_scrape(e.addr)).collect();
+    let mut stalled: Vec<TcpStream> = (0..10).map(|_| stalled_scrape(e.addr())).collect();
     let t = Instant::now();
-    let mut refused = connect(e.addr);
+    let mut refused = connect(e.addr());
     let _ = refused.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n");
     let (took, n) = wait_closed(&mut refused, t, Duration::from_secs(5));
     assert_eq!(n, 0, "refused without an answer");
@@ -563,7 +500,7 @@ fn when_every_connection_is_busy_new_ones_are_closed_at_once() {
     // One busy connection ends: there is room again.
     drop(stalled.pop());
     common::wait_for("room for a connection", Duration::from_secs(10), || {
-        let mut s = connect(e.addr);
+        let mut s = connect(e.addr());
         s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .ok()?;
         let r = read_response(&mut BufReader::new(s)).ok()?;
@@ -615,11 +552,11 @@ fn max_requests_answers_503_beyond_the_limit_at_once_and_recovers() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let config = write_big(dir.path(), BIG_SERIES, 0);
-    let e = Exporter::start(&config, None, limits(|l| l.max_requests = 3));
+    let e = start(&config, None, limits(|l| l.max_requests = 3));
     // Three slow scrapes, each taking half a minute: reading, so never taken over.
-    let slow: Vec<SlowReader> = (0..3).map(|_| SlowReader::start(e.addr)).collect();
+    let slow: Vec<SlowReader> = (0..3).map(|_| SlowReader::start(e.addr())).collect();
     let t = Instant::now();
-    let busy = get(e.addr, "/metrics");
+    let busy = get(e.addr(), "/metrics");
     assert_eq!(busy.status, 503);
     assert!(t.elapsed() < Duration::from_secs(2), "503 at once");
     assert_eq!(
@@ -627,18 +564,18 @@ fn max_requests_answers_503_beyond_the_limit_at_once_and_recovers() {
         "Limit of concurrent requests reached (3), try again later.\n"
     );
     // Other endpoints are not limited.
-    assert_eq!(get(e.addr, "/-/healthy").status, 200);
-    assert_eq!(get(e.addr, "/").status, 200);
+    assert_eq!(get(e.addr(), "/-/healthy").status, 200);
+    assert_eq!(get(e.addr(), "/").status, 200);
     // Still 503, past the time after which a response nobody reads would give up its
     // permit: these are read, if slowly.
     let t = Instant::now();
     while t.elapsed() < STALLED_AFTER + Duration::from_secs(1) {
-        assert_eq!(get(e.addr, "/metrics").status, 503);
+        assert_eq!(get(e.addr(), "/metrics").status, 503);
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(slow);
     common::wait_for("a scrape to get through", Duration::from_secs(10), || {
-        let r = get(e.addr, "/metrics");
+        let r = get(e.addr(), "/metrics");
         (r.status == 200).then_some(r)
     });
 }
@@ -648,12 +585,16 @@ fn a_scrape_takes_the_permit_of_a_response_nobody_reads() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let config = write_big(dir.path(), BIG_SERIES, 0);
-    let e = Exporter::start(&config, None, limits(|l| l.max_requests = 2));
+    let e = start(&config, None, limits(|l| l.max_requests = 2));
     let started = Instant::now();
-    let mut stalled: Vec<TcpStream> = (0..2).map(|_| stalled_scrape(e.addr)).collect();
-    assert_eq!(get(e.addr, "/metrics").status, 503, "not stalled long yet");
+    let mut stalled: Vec<TcpStream> = (0..2).map(|_| stalled_scrape(e.addr())).collect();
+    assert_eq!(
+        get(e.addr(), "/metrics").status,
+        503,
+        "not stalled long yet"
+    );
     let (took, r) = common::wait_for("a scrape to get through", Duration::from_secs(15), || {
-        let r = get(e.addr, "/metrics");
+        let r = get(e.addr(), "/metrics");
         (r.status == 200).then(|| (started.elapsed(), r))
     });
     assert!(took >= STALLED_AFTER, "took over after {took:?}");
@@ -679,7 +620,7 @@ fn a_scrape_takes_the_permit_of_a_response_nobody_reads() {
 #[test]
 fn request_bodies_are_refused_unread_with_413() {
     let _serial = serial();
-    let e = Exporter::start(&common::repo("config.toml"), None, Limits::default());
+    let e = start(&common::repo("config.toml"), None, Limits::default());
     for (what, request) in [
         (
             "a reload with a body",
@@ -699,7 +640,7 @@ fn request_bodies_are_refused_unread_with_413() {
         ),
     ] {
         let t = Instant::now();
-        let mut s = connect(e.addr);
+        let mut s = connect(e.addr());
         s.write_all(request.as_bytes()).unwrap();
         let mut r = BufReader::new(s);
         let resp = read_response(&mut r).unwrap();
@@ -714,7 +655,7 @@ fn request_bodies_are_refused_unread_with_413() {
     // empty.
     let t = Instant::now();
     let r = exchange(
-        e.addr,
+        e.addr(),
         "POST /-/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
     );
     assert_eq!(r.status, 413);
@@ -725,7 +666,7 @@ fn request_bodies_are_refused_unread_with_413() {
         "POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         "POST /-/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
     ] {
-        let r = exchange(e.addr, request);
+        let r = exchange(e.addr(), request);
         assert_eq!(r.status, 200, "{request:?}: {}", r.text());
     }
 }
@@ -733,10 +674,10 @@ fn request_bodies_are_refused_unread_with_413() {
 #[test]
 fn oversized_request_heads_get_431() {
     let _serial = serial();
-    let e = Exporter::start(&common::repo("config.toml"), None, Limits::default());
+    let e = start(&common::repo("config.toml"), None, Limits::default());
     let with = |headers: &str| {
         exchange(
-            e.addr,
+            e.addr(),
             &format!("GET /-/healthy HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"),
         )
     };
@@ -750,7 +691,7 @@ fn oversized_request_heads_get_431() {
     let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
     assert_eq!(with(&many).status, 431);
     // A head that never ends is answered at the size limit, not read on forever.
-    let mut s = connect(e.addr);
+    let mut s = connect(e.addr());
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     let line = format!("X-Filler: {}\r\n", "b".repeat(1000));
     for _ in 0..64 {
@@ -760,7 +701,7 @@ fn oversized_request_heads_get_431() {
     }
     let r = read_response(&mut BufReader::new(s)).unwrap();
     assert_eq!(r.status, 431);
-    assert_eq!(get(e.addr, "/-/healthy").status, 200);
+    assert_eq!(get(e.addr(), "/-/healthy").status, 200);
 }
 
 #[test]
@@ -769,7 +710,7 @@ fn responses_nobody_reads_are_cut_at_the_write_timeout_and_their_memory_freed() 
     let write = Duration::from_secs(10);
     let dir = tempfile::tempdir().unwrap();
     let config = write_big(dir.path(), BIG_SERIES, 0);
-    let e = Exporter::start(
+    let e = start(
         &config,
         None,
         limits(|l| {
@@ -777,14 +718,14 @@ fn responses_nobody_reads_are_cut_at_the_write_timeout_and_their_memory_freed() 
             l.max_requests = 0;
         }),
     );
-    let full = get(e.addr, "/metrics").body.len();
+    let full = get(e.addr(), "/metrics").body.len();
     let before = LIVE.load(Ordering::Relaxed);
     let started = Instant::now();
-    let mut stalled: Vec<TcpStream> = (0..8).map(|_| stalled_scrape(e.addr)).collect();
+    let mut stalled: Vec<TcpStream> = (0..8).map(|_| stalled_scrape(e.addr())).collect();
     // A new dataset: the old one's body now lives only in the responses nobody reads.
     write_big(dir.path(), BIG_SERIES, 1);
     let r = exchange(
-        e.addr,
+        e.addr(),
         "POST /-/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -825,7 +766,7 @@ fn responses_nobody_reads_are_cut_at_the_write_timeout_and_their_memory_freed() 
         freed_at.0,
         full as f64 / 1e6
     );
-    assert_eq!(get(e.addr, "/metrics").status, 200);
+    assert_eq!(get(e.addr(), "/metrics").status, 200);
 }
 
 /// The real binary, stopped on drop.

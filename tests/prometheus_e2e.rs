@@ -765,31 +765,9 @@ fn every_publisher_format_is_scraped_intact() {
     for (i, config) in examples.iter().enumerate() {
         let (guard, target) = start_exporter(config, &[]);
         let body = get(&agent, &format!("http://{target}/metrics"), &[]).expect("scrape");
-        let mut child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("promtool");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(body.as_bytes())
-            .expect("write to promtool");
-        let out = child.wait_with_output().expect("promtool ends");
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && report.trim().is_empty(),
-            "{}: promtool check metrics: {report}",
-            config.display()
-        );
+        if let Err(report) = common::promtool_check_metrics(&body) {
+            panic!("{}: promtool check metrics: {report}", config.display());
+        }
         jobs.push_str(&format!(
             "  - job_name: ex{i}\n    static_configs:\n      - targets: ['{target}']\n"
         ));

@@ -209,3 +209,33 @@ pub fn dataset_part(body: &str) -> String {
     }
     out
 }
+
+/// Runs `promtool check metrics` on `body`: Err with what it printed unless it exits 0 and
+/// prints nothing (promtool reports lint problems on a successful exit too).
+pub fn promtool_check_metrics(body: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool not found: run scripts/install-deps (Debian package prometheus)");
+    let written = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(body.as_bytes());
+    let out = child.wait_with_output().expect("promtool ends");
+    written.expect("write to promtool");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && report.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(report)
+    }
+}

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use indicator_exporter::diagnostic::Diagnostics;
+use indicator_exporter::web::limits::Limits;
 use indicator_exporter::{run_on, Settings};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -129,7 +130,7 @@ impl WebServer {
     pub fn start_watching(web: &Path) -> WebServer {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
-        WebServer::launch(vec![l], Some(web), true)
+        WebServer::launch(vec![l], &config(), Some(web), true, Limits::default())
             .unwrap_or_else(|e| panic!("start-up failed: {e}"))
     }
 
@@ -138,23 +139,33 @@ impl WebServer {
         listeners: Vec<std::net::TcpListener>,
         web: Option<&Path>,
     ) -> Result<WebServer, Diagnostics> {
-        WebServer::launch(listeners, web, false)
+        WebServer::launch(listeners, &config(), web, false, Limits::default())
+    }
+
+    /// A server of the dataset `config_file` with the given HTTP limits, on 127.0.0.1:0.
+    pub fn start_with_limits(config_file: &Path, web: Option<&Path>, limits: Limits) -> WebServer {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        WebServer::launch(vec![l], config_file, web, false, limits)
+            .unwrap_or_else(|e| panic!("start-up failed: {e}"))
     }
 
     fn launch(
         listeners: Vec<std::net::TcpListener>,
+        config_file: &Path,
         web: Option<&Path>,
         watch: bool,
+        web_limits: Limits,
     ) -> Result<WebServer, Diagnostics> {
         let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let settings = Settings {
-            config_file: config(),
+            config_file: config_file.to_path_buf(),
             telemetry_path: "/metrics".into(),
             enable_lifecycle: true,
             watch,
             limits: Default::default(),
             web_config_file: web.map(Path::to_path_buf),
-            web_limits: Default::default(),
+            web_limits,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
