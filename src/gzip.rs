@@ -47,20 +47,32 @@ impl OpenGzip {
     }
 
     /// The complete gzip stream of the body followed by `tail`, as chunks to send in order.
-    pub fn finish(&self, tail: &Tail) -> [Bytes; 4] {
-        let mut crc = crc32fast::Hasher::new_with_initial_len(self.crc, self.len);
-        crc.combine(&crc32fast::Hasher::new_with_initial_len(tail.crc, tail.len));
-        let mut trailer = Vec::with_capacity(8);
-        trailer.extend_from_slice(&crc.finalize().to_le_bytes());
-        // ISIZE is the length modulo 2^32 (RFC 1952).
-        trailer.extend_from_slice(&((self.len + tail.len) as u32).to_le_bytes());
-        [
-            Bytes::from_static(HEADER),
-            self.deflate.clone(),
-            tail.deflate.clone(),
-            Bytes::from(trailer),
-        ]
+    pub fn finish(&self, tail: &Tail) -> Vec<Bytes> {
+        join([self], tail)
     }
+}
+
+/// One gzip stream of every segment in order, then `tail`, as chunks to send in order. Each
+/// segment ends byte-aligned on a non-final block, so their DEFLATE data can follow one
+/// another; only the trailer, whose CRC-32 is combined from the parts, is made per response.
+pub fn join<'a>(segments: impl IntoIterator<Item = &'a OpenGzip>, tail: &Tail) -> Vec<Bytes> {
+    let mut chunks = vec![Bytes::from_static(HEADER)];
+    let mut crc = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    for s in segments {
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(s.crc, s.len));
+        len += s.len;
+        chunks.push(s.deflate.clone());
+    }
+    crc.combine(&crc32fast::Hasher::new_with_initial_len(tail.crc, tail.len));
+    len += tail.len;
+    let mut trailer = Vec::with_capacity(8);
+    trailer.extend_from_slice(&crc.finalize().to_le_bytes());
+    // ISIZE is the length modulo 2^32 (RFC 1952).
+    trailer.extend_from_slice(&(len as u32).to_le_bytes());
+    chunks.push(tail.deflate.clone());
+    chunks.push(Bytes::from(trailer));
+    chunks
 }
 
 /// The end of a gzip stream: final DEFLATE blocks and what the trailer needs to know of them.
@@ -133,6 +145,21 @@ mod tests {
         assert!(out.starts_with(&body) && out.ends_with(b"tail 1\n# EOF\n"));
         // The shared part is reusable: a second response with another tail.
         assert!(gunzip_single_member(&open.finish(&Tail::new(b"x\n"))).ends_with(b"\nx\n"));
+    }
+
+    #[test]
+    fn segments_join_into_one_stream() {
+        let a: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("a{i} 1\n").into_bytes())
+            .collect();
+        let b = b"b 2\n".repeat(10_000);
+        let (ga, gb, empty) = (
+            OpenGzip::new(&[&a]),
+            OpenGzip::new(&[&b]),
+            OpenGzip::new::<&[u8]>(&[]),
+        );
+        let out = gunzip_single_member(&join([&ga, &empty, &gb], &Tail::new(b"# EOF\n")));
+        assert_eq!(out, [&a[..], &b[..], b"# EOF\n"].concat());
     }
 
     #[test]

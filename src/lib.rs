@@ -23,6 +23,7 @@ pub mod gzip;
 pub mod ingest;
 pub mod load;
 pub mod logging;
+pub mod pages;
 pub mod reload;
 pub mod render;
 pub mod server;
@@ -30,6 +31,7 @@ pub mod snapshot;
 pub mod source;
 pub mod telemetry;
 pub mod units;
+pub mod watcher;
 pub mod web;
 
 use std::future::Future;

@@ -5,6 +5,7 @@
 //! check and its message are the same whatever the format.
 
 pub mod csv;
+pub mod fetch;
 pub mod json;
 pub mod jsonstat;
 pub mod sdmx_csv;

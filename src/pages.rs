@@ -1,0 +1,1 @@
+//! The HTML pages: `/` lists the datasets with their status, `/datasets/NAME` shows one.

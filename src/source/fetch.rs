@@ -1,0 +1,1 @@
+//! Remote sources: data files fetched over HTTP(S), conditionally, within limits.
