@@ -15,6 +15,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
+use crate::source::fetch::FetchOptions;
 use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
 use crate::source::{sdmx_csv::SdmxCsvOptions, sdmx_json::SdmxJsonOptions};
 
@@ -32,6 +33,8 @@ pub struct Config {
     /// Names of `[[metric]]` tables that could not be read (already reported): inputs that
     /// feed them are not reported again.
     pub unread_metrics: Vec<String>,
+    /// How the dataset's remote sources (data files that are URLs) are fetched.
+    pub fetch: Option<Spanned<FetchOptions>>,
 }
 
 /// Only to name the top-level keys in messages.
@@ -39,7 +42,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct TopLevel {
+    catalog: (),
     dataset: (),
+    fetch: (),
     source: (),
     label: (),
     metric: (),
@@ -225,6 +230,58 @@ pub struct InputConfig {
     pub sdmx_csv: Option<Spanned<SdmxCsvOptions>>,
     pub sdmx_json: Option<Spanned<SdmxJsonOptions>>,
     pub json_stat: Option<Spanned<JsonStatOptions>>,
+    /// How this file is fetched when it is a URL, over the dataset's `[fetch]`.
+    pub fetch: Option<Spanned<FetchOptions>>,
+}
+
+/// The `[catalog]` table of the main config file: more datasets, each in a file of its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Dataset config files, relative to the main config file.
+    #[serde(default)]
+    pub datasets: Vec<Spanned<String>>,
+    /// A directory whose every `*.toml` file is one dataset config (a Kubernetes ConfigMap).
+    pub directory: Option<Spanned<String>>,
+}
+
+/// What the main config file says about the catalogue: its `[catalog]` (default: none), and
+/// whether the file holds a dataset itself (`[dataset]`).
+#[derive(Debug)]
+pub struct CatalogFile {
+    pub catalog: Option<Spanned<CatalogConfig>>,
+    pub has_dataset: bool,
+}
+
+/// Reads the catalogue part of the main config file. Syntax errors are reported here; the
+/// rest of the file is checked when it is loaded as a dataset.
+pub fn parse_catalog(path: &Path, text: &str) -> Result<CatalogFile, Diagnostics> {
+    let map = SourceMap::new(path, text);
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(Diagnostics::new(
+            syntax.iter().map(|e| toml_error(&map, path, e)).collect(),
+        ));
+    }
+    let mut root = root.into_inner();
+    let mut errs = Vec::new();
+    let catalog = match root.remove("catalog") {
+        Some(v) => {
+            let mut v = v;
+            if let DeValue::Table(t) = v.get_mut() {
+                check_keys(&map, t, fields::<CatalogConfig>(), "catalog", &mut errs);
+            }
+            read::<CatalogConfig>(&map, path, v, &mut errs)
+        }
+        None => None,
+    };
+    if !errs.is_empty() {
+        return Err(Diagnostics::new(errs));
+    }
+    Ok(CatalogFile {
+        catalog,
+        has_dataset: root.contains_key("dataset"),
+    })
 }
 
 /// Parses the config text, reporting every problem of shape it can find.
@@ -252,6 +309,8 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
     let mut root = root.into_inner();
     check_keys(&map, &mut root, fields::<TopLevel>(), "", &mut errs);
 
+    // Read by `parse_catalog`: which datasets the daemon serves, not part of this one.
+    root.remove("catalog");
     let mut dataset = None;
     match root.remove("dataset") {
         Some(v) => dataset = read::<DatasetConfig>(&map, path, v, &mut errs),
@@ -260,6 +319,9 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
             "missing table `[dataset]`, expected the dataset's name, title, publisher, source_url, published and metric_prefix",
         )),
     }
+    let fetch = root
+        .remove("fetch")
+        .and_then(|v| read::<FetchOptions>(&map, path, v, &mut errs));
     let sources = read_array(&map, path, root.remove("source"), "source", &mut errs);
     let labels = read_array(&map, path, root.remove("label"), "label", &mut errs);
     let inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
@@ -310,6 +372,7 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
         metrics,
         inputs,
         unread_metrics,
+        fetch,
     });
     (config, errs)
 }
@@ -444,6 +507,7 @@ fn schema(path: &str) -> Option<&'static [&'static str]> {
         "metric.samples" => fields::<SampleConfig>(),
         "metric.release" => fields::<ReleaseConfig>(),
         "input" => fields::<InputConfig>(),
+        "fetch" | "input.fetch" => fields::<FetchOptions>(),
         "input.csv" => fields::<CsvOptions>(),
         "input.json" => fields::<JsonOptions>(),
         "input.sdmx_csv" => fields::<SdmxCsvOptions>(),

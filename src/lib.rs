@@ -12,6 +12,7 @@
 //! ```
 
 pub mod calendar;
+pub mod catalog;
 pub mod changes;
 pub mod cli;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod load;
 pub mod logging;
 pub mod pages;
 pub mod reload;
+pub mod remote;
 pub mod render;
 pub mod server;
 pub mod snapshot;
@@ -37,7 +39,6 @@ pub mod web;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -77,6 +78,51 @@ pub fn check_with(
     load::load_with(config_file, max_file_size)
 }
 
+/// Loads and validates every dataset of the catalogue, as start-up does (remote sources
+/// fetched once), and checks them against one another, without serving them.
+pub fn check_catalog(
+    config_file: &std::path::Path,
+    max_file_size: u64,
+) -> Result<Vec<Dataset>, Diagnostics> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Diagnostics::one(diagnostic::Diagnostic::file(
+                config_file,
+                format!("cannot start the runtime for remote sources: {e}"),
+            ))
+        })?;
+    runtime.block_on(async {
+        let entries = catalog::plan(config_file, max_file_size)?;
+        let telemetry = Arc::new(Telemetry::new());
+        // Nobody listens: the sources' refresh tasks end with the runtime.
+        let (tx, _) = mpsc::channel(1);
+        let mut datasets = Vec::new();
+        let mut errors = Vec::new();
+        for e in &entries {
+            let path = &e.config_file;
+            let mut sources = remote::Sources::default();
+            let key = path.display().to_string();
+            let bodies = sources
+                .prepare(path, &key, &key, &telemetry, &tx.downgrade())
+                .await;
+            let loaded = bodies.and_then(|b| load::load_remote(path, max_file_size, &b));
+            match loaded {
+                Ok(d) => datasets.push(d),
+                Err(e) => errors.extend(e.0),
+            }
+        }
+        let list: Vec<&Dataset> = datasets.iter().collect();
+        errors.extend(catalog::clashes(&list).into_iter().map(|(_, d)| d));
+        if errors.is_empty() {
+            Ok(datasets)
+        } else {
+            Err(Diagnostics::new(errors))
+        }
+    })
+}
+
 /// Loads the dataset, then serves it on `listener` until `shutdown` resolves. An invalid
 /// dataset is an error before anything is served.
 pub async fn run(
@@ -94,38 +140,51 @@ pub async fn run_on(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Diagnostics> {
-    let started = Instant::now();
-    let web = web::Web::load(settings.web_config_file.as_deref());
-    let loaded = load::load_and_render(&settings.config_file, &settings.limits).await;
-    let ((dataset, snapshot), web) = match (loaded, web) {
-        (Ok(x), Ok(w)) => (x, Arc::new(w)),
-        (loaded, web) => {
-            let all = loaded.err().into_iter().chain(web.err());
+    let web = web::Web::load(settings.web_config_file.as_deref()).map(Arc::new);
+    let telemetry = Arc::new(Telemetry::new());
+    let (trigger_tx, trigger_rx) = mpsc::channel(64);
+    let (files_tx, files_rx) = watch::channel(Vec::new());
+    // Without a web config there is nothing to wait for: the catalogue loads beside it.
+    let web = match web {
+        Ok(w) => w,
+        Err(e) => {
+            let loaded = Reloader::start(
+                settings.config_file.clone(),
+                settings.limits.clone(),
+                Arc::new(web::Web::load(None)?),
+                telemetry,
+                files_tx,
+                trigger_tx.downgrade(),
+            )
+            .await;
+            let all = loaded.err().into_iter().chain([e]);
             return Err(Diagnostics::new(all.flat_map(|e| e.0).collect()));
         }
     };
-    let telemetry = Arc::new(Telemetry::new());
-    telemetry.loaded(&dataset, false, started.elapsed());
-    let store = snapshot::store(snapshot);
+    let reloader = Reloader::start(
+        settings.config_file.clone(),
+        settings.limits.clone(),
+        web.clone(),
+        telemetry.clone(),
+        files_tx,
+        trigger_tx.downgrade(),
+    )
+    .await?;
+    let (store, status) = (reloader.store.clone(), reloader.status.clone());
 
-    let (trigger_tx, trigger_rx) = mpsc::channel(16);
-    let (files_tx, files_rx) = watch::channel(web::watched(&dataset.files, &web));
-    let reloader = Reloader {
-        config_file: settings.config_file.clone(),
-        store: store.clone(),
-        telemetry: telemetry.clone(),
-        current: dataset,
-        files: files_tx,
-        limits: settings.limits.clone(),
-        web: web.clone(),
-    };
     let mut background = vec![tokio::spawn(reloader.run(trigger_rx))];
     #[cfg(unix)]
     background.push(tokio::spawn(reload::on_sighup(trigger_tx.clone())));
     if settings.watch {
-        let max = settings.limits.max_file_size;
-        match reload::watch_files(files_rx, trigger_tx.clone(), max).await {
-            Ok(watcher) => background.push(tokio::spawn(watcher)),
+        let (changed_tx, changed_rx) = mpsc::channel(16);
+        match watcher::watch(files_rx, changed_tx).await {
+            Ok(w) => {
+                background.push(tokio::spawn(w));
+                background.push(tokio::spawn(reload::forward_changes(
+                    changed_rx,
+                    trigger_tx.clone(),
+                )));
+            }
             Err(e) => {
                 warn!(error = %e, "cannot start the file watcher; reload on file change is off")
             }
@@ -135,6 +194,7 @@ pub async fn run_on(
     let active = web.current();
     let state = Arc::new(AppState {
         store,
+        status,
         telemetry,
         telemetry_path: settings.telemetry_path.clone(),
         enable_lifecycle: settings.enable_lifecycle,

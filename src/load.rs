@@ -5,8 +5,9 @@
 //! are opened (a FIFO, a device or a directory is refused before it can block or stream
 //! forever), and no file is read beyond [`Limits::max_file_size`], whatever its size said.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,21 +48,25 @@ impl Default for Limits {
     }
 }
 
+/// The bodies of a dataset's remote sources, by URL as written in the config, as last
+/// fetched (or why there is none). A load reads them instead of files.
+pub type RemoteBodies = HashMap<String, Result<String, String>>;
+
 /// The whole pipeline, on a blocking thread: a large dataset takes CPU-bound seconds. Waited
 /// for at most `limits.timeout`: a load stuck on a file (a hung network mount) fails instead,
 /// and the next reload does not wait for it.
 pub async fn load_and_render(
     path: &Path,
     limits: &Limits,
-) -> Result<(Dataset, Snapshot), Diagnostics> {
+    remote: Arc<RemoteBodies>,
+) -> Result<Snapshot, Diagnostics> {
     tracing::debug!(config = %path.display(), "loading the dataset");
     let owned = path.to_path_buf();
     let max = limits.max_file_size;
     let fail = |message: String| Err(Diagnostics::one(Diagnostic::file(path, message)));
     match off_thread(limits, move || {
-        let d = load_with(&owned, max)?;
-        let s = Snapshot::build(&d);
-        Ok((d, s))
+        let d = load_remote(&owned, max, &remote)?;
+        Ok(Snapshot::build(Arc::new(d)))
     })
     .await
     {
@@ -139,6 +144,15 @@ pub fn load(path: &Path) -> Result<Dataset, Diagnostics> {
 
 /// Reads and validates the dataset, reading no file larger than `max_file_size` bytes.
 pub fn load_with(path: &Path, max_file_size: u64) -> Result<Dataset, Diagnostics> {
+    load_remote(path, max_file_size, &RemoteBodies::new())
+}
+
+/// [`load_with`], taking the data files that are URLs from `remote`.
+pub fn load_remote(
+    path: &Path,
+    max_file_size: u64,
+    remote: &RemoteBodies,
+) -> Result<Dataset, Diagnostics> {
     let text = read_text(path, max_file_size).map_err(|why| {
         Diagnostics::one(Diagnostic::file(
             path,
@@ -160,10 +174,24 @@ pub fn load_with(path: &Path, max_file_size: u64) -> Result<Dataset, Diagnostics
         if data.contains_key(f.get_ref()) {
             continue;
         }
-        let p = base.join(f.get_ref());
-        let text = read_text(&p, max_file_size);
+        let (p, text) = if crate::source::fetch::is_remote(f.get_ref()) {
+            let text = remote
+                .get(f.get_ref())
+                .cloned()
+                .unwrap_or_else(|| Err("not fetched yet, expected a body from the source".into()));
+            (
+                PathBuf::from(crate::source::fetch::redact(f.get_ref())),
+                text,
+            )
+        } else {
+            let p = base.join(f.get_ref());
+            let text = read_text(&p, max_file_size);
+            (p, text)
+        };
         data.insert(f.get_ref().clone(), DataFile { path: p, text });
     }
+    // The fetch options of remote sources are checked whether or not they are fetched.
+    shape.extend(crate::remote::remote_sources_of(path, &text, &config).1);
     match dataset::build(path, &text, &config, &data) {
         Ok(d) if shape.is_empty() => Ok(d),
         Ok(_) => Err(Diagnostics::new(shape)),
@@ -178,7 +206,11 @@ pub fn load_with(path: &Path, max_file_size: u64) -> Result<Dataset, Diagnostics
 /// A file as text: UTF-8 and free of NUL bytes (no text format has them; a binary file or
 /// UTF-16 text does), checked here so that every reader gets text.
 pub fn read_text(p: &Path, max_file_size: u64) -> Result<String, String> {
-    let bytes = read_file(p, max_file_size)?;
+    text_of(read_file(p, max_file_size)?)
+}
+
+/// Bytes as text, checked as [`read_text`] checks a file's (a remote source's body).
+pub fn text_of(bytes: Vec<u8>) -> Result<String, String> {
     let line_of = |at: usize, bytes: &[u8]| bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
     let utf16 = bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]);
     if utf16 {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use indicator_exporter::cli::{self, Cli, Command, ExportArgs};
 use indicator_exporter::diagnostic;
-use indicator_exporter::{check_with, export, load, logging, run_on, web, Settings};
+use indicator_exporter::{check_catalog, export, load, logging, run_on, web, Settings};
 use tracing::{debug, error, warn};
 
 /// How long, after serving stopped, work still running on blocking threads (a load stuck on
@@ -28,13 +28,17 @@ fn main() -> ExitCode {
         None if cli.config_check => {
             // The web config is checked too when given, so one run reports every error.
             let web = cli.web_config_file.as_deref().map(|p| (p, web::check(p)));
-            return match (check_with(&cli.config_file, cli.max_file_size), web) {
-                (Ok(d), None) => {
-                    println!("{}: OK: {}", cli.config_file.display(), d.summary());
+            return match (check_catalog(&cli.config_file, cli.max_file_size), web) {
+                (Ok(ds), None) => {
+                    for d in ds {
+                        println!("{}: OK: {}", d.files[0].display(), d.summary());
+                    }
                     ExitCode::SUCCESS
                 }
-                (Ok(d), Some((p, Ok(summary)))) => {
-                    println!("{}: OK: {}", cli.config_file.display(), d.summary());
+                (Ok(ds), Some((p, Ok(summary)))) => {
+                    for d in ds {
+                        println!("{}: OK: {}", d.files[0].display(), d.summary());
+                    }
                     println!("{}: OK: web config, {summary}", p.display());
                     ExitCode::SUCCESS
                 }
@@ -202,12 +206,23 @@ fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> E
 
 /// `export`: the dataset's history, to a file or standard output; the summary on stderr.
 fn export_history(cli: &Cli, args: &ExportArgs) -> ExitCode {
-    let dataset = match check_with(&cli.config_file, cli.max_file_size) {
+    let datasets = match check_catalog(&cli.config_file, cli.max_file_size) {
         Ok(d) => d,
         Err(errors) => return invalid(cli, &errors),
     };
     let mut body = Vec::new();
-    let summary = export::write(&dataset, args.format.encoding(), &mut body);
+    let mut summary = export::Summary::default();
+    for (i, d) in datasets.iter().enumerate() {
+        let s = export::write(d, args.format.encoding(), &mut body);
+        // OpenMetrics ends once, after the last dataset.
+        if i + 1 < datasets.len() && body.ends_with(b"# EOF\n") {
+            body.truncate(body.len() - b"# EOF\n".len());
+        }
+        summary.families += s.families;
+        summary.series += s.series;
+        summary.samples += s.samples;
+        summary.before_1970 += s.before_1970;
+    }
     let to_stdout = args.output.as_os_str() == "-";
     let written = if to_stdout {
         std::io::Write::write_all(&mut std::io::stdout().lock(), &body)

@@ -1,57 +1,167 @@
-//! Reloading: SIGHUP, `POST /-/reload` and a file watcher all send one [`Trigger`] to one
-//! task, which runs the same pipeline as start-up and swaps the snapshot only if every stage
-//! succeeded. Reloads are serialised by construction: there is one task; a load stuck on a
-//! file is given up after [`Limits::timeout`], so it holds up neither later reloads nor
-//! shutdown.
+//! Loading and reloading the catalogue. SIGHUP, `POST /-/reload`, the file watcher and the
+//! refresh of remote sources all send one [`Trigger`] to one task, which runs the same
+//! pipeline as start-up for the datasets concerned: all of them for a signal or a request,
+//! one for a file change or a refresh. A dataset's new snapshot replaces its old one only if
+//! every stage succeeded and it clashes with no other dataset; a failure keeps that dataset's
+//! last good version and never touches the others. A load stuck on a file is given up after
+//! [`Limits::timeout`], so it holds up neither later reloads nor shutdown.
 
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, info, warn};
 
+use crate::catalog::{self, Entry};
 use crate::changes::diff;
-use crate::dataset::Dataset;
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::load::{load_and_render, off_thread, read_file, Limits, LOAD_TIMEOUT};
-use crate::snapshot::Store;
+use crate::load::{load_and_render, off_thread, Limits};
+use crate::pages::{Attempt, DatasetStatus};
+use crate::remote;
+use crate::snapshot::{Served, Snapshot, Store};
 use crate::telemetry::Telemetry;
+use crate::watcher::Watched;
 
-/// Why a reload was asked for. An HTTP trigger carries where to send the outcome.
+/// Why a load was asked for. An HTTP trigger carries where to send the outcome.
 #[derive(Debug)]
 pub enum Trigger {
     Signal,
     Http(oneshot::Sender<Result<String, String>>),
-    FileChanged,
+    /// The watcher saw files of these datasets change (keys: their config files).
+    Files(Vec<String>),
+    /// A scheduled fetch of a remote source ended.
+    Fetched(Box<remote::Done>),
 }
 
-/// The state the reload task owns: the dataset in service, to diff the next one against.
+impl Trigger {
+    fn label(&self) -> &'static str {
+        match self {
+            Trigger::Signal => "signal",
+            Trigger::Http(_) => "http",
+            Trigger::Files(_) => "file",
+            Trigger::Fetched(_) => "refresh",
+        }
+    }
+}
+
+/// The state of the catalogue that pages and `/-/ready` read, one entry per dataset in
+/// catalogue order.
+pub type Status = Arc<Mutex<Vec<DatasetStatus>>>;
+
+/// One dataset of the catalogue as the load task keeps it.
+struct Slot {
+    entry: Entry,
+    /// The config file as text: the dataset's key for the watcher.
+    key: String,
+    /// The dataset's name: from its last good load, else read from its config, else the
+    /// file's stem.
+    name: String,
+    snapshot: Option<Arc<Snapshot>>,
+    status: DatasetStatus,
+    remote: remote::Sources,
+}
+
+impl Slot {
+    fn new(entry: Entry) -> Slot {
+        let key = entry.config_file.display().to_string();
+        let name = declared_name(&entry.config_file);
+        Slot {
+            status: DatasetStatus {
+                name: name.clone(),
+                ready: false,
+                serving_since: None,
+                last_attempt: None,
+                errors: Vec::new(),
+                sources: Vec::new(),
+            },
+            entry,
+            key,
+            name,
+            snapshot: None,
+            remote: remote::Sources::default(),
+        }
+    }
+}
+
+/// The dataset name a config declares, read without loading its data; the file's stem when
+/// the config cannot be read that far.
+fn declared_name(path: &Path) -> String {
+    let stem = || {
+        path.file_stem()
+            .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned())
+    };
+    let Ok(text) = crate::load::read_text(path, 16 << 20) else {
+        return stem();
+    };
+    match crate::config::parse_partial(path, &text) {
+        (Some(c), _) => c.dataset.get_ref().name.get_ref().clone(),
+        _ => stem(),
+    }
+}
+
+/// The load task's state: every dataset of the catalogue and what is shared with the server.
 pub struct Reloader {
     pub config_file: PathBuf,
     pub store: Store,
     pub telemetry: Arc<Telemetry>,
-    pub current: Dataset,
-    /// Tells the watcher which files the dataset in service was read from.
-    pub files: watch::Sender<Vec<PathBuf>>,
+    pub status: Status,
     pub limits: Limits,
-    /// The web config (`--web.config.file`), re-read by every reload too.
+    /// The web config (`--web.config.file`), re-read by every full reload too.
     pub web: Arc<crate::web::Web>,
+    /// Tells the watcher which files each dataset was read from.
+    files: watch::Sender<Watched>,
+    /// Where scheduled fetches report.
+    triggers: mpsc::WeakSender<Trigger>,
+    slots: Vec<Slot>,
 }
 
+/// The outcome of one dataset's load, before it is put in service.
+type Loaded = Result<Snapshot, Diagnostics>;
+
 impl Reloader {
-    /// Runs the pipeline once, web config included; on success swaps the snapshot and the
-    /// web config, else keeps both.
-    pub async fn reload(&mut self) -> Result<String, Diagnostics> {
-        let started = Instant::now();
-        // The web config is read off the async threads too, beside the dataset.
+    /// Loads the whole catalogue for start-up. Every problem of every dataset is reported;
+    /// a dataset whose remote source is down and may wait (`on_start_failure = "not-ready"`)
+    /// is not one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start(
+        config_file: PathBuf,
+        limits: Limits,
+        web: Arc<crate::web::Web>,
+        telemetry: Arc<Telemetry>,
+        files: watch::Sender<Watched>,
+        triggers: mpsc::WeakSender<Trigger>,
+    ) -> Result<Reloader, Diagnostics> {
+        let plan = plan(&config_file, &limits).await?;
+        let mut r = Reloader {
+            config_file,
+            store: crate::snapshot::store(Served::default()),
+            telemetry,
+            status: Status::default(),
+            limits,
+            web,
+            files,
+            triggers,
+            slots: plan.into_iter().map(Slot::new).collect(),
+        };
+        let all: Vec<usize> = (0..r.slots.len()).collect();
+        let errors = r.load(&all, "start").await;
+        if !errors.is_empty() {
+            return Err(Diagnostics::new(errors));
+        }
+        r.telemetry.config_loaded(true, false);
+        Ok(r)
+    }
+
+    /// Reloads the catalogue and every dataset in it, web config included. Datasets that
+    /// fail keep their last good version; the result lists every problem.
+    pub async fn reload_all(&mut self, trigger: &str) -> Result<String, Diagnostics> {
         let web = self.web.clone();
-        let (web, loaded) = tokio::join!(
+        let (web, plan) = tokio::join!(
             off_thread(&self.limits, move || web.reread()),
-            load_and_render(&self.config_file, &self.limits)
+            plan(&self.config_file, &self.limits)
         );
         let web = web.unwrap_or_else(|stuck| {
             let at = self.web.files().first().cloned().unwrap_or_default();
@@ -60,39 +170,328 @@ impl Reloader {
                 stuck.message(&self.limits),
             )))
         });
-        let ((dataset, snapshot), web) = match (loaded, web) {
-            (Ok(x), Ok(w)) => (x, w),
-            (loaded, web) => {
-                let all = loaded.err().into_iter().chain(web.err());
+        let (plan, web) = match (plan, web) {
+            (Ok(p), Ok(w)) => (p, w),
+            (plan, web) => {
+                let all = plan.err().into_iter().chain(web.err());
                 let e = Diagnostics::new(all.flat_map(|e| e.0).collect());
-                self.telemetry.reload_failed(&e);
+                tracing::error!(
+                    errors = e.len(),
+                    "reload failed, still serving every dataset as it was:\n{e}"
+                );
+                self.telemetry.config_loaded(false, true);
                 return Err(e);
             }
         };
-        for change in diff(&self.current, &dataset) {
-            self.telemetry.changed(&change);
-        }
-        self.store.store(Arc::new(snapshot));
         if let Some(web) = web {
             self.web.apply(web);
         }
-        self.telemetry.loaded(&dataset, true, started.elapsed());
-        let _ = self
-            .files
-            .send(crate::web::watched(&dataset.files, &self.web));
-        let summary = format!("loaded {}", dataset.summary());
-        self.current = dataset;
-        Ok(summary)
+        // Datasets keep their state across the reload by config file; new ones start empty.
+        let mut old: BTreeMap<PathBuf, Slot> = self
+            .slots
+            .drain(..)
+            .map(|s| (s.entry.config_file.clone(), s))
+            .collect();
+        for entry in plan {
+            let slot = old
+                .remove(&entry.config_file)
+                .unwrap_or_else(|| Slot::new(entry));
+            self.slots.push(slot);
+        }
+        for (_, gone) in old {
+            gone.remote.stop();
+            if !self.slots.iter().any(|s| s.name == gone.name) {
+                self.telemetry.dataset_removed(&gone.name);
+            }
+        }
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        let errors = self.load(&all, trigger).await;
+        self.telemetry.config_loaded(errors.is_empty(), true);
+        if errors.is_empty() {
+            Ok(self.summary())
+        } else {
+            Err(Diagnostics::new(errors))
+        }
+    }
+
+    /// `loaded N datasets: NAME (N metrics, N series), …`
+    fn summary(&self) -> String {
+        let served: Vec<String> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.snapshot.as_ref())
+            .map(|s| {
+                format!(
+                    "{} ({} metrics, {} series)",
+                    s.summary.info.name, s.summary.metrics, s.summary.series
+                )
+            })
+            .collect();
+        format!("loaded {} datasets: {}", served.len(), served.join(", "))
+    }
+
+    /// Loads the datasets at `which` (indices into the catalogue), puts each that succeeded
+    /// in service, and publishes the result. Returns every problem.
+    async fn load(&mut self, which: &[usize], trigger: &str) -> Vec<Diagnostic> {
+        let mut outcomes = self.load_each(which).await;
+        self.refuse_clashes(which, &mut outcomes);
+        let mut errors = Vec::new();
+        for (&i, (outcome, took)) in which.iter().zip(outcomes) {
+            if let Err(e) = self.put(i, outcome, took, trigger) {
+                errors.extend(e.0);
+            }
+        }
+        self.publish();
+        errors
+    }
+
+    /// Runs the pipeline for each dataset at `which`, as many at once as there are cores:
+    /// its remote sources first (those not fetched yet), then its files.
+    async fn load_each(&mut self, which: &[usize]) -> Vec<(Loaded, std::time::Duration)> {
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let permits = Arc::new(Semaphore::new(parallel));
+        let mut tasks = Vec::new();
+        for &i in which {
+            let slot = &mut self.slots[i];
+            let path = slot.entry.config_file.clone();
+            let prepared = slot
+                .remote
+                .prepare(
+                    &path,
+                    &slot.key,
+                    &slot.name,
+                    &self.telemetry,
+                    &self.triggers,
+                )
+                .await;
+            let (limits, permits) = (self.limits.clone(), permits.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let started = Instant::now();
+                let loaded = match prepared {
+                    Ok(bodies) => load_and_render(&path, &limits, bodies).await,
+                    Err(e) => Err(e),
+                };
+                (loaded, started.elapsed())
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap_or_else(|e| {
+                let d = Diagnostic::file(Path::new(""), format!("loading failed internally: {e}"));
+                (Err(Diagnostics::one(d)), std::time::Duration::ZERO)
+            }));
+        }
+        out
+    }
+
+    /// Turns each new dataset that clashes with another into an error. The datasets kept as
+    /// they are come first, so a clash refuses the one that changed.
+    fn refuse_clashes(&self, which: &[usize], outcomes: &mut [(Loaded, std::time::Duration)]) {
+        let kept = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !which.contains(i))
+            .filter_map(|(_, s)| s.snapshot.as_ref().map(|s| &*s.dataset));
+        let mut order: Vec<(Option<usize>, &crate::dataset::Dataset)> =
+            kept.map(|d| (None, d)).collect();
+        for (k, (o, _)) in outcomes.iter().enumerate() {
+            if let Ok(s) = o {
+                order.push((Some(k), &s.dataset));
+            }
+        }
+        let list: Vec<&crate::dataset::Dataset> = order.iter().map(|(_, d)| *d).collect();
+        let mut refused: BTreeMap<usize, Vec<Diagnostic>> = BTreeMap::new();
+        for (at, d) in catalog::clashes(&list) {
+            if let Some(k) = order[at].0 {
+                refused.entry(k).or_default().push(d);
+            }
+        }
+        for (k, diags) in refused {
+            outcomes[k].0 = Err(Diagnostics::new(diags));
+        }
+    }
+
+    /// Puts one dataset's outcome in its slot: a new snapshot in service, or the error noted
+    /// and the last good one kept.
+    fn put(
+        &mut self,
+        i: usize,
+        outcome: Loaded,
+        took: std::time::Duration,
+        trigger: &str,
+    ) -> Result<(), Diagnostics> {
+        let slot = &mut self.slots[i];
+        let now = SystemTime::now();
+        slot.remote
+            .loaded(outcome.is_ok(), &slot.name, &self.telemetry);
+        match outcome {
+            Ok(snapshot) => {
+                let dataset = snapshot.dataset.clone();
+                if let Some(old) = &slot.snapshot {
+                    for change in diff(&old.dataset, &dataset) {
+                        self.telemetry.changed(&dataset.info.name, &change);
+                    }
+                }
+                if slot.name != dataset.info.name {
+                    self.telemetry.dataset_removed(&slot.name);
+                    slot.name.clone_from(&dataset.info.name);
+                }
+                self.telemetry.loaded(&dataset, trigger != "start", took);
+                slot.snapshot = Some(Arc::new(snapshot));
+                slot.status = DatasetStatus {
+                    name: slot.name.clone(),
+                    ready: true,
+                    serving_since: Some(now),
+                    last_attempt: Some(Attempt {
+                        at: now,
+                        trigger: trigger.into(),
+                        ok: true,
+                        message: format!("loaded {}", dataset.summary()),
+                    }),
+                    errors: Vec::new(),
+                    sources: slot.remote.status(),
+                };
+                Ok(())
+            }
+            Err(e) => {
+                let waiting = slot.snapshot.is_none() && slot.remote.may_wait();
+                if waiting && trigger == "start" {
+                    warn!(dataset = slot.name, "a remote source is not available yet; serving the other datasets, this one is not ready");
+                    self.telemetry.waiting(&slot.name);
+                } else {
+                    self.telemetry
+                        .load_failed(&slot.name, slot.snapshot.is_some(), &e);
+                }
+                slot.status.name.clone_from(&slot.name);
+                slot.status.ready = slot.snapshot.is_some();
+                slot.status.last_attempt = Some(Attempt {
+                    at: now,
+                    trigger: trigger.into(),
+                    ok: false,
+                    message: e.0.first().map(|d| d.to_string()).unwrap_or_default(),
+                });
+                slot.status.errors = e.0.iter().map(|d| d.to_string()).collect();
+                slot.status.sources = slot.remote.status();
+                if waiting && trigger == "start" {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Swaps in what is served now, and tells the watcher and the pages.
+    fn publish(&mut self) {
+        let served = Served {
+            datasets: self
+                .slots
+                .iter()
+                .filter_map(|s| s.snapshot.clone())
+                .collect(),
+        };
+        self.store.store(Arc::new(served));
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) =
+            self.slots.iter().map(|s| s.status.clone()).collect();
+        let mut watched: Watched = self
+            .slots
+            .iter()
+            .map(|s| {
+                let files = match &s.snapshot {
+                    Some(snap) => snap
+                        .dataset
+                        .files
+                        .iter()
+                        .filter(|f| !crate::source::fetch::is_remote(&f.to_string_lossy()))
+                        .cloned()
+                        .collect(),
+                    None => vec![s.entry.config_file.clone()],
+                };
+                (s.key.clone(), files)
+            })
+            .collect();
+        // The main file names the catalogue: a change to it reloads everything.
+        if !self
+            .slots
+            .iter()
+            .any(|s| s.entry.config_file == self.config_file)
+        {
+            watched.push((String::new(), vec![self.config_file.clone()]));
+        }
+        for w in crate::web::watched(&[], &self.web) {
+            watched.push((String::new(), vec![w]));
+        }
+        let _ = self.files.send(watched);
+    }
+
+    /// Loads only the datasets whose config files are `keys`; a key that is not a dataset's
+    /// (the catalogue file, the web config) means a full reload.
+    async fn reload_files(&mut self, keys: &[String]) {
+        let which: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| keys.contains(&s.key))
+            .map(|(i, _)| i)
+            .collect();
+        if which.len() < keys.len() {
+            info!("catalogue files changed, reloading every dataset");
+            let _ = self.reload_all("file").await;
+            return;
+        }
+        let names: Vec<&str> = which.iter().map(|&i| self.slots[i].name.as_str()).collect();
+        info!(datasets = ?names, "dataset files changed, reloading");
+        let errors = self.load(&which, "file").await;
+        self.telemetry.config_loaded(errors.is_empty(), true);
+    }
+
+    /// A scheduled fetch ended: counted, and its dataset loaded again if the body changed.
+    async fn fetched(&mut self, done: remote::Done) {
+        let Some(i) = self.slots.iter().position(|s| s.key == done.key) else {
+            return;
+        };
+        let slot = &mut self.slots[i];
+        if slot.remote.take(done, &slot.name, &self.telemetry) {
+            self.load(&[i], "refresh").await;
+        } else {
+            slot.status.sources = slot.remote.status();
+            self.publish();
+        }
     }
 
     pub async fn run(mut self, mut triggers: mpsc::Receiver<Trigger>) {
         while let Some(t) = triggers.recv().await {
-            debug!(trigger = ?t, "reload requested");
-            let result = self.reload().await.map_err(|e| e.to_string());
-            if let Trigger::Http(reply) = t {
-                let _ = reply.send(result);
+            debug!(trigger = ?t, "load requested");
+            let label = t.label();
+            match t {
+                Trigger::Http(reply) => {
+                    let result = self.reload_all(label).await.map_err(|e| e.to_string());
+                    let _ = reply.send(result);
+                }
+                Trigger::Signal => {
+                    let _ = self.reload_all(label).await;
+                }
+                Trigger::Files(keys) => self.reload_files(&keys).await,
+                Trigger::Fetched(done) => self.fetched(*done).await,
             }
         }
+        for s in &self.slots {
+            s.remote.stop();
+        }
+    }
+}
+
+/// The catalogue's entries, read off the async threads.
+async fn plan(config_file: &Path, limits: &Limits) -> Result<Vec<Entry>, Diagnostics> {
+    let (path, max) = (config_file.to_path_buf(), limits.max_file_size);
+    match off_thread(limits, move || catalog::plan(&path, max)).await {
+        Ok(r) => r,
+        Err(stuck) => Err(Diagnostics::one(Diagnostic::file(
+            config_file,
+            stuck.message(limits),
+        ))),
     }
 }
 
@@ -136,134 +535,14 @@ pub async fn on_sighup(triggers: mpsc::Sender<Trigger>) {
     }
 }
 
-/// How long a burst of file events must be quiet before it counts as one save.
-pub const DEBOUNCE: Duration = Duration::from_millis(250);
-
-/// Watches the directories of the dataset's files and sends one [`Trigger::FileChanged`] per
-/// quiet burst of events that changed a file's content. Directories, not files, are watched:
-/// editors and ConfigMaps replace files by rename or symlink swap, which a file watch misses.
-///
-/// The watches are in place when this returns, so no change after start-up is missed; the
-/// returned future does the rest. Files are read to compare them on a blocking thread, and
-/// only as [`read_file`] reads them: a file replaced by a FIFO or a device is never opened.
-pub async fn watch_files(
-    mut files: watch::Receiver<Vec<PathBuf>>,
+/// Forwards the watcher's changes to the load task as [`Trigger::Files`].
+pub async fn forward_changes(
+    mut changed: mpsc::Receiver<Vec<String>>,
     triggers: mpsc::Sender<Trigger>,
-    max_file_size: u64,
-) -> Result<impl std::future::Future<Output = ()>, notify::Error> {
-    let (tx, mut events) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
-            let _ = tx.send(());
+) {
+    while let Some(keys) = changed.recv().await {
+        if triggers.send(Trigger::Files(keys)).await.is_err() {
+            return;
         }
-    })?;
-    let mut watched: HashSet<PathBuf> = HashSet::new();
-    let mut current = files.borrow_and_update().clone();
-    rewatch(&mut watcher, &mut watched, &current);
-    let mut last = fingerprint(current.clone(), max_file_size).await;
-    Ok(async move {
-        loop {
-            tokio::select! {
-                changed = files.changed() => {
-                    if changed.is_err() { return; }
-                    current = files.borrow_and_update().clone();
-                    rewatch(&mut watcher, &mut watched, &current);
-                    last = fingerprint(current.clone(), max_file_size).await;
-                    continue;
-                }
-                ev = events.recv() => if ev.is_none() { return; },
-            }
-            // One save is often several events (truncate, write, rename, chmod).
-            if !quiet(&mut events, DEBOUNCE).await {
-                return;
-            }
-            let now = fingerprint(current.clone(), max_file_size).await;
-            if now != last {
-                last = now;
-                info!("dataset files changed, reloading");
-                if triggers.send(Trigger::FileChanged).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })
-}
-
-/// Waits until no event has arrived for `window`; false if the event source closed.
-async fn quiet(events: &mut mpsc::UnboundedReceiver<()>, window: Duration) -> bool {
-    loop {
-        match tokio::time::timeout(window, events.recv()).await {
-            Ok(Some(())) => continue,
-            Ok(None) => return false,
-            Err(_) => return true,
-        }
-    }
-}
-
-fn rewatch(watcher: &mut impl notify::Watcher, watched: &mut HashSet<PathBuf>, files: &[PathBuf]) {
-    let dirs: HashSet<PathBuf> = files
-        .iter()
-        .map(|f| match f.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        })
-        .collect();
-    for d in watched.difference(&dirs) {
-        let _ = watcher.unwatch(d);
-    }
-    for d in dirs.difference(watched) {
-        if let Err(e) = watcher.watch(d, notify::RecursiveMode::NonRecursive) {
-            warn!(dir = %d.display(), error = %e, "cannot watch directory");
-        }
-    }
-    *watched = dirs;
-}
-
-/// Content hash of the files, following symlinks, on a blocking thread. A file that cannot
-/// be read (missing, too large, not a regular file) hashes as why: replacing a file by a FIFO
-/// is a change, and the reload says what is wrong.
-async fn fingerprint(files: Vec<PathBuf>, max_file_size: u64) -> u64 {
-    let hash = move || {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for f in &files {
-            f.hash(&mut h);
-            read_file(Path::new(f), max_file_size).hash(&mut h);
-        }
-        h.finish()
-    };
-    // Hashing that fails or hangs (a hung network mount) counts as a change: the reload
-    // that follows reports the problem.
-    match tokio::time::timeout(LOAD_TIMEOUT, tokio::task::spawn_blocking(hash)).await {
-        Ok(Ok(h)) => h,
-        _ => 0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_burst_of_events_is_one_change_after_a_quiet_window() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let start = tokio::time::Instant::now();
-        tokio::spawn(async move {
-            for _ in 0..4 {
-                tx.send(()).unwrap();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            // Keep the channel open: closing it would end the wait early.
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        });
-        assert!(quiet(&mut rx, DEBOUNCE).await);
-        // The last event came at 300 ms; the window closes 250 ms later.
-        assert_eq!(start.elapsed(), Duration::from_millis(300) + DEBOUNCE);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_closed_event_source_ends_the_wait() {
-        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-        drop(tx);
-        assert!(!quiet(&mut rx, DEBOUNCE).await);
     }
 }

@@ -43,6 +43,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Everything a request handler reads.
 pub struct AppState {
     pub store: Store,
+    /// Each dataset's status, for the pages and `/-/ready`.
+    pub status: crate::reload::Status,
     pub telemetry: Arc<Telemetry>,
     pub telemetry_path: String,
     pub enable_lifecycle: bool,
@@ -466,14 +468,82 @@ async fn route(state: &AppState, gate: &Gate, req: Request<Incoming>) -> Respons
         panic!("a test panic in a handler");
     }
     match path {
-        "/" if read => html(StatusCode::OK, landing(state)),
+        "/" if read => html(StatusCode::OK, index(state)),
         "/-/healthy" if read => plain(StatusCode::OK, "Healthy.\n"),
-        // Ready once serving: the dataset is loaded before the first connection is accepted.
-        "/-/ready" if read => plain(StatusCode::OK, "Ready.\n"),
+        "/-/ready" if read => ready(state),
         "/-/reload" if method == Method::POST || method == Method::PUT => reload(state).await,
         "/" | "/-/healthy" | "/-/ready" => not_allowed("GET, HEAD"),
         "/-/reload" => not_allowed("POST, PUT"),
-        _ => plain(StatusCode::NOT_FOUND, "Not found.\n"),
+        _ => match path.strip_prefix("/datasets/") {
+            Some(name) if read => dataset_page(state, name),
+            Some(_) => not_allowed("GET, HEAD"),
+            None => plain(StatusCode::NOT_FOUND, "Not found.\n"),
+        },
+    }
+}
+
+fn page(state: &AppState) -> crate::pages::Page<'_> {
+    crate::pages::Page {
+        telemetry_path: &state.telemetry_path,
+        now: SystemTime::now(),
+        version: crate::telemetry::VERSION,
+    }
+}
+
+fn index(state: &AppState) -> String {
+    let served = state.store.load();
+    let status = state
+        .status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let datasets: Vec<_> = status
+        .iter()
+        .map(|st| (st, served.get(&st.name).map(|s| &*s.dataset)))
+        .collect();
+    crate::pages::index(&page(state), &datasets)
+}
+
+fn dataset_page(state: &AppState, name: &str) -> Response<Chunks> {
+    let served = state.store.load();
+    let status = state
+        .status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .find(|s| crate::pages::dataset_path(&s.name) == format!("/datasets/{name}"))
+        .cloned();
+    match status {
+        Some(st) => {
+            let d = served.get(&st.name).map(|s| &*s.dataset);
+            html(StatusCode::OK, crate::pages::dataset(&page(state), &st, d))
+        }
+        None => plain(StatusCode::NOT_FOUND, "No such dataset.\n"),
+    }
+}
+
+/// Ready when every dataset of the catalogue is served; else 503 naming those that are not.
+fn ready(state: &AppState) -> Response<Chunks> {
+    let status = state
+        .status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let waiting: Vec<String> = status
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| {
+            let why = s.errors.first().map_or("not loaded yet", String::as_str);
+            format!("dataset {}: {why}", s.name)
+        })
+        .collect();
+    if waiting.is_empty() {
+        plain(StatusCode::OK, "Ready.\n")
+    } else {
+        plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("Not ready:\n{}\n", waiting.join("\n")),
+        )
     }
 }
 
@@ -486,17 +556,22 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     };
     let (format, content_type) = negotiate(header(ACCEPT));
     let gz = accepts_gzip(header(ACCEPT_ENCODING));
-    let snapshot = state.store.load();
-    let body = snapshot.body(format);
+    let served = state.store.load();
     #[cfg(test)]
     if req.headers().contains_key(tests::PANIC_HEADER) {
         panic!("a test panic while rendering the self-metrics");
     }
     let tail = state.telemetry.tail(format);
+    // Each dataset's body was compressed once at its load; a scrape only joins them.
     let chunks = if gz {
-        Chunks::new(body.gzip.finish(&tail.gzip))
+        let segments = served.datasets.iter().map(|s| &s.body(format).gzip);
+        Chunks::new(crate::gzip::join(segments, &tail.gzip))
     } else {
-        Chunks::new(body.plain.iter().cloned().chain([tail.plain.clone()]))
+        let plain = served
+            .datasets
+            .iter()
+            .flat_map(|s| s.body(format).plain.iter().cloned());
+        Chunks::new(plain.chain([tail.plain.clone()]))
     };
     let mut resp = respond(StatusCode::OK, content_type, chunks);
     let h = resp.headers_mut();
@@ -590,71 +665,6 @@ async fn reload(state: &AppState) -> Response<Chunks> {
             "Reloading is not available (shutting down).\n",
         ),
     }
-}
-
-fn landing(state: &AppState) -> String {
-    let s = state.store.load();
-    let d = &s.summary.info;
-    let e = escape_html;
-    let loaded = rfc3339(s.loaded_at);
-    let error = match state.telemetry.last_error() {
-        Some(err) => format!(
-            "<h2>Last reload failed</h2>\n<p>At {}; still serving the dataset loaded at {loaded}.</p>\n<pre class=\"error\">{}</pre>\n",
-            rfc3339(err.at),
-            e(&err.message)
-        ),
-        None => String::new(),
-    };
-    let path = e(&state.telemetry_path);
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>indicator_exporter: {title}</title>
-<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;padding:0 1em}}dt{{font-weight:bold}}pre.error{{background:#fee;padding:1em;white-space:pre-wrap}}</style></head>
-<body>
-<h1>indicator_exporter</h1>
-<p>Serves an official indicator dataset as Prometheus metrics: <a href="{path}">{path}</a></p>
-<h2>{title}</h2>
-<dl>
-<dt>Dataset</dt><dd>{name}</dd>
-<dt>Publisher</dt><dd>{publisher}</dd>
-<dt>Source</dt><dd><a href="{url}">{url}</a></dd>
-<dt>Published</dt><dd>{published}</dd>
-<dt>Metrics</dt><dd>{metrics}</dd>
-<dt>Series</dt><dd>{series}</dd>
-<dt>Loaded at</dt><dd>{loaded}</dd>
-</dl>
-<p>{description}</p>
-{error}<p><a href="{path}">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a> · version {version} ({revision})</p>
-</body>
-</html>
-"#,
-        title = e(&d.title),
-        name = e(&d.name),
-        publisher = e(&d.publisher),
-        url = e(&d.source_url),
-        published = e(&d.published),
-        metrics = s.summary.metrics,
-        series = s.summary.series,
-        description = e(&d.description).replace("\n\n", "</p>\n<p>"),
-        version = crate::telemetry::VERSION,
-        revision = crate::telemetry::REVISION,
-    )
-}
-
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` without a date crate.

@@ -29,6 +29,8 @@ pub struct Summary {
 
 #[derive(Debug)]
 pub struct Snapshot {
+    /// The dataset the bodies were rendered from, for the pages and the next reload's diff.
+    pub dataset: Arc<Dataset>,
     pub summary: Summary,
     pub loaded_at: SystemTime,
     text: Body,
@@ -38,8 +40,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// Renders the dataset, then compresses both formats in parallel (two threads: each
     /// takes a large part of a second on a million series).
-    pub fn build(dataset: &Dataset) -> Snapshot {
-        let rendered = render(dataset);
+    pub fn build(dataset: Arc<Dataset>) -> Snapshot {
+        let rendered = render(&dataset);
         // Bytes keeps a Vec's spare capacity: give it back, it can be a third of the body.
         let mut body = rendered.text;
         body.shrink_to_fit();
@@ -70,6 +72,7 @@ impl Snapshot {
                 series: dataset.series_count(),
             },
             loaded_at: SystemTime::now(),
+            dataset,
             text,
             openmetrics,
         }
@@ -83,9 +86,22 @@ impl Snapshot {
     }
 }
 
-/// The one place the current snapshot lives; readers never block writers.
-pub type Store = Arc<ArcSwap<Snapshot>>;
+/// What `/metrics` serves: the snapshot of every dataset in service, in catalogue order. A
+/// reload of one dataset swaps in a new list that shares every other snapshot.
+#[derive(Debug, Default)]
+pub struct Served {
+    pub datasets: Vec<Arc<Snapshot>>,
+}
 
-pub fn store(snapshot: Snapshot) -> Store {
-    Arc::new(ArcSwap::from_pointee(snapshot))
+impl Served {
+    pub fn get(&self, name: &str) -> Option<&Arc<Snapshot>> {
+        self.datasets.iter().find(|s| s.summary.info.name == name)
+    }
+}
+
+/// The one place the snapshots in service live; readers never block writers.
+pub type Store = Arc<ArcSwap<Served>>;
+
+pub fn store(served: Served) -> Store {
+    Arc::new(ArcSwap::from_pointee(served))
 }

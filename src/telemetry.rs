@@ -3,6 +3,7 @@
 //! per [`MAX_AGE`] unless an event changed them: reading `/proc` for the process metrics on
 //! every request would cost more than serving a mid-sized dataset.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -51,16 +52,14 @@ struct TailCache {
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("INDICATOR_EXPORTER_REVISION");
 
-/// A failed reload as the landing page shows it.
-#[derive(Debug, Clone)]
-pub struct LastError {
-    pub at: SystemTime,
-    pub message: String,
-}
-
 pub struct Telemetry {
     registry: Registry,
     series: GaugeVec,
+    ready: GaugeVec,
+    load_ok: GaugeVec,
+    load_ok_time: GaugeVec,
+    load_duration: GaugeVec,
+    loads: CounterVec,
     reload_ok: Gauge,
     reload_ok_time: Gauge,
     reloads: CounterVec,
@@ -69,45 +68,110 @@ pub struct Telemetry {
     removed: CounterVec,
     last_change: GaugeVec,
     missing: GaugeVec,
-    /// Label sets of `missing` now set, so a load can remove the ones that went away.
-    missing_sets: Mutex<Vec<[String; 3]>>,
-    last_error: Mutex<Option<LastError>>,
-    /// Name of the dataset in service, the `dataset` label of `dataset_series`.
-    serving: Mutex<String>,
-    /// The declared metrics of the dataset in service, which keep their change counters.
-    metrics: Mutex<Vec<String>>,
-    /// Metrics that left the dataset and still have change counters, oldest first, with when
-    /// they left.
-    removed_metrics: Mutex<Vec<(String, Instant)>>,
+    source_ok: GaugeVec,
+    source_ok_time: GaugeVec,
+    source_requests: CounterVec,
+    source_failures: CounterVec,
+    source_bytes: CounterVec,
+    /// Label sets of `missing` now set, per dataset, so a load can remove the ones that went.
+    missing_sets: Mutex<HashMap<String, Vec<[String; 3]>>>,
+    /// The declared metrics of each dataset in service, which keep their change counters.
+    metrics: Mutex<HashMap<String, Vec<String>>>,
+    /// Metrics that left their dataset and still have change counters, oldest first, with
+    /// when they left: (dataset, metric, when).
+    removed_metrics: Mutex<Vec<(String, String, Instant)>>,
     /// Bumped by every event, so a cached tail never hides one.
     generation: AtomicU64,
     cache: Mutex<TailCache>,
+}
+
+/// What a fetch of a remote source came to, as the self-metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchResult {
+    /// A new body, loaded into its dataset.
+    Changed,
+    /// `304 Not Modified`: nothing read, nothing parsed.
+    NotModified,
+    /// A body equal to the one in service: not parsed again.
+    Unchanged,
+    /// Failed, for the reason given (a label value).
+    Failed(&'static str),
 }
 
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("indicator_exporter")
 }
 
+fn gauges(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    GaugeVec::new(opts(name, help), labels).expect("static metric definition")
+}
+
+fn counters(name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    CounterVec::new(opts(name, help), labels).expect("static metric definition")
+}
+
+/// Removes every series of `vec` whose `dataset` label is `dataset`.
+fn remove_dataset<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    dataset: &str,
+) {
+    for mf in vec.collect() {
+        for m in mf.get_metric() {
+            let labels: HashMap<&str, &str> = m
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if labels.get("dataset") == Some(&dataset) {
+                let _ = vec.remove(&labels);
+            }
+        }
+    }
+}
+
 impl Telemetry {
     pub fn new() -> Telemetry {
         let registry = Registry::new();
-        let build = GaugeVec::new(
-            opts("build_info", "A metric with a constant '1' value labeled by version and revision of indicator_exporter."),
+        let build = gauges(
+            "build_info",
+            "A metric with a constant '1' value labeled by version and revision of indicator_exporter.",
             &["version", "revision"],
-        )
-        .expect("static metric definition");
+        );
         build.with_label_values(&[VERSION, REVISION]).set(1.0);
-        let series = GaugeVec::new(
-            opts(
-                "dataset_series",
-                "Number of series of the declared metrics in the dataset being served.",
-            ),
-            &["dataset"],
-        )
-        .expect("static metric definition");
+        let d = &["dataset"];
+        let series = gauges(
+            "dataset_series",
+            "Number of series of the declared metrics in the dataset being served.",
+            d,
+        );
+        let ready = gauges(
+            "dataset_ready",
+            "Whether the dataset is served (1), or not yet loaded, waiting for a source (0).",
+            d,
+        );
+        let load_ok = gauges(
+            "dataset_last_load_successful",
+            "Whether the last load of the dataset (start-up, reload, file change or refresh) was successful.",
+            d,
+        );
+        let load_ok_time = gauges(
+            "dataset_last_load_success_timestamp_seconds",
+            "When the dataset was last loaded successfully.",
+            d,
+        );
+        let load_duration = gauges(
+            "dataset_last_load_duration_seconds",
+            "How long the last successful load of the dataset took: reading, validating, rendering and compressing it.",
+            d,
+        );
+        let loads = counters(
+            "dataset_loads_total",
+            "Loads of the dataset since start, by result.",
+            &["dataset", "result"],
+        );
         let reload_ok = Gauge::with_opts(opts(
             "config_last_reload_successful",
-            "Whether the last configuration reload attempt was successful.",
+            "Whether the last configuration reload attempt was successful: the catalogue and every dataset in it.",
         ))
         .expect("static metric definition");
         let reload_ok_time = Gauge::with_opts(opts(
@@ -115,47 +179,75 @@ impl Telemetry {
             "Timestamp of the last successful configuration load (start-up or reload).",
         ))
         .expect("static metric definition");
-        let reloads = CounterVec::new(
-            opts(
-                "config_reloads_total",
-                "Configuration reload attempts since start, by result.",
-            ),
+        let reloads = counters(
+            "config_reloads_total",
+            "Configuration reload attempts since start, by result.",
             &["result"],
-        )
-        .expect("static metric definition");
+        );
         for r in ["success", "failure"] {
             reloads.with_label_values(&[r]);
         }
-        let revised = CounterVec::new(opts("series_revisions_total", "Series whose value changed on a reload (a published figure was revised), by metric."), &["metric"]).expect("static metric definition");
-        let added = CounterVec::new(
-            opts(
-                "series_added_total",
-                "Series that appeared on a reload (e.g. a new period was published), by metric.",
-            ),
-            &["metric"],
-        )
-        .expect("static metric definition");
-        let removed = CounterVec::new(
-            opts(
-                "series_removed_total",
-                "Series that disappeared on a reload, by metric.",
-            ),
-            &["metric"],
-        )
-        .expect("static metric definition");
-        let last_change = GaugeVec::new(opts("metric_last_change_timestamp_seconds", "When a reload last added, removed or revised a series of this metric; absent until the first change since start."), &["metric"]).expect("static metric definition");
-        let missing = GaugeVec::new(
-            opts(
-                "dataset_missing_observations",
-                "Observations in the dataset's files that have no figure (empty, `..`, `:`, flagged missing or confidential), so no sample, by metric and reason (missing, not_available, confidential), as of the last load.",
-            ),
+        let dm = &["dataset", "metric"];
+        let revised = counters(
+            "series_revisions_total",
+            "Series whose value changed on a reload (a published figure was revised), by dataset and metric.",
+            dm,
+        );
+        let added = counters(
+            "series_added_total",
+            "Series that appeared on a reload (e.g. a new period was published), by dataset and metric.",
+            dm,
+        );
+        let removed = counters(
+            "series_removed_total",
+            "Series that disappeared on a reload, by dataset and metric.",
+            dm,
+        );
+        let last_change = gauges(
+            "metric_last_change_timestamp_seconds",
+            "When a reload last added, removed or revised a series of this metric; absent until the first change since start.",
+            dm,
+        );
+        let missing = gauges(
+            "dataset_missing_observations",
+            "Observations in the dataset's files that have no figure (empty, `..`, `:`, flagged missing or confidential), so no sample, by metric and reason (missing, not_available, confidential), as of the last load.",
             &["dataset", "metric", "reason"],
-        )
-        .expect("static metric definition");
+        );
+        let ds = &["dataset", "source"];
+        let source_ok = gauges(
+            "source_last_attempt_successful",
+            "Whether the last fetch of the remote source succeeded (a new body that loaded, 304 Not Modified, or an unchanged body).",
+            ds,
+        );
+        let source_ok_time = gauges(
+            "source_last_success_timestamp_seconds",
+            "When a fetch of the remote source last succeeded.",
+            ds,
+        );
+        let source_requests = counters(
+            "source_requests_total",
+            "Fetches of the remote source, by result: changed, not_modified (304), unchanged (same body) or failed.",
+            &["dataset", "source", "result"],
+        );
+        let source_failures = counters(
+            "source_failures_total",
+            "Failed fetches of the remote source, by reason (connect, timeout, tls, http_status, redirects, too_large, body, invalid, api_key, invalid_url). The last good data stays in service.",
+            &["dataset", "source", "reason"],
+        );
+        let source_bytes = counters(
+            "source_fetched_bytes_total",
+            "Body bytes received from the remote source.",
+            ds,
+        );
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(missing.clone()),
             Box::new(build),
             Box::new(series.clone()),
+            Box::new(ready.clone()),
+            Box::new(load_ok.clone()),
+            Box::new(load_ok_time.clone()),
+            Box::new(load_duration.clone()),
+            Box::new(loads.clone()),
             Box::new(reload_ok.clone()),
             Box::new(reload_ok_time.clone()),
             Box::new(reloads.clone()),
@@ -163,6 +255,11 @@ impl Telemetry {
             Box::new(added.clone()),
             Box::new(removed.clone()),
             Box::new(last_change.clone()),
+            Box::new(source_ok.clone()),
+            Box::new(source_ok_time.clone()),
+            Box::new(source_requests.clone()),
+            Box::new(source_failures.clone()),
+            Box::new(source_bytes.clone()),
         ];
         for c in collectors {
             registry.register(c).expect("self-metric names are unique");
@@ -176,6 +273,11 @@ impl Telemetry {
         Telemetry {
             registry,
             series,
+            ready,
+            load_ok,
+            load_ok_time,
+            load_duration,
+            loads,
             reload_ok,
             reload_ok_time,
             reloads,
@@ -184,21 +286,25 @@ impl Telemetry {
             removed,
             last_change,
             missing,
-            missing_sets: Mutex::new(Vec::new()),
-            last_error: Mutex::new(None),
-            serving: Mutex::new(String::new()),
-            metrics: Mutex::new(Vec::new()),
+            source_ok,
+            source_ok_time,
+            source_requests,
+            source_failures,
+            source_bytes,
+            missing_sets: Mutex::default(),
+            metrics: Mutex::default(),
             removed_metrics: Mutex::new(Vec::new()),
             generation: AtomicU64::new(1),
             cache: Mutex::new(TailCache::default()),
         }
     }
 
-    /// A dataset went into service (start-up or reload).
+    /// A dataset went into service (start-up, reload, file change or refresh).
     pub fn loaded(&self, dataset: &Dataset, reload: bool, took: Duration) {
         let series = dataset.series_count();
+        let name = dataset.info.name.as_str();
         info!(
-            dataset = dataset.info.name,
+            dataset = name,
             series,
             duration_ms = took.as_millis() as u64,
             "{}",
@@ -208,93 +314,216 @@ impl Telemetry {
                 "dataset loaded"
             }
         );
-        // Set before removing the old name, so no scrape sees the gauge missing.
-        self.series
-            .with_label_values(&[&dataset.info.name])
-            .set(series as f64);
-        let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
-        if *serving != dataset.info.name {
-            let _ = self.series.remove_label_values(&[serving.as_str()]);
-            serving.clone_from(&dataset.info.name);
-        }
-        drop(serving);
+        self.series.with_label_values(&[name]).set(series as f64);
+        self.ready.with_label_values(&[name]).set(1.0);
+        self.load_ok.with_label_values(&[name]).set(1.0);
+        self.load_ok_time.with_label_values(&[name]).set(unix_now());
+        self.load_duration
+            .with_label_values(&[name])
+            .set(took.as_secs_f64());
+        self.loads.with_label_values(&[name, "success"]).inc();
+        self.loads.with_label_values(&[name, "failure"]);
         let sets: Vec<[String; 3]> = dataset
             .missing
             .iter()
-            .map(|(m, r, _)| [dataset.info.name.clone(), m.clone(), r.to_string()])
+            .map(|(m, r, _)| [name.to_string(), m.clone(), r.to_string()])
             .collect();
         for ((_, _, n), set) in dataset.missing.iter().zip(&sets) {
             self.missing
                 .with_label_values(&[&set[0], &set[1], &set[2]])
                 .set(*n as f64);
         }
-        let mut old = self
+        let mut all = self
             .missing_sets
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let old = all
+            .insert(name.to_string(), sets.clone())
+            .unwrap_or_default();
         for gone in old.iter().filter(|s| !sets.contains(s)) {
             let _ = self
                 .missing
                 .remove_label_values(&[&gone[0], &gone[1], &gone[2]]);
         }
-        *old = sets;
-        drop(old);
-        self.reload_ok.set(1.0);
-        self.reload_ok_time.set(unix_now());
-        if reload {
-            self.reloads.with_label_values(&["success"]).inc();
-        }
+        drop(all);
         // Change counters start at zero for every metric, so the first change shows in
         // increase().
         for m in &dataset.metrics {
-            self.change_counters(&m.name);
+            self.change_counters(name, &m.name);
         }
         self.track_removed(dataset, Instant::now());
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
         self.touched();
     }
 
-    /// A reload failed; the previous snapshot stays in service.
-    pub fn reload_failed(&self, errors: &Diagnostics) {
+    /// A dataset could not be loaded; its previous snapshot, if any, stays in service.
+    pub fn load_failed(&self, dataset: &str, serving: bool, errors: &Diagnostics) {
         error!(
+            dataset,
             errors = errors.len(),
-            "reload failed, still serving the previous dataset:\n{errors}"
+            "{}:\n{errors}",
+            if serving {
+                "dataset load failed, still serving its previous version"
+            } else {
+                "dataset load failed, the dataset is not served"
+            }
         );
-        self.reload_ok.set(0.0);
-        self.reloads.with_label_values(&["failure"]).inc();
-        *self
-            .last_error
+        self.load_ok.with_label_values(&[dataset]).set(0.0);
+        self.ready
+            .with_label_values(&[dataset])
+            .set(if serving { 1.0 } else { 0.0 });
+        self.loads.with_label_values(&[dataset, "failure"]).inc();
+        self.loads.with_label_values(&[dataset, "success"]);
+        self.touched();
+    }
+
+    /// A whole configuration load ended (start-up or reload): the catalogue and every dataset.
+    pub fn config_loaded(&self, ok: bool, reload: bool) {
+        self.reload_ok.set(if ok { 1.0 } else { 0.0 });
+        if ok {
+            self.reload_ok_time.set(unix_now());
+        }
+        if reload {
+            let result = if ok { "success" } else { "failure" };
+            self.reloads.with_label_values(&[result]).inc();
+        }
+        self.touched();
+    }
+
+    /// A dataset left the catalogue: its series go with it.
+    pub fn dataset_removed(&self, dataset: &str) {
+        info!(dataset, "dataset removed from the catalogue");
+        remove_dataset(&self.series, dataset);
+        remove_dataset(&self.ready, dataset);
+        remove_dataset(&self.load_ok, dataset);
+        remove_dataset(&self.load_ok_time, dataset);
+        remove_dataset(&self.load_duration, dataset);
+        remove_dataset(&self.loads, dataset);
+        remove_dataset(&self.revised, dataset);
+        remove_dataset(&self.added, dataset);
+        remove_dataset(&self.removed, dataset);
+        remove_dataset(&self.last_change, dataset);
+        remove_dataset(&self.missing, dataset);
+        self.sources_removed(dataset, &[]);
+        self.missing_sets
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(LastError {
-            at: SystemTime::now(),
-            message: errors.to_string(),
-        });
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(dataset);
+        self.metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(dataset);
+        self.removed_metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(d, _, _)| d != dataset);
+        self.touched();
+    }
+
+    /// Drops the series of the dataset's remote sources other than `keep`.
+    pub fn sources_removed(&self, dataset: &str, keep: &[String]) {
+        for vec in [&self.source_ok, &self.source_ok_time] {
+            for mf in vec.collect() {
+                for m in mf.get_metric() {
+                    let l: HashMap<&str, &str> = m
+                        .get_label()
+                        .iter()
+                        .map(|l| (l.name(), l.value()))
+                        .collect();
+                    let gone = l
+                        .get("source")
+                        .is_some_and(|s| !keep.iter().any(|k| k == s));
+                    if l.get("dataset") == Some(&dataset) && gone {
+                        let _ = vec.remove(&l);
+                    }
+                }
+            }
+        }
+        for vec in [
+            &self.source_requests,
+            &self.source_failures,
+            &self.source_bytes,
+        ] {
+            for mf in vec.collect() {
+                for m in mf.get_metric() {
+                    let l: HashMap<&str, &str> = m
+                        .get_label()
+                        .iter()
+                        .map(|l| (l.name(), l.value()))
+                        .collect();
+                    let gone = l
+                        .get("source")
+                        .is_some_and(|s| !keep.iter().any(|k| k == s));
+                    if l.get("dataset") == Some(&dataset) && gone {
+                        let _ = vec.remove(&l);
+                    }
+                }
+            }
+        }
+        self.touched();
+    }
+
+    /// Counts one fetch of a remote source and its outcome.
+    pub fn fetched(&self, dataset: &str, source: &str, result: FetchResult, bytes: u64) {
+        let l = [dataset, source];
+        self.source_bytes.with_label_values(&l).inc_by(bytes as f64);
+        for r in ["changed", "not_modified", "unchanged", "failed"] {
+            self.source_requests
+                .with_label_values(&[dataset, source, r]);
+        }
+        let result_label = match result {
+            FetchResult::Changed => "changed",
+            FetchResult::NotModified => "not_modified",
+            FetchResult::Unchanged => "unchanged",
+            FetchResult::Failed(_) => "failed",
+        };
+        self.source_requests
+            .with_label_values(&[dataset, source, result_label])
+            .inc();
+        match result {
+            FetchResult::Failed(reason) => {
+                self.source_ok.with_label_values(&l).set(0.0);
+                self.source_failures
+                    .with_label_values(&[dataset, source, reason])
+                    .inc();
+            }
+            _ => {
+                self.source_ok.with_label_values(&l).set(1.0);
+                self.source_ok_time.with_label_values(&l).set(unix_now());
+            }
+        }
+        self.touched();
+    }
+
+    /// A dataset is waiting for a source before it can be served.
+    pub fn waiting(&self, dataset: &str) {
+        self.ready.with_label_values(&[dataset]).set(0.0);
         self.touched();
     }
 
     /// A reload added, removed or revised series of one metric: logs each revision with its
     /// old and new value, counts, and stamps the change.
-    pub fn changed(&self, change: &MetricChange) {
+    pub fn changed(&self, dataset: &str, change: &MetricChange) {
         let metric = change.metric.as_str();
         for (labels, old, new) in &change.revised {
-            info!(metric, labels, old, new, "published figure revised");
+            info!(
+                dataset,
+                metric, labels, old, new, "published figure revised"
+            );
         }
         info!(
+            dataset,
             metric,
             added = change.added,
             removed = change.removed,
             revised = change.revised.len(),
             "metric changed"
         );
-        let [added, removed, revised] = self.change_counters(metric);
+        let [added, removed, revised] = self.change_counters(dataset, metric);
         added.inc_by(change.added as f64);
         removed.inc_by(change.removed as f64);
         revised.inc_by(change.revised.len() as f64);
         self.last_change
-            .with_label_values(&[metric])
+            .with_label_values(&[dataset, metric])
             .set(unix_now());
         self.touched();
     }
@@ -302,24 +531,27 @@ impl Telemetry {
     /// Notes the metrics that left the dataset with this load, forgets those that came back,
     /// and drops the counters of those gone too long or too many.
     fn track_removed(&self, dataset: &Dataset, now: Instant) {
+        let name = &dataset.info.name;
         let names: Vec<String> = dataset.metrics.iter().map(|m| m.name.clone()).collect();
-        let old = std::mem::replace(
-            &mut *self.metrics.lock().unwrap_or_else(PoisonError::into_inner),
-            names.clone(),
-        );
+        let old = self
+            .metrics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.clone(), names.clone())
+            .unwrap_or_default();
         let mut removed = self
             .removed_metrics
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        removed.retain(|(m, _)| !names.contains(m));
+        removed.retain(|(d, m, _)| d != name || !names.contains(m));
         for m in old.into_iter().filter(|m| !names.contains(m)) {
-            removed.push((m, now));
+            removed.push((name.clone(), m, now));
         }
         drop(removed);
         self.prune_removed(now);
     }
 
-    /// Drops the change counters of metrics that left the dataset more than
+    /// Drops the change counters of metrics that left their dataset more than
     /// [`REMOVED_METRIC_RETENTION`] ago, and of all but the last [`MAX_REMOVED_METRICS`].
     fn prune_removed(&self, now: Instant) {
         let mut removed = self
@@ -328,37 +560,30 @@ impl Telemetry {
             .unwrap_or_else(PoisonError::into_inner);
         let expired = removed
             .iter()
-            .take_while(|(_, at)| now.saturating_duration_since(*at) > REMOVED_METRIC_RETENTION)
+            .take_while(|(_, _, at)| now.saturating_duration_since(*at) > REMOVED_METRIC_RETENTION)
             .count();
         let n = expired.max(removed.len().saturating_sub(MAX_REMOVED_METRICS));
         if n == 0 {
             return;
         }
-        for (m, _) in removed.drain(..n) {
+        for (d, m, _) in removed.drain(..n) {
             for c in [&self.added, &self.removed, &self.revised] {
-                let _ = c.remove_label_values(&[&m]);
+                let _ = c.remove_label_values(&[&d, &m]);
             }
-            let _ = self.last_change.remove_label_values(&[&m]);
+            let _ = self.last_change.remove_label_values(&[&d, &m]);
         }
         drop(removed);
         self.touched();
     }
 
     /// The added, removed and revised counters of `metric`, created at zero if new.
-    fn change_counters(&self, metric: &str) -> [Counter; 3] {
-        [&self.added, &self.removed, &self.revised].map(|c| c.with_label_values(&[metric]))
+    fn change_counters(&self, dataset: &str, metric: &str) -> [Counter; 3] {
+        [&self.added, &self.removed, &self.revised].map(|c| c.with_label_values(&[dataset, metric]))
     }
 
     /// Marks the self-metrics changed, after the change: a cached tail is never newer.
     fn touched(&self) {
         self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    pub fn last_error(&self) -> Option<LastError> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 
     /// The response tail for `format`: cached unless older than [`MAX_AGE`] or outdated by

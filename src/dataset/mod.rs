@@ -46,6 +46,21 @@ pub struct Dataset {
     pub period_label: String,
     /// Every distinct label value, once; metrics refer to them by index.
     pub symbols: Vec<Box<str>>,
+    /// Every family the dataset serves, by name, with what declares it and where (in the
+    /// config, the first of `files`): what a clash between datasets is reported with.
+    pub families: Vec<Family>,
+}
+
+/// A family the dataset serves (its OpenMetrics name: an info metric without `_info`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub family: String,
+    /// The name as exposed.
+    pub name: String,
+    /// What declares it (`metric \`x\``, `the dataset` …).
+    pub what: String,
+    pub line: usize,
+    pub col: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -378,7 +393,7 @@ pub fn build(
         }
     }
 
-    check_families(
+    let families = check_families(
         &map,
         config,
         &prefix,
@@ -415,6 +430,7 @@ pub fn build(
         files,
         period_label: period.label,
         symbols,
+        families,
     })
 }
 
@@ -451,7 +467,7 @@ fn check_families(
     release: bool,
     metric_releases: bool,
     errs: &mut Vec<Diagnostic>,
-) {
+) -> Vec<Family> {
     let dataset_span = config.dataset.span();
     let ds = config.dataset.get_ref();
     let own = |name: &str| {
@@ -471,8 +487,8 @@ fn check_families(
         }
         None => false,
     };
-    // OpenMetrics family name -> the name and what claimed it.
-    let mut families: HashMap<String, (String, String)> = HashMap::new();
+    // OpenMetrics family name -> the name, what claimed it, and where.
+    let mut families: HashMap<String, (String, String, std::ops::Range<usize>)> = HashMap::new();
     // `info`: an info metric, whose family is its name without `_info`; `named`: a name
     // whose ending was checked where it was written (a [[metric]] name).
     let mut claim = |name: String,
@@ -505,16 +521,16 @@ fn check_families(
             ));
         }
         match families.get(family) {
-            Some((first_name, first)) if *first_name == name => errs.push(map.diag(
+            Some((first_name, first, _)) if *first_name == name => errs.push(map.diag(
                 span,
                 format!("metric name `{name}` of {what} is already taken by {first}, expected unique names"),
             )),
-            Some((first_name, first)) => errs.push(map.diag(
+            Some((first_name, first, _)) => errs.push(map.diag(
                 span,
                 format!("metric name `{name}` of {what} and `{first_name}` of {first} are one family `{family}` in OpenMetrics, expected unique names"),
             )),
             None => {
-                families.insert(family.to_string(), (name.clone(), what));
+                families.insert(family.to_string(), (name.clone(), what, span));
             }
         }
     };
@@ -663,6 +679,21 @@ fn check_families(
             errs,
         );
     }
+    let mut out: Vec<Family> = families
+        .into_iter()
+        .map(|(family, (name, what, span))| {
+            let (line, col) = map.line_col(span.start);
+            Family {
+                family,
+                name,
+                what,
+                line,
+                col,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.family.cmp(&b.family));
+    out
 }
 
 /// Display names read from data files, merged into the `[[label]]` of that label (created

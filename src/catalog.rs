@@ -1,0 +1,202 @@
+//! The catalogue: which datasets one daemon serves, and what must hold across them.
+//!
+//! The main config file (`--config.file`) may hold a dataset itself, name dataset config files
+//! (`[catalog] datasets`) and a directory of them (`[catalog] directory`, one `*.toml` file per
+//! dataset, as a Kubernetes ConfigMap mounts them). Each dataset is then loaded on its own
+//! ([`crate::load`]); [`clashes`] checks that together they still make one valid exposition.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::config;
+use crate::dataset::Dataset;
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
+use crate::load::read_text;
+
+/// One dataset of the catalogue: the config file it is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Entry {
+    pub config_file: PathBuf,
+}
+
+/// The datasets the main config file names, in order: itself first when it holds a dataset,
+/// then the listed files, then the directory's files by name.
+pub fn plan(main: &Path, max_file_size: u64) -> Result<Vec<Entry>, Diagnostics> {
+    let text = read_text(main, max_file_size).map_err(|why| {
+        Diagnostics::one(Diagnostic::file(
+            main,
+            format!("cannot read config file: {why}"),
+        ))
+    })?;
+    let file = config::parse_catalog(main, &text)?;
+    let map = SourceMap::new(main, &text);
+    let base = main.parent().unwrap_or(Path::new("."));
+    let mut entries = Vec::new();
+    let mut errs = Vec::new();
+    if file.has_dataset {
+        entries.push(Entry {
+            config_file: main.to_path_buf(),
+        });
+    }
+    let Some(catalog) = file.catalog else {
+        if entries.is_empty() {
+            // Loading the file as a dataset says what is missing, with every other problem.
+            entries.push(Entry {
+                config_file: main.to_path_buf(),
+            });
+        }
+        return Ok(entries);
+    };
+    let catalog = catalog.into_inner();
+    // Where each entry was named, to report one named twice.
+    let mut named: HashMap<PathBuf, String> = HashMap::new();
+    if file.has_dataset {
+        named.insert(key(main), "the main config file itself".into());
+    }
+    let add = |path: PathBuf,
+               at: std::ops::Range<usize>,
+               named: &mut HashMap<PathBuf, String>,
+               entries: &mut Vec<Entry>,
+               errs: &mut Vec<Diagnostic>| {
+        let (line, col) = map.line_col(at.start);
+        let here = format!("{}:{line}:{col}", main.display());
+        match named.get(&key(&path)) {
+            Some(first) => errs.push(map.diag(
+                at,
+                format!(
+                    "dataset file `{}` is already in the catalogue ({first}), expected each dataset once",
+                    path.display()
+                ),
+            )),
+            None => {
+                named.insert(key(&path), here);
+                entries.push(Entry { config_file: path });
+            }
+        }
+    };
+    for f in &catalog.datasets {
+        add(
+            base.join(f.get_ref()),
+            f.span(),
+            &mut named,
+            &mut entries,
+            &mut errs,
+        );
+    }
+    if let Some(dir) = &catalog.directory {
+        let path = base.join(dir.get_ref());
+        match dataset_files(&path) {
+            Ok(files) if files.is_empty() && named.is_empty() => errs.push(map.diag(
+                dir.span(),
+                format!(
+                    "directory `{}` has no `*.toml` dataset file, expected at least one dataset in the catalogue",
+                    path.display()
+                ),
+            )),
+            Ok(files) => {
+                for f in files {
+                    add(f, dir.span(), &mut named, &mut entries, &mut errs);
+                }
+            }
+            Err(e) => errs.push(map.diag(
+                dir.span(),
+                format!(
+                    "cannot read directory `{}`: {e}, expected a directory of dataset files",
+                    path.display()
+                ),
+            )),
+        }
+    }
+    if entries.is_empty() && errs.is_empty() {
+        errs.push(Diagnostic::file(
+            main,
+            "no dataset: expected a `[dataset]` table or a `[catalog]` naming dataset files",
+        ));
+    }
+    if errs.is_empty() {
+        Ok(entries)
+    } else {
+        Err(Diagnostics::new(errs))
+    }
+}
+
+/// How two names of one file are compared: as written, joined to the same base.
+fn key(p: &Path) -> PathBuf {
+    p.components().collect()
+}
+
+/// The `*.toml` files of `dir`, sorted. Hidden entries are skipped: a ConfigMap keeps its
+/// versions in `..data` and `..2026_…` directories beside the symlinks to its files.
+pub fn dataset_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(".toml") {
+            continue;
+        }
+        // Symlinks are followed: a ConfigMap's files are links into `..data`.
+        if std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()) {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What makes datasets that are each valid clash when served together: two with one name,
+/// or one family served by two. Each problem names both places. `datasets` are in catalogue
+/// order; a problem is reported at the later one of a pair, which is the one refused.
+pub fn clashes(datasets: &[&Dataset]) -> Vec<(usize, Diagnostic)> {
+    let mut out = Vec::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut families: HashMap<&str, (usize, &crate::dataset::Family)> = HashMap::new();
+    let at = |d: &Dataset| d.files.first().cloned().unwrap_or_default();
+    for (i, d) in datasets.iter().enumerate() {
+        let name = d.info.name.as_str();
+        if let Some(&j) = names.get(name) {
+            out.push((
+                i,
+                Diagnostic::file(
+                    &at(d),
+                    format!(
+                        "dataset name `{name}` is also the name of the dataset in {}, expected unique dataset names",
+                        at(datasets[j]).display()
+                    ),
+                ),
+            ));
+            continue;
+        }
+        let mut mine = Vec::new();
+        for f in &d.families {
+            match families.get(f.family.as_str()) {
+                Some((j, other)) => mine.push(Diagnostic::at(
+                    &at(d),
+                    f.line,
+                    f.col,
+                    format!(
+                        "metric `{}` of {} in dataset `{name}` is also served by dataset `{}` ({} of {}:{}:{}), expected names unique across datasets (another metric_prefix?)",
+                        f.name,
+                        f.what,
+                        datasets[*j].info.name,
+                        other.what,
+                        at(datasets[*j]).display(),
+                        other.line,
+                        other.col
+                    ),
+                )),
+                None => {}
+            }
+        }
+        if mine.is_empty() {
+            names.insert(name, i);
+            for f in &d.families {
+                families.insert(f.family.as_str(), (i, f));
+            }
+        } else {
+            out.extend(mine.into_iter().map(|m| (i, m)));
+        }
+    }
+    out
+}
