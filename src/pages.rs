@@ -1,1 +1,1137 @@
 //! The HTML pages: `/` lists the datasets with their status, `/datasets/NAME` shows one.
+//! Rendered per request from the dataset in service and its status; plain HTML and inline SVG
+//! with inline CSS, no script and no external asset, bounded in size however large the dataset.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::hash::BuildHasher;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
+
+use crate::calendar::{civil_from_days, days_from_civil, Period};
+use crate::dataset::{Dataset, Metric, ReleaseSchedule};
+use crate::units::{scale_pow10, Base};
+
+/// Label sets shown per metric; the rest are counted.
+pub const MAX_SERIES_PER_METRIC: usize = 200;
+/// Label sets shown on one dataset page, over all its metrics.
+pub const MAX_SERIES_PER_PAGE: usize = 1000;
+/// Periods drawn in one chart: the latest ones.
+pub const MAX_CHART_POINTS: usize = 120;
+/// Up to this many periods, each is drawn as a dot with its value as a tooltip.
+const MAX_CHART_DOTS: usize = 60;
+/// Diagnostics shown per dataset on the index page and on the dataset page.
+const MAX_ERRORS_INDEX: usize = 10;
+const MAX_ERRORS_PAGE: usize = 200;
+
+/// One load or refresh of a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub at: SystemTime,
+    /// What started it: `start`, `signal`, `http`, `file`, `refresh`, ...
+    pub trigger: String,
+    pub ok: bool,
+    /// The summary of a success, or the first line of a failure.
+    pub message: String,
+}
+
+/// One remote (http/https) data file of a dataset.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SourceStatus {
+    pub url: String,
+    pub last_success: Option<SystemTime>,
+    pub last_attempt: Option<SystemTime>,
+    /// `changed`, `not_modified`, `unchanged` or `failed` (with its reason, when known).
+    pub last_result: String,
+    pub failures: u64,
+    pub bytes: u64,
+}
+
+/// What the pages know of a dataset beyond its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetStatus {
+    pub name: String,
+    /// A snapshot of this dataset is being served.
+    pub ready: bool,
+    /// When the snapshot in service was loaded.
+    pub serving_since: Option<SystemTime>,
+    /// The last load or refresh of this dataset.
+    pub last_attempt: Option<Attempt>,
+    /// Diagnostics of the last failed attempt (empty when it succeeded).
+    pub errors: Vec<String>,
+    pub sources: Vec<SourceStatus>,
+}
+
+/// What every page shows besides the datasets.
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    pub telemetry_path: &'a str,
+    pub now: SystemTime,
+    pub version: &'a str,
+}
+
+/// Escapes text for HTML content and quoted attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    push_escaped(&mut out, s);
+    out
+}
+
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The path of a dataset's page, its name percent-encoded as one path segment.
+pub fn dataset_path(name: &str) -> String {
+    let mut out = String::from("/datasets/");
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+const STYLE: &str = "\
+*{box-sizing:border-box}\
+body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;line-height:1.45;color:#1f2328;background:#fff}\
+a{color:#0550ae}\
+h1{font-size:1.6em;margin:.2em 0 .3em}h2{margin-top:1.6em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}\
+h3{margin:1.4em 0 .3em}\
+nav{font-size:.95em}nav a{margin-right:.2em}\
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.25em 1em}dt{font-weight:bold}dd{margin:0;min-width:0}\
+code{font-size:.92em;overflow-wrap:anywhere}\
+pre.error{background:#ffebe9;border-left:4px solid #cf222e;padding:.8em 1em;white-space:pre-wrap;overflow-wrap:anywhere;margin:.4em 0}\
+.muted{color:#59636e}.small{font-size:.88em}\
+.wrap{overflow-wrap:anywhere}\
+.badge{display:inline-block;padding:0 .45em;border-radius:.8em;font-size:.85em;font-weight:bold;white-space:nowrap;margin:.1em .2em .1em 0}\
+.ok{background:#dafbe1;color:#116329}.fail{background:#ffebe9;color:#a40e26}.warn{background:#fff8c5;color:#7d4e00}.idle{background:#eaeef2;color:#424a53}\
+.scroll{overflow-x:auto;max-width:100%}\
+table{border-collapse:collapse;width:100%;margin:.4em 0}\
+th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #d8dee4;vertical-align:top}\
+th{background:#f6f8fa;font-size:.9em}\
+tr.problem td{background:#fff5f5}\
+td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}\
+.v{font-weight:bold}.u{color:#59636e;font-size:.9em}\
+.up{color:#116329}.down{color:#a40e26}\
+.names span+span::before{content:' · ';color:#8c959f}\
+.lbl{display:block}\
+svg.spark{display:block;overflow:visible}\
+section.metric{border-top:1px solid #d8dee4;margin-top:1.4em}\
+@media (max-width:44em){\
+body{margin:1em auto}\
+dl{grid-template-columns:minmax(0,1fr)}dd{margin-bottom:.4em}\
+table.stack thead{display:none}\
+table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}\
+table.stack tr{border-bottom:1px solid #d0d7de;padding:.4em 0}\
+table.stack td{border:0;padding:.1em 0;text-align:left}\
+table.stack td[data-label]::before{content:attr(data-label) ': ';color:#59636e;font-weight:normal}\
+}";
+
+fn head(out: &mut String, title: &str) {
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>");
+    push_escaped(out, title);
+    out.push_str("</title>\n<style>");
+    out.push_str(STYLE);
+    out.push_str("</style></head>\n<body>\n");
+}
+
+fn nav(out: &mut String, page: &Page, index_link: bool) {
+    let path = escape_html(page.telemetry_path);
+    out.push_str("<nav>");
+    if index_link {
+        out.push_str("<a href=\"/\">All datasets</a> · ");
+    }
+    let _ = write!(
+        out,
+        "<a href=\"{path}\">Metrics ({path})</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></nav>\n"
+    );
+}
+
+fn foot(out: &mut String, page: &Page) {
+    let _ = write!(
+        out,
+        "<footer><p class=\"muted small\">indicator_exporter {} · page rendered at {}</p></footer>\n</body>\n</html>\n",
+        escape_html(page.version),
+        rfc3339(secs(page.now))
+    );
+}
+
+/// The landing page: every dataset with its status, those with errors first. Costs nothing
+/// per series.
+pub fn index(page: &Page, datasets: &[(&DatasetStatus, Option<&Dataset>)]) -> String {
+    let mut out = String::with_capacity(8192);
+    head(&mut out, "indicator_exporter");
+    out.push_str("<header>\n<h1>indicator_exporter</h1>\n");
+    let path = escape_html(page.telemetry_path);
+    let _ = writeln!(
+        out,
+        "<p>Serves official indicator datasets as Prometheus metrics on <a href=\"{path}\">{path}</a>.</p>"
+    );
+    nav(&mut out, page, false);
+    out.push_str("</header>\n");
+
+    let mut order: Vec<(Health, usize)> = datasets
+        .iter()
+        .enumerate()
+        .map(|(i, (s, d))| (health(page, s, *d), i))
+        .collect();
+    order.sort();
+    let failing = order.iter().filter(|(h, _)| *h == Health::Error).count();
+    let warned = order.iter().filter(|(h, _)| *h == Health::Warning).count();
+    let _ = write!(
+        out,
+        "<h2>Datasets</h2>\n<p>{}",
+        plural(datasets.len(), "dataset")
+    );
+    if failing > 0 {
+        let _ = write!(
+            out,
+            " · <span class=\"badge fail\">{failing} with errors</span>"
+        );
+    }
+    if warned > 0 {
+        let _ = write!(
+            out,
+            " · <span class=\"badge warn\">{warned} with warnings</span>"
+        );
+    }
+    out.push_str("</p>\n");
+    if datasets.is_empty() {
+        out.push_str("<p>No dataset is configured.</p>\n");
+    } else {
+        out.push_str("<table class=\"stack\">\n<thead><tr><th>Dataset</th><th>Status</th><th>Serving since</th><th>Last load</th><th>Next release</th><th>Size</th></tr></thead>\n<tbody>\n");
+        for &(h, i) in &order {
+            let (s, d) = datasets[i];
+            index_row(&mut out, page, s, d, h);
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+    foot(&mut out, page);
+    out
+}
+
+/// How a dataset fares, in the order the index lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Health {
+    /// Not served, or its last load failed.
+    Error,
+    /// Served and loaded, but a remote source fails or a release is overdue.
+    Warning,
+    Ok,
+}
+
+fn health(page: &Page, s: &DatasetStatus, d: Option<&Dataset>) -> Health {
+    let failed = s.last_attempt.as_ref().is_some_and(|a| !a.ok);
+    if !s.ready || failed || !s.errors.is_empty() {
+        Health::Error
+    } else if s.sources.iter().any(source_failing) || d.is_some_and(|d| overdue(page, d) > 0) {
+        Health::Warning
+    } else {
+        Health::Ok
+    }
+}
+
+fn source_failing(s: &SourceStatus) -> bool {
+    s.last_result.starts_with("failed")
+}
+
+/// Release calendars (the dataset's and its metrics') whose next period is overdue.
+fn overdue(page: &Page, d: &Dataset) -> usize {
+    let now = secs(page.now);
+    d.release
+        .iter()
+        .chain(d.metric_releases.iter().map(|(_, r)| r))
+        .filter(|r| r.overdue_timestamp.is_some_and(|t| t <= now))
+        .count()
+}
+
+fn index_row(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&Dataset>, h: Health) {
+    let class = if h == Health::Error {
+        " class=\"problem\""
+    } else {
+        ""
+    };
+    let _ = write!(
+        out,
+        "<tr{class} data-dataset=\"{}\"><td data-label=\"Dataset\"><a href=\"{}\"><code>{}</code></a>",
+        escape_html(&s.name),
+        escape_html(&dataset_path(&s.name)),
+        escape_html(&s.name)
+    );
+    if let Some(d) = d {
+        let _ = write!(
+            out,
+            "<br><span class=\"small\">{}</span><br><span class=\"muted small\">{}</span>",
+            escape_html(&d.info.title),
+            escape_html(&d.info.publisher)
+        );
+    }
+    out.push_str("</td><td data-label=\"Status\">");
+    badges(out, page, s, d);
+    out.push_str("</td><td data-label=\"Serving since\">");
+    match s.serving_since {
+        Some(t) => out.push_str(&when(page, secs(t))),
+        None => out.push_str("<span class=\"muted\">not serving</span>"),
+    }
+    out.push_str("</td><td data-label=\"Last load\">");
+    attempt(out, page, s.last_attempt.as_ref());
+    out.push_str("</td><td data-label=\"Next release\">");
+    match d.and_then(|d| d.release.as_ref()) {
+        Some(r) => release(out, page, r),
+        None => out.push_str("<span class=\"muted\">no calendar</span>"),
+    }
+    out.push_str("</td><td data-label=\"Size\" class=\"num\">");
+    if let Some(d) = d {
+        let _ = write!(
+            out,
+            "{}<br>{}",
+            plural(d.metrics.len(), "metric"),
+            plural(d.series_count(), "series")
+        );
+    }
+    out.push_str("</td></tr>\n");
+    if !s.errors.is_empty() {
+        out.push_str("<tr class=\"problem errors\"><td colspan=\"6\">");
+        errors(out, &s.errors, MAX_ERRORS_INDEX, Some(&s.name));
+        out.push_str("</td></tr>\n");
+    }
+}
+
+fn badges(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&Dataset>) {
+    if s.ready {
+        out.push_str("<span class=\"badge ok\">ready</span>");
+    } else {
+        out.push_str("<span class=\"badge fail\">not ready</span>");
+    }
+    if s.last_attempt.as_ref().is_some_and(|a| !a.ok) || !s.errors.is_empty() {
+        out.push_str("<span class=\"badge fail\">last load failed</span>");
+    }
+    let failing = s.sources.iter().filter(|s| source_failing(s)).count();
+    if failing > 0 {
+        let _ = write!(
+            out,
+            "<span class=\"badge warn\">{} failing</span>",
+            plural(failing, "source")
+        );
+    }
+    if let Some(n) = d.map(|d| overdue(page, d)).filter(|&n| n > 0) {
+        let _ = write!(
+            out,
+            "<span class=\"badge warn\">{} overdue</span>",
+            plural(n, "release")
+        );
+    }
+}
+
+fn attempt(out: &mut String, page: &Page, a: Option<&Attempt>) {
+    let Some(a) = a else {
+        out.push_str("<span class=\"muted\">none yet</span>");
+        return;
+    };
+    let (class, word) = if a.ok {
+        ("ok", "ok")
+    } else {
+        ("fail", "failed")
+    };
+    let _ = write!(
+        out,
+        "<span class=\"badge {class}\">{word}</span> {} <span class=\"muted small\">({})</span>",
+        when(page, secs(a.at)),
+        escape_html(&a.trigger)
+    );
+    if !a.message.is_empty() {
+        let _ = write!(
+            out,
+            "<br><span class=\"small wrap\">{}</span>",
+            escape_html(&a.message)
+        );
+    }
+}
+
+fn release(out: &mut String, page: &Page, r: &ReleaseSchedule) {
+    let now = secs(page.now);
+    let _ = write!(
+        out,
+        "{} <code>{}</code>",
+        escape_html(&r.period_label),
+        r.next_period
+    );
+    match (r.expected_timestamp, r.overdue_timestamp) {
+        (_, Some(o)) if o <= now => {
+            let _ = write!(
+                out,
+                "<br><span class=\"badge warn\">overdue</span> since {}",
+                when(page, o)
+            );
+        }
+        (Some(e), o) => {
+            let word = if e <= now {
+                "expected since"
+            } else {
+                "expected by"
+            };
+            let _ = write!(out, "<br>{word} {}", when(page, e));
+            if let Some(o) = o {
+                let _ = write!(
+                    out,
+                    "<br><span class=\"muted small\">overdue after {}</span>",
+                    date(o)
+                );
+            }
+        }
+        (None, Some(o)) => {
+            let _ = write!(out, "<br>overdue after {}", when(page, o));
+        }
+        (None, None) => {}
+    }
+}
+
+/// A list of diagnostics, at most `max` of them; the rest counted (and linked, on the index).
+fn errors(out: &mut String, errs: &[String], max: usize, link: Option<&str>) {
+    out.push_str("<pre class=\"error\">");
+    for e in errs.iter().take(max) {
+        push_escaped(out, e);
+        out.push('\n');
+    }
+    out.push_str("</pre>");
+    if errs.len() > max {
+        let more = plural(errs.len() - max, "more error");
+        match link {
+            Some(name) => {
+                let _ = write!(
+                    out,
+                    "<p class=\"small\">and {more}: see <a href=\"{}\">the dataset page</a>.</p>",
+                    escape_html(&dataset_path(name))
+                );
+            }
+            None => {
+                let _ = write!(out, "<p class=\"small\">and {more}, not shown.</p>");
+            }
+        }
+    }
+}
+
+/// One dataset: status, provenance, each metric's series with its latest value and a chart,
+/// display names. Without a dataset (not loaded yet), status and errors only.
+pub fn dataset(page: &Page, status: &DatasetStatus, dataset: Option<&Dataset>) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let title = dataset.map_or(status.name.as_str(), |d| d.info.title.as_str());
+    head(&mut out, &format!("{title} · indicator_exporter"));
+    out.push_str("<header>\n");
+    nav(&mut out, page, true);
+    let _ = writeln!(out, "<h1>{}</h1>", escape_html(title));
+    let _ = write!(
+        out,
+        "<p>Dataset <code>{}</code> ",
+        escape_html(&status.name)
+    );
+    badges(&mut out, page, status, dataset);
+    out.push_str("</p>\n</header>\n");
+
+    status_section(&mut out, page, status, dataset);
+    match dataset {
+        Some(d) => {
+            provenance(&mut out, d);
+            metrics(&mut out, page, d);
+            labels(&mut out, d);
+        }
+        None => out.push_str(
+            "<p>The dataset is not loaded yet: its metrics appear here once a load succeeds.</p>\n",
+        ),
+    }
+    foot(&mut out, page);
+    out
+}
+
+fn status_section(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&Dataset>) {
+    out.push_str("<h2>Status</h2>\n<dl>\n<dt>Serving since</dt><dd>");
+    match s.serving_since {
+        Some(t) => out.push_str(&when(page, secs(t))),
+        None => out.push_str("not serving"),
+    }
+    out.push_str("</dd>\n<dt>Last load</dt><dd>");
+    attempt(out, page, s.last_attempt.as_ref());
+    out.push_str("</dd>\n");
+    if let Some(d) = d {
+        if let Some(r) = &d.release {
+            out.push_str("<dt>Next release</dt><dd>");
+            release(out, page, r);
+            out.push_str("</dd>\n");
+        }
+    }
+    out.push_str("</dl>\n");
+    if !s.errors.is_empty() {
+        let _ = writeln!(out, "<h3>Errors of the last load ({})</h3>", s.errors.len());
+        if s.ready {
+            out.push_str("<p>The dataset loaded before is still served.</p>\n");
+        }
+        errors(out, &s.errors, MAX_ERRORS_PAGE, None);
+        out.push('\n');
+    }
+    if !s.sources.is_empty() {
+        out.push_str("<h3>Remote sources</h3>\n<table class=\"stack\">\n<thead><tr><th>URL</th><th>Last success</th><th>Last attempt</th><th>Last result</th><th>Failures</th><th>Fetched</th></tr></thead>\n<tbody>\n");
+        for src in &s.sources {
+            let url = escape_html(&src.url);
+            let _ = write!(
+                out,
+                "<tr><td data-label=\"URL\" class=\"wrap\"><a href=\"{url}\">{url}</a></td><td data-label=\"Last success\">{}</td><td data-label=\"Last attempt\">{}</td><td data-label=\"Last result\">",
+                src.last_success.map_or("never".into(), |t| when(page, secs(t))),
+                src.last_attempt.map_or("never".into(), |t| when(page, secs(t))),
+            );
+            let class = if source_failing(src) {
+                "fail"
+            } else if src.last_result.is_empty() {
+                "idle"
+            } else {
+                "ok"
+            };
+            let result = if src.last_result.is_empty() {
+                "none yet"
+            } else {
+                &src.last_result
+            };
+            let _ = write!(
+                out,
+                "<span class=\"badge {class}\">{}</span></td><td data-label=\"Failures\" class=\"num\">{}</td><td data-label=\"Fetched\" class=\"num\">{}</td></tr>\n",
+                escape_html(result),
+                src.failures,
+                bytes(src.bytes)
+            );
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+}
+
+fn provenance(out: &mut String, d: &Dataset) {
+    let i = &d.info;
+    let url = escape_html(&i.source_url);
+    let _ = write!(
+        out,
+        "<h2>Provenance</h2>\n<dl>\n<dt>Publisher</dt><dd>{}</dd>\n<dt>Source</dt><dd class=\"wrap\"><a href=\"{url}\">{url}</a></dd>\n<dt>Published</dt><dd>{}</dd>\n<dt>Size</dt><dd>{}, {}</dd>\n</dl>\n",
+        escape_html(&i.publisher),
+        escape_html(&i.published),
+        plural(d.metrics.len(), "metric"),
+        plural(d.series_count(), "series"),
+    );
+    for p in i.description.split("\n\n").filter(|p| !p.trim().is_empty()) {
+        let _ = writeln!(out, "<p>{}</p>", escape_html(p.trim()));
+    }
+    if !d.sources.is_empty() {
+        out.push_str("<h3>Cited sources</h3>\n<table class=\"stack\">\n<thead><tr><th>Id</th><th>Title</th><th>Published</th></tr></thead>\n<tbody>\n");
+        for s in &d.sources {
+            let _ = write!(
+                out,
+                "<tr><td data-label=\"Id\"><code>{}</code></td><td data-label=\"Title\" class=\"wrap\">",
+                escape_html(&s.id)
+            );
+            if s.url.is_empty() {
+                push_escaped(out, &s.title);
+            } else {
+                let _ = write!(
+                    out,
+                    "<a href=\"{}\">{}</a>",
+                    escape_html(&s.url),
+                    escape_html(&s.title)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "</td><td data-label=\"Published\">{}</td></tr>",
+                escape_html(&s.published)
+            );
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+}
+
+/// Display names by label and code: the names in each of the label's languages.
+struct Names<'a> {
+    by_label: HashMap<&'a str, (&'a [String], HashMap<&'a str, &'a [String]>)>,
+}
+
+impl<'a> Names<'a> {
+    fn new(d: &'a Dataset) -> Names<'a> {
+        let by_label = d
+            .labels
+            .iter()
+            .map(|l| {
+                let codes = l
+                    .values
+                    .iter()
+                    .map(|(c, n)| (c.as_str(), n.as_slice()))
+                    .collect();
+                (l.name.as_str(), (l.languages.as_slice(), codes))
+            })
+            .collect();
+        Names { by_label }
+    }
+
+    /// `<span lang=…>` per language that has a name for `code` of `label`.
+    fn write(&self, out: &mut String, label: &str, code: &str) {
+        let Some((langs, codes)) = self.by_label.get(label) else {
+            return;
+        };
+        let Some(names) = codes.get(code) else { return };
+        let mut any = false;
+        for (lang, name) in langs.iter().zip(names.iter()) {
+            if name.is_empty() {
+                continue;
+            }
+            if !any {
+                out.push_str(" <span class=\"names\">");
+                any = true;
+            }
+            let _ = write!(
+                out,
+                "<span lang=\"{}\" title=\"{}\">{}</span>",
+                escape_html(lang),
+                escape_html(lang),
+                escape_html(name)
+            );
+        }
+        if any {
+            out.push_str("</span>");
+        }
+    }
+}
+
+fn metrics(out: &mut String, page: &Page, d: &Dataset) {
+    let names = Names::new(d);
+    let _ = writeln!(out, "<h2>Metrics ({})</h2>", d.metrics.len());
+    out.push_str("<ul>\n");
+    for m in &d.metrics {
+        let _ = writeln!(
+            out,
+            "<li><a href=\"#{}\"><code>{}</code></a> <span class=\"muted small\">{}</span></li>",
+            escape_html(&m.name),
+            escape_html(&m.name),
+            plural(m.len(), "series")
+        );
+    }
+    out.push_str("</ul>\n");
+    let mut budget = MAX_SERIES_PER_PAGE;
+    for m in &d.metrics {
+        metric(out, page, d, &names, m, &mut budget);
+    }
+}
+
+/// The series of one metric that share every label but the period, as indices into the
+/// metric, oldest period first.
+struct Group {
+    points: Vec<usize>,
+}
+
+/// The first `cap` label sets of `m` (ignoring the period label `pi`) in series order, and how
+/// many there are in all. One pass over the series; only the shown sets keep their points.
+fn groups(m: &Metric, pi: Option<usize>, cap: usize, d: &Dataset) -> (Vec<Group>, usize) {
+    let Some(pi) = pi else {
+        let shown = (0..m.len().min(cap))
+            .map(|i| Group { points: vec![i] })
+            .collect();
+        return (shown, m.len());
+    };
+    let mut index: FxHashMap<Vec<u32>, usize> = FxHashMap::default();
+    let mut shown: Vec<Group> = Vec::new();
+    let mut others: FxHashSet<u64> = FxHashSet::default();
+    let mut key: Vec<u32> = Vec::with_capacity(m.label_names.len());
+    for i in 0..m.len() {
+        key.clear();
+        key.extend(
+            m.labels(i)
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != pi)
+                .map(|(_, &id)| id),
+        );
+        if let Some(&g) = index.get(key.as_slice()) {
+            shown[g].points.push(i);
+        } else if shown.len() < cap {
+            index.insert(key.clone(), shown.len());
+            shown.push(Group { points: vec![i] });
+        } else {
+            // Counted by hash: only the number of label sets not shown is needed.
+            others.insert(FxBuildHasher.hash_one(&key));
+        }
+    }
+    for g in &mut shown {
+        g.points.sort_by_cached_key(|&i| {
+            let p = d.symbol(m.labels(i)[pi]);
+            (Period::parse(p), p.to_string())
+        });
+    }
+    let total = shown.len() + others.len();
+    (shown, total)
+}
+
+/// The points of a group that its chart draws: the latest ones.
+fn charted(g: &Group) -> &[usize] {
+    &g.points[g.points.len().saturating_sub(MAX_CHART_POINTS)..]
+}
+
+/// A position along the time axis: consecutive periods of one cadence are one apart.
+fn ordinal(p: &Period) -> i64 {
+    match *p {
+        Period::Year(y) => y as i64,
+        Period::Quarter(y, q) => y as i64 * 4 + q as i64 - 1,
+        Period::Month(y, m) => y as i64 * 12 + m as i64 - 1,
+        Period::Day(y, m, d) => days_from_civil(y as i64, m as i64, d as i64),
+    }
+}
+
+fn metric(
+    out: &mut String,
+    page: &Page,
+    d: &Dataset,
+    names: &Names,
+    m: &Metric,
+    budget: &mut usize,
+) {
+    let pi = m.label_names.iter().position(|l| *l == d.period_label);
+    let _ = write!(
+        out,
+        "<section class=\"metric\" id=\"{name}\" data-metric=\"{name}\">\n<h3><code>{name}</code></h3>\n<p class=\"wrap\">{}</p>\n<p class=\"small muted\">Unit: {}",
+        escape_html(&m.help),
+        unit_text(m),
+        name = escape_html(&m.name),
+    );
+    if let Some(c) = m.cadence {
+        let _ = write!(out, " · cadence: {}", c.name());
+    }
+    let _ = write!(out, " · {}", plural(m.len(), "series"));
+    for (metric, reason, n) in &d.missing {
+        if *metric == m.name {
+            let _ = write!(
+                out,
+                " · {} without a figure ({reason})",
+                plural(*n as usize, "observation")
+            );
+        }
+    }
+    out.push_str("</p>\n");
+    if let Some((_, r)) = d.metric_releases.iter().find(|(n, _)| *n == m.name) {
+        out.push_str("<p class=\"small\">Next release: ");
+        release(out, page, r);
+        out.push_str("</p>\n");
+    }
+
+    let cap = MAX_SERIES_PER_METRIC.min(*budget);
+    let (shown, total) = groups(m, pi, cap, d);
+    *budget -= shown.len();
+    if shown.is_empty() {
+        if total > 0 {
+            let _ = writeln!(
+                out,
+                "<p class=\"small\">{} not shown: the page shows at most {MAX_SERIES_PER_PAGE}.</p>\n</section>",
+                plural(total, "label set")
+            );
+        } else {
+            out.push_str("</section>\n");
+        }
+        return;
+    }
+
+    // One time axis for every chart of the metric, so that charts line up.
+    let period_of = |i: usize| pi.and_then(|pi| Period::parse(d.symbol(m.labels(i)[pi])));
+    let mut span: Option<(i64, i64, Period, Period)> = None;
+    for g in &shown {
+        for &i in charted(g) {
+            if let Some(p) = period_of(i) {
+                let o = ordinal(&p);
+                span = Some(match span {
+                    None => (o, o, p, p),
+                    Some((lo, hi, a, b)) => (
+                        lo.min(o),
+                        hi.max(o),
+                        if o < lo { p } else { a },
+                        if o > hi { p } else { b },
+                    ),
+                });
+            }
+        }
+    }
+    let chart_head = match span {
+        Some((_, _, a, b)) if a != b => format!("Chart, {a} to {b}"),
+        _ => "Chart".to_string(),
+    };
+    let period_head = match &pi {
+        Some(pi) => capitalize(&m.label_names[*pi]),
+        None => "Period".into(),
+    };
+    let _ = write!(
+        out,
+        "<table class=\"stack series\">\n<thead><tr><th>Series</th><th>{}</th><th class=\"num\">Latest</th><th class=\"num\">Change</th><th>{}</th></tr></thead>\n<tbody>\n",
+        escape_html(&period_head),
+        escape_html(&chart_head)
+    );
+    for g in &shown {
+        series_row(
+            out,
+            d,
+            names,
+            m,
+            pi,
+            g,
+            charted(g),
+            span.map(|s| (s.0, s.1)),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    if total > shown.len() {
+        let _ = writeln!(
+            out,
+            "<p class=\"small\">and {} more, not shown: see <a href=\"{}\">the metrics</a>.</p>",
+            plural(total - shown.len(), "label set"),
+            escape_html(page.telemetry_path)
+        );
+    }
+    out.push_str("</section>\n");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn series_row(
+    out: &mut String,
+    d: &Dataset,
+    names: &Names,
+    m: &Metric,
+    pi: Option<usize>,
+    g: &Group,
+    charted: &[usize],
+    span: Option<(i64, i64)>,
+) {
+    let last = *g.points.last().expect("a group has a series");
+    let ids = m.labels(last);
+    // The labels as the exposition writes them, without the period: what `_latest` carries.
+    let mut exposed = String::new();
+    for &j in m.order.iter().filter(|&&j| Some(j) != pi) {
+        if !exposed.is_empty() {
+            exposed.push(',');
+        }
+        let _ = write!(
+            exposed,
+            "{}=\"{}\"",
+            m.label_names[j],
+            exposition_escape(d.symbol(ids[j]))
+        );
+    }
+    let _ = write!(
+        out,
+        "<tr data-labels=\"{}\"><td data-label=\"Series\">",
+        escape_html(&exposed)
+    );
+    let mut any = false;
+    for &j in m.order.iter().filter(|&&j| Some(j) != pi) {
+        any = true;
+        let label = &m.label_names[j];
+        let code = d.symbol(ids[j]);
+        let _ = write!(
+            out,
+            "<span class=\"lbl\"><code>{}=\"{}\"</code>",
+            escape_html(label),
+            escape_html(code)
+        );
+        names.write(out, label, code);
+        out.push_str("</span>");
+    }
+    if !any {
+        out.push_str("<span class=\"muted\">(no labels)</span>");
+    }
+    let period = pi.map_or("", |pi| d.symbol(ids[pi]));
+    let _ = write!(
+        out,
+        "</td><td data-label=\"{}\" class=\"period\">{}",
+        escape_html(&pi.map_or("Period".into(), |pi| capitalize(&m.label_names[pi]))),
+        escape_html(period)
+    );
+    if g.points.len() > 1 {
+        let _ = write!(
+            out,
+            "<br><span class=\"muted small\">{}</span>",
+            plural(g.points.len(), "period")
+        );
+    }
+    out.push_str("</td><td data-label=\"Latest\" class=\"num latest\">");
+    value(out, m, m.value(last));
+    if let Some(s) = m.status(last) {
+        let _ = write!(
+            out,
+            "<br><span class=\"badge warn\">{}</span>",
+            escape_html(d.symbol(s))
+        );
+    }
+    out.push_str("</td><td data-label=\"Change\" class=\"num change\">");
+    if g.points.len() >= 2 {
+        let prev = g.points[g.points.len() - 2];
+        let change = crate::units::decimal_sub(m.value(last), m.value(prev));
+        let arrow = if change > 0.0 {
+            "<span class=\"up\" aria-hidden=\"true\">▲</span> "
+        } else if change < 0.0 {
+            "<span class=\"down\" aria-hidden=\"true\">▼</span> "
+        } else {
+            ""
+        };
+        out.push_str(arrow);
+        value(out, m, change);
+        if let Some(pi) = pi {
+            let _ = write!(
+                out,
+                "<br><span class=\"muted small\">on {}</span>",
+                escape_html(d.symbol(m.labels(prev)[pi]))
+            );
+        }
+    } else {
+        out.push_str("<span class=\"muted\">—</span>");
+    }
+    out.push_str("</td><td data-label=\"Chart\" class=\"chart\">");
+    if let (Some(pi), Some(span)) = (pi, span) {
+        chart(out, d, m, pi, charted, span);
+        if charted.len() < g.points.len() {
+            let _ = write!(
+                out,
+                "<span class=\"muted small\">latest {} of {}</span>",
+                charted.len(),
+                g.points.len()
+            );
+        }
+    }
+    out.push_str("</td></tr>\n");
+}
+
+/// A value as the exposition writes it, its unit beside it, and a percentage as published.
+fn value(out: &mut String, m: &Metric, v: f64) {
+    let mut text = Vec::new();
+    crate::encode::write_value(&mut text, v);
+    let _ = write!(
+        out,
+        "<span class=\"v\">{}</span>",
+        String::from_utf8_lossy(&text)
+    );
+    if let Some(s) = m.unit.suffix() {
+        let _ = write!(out, " <span class=\"u\">{}</span>", escape_html(s));
+    }
+    if m.unit.base == Base::Ratio && m.unit.exponent == -2 && v.is_finite() {
+        let _ = write!(
+            out,
+            "<br><span class=\"muted small\">{} %</span>",
+            scale_pow10(v, 2)
+        );
+    }
+}
+
+fn unit_text(m: &Metric) -> String {
+    let exposed = m.unit.suffix().unwrap_or("count");
+    let published = m.unit.to_string();
+    if published == exposed {
+        exposed.to_string()
+    } else {
+        format!("{exposed} (published in {published})")
+    }
+}
+
+const CHART_W: f64 = 160.0;
+const CHART_H: f64 = 40.0;
+const CHART_PAD: f64 = 4.0;
+
+/// A small line chart of `points` (series indices, oldest first) over the time span `span`
+/// (ordinals of the first and last periods of the metric's charts).
+fn chart(out: &mut String, d: &Dataset, m: &Metric, pi: usize, points: &[usize], span: (i64, i64)) {
+    let finite: Vec<(usize, f64)> = points
+        .iter()
+        .map(|&i| (i, m.value(i)))
+        .filter(|(_, v)| v.is_finite())
+        .collect();
+    let (lo, hi) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, v)| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let x = |i: usize, n: usize| -> f64 {
+        let p = Period::parse(d.symbol(m.labels(points[n])[pi]));
+        let frac = match p {
+            Some(p) if span.1 > span.0 => (ordinal(&p) - span.0) as f64 / (span.1 - span.0) as f64,
+            Some(_) => 0.5,
+            None if points.len() > 1 => i as f64 / (points.len() - 1) as f64,
+            None => 0.5,
+        };
+        CHART_PAD + frac * (CHART_W - 2.0 * CHART_PAD)
+    };
+    let y = |v: f64| -> f64 {
+        let frac = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+        CHART_H - CHART_PAD - frac * (CHART_H - 2.0 * CHART_PAD)
+    };
+    let first = d.symbol(m.labels(points[0])[pi]);
+    let last = d.symbol(m.labels(points[points.len() - 1])[pi]);
+    let _ = write!(
+        out,
+        "<svg class=\"spark\" width=\"{CHART_W}\" height=\"{CHART_H}\" viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"img\" aria-label=\"{} values, {} to {}\" data-points=\"{}\">",
+        points.len(),
+        escape_html(first),
+        escape_html(last),
+        points.len()
+    );
+    let coords: Vec<(f64, f64, usize)> = points
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| m.value(i).is_finite())
+        .map(|(n, &i)| (x(n, n), y(m.value(i)), i))
+        .collect();
+    if coords.len() > 1 {
+        out.push_str("<polyline fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\" stroke-linejoin=\"round\" points=\"");
+        for (n, (cx, cy, _)) in coords.iter().enumerate() {
+            if n > 0 {
+                out.push(' ');
+            }
+            let _ = write!(out, "{cx:.1},{cy:.1}");
+        }
+        out.push_str("\"/>");
+    }
+    let dots = if coords.len() <= MAX_CHART_DOTS {
+        &coords[..]
+    } else {
+        &coords[coords.len() - 1..]
+    };
+    for (n, &(cx, cy, i)) in dots.iter().enumerate() {
+        let latest = n + 1 == dots.len();
+        let mut v = Vec::new();
+        crate::encode::write_value(&mut v, m.value(i));
+        let _ = write!(
+            out,
+            "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{}\" fill=\"{}\"><title>{}: {}</title></circle>",
+            if latest { 3 } else { 2 },
+            if latest { "#0550ae" } else { "#54aeff" },
+            escape_html(d.symbol(m.labels(i)[pi])),
+            String::from_utf8_lossy(&v)
+        );
+    }
+    out.push_str("</svg>");
+}
+
+fn labels(out: &mut String, d: &Dataset) {
+    if d.labels.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Labels</h2>\n");
+    for l in &d.labels {
+        let _ = write!(
+            out,
+            "<h3><code>{}</code></h3>\n<p>{}</p>\n<div class=\"scroll\"><table class=\"names\">\n<thead><tr><th>Code</th>",
+            escape_html(&l.name),
+            escape_html(&l.help)
+        );
+        for lang in &l.languages {
+            let _ = write!(out, "<th>{}</th>", escape_html(lang));
+        }
+        out.push_str("</tr></thead>\n<tbody>\n");
+        for (code, names) in &l.values {
+            let _ = write!(out, "<tr><td><code>{}</code></td>", escape_html(code));
+            for (lang, name) in l.languages.iter().zip(names) {
+                let _ = write!(
+                    out,
+                    "<td lang=\"{}\">{}</td>",
+                    escape_html(lang),
+                    escape_html(name)
+                );
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody>\n</table></div>\n");
+    }
+}
+
+/// A label value as the exposition writes it between quotes.
+fn exposition_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('"', "\\\"")
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 || word.ends_with("series") {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{n} bytes ({v:.1} {})", UNITS[u])
+}
+
+fn secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(t: i64) -> String {
+    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn date(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// A moment as UTC date and time, and how long ago (or how far ahead) it is.
+fn when(page: &Page, t: i64) -> String {
+    let stamp = rfc3339(t);
+    let shown = if t.rem_euclid(86_400) == 0 {
+        date(t)
+    } else {
+        format!("{} {} UTC", &stamp[..10], &stamp[11..19])
+    };
+    let delta = secs(page.now) - t;
+    let span = |s: i64| -> String {
+        match s {
+            0..60 => plural(s as usize, "second"),
+            60..3600 => plural((s / 60) as usize, "minute"),
+            3600..86_400 => plural((s / 3600) as usize, "hour"),
+            _ => plural((s / 86_400) as usize, "day"),
+        }
+    };
+    let rel = if delta >= 0 {
+        format!("{} ago", span(delta))
+    } else {
+        format!("in {}", span(-delta))
+    };
+    format!("<time datetime=\"{stamp}\">{shown}</time> <span class=\"muted small\">({rel})</span>")
+}
