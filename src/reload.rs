@@ -207,6 +207,12 @@ impl Reloader {
         let all: Vec<usize> = (0..self.slots.len()).collect();
         let errors = self.load(&all, trigger).await;
         self.telemetry.config_loaded(errors.is_empty(), true);
+        if !errors.is_empty() {
+            tracing::error!(
+                errors = errors.len(),
+                "reload failed for some datasets; each keeps serving its previous version"
+            );
+        }
         if errors.is_empty() {
             Ok(self.summary())
         } else {
