@@ -84,7 +84,7 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Vec<Entry>, Diagnostics> 
         );
     }
     if let Some(dir) = &catalog.directory {
-        let path = base.join(dir.get_ref());
+        let path = normal(&base.join(dir.get_ref()));
         match dataset_files(&path) {
             Ok(files) if files.is_empty() && named.is_empty() => errs.push(map.diag(
                 dir.span(),
@@ -120,9 +120,32 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Vec<Entry>, Diagnostics> 
     }
 }
 
-/// How two names of one file are compared: as written, joined to the same base.
+/// How two names of one file are compared: joined to the same base, `.` and `dir/..` taken
+/// out as written (symlinks are not resolved: a name is what the user wrote).
 fn key(p: &Path) -> PathBuf {
-    p.components().collect()
+    normal(p)
+}
+
+/// `p` with `.` and `dir/..` removed, so messages show `examples/formats/x.toml`, not
+/// `examples/catalog/../formats/x.toml`.
+pub fn normal(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 /// The `*.toml` files of `dir`, sorted. Hidden entries are skipped: a ConfigMap keeps its
@@ -176,7 +199,7 @@ pub fn clashes(datasets: &[&Dataset]) -> Vec<(usize, Diagnostic)> {
                     f.line,
                     f.col,
                     format!(
-                        "metric `{}` of {} in dataset `{name}` is also served by dataset `{}` ({} of {}:{}:{}), expected names unique across datasets (another metric_prefix?)",
+                        "`{}` ({}) of dataset `{name}` is also served by dataset `{}` ({} at {}:{}:{}), expected metric names unique across datasets (another metric_prefix?)",
                         f.name,
                         f.what,
                         datasets[*j].info.name,

@@ -729,8 +729,12 @@ mod tests {
         let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
         let dataset = crate::load::load(&config).expect("the bundled config loads");
         let (reload, _) = mpsc::channel(1);
+        let snapshot = crate::snapshot::Snapshot::build(Arc::new(dataset));
         let state = Arc::new(AppState {
-            store: crate::snapshot::store(crate::snapshot::Snapshot::build(&dataset)),
+            store: crate::snapshot::store(crate::snapshot::Served {
+                datasets: vec![Arc::new(snapshot)],
+            }),
+            status: Default::default(),
             telemetry: Arc::new(Telemetry::new()),
             telemetry_path: "/metrics".into(),
             enable_lifecycle: false,

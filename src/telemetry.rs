@@ -678,17 +678,24 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &t.tail(Format::Text)));
         assert!(!Arc::ptr_eq(&first, &t.tail(Format::OpenMetrics)));
         assert!(t.tail(Format::OpenMetrics).plain.ends_with(b"# EOF\n"));
-        t.changed(&MetricChange {
-            metric: "m_ratio".into(),
-            added: 2,
-            removed: 0,
-            revised: vec![],
-        });
+        t.changed(
+            "d",
+            &MetricChange {
+                metric: "m_ratio".into(),
+                added: 2,
+                removed: 0,
+                revised: vec![],
+            },
+        );
         let after = t.tail(Format::Text);
         assert!(!Arc::ptr_eq(&first, &after));
         let text = String::from_utf8(after.plain.to_vec()).unwrap();
-        assert!(text.contains("indicator_exporter_series_added_total{metric=\"m_ratio\"} 2\n"));
-        assert!(text.contains("indicator_exporter_series_revisions_total{metric=\"m_ratio\"} 0\n"));
+        assert!(text.contains(
+            "indicator_exporter_series_added_total{dataset=\"d\",metric=\"m_ratio\"} 2\n"
+        ));
+        assert!(text.contains(
+            "indicator_exporter_series_revisions_total{dataset=\"d\",metric=\"m_ratio\"} 0\n"
+        ));
     }
 
     #[test]
@@ -700,24 +707,29 @@ mod tests {
                 let _guard = if lock == 0 {
                     (Some(held.cache.lock().unwrap()), None)
                 } else {
-                    (None, Some(held.last_error.lock().unwrap()))
+                    (None, Some(held.metrics.lock().unwrap()))
                 };
                 panic!("while holding lock {lock}");
             })
             .join();
             assert!(panicked.is_err());
         }
-        assert!(t.cache.is_poisoned() && t.last_error.is_poisoned());
-        // The landing page and /metrics still read them.
-        assert!(t.last_error().is_none());
-        t.changed(&MetricChange {
-            metric: "m_ratio".into(),
-            added: 1,
-            removed: 0,
-            revised: vec![],
-        });
+        assert!(t.cache.is_poisoned() && t.metrics.is_poisoned());
+        // Loads and /metrics still take them.
+        t.loaded(&dataset("m_ratio"), true, Duration::ZERO);
+        t.changed(
+            "d",
+            &MetricChange {
+                metric: "m_ratio".into(),
+                added: 1,
+                removed: 0,
+                revised: vec![],
+            },
+        );
         let text = String::from_utf8(t.tail(Format::Text).plain.to_vec()).unwrap();
-        assert!(text.contains("indicator_exporter_series_added_total{metric=\"m_ratio\"} 1\n"));
+        assert!(text.contains(
+            "indicator_exporter_series_added_total{dataset=\"d\",metric=\"m_ratio\"} 1\n"
+        ));
     }
 
     fn dataset(metric: &str) -> Dataset {
@@ -732,21 +744,24 @@ mod tests {
     fn served(t: &Telemetry, metric: &str) -> bool {
         let text = String::from_utf8(t.render(Format::Text)).unwrap();
         text.contains(&format!(
-            "indicator_exporter_series_removed_total{{metric=\"{metric}\"}}"
+            "indicator_exporter_series_removed_total{{dataset=\"d\",metric=\"{metric}\"}}"
         ))
     }
 
     /// A renamed metric: its series are counted as removed on the reload, then loaded.
     fn rename(t: &Telemetry, from: &str, to: &str, now: Instant) {
-        t.changed(&MetricChange {
-            metric: from.into(),
-            added: 0,
-            removed: 1,
-            revised: vec![],
-        });
+        t.changed(
+            "d",
+            &MetricChange {
+                metric: from.into(),
+                added: 0,
+                removed: 1,
+                revised: vec![],
+            },
+        );
         t.loaded(&dataset(to), true, Duration::ZERO);
         // As if the load had happened at `now`.
-        for (_, at) in t.removed_metrics.lock().unwrap().iter_mut() {
+        for (_, _, at) in t.removed_metrics.lock().unwrap().iter_mut() {
             *at = (*at).min(now);
         }
     }
@@ -760,7 +775,9 @@ mod tests {
         // Served with its step, so increase(…[1h]) > 0 and IndicatorSeriesRemoved fires.
         let text = String::from_utf8(t.render(Format::Text)).unwrap();
         assert!(
-            text.contains("indicator_exporter_series_removed_total{metric=\"a\"} 1\n"),
+            text.contains(
+                "indicator_exporter_series_removed_total{dataset=\"d\",metric=\"a\"} 1\n"
+            ),
             "{text}"
         );
         assert!(served(&t, "b"));

@@ -108,7 +108,9 @@ fn value(body: &str, series: &str) -> Option<f64> {
 fn loads(body: &str, dataset: &str, result: &str) -> f64 {
     value(
         body,
-        &format!("indicator_exporter_dataset_loads_total{{dataset=\"{dataset}\",result=\"{result}\"}}"),
+        &format!(
+            "indicator_exporter_dataset_loads_total{{dataset=\"{dataset}\",result=\"{result}\"}}"
+        ),
     )
     .unwrap_or(0.0)
 }
@@ -156,7 +158,10 @@ fn three_datasets_serve_side_by_side_and_a_broken_one_keeps_its_last_good_versio
         "b keeps its last good version"
     );
     assert_eq!(
-        value(&body, "indicator_exporter_dataset_last_load_successful{dataset=\"b\"}"),
+        value(
+            &body,
+            "indicator_exporter_dataset_last_load_successful{dataset=\"b\"}"
+        ),
         Some(0.0)
     );
     assert_eq!(loads(&body, "b", "failure"), 1.0);
@@ -210,10 +215,7 @@ fn three_datasets_serve_side_by_side_and_a_broken_one_keeps_its_last_good_versio
 fn a_directory_gains_and_loses_datasets() {
     let c = Catalogue::new("directory");
     let server = Server::start(&c.main());
-    c.write(
-        "datasets.d/d.toml",
-        &dataset("d", "d_", &[("2024", "41")]),
-    );
+    c.write("datasets.d/d.toml", &dataset("d", "d_", &[("2024", "41")]));
     // Not a dataset file: neither hidden files nor other extensions are read.
     c.write("datasets.d/notes.txt", "not toml");
     let r = server.post("/-/reload");
@@ -231,7 +233,10 @@ fn a_directory_gains_and_loses_datasets() {
     let r = server.post("/-/reload");
     assert_eq!(r.status, 200, "{}", r.text());
     let body = server.metrics();
-    assert!(!body.contains("c_rate_ratio"), "c's series are gone:\n{body}");
+    assert!(
+        !body.contains("c_rate_ratio"),
+        "c's series are gone:\n{body}"
+    );
     assert!(
         !body.contains("dataset=\"c\""),
         "so are c's self-metrics:\n{body}"
@@ -245,10 +250,7 @@ fn a_directory_gains_and_loses_datasets() {
 fn names_that_clash_across_datasets_are_refused_with_both_places() {
     let c = Catalogue::new("clash");
     // c takes b's prefix: `b_rate_ratio` twice, and the dataset info families too.
-    c.write(
-        "datasets.d/c.toml",
-        &dataset("c", "b_", &[("2024", "31")]),
-    );
+    c.write("datasets.d/c.toml", &dataset("c", "b_", &[("2024", "31")]));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
         .arg("--config.file")
         .arg(c.main())
@@ -271,10 +273,7 @@ fn names_that_clash_across_datasets_are_refused_with_both_places() {
     assert!(line.contains("dataset `b`"), "{line}");
 
     // Two datasets of one name.
-    c.write(
-        "datasets.d/c.toml",
-        &dataset("b", "c_", &[("2024", "31")]),
-    );
+    c.write("datasets.d/c.toml", &dataset("b", "c_", &[("2024", "31")]));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
         .arg("--config.file")
         .arg(c.main())
@@ -284,23 +283,23 @@ fn names_that_clash_across_datasets_are_refused_with_both_places() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("{cc}: dataset name `b` is also the name of the dataset in {b}")),
+        err.contains(&format!(
+            "{cc}: dataset name `b` is also the name of the dataset in {b}"
+        )),
         "{err}"
     );
 
     // On reload, the dataset that changed into a clash is refused; the others stay.
-    c.write(
-        "datasets.d/c.toml",
-        &dataset("c", "c_", &[("2024", "31")]),
-    );
+    c.write("datasets.d/c.toml", &dataset("c", "c_", &[("2024", "31")]));
     let server = Server::start(&c.main());
-    c.write(
-        "datasets.d/c.toml",
-        &dataset("c", "a_", &[("2024", "39")]),
-    );
+    c.write("datasets.d/c.toml", &dataset("c", "a_", &[("2024", "39")]));
     let r = server.post("/-/reload");
     assert_eq!(r.status, 500);
-    assert!(r.text().contains("also served by dataset `a`"), "{}", r.text());
+    assert!(
+        r.text().contains("also served by dataset `a`"),
+        "{}",
+        r.text()
+    );
     let body = server.metrics();
     assert_eq!(value(&body, "c_rate_ratio{year=\"2024\"}"), Some(0.31));
     assert_eq!(value(&body, "a_rate_ratio{year=\"2024\"}"), Some(0.11));
@@ -323,10 +322,7 @@ fn a_file_change_reloads_only_its_dataset() {
     assert_eq!(loads(&body, "a", "success"), 1.0, "a was not reloaded");
     assert_eq!(loads(&body, "b", "success"), 1.0, "b was not reloaded");
     // A new dataset file in the directory is a catalogue change: picked up too.
-    c.write(
-        "datasets.d/e.toml",
-        &dataset("e", "e_", &[("2024", "51")]),
-    );
+    c.write("datasets.d/e.toml", &dataset("e", "e_", &[("2024", "51")]));
     wait_for("e served", Duration::from_secs(20), || {
         value(&server.metrics(), "e_rate_ratio{year=\"2024\"}")
     });
