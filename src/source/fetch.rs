@@ -1,1 +1,1722 @@
 //! Remote sources: data files fetched over HTTP(S), conditionally, within limits.
+//! `[fetch]` options (TOML) -> checked [`FetchSettings`] -> one [`Fetcher`] per source, whose
+//! [`Fetcher::fetch`] yields the body for the readers, or says it has not changed, or why not.
+
+use std::fmt;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderName, HeaderValue, ETAG, LAST_MODIFIED, LOCATION};
+use reqwest::{StatusCode, Url};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// How often a remote source is re-fetched unless its config says otherwise.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
+pub const DEFAULT_MAX_REDIRECTS: u32 = 5;
+/// The first retry after a failure; later ones double, up to [`MAX_BACKOFF`] (or the refresh).
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// Largest `ca_file` or `header_file` read: both are a few KiB at most.
+const MAX_SMALL_FILE: u64 = 1 << 20;
+/// Headers the exporter sets itself (framing, conditional requests): a key header may not
+/// replace them.
+const RESERVED_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "if-none-match",
+    "if-modified-since",
+    "accept-encoding",
+];
+
+/// `[fetch]` of a dataset config, or `[input.fetch]` of one remote `[[input]]` (which overrides
+/// the dataset's, key by key). Values stay spanned so [`FetchOptions::settings`] can point at
+/// the one that is wrong.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchOptions {
+    /// How often the source is re-fetched: `30s`, `10m`, `1h`, `1d`.
+    pub refresh: Option<Spanned<String>>,
+    /// Time to open the connection (TLS handshake included).
+    pub connect_timeout: Option<Spanned<String>>,
+    /// Time for the whole request: redirects, headers and body.
+    pub timeout: Option<Spanned<String>>,
+    /// Largest body accepted: bytes, or with a unit (`64MiB`).
+    pub max_size: Option<Spanned<String>>,
+    /// Most redirects followed (0: none).
+    pub max_redirects: Option<Spanned<u32>>,
+    /// PEM certificates trusted in addition to the system roots, relative to the config file.
+    pub ca_file: Option<Spanned<String>>,
+    /// Name of a header whose value is read from `header_file` (an API key).
+    pub header: Option<Spanned<String>>,
+    /// The file holding `header`'s value, re-read at every fetch so a rotated key is used.
+    pub header_file: Option<Spanned<String>>,
+    /// `fail` (start-up fails when the source cannot be fetched) or `not-ready`.
+    pub on_start_failure: Option<Spanned<String>>,
+}
+
+/// What start-up does when a dataset's remote source cannot be fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStartFailure {
+    /// The exporter exits with an error naming the source.
+    #[default]
+    Fail,
+    /// The exporter serves without the dataset (not ready) and keeps trying.
+    NotReady,
+}
+
+impl OnStartFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnStartFailure::Fail => "fail",
+            OnStartFailure::NotReady => "not-ready",
+        }
+    }
+}
+
+/// A header sent with every request of a source, its value read from `file` at fetch time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHeader {
+    pub name: HeaderName,
+    /// Absolute (resolved against the config file's directory).
+    pub file: PathBuf,
+}
+
+/// Checked fetch options of one source. Holds no secret: the key is read at fetch time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchSettings {
+    pub refresh: Duration,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub max_size: u64,
+    pub max_redirects: u32,
+    /// `ca_file` resolved, and the certificates it held when the settings were made.
+    pub ca_file: Option<PathBuf>,
+    pub ca_certs: Vec<CertificateDer<'static>>,
+    pub key_header: Option<KeyHeader>,
+    pub on_start_failure: OnStartFailure,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        FetchSettings {
+            refresh: DEFAULT_REFRESH,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            max_size: DEFAULT_MAX_SIZE,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+            ca_file: None,
+            ca_certs: Vec::new(),
+            key_header: None,
+            on_start_failure: OnStartFailure::Fail,
+        }
+    }
+}
+
+/// Problems found in fetch options: the span of the offending value and what is wrong.
+pub type Problems = Vec<(Range<usize>, String)>;
+
+impl FetchOptions {
+    /// These options with every key `over` sets taken from `over` (an input's over its
+    /// dataset's).
+    pub fn merged(&self, over: &FetchOptions) -> FetchOptions {
+        fn pick<T: Clone>(base: &Option<T>, over: &Option<T>) -> Option<T> {
+            over.as_ref().or(base.as_ref()).cloned()
+        }
+        FetchOptions {
+            refresh: pick(&self.refresh, &over.refresh),
+            connect_timeout: pick(&self.connect_timeout, &over.connect_timeout),
+            timeout: pick(&self.timeout, &over.timeout),
+            max_size: pick(&self.max_size, &over.max_size),
+            max_redirects: pick(&self.max_redirects, &over.max_redirects),
+            ca_file: pick(&self.ca_file, &over.ca_file),
+            header: pick(&self.header, &over.header),
+            header_file: pick(&self.header_file, &over.header_file),
+            on_start_failure: pick(&self.on_start_failure, &over.on_start_failure),
+        }
+    }
+
+    /// Checks every option (files relative to `base_dir`) and returns the settings, or every
+    /// problem with the span of the value at fault.
+    pub fn settings(&self, base_dir: &Path) -> Result<FetchSettings, Problems> {
+        let mut problems = Problems::new();
+        let mut s = FetchSettings::default();
+
+        let mut duration =
+            |key: &str, v: &Option<Spanned<String>>, min: Duration, out: &mut Duration| {
+                let Some(v) = v else { return };
+                match parse_duration(v.get_ref()) {
+                    Ok(d) if d < min => problems.push((
+                        v.span(),
+                        format!(
+                            "{key} = \"{}\" is too short, expected at least {}",
+                            v.get_ref(),
+                            show_duration(min)
+                        ),
+                    )),
+                    Ok(d) => *out = d,
+                    Err(e) => problems.push((v.span(), format!("{key}: {e}"))),
+                }
+            };
+        // A refresh under a second would hammer the publisher; timeouts of 0 would never succeed.
+        duration(
+            "refresh",
+            &self.refresh,
+            Duration::from_secs(1),
+            &mut s.refresh,
+        );
+        let min_timeout = Duration::from_millis(1);
+        duration(
+            "connect_timeout",
+            &self.connect_timeout,
+            min_timeout,
+            &mut s.connect_timeout,
+        );
+        duration("timeout", &self.timeout, min_timeout, &mut s.timeout);
+
+        if let Some(v) = &self.max_size {
+            match crate::load::parse_size(v.get_ref()) {
+                Ok(n) => s.max_size = n,
+                Err(e) => problems.push((v.span(), format!("max_size: {e}"))),
+            }
+        }
+        if let Some(v) = &self.max_redirects {
+            s.max_redirects = *v.get_ref();
+        }
+        if let Some(v) = &self.on_start_failure {
+            match v.get_ref().as_str() {
+                "fail" => s.on_start_failure = OnStartFailure::Fail,
+                "not-ready" => s.on_start_failure = OnStartFailure::NotReady,
+                other => problems.push((
+                    v.span(),
+                    format!(
+                        "unknown on_start_failure `{other}`, expected \"fail\" or \"not-ready\""
+                    ),
+                )),
+            }
+        }
+        if let Some(v) = &self.ca_file {
+            let path = base_dir.join(v.get_ref());
+            match read_ca_file(&path) {
+                Ok(certs) => {
+                    s.ca_file = Some(path);
+                    s.ca_certs = certs;
+                }
+                Err(e) => problems.push((v.span(), format!("ca_file {}: {e}", path.display()))),
+            }
+        }
+        match (&self.header, &self.header_file) {
+            (Some(h), Some(f)) => {
+                let name = match header_name(h.get_ref()) {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        problems.push((h.span(), e));
+                        None
+                    }
+                };
+                let file = base_dir.join(f.get_ref());
+                // Read once now so a missing key fails the config, not the first fetch.
+                let read = read_key_sync(&file);
+                if let Err(e) = &read {
+                    problems.push((f.span(), format!("header_file {}: {e}", file.display())));
+                }
+                if let (Some(name), Ok(_)) = (name, read) {
+                    s.key_header = Some(KeyHeader { name, file });
+                }
+            }
+            (Some(h), None) => problems.push((
+                h.span(),
+                "header is set without header_file, expected header_file naming the file that holds its value".into(),
+            )),
+            (None, Some(f)) => problems.push((
+                f.span(),
+                "header_file is set without header, expected header naming the header it is sent in, such as X-API-Key".into(),
+            )),
+            (None, None) => {}
+        }
+
+        if problems.is_empty() {
+            Ok(s)
+        } else {
+            problems.sort_by_key(|(span, _)| span.start);
+            Err(problems)
+        }
+    }
+}
+
+/// A duration as Go writes it (`500ms`, `30s`, `10m`, `1h30m`), optionally after whole days
+/// (`1d`, `1d12h`): publishers update daily at most, so a day is a natural refresh.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let invalid = || {
+        format!("invalid duration `{s}`, expected a number and a unit such as 30s, 10m, 1h or 1d")
+    };
+    let (days, rest) = match s.find('d') {
+        Some(i) if i > 0 && s[..i].bytes().all(|b| b.is_ascii_digit()) => {
+            let days: u64 = s[..i].parse().map_err(|_| invalid())?;
+            (days, &s[i + 1..])
+        }
+        _ => (0, s),
+    };
+    let rest = if rest.is_empty() && days > 0 {
+        Duration::ZERO
+    } else {
+        crate::web::config::parse_go_duration(rest).ok_or_else(invalid)?
+    };
+    days.checked_mul(86_400)
+        .and_then(|secs| Duration::from_secs(secs).checked_add(rest))
+        .ok_or_else(|| format!("duration `{s}` is too long"))
+}
+
+/// A duration as the config would write it (`1s`, `250ms`, `1h`).
+fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 != 0 {
+        format!("{ms}ms")
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+
+fn header_name(name: &str) -> Result<HeaderName, String> {
+    let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        format!("invalid header name `{name}`, expected a token such as X-API-Key or Authorization")
+    })?;
+    if RESERVED_HEADERS.contains(&parsed.as_str()) {
+        return Err(format!(
+            "header `{name}` is set by the exporter itself, expected an API key header such as X-API-Key or Authorization"
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Reads a small regular file (never a FIFO or device, which could block or never end).
+fn read_small_file(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file, expected a file".into());
+    }
+    if meta.len() > MAX_SMALL_FILE {
+        return Err(format!(
+            "is {} bytes, expected at most {MAX_SMALL_FILE}",
+            meta.len()
+        ));
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SMALL_FILE + 1).read_to_end(&mut buf))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    Ok(buf)
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = read_small_file(path)?;
+    let mut certs = Vec::new();
+    for (i, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+        let cert = cert.map_err(|e| {
+            format!(
+                "certificate {} is not valid PEM ({e}), expected PEM certificates",
+                i + 1
+            )
+        })?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.clone()).map_err(|e| {
+            format!(
+                "certificate {} cannot be trusted ({e}), expected CA certificates",
+                i + 1
+            )
+        })?;
+        certs.push(cert);
+    }
+    if certs.is_empty() {
+        return Err(
+            "holds no certificate, expected PEM `-----BEGIN CERTIFICATE-----` blocks".into(),
+        );
+    }
+    Ok(certs)
+}
+
+/// The key header's value from its file: surrounding whitespace (a final newline) dropped.
+/// Errors never include the file's content.
+fn key_value(content: &[u8]) -> Result<HeaderValue, String> {
+    let text = std::str::from_utf8(content)
+        .map_err(|_| "is not UTF-8 text, expected the key on one line".to_string())?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err("is empty, expected the key".into());
+    }
+    let mut value = HeaderValue::from_str(key).map_err(|_| {
+        "holds characters a header cannot carry, expected the key on one line of visible ASCII"
+            .to_string()
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn read_key_sync(path: &Path) -> Result<HeaderValue, String> {
+    key_value(&read_small_file(path)?)
+}
+
+/// ETag and Last-Modified of the last body fetched, sent back to ask "only if changed".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// What a fetch brought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// 304: the source is as it was when `previous` was fetched; no body was read.
+    NotModified,
+    /// 200: the whole body (at most `max_size` bytes) and its validators.
+    Body { body: Bytes, validators: Validators },
+}
+
+/// Why a fetch failed. `url` is the source's URL without userinfo, followed by where a redirect
+/// led when the failure happened there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    InvalidUrl {
+        url: String,
+        problem: String,
+    },
+    /// The key header's file could not be read or does not hold a usable value.
+    ApiKey {
+        url: String,
+        file: PathBuf,
+        problem: String,
+    },
+    /// No HTTP answer: DNS, refused, reset, closed.
+    Connect {
+        url: String,
+        cause: String,
+    },
+    ConnectTimeout {
+        url: String,
+        after: Duration,
+    },
+    Tls {
+        url: String,
+        cause: String,
+    },
+    /// The whole request took longer than `timeout`.
+    Timeout {
+        url: String,
+        after: Duration,
+    },
+    HttpStatus {
+        url: String,
+        status: StatusCode,
+    },
+    /// The body is over `limit`: as announced by Content-Length, or found while reading.
+    TooLarge {
+        url: String,
+        limit: u64,
+        declared: Option<u64>,
+    },
+    Redirects {
+        url: String,
+        limit: u32,
+        last: String,
+    },
+    Body {
+        url: String,
+        cause: String,
+    },
+}
+
+impl FetchError {
+    /// The `reason` label value of `source_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FetchError::InvalidUrl { .. } => "invalid_url",
+            FetchError::ApiKey { .. } => "api_key",
+            FetchError::Connect { .. } | FetchError::ConnectTimeout { .. } => "connect",
+            FetchError::Tls { .. } => "tls",
+            FetchError::Timeout { .. } => "timeout",
+            FetchError::HttpStatus { .. } => "http_status",
+            FetchError::TooLarge { .. } => "too_large",
+            FetchError::Redirects { .. } => "redirects",
+            FetchError::Body { .. } => "body",
+        }
+    }
+
+    /// Every reason [`FetchError::reason`] gives, so counters can start at 0.
+    pub const REASONS: [&'static str; 9] = [
+        "invalid_url",
+        "api_key",
+        "connect",
+        "tls",
+        "timeout",
+        "http_status",
+        "too_large",
+        "redirects",
+        "body",
+    ];
+
+    pub fn url(&self) -> &str {
+        match self {
+            FetchError::InvalidUrl { url, .. }
+            | FetchError::ApiKey { url, .. }
+            | FetchError::Connect { url, .. }
+            | FetchError::ConnectTimeout { url, .. }
+            | FetchError::Tls { url, .. }
+            | FetchError::Timeout { url, .. }
+            | FetchError::HttpStatus { url, .. }
+            | FetchError::TooLarge { url, .. }
+            | FetchError::Redirects { url, .. }
+            | FetchError::Body { url, .. } => url,
+        }
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::InvalidUrl { url, problem } => {
+                write!(f, "{url}: {problem}, expected an http:// or https:// URL")
+            }
+            FetchError::ApiKey { url, file, problem } => write!(
+                f,
+                "{url}: the key for the request header: header_file {} {problem}",
+                file.display()
+            ),
+            FetchError::Connect { url, cause } => write!(
+                f,
+                "{url}: no HTTP answer ({cause}), expected a server answering"
+            ),
+            FetchError::ConnectTimeout { url, after } => write!(
+                f,
+                "{url}: no connection within {} (connect_timeout), expected a server accepting connections",
+                show_duration(*after)
+            ),
+            FetchError::Tls { url, cause } => write!(
+                f,
+                "{url}: TLS failed ({cause}), expected a certificate trusted by the system roots or ca_file"
+            ),
+            FetchError::Timeout { url, after } => write!(
+                f,
+                "{url}: no complete answer within {} (timeout), expected the whole response sooner",
+                show_duration(*after)
+            ),
+            FetchError::HttpStatus { url, status } => write!(
+                f,
+                "{url}: HTTP {} {}, expected 200 or 304",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("(unknown status)")
+            ),
+            FetchError::TooLarge {
+                url,
+                limit,
+                declared: Some(n),
+            } => write!(
+                f,
+                "{url}: the body is {n} bytes (Content-Length), expected at most {limit} (max_size)"
+            ),
+            FetchError::TooLarge {
+                url,
+                limit,
+                declared: None,
+            } => write!(
+                f,
+                "{url}: the body is over {limit} bytes, expected at most {limit} (max_size)"
+            ),
+            FetchError::Redirects { url, limit, last } => write!(
+                f,
+                "{url}: more than {limit} redirects (the last to {last}), expected at most {limit} (max_redirects)"
+            ),
+            FetchError::Body { url, cause } => {
+                write!(f, "{url}: reading the body failed ({cause}), expected the whole body")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// Whether a data file named in a config is a remote source rather than a local path.
+pub fn is_remote(file: &str) -> bool {
+    let lower = file.get(..8).unwrap_or(file).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// `url` without its userinfo (`https://user:pass@host/x` -> `https://host/x`), for logs,
+/// errors and labels. Text that does not parse as a URL loses what looks like userinfo.
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            if !u.username().is_empty() || u.password().is_some() {
+                // Only fails for URLs that cannot have userinfo, which then have none.
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+            }
+            u.to_string()
+        }
+        Err(_) => {
+            let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+                return url.to_string();
+            };
+            let rest = &url[scheme_end..];
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{}{}", &url[..scheme_end], &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+    }
+}
+
+/// The delay before retrying a source after `failures` failures in a row (1 for the first):
+/// 5 s doubling each time, at most `min(refresh, 15 min)`, then ±20 % by `jitter` (in 0..1,
+/// from the caller's random source) so sources failing together do not retry together.
+pub fn backoff(failures: u32, refresh: Duration, jitter: f64) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    let base = FIRST_BACKOFF.saturating_mul(1 << doublings);
+    let cap = refresh.min(MAX_BACKOFF);
+    scale(base.min(cap), 0.2, jitter)
+}
+
+/// The delay before the next scheduled fetch: `refresh` ±10 % by `jitter` (in 0..1), so
+/// sources configured alike do not all fire at once.
+pub fn next_refresh(refresh: Duration, jitter: f64) -> Duration {
+    scale(refresh, 0.1, jitter)
+}
+
+/// `d` times `1 + spread * (2 * jitter - 1)`: jitter 0 shortens by `spread`, 1 lengthens.
+fn scale(d: Duration, spread: f64, jitter: f64) -> Duration {
+    let jitter = if jitter.is_nan() {
+        0.5
+    } else {
+        jitter.clamp(0.0, 1.0)
+    };
+    d.mul_f64(1.0 + spread * (2.0 * jitter - 1.0))
+}
+
+/// A small random source for [`backoff`] and [`next_refresh`] (SplitMix64): jitter needs to
+/// differ between sources and runs, not to be unpredictable.
+#[derive(Debug, Clone)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn seeded(seed: u64) -> Jitter {
+        Jitter(seed)
+    }
+
+    /// Seeded from the clock and the process id.
+    pub fn from_clock() -> Jitter {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Jitter(nanos ^ (u64::from(std::process::id()) << 32))
+    }
+
+    /// The next number in 0..1.
+    pub fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The client could not be set up (e.g. the system's root certificates are all unreadable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError(pub String);
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot set up the HTTP client: {}", self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Fetches one source with its settings; built once per source and rebuilt on reload. Keeps
+/// connections open between fetches.
+pub struct Fetcher {
+    client: reqwest::Client,
+    settings: FetchSettings,
+}
+
+impl fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    pub fn new(settings: &FetchSettings) -> Result<Fetcher, BuildError> {
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("indicator_exporter/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(settings.connect_timeout)
+            // Redirects are followed here, so the key header never goes to another origin.
+            .redirect(reqwest::redirect::Policy::none());
+        for cert in &settings.ca_certs {
+            let cert =
+                reqwest::Certificate::from_der(cert).map_err(|e| BuildError(e.to_string()))?;
+            b = b.add_root_certificate(cert);
+        }
+        let client = b.build().map_err(|e| BuildError(chain(&e)))?;
+        Ok(Fetcher {
+            client,
+            settings: settings.clone(),
+        })
+    }
+
+    pub fn settings(&self) -> &FetchSettings {
+        &self.settings
+    }
+
+    /// GETs `url`, conditionally on `previous`, following redirects, within the settings'
+    /// limits. A 304 reads no body; a body is cut off as soon as it is over `max_size`.
+    pub async fn fetch(&self, url: &str, previous: &Validators) -> Result<Fetched, FetchError> {
+        let timeout = self.settings.timeout;
+        match tokio::time::timeout(timeout, self.fetch_within(url, previous)).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout {
+                url: redact(url),
+                after: timeout,
+            }),
+        }
+    }
+
+    async fn fetch_within(&self, url: &str, previous: &Validators) -> Result<Fetched, FetchError> {
+        let shown = redact(url);
+        let start = Url::parse(url).map_err(|e| FetchError::InvalidUrl {
+            url: shown.clone(),
+            problem: format!("not a URL ({e})"),
+        })?;
+        check_scheme(&start, &shown)?;
+        let key = match &self.settings.key_header {
+            Some(k) => Some((
+                k.name.clone(),
+                read_key(&k.file)
+                    .await
+                    .map_err(|problem| FetchError::ApiKey {
+                        url: shown.clone(),
+                        file: k.file.clone(),
+                        problem,
+                    })?,
+            )),
+            None => None,
+        };
+        let origin = start.origin();
+        let mut current = start;
+        let mut redirects = 0u32;
+        loop {
+            let at = if redirects == 0 {
+                shown.clone()
+            } else {
+                format!("{shown} (redirected to {})", redact(current.as_str()))
+            };
+            let mut req = self.client.get(current.clone());
+            if let Some(etag) = previous.etag.as_deref().and_then(header_value) {
+                req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = previous.last_modified.as_deref().and_then(header_value) {
+                req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+            }
+            if let Some((name, value)) = &key {
+                if current.origin() == origin {
+                    req = req.header(name.clone(), value.clone());
+                }
+            }
+            let mut resp = req
+                .send()
+                .await
+                .map_err(|e| self.send_error(&e, at.clone()))?;
+            let status = resp.status();
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                let Some(next) = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| current.join(l).ok())
+                else {
+                    return Err(FetchError::InvalidUrl {
+                        url: at,
+                        problem: format!(
+                            "HTTP {} without a usable Location header",
+                            status.as_u16()
+                        ),
+                    });
+                };
+                if redirects == self.settings.max_redirects {
+                    return Err(FetchError::Redirects {
+                        url: shown,
+                        limit: self.settings.max_redirects,
+                        last: redact(next.as_str()),
+                    });
+                }
+                check_scheme(
+                    &next,
+                    &format!("{shown} (redirected to {})", redact(next.as_str())),
+                )?;
+                redirects += 1;
+                current = next;
+                continue;
+            }
+            if status == StatusCode::NOT_MODIFIED && !previous.is_empty() {
+                return Ok(Fetched::NotModified);
+            }
+            if status != StatusCode::OK && status != StatusCode::NON_AUTHORITATIVE_INFORMATION {
+                return Err(FetchError::HttpStatus { url: at, status });
+            }
+            let limit = self.settings.max_size;
+            if let Some(n) = resp.content_length().filter(|&n| n > limit) {
+                return Err(FetchError::TooLarge {
+                    url: at,
+                    limit,
+                    declared: Some(n),
+                });
+            }
+            let validators = Validators {
+                etag: header_text(&resp, ETAG),
+                last_modified: header_text(&resp, LAST_MODIFIED),
+            };
+            let capacity = resp.content_length().unwrap_or(0).min(limit);
+            let mut body = BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if (body.len() + chunk.len()) as u64 > limit {
+                            return Err(FetchError::TooLarge {
+                                url: at,
+                                limit,
+                                declared: None,
+                            });
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(FetchError::Body {
+                            url: at,
+                            cause: innermost(&e),
+                        })
+                    }
+                }
+            }
+            return Ok(Fetched::Body {
+                body: body.freeze(),
+                validators,
+            });
+        }
+    }
+
+    fn send_error(&self, e: &reqwest::Error, url: String) -> FetchError {
+        if let Some(cause) = tls_cause(e) {
+            return FetchError::Tls { url, cause };
+        }
+        if e.is_timeout() {
+            // The whole-request timeout is ours; a timeout inside the client is the connect one.
+            return FetchError::ConnectTimeout {
+                url,
+                after: self.settings.connect_timeout,
+            };
+        }
+        if e.is_builder() {
+            return FetchError::InvalidUrl {
+                url,
+                problem: innermost(e),
+            };
+        }
+        FetchError::Connect {
+            url,
+            cause: innermost(e),
+        }
+    }
+}
+
+fn check_scheme(u: &Url, shown: &str) -> Result<(), FetchError> {
+    match u.scheme() {
+        "http" | "https" if u.host().is_some() => Ok(()),
+        "http" | "https" => Err(FetchError::InvalidUrl {
+            url: shown.to_string(),
+            problem: "no host".into(),
+        }),
+        other => Err(FetchError::InvalidUrl {
+            url: shown.to_string(),
+            problem: format!("scheme `{other}` is not fetched"),
+        }),
+    }
+}
+
+async fn read_key(path: &Path) -> Result<HeaderValue, String> {
+    let path = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || read_key_sync(&path)).await {
+        Ok(r) => r,
+        Err(e) => Err(format!("could not be read ({e})")),
+    }
+}
+
+fn header_value(s: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(s).ok()
+}
+
+fn header_text(resp: &reqwest::Response, name: HeaderName) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The rustls error behind a client error, if the failure was TLS. rustls errors arrive
+/// wrapped in `io::Error`s (twice, by the TLS stream and the connector), whose `source()`
+/// skips the wrapped error, so look inside them too.
+fn tls_cause(e: &reqwest::Error) -> Option<String> {
+    fn rustls_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+        rustls_in(inner)
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(r) = rustls_in(err) {
+            return Some(r.to_string());
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// The deepest cause of an error: the client's outer layers name the URL (with userinfo) and
+/// say little ("error sending request", "client error (Connect)").
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last: &dyn std::error::Error = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
+}
+
+/// Every layer of an error that has no URL in it (the client builder's).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(s) = next {
+        parts.push(s.to_string());
+        next = s.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    use http_body::Frame;
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    // ---- options and settings ----
+
+    fn options(toml_text: &str) -> FetchOptions {
+        toml::from_str(toml_text).expect("valid options")
+    }
+
+    /// `line:col: message` of each problem, for exact assertions.
+    fn problems(text: &str, base: &Path) -> Vec<String> {
+        let errs = options(text).settings(base).expect_err("problems");
+        errs.iter()
+            .map(|(span, m)| {
+                let before = &text[..span.start];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("{line}:{col}: {m}")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_to_unset_keys() {
+        let s = options("").settings(Path::new("/")).unwrap();
+        assert_eq!(s, FetchSettings::default());
+        assert_eq!(s.refresh, Duration::from_secs(3600));
+        assert_eq!(s.connect_timeout, Duration::from_secs(10));
+        assert_eq!(s.timeout, Duration::from_secs(60));
+        assert_eq!(s.max_size, 64 << 20);
+        assert_eq!(s.max_redirects, 5);
+        assert_eq!(s.on_start_failure, OnStartFailure::Fail);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "s3cret\n").unwrap();
+        let s = options(
+            "refresh = \"1d\"\nconnect_timeout = \"500ms\"\ntimeout = \"2m\"\nmax_size = \"1KiB\"\n\
+             max_redirects = 0\nheader = \"X-API-Key\"\nheader_file = \"key\"\non_start_failure = \"not-ready\"\n",
+        )
+        .settings(dir.path())
+        .unwrap();
+        assert_eq!(s.refresh, Duration::from_secs(86_400));
+        assert_eq!(s.connect_timeout, Duration::from_millis(500));
+        assert_eq!(s.timeout, Duration::from_secs(120));
+        assert_eq!(s.max_size, 1024);
+        assert_eq!(s.max_redirects, 0);
+        assert_eq!(s.on_start_failure, OnStartFailure::NotReady);
+        let key = s.key_header.unwrap();
+        assert_eq!(key.name.as_str(), "x-api-key");
+        assert_eq!(key.file, dir.path().join("key"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = toml::from_str::<FetchOptions>("refresh = \"1h\"\nretries = 3\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `retries`"), "{e}");
+    }
+
+    #[test]
+    fn an_input_overrides_its_dataset_key_by_key() {
+        let dataset = options("refresh = \"1h\"\ntimeout = \"30s\"\n");
+        let input = options("refresh = \"5m\"\nmax_redirects = 1\n");
+        let s = dataset.merged(&input).settings(Path::new("/")).unwrap();
+        assert_eq!(s.refresh, Duration::from_secs(300));
+        assert_eq!(s.timeout, Duration::from_secs(30));
+        assert_eq!(s.max_redirects, 1);
+        assert_eq!(s.max_size, DEFAULT_MAX_SIZE);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("not-pem.crt"), "hello\n").unwrap();
+        let text = "refresh = \"0s\"\nconnect_timeout = \"10 parsecs\"\ntimeout = \"1d2x\"\nmax_size = \"0\"\n\
+                    ca_file = \"not-pem.crt\"\nheader = \"Bad Header\"\nheader_file = \"missing\"\non_start_failure = \"retry\"\n";
+        let p = problems(text, dir.path());
+        let ca = dir.path().join("not-pem.crt");
+        let key = dir.path().join("missing");
+        assert_eq!(
+            p,
+            [
+                "1:11: refresh = \"0s\" is too short, expected at least 1s".to_string(),
+                "2:19: connect_timeout: invalid duration `10 parsecs`, expected a number and a unit such as 30s, 10m, 1h or 1d".into(),
+                "3:11: timeout: invalid duration `1d2x`, expected a number and a unit such as 30s, 10m, 1h or 1d".into(),
+                "4:12: max_size: a size of 0 reads nothing, expected at least 1 byte".into(),
+                format!("5:11: ca_file {}: holds no certificate, expected PEM `-----BEGIN CERTIFICATE-----` blocks", ca.display()),
+                "6:10: invalid header name `Bad Header`, expected a token such as X-API-Key or Authorization".into(),
+                format!("7:15: header_file {}: cannot read it: No such file or directory (os error 2)", key.display()),
+                "8:20: unknown on_start_failure `retry`, expected \"fail\" or \"not-ready\"".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn header_and_header_file_go_together_and_reserved_headers_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), "v").unwrap();
+        assert_eq!(
+            problems("header = \"X-Key\"\n", dir.path()),
+            ["1:10: header is set without header_file, expected header_file naming the file that holds its value"]
+        );
+        assert_eq!(
+            problems("header_file = \"k\"\n", dir.path()),
+            ["1:15: header_file is set without header, expected header naming the header it is sent in, such as X-API-Key"]
+        );
+        assert_eq!(
+            problems("header = \"If-None-Match\"\nheader_file = \"k\"\n", dir.path()),
+            ["1:10: header `If-None-Match` is set by the exporter itself, expected an API key header such as X-API-Key or Authorization"]
+        );
+    }
+
+    #[test]
+    fn a_key_file_that_cannot_be_a_header_is_refused_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), "top\nsecret\n").unwrap();
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let p = problems("header = \"X-Key\"\nheader_file = \"k\"\n", dir.path());
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].ends_with(": holds characters a header cannot carry, expected the key on one line of visible ASCII"), "{p:?}");
+        assert!(!p[0].contains("secret") && !p[0].contains("top"), "{p:?}");
+        let p = problems("header = \"X-Key\"\nheader_file = \"empty\"\n", dir.path());
+        assert!(p[0].ends_with("empty: is empty, expected the key"), "{p:?}");
+        let p = problems("header = \"X-Key\"\nheader_file = \".\"\n", dir.path());
+        assert!(
+            p[0].ends_with(": is not a regular file, expected a file"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn durations_take_go_units_and_days() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(129_600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "d", "1", "1x", "-1s", "1dd", "d1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_duration("99999999999999999d").is_err());
+    }
+
+    // ---- backoff and jitter ----
+
+    #[test]
+    fn backoff_doubles_from_5s_up_to_the_cap_with_20_percent_jitter() {
+        let day = Duration::from_secs(86_400);
+        let mid: Vec<u64> = (1..=10).map(|n| backoff(n, day, 0.5).as_secs()).collect();
+        assert_eq!(mid, [5, 10, 20, 40, 80, 160, 320, 640, 900, 900]);
+        assert_eq!(backoff(0, day, 0.5), Duration::from_secs(5));
+        assert_eq!(backoff(u32::MAX, day, 0.5), Duration::from_secs(900));
+        assert_eq!(backoff(1, day, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(1, day, 1.0), Duration::from_secs(6));
+        assert_eq!(backoff(10, day, 0.0), Duration::from_secs(720));
+        assert_eq!(backoff(10, day, 1.0), Duration::from_secs(1080));
+        // A short refresh caps the backoff: retrying less often than fetching makes no sense.
+        let minute = Duration::from_secs(60);
+        assert_eq!(backoff(5, minute, 0.5), minute);
+        assert_eq!(backoff(5, minute, 1.0), Duration::from_secs(72));
+        // Out-of-range jitter is clamped, NaN is the middle.
+        assert_eq!(backoff(1, day, 7.0), Duration::from_secs(6));
+        assert_eq!(backoff(1, day, f64::NAN), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn next_refresh_spreads_by_10_percent() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_refresh(hour, 0.0), Duration::from_secs(3240));
+        assert_eq!(next_refresh(hour, 0.5), hour);
+        assert_eq!(next_refresh(hour, 1.0), Duration::from_secs(3960));
+    }
+
+    #[test]
+    fn jitter_is_in_range_and_spread() {
+        let mut j = Jitter::seeded(42);
+        let xs: Vec<f64> = (0..10_000).map(|_| j.next_f64()).collect();
+        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((mean - 0.5).abs() < 0.02, "{mean}");
+        let low = xs.iter().filter(|&&x| x < 0.1).count();
+        assert!((800..1200).contains(&low), "{low}");
+        let mut again = Jitter::seeded(42);
+        assert_eq!(again.next_f64(), xs[0]);
+        assert_ne!(Jitter::seeded(43).next_f64(), xs[0]);
+    }
+
+    #[test]
+    fn redact_strips_userinfo_only() {
+        assert_eq!(
+            redact("https://u:p@host:8443/a?b=c"),
+            "https://host:8443/a?b=c"
+        );
+        assert_eq!(redact("https://user@host/a"), "https://host/a");
+        assert_eq!(redact("https://host/a/b.csv"), "https://host/a/b.csv");
+        assert_eq!(redact("https://u:p@ho st/a"), "https://ho st/a");
+        assert_eq!(redact("not a url"), "not a url");
+        assert!(is_remote("https://x/y") && is_remote("HTTP://x") && !is_remote("data/x.csv"));
+        assert!(!is_remote("http"));
+    }
+
+    // ---- a loopback server that plays scripted answers ----
+
+    /// One scripted answer: status, headers, body chunks, and whether Content-Length is sent.
+    struct Answer {
+        status: u16,
+        headers: Vec<(String, String)>,
+        chunks: Vec<Bytes>,
+        length: bool,
+    }
+
+    impl Answer {
+        fn new(status: u16, body: &str) -> Answer {
+            Answer {
+                status,
+                headers: Vec::new(),
+                chunks: vec![Bytes::copy_from_slice(body.as_bytes())],
+                length: true,
+            }
+        }
+        fn header(mut self, k: &str, v: &str) -> Answer {
+            self.headers.push((k.into(), v.into()));
+            self
+        }
+    }
+
+    /// A body of chunks, with its exact size announced or not (then sent chunked).
+    struct Chunks {
+        chunks: VecDeque<Bytes>,
+        length: Option<u64>,
+    }
+
+    impl http_body::Body for Chunks {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.chunks.pop_front().map(|c| Ok(Frame::data(c))))
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            match self.length {
+                Some(n) => http_body::SizeHint::with_exact(n),
+                None => http_body::SizeHint::default(),
+            }
+        }
+    }
+
+    type Handler = Arc<dyn Fn(&http::Request<Incoming>) -> Answer + Send + Sync>;
+
+    struct TestServer {
+        addr: SocketAddr,
+        /// Each request's path and headers, in order.
+        seen: Arc<Mutex<Vec<(String, http::HeaderMap)>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for TestServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl TestServer {
+        async fn start(
+            handler: impl Fn(&http::Request<Incoming>) -> Answer + Send + Sync + 'static,
+        ) -> TestServer {
+            TestServer::start_tls(handler, None).await
+        }
+
+        async fn start_tls(
+            handler: impl Fn(&http::Request<Incoming>) -> Answer + Send + Sync + 'static,
+            tls: Option<tokio_rustls::TlsAcceptor>,
+        ) -> TestServer {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let handler: Handler = Arc::new(handler);
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let seen2 = seen.clone();
+            let task = tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (handler, seen, tls) = (handler.clone(), seen2.clone(), tls.clone());
+                    tokio::spawn(async move {
+                        let service =
+                            hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                                seen.lock()
+                                    .unwrap()
+                                    .push((req.uri().to_string(), req.headers().clone()));
+                                let a = handler(&req);
+                                let mut resp = http::Response::builder().status(a.status);
+                                for (k, v) in &a.headers {
+                                    resp = resp.header(k, v);
+                                }
+                                let length = a
+                                    .length
+                                    .then(|| a.chunks.iter().map(|c| c.len() as u64).sum());
+                                let body = Chunks {
+                                    chunks: a.chunks.into(),
+                                    length,
+                                };
+                                async move { Ok::<_, Infallible>(resp.body(body).unwrap()) }
+                            });
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match tls {
+                            Some(acceptor) => {
+                                if let Ok(s) = acceptor.accept(stream).await {
+                                    let _ = http.serve_connection(TokioIo::new(s), service).await;
+                                }
+                            }
+                            None => {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    });
+                }
+            });
+            TestServer { addr, seen, task }
+        }
+
+        fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+
+        fn requests(&self) -> Vec<(String, http::HeaderMap)> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    fn fetcher(f: impl FnOnce(&mut FetchSettings)) -> Fetcher {
+        let mut s = FetchSettings::default();
+        f(&mut s);
+        Fetcher::new(&s).expect("client")
+    }
+
+    fn body_of(f: Fetched) -> (String, Validators) {
+        match f {
+            Fetched::Body { body, validators } => {
+                (String::from_utf8(body.to_vec()).unwrap(), validators)
+            }
+            Fetched::NotModified => panic!("expected a body, got 304"),
+        }
+    }
+
+    // ---- fetching ----
+
+    #[tokio::test]
+    async fn an_etag_is_sent_back_and_304_reads_no_body() {
+        let server = TestServer::start(|req| {
+            if req
+                .headers()
+                .get("if-none-match")
+                .is_some_and(|v| v == "\"v1\"")
+            {
+                Answer::new(304, "")
+            } else {
+                Answer::new(200, "year,value\n2024,1\n").header("ETag", "\"v1\"")
+            }
+        })
+        .await;
+        let f = fetcher(|_| {});
+        let (body, v) = body_of(
+            f.fetch(&server.url("/a.csv"), &Validators::default())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(body, "year,value\n2024,1\n");
+        assert_eq!(
+            v,
+            Validators {
+                etag: Some("\"v1\"".into()),
+                last_modified: None
+            }
+        );
+        assert_eq!(
+            f.fetch(&server.url("/a.csv"), &v).await.unwrap(),
+            Fetched::NotModified
+        );
+        let seen = server.requests();
+        assert_eq!(seen.len(), 2);
+        assert!(seen[0].1.get("if-none-match").is_none());
+        assert_eq!(seen[1].1.get("if-none-match").unwrap(), "\"v1\"");
+        assert!(seen[1]
+            .1
+            .get("user-agent")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("indicator_exporter/"));
+    }
+
+    #[tokio::test]
+    async fn last_modified_is_sent_back_as_if_modified_since() {
+        const LM: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
+        let server = TestServer::start(|req| {
+            if req
+                .headers()
+                .get("if-modified-since")
+                .is_some_and(|v| v == LM)
+            {
+                Answer::new(304, "")
+            } else {
+                Answer::new(200, "x").header("Last-Modified", LM)
+            }
+        })
+        .await;
+        let f = fetcher(|_| {});
+        let (_, v) = body_of(
+            f.fetch(&server.url("/"), &Validators::default())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(v.last_modified.as_deref(), Some(LM));
+        assert_eq!(v.etag, None);
+        assert_eq!(
+            f.fetch(&server.url("/"), &v).await.unwrap(),
+            Fetched::NotModified
+        );
+        assert_eq!(server.requests()[1].1.get("if-modified-since").unwrap(), LM);
+    }
+
+    #[tokio::test]
+    async fn a_304_to_an_unconditional_request_is_an_error() {
+        let server = TestServer::start(|_| Answer::new(304, "")).await;
+        let e = fetcher(|_| {})
+            .fetch(&server.url("/x"), &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "http_status");
+    }
+
+    #[tokio::test]
+    async fn a_server_error_names_the_url_and_the_status() {
+        let server = TestServer::start(|_| Answer::new(500, "oops")).await;
+        let url = server.url("/data.csv");
+        let e = fetcher(|_| {})
+            .fetch(&url, &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "http_status");
+        assert_eq!(
+            e.to_string(),
+            format!("{url}: HTTP 500 Internal Server Error, expected 200 or 304")
+        );
+    }
+
+    #[tokio::test]
+    async fn userinfo_is_not_shown_in_errors() {
+        let server = TestServer::start(|_| Answer::new(404, "")).await;
+        let url = format!("http://user:pa55@{}/x", server.addr);
+        let e = fetcher(|_| {})
+            .fetch(&url, &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "http://{}/x: HTTP 404 Not Found, expected 200 or 304",
+                server.addr
+            )
+        );
+        // The credentials are still used: sent as basic auth.
+        assert!(server.requests()[0].1.get("authorization").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s);
+            }
+        });
+        let f = fetcher(|s| s.timeout = Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let e = f
+            .fetch(&format!("http://{addr}/slow"), &Validators::default())
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        hold.abort();
+        assert_eq!(e.reason(), "timeout");
+        assert_eq!(
+            e.to_string(),
+            format!("http://{addr}/slow: no complete answer within 300ms (timeout), expected the whole response sooner")
+        );
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let e = fetcher(|_| {})
+            .fetch(&format!("http://{addr}/"), &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "connect");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("http://{addr}/: no HTTP answer (")),
+            "{text}"
+        );
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn invalid_urls_are_refused_before_any_request() {
+        let f = fetcher(|_| {});
+        for url in ["ftp://host/x", "no scheme", "http://"] {
+            let e = f.fetch(url, &Validators::default()).await.unwrap_err();
+            assert_eq!(e.reason(), "invalid_url", "{url}: {e}");
+            assert!(
+                e.to_string()
+                    .ends_with("expected an http:// or https:// URL"),
+                "{e}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_over_max_size_is_refused_with_or_without_content_length() {
+        let server = TestServer::start(|req| {
+            let mut a = Answer::new(200, "");
+            a.chunks = vec![Bytes::from(vec![b'x'; 600]), Bytes::from(vec![b'y'; 600])];
+            a.length = req.uri().path() == "/sized";
+            a
+        })
+        .await;
+        let f = fetcher(|s| s.max_size = 1000);
+        let e = f
+            .fetch(&server.url("/sized"), &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            FetchError::TooLarge {
+                url: server.url("/sized"),
+                limit: 1000,
+                declared: Some(1200)
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: the body is 1200 bytes (Content-Length), expected at most 1000 (max_size)",
+                server.url("/sized")
+            )
+        );
+        let e = f
+            .fetch(&server.url("/chunked"), &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            FetchError::TooLarge {
+                url: server.url("/chunked"),
+                limit: 1000,
+                declared: None
+            }
+        );
+        assert_eq!(e.reason(), "too_large");
+        // Exactly at the limit is fine, announced or not.
+        let f = fetcher(|s| s.max_size = 1200);
+        for path in ["/sized", "/chunked"] {
+            let (body, _) = body_of(
+                f.fetch(&server.url(path), &Validators::default())
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(body.len(), 1200);
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_up_to_the_limit() {
+        // /r/N redirects to /r/N-1 (relative Location); /r/0 is the data.
+        let server = TestServer::start(|req| {
+            let n: u32 = req.uri().path().trim_start_matches("/r/").parse().unwrap();
+            if n == 0 {
+                Answer::new(200, "final")
+            } else {
+                Answer::new(302, "").header("Location", &format!("/r/{}", n - 1))
+            }
+        })
+        .await;
+        let f = fetcher(|s| s.max_redirects = 3);
+        let (body, _) = body_of(
+            f.fetch(&server.url("/r/3"), &Validators::default())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(body, "final");
+        let e = f
+            .fetch(&server.url("/r/4"), &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "redirects");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: more than 3 redirects (the last to {}), expected at most 3 (max_redirects)",
+                server.url("/r/4"),
+                server.url("/r/0")
+            )
+        );
+        let e = fetcher(|s| s.max_redirects = 0)
+            .fetch(&server.url("/r/1"), &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "redirects");
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_a_redirect_names_where_it_led() {
+        let server = TestServer::start(|req| match req.uri().path() {
+            "/moved" => Answer::new(301, "").header("Location", "/gone"),
+            _ => Answer::new(410, ""),
+        })
+        .await;
+        let e = fetcher(|_| {})
+            .fetch(&server.url("/moved"), &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} (redirected to {}): HTTP 410 Gone, expected 200 or 304",
+                server.url("/moved"),
+                server.url("/gone")
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn the_key_header_carries_the_file_and_is_read_at_every_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("api-key");
+        std::fs::write(&key_file, "first-key\n").unwrap();
+        let other = TestServer::start(|_| Answer::new(200, "elsewhere")).await;
+        let other_url = other.url("/x");
+        let server = TestServer::start(move |req| match req.uri().path() {
+            "/away" => Answer::new(302, "").header("Location", &other_url),
+            "/fail" => Answer::new(500, ""),
+            _ => Answer::new(200, "ok"),
+        })
+        .await;
+        let s = options("header = \"X-API-Key\"\nheader_file = \"api-key\"\n")
+            .settings(dir.path())
+            .unwrap();
+        let f = Fetcher::new(&s).unwrap();
+        body_of(
+            f.fetch(&server.url("/a"), &Validators::default())
+                .await
+                .unwrap(),
+        );
+        // Rotated: the next fetch sends the new key without a new Fetcher.
+        std::fs::write(&key_file, "second-key").unwrap();
+        body_of(
+            f.fetch(&server.url("/a"), &Validators::default())
+                .await
+                .unwrap(),
+        );
+        let seen = server.requests();
+        assert_eq!(seen[0].1.get("x-api-key").unwrap(), "first-key");
+        assert_eq!(seen[1].1.get("x-api-key").unwrap(), "second-key");
+
+        let e = f
+            .fetch(&server.url("/fail"), &Validators::default())
+            .await
+            .unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("second-key"), "{e:?}");
+
+        // A redirect to another origin does not take the key along.
+        let (body, _) = body_of(
+            f.fetch(&server.url("/away"), &Validators::default())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(body, "elsewhere");
+        assert!(server
+            .requests()
+            .last()
+            .unwrap()
+            .1
+            .get("x-api-key")
+            .is_some());
+        assert!(other.requests()[0].1.get("x-api-key").is_none());
+
+        // An unreadable key fails the fetch, reason api_key, without a request.
+        std::fs::remove_file(&key_file).unwrap();
+        let before = server.requests().len();
+        let e = f
+            .fetch(&server.url("/a"), &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "api_key");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: the key for the request header: header_file {} cannot read it: No such file or directory (os error 2)",
+                server.url("/a"),
+                key_file.display()
+            )
+        );
+        assert_eq!(server.requests().len(), before);
+    }
+
+    /// A CA, and a server certificate it signs for 127.0.0.1 and localhost.
+    fn test_pki() -> (String, tokio_rustls::TlsAcceptor) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .unwrap();
+        (ca.pem(), tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+
+    #[tokio::test]
+    async fn https_with_the_ca_file_trusted() {
+        let (ca_pem, acceptor) = test_pki();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &ca_pem).unwrap();
+        let server = TestServer::start_tls(|_| Answer::new(200, "secure"), Some(acceptor)).await;
+        let url = format!("https://localhost:{}/d.csv", server.addr.port());
+
+        let s = options("ca_file = \"ca.pem\"\n")
+            .settings(dir.path())
+            .unwrap();
+        assert_eq!(s.ca_certs.len(), 1);
+        let f = Fetcher::new(&s).unwrap();
+        let (body, _) = body_of(f.fetch(&url, &Validators::default()).await.unwrap());
+        assert_eq!(body, "secure");
+        let by_ip = format!("https://127.0.0.1:{}/d.csv", server.addr.port());
+        body_of(f.fetch(&by_ip, &Validators::default()).await.unwrap());
+
+        // Without the CA the server is not trusted.
+        let e = fetcher(|_| {})
+            .fetch(&url, &Validators::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "tls", "{e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("{url}: TLS failed (invalid peer certificate")),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("expected a certificate trusted by the system roots or ca_file"),
+            "{text}"
+        );
+    }
+}
