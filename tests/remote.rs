@@ -1,0 +1,551 @@
+//! Remote sources against the real binary: a dataset whose data file is a URL on a loopback
+//! server the test controls. Whatever the source does (changes, 304, 500, hangs, grows too
+//! large, redirects too often, serves a bad file, is down at start-up), the last good data
+//! stays served and the per-source self-metrics say why.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::e2e::{start_exporter, Guard};
+use common::{request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+/// How long a condition may take to become true: a few refreshes of 1 s.
+const DEADLINE: Duration = Duration::from_secs(20);
+const DATASET: &str = "remote_test";
+/// The served metric.
+const SERIES: &str = "r_widgets";
+
+/// What the source answers, changed by the test while the exporter runs.
+#[derive(Clone)]
+struct Behaviour {
+    body: String,
+    /// Send an ETag and answer 304 to a matching If-None-Match.
+    etag: bool,
+    /// Answer this status with an empty body instead.
+    status: Option<u16>,
+    /// Accept the request and never answer.
+    hang: bool,
+    /// Redirects before the data: `/data.csv` -> `/hop/1` -> … -> `/hop/N` (the data).
+    hops: u32,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Stats {
+    requests: u64,
+    /// Requests that carried If-None-Match.
+    conditional: u64,
+}
+
+/// A loopback HTTP server playing [`Behaviour`], stopped on drop.
+struct Source {
+    addr: SocketAddr,
+    behaviour: Arc<Mutex<Behaviour>>,
+    stats: Arc<Mutex<Stats>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Handlers that hang on purpose are not waited for.
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn etag_of(body: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("\"{:016x}\"", h.finish())
+}
+
+fn answer(b: &Behaviour, req: &http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let hop = match path {
+        "/data.csv" => Some(0),
+        _ => path
+            .strip_prefix("/hop/")
+            .and_then(|n| n.parse::<u32>().ok()),
+    };
+    let Some(hop) = hop else {
+        return status(404);
+    };
+    if hop < b.hops {
+        return http::Response::builder()
+            .status(302)
+            .header("Location", format!("/hop/{}", hop + 1))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+    }
+    if let Some(s) = b.status {
+        return status(s);
+    }
+    let mut resp = http::Response::builder().status(200);
+    if b.etag {
+        let tag = etag_of(&b.body);
+        if req
+            .headers()
+            .get("if-none-match")
+            .is_some_and(|v| v.as_bytes() == tag.as_bytes())
+        {
+            return status(304);
+        }
+        resp = resp.header("ETag", tag);
+    }
+    resp.body(Full::new(Bytes::from(b.body.clone()))).unwrap()
+}
+
+fn status(s: u16) -> http::Response<Full<Bytes>> {
+    http::Response::builder()
+        .status(s)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+impl Source {
+    fn start(body: &str) -> Source {
+        let behaviour = Arc::new(Mutex::new(Behaviour {
+            body: body.to_string(),
+            etag: true,
+            status: None,
+            hang: false,
+            hops: 0,
+        }));
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (b, s) = (behaviour.clone(), stats.clone());
+        runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (b, s) = (b.clone(), s.clone());
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                            let now = b.lock().unwrap().clone();
+                            {
+                                let mut s = s.lock().unwrap();
+                                s.requests += 1;
+                                s.conditional +=
+                                    u64::from(req.headers().contains_key("if-none-match"));
+                            }
+                            let resp = answer(&now, &req);
+                            async move {
+                                if now.hang {
+                                    std::future::pending::<()>().await;
+                                }
+                                Ok::<_, Infallible>(resp)
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Source {
+            addr,
+            behaviour,
+            stats,
+            runtime: Some(runtime),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/data.csv", self.addr)
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Behaviour)) {
+        f(&mut self.behaviour.lock().unwrap());
+    }
+
+    fn stats(&self) -> Stats {
+        *self.stats.lock().unwrap()
+    }
+}
+
+/// The data: two years of one series; `v` is 2024's value.
+fn csv(v: u32) -> String {
+    format!("area,year,value\nAA,2023,1\nAA,2024,{v}\n")
+}
+
+/// A dataset config reading `url` with these `[fetch]` lines (refresh 1 s and timeout 1 s
+/// unless `fetch` sets them).
+fn write_config(dir: &Path, url: &str, fetch: &str) -> PathBuf {
+    let mut lines = String::from(fetch);
+    if !fetch.contains("refresh") {
+        lines.push_str("refresh = \"1s\"\n");
+    }
+    if !fetch.contains("timeout =") {
+        lines.push_str("timeout = \"1s\"\n");
+    }
+    let text = format!(
+        r#"[dataset]
+name = "{DATASET}"
+title = "Remote test"
+publisher = "Test office"
+source_url = "https://example.org/data"
+published = "2025-01-01"
+metric_prefix = "r_"
+
+[fetch]
+{lines}
+[[metric]]
+name = "widgets"
+unit = "count"
+help = "Widgets counted."
+
+[[input]]
+file = "{url}"
+format = "csv"
+metric = "widgets"
+"#
+    );
+    let path = dir.join("remote.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The exporter binary serving a config, killed on drop.
+struct Exporter {
+    _guard: Guard,
+    addr: String,
+}
+
+impl Exporter {
+    fn start(config: &Path) -> Exporter {
+        let (guard, addr) = start_exporter(config, &[]);
+        Exporter {
+            _guard: guard,
+            addr,
+        }
+    }
+
+    fn get(&self, path: &str) -> Response {
+        request("GET", &format!("http://{}{path}", self.addr), &[]).expect("request")
+    }
+
+    fn metrics(&self) -> Metrics {
+        let r = self.get("/metrics");
+        assert_eq!(r.status, 200, "{}", r.text());
+        Metrics(r.text())
+    }
+
+    /// Polls the metrics until `f` holds, failing with `what` and the last exposition.
+    fn until(&self, what: &str, f: impl Fn(&Metrics) -> bool) -> Metrics {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let m = self.metrics();
+            if f(&m) {
+                return m;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "timed out after {DEADLINE:?} waiting for {what}; last metrics:\n{}",
+                    m.ours()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A text exposition, read by name and labels whatever their order.
+struct Metrics(String);
+
+impl Metrics {
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.0.lines().find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let have: BTreeMap<&str, &str> = rest
+                .split("\",")
+                .filter(|p| !p.is_empty())
+                .filter_map(|p| {
+                    let (k, v) = p.split_once("=\"")?;
+                    Some((k, v.trim_end_matches('"')))
+                })
+                .collect();
+            let want: BTreeMap<&str, &str> = labels.iter().copied().collect();
+            (have == want).then(|| value.parse().ok())?
+        })
+    }
+
+    /// A per-source self-metric of the test's dataset and source `url`, 0 when absent.
+    fn source(&self, name: &str, url: &str, extra: &[(&str, &str)]) -> f64 {
+        let mut labels = vec![("dataset", DATASET), ("source", url)];
+        labels.extend_from_slice(extra);
+        self.value(&format!("indicator_exporter_{name}"), &labels)
+            .unwrap_or(0.0)
+    }
+
+    fn failures(&self, url: &str, reason: &str) -> f64 {
+        self.source("source_failures_total", url, &[("reason", reason)])
+    }
+
+    fn requests(&self, url: &str, result: &str) -> f64 {
+        self.source("source_requests_total", url, &[("result", result)])
+    }
+
+    fn loads(&self, result: &str) -> f64 {
+        self.value(
+            "indicator_exporter_dataset_loads_total",
+            &[("dataset", DATASET), ("result", result)],
+        )
+        .unwrap_or(0.0)
+    }
+
+    /// The served 2024 value.
+    fn served(&self) -> Option<f64> {
+        self.value(SERIES, &[("area", "AA"), ("period", "2024")])
+    }
+
+    /// The exporter's own lines, for failure messages.
+    fn ours(&self) -> String {
+        self.0
+            .lines()
+            .filter(|l| l.starts_with("indicator_exporter_") || l.starts_with("r_widgets{"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Starts a source serving `csv(2)` and the exporter reading it with these `[fetch]` lines;
+/// returns both once the data is served.
+fn running(fetch: &str) -> (tempfile::TempDir, Source, Exporter) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Source::start(&csv(2));
+    let config = write_config(dir.path(), &source.url(), fetch);
+    let exporter = Exporter::start(&config);
+    let m = exporter.metrics();
+    assert_eq!(m.served(), Some(2.0), "{}", m.ours());
+    assert_eq!(
+        m.source("source_last_attempt_successful", &source.url(), &[]),
+        1.0
+    );
+    (dir, source, exporter)
+}
+
+/// A failure that keeps the last good data: counted with `reason`, the last attempt marked
+/// failed, 2024's value still 2; then the source recovers and the attempt is marked good.
+fn assert_failure_keeps_data(source: &Source, exporter: &Exporter, reason: &str) {
+    let url = source.url();
+    let m = exporter.until(&format!("a failure counted with reason {reason}"), |m| {
+        m.failures(&url, reason) >= 1.0
+            && m.source("source_last_attempt_successful", &url, &[]) == 0.0
+    });
+    assert_eq!(m.served(), Some(2.0), "{}", m.ours());
+    assert!(m.requests(&url, "failed") >= 1.0, "{}", m.ours());
+    assert!(
+        m.source("source_last_success_timestamp_seconds", &url, &[]) > 0.0,
+        "{}",
+        m.ours()
+    );
+    assert_eq!(m.loads("failure"), 0.0, "{}", m.ours());
+    source.set(|b| {
+        *b = Behaviour {
+            body: csv(2),
+            etag: true,
+            status: None,
+            hang: false,
+            hops: 0,
+        }
+    });
+    exporter.until("the source's recovery", |m| {
+        m.source("source_last_attempt_successful", &url, &[]) == 1.0
+    });
+}
+
+#[test]
+fn a_changed_source_is_served_after_its_refresh() {
+    let (_dir, source, exporter) = running("");
+    let url = source.url();
+    source.set(|b| b.body = csv(5));
+    let m = exporter.until("the new value", |m| m.served() == Some(5.0));
+    assert!(m.requests(&url, "changed") >= 2.0, "{}", m.ours());
+    assert!(m.loads("success") >= 2.0, "{}", m.ours());
+    assert!(
+        m.source("source_fetched_bytes_total", &url, &[]) >= (csv(2).len() + csv(5).len()) as f64,
+        "{}",
+        m.ours()
+    );
+    assert_eq!(m.source("source_last_attempt_successful", &url, &[]), 1.0);
+}
+
+#[test]
+fn not_modified_and_unchanged_bodies_do_not_reload() {
+    let (_dir, source, exporter) = running("");
+    let url = source.url();
+    let m = exporter.until("two 304 answers", |m| {
+        m.requests(&url, "not_modified") >= 2.0
+    });
+    assert_eq!(m.loads("success"), 1.0, "{}", m.ours());
+    assert_eq!(m.requests(&url, "changed"), 1.0, "{}", m.ours());
+    assert_eq!(m.source("source_last_attempt_successful", &url, &[]), 1.0);
+    assert!(source.stats().conditional >= 2);
+
+    // Without an ETag the same body comes back whole: fetched, not parsed.
+    source.set(|b| b.etag = false);
+    let m = exporter.until("two unchanged bodies", |m| {
+        m.requests(&url, "unchanged") >= 2.0
+    });
+    assert_eq!(m.loads("success"), 1.0, "{}", m.ours());
+    assert_eq!(m.served(), Some(2.0));
+}
+
+#[test]
+fn a_server_error_keeps_the_last_good_data() {
+    let (_dir, source, exporter) = running("");
+    source.set(|b| b.status = Some(500));
+    assert_failure_keeps_data(&source, &exporter, "http_status");
+}
+
+#[test]
+fn a_source_that_never_answers_times_out() {
+    let (_dir, source, exporter) = running("");
+    source.set(|b| b.hang = true);
+    assert_failure_keeps_data(&source, &exporter, "timeout");
+}
+
+#[test]
+fn a_body_over_max_size_is_refused() {
+    let (_dir, source, exporter) = running("max_size = \"1KiB\"\n");
+    source.set(|b| b.body = format!("{}{}", csv(3), "AA,1999,1\n".repeat(200)));
+    assert_failure_keeps_data(&source, &exporter, "too_large");
+}
+
+#[test]
+fn redirects_are_followed_up_to_max_redirects() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Source::start(&csv(2));
+    source.set(|b| b.hops = 2);
+    let config = write_config(dir.path(), &source.url(), "max_redirects = 2\n");
+    let exporter = Exporter::start(&config);
+    assert_eq!(exporter.metrics().served(), Some(2.0));
+    source.set(|b| b.hops = 3);
+    assert_failure_keeps_data(&source, &exporter, "redirects");
+}
+
+#[test]
+fn an_invalid_body_keeps_the_last_good_data_and_shows_why() {
+    let (_dir, source, exporter) = running("");
+    let url = source.url();
+    source.set(|b| b.body = "area,year,value\nAA,2023,1\nAA,2024,lots\n".into());
+    let m = exporter.until("the bad body refused", |m| {
+        m.failures(&url, "invalid") >= 1.0
+    });
+    assert_eq!(m.served(), Some(2.0), "{}", m.ours());
+    assert!(m.loads("failure") >= 1.0, "{}", m.ours());
+    let page = exporter.get(&format!("/datasets/{DATASET}"));
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(
+        html.contains(&format!("{url}:3:")),
+        "the error's position is not on the page:\n{html}"
+    );
+    assert!(
+        html.contains("lots"),
+        "the bad value is not on the page:\n{html}"
+    );
+}
+
+#[test]
+fn a_source_down_at_start_up_fails_the_start_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/data.csv");
+    let config = write_config(dir.path(), &url, "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+        .arg("--config.file")
+        .arg(&config)
+        .arg("--web.listen-address=127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start indicator_exporter");
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the exporter did not exit within {DEADLINE:?} with its source down");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{status}: {stderr}");
+    assert!(stderr.contains(&url), "the URL is not named: {stderr}");
+    assert!(!stderr.contains("msg=listening"), "{stderr}");
+}
+
+#[test]
+fn a_not_ready_source_down_at_start_up_is_served_once_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Source::start(&csv(4));
+    source.set(|b| b.status = Some(503));
+    let url = source.url();
+    let config = write_config(dir.path(), &url, "on_start_failure = \"not-ready\"\n");
+    let exporter = Exporter::start(&config);
+    let ready = exporter.get("/-/ready");
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(ready.text().contains(DATASET), "{}", ready.text());
+    let m = exporter.metrics();
+    assert_eq!(m.served(), None, "{}", m.ours());
+    assert_eq!(
+        m.value("indicator_exporter_dataset_ready", &[("dataset", DATASET)]),
+        Some(0.0),
+        "{}",
+        m.ours()
+    );
+    assert!(m.failures(&url, "http_status") >= 1.0, "{}", m.ours());
+
+    source.set(|b| b.status = None);
+    let m = exporter.until("the data once the source answers", |m| {
+        m.served() == Some(4.0)
+    });
+    assert_eq!(
+        m.value("indicator_exporter_dataset_ready", &[("dataset", DATASET)]),
+        Some(1.0)
+    );
+    let ready = exporter.get("/-/ready");
+    assert_eq!(ready.status, 200, "{}", ready.text());
+}
