@@ -110,7 +110,7 @@ body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;line-he
 a{color:#0550ae}\
 h1{font-size:1.6em;margin:.2em 0 .3em}h2{margin-top:1.6em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}\
 h3{margin:1.4em 0 .3em}\
-nav{font-size:.95em}nav a{margin-right:.2em}\
+nav{font-size:.95em}time{white-space:nowrap}a.ds{font-weight:bold}nav a{margin-right:.2em}\
 dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.25em 1em}dt{font-weight:bold}dd{margin:0;min-width:0}\
 code{font-size:.92em;overflow-wrap:anywhere}\
 pre.error{background:#ffebe9;border-left:4px solid #cf222e;padding:.8em 1em;white-space:pre-wrap;overflow-wrap:anywhere;margin:.4em 0}\
@@ -123,14 +123,17 @@ table{border-collapse:collapse;width:100%;margin:.4em 0}\
 th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #d8dee4;vertical-align:top}\
 th{background:#f6f8fa;font-size:.9em}\
 tr.problem td{background:#fff5f5}\
-td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}\
-.v{font-weight:bold}.u{color:#59636e;font-size:.9em}\
+td.num{text-align:right;font-variant-numeric:tabular-nums}\
+.v{font-weight:bold;overflow-wrap:anywhere}.u{color:#59636e;font-size:.9em}\
 .up{color:#116329}.down{color:#a40e26}\
 .names span+span::before{content:' · ';color:#8c959f}\
 .lbl{display:block}\
 svg.spark{display:block;overflow:visible}\
-section.metric{border-top:1px solid #d8dee4;margin-top:1.4em}\
-@media (max-width:44em){\
+section.metric{margin-top:2em}\
+table.series{table-layout:fixed}\
+table.series th:nth-child(2){width:6em}table.series th:nth-child(3),table.series th:nth-child(4){width:10.5em}table.series th:nth-child(5){width:11.5em}\
+table.names code{white-space:nowrap;overflow-wrap:normal}\
+@media (max-width:52em){\
 body{margin:1em auto}\
 dl{grid-template-columns:minmax(0,1fr)}dd{margin-bottom:.4em}\
 table.stack thead{display:none}\
@@ -138,6 +141,11 @@ table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:
 table.stack tr{border-bottom:1px solid #d0d7de;padding:.4em 0}\
 table.stack td{border:0;padding:.1em 0;text-align:left}\
 table.stack td[data-label]::before{content:attr(data-label) ': ';color:#59636e;font-weight:normal}\
+table.series tr{display:grid;grid-template-columns:auto minmax(0,1fr) minmax(0,1fr);gap:0 1em}\
+table.series td.series,table.series td.chart{grid-column:1/-1}\
+table.series td[data-label]::before{display:block;content:attr(data-label);font-size:.85em}\
+table.series td.series::before,table.series td.chart::before{content:none}\
+table.series td.chart{padding-top:.3em}\
 }";
 
 fn head(out: &mut String, title: &str) {
@@ -154,9 +162,9 @@ fn nav(out: &mut String, page: &Page, index_link: bool) {
     if index_link {
         out.push_str("<a href=\"/\">All datasets</a> · ");
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<a href=\"{path}\">Metrics ({path})</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></nav>\n"
+        "<a href=\"{path}\">Metrics ({path})</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></nav>"
     );
 }
 
@@ -266,16 +274,20 @@ fn index_row(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&Datase
     };
     let _ = write!(
         out,
-        "<tr{class} data-dataset=\"{}\"><td data-label=\"Dataset\"><a href=\"{}\"><code>{}</code></a>",
+        "<tr{class} data-dataset=\"{}\"><td data-label=\"Dataset\"><a href=\"{}\" class=\"ds\">{}</a>",
         escape_html(&s.name),
         escape_html(&dataset_path(&s.name)),
+        escape_html(d.map_or(s.name.as_str(), |d| d.info.title.as_str()))
+    );
+    let _ = write!(
+        out,
+        "<br><code class=\"small\">{}</code>",
         escape_html(&s.name)
     );
     if let Some(d) = d {
         let _ = write!(
             out,
-            "<br><span class=\"small\">{}</span><br><span class=\"muted small\">{}</span>",
-            escape_html(&d.info.title),
+            "<br><span class=\"muted small\">{}</span>",
             escape_html(&d.info.publisher)
         );
     }
@@ -348,7 +360,7 @@ fn attempt(out: &mut String, page: &Page, a: Option<&Attempt>) {
     };
     let _ = write!(
         out,
-        "<span class=\"badge {class}\">{word}</span> {} <span class=\"muted small\">({})</span>",
+        "<span class=\"badge {class}\">{word}</span> {} <span class=\"muted small\">· {}</span>",
         when(page, secs(a.at)),
         escape_html(&a.trigger)
     );
@@ -503,9 +515,9 @@ fn status_section(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&D
             } else {
                 &src.last_result
             };
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<span class=\"badge {class}\">{}</span></td><td data-label=\"Failures\" class=\"num\">{}</td><td data-label=\"Fetched\" class=\"num\">{}</td></tr>\n",
+                "<span class=\"badge {class}\">{}</span></td><td data-label=\"Failures\" class=\"num\">{}</td><td data-label=\"Fetched\" class=\"num\">{}</td></tr>",
                 escape_html(result),
                 src.failures,
                 bytes(src.bytes)
@@ -557,9 +569,12 @@ fn provenance(out: &mut String, d: &Dataset) {
     }
 }
 
+/// A label's languages, and its display names by code (one per language).
+type LabelNames<'a> = (&'a [String], HashMap<&'a str, &'a [String]>);
+
 /// Display names by label and code: the names in each of the label's languages.
 struct Names<'a> {
-    by_label: HashMap<&'a str, (&'a [String], HashMap<&'a str, &'a [String]>)>,
+    by_label: HashMap<&'a str, LabelNames<'a>>,
 }
 
 impl<'a> Names<'a> {
@@ -617,7 +632,7 @@ fn metrics(out: &mut String, page: &Page, d: &Dataset) {
             out,
             "<li><a href=\"#{}\"><code>{}</code></a> <span class=\"muted small\">{}</span></li>",
             escape_html(&m.name),
-            escape_html(&m.name),
+            breakable(&m.name),
             plural(m.len(), "series")
         );
     }
@@ -702,7 +717,8 @@ fn metric(
     let pi = m.label_names.iter().position(|l| *l == d.period_label);
     let _ = write!(
         out,
-        "<section class=\"metric\" id=\"{name}\" data-metric=\"{name}\">\n<h3><code>{name}</code></h3>\n<p class=\"wrap\">{}</p>\n<p class=\"small muted\">Unit: {}",
+        "<section class=\"metric\" id=\"{name}\" data-metric=\"{name}\">\n<h3><code>{}</code></h3>\n<p class=\"wrap\">{}</p>\n<p class=\"small muted\">Unit: {}",
+        breakable(&m.name),
         escape_html(&m.help),
         unit_text(m),
         name = escape_html(&m.name),
@@ -792,8 +808,8 @@ fn metric(
     if total > shown.len() {
         let _ = writeln!(
             out,
-            "<p class=\"small\">and {} more, not shown: see <a href=\"{}\">the metrics</a>.</p>",
-            plural(total - shown.len(), "label set"),
+            "<p class=\"small\">and {}, not shown: see <a href=\"{}\">the metrics</a>.</p>",
+            plural(total - shown.len(), "more label set"),
             escape_html(page.telemetry_path)
         );
     }
@@ -828,7 +844,7 @@ fn series_row(
     }
     let _ = write!(
         out,
-        "<tr data-labels=\"{}\"><td data-label=\"Series\">",
+        "<tr data-labels=\"{}\"><td data-label=\"Series\" class=\"series\">",
         escape_html(&exposed)
     );
     let mut any = false;
@@ -851,7 +867,7 @@ fn series_row(
     let period = pi.map_or("", |pi| d.symbol(ids[pi]));
     let _ = write!(
         out,
-        "</td><td data-label=\"{}\" class=\"period\">{}",
+        "</td><td data-label=\"{}\" class=\"period\"><span class=\"p\">{}</span>",
         escape_html(&pi.map_or("Period".into(), |pi| capitalize(&m.label_names[pi]))),
         escape_html(period)
     );
@@ -1057,6 +1073,11 @@ fn exposition_escape(s: &str) -> String {
         .replace('"', "\\\"")
 }
 
+/// A long name escaped, with a line break opportunity after each underscore.
+fn breakable(name: &str) -> String {
+    escape_html(name).replace('_', "_<wbr>")
+}
+
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -1134,4 +1155,383 @@ fn when(page: &Page, t: i64) -> String {
         format!("in {}", span(-delta))
     };
     format!("<time datetime=\"{stamp}\">{shown}</time> <span class=\"muted small\">({rel})</span>")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+
+    const HEAD: &str = "[dataset]\nname = \"t\"\ntitle = \"T\"\npublisher = \"P\"\nsource_url = \"https://example.org/t\"\npublished = \"2024-01-01\"\nmetric_prefix = \"t_\"\n";
+
+    /// A dataset from a config written after [`HEAD`] and its data files, loaded as the
+    /// exporter loads one.
+    fn load(body: &str, files: &[(&str, &str)]) -> Dataset {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write data file");
+        }
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, format!("{HEAD}{body}")).expect("write config");
+        crate::check(&config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn bundled() -> Dataset {
+        crate::check(Path::new("config.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn at(s: i64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(s as u64)
+    }
+
+    /// 2026-03-01T12:00:00Z: after the bundled dataset's next release is expected, before it
+    /// is overdue.
+    const NOW: i64 = 1_772_366_400;
+
+    fn page() -> Page<'static> {
+        Page {
+            telemetry_path: "/metrics",
+            now: at(NOW),
+            version: "1.2.3",
+        }
+    }
+
+    fn ready(name: &str) -> DatasetStatus {
+        DatasetStatus {
+            name: name.into(),
+            ready: true,
+            serving_since: Some(at(NOW - 3600)),
+            last_attempt: Some(Attempt {
+                at: at(NOW - 3600),
+                trigger: "start".into(),
+                ok: true,
+                message: "loaded".into(),
+            }),
+            errors: vec![],
+            sources: vec![],
+        }
+    }
+
+    fn failed(name: &str) -> DatasetStatus {
+        DatasetStatus {
+            name: name.into(),
+            ready: false,
+            serving_since: None,
+            last_attempt: Some(Attempt {
+                at: at(NOW - 60),
+                trigger: "refresh".into(),
+                ok: false,
+                message: "c.toml:3:1: bad".into(),
+            }),
+            errors: vec!["c.toml:3:1: bad <thing>".into(), "c.toml:9:2: worse".into()],
+            sources: vec![],
+        }
+    }
+
+    /// The table row of the series whose exposed labels (without the period) are `labels`.
+    fn row<'a>(html: &'a str, metric: &str, labels: &str) -> &'a str {
+        let section = html
+            .split("<section ")
+            .find(|s| s.contains(&format!("data-metric=\"{metric}\"")))
+            .unwrap_or_else(|| panic!("no section for {metric}"));
+        let start = section
+            .find(&format!("<tr data-labels=\"{}\">", escape_html(labels)))
+            .unwrap_or_else(|| panic!("no row {labels} in {metric}"));
+        let rest = &section[start..];
+        &rest[..rest.find("</tr>").expect("row end")]
+    }
+
+    #[test]
+    fn escape_covers_markup_and_both_quotes() {
+        assert_eq!(
+            escape_html("<a href=\"x\">Tom & Jerry's</a>"),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;"
+        );
+        assert_eq!(dataset_path("oecd_gdp"), "/datasets/oecd_gdp");
+        assert_eq!(dataset_path("a b/<c>"), "/datasets/a%20b%2F%3Cc%3E");
+    }
+
+    #[test]
+    fn every_text_from_the_config_is_escaped() {
+        let body = "description = \"<script>alert(1)</script>\"\n\n[[source]]\nid = \"S1\"\ntitle = \"A & B\"\nurl = \"https://e.org/?a=1&b=\\\"2\\\"\"\npublished = \"2024\"\n\n[[label]]\nname = \"k\"\nhelp = \"<i>k</i>\"\nvalues = [{ code = \"<x>\", names = { en = \"X & Y\" } }]\n\n[[metric]]\nname = \"m\"\nunit = \"count\"\nhelp = \"Say \\\"hi\\\" <b>\"\nlabels = [\"k\", \"period\"]\nsamples = [{ labels = { k = \"<x>\", period = \"2024\" }, value = 1, source = \"S1\" }]\n";
+        let d = load(body, &[]);
+        let mut st = ready("t");
+        st.errors = vec!["<b>bad</b>".into()];
+        let html = dataset(&page(), &st, Some(&d));
+        for raw in ["<script>", "<b>", "<i>k", "<x>", "A & B", "X & Y", "&b="] {
+            assert!(!html.contains(raw), "unescaped {raw}");
+        }
+        for escaped in [
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+            "Say &quot;hi&quot; &lt;b&gt;",
+            "<code>k=\"&lt;x&gt;\"</code>",
+            "<span lang=\"en\" title=\"en\">X &amp; Y</span>",
+            "<a href=\"https://e.org/?a=1&amp;b=&quot;2&quot;\">A &amp; B</a>",
+            "&lt;b&gt;bad&lt;/b&gt;",
+            "<tr data-labels=\"k=&quot;&lt;x&gt;&quot;\">",
+        ] {
+            assert!(html.contains(escaped), "missing {escaped}");
+        }
+    }
+
+    #[test]
+    fn the_bundled_dataset_shows_latest_values_changes_and_a_dot_per_period() {
+        let d = bundled();
+        let html = dataset(&page(), &ready(&d.info.name), Some(&d));
+        let m = "cnipa_enterprise_invention_patent_industrialization_ratio";
+        let r = row(&html, m, "sector=\"all\",size=\"all\"");
+        // 2025: 54 %, exactly as the exposition prints it, beside the unit; 2024: 53.3 %.
+        assert!(r.contains("<td data-label=\"Year\" class=\"period\"><span class=\"p\">2025</span><br><span class=\"muted small\">6 periods</span>"), "{r}");
+        assert!(r.contains("<span class=\"v\">0.54</span> <span class=\"u\">ratio</span><br><span class=\"muted small\">54 %</span>"), "{r}");
+        assert!(r.contains("<span class=\"up\" aria-hidden=\"true\">▲</span> <span class=\"v\">0.007</span> <span class=\"u\">ratio</span><br><span class=\"muted small\">0.7 %</span><br><span class=\"muted small\">on 2024</span>"), "{r}");
+        assert!(r.contains("data-points=\"6\""), "{r}");
+        assert_eq!(r.matches("<circle ").count(), 6, "{r}");
+        for (year, v) in [("2020", "0.449"), ("2023", "0.513"), ("2025", "0.54")] {
+            assert!(r.contains(&format!("<title>{year}: {v}</title>")), "{r}");
+        }
+        // A series with one period: no change, one dot.
+        let one = row(
+            &html,
+            "cnipa_industrialization_income_premium_vs_average_enterprise_ratio",
+            "sector=\"future_industries\",size=\"all\"",
+        );
+        assert!(one.contains("<span class=\"v\">0.303</span>"), "{one}");
+        assert!(one.contains("<span class=\"muted\">—</span>"), "{one}");
+        assert_eq!(one.matches("<circle ").count(), 1, "{one}");
+        // 万元 exposed as yuan, the count without a unit.
+        let yuan = row(
+            &html,
+            "cnipa_average_income_per_industrialized_enterprise_invention_patent_yuan",
+            "sector=\"all\",size=\"all\"",
+        );
+        assert!(
+            yuan.contains("<span class=\"v\">8296000</span> <span class=\"u\">yuan</span>"),
+            "{yuan}"
+        );
+        assert!(html.contains("Unit: yuan (published in yuan ×10^4)"));
+        let count = row(
+            &html,
+            "cnipa_domestic_enterprise_valid_invention_patents",
+            "sector=\"all\",size=\"all\"",
+        );
+        assert!(
+            count.contains("<span class=\"v\">3506000</span></td>"),
+            "{count}"
+        );
+        // Provenance and cited sources.
+        for fragment in [
+            "<h1>China invention patent industrialization indicators (CNIPA China Patent Survey)</h1>",
+            "<dt>Publisher</dt><dd>China National Intellectual Property Administration (CNIPA)</dd>",
+            "<dt>Published</dt><dd>2026-01-23</dd>",
+            "<td data-label=\"Id\"><code>S2</code></td>",
+            "<a href=\"/\">All datasets</a>",
+            "<a href=\"/metrics\">Metrics (/metrics)</a>",
+            "<a href=\"/-/healthy\">Health</a>",
+            "<a href=\"/-/ready\">Readiness</a>",
+        ] {
+            assert!(html.contains(fragment), "missing {fragment}");
+        }
+        // The next release (2026 figures): expected by 2027-02-01, not yet overdue.
+        assert!(html.contains("<dt>Next release</dt><dd>year <code>2026</code><br>expected by <time datetime=\"2027-02-01T00:00:00Z\">2027-02-01</time>"), "release");
+        assert!(!html.contains("overdue</span>"));
+        // No script at all, no external asset.
+        assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src="));
+    }
+
+    #[test]
+    fn display_names_in_every_language_of_the_label() {
+        let d = bundled();
+        let html = dataset(&page(), &ready(&d.info.name), Some(&d));
+        let r = row(
+            &html,
+            "cnipa_enterprise_invention_patent_industrialization_ratio",
+            "sector=\"all\",size=\"medium\"",
+        );
+        assert!(r.contains("<span class=\"lbl\"><code>size=\"medium\"</code> <span class=\"names\"><span lang=\"en\" title=\"en\">Medium-sized enterprises</span><span lang=\"zh\" title=\"zh\">中型企业</span></span></span>"), "{r}");
+        assert!(html.contains("<thead><tr><th>Code</th><th>en</th><th>zh</th></tr></thead>"));
+        assert!(html.contains("<tr><td><code>high_tech</code></td><td lang=\"en\">National high-tech enterprises</td><td lang=\"zh\">国家高新技术企业</td></tr>"));
+    }
+
+    #[test]
+    fn the_index_lists_datasets_with_errors_first() {
+        let d = bundled();
+        let good = ready(&d.info.name);
+        let bad = failed("broken");
+        let html = index(&page(), &[(&good, Some(&d)), (&bad, None)]);
+        let bad_at = html.find("data-dataset=\"broken\"").expect("broken listed");
+        let good_at = html
+            .find(&format!("data-dataset=\"{}\"", d.info.name))
+            .expect("good listed");
+        assert!(bad_at < good_at, "errors first");
+        assert!(html.contains("<span class=\"badge fail\">1 with errors</span>"));
+        assert!(html.contains(
+            "<pre class=\"error\">c.toml:3:1: bad &lt;thing&gt;\nc.toml:9:2: worse\n</pre>"
+        ));
+        assert!(html.contains("<span class=\"badge fail\">not ready</span><span class=\"badge fail\">last load failed</span>"));
+        assert!(html.contains(&format!(
+            "<a href=\"/datasets/{}\" class=\"ds\">{}</a><br><code class=\"small\">{}</code>",
+            d.info.name, d.info.title, d.info.name
+        )));
+        assert!(html.contains("<span class=\"badge ok\">ready</span>"));
+        assert!(html.contains("6 metrics<br>37 series"), "sizes");
+        assert!(html.contains("<span class=\"badge ok\">ok</span> <time datetime=\"2026-03-01T11:00:00Z\">2026-03-01 11:00:00 UTC</time> <span class=\"muted small\">(1 hour ago)</span>"));
+        // All fine: no error badge, in the given order.
+        let other = ready("other");
+        let html = index(&page(), &[(&good, Some(&d)), (&other, None)]);
+        assert!(!html.contains("with errors"));
+        assert!(
+            html.find(&format!("data-dataset=\"{}\"", d.info.name))
+                < html.find("data-dataset=\"other\"")
+        );
+    }
+
+    #[test]
+    fn a_dataset_not_loaded_yet_shows_its_status_and_errors_only() {
+        let html = dataset(&page(), &failed("broken"), None);
+        assert!(html.contains("<h1>broken</h1>"));
+        assert!(html.contains("<span class=\"badge fail\">not ready</span>"));
+        assert!(html.contains("<h3>Errors of the last load (2)</h3>\n<pre class=\"error\">c.toml:3:1: bad &lt;thing&gt;\nc.toml:9:2: worse\n</pre>"));
+        assert!(html.contains("<dt>Serving since</dt><dd>not serving</dd>"));
+        assert!(html.contains("The dataset is not loaded yet"));
+        assert!(!html.contains("<h2>Metrics"));
+        assert!(!html.contains("still served"));
+    }
+
+    #[test]
+    fn remote_sources_and_an_overdue_release() {
+        let d = bundled();
+        let mut st = ready(&d.info.name);
+        st.sources = vec![
+            SourceStatus {
+                url: "https://stats.example/a.csv".into(),
+                last_success: Some(at(NOW - 7200)),
+                last_attempt: Some(at(NOW - 60)),
+                last_result: "failed".into(),
+                failures: 3,
+                bytes: 1_572_864,
+            },
+            SourceStatus {
+                url: "https://stats.example/b.csv".into(),
+                ..SourceStatus::default()
+            },
+        ];
+        // 2027-10-01: the 2026 figures are overdue since 2027-09-01.
+        let later = Page {
+            now: at(1_822_348_800),
+            ..page()
+        };
+        let html = dataset(&later, &st, Some(&d));
+        assert!(html.contains("<span class=\"badge fail\">failed</span></td><td data-label=\"Failures\" class=\"num\">3</td><td data-label=\"Fetched\" class=\"num\">1572864 bytes (1.5 MiB)</td>"));
+        assert!(html.contains("<td data-label=\"Last success\">never</td>"));
+        assert!(html.contains("<span class=\"badge idle\">none yet</span>"));
+        assert!(html.contains("<span class=\"badge warn\">1 source failing</span>"));
+        assert!(html.contains("<br><span class=\"badge warn\">overdue</span> since <time datetime=\"2027-09-01T00:00:00Z\">2027-09-01</time> <span class=\"muted small\">(30 days ago)</span>"));
+        // On the index, warnings come after errors and before datasets that are fine.
+        let fine = ready("fine");
+        let bad = failed("broken");
+        let html = index(&later, &[(&fine, None), (&st, Some(&d)), (&bad, None)]);
+        let pos = |n: &str| html.find(&format!("data-dataset=\"{n}\"")).expect(n);
+        assert!(pos("broken") < pos(&d.info.name) && pos(&d.info.name) < pos("fine"));
+        assert!(html.contains("<span class=\"badge warn\">1 with warnings</span>"));
+        assert!(html.contains("<span class=\"badge warn\">1 release overdue</span>"));
+    }
+
+    #[test]
+    fn quarterly_charts_share_one_time_axis_and_leave_gaps() {
+        let body = "[[metric]]\nname = \"m\"\nunit = \"percent_change\"\nhelp = \"h\"\nlabels = [\"area\", \"period\"]\nsamples = [\n  { labels = { area = \"a\", period = \"2023-Q4\" }, value = 1.5 },\n  { labels = { area = \"a\", period = \"2024-Q1\" }, value = -0.25 },\n  { labels = { area = \"b\", period = \"2023-Q3\" }, value = 2 },\n  { labels = { area = \"b\", period = \"2024-Q2\" }, value = 2 },\n]\n";
+        let d = load(body, &[]);
+        let html = dataset(&page(), &ready("t"), Some(&d));
+        assert!(html.contains("<th>Chart, 2023-Q3 to 2024-Q2</th>"), "axis");
+        let a = row(&html, "t_m_ratio", "area=\"a\"");
+        // -0.25 % is -0.0025, and the change from 0.015 is exactly -0.0175.
+        assert!(a.contains("<span class=\"v\">-0.0025</span> <span class=\"u\">ratio</span><br><span class=\"muted small\">-0.25 %</span>"), "{a}");
+        assert!(a.contains("<span class=\"down\" aria-hidden=\"true\">▼</span> <span class=\"v\">-0.0175</span>"), "{a}");
+        // Q4 and Q1 are the 2nd and 3rd of four quarters on the axis: x = 4 + 152 * 1/3, 2/3.
+        assert!(a.contains("points=\"54.7,4.0 105.3,36.0\""), "{a}");
+        let b = row(&html, "t_m_ratio", "area=\"b\"");
+        // An unchanged value: no arrow; a flat line in the middle, across the whole axis.
+        assert!(
+            b.contains("class=\"num change\"><span class=\"v\">0</span>"),
+            "{b}"
+        );
+        assert!(b.contains("points=\"4.0,20.0 156.0,20.0\""), "{b}");
+    }
+
+    #[test]
+    fn a_large_dataset_page_stays_small() {
+        // 3,000 label sets of two years, and a second metric: the page shows 200 of the
+        // first, 200 of the second, and says how many more there are.
+        let mut csv = String::from("k,period,value\n");
+        for k in 0..3000 {
+            for y in [2023, 2024] {
+                csv.push_str(&format!("k{k:04},{y},{k}.5\n"));
+            }
+        }
+        let body = "[[metric]]\nname = \"a\"\nunit = \"count\"\nhelp = \"h\"\nlabels = [\"k\", \"period\"]\nsamples_file = \"a.csv\"\n\n[[metric]]\nname = \"b\"\nunit = \"count\"\nhelp = \"h\"\nlabels = [\"k\", \"period\"]\nsamples_file = \"a.csv\"\n";
+        let d = load(body, &[("a.csv", &csv)]);
+        assert_eq!(d.series_count(), 12_000);
+        let html = dataset(&page(), &ready("t"), Some(&d));
+        assert_eq!(html.matches("<tr data-labels=").count(), 400);
+        assert_eq!(
+            html.matches("<p class=\"small\">and 2800 more label sets, not shown: see <a href=\"/metrics\">the metrics</a>.</p>").count(),
+            2
+        );
+        assert!(html.len() < 400_000, "{} bytes", html.len());
+        // The first label sets in series order, each with both years.
+        let r = row(&html, "t_a", "k=\"k0000\"");
+        assert!(r.contains("<span class=\"v\">0.5</span>") && r.contains("data-points=\"2\""));
+        // The index does no per-series work and stays small whatever the size.
+        let html = index(&page(), &[(&ready("t"), Some(&d))]);
+        assert!(html.contains("2 metrics<br>12000 series") && html.len() < 10_000);
+    }
+
+    #[test]
+    fn the_page_budget_caps_label_sets_over_all_metrics() {
+        let mut body = String::new();
+        let mut csv = String::from("k,period,value\n");
+        for k in 0..(MAX_SERIES_PER_METRIC + 10) {
+            csv.push_str(&format!("k{k:04},2024,1\n"));
+        }
+        for m in 0..6 {
+            body.push_str(&format!("[[metric]]\nname = \"m{m}\"\nunit = \"count\"\nhelp = \"h\"\nlabels = [\"k\", \"period\"]\nsamples_file = \"a.csv\"\n\n"));
+        }
+        let d = load(&body, &[("a.csv", &csv)]);
+        let html = dataset(&page(), &ready("t"), Some(&d));
+        assert_eq!(
+            html.matches("<tr data-labels=").count(),
+            MAX_SERIES_PER_PAGE
+        );
+        assert!(html.contains(
+            "<p class=\"small\">210 label sets not shown: the page shows at most 1000.</p>"
+        ));
+    }
+
+    #[test]
+    fn long_series_chart_their_latest_periods() {
+        let mut csv = String::from("period,value\n");
+        for m in 0..150 {
+            csv.push_str(&format!("{}-{:02},{m}\n", 2000 + m / 12, m % 12 + 1));
+        }
+        let body = "[[metric]]\nname = \"m\"\nunit = \"count\"\nhelp = \"h\"\nlabels = [\"period\"]\nsamples_file = \"m.csv\"\n";
+        let d = load(body, &[("m.csv", &csv)]);
+        let html = dataset(&page(), &ready("t"), Some(&d));
+        let r = row(&html, "t_m", "");
+        assert!(
+            r.contains("<span class=\"muted\">(no labels)</span>"),
+            "{r}"
+        );
+        assert!(
+            r.contains("2012-06</span><br><span class=\"muted small\">150 periods</span>"),
+            "{r}"
+        );
+        assert!(
+            r.contains("data-points=\"120\"") && r.contains("latest 120 of 150"),
+            "{r}"
+        );
+        // Past 60 periods only the latest is a dot.
+        assert_eq!(r.matches("<circle ").count(), 1, "{r}");
+        assert!(r.contains("<title>2012-06: 149</title>"), "{r}");
+    }
 }
