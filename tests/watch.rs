@@ -1,0 +1,283 @@
+//! The file watcher against the real binary: an idle daemon reads no file, a change made
+//! while a reload runs is served in the end, and a busy unrelated file next to the dataset
+//! does not hold a change back.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{request, sample, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_indicator_exporter");
+
+/// A dataset whose one metric is read from `data.csv` beside it.
+const CONFIG: &str = r#"[dataset]
+name = "watched"
+title = "Watched dataset"
+publisher = "Test office"
+source_url = "https://example.org/"
+published = "2025-01-01"
+metric_prefix = "w_"
+
+[dataset.period]
+label = "year"
+cadence = "annual"
+
+[[metric]]
+name = "rate"
+unit = "percent"
+help = "A rate."
+labels = ["region", "year"]
+samples_file = "data.csv"
+"#;
+
+const SERIES: &str = "w_rate_ratio{region=\"r000000\",year=\"2024\"}";
+
+/// `rows` rows of data, the first region's value being `first` percent.
+fn data(rows: usize, first: &str) -> String {
+    let mut s = String::with_capacity(rows * 20 + 20);
+    s.push_str("region,year,value\n");
+    for i in 0..rows {
+        if i == 0 {
+            s.push_str(&format!("r{i:06},2024,{first}\n"));
+        } else {
+            s.push_str(&format!("r{i:06},2024,{}.5\n", i % 100));
+        }
+    }
+    s
+}
+
+/// `config.toml` and `data.csv` in `conf/` of a temporary directory: the directory above
+/// the dataset's is the test's own, so no other process's files share a watched directory.
+fn dataset(data: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).expect("create conf/");
+    std::fs::write(conf.join("config.toml"), CONFIG).expect("write config");
+    std::fs::write(conf.join("data.csv"), data).expect("write data");
+    (dir, conf)
+}
+
+/// Saves as editors do: a temporary file renamed over the original.
+fn save_by_rename(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write the temporary file");
+    std::fs::rename(&tmp, path).expect("rename over the file");
+}
+
+/// The binary serving in the background, its log collected; killed on drop.
+struct Running {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start(config: &Path, start_deadline: Duration) -> Running {
+        let mut child = Command::new(BIN)
+            .args(["--web.listen-address", "127.0.0.1:0", "--config.watch"])
+            .arg("--config.file")
+            .arg(config)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the binary");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut r = Running {
+            child,
+            addr: String::new(),
+            log,
+        };
+        let line = wait_for("the listening log line", start_deadline, || {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                panic!("exited ({status}):\n{}", r.log_text());
+            }
+            let lines = r.log.lock().unwrap();
+            lines.iter().find(|l| l.contains("msg=listening")).cloned()
+        });
+        r.addr = line
+            .split("address=")
+            .nth(1)
+            .and_then(|a| a.split(' ').next())
+            .expect("address in the listening line")
+            .to_string();
+        r
+    }
+
+    fn value(&self) -> Option<String> {
+        let r = request("GET", &format!("http://{}/metrics", self.addr), &[]).expect("scrape");
+        assert_eq!(r.status, 200);
+        sample(&r.text(), SERIES)
+    }
+
+    fn wait_value(&self, want: &str, deadline: Duration) -> Duration {
+        let start = Instant::now();
+        wait_for(&format!("{SERIES} = {want}"), deadline, || {
+            (self.value().as_deref() == Some(want)).then_some(())
+        });
+        start.elapsed()
+    }
+
+    fn io(&self) -> Io {
+        Io::of(self.child.id())
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Read counters of a process, from `/proc/PID/io`: bytes read by any read call (`rchar`,
+/// files, sockets and pipes alike) and read calls made (`syscr`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Io {
+    rchar: u64,
+    syscr: u64,
+}
+
+impl Io {
+    fn of(pid: u32) -> Io {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("read /proc/PID/io");
+        let field = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/io:\n{text}"))
+        };
+        Io {
+            rchar: field("rchar"),
+            syscr: field("syscr"),
+        }
+    }
+}
+
+#[test]
+fn an_idle_watching_daemon_reads_nothing() {
+    let (_dir, conf) = dataset(&data(3, "12.5"));
+    let r = Running::start(&conf.join("config.toml"), Duration::from_secs(60));
+    assert_eq!(r.value().as_deref(), Some("0.125"));
+    // The scrape's connection closing is read by the server after the answer: wait until
+    // the counters stand still, within a bound (a daemon that never idles goes on to fail
+    // the measurement below, with figures).
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut last = r.io();
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = r.io();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+
+    // The measurement: 10 s without a request or a file change.
+    let before = r.io();
+    std::thread::sleep(Duration::from_secs(10));
+    let after = r.io();
+    let (calls, bytes) = (after.syscr - before.syscr, after.rchar - before.rchar);
+    eprintln!("idle for 10 s: {calls} read calls, {bytes} bytes read");
+    assert_eq!(
+        (calls, bytes),
+        (0, 0),
+        "an idle daemon made {calls} read calls ({bytes} bytes) in 10 s"
+    );
+
+    // Idle, not deaf: a change after the window is served.
+    save_by_rename(&conf.join("data.csv"), &data(3, "13.5"));
+    r.wait_value("0.135", Duration::from_secs(20));
+}
+
+#[test]
+fn a_change_made_while_a_reload_runs_is_served_in_the_end() {
+    const ROWS: usize = 300_000;
+    let first = data(ROWS, "0.5");
+    let size = first.len() as u64;
+    let (_dir, conf) = dataset(&first);
+    let r = Running::start(&conf.join("config.toml"), Duration::from_secs(300));
+    assert_eq!(r.value().as_deref(), Some("0.005"));
+
+    let start = r.io();
+    let loading = Instant::now();
+    save_by_rename(&conf.join("data.csv"), &data(ROWS, "11"));
+    // A reload is running once the daemon has read the new file.
+    wait_for(
+        "the daemon to read the changed data file",
+        Duration::from_secs(60),
+        || (r.io().rchar - start.rchar >= size).then_some(()),
+    );
+    let reading_after = loading.elapsed();
+    save_by_rename(&conf.join("data.csv"), &data(ROWS, "22"));
+    // Asked after the second save: still the first version, so the reload that read the
+    // first change had not finished when the second was made.
+    assert_eq!(
+        r.value().as_deref(),
+        Some("0.005"),
+        "the reload ended before the second change: make the dataset larger"
+    );
+    let took = r.wait_value("0.22", Duration::from_secs(300));
+    eprintln!(
+        "{ROWS} rows: reading began {reading_after:?} after the first save; \
+         the second save was served {took:?} after it was made"
+    );
+    // And it stays: nothing later brings the first change back.
+    assert_eq!(r.value().as_deref(), Some("0.22"), "{}", r.log_text());
+}
+
+#[test]
+fn a_busy_unrelated_file_does_not_hold_a_change_back() {
+    let (_dir, conf) = dataset(&data(3, "12.5"));
+    let r = Running::start(&conf.join("config.toml"), Duration::from_secs(60));
+    assert_eq!(r.value().as_deref(), Some("0.125"));
+    let stop = AtomicBool::new(false);
+    let log = conf.join("exporter.log");
+    let took = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut f = std::fs::File::create(&log).expect("rewrite the log file");
+                writeln!(f, "line {n}").expect("write the log file");
+                drop(f);
+                n += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            n
+        });
+        // Let the writer get going: the change lands in the middle of its churn.
+        std::thread::sleep(Duration::from_millis(500));
+        save_by_rename(&conf.join("data.csv"), &data(3, "14.5"));
+        let start = Instant::now();
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(&format!("{SERIES} = 0.145"), Duration::from_secs(5), || {
+                (r.value().as_deref() == Some("0.145")).then_some(())
+            })
+        }));
+        let took = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let rewrites = writer.join().expect("the writer ends");
+        assert!(rewrites > 5, "the log was rewritten {rewrites} times");
+        if let Err(e) = served {
+            std::panic::resume_unwind(e);
+        }
+        took
+    });
+    eprintln!("served {took:?} after the change, the log being rewritten every 100 ms");
+}
