@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-use crate::calendar::{civil_from_days, days_from_civil, Period};
+use crate::calendar::{civil_from_days, days_from_civil, Cadence, Period};
 use crate::dataset::{Dataset, Metric, ReleaseSchedule};
 use crate::units::{scale_pow10, Base};
 
@@ -20,7 +20,7 @@ pub const MAX_SERIES_PER_PAGE: usize = 1000;
 /// Periods drawn in one chart: the latest ones.
 pub const MAX_CHART_POINTS: usize = 120;
 /// Up to this many periods, each is drawn as a dot with its value as a tooltip.
-const MAX_CHART_DOTS: usize = 60;
+const MAX_CHART_DOTS: usize = 24;
 /// Diagnostics shown per dataset on the index page and on the dataset page.
 const MAX_ERRORS_INDEX: usize = 10;
 const MAX_ERRORS_PAGE: usize = 200;
@@ -110,7 +110,7 @@ body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;line-he
 a{color:#0550ae}\
 h1{font-size:1.6em;margin:.2em 0 .3em}h2{margin-top:1.6em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}\
 h3{margin:1.4em 0 .3em}\
-nav{font-size:.95em}time{white-space:nowrap}a.ds{font-weight:bold}nav a{margin-right:.2em}\
+nav{font-size:.95em}td.size{white-space:nowrap}abbr{text-decoration:none}time{white-space:nowrap}a.ds{font-weight:bold}nav a{margin-right:.2em}\
 dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.25em 1em}dt{font-weight:bold}dd{margin:0;min-width:0}\
 code{font-size:.92em;overflow-wrap:anywhere}\
 pre.error{background:#ffebe9;border-left:4px solid #cf222e;padding:.8em 1em;white-space:pre-wrap;overflow-wrap:anywhere;margin:.4em 0}\
@@ -141,11 +141,12 @@ table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:
 table.stack tr{border-bottom:1px solid #d0d7de;padding:.4em 0}\
 table.stack td{border:0;padding:.1em 0;text-align:left}\
 table.stack td[data-label]::before{content:attr(data-label) ': ';color:#59636e;font-weight:normal}\
-table.series tr{display:grid;grid-template-columns:auto minmax(0,1fr) minmax(0,1fr);gap:0 1em}\
-table.series td.series,table.series td.chart{grid-column:1/-1}\
+table.stack td.name::before{content:none}\
+table.series tr{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:0 1em}\
+table.series td.series{grid-column:1/-1}\
+table.series td.period{order:1}table.series td.chart{order:2}table.series td.latest{order:3}table.series td.change{order:4}\
 table.series td[data-label]::before{display:block;content:attr(data-label);font-size:.85em}\
 table.series td.series::before,table.series td.chart::before{content:none}\
-table.series td.chart{padding-top:.3em}\
 }";
 
 fn head(out: &mut String, title: &str) {
@@ -274,7 +275,7 @@ fn index_row(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&Datase
     };
     let _ = write!(
         out,
-        "<tr{class} data-dataset=\"{}\"><td data-label=\"Dataset\"><a href=\"{}\" class=\"ds\">{}</a>",
+        "<tr{class} data-dataset=\"{}\"><td data-label=\"Dataset\" class=\"name\"><a href=\"{}\" class=\"ds\">{}</a>",
         escape_html(&s.name),
         escape_html(&dataset_path(&s.name)),
         escape_html(d.map_or(s.name.as_str(), |d| d.info.title.as_str()))
@@ -299,20 +300,23 @@ fn index_row(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&Datase
         None => out.push_str("<span class=\"muted\">not serving</span>"),
     }
     out.push_str("</td><td data-label=\"Last load\">");
-    attempt(out, page, s.last_attempt.as_ref());
+    attempt(out, page, s.last_attempt.as_ref(), !s.errors.is_empty());
     out.push_str("</td><td data-label=\"Next release\">");
     match d.and_then(|d| d.release.as_ref()) {
         Some(r) => release(out, page, r),
         None => out.push_str("<span class=\"muted\">no calendar</span>"),
     }
-    out.push_str("</td><td data-label=\"Size\" class=\"num\">");
-    if let Some(d) = d {
-        let _ = write!(
-            out,
-            "{}<br>{}",
-            plural(d.metrics.len(), "metric"),
-            plural(d.series_count(), "series")
-        );
+    out.push_str("</td><td data-label=\"Size\" class=\"num size\">");
+    match d {
+        Some(d) => {
+            let _ = write!(
+                out,
+                "{}<br>{}",
+                plural(d.metrics.len(), "metric"),
+                plural(d.series_count(), "series")
+            );
+        }
+        None => out.push_str("<span class=\"muted\">not loaded</span>"),
     }
     out.push_str("</td></tr>\n");
     if !s.errors.is_empty() {
@@ -348,7 +352,9 @@ fn badges(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&Dataset>)
     }
 }
 
-fn attempt(out: &mut String, page: &Page, a: Option<&Attempt>) {
+/// The last attempt: when, what started it, and its message unless the errors are listed
+/// beside it (`errors_shown`).
+fn attempt(out: &mut String, page: &Page, a: Option<&Attempt>, errors_shown: bool) {
     let Some(a) = a else {
         out.push_str("<span class=\"muted\">none yet</span>");
         return;
@@ -364,7 +370,7 @@ fn attempt(out: &mut String, page: &Page, a: Option<&Attempt>) {
         when(page, secs(a.at)),
         escape_html(&a.trigger)
     );
-    if !a.message.is_empty() {
+    if !a.message.is_empty() && (a.ok || !errors_shown) {
         let _ = write!(
             out,
             "<br><span class=\"small wrap\">{}</span>",
@@ -475,7 +481,7 @@ fn status_section(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&D
         None => out.push_str("not serving"),
     }
     out.push_str("</dd>\n<dt>Last load</dt><dd>");
-    attempt(out, page, s.last_attempt.as_ref());
+    attempt(out, page, s.last_attempt.as_ref(), !s.errors.is_empty());
     out.push_str("</dd>\n");
     if let Some(d) = d {
         if let Some(r) = &d.release {
@@ -879,12 +885,14 @@ fn series_row(
         );
     }
     out.push_str("</td><td data-label=\"Latest\" class=\"num latest\">");
-    value(out, m, m.value(last));
+    value(out, m, m.value(last), false);
     if let Some(s) = m.status(last) {
+        let code = d.symbol(s);
         let _ = write!(
             out,
-            "<br><span class=\"badge warn\">{}</span>",
-            escape_html(d.symbol(s))
+            "<br><span class=\"badge warn\" title=\"status {}\">{}</span>",
+            escape_html(code),
+            escape_html(&crate::dataset::status_flag(code).replace(',', ", "))
         );
     }
     out.push_str("</td><td data-label=\"Change\" class=\"num change\">");
@@ -899,7 +907,7 @@ fn series_row(
             ""
         };
         out.push_str(arrow);
-        value(out, m, change);
+        value(out, m, change, true);
         if let Some(pi) = pi {
             let _ = write!(
                 out,
@@ -909,6 +917,18 @@ fn series_row(
         }
     } else {
         out.push_str("<span class=\"muted\">—</span>");
+    }
+    if let Some(earlier) = pi.and_then(|pi| year_earlier(d, m, pi, &g.points)) {
+        let mut v = Vec::new();
+        crate::encode::write_value(
+            &mut v,
+            crate::units::decimal_sub(m.value(last), m.value(earlier)),
+        );
+        let _ = write!(
+            out,
+            "<br><span class=\"muted small\">year on year: <span class=\"yoy\">{}</span></span>",
+            String::from_utf8_lossy(&v)
+        );
     }
     out.push_str("</td><td data-label=\"Chart\" class=\"chart\">");
     if let (Some(pi), Some(span)) = (pi, span) {
@@ -925,8 +945,25 @@ fn series_row(
     out.push_str("</td></tr>\n");
 }
 
-/// A value as the exposition writes it, its unit beside it, and a percentage as published.
-fn value(out: &mut String, m: &Metric, v: f64) {
+/// For quarterly and monthly series (as the exposition derives them), the series of the
+/// same period a year before the latest, when there is one.
+fn year_earlier(d: &Dataset, m: &Metric, pi: usize, points: &[usize]) -> Option<usize> {
+    if !matches!(m.cadence, Some(Cadence::Quarterly | Cadence::Monthly)) {
+        return None;
+    }
+    let period = |i: usize| Period::parse(d.symbol(m.labels(i)[pi]));
+    let (&last, before) = points.split_last()?;
+    let target = period(last)?.year_earlier();
+    before
+        .iter()
+        .rev()
+        .copied()
+        .find(|&i| period(i) == Some(target))
+}
+
+/// A value as the exposition writes it, its unit beside it, and a percentage as published
+/// (a change of percentages in percentage points).
+fn value(out: &mut String, m: &Metric, v: f64, change: bool) {
     let mut text = Vec::new();
     crate::encode::write_value(&mut text, v);
     let _ = write!(
@@ -938,9 +975,14 @@ fn value(out: &mut String, m: &Metric, v: f64) {
         let _ = write!(out, " <span class=\"u\">{}</span>", escape_html(s));
     }
     if m.unit.base == Base::Ratio && m.unit.exponent == -2 && v.is_finite() {
+        let unit = if change {
+            "<abbr title=\"percentage points\">pp</abbr>"
+        } else {
+            "%"
+        };
         let _ = write!(
             out,
-            "<br><span class=\"muted small\">{} %</span>",
+            "<br><span class=\"muted small\">{} {unit}</span>",
             scale_pow10(v, 2)
         );
     }
@@ -1285,7 +1327,7 @@ mod tests {
         // 2025: 54 %, exactly as the exposition prints it, beside the unit; 2024: 53.3 %.
         assert!(r.contains("<td data-label=\"Year\" class=\"period\"><span class=\"p\">2025</span><br><span class=\"muted small\">6 periods</span>"), "{r}");
         assert!(r.contains("<span class=\"v\">0.54</span> <span class=\"u\">ratio</span><br><span class=\"muted small\">54 %</span>"), "{r}");
-        assert!(r.contains("<span class=\"up\" aria-hidden=\"true\">▲</span> <span class=\"v\">0.007</span> <span class=\"u\">ratio</span><br><span class=\"muted small\">0.7 %</span><br><span class=\"muted small\">on 2024</span>"), "{r}");
+        assert!(r.contains("<span class=\"up\" aria-hidden=\"true\">▲</span> <span class=\"v\">0.007</span> <span class=\"u\">ratio</span><br><span class=\"muted small\">0.7 <abbr title=\"percentage points\">pp</abbr></span><br><span class=\"muted small\">on 2024</span>"), "{r}");
         assert!(r.contains("data-points=\"6\""), "{r}");
         assert_eq!(r.matches("<circle ").count(), 6, "{r}");
         for (year, v) in [("2020", "0.449"), ("2023", "0.513"), ("2025", "0.54")] {
@@ -1395,6 +1437,8 @@ mod tests {
         assert!(html.contains("<h3>Errors of the last load (2)</h3>\n<pre class=\"error\">c.toml:3:1: bad &lt;thing&gt;\nc.toml:9:2: worse\n</pre>"));
         assert!(html.contains("<dt>Serving since</dt><dd>not serving</dd>"));
         assert!(html.contains("The dataset is not loaded yet"));
+        // The failed attempt's message is the first error: listed once.
+        assert_eq!(html.matches("c.toml:3:1: bad").count(), 1);
         assert!(!html.contains("<h2>Metrics"));
         assert!(!html.contains("still served"));
     }
@@ -1450,6 +1494,7 @@ mod tests {
         assert!(a.contains("<span class=\"down\" aria-hidden=\"true\">▼</span> <span class=\"v\">-0.0175</span>"), "{a}");
         // Q4 and Q1 are the 2nd and 3rd of four quarters on the axis: x = 4 + 152 * 1/3, 2/3.
         assert!(a.contains("points=\"54.7,4.0 105.3,36.0\""), "{a}");
+        assert!(!a.contains("year on year"), "no 2023-Q1: {a}");
         let b = row(&html, "t_m_ratio", "area=\"b\"");
         // An unchanged value: no arrow; a flat line in the middle, across the whole axis.
         assert!(
@@ -1457,6 +1502,17 @@ mod tests {
             "{b}"
         );
         assert!(b.contains("points=\"4.0,20.0 156.0,20.0\""), "{b}");
+    }
+
+    #[test]
+    fn monthly_series_show_the_change_on_a_year_earlier() {
+        let body = "[[metric]]\nname = \"m\"\nunit = \"percent\"\nhelp = \"h\"\nlabels = [\"period\"]\nsamples = [\n  { labels = { period = \"2023-05\" }, value = 2.5 },\n  { labels = { period = \"2024-04\" }, value = 2.7 },\n  { labels = { period = \"2024-05\" }, value = 3.1 },\n]\n";
+        let d = load(body, &[]);
+        let html = dataset(&page(), &ready("t"), Some(&d));
+        let r = row(&html, "t_m_ratio", "");
+        assert!(r.contains("<span class=\"p\">2024-05</span>"), "{r}");
+        assert!(r.contains("<span class=\"v\">0.004</span>"), "{r}");
+        assert!(r.contains("<br><span class=\"muted small\">on 2024-04</span><br><span class=\"muted small\">year on year: <span class=\"yoy\">0.006</span></span>"), "{r}");
     }
 
     #[test]
@@ -1509,6 +1565,17 @@ mod tests {
     }
 
     #[test]
+    fn a_flagged_latest_value_says_what_its_flag_means() {
+        let body = "[[metric]]\nname = \"m\"\nunit = \"percent\"\nhelp = \"h\"\nlabels = [\"period\"]\n\n[[input]]\nfile = \"m.csv\"\nformat = \"csv\"\nmetric = \"m\"\n";
+        let csv = "period,value,OBS_STATUS\n2024,10,\n2025,12.5,p\n";
+        let d = load(body, &[("m.csv", csv)]);
+        let html = dataset(&page(), &ready("t"), Some(&d));
+        let r = row(&html, "t_m_ratio", "");
+        assert!(r.contains("<span class=\"v\">0.125</span> <span class=\"u\">ratio</span><br><span class=\"muted small\">12.5 %</span><br><span class=\"badge warn\" title=\"status p\">provisional</span>"), "{r}");
+        assert!(r.contains("<span class=\"v\">0.025</span> <span class=\"u\">ratio</span><br><span class=\"muted small\">2.5 <abbr title=\"percentage points\">pp</abbr></span>"), "{r}");
+    }
+
+    #[test]
     fn long_series_chart_their_latest_periods() {
         let mut csv = String::from("period,value\n");
         for m in 0..150 {
@@ -1530,7 +1597,7 @@ mod tests {
             r.contains("data-points=\"120\"") && r.contains("latest 120 of 150"),
             "{r}"
         );
-        // Past 60 periods only the latest is a dot.
+        // Past 24 periods only the latest is a dot.
         assert_eq!(r.matches("<circle ").count(), 1, "{r}");
         assert!(r.contains("<title>2012-06: 149</title>"), "{r}");
     }

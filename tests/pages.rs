@@ -394,6 +394,7 @@ const ROWS_JS: &str = "[...document.querySelectorAll('section.metric')].map(s =>
     period: r.querySelector('td.period .p').innerText,
     latest: r.querySelector('td.latest .v').innerText,
     change: r.querySelector('td.change .v')?.innerText ?? null,
+    yoy: r.querySelector('td.change .yoy')?.innerText ?? null,
     points: Number(r.querySelector('svg')?.dataset.points ?? 0),
     dots: r.querySelectorAll('svg circle').length,
     text: r.innerText,
@@ -438,6 +439,7 @@ fn check_dataset_page(tab: &mut Tab, d: &Dataset, served: &HashMap<String, Vec<S
         };
         let periods = period_of(&names.period);
         let changes = period_of(&names.change);
+        let yoys = period_of(&names.yoy);
         let mut per_set: HashMap<String, usize> = HashMap::new();
         for x in served.get(&m.name).unwrap_or(&none) {
             *per_set
@@ -478,11 +480,15 @@ fn check_dataset_page(tab: &mut Tab, d: &Dataset, served: &HashMap<String, Vec<S
                 changes.get(labels).cloned(),
                 "{at}: change"
             );
+            assert_eq!(
+                shown("yoy"),
+                yoys.get(labels).cloned(),
+                "{at}: year on year"
+            );
             let n = per_set[labels];
             assert_eq!(r["points"], json!(n.min(120)), "{at}: chart points");
-            if n <= 60 {
-                assert_eq!(r["dots"], json!(n), "{at}: one dot per period");
-            }
+            let dots = if n <= 24 { n } else { 1 };
+            assert_eq!(r["dots"], json!(dots), "{at}: a dot per period, up to 24");
             checked += 1;
         }
         let more: usize = s["more"]
@@ -498,6 +504,7 @@ struct Derived {
     latest: String,
     period: String,
     change: String,
+    yoy: String,
     annual: bool,
 }
 
@@ -514,6 +521,7 @@ impl Derived {
                 format!("{stem}_latest_{period_label}_start_timestamp_seconds")
             },
             change: format!("{stem}_change{suffix}"),
+            yoy: format!("{stem}_year_on_year_change{suffix}"),
             annual,
         }
     }
