@@ -208,7 +208,7 @@ fn an_idle_watching_daemon_reads_nothing() {
 
 #[test]
 fn a_change_made_while_a_reload_runs_is_served_in_the_end() {
-    const ROWS: usize = 300_000;
+    const ROWS: usize = 100_000;
     let first = data(ROWS, "0.5");
     let size = first.len() as u64;
     let (_dir, conf) = dataset(&first);
