@@ -1,6 +1,7 @@
-//! End to end: the real exporter serving the bundled `config.toml`, scraped by a real Prometheus
-//! that loads the repository's alerting rules. Checks that every sample arrives intact over
-//! OpenMetrics, that the rules load and evaluate cleanly, that every query of the Grafana
+//! End to end: the real exporter serving the bundled `config.toml` in a catalogue (beside a
+//! dataset fetched from a loopback server), scraped by a real Prometheus that loads the
+//! repository's alerting rules. Checks that every sample arrives intact over OpenMetrics, that
+//! the rules load and evaluate cleanly and fire on real data, that every query of the Grafana
 //! dashboards returns data, and the dashboards' structure.
 //!
 //! Needs `prometheus` and `promtool` on PATH (`scripts/install-deps`). Talks to 127.0.0.1 only.
@@ -8,8 +9,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use common::e2e::*;
 use serde_json::Value;
@@ -20,6 +27,125 @@ const DASHBOARDS: [&str; 3] = [
     "indicator-drilldown.json",
     "indicator-exporter-health.json",
 ];
+
+/// The dataset of the catalogue whose data file is a URL (see [`Source`]).
+const REMOTE_DATASET: &str = "e2e_remote";
+
+/// A loopback HTTP server for a remote source: answers every request with a small CSV, except
+/// the `fail_at`-th (counting from 1), answered 503, so that the failure self-metrics exist.
+/// Stopped on drop.
+struct Source {
+    addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Source {
+    fn start(fail_at: u64) -> Source {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let (requests, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (n, halt) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                // The request head; a GET has no body.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => head.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let body = "area,year,value\nAA,2023,1\nAA,2024,2\n";
+                let status = if n.fetch_add(1, Ordering::SeqCst) + 1 == fail_at {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Source {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/figures.csv", self.addr)
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes a catalogue in `dir`: the bundled config.toml and a dataset fetched from `source`
+/// every second. Returns the main config file.
+fn write_catalogue(dir: &Path, source: &Source) -> PathBuf {
+    let remote = format!(
+        r#"[dataset]
+name = "{REMOTE_DATASET}"
+title = "A dataset fetched from a loopback server"
+publisher = "Test office"
+source_url = "https://example.org/data"
+published = "2025-01-01"
+metric_prefix = "e2e_"
+
+[fetch]
+refresh = "1s"
+timeout = "2s"
+
+[[metric]]
+name = "widgets"
+unit = "count"
+help = "Widgets counted."
+
+[[input]]
+file = "{url}"
+format = "csv"
+metric = "widgets"
+"#,
+        url = source.url()
+    );
+    std::fs::write(dir.join("remote.toml"), remote).expect("write remote.toml");
+    let main = dir.join("catalog.toml");
+    let config = toml_string(CONFIG);
+    std::fs::write(
+        &main,
+        format!("[catalog]\ndatasets = [{config}, \"remote.toml\"]\n"),
+    )
+    .expect("write catalog.toml");
+    main
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
 
 /// The alerts Prometheus currently holds (pending or firing).
 fn alerts(agent: &ureq::Agent, prom: &str) -> Result<Vec<Value>, String> {
@@ -272,7 +398,12 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
         .into_iter()
         .map(|(_, v)| v)
         .collect();
-    let (_exporter, target) = start_exporter(Path::new(CONFIG), &[]);
+    // The second fetch of the remote source fails, so its failure series exist for the panels.
+    let source = Source::start(2);
+    let catalogue = tmp.path().join("catalogue");
+    std::fs::create_dir(&catalogue).expect("mkdir");
+    let main = write_catalogue(&catalogue, &source);
+    let (_exporter, target) = start_exporter(&main, &[]);
     let (_prometheus, prom) = start_prometheus(tmp.path(), &target);
     let agent = agent();
     let prom_log = tmp.path().join("prometheus.log");
@@ -326,12 +457,17 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
             );
         }
     }
-    // The bundled dataset, served by a healthy exporter, raises none of these once the rules have
-    // been evaluated with the target up (an evaluation before the first scrape sees no `up`).
+    // The bundled dataset and the remote one, served by a healthy exporter, raise none of these
+    // once the rules have been evaluated with the target up (an evaluation before the first
+    // scrape sees no `up`) and the remote source has answered again after its one failure.
     let quiet = [
         "IndicatorExporterDown",
         "IndicatorExporterAbsent",
         "IndicatorDatasetReloadFailed",
+        "IndicatorDatasetLoadFailed",
+        "IndicatorDatasetNotReady",
+        "IndicatorSourceFailing",
+        "IndicatorSourceStale",
         "IndicatorRateFell",
         "IndicatorLevelFell",
         "IndicatorFigureRevised",
@@ -343,6 +479,35 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
             "alert {name} not loaded"
         );
     }
+    // The remote dataset is served; its source failed once (the 503) and answers again.
+    let url = source.url();
+    for (expr, want) in [
+        (
+            format!(r#"indicator_exporter_dataset_ready{{dataset="{REMOTE_DATASET}"}}"#),
+            1.0,
+        ),
+        (
+            format!(
+                r#"indicator_exporter_source_failures_total{{dataset="{REMOTE_DATASET}",source="{url}",reason="http_status"}}"#
+            ),
+            1.0,
+        ),
+        (
+            format!(
+                r#"indicator_exporter_source_last_attempt_successful{{dataset="{REMOTE_DATASET}",source="{url}"}}"#
+            ),
+            1.0,
+        ),
+    ] {
+        poll(&format!("{expr} = {want} in Prometheus"), || {
+            let r = query(&agent, &prom, &expr)?;
+            match r.first().map(prom_value) {
+                Some(v) if v == want => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+    }
+    assert!(source.requests.load(Ordering::SeqCst) >= 3);
     poll("the health and fall alerts to be inactive", || {
         let data = api(&agent, &prom, "/api/v1/rules", &[])?;
         let groups = data["groups"].as_array().cloned().unwrap_or_default();
@@ -481,6 +646,7 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
         ("size", "all".to_string()),
         ("sector", "all".to_string()),
         ("year", "2024".to_string()),
+        ("dataset", "cnipa_patent_survey".to_string()),
         ("job", "indicator_exporter".to_string()),
         ("instance", target.clone()),
         ("__rate_interval", "1m".to_string()),
@@ -489,8 +655,33 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
     ]
     .into_iter()
     .collect();
+    // Where a variable takes several values (the health dashboard's datasets), both datasets
+    // are selected, as Grafana writes a selection into a regex matcher: `(a|b)`.
+    let selections: HashMap<&str, Vec<String>> = [(
+        "dataset",
+        vec![
+            "cnipa_patent_survey".to_string(),
+            REMOTE_DATASET.to_string(),
+        ],
+    )]
+    .into_iter()
+    .collect();
+    let vars_of = |d: &Value| -> HashMap<&str, String> {
+        let mut out = vars.clone();
+        for v in d["templating"]["list"].as_array().into_iter().flatten() {
+            if v["multi"] == true {
+                let name = v["name"].as_str().expect("variable name");
+                let (name, chosen) = selections
+                    .get_key_value(name)
+                    .unwrap_or_else(|| panic!("no test selection for variable {name}"));
+                out.insert(*name, format!("({})", chosen.join("|")));
+            }
+        }
+        out
+    };
     // The variables' own queries (`label_values(selector, label)`) return the values used above.
     for (file, d) in &dashboards {
+        let vars = vars_of(d);
         for v in d["templating"]["list"].as_array().into_iter().flatten() {
             if v["type"] != "query" {
                 continue;
@@ -527,18 +718,21 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
                 }
             });
             if v["regex"].as_str().is_none_or(str::is_empty) {
-                let chosen = &vars[name];
-                assert!(
-                    values.contains(chosen),
-                    "{file}: variable {name} = {chosen} is not among its values {values:?}"
-                );
+                let chosen = match selections.get(name) {
+                    Some(several) if v["multi"] == true => several.clone(),
+                    _ => vec![vars[name].clone()],
+                };
+                for c in &chosen {
+                    assert!(
+                        values.contains(c),
+                        "{file}: variable {name} = {c} is not among its values {values:?}"
+                    );
+                }
             }
         }
     }
     // History panels (a `timeFrom` of years) draw the backfilled figures over their window:
     // evaluated as Grafana does, a range query with a step of the panel's interval.
-    let mut history_vars = vars.clone();
-    history_vars.insert("__interval", "1d".to_string());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
@@ -547,6 +741,9 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
     let mut queried = 0;
     let mut history_panels = 0;
     for (file, d) in &dashboards {
+        let vars = vars_of(d);
+        let mut history_vars = vars.clone();
+        history_vars.insert("__interval", "1d".to_string());
         for p in panels(d) {
             let title = p["title"].as_str().unwrap_or_default();
             let history = p["timeFrom"].as_str().is_some();
@@ -613,6 +810,44 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
     }
     assert!(queried >= 40, "only {queried} dashboard queries found");
     assert!(history_panels >= 3, "only {history_panels} history panels");
+
+    // The health dashboard's catalogue panels show each selected dataset and the remote source:
+    // one row per dataset (or source), whatever the query, so the table's merge lines them up.
+    let (_, health) = dashboards
+        .iter()
+        .find(|(f, _)| f == "indicator-exporter-health.json")
+        .expect("health dashboard");
+    let vars = vars_of(health);
+    let both: BTreeSet<String> = selections["dataset"].iter().cloned().collect();
+    let label_set = |r: &[Value], label: &str| -> BTreeSet<String> {
+        r.iter()
+            .filter_map(|s| s["metric"][label].as_str().map(String::from))
+            .collect()
+    };
+    for (title, label, want) in [
+        ("Datasets", "dataset", both.clone()),
+        ("Remote sources", "source", BTreeSet::from([url.clone()])),
+        (
+            "Fetch failures by reason",
+            "reason",
+            BTreeSet::from(["http_status".to_string()]),
+        ),
+    ] {
+        let p = panels(health)
+            .into_iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("health dashboard: no panel {title:?}"));
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = substitute(t["expr"].as_str().expect("expr"), &vars);
+            let r = query(&agent, &prom, &expr).unwrap();
+            assert_eq!(label_set(&r, label), want, "{title:?}: {expr}: {r:?}");
+            assert_eq!(
+                r.len(),
+                want.len(),
+                "{title:?}: {expr}: one row each: {r:?}"
+            );
+        }
+    }
 }
 
 /// The alerts fire on real data: a reload that revises a published figure and publishes a new
