@@ -238,13 +238,18 @@ fn endpoints_and_errors() {
     for want in [
         "China invention patent industrialization indicators (CNIPA China Patent Survey)",
         "China National Intellectual Property Administration (CNIPA)",
-        "<a href=\"http://en.people.cn/n3/2025/0115/c90000-20266428.html\">",
-        "<dt>Series</dt><dd>37</dd>",
-        "<dt>Loaded at</dt><dd>20",
+        "href=\"/datasets/cnipa_patent_survey\"",
+        "37 series",
         "<a href=\"/metrics\">",
     ] {
         assert!(page.contains(want), "landing page lacks {want}");
     }
+    let dataset = s.get_with("/datasets/cnipa_patent_survey", &[]);
+    assert_eq!(dataset.status, 200);
+    assert!(dataset
+        .text()
+        .contains("<a href=\"http://en.people.cn/n3/2025/0115/c90000-20266428.html\">"));
+    assert_eq!(s.get_with("/datasets/nope", &[]).status, 404);
     assert_eq!(s.get_with("/-/healthy", &[]).status, 200);
     assert_eq!(s.get_with("/-/ready", &[]).status, 200);
     let missing = s.get_with("/nope", &[]);
