@@ -851,7 +851,8 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
 }
 
 /// The alerts fire on real data: a reload that revises a published figure and publishes a new
-/// (lower) year, then a reload that fails. Uses a copy of the bundled configuration.
+/// (lower) year, then a reload rejected for a broken main config file, then one rejected for a
+/// broken dataset file. Uses a catalogue naming a copy of the bundled configuration.
 #[test]
 fn alerts_fire_on_revision_new_year_and_failed_reload() {
     require_tool("prometheus");
@@ -860,7 +861,10 @@ fn alerts_fire_on_revision_new_year_and_failed_reload() {
     let config = tmp.path().join("config.toml");
     let original = std::fs::read_to_string(CONFIG).expect("read config.toml");
     std::fs::write(&config, &original).expect("copy config.toml");
-    let (_exporter, target) = start_exporter(&config, &["--web.enable-lifecycle"]);
+    let main = tmp.path().join("catalog.toml");
+    let catalogue = "[catalog]\ndatasets = [\"config.toml\"]\n";
+    std::fs::write(&main, catalogue).expect("write catalog.toml");
+    let (_exporter, target) = start_exporter(&main, &["--web.enable-lifecycle"]);
     let prom_dir = tmp.path().join("prometheus");
     std::fs::create_dir(&prom_dir).expect("mkdir");
     let (_prometheus, prom) = start_prometheus(&prom_dir, &target);
@@ -956,8 +960,9 @@ fn alerts_fire_on_revision_new_year_and_failed_reload() {
     .unwrap();
     assert_eq!(r.len(), 1, "{r:?}");
 
-    // A broken configuration is rejected; the exporter keeps serving, the reload alert pends.
-    replace_file(&config, "this is not a configuration [\n");
+    // A broken main config file is rejected; the exporter keeps serving, the reload alert pends.
+    // No dataset failed to load.
+    replace_file(&main, "this is not a configuration [\n");
     assert!(
         reload(&agent, &target).is_err(),
         "a broken config must be rejected"
@@ -970,6 +975,50 @@ fn alerts_fire_on_revision_new_year_and_failed_reload() {
         "pending",
     );
     assert_eq!(a["labels"]["instance"], target.as_str());
+    assert!(alerts(&agent, &prom)
+        .unwrap()
+        .iter()
+        .all(|a| a["labels"]["alertname"] != "IndicatorDatasetLoadFailed"));
+
+    // The main file is fixed and the dataset file broken: the dataset alert pends, naming it, with
+    // the time of the version still served; the configuration alert gives way to it.
+    replace_file(&main, catalogue);
+    replace_file(&config, "this is not a dataset [\n");
+    assert!(
+        reload(&agent, &target).is_err(),
+        "a broken dataset must be rejected"
+    );
+    let a = wait_alert(
+        &agent,
+        &prom,
+        "IndicatorDatasetLoadFailed",
+        &[("dataset", "cnipa_patent_survey")],
+        "pending",
+    );
+    assert_eq!(a["labels"]["instance"], target.as_str());
+    assert_eq!(a["labels"]["severity"], "warning");
+    let loaded_at: f64 = a["value"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("a timestamp value");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
+    assert!(
+        loaded_at > now - 600.0 && loaded_at < now,
+        "the last good load was at {loaded_at}, now is {now}"
+    );
+    poll(
+        "IndicatorDatasetReloadFailed to give way",
+        || match alerts(&agent, &prom)?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "IndicatorDatasetReloadFailed")
+        {
+            Some(a) => Err(format!("{a}")),
+            None => Ok(()),
+        },
+    );
     let r = query(
         &agent,
         &prom,
