@@ -19,9 +19,17 @@ pub struct Entry {
     pub config_file: PathBuf,
 }
 
+/// What the main config file names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub entries: Vec<Entry>,
+    /// `[catalog] directory`, watched for dataset files that come and go.
+    pub directory: Option<PathBuf>,
+}
+
 /// The datasets the main config file names, in order: itself first when it holds a dataset,
 /// then the listed files, then the directory's files by name.
-pub fn plan(main: &Path, max_file_size: u64) -> Result<Vec<Entry>, Diagnostics> {
+pub fn plan(main: &Path, max_file_size: u64) -> Result<Plan, Diagnostics> {
     let text = read_text(main, max_file_size).map_err(|why| {
         Diagnostics::one(Diagnostic::file(
             main,
@@ -45,7 +53,10 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Vec<Entry>, Diagnostics> 
                 config_file: main.to_path_buf(),
             });
         }
-        return Ok(entries);
+        return Ok(Plan {
+            entries,
+            directory: None,
+        });
     };
     let catalog = catalog.into_inner();
     // Where each entry was named, to report one named twice.
@@ -83,8 +94,10 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Vec<Entry>, Diagnostics> 
             &mut errs,
         );
     }
+    let mut directory = None;
     if let Some(dir) = &catalog.directory {
         let path = normal(&base.join(dir.get_ref()));
+        directory = Some(path.clone());
         match dataset_files(&path) {
             Ok(files) if files.is_empty() && named.is_empty() => errs.push(map.diag(
                 dir.span(),
@@ -114,7 +127,7 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Vec<Entry>, Diagnostics> 
         ));
     }
     if errs.is_empty() {
-        Ok(entries)
+        Ok(Plan { entries, directory })
     } else {
         Err(Diagnostics::new(errs))
     }

@@ -100,7 +100,7 @@ pub fn check_catalog(
         let (tx, _) = mpsc::channel(1);
         let mut datasets = Vec::new();
         let mut errors = Vec::new();
-        for e in &entries {
+        for e in &entries.entries {
             let path = &e.config_file;
             let mut sources = remote::Sources::default();
             let key = path.display().to_string();

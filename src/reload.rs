@@ -116,6 +116,8 @@ pub struct Reloader {
     /// Where scheduled fetches report.
     triggers: mpsc::WeakSender<Trigger>,
     slots: Vec<Slot>,
+    /// The catalogue's directory of dataset files, if it has one.
+    directory: Option<PathBuf>,
 }
 
 /// The outcome of one dataset's load, before it is put in service.
@@ -144,7 +146,8 @@ impl Reloader {
             web,
             files,
             triggers,
-            slots: plan.into_iter().map(Slot::new).collect(),
+            slots: plan.entries.into_iter().map(Slot::new).collect(),
+            directory: plan.directory,
         };
         let all: Vec<usize> = (0..r.slots.len()).collect();
         let errors = r.load(&all, "start").await;
@@ -192,7 +195,8 @@ impl Reloader {
             .drain(..)
             .map(|s| (s.entry.config_file.clone(), s))
             .collect();
-        for entry in plan {
+        self.directory = plan.directory;
+        for entry in plan.entries {
             let slot = old
                 .remove(&entry.config_file)
                 .unwrap_or_else(|| Slot::new(entry));
@@ -418,14 +422,11 @@ impl Reloader {
                 (s.key.clone(), files)
             })
             .collect();
-        // The main file names the catalogue: a change to it reloads everything.
-        if !self
-            .slots
-            .iter()
-            .any(|s| s.entry.config_file == self.config_file)
-        {
-            watched.push((String::new(), vec![self.config_file.clone()]));
-        }
+        // The main file and the directory name the catalogue: a change to either reloads
+        // everything (the key of no dataset).
+        let mut catalogue = vec![self.config_file.clone()];
+        catalogue.extend(self.directory.clone());
+        watched.push((String::new(), catalogue));
         for w in crate::web::watched(&[], &self.web) {
             watched.push((String::new(), vec![w]));
         }
@@ -490,7 +491,7 @@ impl Reloader {
 }
 
 /// The catalogue's entries, read off the async threads.
-async fn plan(config_file: &Path, limits: &Limits) -> Result<Vec<Entry>, Diagnostics> {
+async fn plan(config_file: &Path, limits: &Limits) -> Result<catalog::Plan, Diagnostics> {
     let (path, max) = (config_file.to_path_buf(), limits.max_file_size);
     match off_thread(limits, move || catalog::plan(&path, max)).await {
         Ok(r) => r,

@@ -14,7 +14,9 @@ use tokio::sync::{mpsc, watch as channel};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-/// What to watch: per dataset name, the files it was read from (config file first).
+/// What to watch: per dataset name, the files it was read from (config file first). A path
+/// that is a directory (a catalogue's directory of dataset files) counts the creation, removal
+/// or renaming of a `*.toml` file in it, not what is written to its files.
 pub type Watched = Vec<(String, Vec<PathBuf>)>;
 
 /// How long a dataset's files must be quiet before their events count as one change.
@@ -91,6 +93,8 @@ impl Notice {
 #[derive(Debug, Default, PartialEq)]
 struct Plan {
     relevant: HashMap<PathBuf, BTreeSet<String>>,
+    /// Directories whose `*.toml` entries count, as they come and go.
+    entries: HashMap<PathBuf, BTreeSet<String>>,
     dirs: BTreeSet<PathBuf>,
 }
 
@@ -101,12 +105,52 @@ impl Plan {
         let mut plan = Plan::default();
         for (name, paths) in files {
             for file in paths {
-                for path in resolution(&cwd.join(file)) {
+                let chain = resolution(&cwd.join(file));
+                if let Some(dir) = chain.last().filter(|d| is_dir(d)) {
+                    plan.entries
+                        .entry(dir.clone())
+                        .or_default()
+                        .insert(name.to_string());
+                }
+                for path in chain {
                     plan.add(name, path);
                 }
             }
         }
         plan
+    }
+
+    /// The datasets of a catalogue directory that gained or lost a dataset file among `paths`
+    /// (hidden files, such as a ConfigMap's `..data`, are not dataset files). A file already
+    /// read that is saved again (renamed over) is its own dataset's change, not the
+    /// catalogue's; it leaving is the catalogue's.
+    fn entries<'a>(
+        &'a self,
+        paths: &'a [PathBuf],
+        kind: EventKind,
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        use notify::event::RenameMode;
+        paths
+            .iter()
+            .enumerate()
+            .filter(move |(i, p)| {
+                // A rename names where from, then where to.
+                let leaving = match kind {
+                    EventKind::Remove(_) => true,
+                    EventKind::Modify(ModifyKind::Name(RenameMode::From)) => true,
+                    EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => *i == 0,
+                    _ => false,
+                };
+                leaving || !self.relevant.contains_key(*p)
+            })
+            .map(|(_, p)| p)
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".toml") && !n.starts_with('.'))
+            })
+            .filter_map(|p| self.entries.get(p.parent()?))
+            .flatten()
     }
 
     /// Counts `path` for dataset `name`, with the directories above it up to the first that
@@ -334,7 +378,10 @@ impl<W: Watcher> Core<W> {
                         }
                     }
                 }
-                let names: BTreeSet<String> = self.plan.datasets(&paths).cloned().collect();
+                let mut names: BTreeSet<String> = self.plan.datasets(&paths).cloned().collect();
+                if structure {
+                    names.extend(self.plan.entries(&paths, kind).cloned());
+                }
                 if !names.is_empty() {
                     debug!(paths = ?paths, kind = ?kind, datasets = ?names, "dataset file event");
                 }
@@ -386,7 +433,7 @@ async fn run<W: Watcher + Send>(
             permit = changed.reserve(), if !core.pending.is_empty() => match permit {
                 Ok(permit) => {
                     let names: Vec<String> = std::mem::take(&mut core.pending).into_iter().collect();
-                    info!(datasets = ?names, "dataset files changed");
+                    debug!(datasets = ?names, "dataset files changed");
                     permit.send(names);
                 }
                 Err(_) => return,
@@ -401,6 +448,27 @@ mod tests {
     use super::*;
     use std::fs;
     use tokio::time::timeout;
+
+    #[tokio::test]
+    async fn a_catalogue_directory_reports_dataset_files_coming_and_going() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("datasets.d");
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("a.toml"), "a").unwrap();
+        let mut w = Running::start(watched(&[("", &[&d]), ("a", &[&d.join("a.toml")])])).await;
+        // Written to: the dataset's own key, not the catalogue's.
+        let within = Duration::from_secs(5);
+        fs::write(d.join("a.toml"), "a2").unwrap();
+        assert_eq!(w.next(within).await, Some(vec!["a".to_string()]));
+        fs::write(d.join("b.toml"), "b").unwrap();
+        assert_eq!(w.next(within).await, Some(vec!["".to_string()]));
+        // Not dataset files.
+        fs::write(d.join(".hidden.toml"), "x").unwrap();
+        fs::write(d.join("notes.txt"), "x").unwrap();
+        assert_eq!(w.next(Duration::from_millis(600)).await, None);
+        fs::remove_file(d.join("b.toml")).unwrap();
+        assert_eq!(w.next(within).await, Some(vec!["".to_string()]));
+    }
 
     fn watched(sets: &[(&str, &[&Path])]) -> Watched {
         sets.iter()
