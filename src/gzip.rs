@@ -56,7 +56,7 @@ impl OpenGzip {
         let mut plan = Plan::default();
         let regions = own_regions(&body);
         let ids = plan.add_body(&regions, &[]);
-        let out = plan.run();
+        let out = plan.run(LEVEL);
         assemble(&out, &ids)
     }
 
@@ -80,6 +80,15 @@ impl OpenGzip {
 /// `openmetrics` that is a slice of a part of `text` (the sample lines both formats share) is
 /// compressed once and its pieces serve both bodies.
 pub fn compress_formats(text: &[Bytes], openmetrics: &[Bytes]) -> (OpenGzip, OpenGzip) {
+    compress_formats_at(LEVEL, text, openmetrics)
+}
+
+/// [`compress_formats`] at another level, to measure what the level buys.
+pub fn compress_formats_at(
+    level: Compression,
+    text: &[Bytes],
+    openmetrics: &[Bytes],
+) -> (OpenGzip, OpenGzip) {
     let text: Vec<&[u8]> = text.iter().map(|b| &b[..]).collect();
     let om: Vec<&[u8]> = openmetrics.iter().map(|b| &b[..]).collect();
     let shared = shared_ranges(&text, &om);
@@ -87,7 +96,7 @@ pub fn compress_formats(text: &[Bytes], openmetrics: &[Bytes]) -> (OpenGzip, Ope
     let shared_ids: Vec<Vec<usize>> = shared.iter().map(|s| plan.add_shared(s)).collect();
     let text_ids = plan.add_body(&split_regions(&text, &shared), &shared_ids);
     let om_ids = plan.add_body(&split_regions(&om, &shared), &shared_ids);
-    let out = plan.run();
+    let out = plan.run(level);
     (assemble(&out, &text_ids), assemble(&out, &om_ids))
 }
 
@@ -210,12 +219,12 @@ impl<'a> Plan<'a> {
     }
 
     /// Compresses every piece, on as many threads as there are cores (and pieces).
-    fn run(self) -> Vec<Piece> {
+    fn run(self, level: Compression) -> Vec<Piece> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(self.jobs.len());
         if threads <= 1 {
-            let mut c = Compress::new(LEVEL, false);
+            let mut c = Compress::new(level, false);
             return self
                 .jobs
                 .iter()
@@ -228,7 +237,7 @@ impl<'a> Plan<'a> {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| {
-                        let mut c = Compress::new(LEVEL, false);
+                        let mut c = Compress::new(level, false);
                         let mut mine = Vec::new();
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
