@@ -12,7 +12,7 @@ use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch as channel};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 /// What to watch: per dataset name, the files it was read from (config file first). A path
 /// that is a directory (a catalogue's directory of dataset files) counts the creation, removal
