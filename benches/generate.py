@@ -2,6 +2,7 @@
 """Writes a synthetic indicator dataset of a given size: OUT/config.toml plus one CSV per metric.
 
     benches/generate.py SERIES OUT [--seed N] [--format metric-csv|long-csv|sdmx-csv]
+    benches/generate.py SERIES OUT --datasets N [--seed N] [--format ...]
 
 The dataset is shaped like a regional enterprise survey: six metrics (units percent, count and
 10k_yuan) labeled by region (administrative division codes), industry (GB/T 4754 division
@@ -11,7 +12,10 @@ derives latest/change series on top. Output is deterministic for a given SERIES 
 With --format long-csv the same observations go into one long CSV (an `indicator` column
 picks the metric) read through an [[input]]; with sdmx-csv into one SDMX-CSV 1.0 file
 (DATAFLOW, INDICATOR, REF_AREA, INDUSTRY, SIZE, TIME_PERIOD, OBS_VALUE, OBS_STATUS), as a
-publisher would write it. Python 3 standard library only.
+publisher would write it. With --datasets N, OUT/config.toml is a catalogue whose directory
+OUT/datasets.d holds N dataset config files (dNNN.toml, data in dNNN/), each of SERIES series
+with its own name (bench_survey_NNN), metric prefix (benchNNN_) and seed (SEED + NNN - 1).
+Python 3 standard library only.
 """
 
 import argparse
@@ -254,19 +258,19 @@ def write_metric_csv(path, rng, unit, labels, count, region_list, industry_list)
     return written
 
 
-def convert(out, fmt):
-    """Rewrites the per-metric CSVs as one publisher file; returns the [[input]] lines."""
+def convert(out, data, fmt):
+    """Rewrites the per-metric CSVs in OUT/DATA as one publisher file; returns the [[input]] lines."""
     dims = ["region", "industry", "size"]
     if fmt == "long-csv":
-        target = "data/all.csv"
+        target = data + "/all.csv"
         header = ["indicator"] + dims + ["year", "value"]
     else:
-        target = "data/all_sdmx.csv"
+        target = data + "/all_sdmx.csv"
         header = ["DATAFLOW", "INDICATOR", "REF_AREA", "INDUSTRY", "SIZE", "TIME_PERIOD", "OBS_VALUE", "OBS_STATUS"]
     with open(os.path.join(out, target), "w", newline="", encoding="utf-8") as f:
         f.write(",".join(header) + "\n")
         for name, _unit, labels, _, _ in METRICS:
-            path = os.path.join(out, "data/%s.csv" % name)
+            path = os.path.join(out, data, "%s.csv" % name)
             with open(path, encoding="utf-8") as src:
                 cols = src.readline().rstrip("\n").split(",")
                 for line in src:
@@ -298,36 +302,24 @@ def convert(out, fmt):
     return lines
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("series", type=int, help="number of declared series to write")
-    ap.add_argument("out", help="output folder (created; existing files are overwritten)")
-    ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    ap.add_argument(
-        "--format",
-        choices=["metric-csv", "long-csv", "sdmx-csv"],
-        default="metric-csv",
-        help="how the observations are written (default: one CSV per metric)",
-    )
-    args = ap.parse_args()
-    if args.series < len(METRICS):
-        sys.exit("series must be at least %d" % len(METRICS))
-    os.makedirs(os.path.join(args.out, "data"), exist_ok=True)
-    rng = random.Random(args.seed)
+def write_dataset(out, data, series, seed, fmt, dataset_name, prefix):
+    """Writes one dataset's data files into OUT/DATA and returns its config file's text."""
+    os.makedirs(os.path.join(out, data), exist_ok=True)
+    rng = random.Random(seed)
     region_list = regions()
     industry_list = industries()
 
     lines = [
         "# Synthetic regional enterprise survey, written by benches/generate.py",
-        "# (%d series, seed %d). Not real figures." % (args.series, args.seed),
+        "# (%d series, seed %d). Not real figures." % (series, seed),
         "",
         "[dataset]",
-        'name = "bench_enterprise_survey"',
+        "name = " + toml_str(dataset_name),
         'title = "Regional enterprise survey indicators (synthetic benchmark data)"',
         'publisher = "Benchmark statistics office"',
         'source_url = "https://example.org/enterprise-survey"',
         'published = "2026-01-20"',
-        'metric_prefix = "bench_"',
+        "metric_prefix = " + toml_str(prefix),
         'description = "Synthetic figures shaped like a regional enterprise survey, for benchmarks."',
         "",
         "[dataset.period]",
@@ -359,12 +351,12 @@ def main():
             )
         lines += ["]", ""]
 
-    counts = split_counts(args.series, [m[3] for m in METRICS])
+    counts = split_counts(series, [m[3] for m in METRICS])
     total = 0
     for (name, unit, labels, _, help_text), count in zip(METRICS, counts):
-        csv_name = "data/%s.csv" % name
+        csv_name = "%s/%s.csv" % (data, name)
         total += write_metric_csv(
-            os.path.join(args.out, csv_name), rng, unit, labels, count, region_list, industry_list
+            os.path.join(out, csv_name), rng, unit, labels, count, region_list, industry_list
         )
         lines += [
             "[[metric]]",
@@ -373,16 +365,76 @@ def main():
             "help = " + toml_str(help_text),
             "labels = [%s]" % ", ".join(toml_str(label) for label in labels),
         ]
-        if args.format == "metric-csv":
+        if fmt == "metric-csv":
             lines.append("samples_file = " + toml_str(csv_name))
         lines.append("")
-    if args.format != "metric-csv":
-        lines += convert(args.out, args.format)
-    with open(os.path.join(args.out, "config.toml"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    if total != args.series:
-        sys.exit("internal error: wrote %d series, expected %d" % (total, args.series))
-    print("%s: %d series in %d metrics" % (os.path.join(args.out, "config.toml"), total, len(METRICS)))
+    if fmt != "metric-csv":
+        lines += convert(out, data, fmt)
+    if total != series:
+        sys.exit("internal error: wrote %d series, expected %d" % (total, series))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("series", type=int, help="number of declared series to write (per dataset)")
+    ap.add_argument("out", help="output folder (created; existing files are overwritten)")
+    ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    ap.add_argument(
+        "--format",
+        choices=["metric-csv", "long-csv", "sdmx-csv"],
+        default="metric-csv",
+        help="how the observations are written (default: one CSV per metric)",
+    )
+    ap.add_argument(
+        "--datasets",
+        type=int,
+        help="write a catalogue of this many datasets in OUT/datasets.d (default: one dataset in OUT/config.toml)",
+    )
+    args = ap.parse_args()
+    if args.series < len(METRICS):
+        sys.exit("series must be at least %d" % len(METRICS))
+    if args.datasets is not None and not 1 <= args.datasets <= 999:
+        sys.exit("--datasets must be between 1 and 999")
+    os.makedirs(args.out, exist_ok=True)
+    main_config = os.path.join(args.out, "config.toml")
+    if args.datasets is None:
+        text = write_dataset(
+            args.out, "data", args.series, args.seed, args.format, "bench_enterprise_survey", "bench_"
+        )
+        with open(main_config, "w", encoding="utf-8") as f:
+            f.write(text)
+        print("%s: %d series in %d metrics" % (main_config, args.series, len(METRICS)))
+        return
+    directory = os.path.join(args.out, "datasets.d")
+    if os.path.isdir(directory):
+        # Datasets of an earlier, larger run would stay in the catalogue.
+        for entry in os.listdir(directory):
+            if entry.endswith(".toml"):
+                os.remove(os.path.join(directory, entry))
+    os.makedirs(directory, exist_ok=True)
+    for i in range(1, args.datasets + 1):
+        text = write_dataset(
+            directory,
+            "d%03d" % i,
+            args.series,
+            args.seed + i - 1,
+            args.format,
+            "bench_survey_%03d" % i,
+            "bench%03d_" % i,
+        )
+        with open(os.path.join(directory, "d%03d.toml" % i), "w", encoding="utf-8") as f:
+            f.write(text)
+    with open(main_config, "w", encoding="utf-8") as f:
+        f.write(
+            "# A catalogue of %d synthetic datasets, written by benches/generate.py.\n"
+            "[catalog]\n"
+            'directory = "datasets.d"\n' % args.datasets
+        )
+    print(
+        "%s: %d datasets of %d series in %d metrics, in %s"
+        % (main_config, args.datasets, args.series, len(METRICS), directory)
+    )
 
 
 if __name__ == "__main__":
