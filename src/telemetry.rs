@@ -362,9 +362,9 @@ impl Telemetry {
             errors = errors.len(),
             "{}:\n{errors}",
             if serving {
-                "dataset load failed, still serving its previous version"
+                "reload failed, still serving the previous version of the dataset"
             } else {
-                "dataset load failed, the dataset is not served"
+                "load failed, the dataset is not served"
             }
         );
         self.load_ok.with_label_values(&[dataset]).set(0.0);

@@ -493,7 +493,9 @@ fn a_thousand_renames_keep_the_self_metrics_bounded() {
         started.elapsed()
     );
     // The metrics that left last keep their counters, so IndicatorSeriesRemoved fires for them.
-    assert!(body.contains("indicator_exporter_series_removed_total{metric=\"h_rate_0999\"} 2\n"));
+    assert!(body.contains(
+        "indicator_exporter_series_removed_total{dataset=\"hostile\",metric=\"h_rate_0999\"} 2\n"
+    ));
     assert!(!body.contains("metric=\"h_rate_0001\""));
     let kept = body
         .lines()
