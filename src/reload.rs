@@ -224,20 +224,18 @@ impl Reloader {
         }
     }
 
-    /// `loaded N datasets: NAME (N metrics, N series), …`
+    /// `loaded dataset NAME, N metrics, N series` (`loaded N datasets: …; …` for several).
     fn summary(&self) -> String {
         let served: Vec<String> = self
             .slots
             .iter()
             .filter_map(|s| s.snapshot.as_ref())
-            .map(|s| {
-                format!(
-                    "{} ({} metrics, {} series)",
-                    s.summary.info.name, s.summary.metrics, s.summary.series
-                )
-            })
+            .map(|s| s.dataset.summary())
             .collect();
-        format!("loaded {} datasets: {}", served.len(), served.join(", "))
+        match served.len() {
+            1 => format!("loaded {}", served[0]),
+            n => format!("loaded {n} datasets: {}", served.join("; ")),
+        }
     }
 
     /// Loads the datasets at `which` (indices into the catalogue), puts each that succeeded

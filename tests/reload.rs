@@ -132,7 +132,7 @@ fn a_broken_edit_keeps_the_last_good_dataset_and_a_fix_recovers() {
     assert_eq!(sample(&body, RELOADS_FAILED).as_deref(), Some("1"));
     let page = s.get_with("/", &[]).text();
     assert!(
-        page.contains("Last reload failed") && page.contains(&expected_error),
+        page.contains("last load failed") && page.contains(&expected_error),
         "{page}"
     );
 
@@ -162,7 +162,7 @@ fn removed_samples_disappear_and_new_ones_appear() {
     assert_eq!(
         sample(
             &body,
-            "indicator_exporter_series_added_total{metric=\"t_rate_ratio\"}"
+            "indicator_exporter_series_added_total{dataset=\"t\",metric=\"t_rate_ratio\"}"
         )
         .as_deref(),
         Some("1")
@@ -170,7 +170,7 @@ fn removed_samples_disappear_and_new_ones_appear() {
     assert_eq!(
         sample(
             &body,
-            "indicator_exporter_series_removed_total{metric=\"t_rate_ratio\"}"
+            "indicator_exporter_series_removed_total{dataset=\"t\",metric=\"t_rate_ratio\"}"
         )
         .as_deref(),
         Some("1")
@@ -178,7 +178,7 @@ fn removed_samples_disappear_and_new_ones_appear() {
     assert_eq!(
         sample(
             &body,
-            "indicator_exporter_series_revisions_total{metric=\"t_rate_ratio\"}"
+            "indicator_exporter_series_revisions_total{dataset=\"t\",metric=\"t_rate_ratio\"}"
         )
         .as_deref(),
         Some("0")
@@ -193,8 +193,9 @@ fn removed_samples_disappear_and_new_ones_appear() {
 fn a_revision_counts_once_and_stamps_the_change() {
     let f = fixture(&config(&[("all", "2023", "51.3"), ("all", "2024", "53.3")]));
     let s = Server::start(&f.path);
-    let stamp = "indicator_exporter_metric_last_change_timestamp_seconds{metric=\"t_rate_ratio\"}";
-    let revisions = "indicator_exporter_series_revisions_total{metric=\"t_rate_ratio\"}";
+    let stamp = "indicator_exporter_metric_last_change_timestamp_seconds{dataset=\"t\",metric=\"t_rate_ratio\"}";
+    let revisions =
+        "indicator_exporter_series_revisions_total{dataset=\"t\",metric=\"t_rate_ratio\"}";
     let body = s.metrics();
     assert_eq!(sample(&body, revisions).as_deref(), Some("0"));
     assert_eq!(sample(&body, stamp), None, "a start is not a change");
@@ -373,7 +374,7 @@ fn concurrent_reloads_are_serialised() {
     assert_eq!(
         sample(
             &body,
-            "indicator_exporter_series_revisions_total{metric=\"t_rate_ratio\"}"
+            "indicator_exporter_series_revisions_total{dataset=\"t\",metric=\"t_rate_ratio\"}"
         )
         .as_deref(),
         Some("1")
