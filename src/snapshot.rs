@@ -52,7 +52,8 @@ impl Snapshot {
             .flat_map(|(meta, samples)| [Bytes::from(meta), text.slice(samples)])
             .filter(|b| !b.is_empty())
             .collect();
-        let (text_gz, om_gz) = crate::gzip::compress_formats(std::slice::from_ref(&text), &om_parts);
+        let (text_gz, om_gz) =
+            crate::gzip::compress_formats(std::slice::from_ref(&text), &om_parts);
         let text = Body {
             plain: vec![text],
             gzip: text_gz,
