@@ -110,10 +110,10 @@ fn counters(name: &str, help: &str, labels: &[&str]) -> CounterVec {
     CounterVec::new(opts(name, help), labels).expect("static metric definition")
 }
 
-/// Removes every series of `vec` whose `dataset` label is `dataset`.
-fn remove_dataset<T: prometheus::core::MetricVecBuilder>(
+/// Removes every series of `vec` whose labels `keep` refuses.
+fn remove_where<T: prometheus::core::MetricVecBuilder>(
     vec: &prometheus::core::MetricVec<T>,
-    dataset: &str,
+    keep: impl Fn(&HashMap<&str, &str>) -> bool,
 ) {
     for mf in vec.collect() {
         for m in mf.get_metric() {
@@ -122,11 +122,19 @@ fn remove_dataset<T: prometheus::core::MetricVecBuilder>(
                 .iter()
                 .map(|l| (l.name(), l.value()))
                 .collect();
-            if labels.get("dataset") == Some(&dataset) {
+            if !keep(&labels) {
                 let _ = vec.remove(&labels);
             }
         }
     }
+}
+
+/// Removes every series of `vec` whose `dataset` label is `dataset`.
+fn remove_dataset<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    dataset: &str,
+) {
+    remove_where(vec, |l| l.get("dataset") != Some(&dataset));
 }
 
 impl Telemetry {
@@ -421,44 +429,15 @@ impl Telemetry {
 
     /// Drops the series of the dataset's remote sources other than `keep`.
     pub fn sources_removed(&self, dataset: &str, keep: &[String]) {
-        for vec in [&self.source_ok, &self.source_ok_time] {
-            for mf in vec.collect() {
-                for m in mf.get_metric() {
-                    let l: HashMap<&str, &str> = m
-                        .get_label()
-                        .iter()
-                        .map(|l| (l.name(), l.value()))
-                        .collect();
-                    let gone = l
-                        .get("source")
-                        .is_some_and(|s| !keep.iter().any(|k| k == s));
-                    if l.get("dataset") == Some(&dataset) && gone {
-                        let _ = vec.remove(&l);
-                    }
-                }
-            }
-        }
-        for vec in [
-            &self.source_requests,
-            &self.source_failures,
-            &self.source_bytes,
-        ] {
-            for mf in vec.collect() {
-                for m in mf.get_metric() {
-                    let l: HashMap<&str, &str> = m
-                        .get_label()
-                        .iter()
-                        .map(|l| (l.name(), l.value()))
-                        .collect();
-                    let gone = l
-                        .get("source")
-                        .is_some_and(|s| !keep.iter().any(|k| k == s));
-                    if l.get("dataset") == Some(&dataset) && gone {
-                        let _ = vec.remove(&l);
-                    }
-                }
-            }
-        }
+        let stays = |l: &HashMap<&str, &str>| {
+            l.get("dataset") != Some(&dataset)
+                || l.get("source").is_some_and(|s| keep.iter().any(|k| k == s))
+        };
+        remove_where(&self.source_ok, stays);
+        remove_where(&self.source_ok_time, stays);
+        remove_where(&self.source_requests, stays);
+        remove_where(&self.source_failures, stays);
+        remove_where(&self.source_bytes, stays);
         self.touched();
     }
 

@@ -246,19 +246,24 @@ fn a_directory_gains_and_loses_datasets() {
     promtool_check_metrics(&body).unwrap();
 }
 
+/// What `--config.check` prints on a config it must refuse.
+fn check_fails(main: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+        .arg("--config.file")
+        .arg(main)
+        .arg("--config.check")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn names_that_clash_across_datasets_are_refused_with_both_places() {
     let c = Catalogue::new("clash");
     // c takes b's prefix: `b_rate_ratio` twice, and the dataset info families too.
     c.write("datasets.d/c.toml", &dataset("c", "b_", &[("2024", "31")]));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
-        .arg("--config.file")
-        .arg(c.main())
-        .arg("--config.check")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = check_fails(&c.main());
     let (b, cc) = (
         c.path("listed/b.toml").display().to_string(),
         c.path("datasets.d/c.toml").display().to_string(),
@@ -274,14 +279,7 @@ fn names_that_clash_across_datasets_are_refused_with_both_places() {
 
     // Two datasets of one name.
     c.write("datasets.d/c.toml", &dataset("b", "c_", &[("2024", "31")]));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
-        .arg("--config.file")
-        .arg(c.main())
-        .arg("--config.check")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = check_fails(&c.main());
     assert!(
         err.contains(&format!(
             "{cc}: dataset name `b` is also the name of the dataset in {b}"
