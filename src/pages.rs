@@ -664,6 +664,12 @@ fn groups(m: &Metric, pi: Option<usize>, cap: usize, d: &Dataset) -> (Vec<Group>
             .collect();
         return (shown, m.len());
     };
+    // The derived latest values have one series per label set: their number is the count,
+    // without hashing every label set of a large metric.
+    let known = latest_of(d, m).map(Metric::len);
+    if let (0, Some(total)) = (cap, known) {
+        return (Vec::new(), total);
+    }
     let mut index: FxHashMap<Vec<u32>, usize> = FxHashMap::default();
     let mut shown: Vec<Group> = Vec::new();
     let mut others: FxHashSet<u64> = FxHashSet::default();
@@ -682,7 +688,7 @@ fn groups(m: &Metric, pi: Option<usize>, cap: usize, d: &Dataset) -> (Vec<Group>
         } else if shown.len() < cap {
             index.insert(key.clone(), shown.len());
             shown.push(Group { points: vec![i] });
-        } else {
+        } else if known.is_none() {
             // Counted by hash: only the number of label sets not shown is needed.
             others.insert(FxBuildHasher.hash_one(&key));
         }
@@ -693,8 +699,16 @@ fn groups(m: &Metric, pi: Option<usize>, cap: usize, d: &Dataset) -> (Vec<Group>
             (Period::parse(p), p.to_string())
         });
     }
-    let total = shown.len() + others.len();
+    let total = known.unwrap_or(shown.len() + others.len());
     (shown, total)
+}
+
+/// The series derived from `m` that hold its latest value per label set (named as
+/// [`crate::dataset`] derives them), if `m` has them.
+fn latest_of<'a>(d: &'a Dataset, m: &Metric) -> Option<&'a Metric> {
+    let suffix = m.unit.suffix().map_or(String::new(), |s| format!("_{s}"));
+    let name = format!("{}_latest{suffix}", m.stem());
+    d.derived.iter().find(|x| x.name == name)
 }
 
 /// The points of a group that its chart draws: the latest ones.
@@ -1005,22 +1019,26 @@ const CHART_PAD: f64 = 4.0;
 /// A small line chart of `points` (series indices, oldest first) over the time span `span`
 /// (ordinals of the first and last periods of the metric's charts).
 fn chart(out: &mut String, d: &Dataset, m: &Metric, pi: usize, points: &[usize], span: (i64, i64)) {
-    let finite: Vec<(usize, f64)> = points
+    let period = |i: usize| d.symbol(m.labels(i)[pi]);
+    // (position among the points, series) of the points with a finite value.
+    let finite: Vec<(usize, usize)> = points
         .iter()
-        .map(|&i| (i, m.value(i)))
-        .filter(|(_, v)| v.is_finite())
+        .copied()
+        .enumerate()
+        .filter(|&(_, i)| m.value(i).is_finite())
         .collect();
     let (lo, hi) = finite
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, v)| {
-            (lo.min(*v), hi.max(*v))
+        .map(|&(_, i)| m.value(i))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
         });
-    let x = |i: usize, n: usize| -> f64 {
-        let p = Period::parse(d.symbol(m.labels(points[n])[pi]));
-        let frac = match p {
+    let x = |n: usize, i: usize| -> f64 {
+        let frac = match Period::parse(period(i)) {
             Some(p) if span.1 > span.0 => (ordinal(&p) - span.0) as f64 / (span.1 - span.0) as f64,
             Some(_) => 0.5,
-            None if points.len() > 1 => i as f64 / (points.len() - 1) as f64,
+            // Not a period after all: evenly spaced, in series order.
+            None if points.len() > 1 => n as f64 / (points.len() - 1) as f64,
             None => 0.5,
         };
         CHART_PAD + frac * (CHART_W - 2.0 * CHART_PAD)
@@ -1029,8 +1047,10 @@ fn chart(out: &mut String, d: &Dataset, m: &Metric, pi: usize, points: &[usize],
         let frac = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
         CHART_H - CHART_PAD - frac * (CHART_H - 2.0 * CHART_PAD)
     };
-    let first = d.symbol(m.labels(points[0])[pi]);
-    let last = d.symbol(m.labels(points[points.len() - 1])[pi]);
+    let (first, last) = match (points.first(), points.last()) {
+        (Some(&a), Some(&b)) => (period(a), period(b)),
+        _ => return,
+    };
     let _ = write!(
         out,
         "<svg class=\"spark\" width=\"{CHART_W}\" height=\"{CHART_H}\" viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"img\" aria-label=\"{} values, {} to {}\" data-points=\"{}\">",
@@ -1039,11 +1059,9 @@ fn chart(out: &mut String, d: &Dataset, m: &Metric, pi: usize, points: &[usize],
         escape_html(last),
         points.len()
     );
-    let coords: Vec<(f64, f64, usize)> = points
+    let coords: Vec<(f64, f64, usize)> = finite
         .iter()
-        .enumerate()
-        .filter(|(_, &i)| m.value(i).is_finite())
-        .map(|(n, &i)| (x(n, n), y(m.value(i)), i))
+        .map(|&(n, i)| (x(n, i), y(m.value(i)), i))
         .collect();
     if coords.len() > 1 {
         out.push_str("<polyline fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\" stroke-linejoin=\"round\" points=\"");
@@ -1055,6 +1073,7 @@ fn chart(out: &mut String, d: &Dataset, m: &Metric, pi: usize, points: &[usize],
         }
         out.push_str("\"/>");
     }
+    // Dots for short series; for long ones only the latest, or the page grows with the data.
     let dots = if coords.len() <= MAX_CHART_DOTS {
         &coords[..]
     } else {
@@ -1069,7 +1088,7 @@ fn chart(out: &mut String, d: &Dataset, m: &Metric, pi: usize, points: &[usize],
             "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{}\" fill=\"{}\"><title>{}: {}</title></circle>",
             if latest { 3 } else { 2 },
             if latest { "#0550ae" } else { "#54aeff" },
-            escape_html(d.symbol(m.labels(i)[pi])),
+            escape_html(period(i)),
             String::from_utf8_lossy(&v)
         );
     }
@@ -1535,6 +1554,11 @@ mod tests {
             2
         );
         assert!(html.len() < 400_000, "{} bytes", html.len());
+        // Without the derived series the label sets are counted one by one: the same count.
+        let mut bare = d.clone();
+        bare.derived.clear();
+        let counted = dataset(&page(), &ready("t"), Some(&bare));
+        assert_eq!(counted.matches("and 2800 more label sets").count(), 2);
         // The first label sets in series order, each with both years.
         let r = row(&html, "t_a", "k=\"k0000\"");
         assert!(r.contains("<span class=\"v\">0.5</span>") && r.contains("data-points=\"2\""));
