@@ -169,6 +169,9 @@ impl Tab {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("read timeout");
+        stream
+            .set_write_timeout(Some(DEADLINE))
+            .expect("write timeout");
         let (ws, _) = tungstenite::client(ws_url.as_str(), stream).expect("DevTools websocket");
         let mut tab = Tab {
             ws,
