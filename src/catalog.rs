@@ -206,8 +206,8 @@ pub fn clashes(datasets: &[&Dataset]) -> Vec<(usize, Diagnostic)> {
         }
         let mut mine = Vec::new();
         for f in &d.families {
-            match families.get(f.family.as_str()) {
-                Some((j, other)) => mine.push(Diagnostic::at(
+            if let Some((j, other)) = families.get(f.family.as_str()) {
+                mine.push(Diagnostic::at(
                     &at(d),
                     f.line,
                     f.col,
@@ -221,8 +221,7 @@ pub fn clashes(datasets: &[&Dataset]) -> Vec<(usize, Diagnostic)> {
                         other.line,
                         other.col
                     ),
-                )),
-                None => {}
+                ));
             }
         }
         if mine.is_empty() {
