@@ -69,6 +69,9 @@ pub struct Page<'a> {
     pub telemetry_path: &'a str,
     pub now: SystemTime,
     pub version: &'a str,
+    /// The last reload of the whole configuration, when it failed before any dataset was
+    /// loaded (the main config, the catalogue or the web config): when, and every error.
+    pub reload_failed: Option<(SystemTime, &'a [String])>,
 }
 
 /// Escapes text for HTML content and quoted attribute values.
@@ -191,6 +194,15 @@ pub fn index(page: &Page, datasets: &[(&DatasetStatus, Option<&Dataset>)]) -> St
     );
     nav(&mut out, page, false);
     out.push_str("</header>\n");
+    if let Some((at, errs)) = page.reload_failed {
+        let _ = write!(
+            out,
+            "<h2>Last reload failed</h2>\n<p>{}: every dataset is still served as it was.</p>\n",
+            when(page, secs(at))
+        );
+        errors(&mut out, errs, MAX_ERRORS_PAGE, None);
+        out.push('\n');
+    }
 
     let mut order: Vec<(Health, usize)> = datasets
         .iter()
@@ -1256,6 +1268,7 @@ mod tests {
             telemetry_path: "/metrics",
             now: at(NOW),
             version: "1.2.3",
+            reload_failed: None,
         }
     }
 
@@ -1413,6 +1426,21 @@ mod tests {
         assert!(r.contains("<span class=\"lbl\"><code>size=\"medium\"</code> <span class=\"names\"><span lang=\"en\" title=\"en\">Medium-sized enterprises</span><span lang=\"zh\" title=\"zh\">中型企业</span></span></span>"), "{r}");
         assert!(html.contains("<thead><tr><th>Code</th><th>en</th><th>zh</th></tr></thead>"));
         assert!(html.contains("<tr><td><code>high_tech</code></td><td lang=\"en\">National high-tech enterprises</td><td lang=\"zh\">国家高新技术企业</td></tr>"));
+    }
+
+    #[test]
+    fn a_failed_reload_of_the_whole_config_is_shown_first_on_the_index() {
+        let errs = vec!["main.toml:2:1: unknown field `catalogue`".to_string()];
+        let p = Page {
+            reload_failed: Some((at(NOW - 60), &errs)),
+            ..page()
+        };
+        let html = index(&p, &[(&ready("a"), None)]);
+        let at_error = html.find("Last reload failed").expect("the section");
+        assert!(at_error < html.find("<h2>Datasets</h2>").unwrap());
+        assert!(html.contains("main.toml:2:1: unknown field `catalogue`"));
+        assert!(html.contains("1 minute ago"));
+        assert!(!index(&page(), &[(&ready("a"), None)]).contains("Last reload failed"));
     }
 
     #[test]

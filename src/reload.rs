@@ -47,9 +47,17 @@ impl Trigger {
     }
 }
 
-/// The state of the catalogue that pages and `/-/ready` read, one entry per dataset in
-/// catalogue order.
-pub type Status = Arc<Mutex<Vec<DatasetStatus>>>;
+/// The state of the catalogue that pages and `/-/ready` read.
+#[derive(Debug, Default)]
+pub struct CatalogStatus {
+    /// One entry per dataset, in catalogue order.
+    pub datasets: Vec<DatasetStatus>,
+    /// The last reload of the whole configuration, when it failed before any dataset was
+    /// loaded: when, and every error.
+    pub reload_failed: Option<(SystemTime, Vec<String>)>,
+}
+
+pub type Status = Arc<Mutex<CatalogStatus>>;
 
 /// One dataset of the catalogue as the load task keeps it.
 struct Slot {
@@ -178,6 +186,13 @@ impl Reloader {
             (plan, web) => {
                 let all = plan.err().into_iter().chain(web.err());
                 let e = Diagnostics::new(all.flat_map(|e| e.0).collect());
+                self.status
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .reload_failed = Some((
+                    SystemTime::now(),
+                    e.0.iter().map(|d| d.to_string()).collect(),
+                ));
                 tracing::error!(
                     errors = e.len(),
                     "reload failed, still serving every dataset as it was:\n{e}"
@@ -189,6 +204,10 @@ impl Reloader {
         if let Some(web) = web {
             self.web.apply(web);
         }
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reload_failed = None;
         // Datasets keep their state across the reload by config file; new ones start empty.
         let mut old: BTreeMap<PathBuf, Slot> = self
             .slots
@@ -401,8 +420,10 @@ impl Reloader {
                 .collect(),
         };
         self.store.store(Arc::new(served));
-        *self.status.lock().unwrap_or_else(PoisonError::into_inner) =
-            self.slots.iter().map(|s| s.status.clone()).collect();
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .datasets = self.slots.iter().map(|s| s.status.clone()).collect();
         let mut watched: Watched = self
             .slots
             .iter()

@@ -487,21 +487,28 @@ fn page(state: &AppState) -> crate::pages::Page<'_> {
         telemetry_path: &state.telemetry_path,
         now: SystemTime::now(),
         version: crate::telemetry::VERSION,
+        reload_failed: None,
     }
 }
 
 fn index(state: &AppState) -> String {
     let served = state.store.load();
-    let status = state
-        .status
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let (status, failed) = {
+        let s = state
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (s.datasets.clone(), s.reload_failed.clone())
+    };
     let datasets: Vec<_> = status
         .iter()
         .map(|st| (st, served.get(&st.name).map(|s| &*s.dataset)))
         .collect();
-    crate::pages::index(&page(state), &datasets)
+    let page = crate::pages::Page {
+        reload_failed: failed.as_ref().map(|(at, e)| (*at, &e[..])),
+        ..page(state)
+    };
+    crate::pages::index(&page, &datasets)
 }
 
 fn dataset_page(state: &AppState, name: &str) -> Response<Chunks> {
@@ -510,6 +517,7 @@ fn dataset_page(state: &AppState, name: &str) -> Response<Chunks> {
         .status
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .datasets
         .iter()
         .find(|s| crate::pages::dataset_path(&s.name) == format!("/datasets/{name}"))
         .cloned();
@@ -528,6 +536,7 @@ fn ready(state: &AppState) -> Response<Chunks> {
         .status
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .datasets
         .clone();
     let waiting: Vec<String> = status
         .iter()
