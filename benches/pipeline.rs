@@ -157,17 +157,17 @@ fn measure(config: &Path, format: &'static str, series: usize) -> Row {
         let before = IN_USE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
         let t0 = Instant::now();
-        let dataset = match load::load(config) {
+        let dataset = std::sync::Arc::new(match load::load(config) {
             Ok(d) => d,
             Err(e) => panic!("{}: invalid dataset:\n{e}", config.display()),
-        };
+        });
         let t1 = Instant::now();
         if memory.is_none() {
             let peak = PEAK.load(Ordering::Relaxed) - before;
             let kept = IN_USE.load(Ordering::Relaxed) - before;
             memory = Some((peak, kept));
         }
-        let snapshot = Snapshot::build(&dataset);
+        let snapshot = Snapshot::build(dataset.clone());
         let t2 = Instant::now();
         assert_eq!(
             dataset.series_count(),
