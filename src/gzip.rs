@@ -532,7 +532,7 @@ mod tests {
 
     #[test]
     fn body_and_tail_are_one_gzip_stream() {
-        let body = exposition(200_000, 1);
+        let body = exposition(40_000, 1);
         let parts = [&body[..1000], &body[1000..]];
         let open = OpenGzip::new(&parts);
         assert!(
@@ -580,16 +580,17 @@ mod tests {
 
     #[test]
     fn pieces_cost_little_next_to_one_stream() {
-        let body = exposition(150_000, 7);
-        assert!(body.len() > 5 * PIECE);
+        let body = exposition(60_000, 7);
+        assert!(body.len() > 3 * PIECE);
         let pieces = OpenGzip::new(&[&body]);
         let mut c = Compress::new(LEVEL, false);
         let mut whole = Vec::new();
         deflate(&mut c, &body, &mut whole, FlushCompress::Sync);
         let (a, b) = (pieces.compressed_len(), whole.len());
-        // Primed pieces lose only their block boundaries; unprimed ones would lose ~ 2 %.
+        // Primed pieces lose only their block boundaries (0.01 % here); unprimed ones, which
+        // start without the 32 KiB before them, lose 0.1 %.
         assert!(
-            a as f64 <= b as f64 * 1.002,
+            a as f64 <= b as f64 * 1.0004,
             "{a} bytes in pieces, {b} in one stream"
         );
         assert_eq!(pieces.plain_len(), body.len() as u64);
