@@ -61,7 +61,8 @@ impl OpenGzip {
         assemble(&out, &ids)
     }
 
-    /// Size of the shared compressed part.
+    /// Bytes of the compressed body, without header, tail and trailer (pieces it shares with
+    /// the other format's body counted here too).
     pub fn compressed_len(&self) -> usize {
         self.pieces.iter().map(Bytes::len).sum()
     }
