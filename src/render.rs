@@ -60,24 +60,127 @@ impl Rendered {
     }
 }
 
-pub fn render(dataset: &Dataset) -> Rendered {
-    let mut out = Rendered {
-        text: Vec::with_capacity(estimate(dataset)),
-        families: Vec::new(),
-    };
-    let prefix = &dataset.info.prefix;
+/// A family of the exposition and where its samples come from.
+enum Fam<'a> {
+    DatasetInfo,
+    Published,
+    Sources,
+    Label(usize),
+    Metric(&'a Metric),
+    Status(&'a Metric),
+    Expected(i64),
+    Overdue(i64),
+    MetricReleases(bool),
+}
 
-    enum Fam<'a> {
-        DatasetInfo,
-        Published,
-        Sources,
-        Label(usize),
-        Metric(&'a Metric),
-        Status(&'a Metric),
-        Expected(i64),
-        Overdue(i64),
-        MetricReleases(bool),
+/// Below this many series a dataset is rendered on one thread: starting threads would cost
+/// more than they save.
+const PARALLEL_FROM: usize = 100_000;
+
+/// One thread's share of the exposition: families in order, the first possibly the rest of a
+/// family the previous share began (its samples from `from`, without its metadata).
+struct Share {
+    /// (index in the families, first series, end of series or `usize::MAX`).
+    items: Vec<(usize, usize, usize)>,
+}
+
+/// Renders the dataset, a large one on every core.
+pub fn render(dataset: &Dataset) -> Rendered {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    render_on(dataset, threads)
+}
+
+/// [`render`] on at most `threads` threads.
+fn render_on(dataset: &Dataset, threads: usize) -> Rendered {
+    let fams = families(dataset);
+    let weight = |f: &Fam| match f {
+        Fam::Metric(m) | Fam::Status(m) => m.len(),
+        _ => 1,
+    };
+    let total: usize = fams.iter().map(|(_, f)| weight(f)).sum();
+    if total < PARALLEL_FROM || threads < 2 {
+        let mut out = Rendered {
+            text: Vec::with_capacity(estimate(dataset)),
+            families: Vec::new(),
+        };
+        let all = (0..fams.len()).map(|i| (i, 0, usize::MAX)).collect();
+        render_share(dataset, &fams, &Share { items: all }, &mut out);
+        return out;
     }
+    // Contiguous shares of about equal series counts; a large metric is cut between series.
+    let per = total.div_ceil(threads);
+    let mut shares = vec![Share { items: Vec::new() }];
+    let mut filled = 0;
+    for (i, (_, f)) in fams.iter().enumerate() {
+        let (n, cuttable) = match f {
+            Fam::Metric(m) => (m.len(), true),
+            f => (weight(f), false),
+        };
+        let mut from = 0;
+        while cuttable && filled + (n - from) > per && shares.len() < threads {
+            let to = from + (per - filled);
+            shares
+                .last_mut()
+                .expect("one share")
+                .items
+                .push((i, from, to));
+            shares.push(Share { items: Vec::new() });
+            filled = 0;
+            from = to;
+        }
+        shares
+            .last_mut()
+            .expect("one share")
+            .items
+            .push((i, from, usize::MAX));
+        filled += n - from;
+        if filled >= per && shares.len() < threads && !cuttable {
+            shares.push(Share { items: Vec::new() });
+            filled = 0;
+        }
+    }
+    let size = estimate(dataset) / shares.len() + 4096;
+    let parts: Vec<(Rendered, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = shares
+            .iter()
+            .map(|share| {
+                s.spawn(|| {
+                    let mut out = Rendered {
+                        text: Vec::with_capacity(size),
+                        families: Vec::new(),
+                    };
+                    let lead = render_share(dataset, &fams, share, &mut out);
+                    (out, lead)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rendering does not panic"))
+            .collect()
+    });
+    // Joined in order: a share's leading samples end the family the share before it began.
+    let mut parts = parts.into_iter();
+    let (mut out, _) = parts.next().expect("one share");
+    for (part, lead) in parts {
+        let offset = out.text.len();
+        if let Some(last) = out.families.last_mut() {
+            last.1.end = offset + lead;
+        }
+        out.text.extend_from_slice(&part.text);
+        out.families.extend(
+            part.families
+                .into_iter()
+                .map(|(meta, r)| (meta, r.start + offset..r.end + offset)),
+        );
+    }
+    out
+}
+
+/// Every family of the dataset, sorted by name.
+fn families(dataset: &Dataset) -> Vec<(String, Fam<'_>)> {
+    let prefix = &dataset.info.prefix;
+    let releases = &dataset.metric_releases;
     let mut fams: Vec<(String, Fam)> = vec![
         (format!("{prefix}dataset_info"), Fam::DatasetInfo),
         (
@@ -97,7 +200,6 @@ pub fn render(dataset: &Dataset) -> Rendered {
     for m in dataset.metrics.iter().filter(|m| m.has_status()) {
         fams.push((m.status_family(), Fam::Status(m)));
     }
-    let releases = &dataset.metric_releases;
     if releases.iter().any(|(_, r)| r.expected_timestamp.is_some()) {
         fams.push((
             format!("{prefix}metric_next_release_expected_timestamp_seconds"),
@@ -125,9 +227,25 @@ pub fn render(dataset: &Dataset) -> Rendered {
         }
     }
     fams.sort_by(|a, b| a.0.cmp(&b.0));
+    fams
+}
 
+/// Writes one share of the families into `out`. Returns how many bytes lead it that belong to
+/// the family the share before it began (its samples from a series on).
+fn render_share(
+    dataset: &Dataset,
+    fams: &[(String, Fam)],
+    share: &Share,
+    out: &mut Rendered,
+) -> usize {
     let info = &dataset.info;
-    for (name, fam) in &fams {
+    let releases = &dataset.metric_releases;
+    let mut lead = 0;
+    for (n, &(i, from, to)) in share.items.iter().enumerate() {
+        if n == 1 && share.items[0].1 > 0 {
+            lead = out.text.len();
+        }
+        let (name, fam) = &fams[i];
         match fam {
             Fam::DatasetInfo => {
                 out.family(
@@ -221,9 +339,11 @@ pub fn render(dataset: &Dataset) -> Rendered {
                 }
             }
             Fam::Metric(m) => {
-                out.family(&m.name, &m.help, Kind::Gauge, m.unit.suffix());
+                if from == 0 {
+                    out.family(&m.name, &m.help, Kind::Gauge, m.unit.suffix());
+                }
                 // Series are stored sorted; labels are written sorted by name.
-                for i in 0..m.len() {
+                for i in from..to.min(m.len()) {
                     let ids = m.labels(i);
                     out.sample(
                         &m.name,
@@ -312,8 +432,11 @@ pub fn render(dataset: &Dataset) -> Rendered {
             }
         }
     }
+    if share.items.len() == 1 && share.items[0].1 > 0 {
+        lead = out.text.len();
+    }
     out.close();
-    out
+    lead
 }
 
 /// HELP of a metric's status family, served and exported alike.
@@ -330,4 +453,58 @@ fn estimate(d: &Dataset) -> usize {
         })
         .sum::<usize>()
         + 4096
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{DataFile, DataFiles};
+    use std::path::{Path, PathBuf};
+
+    /// Two metrics of `n` series each over `years` periods, from CSV files.
+    fn dataset(n: usize) -> Dataset {
+        let text = "[dataset]\nname = \"d\"\ntitle = \"t\"\npublisher = \"p\"\nsource_url = \"u\"\npublished = \"2024-01-01\"\nmetric_prefix = \"p_\"\n\n[dataset.period]\nlabel = \"year\"\n\n[[metric]]\nname = \"a\"\nunit = \"count\"\nhelp = \"h\"\nlabels = [\"k\", \"year\"]\nsamples_file = \"a.csv\"\n\n[[metric]]\nname = \"b\"\nunit = \"percent\"\nhelp = \"h\"\nlabels = [\"k\", \"year\"]\nsamples_file = \"b.csv\"\n";
+        let mut files = DataFiles::new();
+        for f in ["a.csv", "b.csv"] {
+            let mut csv = String::from("k,year,value\n");
+            for i in 0..n / 2 {
+                for y in [2023, 2024] {
+                    csv.push_str(&format!("k{i},{y},{}\n", (i * 7 + y) % 100));
+                }
+            }
+            files.insert(
+                f.to_string(),
+                DataFile {
+                    path: PathBuf::from(f),
+                    text: Ok(csv),
+                },
+            );
+        }
+        let path = Path::new("c.toml");
+        let config = crate::config::parse(path, text).unwrap();
+        crate::dataset::build(path, text, &config, &files).unwrap()
+    }
+
+    #[test]
+    fn shares_rendered_apart_join_into_the_same_exposition() {
+        let d = dataset(PARALLEL_FROM);
+        let one = render_on(&d, 1);
+        for threads in [2, 3, 8] {
+            let many = render_on(&d, threads);
+            assert!(many.text == one.text, "{threads} threads: another text");
+            assert_eq!(many.families.len(), one.families.len());
+            for (a, b) in many.families.iter().zip(&one.families) {
+                assert_eq!(a.1, b.1, "{threads} threads: a family's samples moved");
+                assert_eq!(a.0, b.0);
+            }
+        }
+        // Every family's samples are where its name is.
+        let text = std::str::from_utf8(&one.text).unwrap();
+        for (meta, r) in &one.families {
+            let meta = std::str::from_utf8(meta).unwrap();
+            let name = meta.split_whitespace().nth(2).unwrap();
+            let samples = &text[r.clone()];
+            assert!(samples.lines().all(|l| l.starts_with(name)), "{name}");
+        }
+    }
 }
