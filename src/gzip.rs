@@ -21,7 +21,11 @@ use flate2::{Compress, Compression, FlushCompress};
 /// whose bodies are no larger than node_exporter's (Go's default level) for the same
 /// exposition: 0.99x at a million series, where level 4 is 1.03x for the same CPU time and
 /// level 6 0.98x for 60 % more (`cargo bench --bench pipeline`).
-const LEVEL: Compression = Compression::new(5);
+pub const LEVEL: Compression = Compression::new(5);
+
+/// Level for a large load's first compression, replaced at [`LEVEL`] right after it is served
+/// (`Snapshot::recompressed`).
+pub const FAST: Compression = Compression::fast();
 
 /// Level for the per-response tail: small, compressed on every scrape.
 const TAIL_LEVEL: Compression = Compression::fast();

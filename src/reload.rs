@@ -34,6 +34,12 @@ pub enum Trigger {
     Files(Vec<String>),
     /// A scheduled fetch of a remote source ended.
     Fetched(Box<remote::Done>),
+    /// A large dataset's bodies, compressed again at the final level after it was served.
+    Recompressed {
+        key: String,
+        old: Arc<Snapshot>,
+        new: Arc<Snapshot>,
+    },
 }
 
 impl Trigger {
@@ -43,6 +49,7 @@ impl Trigger {
             Trigger::Http(_) => "http",
             Trigger::Files(_) => "file",
             Trigger::Fetched(_) => "refresh",
+            Trigger::Recompressed { .. } => "recompress",
         }
     }
 }
@@ -264,12 +271,34 @@ impl Reloader {
         self.refuse_clashes(which, &mut outcomes);
         let mut errors = Vec::new();
         for (&i, (outcome, took)) in which.iter().zip(outcomes) {
-            if let Err(e) = self.put(i, outcome, took, trigger) {
-                errors.extend(e.0);
+            match self.put(i, outcome, took, trigger) {
+                Ok(()) => self.recompress(i),
+                Err(e) => errors.extend(e.0),
             }
         }
         self.publish();
         errors
+    }
+
+    /// Compresses a large dataset's bodies again at the final level, after it went into
+    /// service compressed fast; [`Trigger::Recompressed`] swaps them in.
+    fn recompress(&self, i: usize) {
+        let slot = &self.slots[i];
+        let Some(old) = slot.snapshot.clone().filter(|s| !s.final_gzip) else {
+            return;
+        };
+        let (key, triggers) = (slot.key.clone(), self.triggers.clone());
+        tokio::spawn(async move {
+            let snapshot = old.clone();
+            let Ok(Some(new)) = tokio::task::spawn_blocking(move || snapshot.recompressed()).await
+            else {
+                return;
+            };
+            if let Some(tx) = triggers.upgrade() {
+                let new = Arc::new(new);
+                let _ = tx.send(Trigger::Recompressed { key, old, new }).await;
+            }
+        });
     }
 
     /// Runs the pipeline for each dataset at `which`, as many at once as there are cores:
@@ -501,6 +530,19 @@ impl Reloader {
                 }
                 Trigger::Files(keys) => self.reload_files(&keys).await,
                 Trigger::Fetched(done) => self.fetched(*done).await,
+                Trigger::Recompressed { key, old, new } => {
+                    // Only if no load replaced that snapshot meanwhile.
+                    let slot = self.slots.iter_mut().find(|s| s.key == key);
+                    if let Some(slot) = slot.filter(|s| {
+                        s.snapshot
+                            .as_ref()
+                            .is_some_and(|cur| Arc::ptr_eq(cur, &old))
+                    }) {
+                        debug!(dataset = slot.name, "bodies compressed at the final level");
+                        slot.snapshot = Some(new);
+                        self.publish();
+                    }
+                }
             }
         }
         for s in &self.slots {
