@@ -11,8 +11,10 @@
 //! an indicator column, and one SDMX-CSV 1.0 file, the last two through `[[input]]`.
 //! Stages, each the median of several runs (fewer for large datasets):
 //! `load` = read + parse + validate (`load::load`), `render` = render and gzip both formats
-//! (`Snapshot::build`), `gzip` = the compression part of it alone (`gzip::compress_formats` on
-//! the rendered bodies), `total` = load + render, as start-up and reload run them; `first` is
+//! (`Snapshot::build`; from 250,000 series at level 1, to be in service sooner), `gzip` = the
+//! compression at the final level alone (`gzip::compress_formats` on the rendered bodies: part of
+//! `render` below 250,000 series, `Snapshot::recompressed` after the load above), `total` = load +
+//! render, as start-up and reload run them before the dataset is served; `first` is
 //! the total of the first run of a size, whose memory comes fresh from the OS as at start-up.
 //! `vs 3 s` is total divided by the 3-second budget for loading a dataset. Memory is counted by
 //! the allocator: `peak` is the most heap in use during a load (file text included), `kept` what
@@ -181,8 +183,11 @@ fn measure(config: &Path, format: &'static str, series: usize) -> Row {
                 .chain(&dataset.derived)
                 .map(|m| m.len())
                 .sum::<usize>();
-            let text = snapshot.body(Format::Text);
-            let om = snapshot.body(Format::OpenMetrics);
+            // The bodies as served once the load is done: at the final level.
+            let last = snapshot.recompressed();
+            let last = last.as_ref().unwrap_or(&snapshot);
+            let text = last.body(Format::Text);
+            let om = last.body(Format::OpenMetrics);
             sizes = Some((
                 exposed,
                 text.plain.iter().map(|b| b.len()).sum(),
@@ -484,7 +489,10 @@ fn main() {
     println!();
     println!("series: declared series; exposed: with the derived latest/change series.");
     println!("load: read + parse + validate (load::load); render: both formats rendered and");
-    println!("gzip-compressed (Snapshot::build); gzip: that compression alone, on {cpus} cores,");
+    println!(
+        "gzip-compressed (Snapshot::build; level 1 from 250,000 series); gzip: compression at"
+    );
+    println!("level 5 alone (below 250,000 series part of render; above, done after the load), on {cpus} cores,");
     println!("and the CPU time it used (all threads; it does not grow when other processes share");
     println!("the cores, so wall time on idle cores is about gzip CPU / {cpus});");
     println!("total: load + render; first: total of the first run, on memory fresh from the OS");
@@ -587,7 +595,7 @@ fn main() {
             "FAIL"
         };
         println!(
-            "{verdict}: 1,000,000 series parsed+validated+rendered+compressed in {} ms, median (target < 1000 ms; gzip {} ms of it)",
+            "{verdict}: 1,000,000 series parsed+validated+rendered+compressed (level 1) and in service in {} ms, median (target < 1000 ms); compressed again at level 5 in {} ms after that",
             ms(r.total),
             ms(r.gzip)
         );
