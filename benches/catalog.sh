@@ -49,37 +49,11 @@ STATIC=$TARGET_DIR/release/examples/static_server
 HOST=127.0.0.1
 DEADLINE=180 # seconds a server may take to start, or a reload to show
 
-PIDS=() # servers started here, stopped on exit
 ROWS=() # one result line per size, printed as a table at the end
 
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	PIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() {
-	echo "catalog.sh: $*" >&2
-	exit 1
-}
-
-for tool in curl gzip python3; do
-	command -v "$tool" >/dev/null || die "$tool not found"
-done
-[[ -x $NODE_EXPORTER ]] || die "$NODE_EXPORTER not found (scripts/install-deps --bench installs it)"
-
-if [[ -z ${NO_BUILD:-} ]]; then
-	(cd "$ROOT" && cargo build --release --quiet --bin indicator_exporter --example static_server)
-fi
-[[ -x $EXPORTER && -x $STATIC ]] || die "release binaries missing in $TARGET_DIR"
-mkdir -p "$OUT/logs"
+# shellcheck source=benches/common.sh
+source "$ROOT/benches/common.sh"
+prepare curl gzip python3
 
 # wait_status NAME PID URL STATUS: polls URL until it answers STATUS ("any" for any answer),
 # while PID lives.

@@ -50,37 +50,11 @@ HOST=127.0.0.1
 SCRAPES=5
 START_DEADLINE=180 # seconds a server may take to answer after start
 
-PIDS=()     # servers and samplers started here, stopped on exit
 SUMMARY=()  # PASS/FAIL lines, printed again at the end
 
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	PIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() {
-	echo "load.sh: $*" >&2
-	exit 1
-}
-
-for tool in curl wrk python3; do
-	command -v "$tool" >/dev/null || die "$tool not found"
-done
-[[ -x $NODE_EXPORTER ]] || die "$NODE_EXPORTER not found (scripts/install-deps --bench installs it)"
-
-if [[ -z ${NO_BUILD:-} ]]; then
-	(cd "$ROOT" && cargo build --release --quiet --bin indicator_exporter --example static_server)
-fi
-[[ -x $EXPORTER && -x $STATIC ]] || die "release binaries missing in $TARGET_DIR"
-mkdir -p "$OUT/logs"
+# shellcheck source=benches/common.sh
+source "$ROOT/benches/common.sh"
+prepare curl wrk python3
 
 # wait_http NAME PID URL: polls URL until it answers with any HTTP status, while PID lives.
 wait_http() {
