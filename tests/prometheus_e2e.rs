@@ -9,16 +9,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use common::e2e::*;
+use common::source::Source;
 use serde_json::Value;
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
@@ -30,78 +25,6 @@ const DASHBOARDS: [&str; 3] = [
 
 /// The dataset of the catalogue whose data file is a URL (see [`Source`]).
 const REMOTE_DATASET: &str = "e2e_remote";
-
-/// A loopback HTTP server for a remote source: answers every request with a small CSV, except
-/// the `fail_at`-th (counting from 1), answered 503, so that the failure self-metrics exist.
-/// Stopped on drop.
-struct Source {
-    addr: SocketAddr,
-    requests: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Source {
-    fn start(fail_at: u64) -> Source {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let addr = listener.local_addr().expect("local address");
-        let (requests, stop) = (
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (n, halt) = (requests.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if halt.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(mut conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                // The request head; a GET has no body.
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => head.extend_from_slice(&buf[..k]),
-                    }
-                }
-                let body = "area,year,value\nAA,2023,1\nAA,2024,2\n";
-                let status = if n.fetch_add(1, Ordering::SeqCst) + 1 == fail_at {
-                    "503 Service Unavailable"
-                } else {
-                    "200 OK"
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        Source {
-            addr,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/figures.csv", self.addr)
-    }
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop, which then sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// Writes a catalogue in `dir`: the bundled config.toml and a dataset fetched from `source`
 /// every second. Returns the main config file.
@@ -398,8 +321,13 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
         .into_iter()
         .map(|(_, v)| v)
         .collect();
-    // The second fetch of the remote source fails, so its failure series exist for the panels.
-    let source = Source::start(2);
+    // The second fetch of the remote source fails, so its failure series exist for the panels;
+    // the others bring the same body (no ETag), counted as unchanged.
+    let source = Source::start("area,year,value\nAA,2023,1\nAA,2024,2\n");
+    source.set(|b| {
+        b.etag = false;
+        b.fail_request = Some(2);
+    });
     let catalogue = tmp.path().join("catalogue");
     std::fs::create_dir(&catalogue).expect("mkdir");
     let main = write_catalogue(&catalogue, &source);
@@ -507,7 +435,7 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
             }
         });
     }
-    assert!(source.requests.load(Ordering::SeqCst) >= 3);
+    assert!(source.stats().requests >= 3);
     poll("the health and fall alerts to be inactive", || {
         let data = api(&agent, &prom, "/api/v1/rules", &[])?;
         let groups = data["groups"].as_array().cloned().unwrap_or_default();

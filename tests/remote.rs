@@ -6,182 +6,20 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::e2e::{start_exporter, Guard};
+use common::source::{Behaviour, Source};
 use common::{request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 /// How long a condition may take to become true: a few refreshes of 1 s.
 const DEADLINE: Duration = Duration::from_secs(20);
 const DATASET: &str = "remote_test";
 /// The served metric.
 const SERIES: &str = "r_widgets";
-
-/// What the source answers, changed by the test while the exporter runs.
-#[derive(Clone)]
-struct Behaviour {
-    body: String,
-    /// Send an ETag and answer 304 to a matching If-None-Match.
-    etag: bool,
-    /// Answer this status with an empty body instead.
-    status: Option<u16>,
-    /// Accept the request and never answer.
-    hang: bool,
-    /// Redirects before the data: `/data.csv` -> `/hop/1` -> … -> `/hop/N` (the data).
-    hops: u32,
-}
-
-#[derive(Default, Clone, Copy)]
-struct Stats {
-    requests: u64,
-    /// Requests that carried If-None-Match.
-    conditional: u64,
-}
-
-/// A loopback HTTP server playing [`Behaviour`], stopped on drop.
-struct Source {
-    addr: SocketAddr,
-    behaviour: Arc<Mutex<Behaviour>>,
-    stats: Arc<Mutex<Stats>>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            // Handlers that hang on purpose are not waited for.
-            rt.shutdown_background();
-        }
-    }
-}
-
-fn etag_of(body: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    body.hash(&mut h);
-    format!("\"{:016x}\"", h.finish())
-}
-
-fn answer(b: &Behaviour, req: &http::Request<Incoming>) -> http::Response<Full<Bytes>> {
-    let path = req.uri().path();
-    let hop = match path {
-        "/data.csv" => Some(0),
-        _ => path
-            .strip_prefix("/hop/")
-            .and_then(|n| n.parse::<u32>().ok()),
-    };
-    let Some(hop) = hop else {
-        return status(404);
-    };
-    if hop < b.hops {
-        return http::Response::builder()
-            .status(302)
-            .header("Location", format!("/hop/{}", hop + 1))
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-    }
-    if let Some(s) = b.status {
-        return status(s);
-    }
-    let mut resp = http::Response::builder().status(200);
-    if b.etag {
-        let tag = etag_of(&b.body);
-        if req
-            .headers()
-            .get("if-none-match")
-            .is_some_and(|v| v.as_bytes() == tag.as_bytes())
-        {
-            return status(304);
-        }
-        resp = resp.header("ETag", tag);
-    }
-    resp.body(Full::new(Bytes::from(b.body.clone()))).unwrap()
-}
-
-fn status(s: u16) -> http::Response<Full<Bytes>> {
-    http::Response::builder()
-        .status(s)
-        .body(Full::new(Bytes::new()))
-        .unwrap()
-}
-
-impl Source {
-    fn start(body: &str) -> Source {
-        let behaviour = Arc::new(Mutex::new(Behaviour {
-            body: body.to_string(),
-            etag: true,
-            status: None,
-            hang: false,
-            hops: 0,
-        }));
-        let stats = Arc::new(Mutex::new(Stats::default()));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let (b, s) = (behaviour.clone(), stats.clone());
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (b, s) = (b.clone(), s.clone());
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                            let now = b.lock().unwrap().clone();
-                            {
-                                let mut s = s.lock().unwrap();
-                                s.requests += 1;
-                                s.conditional +=
-                                    u64::from(req.headers().contains_key("if-none-match"));
-                            }
-                            let resp = answer(&now, &req);
-                            async move {
-                                if now.hang {
-                                    std::future::pending::<()>().await;
-                                }
-                                Ok::<_, Infallible>(resp)
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Source {
-            addr,
-            behaviour,
-            stats,
-            runtime: Some(runtime),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/data.csv", self.addr)
-    }
-
-    fn set(&self, f: impl FnOnce(&mut Behaviour)) {
-        f(&mut self.behaviour.lock().unwrap());
-    }
-
-    fn stats(&self) -> Stats {
-        *self.stats.lock().unwrap()
-    }
-}
 
 /// The data: two years of one series; `v` is 2024's value.
 fn csv(v: u32) -> String {
@@ -374,6 +212,7 @@ fn assert_failure_keeps_data(source: &Source, exporter: &Exporter, reason: &str)
             status: None,
             hang: false,
             hops: 0,
+            fail_request: None,
         }
     });
     exporter.until("the source's recovery", |m| {

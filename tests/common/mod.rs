@@ -12,6 +12,7 @@ use indicator_exporter::{run, Settings};
 use tokio::sync::oneshot;
 
 pub mod e2e;
+pub mod source;
 
 pub const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
