@@ -10,7 +10,7 @@ use crate::web::limits::{self, Limits};
 /// The default port, outside the 9100–9999 range that Prometheus exporters have filled.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":8905";
 
-/// Serves an official indicator dataset, described in a TOML config, as Prometheus metrics.
+/// Serves official indicator datasets, described in TOML configs, as Prometheus metrics.
 #[derive(Debug, Parser)]
 #[command(name = "indicator_exporter", disable_version_flag = true)]
 pub struct Cli {
@@ -18,7 +18,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Path to the configuration file describing the dataset.
+    /// Path to the main configuration file: a dataset, a catalogue of dataset files
+    /// (`[catalog]`), or both.
     #[arg(
         long = "config.file",
         value_name = "PATH",
@@ -27,13 +28,15 @@ pub struct Cli {
     )]
     pub config_file: PathBuf,
 
-    /// Validate the configuration and its data files, print a summary or every error, and exit
-    /// (0 if valid, 1 if not) without serving.
+    /// Validate every dataset of the configuration and its data files (remote sources fetched
+    /// once), print a summary per dataset or every error, and exit (0 if valid, 1 if not)
+    /// without serving.
     #[arg(long = "config.check")]
     pub config_check: bool,
 
-    /// Reload when the configuration file or a data file it names changes (including
-    /// replacement by rename or symlink swap).
+    /// Reload a dataset when its configuration file or a data file it names changes (including
+    /// replacement by rename or symlink swap), and the catalogue when the main file or its
+    /// directory of dataset files changes. Idle otherwise: no file is read.
     #[arg(long = "config.watch")]
     pub config_watch: bool,
 
@@ -105,7 +108,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write the dataset's history as timestamped samples for backfilling a time-series
+    /// Write every dataset's history as timestamped samples for backfilling a time-series
     /// database: each period's figure at the last second of its period, series named and
     /// labelled as served minus the period label. Loads and validates like start-up.
     Export(ExportArgs),
