@@ -87,7 +87,7 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Plan, Diagnostics> {
     };
     for f in &catalog.datasets {
         add(
-            base.join(f.get_ref()),
+            normal(&base.join(f.get_ref())),
             f.span(),
             &mut named,
             &mut entries,
