@@ -163,21 +163,8 @@ run_size() {
 	local reload_ms
 	reload_ms=$(printf '%s\n' "${times[@]}" | median | awk '{printf "%.1f", $1 * 1000}')
 
-	# The datasets' part of the exporter's text exposition, as node_exporter reads it.
-	rm -rf "$dir/textfile" && mkdir -p "$dir/textfile"
-	curl -s --max-time 300 "http://$HOST:$p_exp/metrics" |
-		awk '!/^(# (HELP|TYPE) )?(indicator_exporter_|process_)/' >"$dir/textfile/datasets.prom.tmp"
-	mv "$dir/textfile/datasets.prom.tmp" "$dir/textfile/datasets.prom"
-	local prom=$dir/textfile/datasets.prom
-
-	"$NODE_EXPORTER" --collector.disable-defaults --collector.textfile \
-		--collector.textfile.directory="$dir/textfile" --web.disable-exporter-metrics \
-		--web.listen-address="$HOST:$p_node" >"$OUT/logs/node_exporter-$n.log" 2>&1 &
-	local pid_node=$!
-	PIDS+=("$pid_node")
-	"$STATIC" "$prom" "$HOST:$p_static" >"$OUT/logs/static-$n.log" 2>&1 &
-	local pid_static=$!
-	PIDS+=("$pid_static")
+	serve_references "$n" "$dir" "http://$HOST:$p_exp/metrics" "$p_node" "$p_static"
+	local prom=$REF_PROM pid_node=$REF_NODE_PID pid_static=$REF_STATIC_PID
 	wait_status node_exporter "$pid_node" "http://$HOST:$p_node/" any
 	wait_status static_server "$pid_static" "http://$HOST:$p_static/" any
 

@@ -1,6 +1,6 @@
 # What the serving benchmarks (benches/load.sh, benches/catalog.sh) share: the servers they
 # start are stopped on exit, errors end the run, the release binaries are built once. Sourced
-# after ROOT, OUT, NODE_EXPORTER, TARGET_DIR, EXPORTER and STATIC are set; not run on its own.
+# after ROOT, OUT, HOST, NODE_EXPORTER, TARGET_DIR, EXPORTER and STATIC are set; not run on its own.
 # shellcheck shell=bash
 
 PIDS=() # servers (and samplers) started here, stopped on exit
@@ -36,4 +36,25 @@ prepare() {
 	fi
 	[[ -x $EXPORTER && -x $STATIC ]] || die "release binaries missing in $TARGET_DIR"
 	mkdir -p "$OUT/logs"
+}
+
+# serve_references N DIR EXPORTER_URL NODE_PORT STATIC_PORT: saves the dataset part of the
+# exporter's text exposition (what node_exporter's textfile collector reads) as
+# DIR/textfile/datasets.prom, then serves that file with node_exporter and with the static
+# server. Sets REF_PROM, REF_NODE_PID and REF_STATIC_PID; the caller waits for them to answer.
+serve_references() {
+	local n=$1 dir=$2 url=$3 p_node=$4 p_static=$5
+	rm -rf "$dir/textfile" && mkdir -p "$dir/textfile"
+	curl -s --max-time 300 "$url" |
+		awk '!/^(# (HELP|TYPE) )?(indicator_exporter_|process_)/' >"$dir/textfile/datasets.prom.tmp"
+	mv "$dir/textfile/datasets.prom.tmp" "$dir/textfile/datasets.prom"
+	REF_PROM=$dir/textfile/datasets.prom
+	"$NODE_EXPORTER" --collector.disable-defaults --collector.textfile \
+		--collector.textfile.directory="$dir/textfile" --web.disable-exporter-metrics \
+		--web.listen-address="$HOST:$p_node" >"$OUT/logs/node_exporter-$n.log" 2>&1 &
+	REF_NODE_PID=$!
+	PIDS+=("$REF_NODE_PID")
+	"$STATIC" "$REF_PROM" "$HOST:$p_static" >"$OUT/logs/static-$n.log" 2>&1 &
+	REF_STATIC_PID=$!
+	PIDS+=("$REF_STATIC_PID")
 }

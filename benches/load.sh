@@ -179,21 +179,8 @@ run_size() {
 	load_ms=$(sed -n 's/.*msg="dataset loaded".*duration_ms=\([0-9]*\).*/\1/p' "$log" | head -n1)
 	[[ -n $load_ms ]] || load_ms=$(sed -n 's/.*"duration_ms":\([0-9]*\).*/\1/p' "$log" | head -n1)
 
-	# The dataset part of the exporter's text exposition, as node_exporter reads it.
-	rm -rf "$dir/textfile" && mkdir -p "$dir/textfile"
-	curl -s --max-time 300 "http://$HOST:$p_exp/metrics" |
-		awk '!/^(# (HELP|TYPE) )?(indicator_exporter_|process_)/' >"$dir/textfile/dataset.prom.tmp"
-	mv "$dir/textfile/dataset.prom.tmp" "$dir/textfile/dataset.prom"
-	local prom=$dir/textfile/dataset.prom
-
-	"$NODE_EXPORTER" --collector.disable-defaults --collector.textfile \
-		--collector.textfile.directory="$dir/textfile" --web.disable-exporter-metrics \
-		--web.listen-address="$HOST:$p_node" >"$OUT/logs/node_exporter-$n.log" 2>&1 &
-	local pid_node=$!
-	PIDS+=("$pid_node")
-	"$STATIC" "$prom" "$HOST:$p_static" >"$OUT/logs/static-$n.log" 2>&1 &
-	local pid_static=$!
-	PIDS+=("$pid_static")
+	serve_references "$n" "$dir" "http://$HOST:$p_exp/metrics" "$p_node" "$p_static"
+	local prom=$REF_PROM pid_node=$REF_NODE_PID pid_static=$REF_STATIC_PID
 	wait_http node_exporter "$pid_node" "http://$HOST:$p_node/"
 	wait_http static_server "$pid_static" "http://$HOST:$p_static/"
 
