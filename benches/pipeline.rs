@@ -33,10 +33,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use flate2::Compression;
-use indicator_exporter::encode::Format;
-use indicator_exporter::gzip;
-use indicator_exporter::load;
-use indicator_exporter::snapshot::Snapshot;
+use indicator_exporter::expose::encode::Format;
+use indicator_exporter::expose::gzip;
+use indicator_exporter::expose::snapshot::Snapshot;
+use indicator_exporter::reload::load;
 
 const SIZES: &[usize] = &[10_000, 100_000, 1_000_000];
 const FORMATS: &[&str] = &["metric-csv", "long-csv", "sdmx-csv"];

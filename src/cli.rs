@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::web::limits::{self, Limits};
+use crate::http::limits::{self, Limits};
 
 /// The default port, outside the 9100–9999 range that Prometheus exporters have filled.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":8905";
@@ -43,7 +43,7 @@ pub struct Cli {
     /// Largest configuration or data file read (bytes, or with a unit: KiB, MiB, GiB, KB, MB,
     /// GB); a larger file is an error that names it. Applies to start-up, reloads and
     /// --config.check.
-    #[arg(long = "config.max-file-size", value_name = "SIZE", default_value = "256MiB", value_parser = crate::load::parse_size, global = true)]
+    #[arg(long = "config.max-file-size", value_name = "SIZE", default_value = "256MiB", value_parser = crate::read::parse_size, global = true)]
     pub max_file_size: u64,
 
     /// Address to listen on for web interface and telemetry; repeat to listen on several
@@ -134,10 +134,10 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
-    pub fn encoding(self) -> crate::encode::Format {
+    pub fn encoding(self) -> crate::expose::encode::Format {
         match self {
-            ExportFormat::Openmetrics => crate::encode::Format::OpenMetrics,
-            ExportFormat::Prometheus => crate::encode::Format::Text,
+            ExportFormat::Openmetrics => crate::expose::encode::Format::OpenMetrics,
+            ExportFormat::Prometheus => crate::expose::encode::Format::Text,
         }
     }
 }

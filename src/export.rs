@@ -9,15 +9,15 @@
 //! whole, and its timestamp stays inside it, so `year()` or `month()` of the sample's time give
 //! the period back.
 //!
-//! Two outputs, one writer ([`crate::encode::Encoder`]):
+//! Two outputs, one writer ([`crate::expose::encode::Encoder`]):
 //! - OpenMetrics with timestamps in seconds and `# EOF`, for
 //!   `promtool tsdb create-blocks-from openmetrics`;
 //! - the text format with timestamps in milliseconds, for VictoriaMetrics'
 //!   `/api/v1/import/prometheus` (and any other importer of the text format).
 
-use crate::calendar::Period;
+use crate::dataset::calendar::Period;
 use crate::dataset::{Dataset, Metric};
-use crate::encode::{Encoder, Format, Kind};
+use crate::expose::encode::{Encoder, Format, Kind};
 
 /// The time given to a period's sample: its last second, in Unix seconds.
 pub fn period_timestamp(p: Period) -> i64 {
@@ -80,7 +80,12 @@ pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
             .collect();
         rows.sort();
         if status {
-            enc.family(name, &crate::render::status_help(m), Kind::Info, None);
+            enc.family(
+                name,
+                &crate::expose::render::status_help(m),
+                Kind::Info,
+                None,
+            );
         } else {
             enc.family(name, &m.help, Kind::Gauge, m.unit.suffix());
         }
@@ -224,7 +229,7 @@ samples = [{ labels = { geo = "DE" }, value = 1 }]
     #[test]
     fn status_flags_are_exported_at_their_period() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/formats/json-records.toml");
-        let d = crate::load::load(&path).unwrap();
+        let d = crate::reload::load::load(&path).unwrap();
         let (om, s) = export(&d, Format::OpenMetrics);
         assert!(
             om.contains("# TYPE example_employment_observation_status info\nexample_employment_observation_status_info{flag=\"provisional\",region=\"R1\",status=\"P\"} 1 1743465599\n"),

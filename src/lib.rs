@@ -11,32 +11,24 @@
 //!                                          when all succeeded, and reports changes::diff.
 //! ```
 
-pub mod calendar;
-pub mod catalog;
-pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod diagnostic;
-pub mod encode;
 pub mod export;
-pub mod gzip;
-pub mod ingest;
-pub mod load;
+pub mod expose;
+pub mod http;
 pub mod logging;
-pub mod pages;
+pub mod read;
 pub mod reload;
-pub mod remote;
-pub mod render;
-pub mod server;
-pub mod snapshot;
 pub mod source;
 pub mod telemetry;
-pub mod units;
-pub mod watcher;
-pub mod web;
 
 use std::future::Future;
+
+use crate::config::catalog;
+use crate::http::{server, web};
+use crate::reload::{load, refresh as remote, watcher};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -46,8 +38,8 @@ use tracing::{info, warn};
 
 use crate::dataset::Dataset;
 use crate::diagnostic::Diagnostics;
+use crate::http::server::AppState;
 use crate::reload::Reloader;
-use crate::server::AppState;
 use crate::telemetry::Telemetry;
 
 /// What `run` needs beyond the listeners: everything the flags decide.
@@ -62,7 +54,7 @@ pub struct Settings {
     /// exporter-toolkit web config: TLS, basic auth, headers (`--web.config.file`).
     pub web_config_file: Option<PathBuf>,
     /// Timeouts and caps on connections and requests (`--web.read-header-timeout`, …).
-    pub web_limits: web::limits::Limits,
+    pub web_limits: http::limits::Limits,
 }
 
 /// Loads and validates the dataset, as start-up does, without serving it.

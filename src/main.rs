@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Parser;
 use indicator_exporter::cli::{self, Cli, Command, ExportArgs};
 use indicator_exporter::diagnostic;
-use indicator_exporter::{check_catalog, export, load, logging, run_on, web, Settings};
+use indicator_exporter::http::web;
+use indicator_exporter::reload::load;
+use indicator_exporter::{check_catalog, export, logging, run_on, Settings};
 use tracing::{debug, error, warn};
 
 /// How long, after serving stopped, work still running on blocking threads (a load stuck on
@@ -141,7 +143,7 @@ fn raise_open_files_limit() {
 fn listeners(cli: &Cli) -> Option<Vec<tokio::net::TcpListener>> {
     let bound: Vec<(String, std::io::Result<std::net::TcpListener>)> = if cli.systemd_socket {
         #[cfg(unix)]
-        let sockets = web::listen::systemd_sockets();
+        let sockets = indicator_exporter::http::listen::systemd_sockets();
         #[cfg(not(unix))]
         let sockets = Err(std::io::Error::other("systemd sockets need Linux"));
         match sockets {
@@ -154,7 +156,7 @@ fn listeners(cli: &Cli) -> Option<Vec<tokio::net::TcpListener>> {
     } else {
         let addresses = cli.listen_address.iter();
         addresses
-            .map(|a| (a.clone(), web::listen::bind(a)))
+            .map(|a| (a.clone(), indicator_exporter::http::listen::bind(a)))
             .collect()
     };
     let mut listeners = Vec::new();

@@ -1018,7 +1018,7 @@ fn mutated_web_configs_never_panic_and_every_error_has_a_position() {
     let path = dir.path().join("web.yml");
     std::fs::write(&path, &original).unwrap();
     assert!(
-        indicator_exporter::web::check(&path).is_ok(),
+        indicator_exporter::http::web::check(&path).is_ok(),
         "the unmutated file is valid"
     );
     let mut rng = Rng(0x5EED_7E57_0000_0002);
@@ -1036,7 +1036,7 @@ fn mutated_web_configs_never_panic_and_every_error_has_a_position() {
             });
         }
         std::fs::write(&path, &text).unwrap();
-        match indicator_exporter::web::check(&path) {
+        match indicator_exporter::http::web::check(&path) {
             Ok(_) => accepted += 1,
             Err(errors) => {
                 rejected += 1;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use indicator_exporter::render::render;
+use indicator_exporter::expose::render::render;
 use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 
 #[test]

@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use indicator_exporter::web::limits::{Limits, STALLED_AFTER};
+use indicator_exporter::http::limits::{Limits, STALLED_AFTER};
 
 /// Live heap bytes of this process.
 struct Counting;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::e2e;
-use indicator_exporter::calendar::Period;
+use indicator_exporter::dataset::calendar::Period;
 use indicator_exporter::dataset::{Dataset, Metric};
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};

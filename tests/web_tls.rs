@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use indicator_exporter::web::TLS_HANDSHAKE_TIMEOUT;
+use indicator_exporter::http::web::TLS_HANDSHAKE_TIMEOUT;
 use rcgen::SanType;
 use web_support::*;
 
@@ -361,7 +361,7 @@ fn a_bad_web_config_on_reload_keeps_the_previous_one() {
 
 #[test]
 fn colon_port_listens_on_ipv4_and_ipv6() {
-    let listener = indicator_exporter::web::listen::bind(":0").expect("bind :0");
+    let listener = indicator_exporter::http::listen::bind(":0").expect("bind :0");
     let port = listener.local_addr().unwrap().port();
     let server = WebServer::start_on(vec![listener], None);
     let v4 = raw(

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use rustc_hash::FxHashMap;
 
 use super::{series_text, Metric, NO_STATUS};
-use crate::calendar::{Cadence, Period, PERIOD_FORMS};
+use crate::dataset::calendar::{Cadence, Period, PERIOD_FORMS};
+use crate::dataset::units::{parse_scaled, scale_pow10, Unit};
 use crate::diagnostic::Diagnostic;
 pub use crate::diagnostic::MAX_ERRORS_PER_FILE;
-use crate::units::{parse_scaled, scale_pow10, Unit};
 
 /// Where something is in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]

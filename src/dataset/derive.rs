@@ -5,8 +5,8 @@
 use rustc_hash::FxHashMap;
 
 use super::{Metric, PeriodSettings, ReleaseSchedule};
-use crate::calendar::{Cadence, Period};
-use crate::units::{decimal_sub, Unit};
+use crate::dataset::calendar::{Cadence, Period};
+use crate::dataset::units::{decimal_sub, Unit};
 
 /// The derived metrics, each with the index of the metric it comes from.
 pub(super) fn derive(

@@ -2,22 +2,25 @@
 //! [`Dataset`]. Pure: no I/O. Every problem found is reported, each with its position.
 //!
 //! Observations reach one validator (`Builder::add`) whatever they were written
-//! in: inline TOML samples here, data files through [`crate::ingest`] and the format readers
+//! in: inline TOML samples here, data files through [`crate::dataset::ingest`] and the format readers
 //! of [`crate::source`]. Then series are sorted and checked for duplicates once, and the
 //! latest / change series and release calendars are derived ([`derive`]).
 
 mod builder;
+pub mod calendar;
 mod derive;
+pub mod ingest;
+pub mod units;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use crate::calendar::{Cadence, Period};
 use crate::config::{Config, LabelConfig, MetricConfig, PeriodConfig, ReleaseConfig};
+use crate::dataset::calendar::{Cadence, Period};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
-use crate::units::{self, Unit, MULTIPLIER_FORMS, UNIT_NAMES};
+use units::{Unit, MULTIPLIER_FORMS, UNIT_NAMES};
 
 pub use builder::{excerpt, MAX_ERRORS_PER_FILE};
 pub(crate) use builder::{Builder, Field, Loc, MetricDef, Obs, Value};
@@ -341,11 +344,11 @@ pub fn build(
     }
     for (mi, m) in config.metrics.iter().enumerate() {
         if let Some(f) = &m.get_ref().samples_file {
-            crate::ingest::samples_file(&map, &mut b, mi, f, data);
+            crate::dataset::ingest::samples_file(&map, &mut b, mi, f, data);
         }
     }
     for input in &config.inputs {
-        crate::ingest::input(&map, &mut b, input, data);
+        crate::dataset::ingest::input(&map, &mut b, input, data);
     }
 
     if config.metrics.is_empty() && config.unread_metrics.is_empty() {
@@ -802,7 +805,7 @@ fn metric_def(
                 format!(
                     "index_base `{}` is not a period, expected {}",
                     b.get_ref(),
-                    crate::calendar::PERIOD_FORMS
+                    crate::dataset::calendar::PERIOD_FORMS
                 ),
             ));
         }
@@ -873,7 +876,7 @@ fn metric_def(
     };
     let mut help = m.help.get_ref().trim().to_string();
     if let (Some(u), Some(b)) = (&unit, &index_base) {
-        if u.base == crate::units::Base::Index {
+        if u.base == crate::dataset::units::Base::Index {
             help.push_str(&format!(" Index points, {b} = 100."));
         }
     }
@@ -1181,7 +1184,7 @@ fn date(
     partial: bool,
     errs: &mut Vec<Diagnostic>,
 ) -> Option<i64> {
-    use crate::calendar::{days_from_civil, days_in_month};
+    use crate::dataset::calendar::{days_from_civil, days_in_month};
     let s = d.get_ref();
     let parts: Vec<&str> = s.split('-').collect();
     let widths_ok = parts

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashSet;
 
 use super::{strip_bom, Component, Origin, Role, Sink, ROW};
-use crate::calendar::{Period, PERIOD_FORMS};
+use crate::dataset::calendar::{Period, PERIOD_FORMS};
 
 /// How the rows of a CSV file hold observations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]

@@ -188,7 +188,7 @@ impl FetchOptions {
         duration("timeout", &self.timeout, min_timeout, &mut s.timeout);
 
         if let Some(v) = &self.max_size {
-            match crate::load::parse_size(v.get_ref()) {
+            match crate::read::parse_size(v.get_ref()) {
                 Ok(n) => s.max_size = n,
                 Err(e) => problems.push((v.span(), format!("max_size: {e}"))),
             }
@@ -273,7 +273,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let rest = if rest.is_empty() && days > 0 {
         Duration::ZERO
     } else {
-        crate::web::config::parse_go_duration(rest).ok_or_else(invalid)?
+        crate::http::web_config::parse_go_duration(rest).ok_or_else(invalid)?
     };
     days.checked_mul(86_400)
         .and_then(|secs| Duration::from_secs(secs).checked_add(rest))

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use indicator_exporter::diagnostic::Diagnostics;
-use indicator_exporter::web::limits::Limits;
+use indicator_exporter::http::limits::Limits;
 use indicator_exporter::{run_on, Settings};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,

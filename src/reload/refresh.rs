@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
-use crate::load::RemoteBodies;
-use crate::pages::SourceStatus;
+use crate::http::pages::SourceStatus;
+use crate::reload::load::RemoteBodies;
 use crate::reload::Trigger;
 use crate::source::fetch::{
     self, FetchError, FetchSettings, Fetched, Fetcher, Jitter, OnStartFailure, Validators,
@@ -44,7 +44,7 @@ struct Body {
 
 fn body(bytes: &Bytes, validators: Validators) -> Body {
     Body {
-        text: crate::load::text_of(bytes.to_vec()),
+        text: crate::read::text_of(bytes.to_vec()),
         hash: xxhash(bytes),
         validators,
     }
@@ -385,7 +385,7 @@ async fn refresh(
 pub fn remote_sources(
     config_file: &Path,
 ) -> (Vec<(String, FetchSettings, Diagnostic)>, Vec<Diagnostic>) {
-    let Ok(text) = crate::load::read_text(config_file, 16 << 20) else {
+    let Ok(text) = crate::read::read_text(config_file, 16 << 20) else {
         return (Vec::new(), Vec::new());
     };
     let (Some(config), _) = crate::config::parse_partial(config_file, &text) else {

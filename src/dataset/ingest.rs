@@ -10,10 +10,10 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use toml::Spanned;
 
 use crate::config::InputConfig;
+use crate::dataset::units::{self, Unit, MULTIPLIER_FORMS};
 use crate::dataset::{Builder, DataFiles, Field, Loc, Obs, Value};
 use crate::diagnostic::SourceMap;
 use crate::source::{self, Component, Origin, Role, Sink};
-use crate::units::{self, Unit, MULTIPLIER_FORMS};
 
 /// The formats an `[[input]]` may name.
 pub const FORMATS: &[&str] = &["csv", "json", "sdmx-csv", "sdmx-json", "json-stat"];
@@ -283,7 +283,7 @@ impl Spec {
                         format!(
                             "unknown unit `{}`, expected one of {} or an ISO 4217 currency code",
                             unit.get_ref(),
-                            crate::units::UNIT_NAMES.join(", ")
+                            crate::dataset::units::UNIT_NAMES.join(", ")
                         ),
                     )),
                 }

@@ -3,18 +3,13 @@
 //! node_exporter reads, and applied to each connection and request. Re-read on every reload;
 //! a file that does not load keeps the previous one in service.
 
-pub mod auth;
-pub mod config;
-pub mod limits;
-pub mod listen;
-pub mod tls;
-pub mod yaml;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+
+use crate::http::{auth, tls, web_config as config};
 use http::header::{HeaderName, HeaderValue};
 use tracing::info;
 

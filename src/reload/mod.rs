@@ -6,6 +6,11 @@
 //! last good version and never touches the others. A load stuck on a file is given up after
 //! [`Limits::timeout`], so it holds up neither later reloads nor shutdown.
 
+pub mod changes;
+pub mod load;
+pub mod refresh;
+pub mod watcher;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,15 +20,14 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, info, warn};
 
-use crate::catalog::{self, Entry};
-use crate::changes::diff;
+use crate::config::catalog::{self, Entry};
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::load::{load_and_render, off_thread, Limits};
-use crate::pages::{Attempt, DatasetStatus};
-use crate::remote;
-use crate::snapshot::{Served, Snapshot, Store};
+use crate::expose::snapshot::{Served, Snapshot, Store};
+use crate::http::pages::{Attempt, DatasetStatus};
+use crate::reload::changes::diff;
+use crate::reload::load::{load_and_render, off_thread, Limits};
+use crate::reload::watcher::Watched;
 use crate::telemetry::Telemetry;
-use crate::watcher::Watched;
 
 /// Why a load was asked for. An HTTP trigger carries where to send the outcome.
 #[derive(Debug)]
@@ -33,7 +37,7 @@ pub enum Trigger {
     /// The watcher saw files of these datasets change (keys: their config files).
     Files(Vec<String>),
     /// A scheduled fetch of a remote source ended.
-    Fetched(Box<remote::Done>),
+    Fetched(Box<refresh::Done>),
     /// A large dataset's bodies, compressed again at the final level after it was served.
     Recompressed {
         key: String,
@@ -76,7 +80,7 @@ struct Slot {
     name: String,
     snapshot: Option<Arc<Snapshot>>,
     status: DatasetStatus,
-    remote: remote::Sources,
+    remote: refresh::Sources,
 }
 
 impl Slot {
@@ -96,7 +100,7 @@ impl Slot {
             key,
             name,
             snapshot: None,
-            remote: remote::Sources::default(),
+            remote: refresh::Sources::default(),
         }
     }
 }
@@ -108,7 +112,7 @@ fn declared_name(path: &Path) -> String {
         path.file_stem()
             .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned())
     };
-    let Ok(text) = crate::load::read_text(path, 16 << 20) else {
+    let Ok(text) = crate::read::read_text(path, 16 << 20) else {
         return stem();
     };
     match crate::config::parse_partial(path, &text) {
@@ -125,7 +129,7 @@ pub struct Reloader {
     pub status: Status,
     pub limits: Limits,
     /// The web config (`--web.config.file`), re-read by every full reload too.
-    pub web: Arc<crate::web::Web>,
+    pub web: Arc<crate::http::web::Web>,
     /// Tells the watcher which files each dataset was read from.
     files: watch::Sender<Watched>,
     /// Where scheduled fetches report.
@@ -146,7 +150,7 @@ impl Reloader {
     pub async fn start(
         config_file: PathBuf,
         limits: Limits,
-        web: Arc<crate::web::Web>,
+        web: Arc<crate::http::web::Web>,
         telemetry: Arc<Telemetry>,
         files: watch::Sender<Watched>,
         triggers: mpsc::WeakSender<Trigger>,
@@ -154,7 +158,7 @@ impl Reloader {
         let plan = plan(&config_file, &limits).await?;
         let mut r = Reloader {
             config_file,
-            store: crate::snapshot::store(Served::default()),
+            store: crate::expose::snapshot::store(Served::default()),
             telemetry,
             status: Status::default(),
             limits,
@@ -475,7 +479,7 @@ impl Reloader {
         let mut catalogue = vec![self.config_file.clone()];
         catalogue.extend(self.directory.clone());
         watched.push((String::new(), catalogue));
-        for w in crate::web::watched(&[], &self.web) {
+        for w in crate::http::web::watched(&[], &self.web) {
             watched.push((String::new(), vec![w]));
         }
         let _ = self.files.send(watched);
@@ -503,7 +507,7 @@ impl Reloader {
     }
 
     /// A scheduled fetch ended: counted, and its dataset loaded again if the body changed.
-    async fn fetched(&mut self, done: remote::Done) {
+    async fn fetched(&mut self, done: refresh::Done) {
         let Some(i) = self.slots.iter().position(|s| s.key == done.key) else {
             return;
         };

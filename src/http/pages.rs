@@ -9,9 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-use crate::calendar::{civil_from_days, days_from_civil, Cadence, Period};
+use crate::dataset::calendar::{civil_from_days, days_from_civil, Cadence, Period};
+use crate::dataset::units::{scale_pow10, Base};
 use crate::dataset::{Dataset, Metric, ReleaseSchedule};
-use crate::units::{scale_pow10, Base};
 
 /// Label sets shown per metric; the rest are counted.
 pub const MAX_SERIES_PER_METRIC: usize = 200;
@@ -924,7 +924,7 @@ fn series_row(
     out.push_str("</td><td data-label=\"Change\" class=\"num change\">");
     if g.points.len() >= 2 {
         let prev = g.points[g.points.len() - 2];
-        let change = crate::units::decimal_sub(m.value(last), m.value(prev));
+        let change = crate::dataset::units::decimal_sub(m.value(last), m.value(prev));
         let arrow = if change > 0.0 {
             "<span class=\"up\" aria-hidden=\"true\">▲</span> "
         } else if change < 0.0 {
@@ -946,9 +946,9 @@ fn series_row(
     }
     if let Some(earlier) = pi.and_then(|pi| year_earlier(d, m, pi, &g.points)) {
         let mut v = Vec::new();
-        crate::encode::write_value(
+        crate::expose::encode::write_value(
             &mut v,
-            crate::units::decimal_sub(m.value(last), m.value(earlier)),
+            crate::dataset::units::decimal_sub(m.value(last), m.value(earlier)),
         );
         let _ = write!(
             out,
@@ -991,7 +991,7 @@ fn year_earlier(d: &Dataset, m: &Metric, pi: usize, points: &[usize]) -> Option<
 /// (a change of percentages in percentage points).
 fn value(out: &mut String, m: &Metric, v: f64, change: bool) {
     let mut text = Vec::new();
-    crate::encode::write_value(&mut text, v);
+    crate::expose::encode::write_value(&mut text, v);
     let _ = write!(
         out,
         "<span class=\"v\">{}</span>",
@@ -1094,7 +1094,7 @@ fn chart(out: &mut String, d: &Dataset, m: &Metric, pi: usize, points: &[usize],
     for (n, &(cx, cy, i)) in dots.iter().enumerate() {
         let latest = n + 1 == dots.len();
         let mut v = Vec::new();
-        crate::encode::write_value(&mut v, m.value(i));
+        crate::expose::encode::write_value(&mut v, m.value(i));
         let _ = write!(
             out,
             "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{}\" fill=\"{}\"><title>{}: {}</title></circle>",

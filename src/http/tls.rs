@@ -21,8 +21,8 @@ use rustls::{
 };
 use tracing::{info, warn};
 
-use crate::web::config::{Ctx, TlsServerConfig};
-use crate::web::yaml::{self, Node, Pos};
+use crate::http::web_config::{Ctx, TlsServerConfig};
+use crate::http::yaml::{self, Node, Pos};
 
 /// A TLS setup ready to accept connections.
 pub struct Tls {
@@ -636,7 +636,7 @@ impl ServerKey {
         current.0 = now;
         let read = |p: &Option<PathBuf>| {
             p.as_ref()
-                .map(|p| crate::load::read_file(p, crate::web::config::MAX_FILE_SIZE))
+                .map(|p| crate::read::read_file(p, crate::http::web_config::MAX_FILE_SIZE))
                 .transpose()
         };
         let loaded = read(&self.files.cert)

@@ -74,7 +74,7 @@ impl Period {
     /// 13 or a 30 February).
     ///
     /// ```
-    /// use indicator_exporter::calendar::Period;
+    /// use indicator_exporter::dataset::calendar::Period;
     /// assert_eq!(Period::parse("1997Q1").unwrap().to_string(), "1997-Q1");
     /// assert_eq!(Period::parse("2025-M01").unwrap().to_string(), "2025-01");
     /// assert!(Period::parse("2024-13").is_none());

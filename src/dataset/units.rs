@@ -156,7 +156,7 @@ impl Unit {
     /// Converts a published value to the base unit, exactly in decimal.
     ///
     /// ```
-    /// use indicator_exporter::units::Unit;
+    /// use indicator_exporter::dataset::units::Unit;
     /// let percent = Unit::parse("percent").unwrap();
     /// assert_eq!(percent.to_base(53.3).to_string(), "0.533"); // not 0.5329999999999999
     /// assert_eq!(Unit::parse("10k_yuan").unwrap().to_base(829.6), 8_296_000.0);

@@ -3,7 +3,7 @@
 //! The main config file (`--config.file`) may hold a dataset itself, name dataset config files
 //! (`[catalog] datasets`) and a directory of them (`[catalog] directory`, one `*.toml` file per
 //! dataset, as a Kubernetes ConfigMap mounts them). Each dataset is then loaded on its own
-//! ([`crate::load`]); [`clashes`] checks that together they still make one valid exposition.
+//! ([`crate::reload::load`]); [`clashes`] checks that together they still make one valid exposition.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::config;
 use crate::dataset::Dataset;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
-use crate::load::read_text;
+use crate::read::read_text;
 
 /// One dataset of the catalogue: the config file it is read from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

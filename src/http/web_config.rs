@@ -12,10 +12,11 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::load::read_file;
-use crate::web::auth::RateLimit;
-use crate::web::yaml::{self, Kind, Node, Pos, Problems};
-use crate::web::{tls, Active};
+use crate::http::auth::RateLimit;
+use crate::http::tls;
+use crate::http::web::Active;
+use crate::http::yaml::{self, Kind, Node, Pos, Problems};
+use crate::read::read_file;
 
 /// Only to name the top-level keys.
 #[derive(Deserialize)]

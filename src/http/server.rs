@@ -1,5 +1,5 @@
 //! Stage 5: HTTP. An accept loop over the bound listeners, TLS and basic auth as the web
-//! config says, the limits of [`crate::web::limits`] on every connection and request, routes,
+//! config says, the limits of [`crate::http::limits`] on every connection and request, routes,
 //! content negotiation and graceful shutdown. It knows nothing of TOML: it serves whatever
 //! snapshot the store holds.
 
@@ -28,14 +28,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use crate::encode::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
-use crate::reload::Trigger;
-use crate::snapshot::Store;
-use crate::telemetry::Telemetry;
-use crate::web::limits::{
+use crate::expose::encode::{Format, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::expose::snapshot::Store;
+use crate::http::limits::{
     self, Acquired, Chunk, Connections, Limits, Permit, Reason, RequestLimit, Throttle,
 };
-use crate::web::{Web, TLS_HANDSHAKE_TIMEOUT};
+use crate::http::web::{Web, TLS_HANDSHAKE_TIMEOUT};
+use crate::reload::Trigger;
+use crate::telemetry::Telemetry;
 
 /// How long open connections may take to finish after shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -291,7 +291,7 @@ async fn accept_any(
 /// saying so (as Go's servers do) and closed.
 async fn accept_tls(
     stream: TcpStream,
-    tls: &crate::web::tls::Tls,
+    tls: &crate::http::tls::Tls,
 ) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
     let mut first = [0u8; 1];
     let n = stream.peek(&mut first).await?;
@@ -482,8 +482,8 @@ async fn route(state: &AppState, gate: &Gate, req: Request<Incoming>) -> Respons
     }
 }
 
-fn page(state: &AppState) -> crate::pages::Page<'_> {
-    crate::pages::Page {
+fn page(state: &AppState) -> crate::http::pages::Page<'_> {
+    crate::http::pages::Page {
         telemetry_path: &state.telemetry_path,
         now: SystemTime::now(),
         version: crate::telemetry::VERSION,
@@ -504,11 +504,11 @@ fn index(state: &AppState) -> String {
         .iter()
         .map(|st| (st, served.get(&st.name).map(|s| &*s.dataset)))
         .collect();
-    let page = crate::pages::Page {
+    let page = crate::http::pages::Page {
         reload_failed: failed.as_ref().map(|(at, e)| (*at, &e[..])),
         ..page(state)
     };
-    crate::pages::index(&page, &datasets)
+    crate::http::pages::index(&page, &datasets)
 }
 
 fn dataset_page(state: &AppState, name: &str) -> Response<Chunks> {
@@ -519,12 +519,15 @@ fn dataset_page(state: &AppState, name: &str) -> Response<Chunks> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .datasets
         .iter()
-        .find(|s| crate::pages::dataset_path(&s.name) == format!("/datasets/{name}"))
+        .find(|s| crate::http::pages::dataset_path(&s.name) == format!("/datasets/{name}"))
         .cloned();
     match status {
         Some(st) => {
             let d = served.get(&st.name).map(|s| &*s.dataset);
-            html(StatusCode::OK, crate::pages::dataset(&page(state), &st, d))
+            html(
+                StatusCode::OK,
+                crate::http::pages::dataset(&page(state), &st, d),
+            )
         }
         None => plain(StatusCode::NOT_FOUND, "No such dataset.\n"),
     }
@@ -574,7 +577,7 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     // Each dataset's body was compressed once at its load; a scrape only joins them.
     let chunks = if gz {
         let segments = served.datasets.iter().map(|s| &s.body(format).gzip);
-        Chunks::new(crate::gzip::join(segments, &tail.gzip))
+        Chunks::new(crate::expose::gzip::join(segments, &tail.gzip))
     } else {
         let plain = served
             .datasets
@@ -595,8 +598,8 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
 /// Prometheus's scrape Accept header does; text 0.0.4 otherwise.
 ///
 /// ```
-/// use indicator_exporter::encode::Format;
-/// use indicator_exporter::server::negotiate;
+/// use indicator_exporter::expose::encode::Format;
+/// use indicator_exporter::http::server::negotiate;
 /// let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
 /// assert_eq!(negotiate(prometheus).0, Format::OpenMetrics);
 /// assert_eq!(negotiate("*/*").1, "text/plain; version=0.0.4; charset=utf-8");
@@ -682,7 +685,7 @@ pub fn rfc3339(t: SystemTime) -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = crate::calendar::civil_from_days(days);
+    let (y, m, d) = crate::dataset::calendar::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
@@ -736,11 +739,11 @@ mod tests {
     /// The bundled dataset served on 127.0.0.1:0 until the sender is dropped.
     async fn start() -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
         let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
-        let dataset = crate::load::load(&config).expect("the bundled config loads");
+        let dataset = crate::reload::load::load(&config).expect("the bundled config loads");
         let (reload, _) = mpsc::channel(1);
-        let snapshot = crate::snapshot::Snapshot::build(Arc::new(dataset));
+        let snapshot = crate::expose::snapshot::Snapshot::build(Arc::new(dataset));
         let state = Arc::new(AppState {
-            store: crate::snapshot::store(crate::snapshot::Served {
+            store: crate::expose::snapshot::store(crate::expose::snapshot::Served {
                 datasets: vec![Arc::new(snapshot)],
             }),
             status: Default::default(),

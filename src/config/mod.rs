@@ -5,6 +5,8 @@
 //! `[[metric]]`, `[[input]]`, sample … is read on its own, so one bad table hides no other).
 //! Fields that a later stage checks keep their position through `toml::Spanned`.
 
+pub mod catalog;
+
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;

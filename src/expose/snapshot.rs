@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::dataset::{Dataset, DatasetInfo};
-use crate::encode::Format;
-use crate::gzip::OpenGzip;
-use crate::render::render;
+use crate::expose::encode::Format;
+use crate::expose::gzip::OpenGzip;
+use crate::expose::render::render;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
@@ -61,12 +61,12 @@ impl Snapshot {
             .collect();
         let final_gzip = dataset.series_count() < COMPRESS_LATER_FROM;
         let level = if final_gzip {
-            crate::gzip::LEVEL
+            crate::expose::gzip::LEVEL
         } else {
-            crate::gzip::FAST
+            crate::expose::gzip::FAST
         };
         let (text_gz, om_gz) =
-            crate::gzip::compress_formats_at(level, std::slice::from_ref(&text), &om_parts);
+            crate::expose::gzip::compress_formats_at(level, std::slice::from_ref(&text), &om_parts);
         let text = Body {
             plain: vec![text],
             gzip: text_gz,
@@ -95,7 +95,8 @@ impl Snapshot {
         if self.final_gzip {
             return None;
         }
-        let (text, om) = crate::gzip::compress_formats(&self.text.plain, &self.openmetrics.plain);
+        let (text, om) =
+            crate::expose::gzip::compress_formats(&self.text.plain, &self.openmetrics.plain);
         Some(Snapshot {
             dataset: self.dataset.clone(),
             summary: self.summary.clone(),
@@ -167,7 +168,7 @@ mod tests {
     }
 
     fn gunzip(body: &Body) -> Vec<u8> {
-        let chunks = body.gzip.finish(&crate::gzip::Tail::new(b""));
+        let chunks = body.gzip.finish(&crate::expose::gzip::Tail::new(b""));
         let all: Vec<u8> = chunks.iter().flat_map(|b| b.iter().copied()).collect();
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&all[..])

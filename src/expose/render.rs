@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use crate::dataset::{Dataset, Metric};
-use crate::encode::{Encoder, Format, Kind};
+use crate::expose::encode::{Encoder, Format, Kind};
 
 /// The dataset's part of `/metrics`.
 #[derive(Debug, Default)]
