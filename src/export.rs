@@ -16,7 +16,8 @@
 //!   `/api/v1/import/prometheus` (and any other importer of the text format).
 
 use crate::dataset::calendar::Period;
-use crate::dataset::{Dataset, Metric};
+use crate::dataset::families::Series;
+use crate::dataset::Dataset;
 use crate::expose::encode::{Encoder, Format, Kind};
 
 /// The time given to a period's sample: its last second, in Unix seconds.
@@ -50,22 +51,21 @@ impl std::fmt::Display for Summary {
 /// change), which a query computes from the history itself.
 pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
     let period_label = dataset.period_label.as_str();
-    // (family name, metric, index of its period label, whether the family is its status flags)
-    let mut families: Vec<(String, &Metric, usize, bool)> = Vec::new();
-    for m in dataset.metrics.iter().filter(|m| m.cadence.is_some()) {
-        let Some(pi) = m.label_names.iter().position(|l| l == period_label) else {
-            continue;
+    // The families of declared metrics along the period: their values and status flags, in
+    // name order, with the index of the period label.
+    let families = dataset.families.iter().filter_map(|f| {
+        let (Series::Metric(i) | Series::Status(i)) = f.series else {
+            return None;
         };
-        families.push((m.name.clone(), m, pi, false));
-        if m.has_status() {
-            families.push((m.status_family(), m, pi, true));
-        }
-    }
-    families.sort_by(|a, b| a.0.cmp(&b.0));
-
+        let m = &dataset.metrics[i];
+        m.cadence?;
+        let pi = m.label_names.iter().position(|l| l == period_label)?;
+        Some((f, m, pi, matches!(f.series, Series::Status(_))))
+    });
     let mut summary = Summary::default();
     let mut enc = Encoder { format, out };
-    for &(ref name, m, pi, status) in &families {
+    for (f, m, pi, status) in families {
+        let name = &f.name;
         // The other labels in written order; series ordered by them, then by period, so each
         // series' samples are contiguous and in time order as OpenMetrics requires.
         let others: Vec<usize> = m.order.iter().copied().filter(|&j| j != pi).collect();
@@ -79,16 +79,12 @@ pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
             })
             .collect();
         rows.sort();
-        if status {
-            enc.family(
-                name,
-                &crate::expose::render::status_help(m),
-                Kind::Info,
-                None,
-            );
+        let kind = if f.kind.is_info() {
+            Kind::Info
         } else {
-            enc.family(name, &m.help, Kind::Gauge, m.unit.suffix());
-        }
+            Kind::Gauge
+        };
+        enc.family(name, &f.help, kind, f.unit.as_deref());
         summary.families += 1;
         let mut last_key: Option<&Vec<&str>> = None;
         for (key, period, i) in &rows {
@@ -237,7 +233,7 @@ samples = [{ labels = { geo = "DE" }, value = 1 }]
         );
         assert!(!om.contains(&d.period_label), "{om}");
         // Every served value sample of a metric with periods is exported once.
-        let served: usize = d.metrics.iter().map(Metric::len).sum();
+        let served: usize = d.metrics.iter().map(crate::dataset::Metric::len).sum();
         let flagged: usize = d
             .metrics
             .iter()

@@ -106,7 +106,11 @@ pub fn check_catalog(
             }
         }
         let list: Vec<&Dataset> = datasets.iter().collect();
-        errors.extend(catalog::clashes(&list).into_iter().map(|(_, d)| d));
+        errors.extend(
+            crate::dataset::families::clashes(&list)
+                .into_iter()
+                .map(|(_, d)| d),
+        );
         if errors.is_empty() {
             Ok(datasets)
         } else {

@@ -3,13 +3,13 @@
 //! The main config file (`--config.file`) may hold a dataset itself, name dataset config files
 //! (`[catalog] datasets`) and a directory of them (`[catalog] directory`, one `*.toml` file per
 //! dataset, as a Kubernetes ConfigMap mounts them). Each dataset is then loaded on its own
-//! ([`crate::reload::load`]); [`clashes`] checks that together they still make one valid exposition.
+//! ([`crate::reload::load`]); [`crate::dataset::families::clashes`] checks that together they
+//! still make one valid exposition.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::config;
-use crate::dataset::Dataset;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::read::read_text;
 
@@ -179,59 +179,4 @@ pub fn dataset_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
-}
-
-/// What makes datasets that are each valid clash when served together: two with one name,
-/// or one family served by two. Each problem names both places. `datasets` are in catalogue
-/// order; a problem is reported at the later one of a pair, which is the one refused.
-pub fn clashes(datasets: &[&Dataset]) -> Vec<(usize, Diagnostic)> {
-    let mut out = Vec::new();
-    let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut families: HashMap<&str, (usize, &crate::dataset::Family)> = HashMap::new();
-    let at = |d: &Dataset| d.files.first().cloned().unwrap_or_default();
-    for (i, d) in datasets.iter().enumerate() {
-        let name = d.info.name.as_str();
-        if let Some(&j) = names.get(name) {
-            out.push((
-                i,
-                Diagnostic::file(
-                    &at(d),
-                    format!(
-                        "dataset name `{name}` is also the name of the dataset in {}, expected unique dataset names",
-                        at(datasets[j]).display()
-                    ),
-                ),
-            ));
-            continue;
-        }
-        let mut mine = Vec::new();
-        for f in &d.families {
-            if let Some((j, other)) = families.get(f.family.as_str()) {
-                mine.push(Diagnostic::at(
-                    &at(d),
-                    f.line,
-                    f.col,
-                    format!(
-                        "`{}` ({}) of dataset `{name}` is also served by dataset `{}` ({} at {}:{}:{}), expected metric names unique across datasets (another metric_prefix?)",
-                        f.name,
-                        f.what,
-                        datasets[*j].info.name,
-                        other.what,
-                        at(datasets[*j]).display(),
-                        other.line,
-                        other.col
-                    ),
-                ));
-            }
-        }
-        if mine.is_empty() {
-            names.insert(name, i);
-            for f in &d.families {
-                families.insert(f.family.as_str(), (i, f));
-            }
-        } else {
-            out.extend(mine.into_iter().map(|m| (i, m)));
-        }
-    }
-    out
 }

@@ -4,16 +4,16 @@
 
 use rustc_hash::FxHashMap;
 
-use super::{Metric, PeriodSettings, ReleaseSchedule};
+use super::{Kind, Metric, PeriodSettings, ReleaseSchedule};
 use crate::dataset::calendar::{Cadence, Period};
 use crate::dataset::units::{decimal_sub, Unit};
 
-/// The derived metrics, each with the index of the metric it comes from.
+/// The derived metrics, each with the index of the metric it comes from and its kind.
 pub(super) fn derive(
     metrics: &[Metric],
     period_label: &str,
     symbols: &[Box<str>],
-) -> Vec<(usize, Metric)> {
+) -> Vec<(usize, Kind, Metric)> {
     let ranks = super::builder::ranks(symbols);
     let mut periods: FxHashMap<u32, Period> = FxHashMap::default();
     let mut out = Vec::new();
@@ -141,14 +141,14 @@ pub(super) fn derive(
             }
             n = end;
         }
-        out.push((idx, latest));
-        out.push((idx, latest_period));
+        out.push((idx, Kind::Latest, latest));
+        out.push((idx, Kind::LatestPeriod, latest_period));
         // A single period has no change to report; an empty family would only confuse.
         if !change.is_empty() {
-            out.push((idx, change));
+            out.push((idx, Kind::Change, change));
         }
         if !yoy.is_empty() {
-            out.push((idx, yoy));
+            out.push((idx, Kind::YearOnYear, yoy));
         }
     }
     out

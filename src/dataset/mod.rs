@@ -9,6 +9,7 @@
 mod builder;
 pub mod calendar;
 mod derive;
+pub mod families;
 pub mod ingest;
 pub mod units;
 
@@ -24,6 +25,7 @@ use units::{Unit, MULTIPLIER_FORMS, UNIT_NAMES};
 
 pub use builder::{excerpt, MAX_ERRORS_PER_FILE};
 pub(crate) use builder::{Builder, Field, Loc, MetricDef, Obs, Value};
+pub use families::{Family, Kind};
 
 /// A validated dataset, values already in base units.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,21 +51,12 @@ pub struct Dataset {
     pub period_label: String,
     /// Every distinct label value, once; metrics refer to them by index.
     pub symbols: Vec<Box<str>>,
-    /// Every family the dataset serves, by name, with what declares it and where (in the
-    /// config, the first of `files`): what a clash between datasets is reported with.
+    /// Every family the dataset serves, sorted by name: what it is, where its samples are,
+    /// what declares it and where (in the config, the first of `files`). Rendering, export,
+    /// the pages and the clash check across datasets all read this one list.
     pub families: Vec<Family>,
-}
-
-/// A family the dataset serves (its OpenMetrics name: an info metric without `_info`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Family {
-    pub family: String,
-    /// The name as exposed.
-    pub name: String,
-    /// What declares it (`metric \`x\``, `the dataset` …).
-    pub what: String,
-    pub line: usize,
-    pub col: usize,
+    /// The series of the small families the list made (info metrics, calendars).
+    pub tables: Vec<Metric>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -396,16 +389,33 @@ pub fn build(
         }
     }
 
-    let families = check_families(
+    let info = DatasetInfo {
+        name: ds.name.get_ref().clone(),
+        title: ds.title.clone(),
+        publisher: ds.publisher.clone(),
+        source_url: ds.source_url.clone(),
+        published: ds.published.get_ref().clone(),
+        published_timestamp,
+        description: ds.description.clone(),
+        prefix,
+    };
+    let mut symbols = symbols;
+    let parts = families::Parts {
+        info: &info,
+        sources: &sources,
+        labels: &labels,
+        metrics: &metrics,
+        derived: &derived_out,
+        release: release.as_ref(),
+        metric_releases: &metric_releases,
+    };
+    let mut listed = families::list(&parts, &mut symbols);
+    families::check(
         &map,
         config,
-        &prefix,
+        &parts,
         &period.label,
-        &metrics,
-        &derived_out,
-        &labels,
-        release.is_some(),
-        !metric_releases.is_empty(),
+        &mut listed.families,
         &mut errs,
     );
 
@@ -413,290 +423,20 @@ pub fn build(
         return Err(Diagnostics::new(errs));
     }
     Ok(Dataset {
-        info: DatasetInfo {
-            name: ds.name.get_ref().clone(),
-            title: ds.title.clone(),
-            publisher: ds.publisher.clone(),
-            source_url: ds.source_url.clone(),
-            published: ds.published.get_ref().clone(),
-            published_timestamp,
-            description: ds.description.clone(),
-            prefix,
-        },
+        info,
         sources,
         labels,
         metrics,
-        derived: derived_out.into_iter().map(|(_, m)| m).collect(),
+        derived: derived_out.into_iter().map(|(_, _, m)| m).collect(),
         release,
         metric_releases,
         missing: out.missing,
         files,
         period_label: period.label,
         symbols,
-        families,
+        families: listed.families,
+        tables: listed.tables,
     })
-}
-
-/// Labels Prometheus attaches to every scraped series: a series carrying one of its own keeps
-/// it only as `exported_<name>`, which every query and rule would miss.
-const TARGET_LABELS: &[&str] = &["job", "instance"];
-
-/// Name prefixes of the exporter's own metrics, served in the same exposition.
-const OWN_NAMESPACES: &[&str] = &["indicator_exporter_", "process_"];
-
-/// Every family the exposition will carry must read back as what it is, in the text format
-/// and in OpenMetrics alike:
-///
-/// - names unique, counting the family names OpenMetrics gives info metrics (`foo_info` is
-///   family `foo`, so a gauge `foo` beside it is one family twice);
-/// - no family name ending in a suffix that OpenMetrics gives the samples of another type
-///   (`_total`, `_created`, `_count`, `_sum`, `_bucket`, `_gcount`, `_gsum`, `_info`): a
-///   counter `foo` would write `foo_total`, so a gauge `foo_total` could be read as its sample;
-/// - none in the namespaces of the exporter's own metrics (`indicator_exporter_`, `process_`);
-/// - no label twice in one family, where the exporter adds labels of its own: `name_<lang>` on
-///   display names, `flag` and `status` on status flags, `dataset` and `metric` beside the
-///   period label on release calendars;
-/// - no `job` or `instance` label, which Prometheus would store as `exported_job` and
-///   `exported_instance`.
-#[allow(clippy::too_many_arguments)]
-fn check_families(
-    map: &SourceMap,
-    config: &Config,
-    prefix: &str,
-    period_label: &str,
-    metrics: &[Metric],
-    derived: &[(usize, Metric)],
-    labels: &[LabelDisplay],
-    release: bool,
-    metric_releases: bool,
-    errs: &mut Vec<Diagnostic>,
-) -> Vec<Family> {
-    let dataset_span = config.dataset.span();
-    let ds = config.dataset.get_ref();
-    let own = |name: &str| {
-        OWN_NAMESPACES
-            .iter()
-            .find(|ns| name.starts_with(*ns))
-            .copied()
-    };
-    // A prefix in the exporter's namespace is one mistake, not one per family.
-    let prefix_is_own = match own(prefix) {
-        Some(ns) => {
-            errs.push(map.diag(
-                ds.metric_prefix.span(),
-                format!("metric_prefix `{prefix}` is in the `{ns}` namespace of the exporter's own metrics, expected another prefix"),
-            ));
-            true
-        }
-        None => false,
-    };
-    // OpenMetrics family name -> the name, what claimed it, and where.
-    let mut families: HashMap<String, (String, String, std::ops::Range<usize>)> = HashMap::new();
-    // `info`: an info metric, whose family is its name without `_info`; `named`: a name
-    // whose ending was checked where it was written (a [[metric]] name).
-    let mut claim = |name: String,
-                     (info, named): (bool, bool),
-                     span: std::ops::Range<usize>,
-                     what: String,
-                     errs: &mut Vec<Diagnostic>| {
-        let family = if info {
-            name.strip_suffix("_info").unwrap_or(&name)
-        } else {
-            &name
-        };
-        if let (false, Some(ns)) = (prefix_is_own, own(&name)) {
-            errs.push(map.diag(
-                span.clone(),
-                format!("metric name `{name}` of {what} is in the `{ns}` namespace of the exporter's own metrics, expected another name"),
-            ));
-        }
-        let reserved = RESERVED_SUFFIXES.iter().find(|s| family.ends_with(*s));
-        if let (false, Some(s)) = (named, reserved) {
-            let whose = match *s {
-                "_total" | "_created" => "counters",
-                "_info" => "info metrics",
-                "_gcount" | "_gsum" => "gauge histograms",
-                _ => "histograms and summaries",
-            };
-            errs.push(map.diag(
-                span.clone(),
-                format!("metric name `{name}` of {what} makes family `{family}`, which ends in `{s}`, a suffix OpenMetrics gives the samples of {whose}, expected a name without it"),
-            ));
-        }
-        match families.get(family) {
-            Some((first_name, first, _)) if *first_name == name => errs.push(map.diag(
-                span,
-                format!("metric name `{name}` of {what} is already taken by {first}, expected unique names"),
-            )),
-            Some((first_name, first, _)) => errs.push(map.diag(
-                span,
-                format!("metric name `{name}` of {what} and `{first_name}` of {first} are one family `{family}` in OpenMetrics, expected unique names"),
-            )),
-            None => {
-                families.insert(family.to_string(), (name.clone(), what, span));
-            }
-        }
-    };
-    claim(
-        format!("{prefix}dataset_info"),
-        (true, false),
-        dataset_span.clone(),
-        "the dataset".into(),
-        errs,
-    );
-    claim(
-        format!("{prefix}dataset_published_timestamp_seconds"),
-        (false, false),
-        dataset_span.clone(),
-        "the dataset".into(),
-        errs,
-    );
-    if !config.sources.is_empty() {
-        claim(
-            format!("{prefix}source_info"),
-            (true, false),
-            dataset_span.clone(),
-            "the [[source]] list".into(),
-            errs,
-        );
-    }
-    for l in labels {
-        let span = config
-            .labels
-            .iter()
-            .find(|c| c.get_ref().name.get_ref() == &l.name)
-            .map_or(dataset_span.clone(), |c| c.get_ref().name.span());
-        if TARGET_LABELS.contains(&l.name.as_str()) {
-            errs.push(map.diag(
-                span.clone(),
-                format!("label `{}` is a label Prometheus gives every target: it would be stored as `exported_{}`, expected another label name", l.name, l.name),
-            ));
-        }
-        let what = format!("[[label]] `{}`", l.name);
-        claim(
-            format!("{prefix}{}_info", l.name),
-            (true, false),
-            span.clone(),
-            what,
-            errs,
-        );
-        if let Some(lang) = l
-            .languages
-            .iter()
-            .find(|lang| format!("name_{lang}") == l.name)
-        {
-            errs.push(map.diag(
-                span,
-                format!("label `{}` clashes with the label `name_{lang}` that the display names in language `{lang}` get in `{prefix}{}_info`, expected another label name", l.name, l.name),
-            ));
-        }
-    }
-    let metric_span = |i: usize| config.metrics[i].get_ref().name.span();
-    // Where a label of metric `i` is written: in its `labels`, else (read from a file) its name.
-    let label_span = |i: usize, label: &str| {
-        config.metrics[i]
-            .get_ref()
-            .labels
-            .as_ref()
-            .and_then(|ls| ls.get_ref().iter().find(|l| l.get_ref() == label))
-            .map_or_else(|| metric_span(i), |l| l.span())
-    };
-    for (i, m) in metrics.iter().enumerate() {
-        let raw = config.metrics[i].get_ref().name.get_ref();
-        let named = RESERVED_SUFFIXES.iter().any(|s| raw.ends_with(s));
-        let what = format!("metric `{raw}`");
-        claim(m.name.clone(), (false, named), metric_span(i), what, errs);
-        for l in m
-            .label_names
-            .iter()
-            .filter(|l| TARGET_LABELS.contains(&l.as_str()))
-        {
-            errs.push(map.diag(
-                label_span(i, l),
-                format!("label `{l}` of metric `{}` is a label Prometheus gives every target: it would be stored as `exported_{l}`, expected another label name", m.name),
-            ));
-        }
-        if m.has_status() {
-            let family = m.status_family();
-            claim(
-                family.clone(),
-                (true, false),
-                metric_span(i),
-                format!("the status flags of `{}`", m.name),
-                errs,
-            );
-            for added in ["flag", "status"] {
-                if m.label_names.iter().any(|l| l == added) {
-                    errs.push(map.diag(
-                        label_span(i, added),
-                        format!("label `{added}` of metric `{}` clashes with the label `{added}` that its status flags get in `{family}`, expected another label name (rename it with `labels` in its [[input]])", m.name),
-                    ));
-                }
-            }
-        }
-    }
-    for (i, d) in derived {
-        let what = format!("the series derived from `{}`", metrics[*i].name);
-        claim(d.name.clone(), (false, false), metric_span(*i), what, errs);
-    }
-    let period_span = ds
-        .period
-        .as_ref()
-        .map_or(dataset_span.clone(), |p| p.get_ref().label.span());
-    let mut calendar = |families: &[&str], beside: &str, what: &str, errs: &mut Vec<Diagnostic>| {
-        for family in families {
-            claim(
-                format!("{prefix}{family}"),
-                (false, false),
-                dataset_span.clone(),
-                what.into(),
-                errs,
-            );
-        }
-        if period_label == beside {
-            errs.push(map.diag(
-                period_span.clone(),
-                format!("period label `{period_label}` clashes with the label `{beside}` beside it in `{prefix}{}`, expected another label name", families[0]),
-            ));
-        }
-    };
-    if release {
-        calendar(
-            &[
-                "next_release_expected_timestamp_seconds",
-                "next_release_overdue_timestamp_seconds",
-            ],
-            "dataset",
-            "the release calendar",
-            errs,
-        );
-    }
-    if metric_releases {
-        calendar(
-            &[
-                "metric_next_release_expected_timestamp_seconds",
-                "metric_next_release_overdue_timestamp_seconds",
-            ],
-            "metric",
-            "the metrics' release calendars",
-            errs,
-        );
-    }
-    let mut out: Vec<Family> = families
-        .into_iter()
-        .map(|(family, (name, what, span))| {
-            let (line, col) = map.line_col(span.start);
-            Family {
-                family,
-                name,
-                what,
-                line,
-                col,
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| a.family.cmp(&b.family));
-    out
 }
 
 /// Display names read from data files, merged into the `[[label]]` of that label (created

@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 
+use crate::dataset::families::{Family, Series};
 use crate::dataset::{Dataset, Metric};
 use crate::expose::encode::{Encoder, Format, Kind};
 
@@ -60,19 +61,6 @@ impl Rendered {
     }
 }
 
-/// A family of the exposition and where its samples come from.
-enum Fam<'a> {
-    DatasetInfo,
-    Published,
-    Sources,
-    Label(usize),
-    Metric(&'a Metric),
-    Status(&'a Metric),
-    Expected(i64),
-    Overdue(i64),
-    MetricReleases(bool),
-}
-
 /// Below this many series a dataset is rendered on one thread: starting threads would cost
 /// more than they save.
 const PARALLEL_FROM: usize = 100_000;
@@ -92,30 +80,25 @@ pub fn render(dataset: &Dataset) -> Rendered {
 
 /// [`render`] on at most `threads` threads.
 fn render_on(dataset: &Dataset, threads: usize) -> Rendered {
-    let fams = families(dataset);
-    let weight = |f: &Fam| match f {
-        Fam::Metric(m) | Fam::Status(m) => m.len(),
-        _ => 1,
-    };
-    let total: usize = fams.iter().map(|(_, f)| weight(f)).sum();
+    let fams = &dataset.families;
+    let weight = |f: &Family| series_of(dataset, f).map_or(1, Metric::len);
+    let total: usize = fams.iter().map(weight).sum();
     if total < PARALLEL_FROM || threads < 2 {
         let mut out = Rendered {
             text: Vec::with_capacity(estimate(dataset)),
             families: Vec::new(),
         };
         let all = (0..fams.len()).map(|i| (i, 0, usize::MAX)).collect();
-        render_share(dataset, &fams, &Share { items: all }, &mut out);
+        render_share(dataset, &Share { items: all }, &mut out);
         return out;
     }
     // Contiguous shares of about equal series counts; a large metric is cut between series.
     let per = total.div_ceil(threads);
     let mut shares = vec![Share { items: Vec::new() }];
     let mut filled = 0;
-    for (i, (_, f)) in fams.iter().enumerate() {
-        let (n, cuttable) = match f {
-            Fam::Metric(m) => (m.len(), true),
-            f => (weight(f), false),
-        };
+    for (i, f) in fams.iter().enumerate() {
+        // A status family's samples are its flagged series: not cut, as they are not indexed.
+        let (n, cuttable) = (weight(f), !matches!(f.series, Series::Status(_)));
         let mut from = 0;
         while cuttable && filled + (n - from) > per && shares.len() < threads {
             let to = from + (per - filled);
@@ -149,7 +132,7 @@ fn render_on(dataset: &Dataset, threads: usize) -> Rendered {
                         text: Vec::with_capacity(size),
                         families: Vec::new(),
                     };
-                    let lead = render_share(dataset, &fams, share, &mut out);
+                    let lead = render_share(dataset, share, &mut out);
                     (out, lead)
                 })
             })
@@ -177,259 +160,39 @@ fn render_on(dataset: &Dataset, threads: usize) -> Rendered {
     out
 }
 
-/// Every family of the dataset, sorted by name.
-fn families(dataset: &Dataset) -> Vec<(String, Fam<'_>)> {
-    let prefix = &dataset.info.prefix;
-    let releases = &dataset.metric_releases;
-    let mut fams: Vec<(String, Fam)> = vec![
-        (format!("{prefix}dataset_info"), Fam::DatasetInfo),
-        (
-            format!("{prefix}dataset_published_timestamp_seconds"),
-            Fam::Published,
-        ),
-    ];
-    if !dataset.sources.is_empty() {
-        fams.push((format!("{prefix}source_info"), Fam::Sources));
+/// The table of series a family's samples come from: a declared or derived metric, a table
+/// the list made, or (for status flags) the metric whose flags they are.
+fn series_of<'d>(d: &'d Dataset, f: &Family) -> Option<&'d Metric> {
+    match f.series {
+        Series::Metric(i) | Series::Status(i) => d.metrics.get(i),
+        Series::Derived(j) => d.derived.get(j),
+        Series::Table(t) => d.tables.get(t),
     }
-    for (i, l) in dataset.labels.iter().enumerate() {
-        fams.push((format!("{prefix}{}_info", l.name), Fam::Label(i)));
-    }
-    for m in dataset.metrics.iter().chain(&dataset.derived) {
-        fams.push((m.name.clone(), Fam::Metric(m)));
-    }
-    for m in dataset.metrics.iter().filter(|m| m.has_status()) {
-        fams.push((m.status_family(), Fam::Status(m)));
-    }
-    if releases.iter().any(|(_, r)| r.expected_timestamp.is_some()) {
-        fams.push((
-            format!("{prefix}metric_next_release_expected_timestamp_seconds"),
-            Fam::MetricReleases(true),
-        ));
-    }
-    if releases.iter().any(|(_, r)| r.overdue_timestamp.is_some()) {
-        fams.push((
-            format!("{prefix}metric_next_release_overdue_timestamp_seconds"),
-            Fam::MetricReleases(false),
-        ));
-    }
-    if let Some(r) = &dataset.release {
-        if let Some(t) = r.expected_timestamp {
-            fams.push((
-                format!("{prefix}next_release_expected_timestamp_seconds"),
-                Fam::Expected(t),
-            ));
-        }
-        if let Some(t) = r.overdue_timestamp {
-            fams.push((
-                format!("{prefix}next_release_overdue_timestamp_seconds"),
-                Fam::Overdue(t),
-            ));
-        }
-    }
-    fams.sort_by(|a, b| a.0.cmp(&b.0));
-    fams
 }
 
 /// Writes one share of the families into `out`. Returns how many bytes lead it that belong to
 /// the family the share before it began (its samples from a series on).
-fn render_share(
-    dataset: &Dataset,
-    fams: &[(String, Fam)],
-    share: &Share,
-    out: &mut Rendered,
-) -> usize {
-    let info = &dataset.info;
-    let releases = &dataset.metric_releases;
+fn render_share(dataset: &Dataset, share: &Share, out: &mut Rendered) -> usize {
     let mut lead = 0;
     for (n, &(i, from, to)) in share.items.iter().enumerate() {
         if n == 1 && share.items[0].1 > 0 {
             lead = out.text.len();
         }
-        let (name, fam) = &fams[i];
-        match fam {
-            Fam::DatasetInfo => {
-                out.family(
-                    name,
-                    &format!(
-                        "Dataset served by this exporter: {}, published by {} on {}.",
-                        info.title, info.publisher, info.published
-                    ),
-                    Kind::Info,
-                    None,
-                );
-                out.sample(
-                    name,
-                    [
-                        ("dataset", info.name.as_str()),
-                        ("published", info.published.as_str()),
-                        ("publisher", info.publisher.as_str()),
-                        ("source_url", info.source_url.as_str()),
-                        ("title", info.title.as_str()),
-                    ],
-                    1.0,
-                );
-            }
-            Fam::Published => {
-                out.family(
-                    name,
-                    &format!("Publication date of the latest figures of the dataset {} (00:00 UTC), as a Unix timestamp.", info.name),
-                    Kind::Gauge,
-                    Some("seconds"),
-                );
-                out.sample(
-                    name,
-                    [("dataset", info.name.as_str())],
-                    info.published_timestamp as f64,
-                );
-            }
-            Fam::Sources => {
-                out.family(name, "Publications the figures of this dataset are taken from; `source` is the id samples cite.", Kind::Info, None);
-                let mut sources: Vec<_> = dataset.sources.iter().collect();
-                sources.sort_by(|a, b| a.id.cmp(&b.id));
-                for s in sources {
-                    out.sample(
-                        name,
-                        [
-                            ("published", s.published.as_str()),
-                            ("source", &s.id),
-                            ("title", &s.title),
-                            ("url", &s.url),
-                        ],
-                        1.0,
-                    );
-                }
-            }
-            Fam::Label(i) => {
-                let l = &dataset.labels[*i];
-                let help = if l.help.is_empty() {
-                    format!("Display names of the codes of label `{}`.", l.name)
-                } else {
-                    format!(
-                        "Display names of the codes of label `{}`: {}",
-                        l.name, l.help
-                    )
-                };
-                out.family(name, &help, Kind::Info, None);
-                let keys: Vec<String> = l
-                    .languages
-                    .iter()
-                    .map(|lang| format!("name_{lang}"))
-                    .collect();
-                // Label names sorted: the label itself sorts among `name_*` by its own name.
-                let mut order: Vec<usize> = (0..=keys.len()).collect();
-                let key = |i: usize| {
-                    if i == keys.len() {
-                        l.name.as_str()
-                    } else {
-                        keys[i].as_str()
-                    }
-                };
-                order.sort_by(|a, b| key(*a).cmp(key(*b)));
-                let mut values: Vec<&(String, Vec<String>)> = l.values.iter().collect();
-                values.sort_by(|a, b| a.0.cmp(&b.0));
-                for (code, names) in values {
-                    let val = |i: usize| {
-                        if i == keys.len() {
-                            code.as_str()
-                        } else {
-                            names[i].as_str()
-                        }
-                    };
-                    out.sample(name, order.iter().map(|&i| (key(i), val(i))), 1.0);
-                }
-            }
-            Fam::Metric(m) => {
-                if from == 0 {
-                    out.family(&m.name, &m.help, Kind::Gauge, m.unit.suffix());
-                }
-                // Series are stored sorted; labels are written sorted by name.
-                for i in from..to.min(m.len()) {
-                    let ids = m.labels(i);
-                    out.sample(
-                        &m.name,
-                        m.order
-                            .iter()
-                            .map(|&j| (m.label_names[j].as_str(), dataset.symbol(ids[j]))),
-                        m.value(i),
-                    );
-                }
-            }
-            Fam::Status(m) => {
-                out.family(name, &status_help(m), Kind::Info, None);
-                for i in 0..m.len() {
-                    let Some(st) = m.status(i) else { continue };
-                    let code = dataset.symbol(st);
-                    let flag = crate::dataset::status_flag(code);
-                    let ids = m.labels(i);
-                    let mut labels: Vec<(&str, &str)> = m
-                        .order
-                        .iter()
-                        .map(|&j| (m.label_names[j].as_str(), dataset.symbol(ids[j])))
-                        .collect();
-                    labels.push(("flag", flag.as_str()));
-                    labels.push(("status", code));
-                    labels.sort_by(|a, b| a.0.cmp(b.0));
-                    out.sample(name, labels, 1.0);
-                }
-            }
-            Fam::MetricReleases(expected) => {
-                let (what, when) = if *expected {
-                    ("usually published", "by")
-                } else {
-                    ("overdue", "after")
-                };
-                out.family(
-                    name,
-                    &format!("When the figures of the next period of each metric with its own release calendar are {what}: {when} this Unix timestamp, from the metric's [metric.release] in the config."),
-                    Kind::Gauge,
-                    Some("seconds"),
-                );
-                let mut rs: Vec<&(String, crate::dataset::ReleaseSchedule)> =
-                    releases.iter().collect();
-                rs.sort_by(|a, b| a.0.cmp(&b.0));
-                for (metric, r) in rs {
-                    let t = if *expected {
-                        r.expected_timestamp
-                    } else {
-                        r.overdue_timestamp
-                    };
-                    let Some(t) = t else { continue };
-                    let period = r.next_period.to_string();
-                    let mut labels = [
-                        ("metric", metric.as_str()),
-                        (r.period_label.as_str(), period.as_str()),
-                    ];
-                    labels.sort_by(|a, b| a.0.cmp(b.0));
-                    out.sample(name, labels, t as f64);
-                }
-            }
-            Fam::Expected(t) | Fam::Overdue(t) => {
-                let r = dataset
-                    .release
-                    .as_ref()
-                    .expect("release families exist only with a schedule");
-                let (what, when) = if matches!(fam, Fam::Expected(_)) {
-                    ("usually published", "by")
-                } else {
-                    ("overdue", "after")
-                };
-                out.family(
-                    name,
-                    &format!(
-                        "When the figures of the next {} of dataset {} are {what}: {when} this Unix timestamp, from the release calendar in the config.",
-                        r.period_label, info.name
-                    ),
-                    Kind::Gauge,
-                    Some("seconds"),
-                );
-                let period = r.next_period.to_string();
-                let mut labels = [
-                    ("dataset", info.name.as_str()),
-                    (r.period_label.as_str(), period.as_str()),
-                ];
-                labels.sort_by(|a, b| a.0.cmp(b.0));
-                out.sample(name, labels, *t as f64);
-            }
+        let f = &dataset.families[i];
+        if from == 0 {
+            let kind = if f.kind.is_info() {
+                Kind::Info
+            } else {
+                Kind::Gauge
+            };
+            out.family(&f.name, &f.help, kind, f.unit.as_deref());
+        }
+        let Some(m) = series_of(dataset, f) else {
+            continue;
+        };
+        match f.series {
+            Series::Status(_) => status_samples(dataset, &f.name, m, out),
+            _ => samples(dataset, &f.name, m, from..to.min(m.len()), out),
         }
     }
     if share.items.len() == 1 && share.items[0].1 > 0 {
@@ -439,9 +202,37 @@ fn render_share(
     lead
 }
 
-/// HELP of a metric's status family, served and exported alike.
-pub(crate) fn status_help(m: &Metric) -> String {
-    format!("Observation status flags of {} (provisional, estimated, break …) as the publisher gives them, for the series that have one; `status` is the code, `flag` its meaning. The value series keeps its identity when a flag changes.", m.name)
+/// Series `range` of `m` as samples of `name`. Series are stored sorted; labels are written
+/// sorted by name.
+fn samples(d: &Dataset, name: &str, m: &Metric, range: Range<usize>, out: &mut Rendered) {
+    for i in range {
+        let ids = m.labels(i);
+        let labels = m
+            .order
+            .iter()
+            .map(|&j| (m.label_names[j].as_str(), d.symbol(ids[j])));
+        out.sample(name, labels, m.value(i));
+    }
+}
+
+/// A sample of 1 per series of `m` that has a status flag: its labels, the code as `status`
+/// and its meaning as `flag`.
+fn status_samples(d: &Dataset, name: &str, m: &Metric, out: &mut Rendered) {
+    for i in 0..m.len() {
+        let Some(st) = m.status(i) else { continue };
+        let code = d.symbol(st);
+        let flag = crate::dataset::status_flag(code);
+        let ids = m.labels(i);
+        let mut labels: Vec<(&str, &str)> = m
+            .order
+            .iter()
+            .map(|&j| (m.label_names[j].as_str(), d.symbol(ids[j])))
+            .collect();
+        labels.push(("flag", flag.as_str()));
+        labels.push(("status", code));
+        labels.sort_by(|a, b| a.0.cmp(b.0));
+        out.sample(name, labels, 1.0);
+    }
 }
 
 fn estimate(d: &Dataset) -> usize {

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::dataset::calendar::{civil_from_days, days_from_civil, Cadence, Period};
+use crate::dataset::families::{Kind, Series};
 use crate::dataset::units::{scale_pow10, Base};
 use crate::dataset::{Dataset, Metric, ReleaseSchedule};
 
@@ -656,8 +657,8 @@ fn metrics(out: &mut String, page: &Page, d: &Dataset) {
     }
     out.push_str("</ul>\n");
     let mut budget = MAX_SERIES_PER_PAGE;
-    for m in &d.metrics {
-        metric(out, page, d, &names, m, &mut budget);
+    for i in 0..d.metrics.len() {
+        metric(out, page, d, &names, i, &mut budget);
     }
 }
 
@@ -715,12 +716,51 @@ fn groups(m: &Metric, pi: Option<usize>, cap: usize, d: &Dataset) -> (Vec<Group>
     (shown, total)
 }
 
-/// The series derived from `m` that hold its latest value per label set (named as
-/// [`crate::dataset`] derives them), if `m` has them.
+/// The series derived from `m` that hold its latest value per label set, if `m` has them.
 fn latest_of<'a>(d: &'a Dataset, m: &Metric) -> Option<&'a Metric> {
-    let suffix = m.unit.suffix().map_or(String::new(), |s| format!("_{s}"));
-    let name = format!("{}_latest{suffix}", m.stem());
-    d.derived.iter().find(|x| x.name == name)
+    let i = d.metrics.iter().position(|x| std::ptr::eq(x, m))?;
+    d.families
+        .iter()
+        .filter(|f| f.metric() == Some(i) && f.kind == Kind::Latest)
+        .find_map(|f| match f.series {
+            Series::Derived(j) => d.derived.get(j),
+            _ => None,
+        })
+}
+
+/// The families served for metric `i`, each with what it is: its values, the series derived
+/// from it, its status flags.
+fn served_as(out: &mut String, d: &Dataset, i: usize) {
+    let mut first = true;
+    for f in d.families.iter().filter(|f| f.metric() == Some(i)) {
+        let what = match f.kind {
+            Kind::Value => "values",
+            Kind::Latest => "latest value",
+            Kind::LatestPeriod => "latest period",
+            Kind::Change => "change",
+            Kind::YearOnYear => "year-on-year change",
+            Kind::Status => "status flags",
+            Kind::Info | Kind::Calendar => "",
+        };
+        out.push_str(if first {
+            "<p class=\"small muted wrap families\">Served as: "
+        } else {
+            " · "
+        });
+        first = false;
+        let _ = write!(
+            out,
+            "<code data-family=\"{}\">{}</code>",
+            escape_html(&f.name),
+            breakable(&f.name)
+        );
+        if !what.is_empty() {
+            let _ = write!(out, " ({what})");
+        }
+    }
+    if !first {
+        out.push_str("</p>\n");
+    }
 }
 
 /// The points of a group that its chart draws: the latest ones.
@@ -738,14 +778,8 @@ fn ordinal(p: &Period) -> i64 {
     }
 }
 
-fn metric(
-    out: &mut String,
-    page: &Page,
-    d: &Dataset,
-    names: &Names,
-    m: &Metric,
-    budget: &mut usize,
-) {
+fn metric(out: &mut String, page: &Page, d: &Dataset, names: &Names, i: usize, budget: &mut usize) {
+    let m = &d.metrics[i];
     let pi = m.label_names.iter().position(|l| *l == d.period_label);
     let _ = write!(
         out,
@@ -769,6 +803,7 @@ fn metric(
         }
     }
     out.push_str("</p>\n");
+    served_as(out, d, i);
     if let Some((_, r)) = d.metric_releases.iter().find(|(n, _)| *n == m.name) {
         out.push_str("<p class=\"small\">Next release: ");
         release(out, page, r);

@@ -363,7 +363,7 @@ impl Reloader {
         }
         let list: Vec<&crate::dataset::Dataset> = order.iter().map(|(_, d)| *d).collect();
         let mut refused: BTreeMap<usize, Vec<Diagnostic>> = BTreeMap::new();
-        for (at, d) in catalog::clashes(&list) {
+        for (at, d) in crate::dataset::families::clashes(&list) {
             if let Some(k) = order[at].0 {
                 refused.entry(k).or_default().push(d);
             }
