@@ -26,9 +26,8 @@ pub mod telemetry;
 
 use std::future::Future;
 
-use crate::config::catalog;
 use crate::http::{server, web};
-use crate::reload::{load, refresh as remote, watcher};
+use crate::reload::{load, watcher};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -71,11 +70,12 @@ pub fn check_with(
 }
 
 /// Loads and validates every dataset of the catalogue, as start-up does (remote sources
-/// fetched once), and checks them against one another, without serving them.
+/// fetched once), and checks them against one another, without serving them: the load of
+/// `--config.check` and `export`.
 pub fn check_catalog(
     config_file: &std::path::Path,
     max_file_size: u64,
-) -> Result<Vec<Dataset>, Diagnostics> {
+) -> Result<Vec<Arc<Dataset>>, Diagnostics> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -85,38 +85,11 @@ pub fn check_catalog(
                 format!("cannot start the runtime for remote sources: {e}"),
             ))
         })?;
-    runtime.block_on(async {
-        let entries = catalog::plan(config_file, max_file_size)?;
-        let telemetry = Arc::new(Telemetry::new());
-        // Nobody listens: the sources' refresh tasks end with the runtime.
-        let (tx, _) = mpsc::channel(1);
-        let mut datasets = Vec::new();
-        let mut errors = Vec::new();
-        for e in &entries.entries {
-            let path = &e.config_file;
-            let mut sources = remote::Sources::default();
-            let key = path.display().to_string();
-            let bodies = sources
-                .prepare(path, &key, &key, &telemetry, &tx.downgrade())
-                .await;
-            let loaded = bodies.and_then(|b| load::load_remote(path, max_file_size, &b));
-            match loaded {
-                Ok(d) => datasets.push(d),
-                Err(e) => errors.extend(e.0),
-            }
-        }
-        let list: Vec<&Dataset> = datasets.iter().collect();
-        errors.extend(
-            crate::dataset::families::clashes(&list)
-                .into_iter()
-                .map(|(_, d)| d),
-        );
-        if errors.is_empty() {
-            Ok(datasets)
-        } else {
-            Err(Diagnostics::new(errors))
-        }
-    })
+    let limits = load::Limits {
+        max_file_size,
+        ..load::Limits::default()
+    };
+    runtime.block_on(Reloader::check(config_file.to_path_buf(), limits))
 }
 
 /// Loads the dataset, then serves it on `listener` until `shutdown` resolves. An invalid

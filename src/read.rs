@@ -66,6 +66,8 @@ pub fn read_file(p: &Path, max: u64) -> Result<Vec<u8>, String> {
             size(max)
         ));
     }
+    // At debug level, one line per file read: what a load costs, and that each file is read once.
+    tracing::debug!(file = %p.display(), bytes = buf.len(), "read file");
     Ok(buf)
 }
 

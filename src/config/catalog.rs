@@ -25,6 +25,9 @@ pub struct Plan {
     pub entries: Vec<Entry>,
     /// `[catalog] directory`, watched for dataset files that come and go.
     pub directory: Option<PathBuf>,
+    /// The main config's text when it holds a dataset: that dataset's load parses it instead
+    /// of reading the file a second time.
+    pub main_text: Option<String>,
 }
 
 /// The datasets the main config file names, in order: itself first when it holds a dataset,
@@ -56,6 +59,7 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Plan, Diagnostics> {
         return Ok(Plan {
             entries,
             directory: None,
+            main_text: Some(text),
         });
     };
     let catalog = catalog.into_inner();
@@ -127,7 +131,12 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Plan, Diagnostics> {
         ));
     }
     if errs.is_empty() {
-        Ok(Plan { entries, directory })
+        let main_text = file.has_dataset.then_some(text);
+        Ok(Plan {
+            entries,
+            directory,
+            main_text,
+        })
     } else {
         Err(Diagnostics::new(errs))
     }

@@ -1,6 +1,9 @@
-//! The load pipeline, start-up and reload alike: read the config and the data files it names
-//! (the only I/O, through [`crate::read`]), parse and validate ([`load`]), then render
-//! ([`load_and_render`]), on a blocking thread that is waited for within a time.
+//! One dataset's load, start-up, reload, `--config.check` and `export` alike, in two steps
+//! around the fetch of its remote sources: [`parse`] reads its config once and parses it into
+//! a [`Parsed`] value (its name, its remote sources, the problems of its shape), then [`build`]
+//! reads each data file once and validates the dataset. Both run on a blocking thread that is
+//! waited for within a time ([`off_thread`]). Every read goes through [`crate::read`], within
+//! `--config.max-file-size`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +13,10 @@ use std::time::Duration;
 
 use crate::config;
 use crate::dataset::{self, DataFile, DataFiles, Dataset};
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::expose::snapshot::Snapshot;
 use crate::read::{read_text, DEFAULT_MAX_FILE_SIZE};
+use crate::source::fetch::{self, FetchSettings};
 
 /// How long a load may take before its caller stops waiting for it.
 pub const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -26,7 +30,7 @@ pub const MAX_ABANDONED_LOADS: usize = 4;
 pub struct Limits {
     /// Largest config or data file read, in bytes (`--config.max-file-size`).
     pub max_file_size: u64,
-    /// How long [`load_and_render`] waits for the pipeline.
+    /// How long a load's step waits for its blocking thread.
     pub timeout: Duration,
     /// Loads still running after their timeout, shared by every load of one exporter.
     pub abandoned: Arc<AtomicUsize>,
@@ -46,26 +50,208 @@ impl Default for Limits {
 /// fetched (or why there is none). A load reads them instead of files.
 pub type RemoteBodies = HashMap<String, Result<String, String>>;
 
-/// The whole pipeline, on a blocking thread: a large dataset takes CPU-bound seconds. Waited
-/// for at most `limits.timeout`: a load stuck on a file (a hung network mount) fails instead,
-/// and the next reload does not wait for it.
-pub async fn load_and_render(
+/// A dataset's config as read and parsed once: what every later step of its load takes.
+#[derive(Debug)]
+pub struct Parsed {
+    pub path: PathBuf,
+    text: String,
+    /// The config, when its shape let it be read.
+    config: Option<config::Config>,
+    /// Problems of shape (every one toml and serde report).
+    shape: Vec<Diagnostic>,
+    /// The remote sources it names, with their checked settings.
+    pub remote: Vec<RemoteSource>,
+    /// Problems of the remote sources' `[fetch]` options.
+    pub fetch_errors: Vec<Diagnostic>,
+}
+
+/// A data file that is a URL, with its settings and where it is written (for errors).
+#[derive(Debug, Clone)]
+pub struct RemoteSource {
+    pub url: String,
+    pub settings: FetchSettings,
+    pub at: Diagnostic,
+}
+
+impl Parsed {
+    /// The dataset's name as declared, when the config could be read that far.
+    pub fn name(&self) -> Option<&str> {
+        let c = self.config.as_ref()?;
+        Some(c.dataset.get_ref().name.get_ref())
+    }
+}
+
+/// Reads the config at `path` (unless its `text` was read already, as the main config's is
+/// by the catalogue) and parses it. Only a file that cannot be read is an error here; problems
+/// of shape are kept for [`build`], which reports them with every other.
+pub fn parse(path: &Path, max_file_size: u64, text: Option<String>) -> Result<Parsed, Diagnostics> {
+    let text = match text {
+        Some(t) => t,
+        None => read_text(path, max_file_size).map_err(|why| {
+            Diagnostics::one(Diagnostic::file(
+                path,
+                format!("cannot read config file: {why}"),
+            ))
+        })?,
+    };
+    let (config, shape) = config::parse_partial(path, &text);
+    let (remote, fetch_errors) = match &config {
+        Some(c) => remote_sources(path, &text, c),
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(Parsed {
+        path: path.to_path_buf(),
+        text,
+        config,
+        shape,
+        remote,
+        fetch_errors,
+    })
+}
+
+/// Reads each data file the config names once (the bodies of remote ones are in `remote`)
+/// and validates the dataset.
+pub fn build(
+    parsed: &Parsed,
+    max_file_size: u64,
+    remote: &RemoteBodies,
+) -> Result<Dataset, Diagnostics> {
+    let Some(config) = &parsed.config else {
+        return Err(Diagnostics::new(parsed.shape.clone()));
+    };
+    let path = &parsed.path;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut data = DataFiles::new();
+    let named = config
+        .metrics
+        .iter()
+        .filter_map(|m| m.get_ref().samples_file.as_ref())
+        .chain(config.inputs.iter().map(|i| &i.get_ref().file));
+    for f in named {
+        if data.contains_key(f.get_ref()) {
+            continue;
+        }
+        let (p, text) = if fetch::is_remote(f.get_ref()) {
+            let text = remote
+                .get(f.get_ref())
+                .cloned()
+                .unwrap_or_else(|| Err("not fetched yet, expected a body from the source".into()));
+            (PathBuf::from(fetch::redact(f.get_ref())), text)
+        } else {
+            let p = base.join(f.get_ref());
+            let text = read_text(&p, max_file_size);
+            (p, text)
+        };
+        data.insert(f.get_ref().clone(), DataFile { path: p, text });
+    }
+    // The fetch options of remote sources are checked whether or not they are fetched.
+    let mut shape = parsed.shape.clone();
+    shape.extend(parsed.fetch_errors.iter().cloned());
+    match dataset::build(path, &parsed.text, config, &data) {
+        Ok(d) if shape.is_empty() => Ok(d),
+        Ok(_) => Err(Diagnostics::new(shape)),
+        Err(e) => {
+            // Problems of shape first hide what they cause: a metric left out has no labels.
+            shape.extend(e.0);
+            Err(Diagnostics::new(shape))
+        }
+    }
+}
+
+/// The remote sources a parsed config names, with their checked settings and where each URL
+/// is written; and the problems of their `[fetch]` options, positioned.
+fn remote_sources(
+    config_file: &Path,
+    text: &str,
+    config: &config::Config,
+) -> (Vec<RemoteSource>, Vec<Diagnostic>) {
+    let map = SourceMap::new(config_file, text);
+    let base = config_file.parent().unwrap_or(Path::new("."));
+    let dataset = config
+        .fetch
+        .as_ref()
+        .map(|f| f.get_ref().clone())
+        .unwrap_or_default();
+    let mut out: Vec<RemoteSource> = Vec::new();
+    let mut errors = Vec::new();
+    let named = config
+        .inputs
+        .iter()
+        .map(|i| (&i.get_ref().file, i.get_ref().fetch.as_ref()))
+        .chain(
+            config
+                .metrics
+                .iter()
+                .filter_map(|m| m.get_ref().samples_file.as_ref().map(|f| (f, None))),
+        );
+    for (file, own) in named {
+        if !fetch::is_remote(file.get_ref()) || out.iter().any(|r| r.url == *file.get_ref()) {
+            continue;
+        }
+        let options = match own {
+            Some(o) => dataset.merged(o.get_ref()),
+            None => dataset.clone(),
+        };
+        match options.settings(base) {
+            Ok(settings) => out.push(RemoteSource {
+                url: file.get_ref().clone(),
+                settings,
+                at: map.diag(file.span(), String::new()),
+            }),
+            Err(problems) => {
+                errors.extend(problems.into_iter().map(|(span, m)| map.diag(span, m)));
+            }
+        }
+    }
+    (out, errors)
+}
+
+/// Parses, then builds and (for serving) renders, on blocking threads: a large dataset takes
+/// CPU-bound seconds. Each step is waited for at most `limits.timeout`: a load stuck on a
+/// file (a hung network mount) fails instead, and the next reload does not wait for it.
+pub async fn parse_off_thread(
     path: &Path,
+    text: Option<String>,
+    limits: &Limits,
+) -> Result<Parsed, Diagnostics> {
+    let (owned, max) = (path.to_path_buf(), limits.max_file_size);
+    match off_thread(limits, move || parse(&owned, max, text)).await {
+        Ok(result) => result,
+        Err(stuck) => Err(Diagnostics::one(Diagnostic::file(
+            path,
+            stuck.message(limits),
+        ))),
+    }
+}
+
+/// What a load made of a dataset: validated, and rendered when it is to be served.
+pub struct Loaded {
+    pub dataset: Arc<Dataset>,
+    pub snapshot: Option<Snapshot>,
+}
+
+/// The second step of [`parse_off_thread`]: [`build`], then [`Snapshot::build`] if `render`.
+pub async fn build_off_thread(
+    parsed: Parsed,
     limits: &Limits,
     remote: Arc<RemoteBodies>,
-) -> Result<Snapshot, Diagnostics> {
-    tracing::debug!(config = %path.display(), "loading the dataset");
-    let owned = path.to_path_buf();
+    render: bool,
+) -> Result<Loaded, Diagnostics> {
+    tracing::debug!(config = %parsed.path.display(), "loading the dataset");
+    let path = parsed.path.clone();
     let max = limits.max_file_size;
-    let fail = |message: String| Err(Diagnostics::one(Diagnostic::file(path, message)));
     match off_thread(limits, move || {
-        let d = load_remote(&owned, max, &remote)?;
-        Ok(Snapshot::build(Arc::new(d)))
+        let dataset = Arc::new(build(&parsed, max, &remote)?);
+        let snapshot = render.then(|| Snapshot::build(dataset.clone()));
+        Ok(Loaded { dataset, snapshot })
     })
     .await
     {
         Ok(result) => result,
-        Err(stuck) => fail(stuck.message(limits)),
+        Err(stuck) => Err(Diagnostics::one(Diagnostic::file(
+            &path,
+            stuck.message(limits),
+        ))),
     }
 }
 
@@ -136,65 +322,14 @@ pub fn load(path: &Path) -> Result<Dataset, Diagnostics> {
     load_with(path, DEFAULT_MAX_FILE_SIZE)
 }
 
-/// Reads and validates the dataset, reading no file larger than `max_file_size` bytes.
+/// Reads and validates one dataset without remote sources (they are "not fetched"), reading
+/// no file larger than `max_file_size` bytes: [`parse`] then [`build`].
 pub fn load_with(path: &Path, max_file_size: u64) -> Result<Dataset, Diagnostics> {
-    load_remote(path, max_file_size, &RemoteBodies::new())
-}
-
-/// [`load_with`], taking the data files that are URLs from `remote`.
-pub fn load_remote(
-    path: &Path,
-    max_file_size: u64,
-    remote: &RemoteBodies,
-) -> Result<Dataset, Diagnostics> {
-    let text = read_text(path, max_file_size).map_err(|why| {
-        Diagnostics::one(Diagnostic::file(
-            path,
-            format!("cannot read config file: {why}"),
-        ))
-    })?;
-    let (config, mut shape) = config::parse_partial(path, &text);
-    let Some(config) = config else {
-        return Err(Diagnostics::new(shape));
-    };
-    let base = path.parent().unwrap_or(Path::new("."));
-    let mut data = DataFiles::new();
-    let named = config
-        .metrics
-        .iter()
-        .filter_map(|m| m.get_ref().samples_file.as_ref())
-        .chain(config.inputs.iter().map(|i| &i.get_ref().file));
-    for f in named {
-        if data.contains_key(f.get_ref()) {
-            continue;
-        }
-        let (p, text) = if crate::source::fetch::is_remote(f.get_ref()) {
-            let text = remote
-                .get(f.get_ref())
-                .cloned()
-                .unwrap_or_else(|| Err("not fetched yet, expected a body from the source".into()));
-            (
-                PathBuf::from(crate::source::fetch::redact(f.get_ref())),
-                text,
-            )
-        } else {
-            let p = base.join(f.get_ref());
-            let text = read_text(&p, max_file_size);
-            (p, text)
-        };
-        data.insert(f.get_ref().clone(), DataFile { path: p, text });
-    }
-    // The fetch options of remote sources are checked whether or not they are fetched.
-    shape.extend(crate::reload::refresh::remote_sources_of(path, &text, &config).1);
-    match dataset::build(path, &text, &config, &data) {
-        Ok(d) if shape.is_empty() => Ok(d),
-        Ok(_) => Err(Diagnostics::new(shape)),
-        Err(e) => {
-            // Problems of shape first hide what they cause: a metric left out has no labels.
-            shape.extend(e.0);
-            Err(Diagnostics::new(shape))
-        }
-    }
+    build(
+        &parse(path, max_file_size, None)?,
+        max_file_size,
+        &RemoteBodies::new(),
+    )
 }
 
 #[cfg(test)]

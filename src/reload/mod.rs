@@ -15,17 +15,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::config::catalog::{self, Entry};
+use crate::dataset::Dataset;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::expose::snapshot::{Served, Snapshot, Store};
 use crate::http::pages::{Attempt, DatasetStatus};
 use crate::reload::changes::diff;
-use crate::reload::load::{load_and_render, off_thread, Limits};
+use crate::reload::load::{
+    build_off_thread, off_thread, parse_off_thread, Limits, Loaded, Parsed, RemoteBodies,
+};
 use crate::reload::watcher::Watched;
 use crate::telemetry::Telemetry;
 
@@ -73,11 +76,18 @@ pub type Status = Arc<Mutex<CatalogStatus>>;
 /// One dataset of the catalogue as the load task keeps it.
 struct Slot {
     entry: Entry,
+    /// The config's text when the catalogue read it already (the main file's own dataset):
+    /// the next load parses it instead of reading the file again.
+    text: Option<String>,
     /// The config file as text: the dataset's key for the watcher.
     key: String,
-    /// The dataset's name: from its last good load, else read from its config, else the
+    /// The dataset's name: from its last good load, else as its config declares it, else the
     /// file's stem.
     name: String,
+    /// Whether `name` is still the stem, before any parse of the config.
+    unnamed: bool,
+    /// The last good dataset, and its rendering when the catalogue is served.
+    dataset: Option<Arc<Dataset>>,
     snapshot: Option<Arc<Snapshot>>,
     status: DatasetStatus,
     remote: refresh::Sources,
@@ -86,7 +96,10 @@ struct Slot {
 impl Slot {
     fn new(entry: Entry) -> Slot {
         let key = entry.config_file.display().to_string();
-        let name = declared_name(&entry.config_file);
+        let name = entry
+            .config_file
+            .file_stem()
+            .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned());
         Slot {
             status: DatasetStatus {
                 name: name.clone(),
@@ -97,27 +110,23 @@ impl Slot {
                 sources: Vec::new(),
             },
             entry,
+            text: None,
             key,
             name,
+            unnamed: true,
+            dataset: None,
             snapshot: None,
             remote: refresh::Sources::default(),
         }
     }
-}
 
-/// The dataset name a config declares, read without loading its data; the file's stem when
-/// the config cannot be read that far.
-fn declared_name(path: &Path) -> String {
-    let stem = || {
-        path.file_stem()
-            .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned())
-    };
-    let Ok(text) = crate::read::read_text(path, 16 << 20) else {
-        return stem();
-    };
-    match crate::config::parse_partial(path, &text) {
-        (Some(c), _) => c.dataset.get_ref().name.get_ref().clone(),
-        _ => stem(),
+    /// Takes the name the config declares, the first time it is parsed.
+    fn named(&mut self, parsed: &Parsed) {
+        if let (true, Some(name)) = (self.unnamed, parsed.name()) {
+            self.name = name.to_string();
+            self.status.name = self.name.clone();
+        }
+        self.unnamed = false;
     }
 }
 
@@ -137,16 +146,18 @@ pub struct Reloader {
     slots: Vec<Slot>,
     /// The catalogue's directory of dataset files, if it has one.
     directory: Option<PathBuf>,
+    /// Whether datasets are rendered to be served; `--config.check` and `export` only
+    /// validate them.
+    render: bool,
 }
 
 /// The outcome of one dataset's load, before it is put in service.
-type Loaded = Result<Snapshot, Diagnostics>;
+type Outcome = Result<Loaded, Diagnostics>;
 
 impl Reloader {
     /// Loads the whole catalogue for start-up. Every problem of every dataset is reported;
     /// a dataset whose remote source is down and may wait (`on_start_failure = "not-ready"`)
     /// is not one.
-    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         config_file: PathBuf,
         limits: Limits,
@@ -155,7 +166,6 @@ impl Reloader {
         files: watch::Sender<Watched>,
         triggers: mpsc::WeakSender<Trigger>,
     ) -> Result<Reloader, Diagnostics> {
-        let plan = plan(&config_file, &limits).await?;
         let mut r = Reloader {
             config_file,
             store: crate::expose::snapshot::store(Served::default()),
@@ -165,16 +175,64 @@ impl Reloader {
             web,
             files,
             triggers,
-            slots: plan.entries.into_iter().map(Slot::new).collect(),
-            directory: plan.directory,
+            slots: Vec::new(),
+            directory: None,
+            render: true,
         };
-        let all: Vec<usize> = (0..r.slots.len()).collect();
-        let errors = r.load(&all, "start").await;
+        r.open().await?;
+        Ok(r)
+    }
+
+    /// Loads the whole catalogue as start-up does, remote sources fetched once, without
+    /// rendering it: what `--config.check` and `export` read. A remote source that cannot be
+    /// fetched is an error here, whatever its `on_start_failure`.
+    pub async fn check(
+        config_file: PathBuf,
+        limits: Limits,
+    ) -> Result<Vec<Arc<Dataset>>, Diagnostics> {
+        // Nobody listens: the sources' refresh tasks end with the caller's runtime.
+        let (tx, _) = mpsc::channel(1);
+        let mut r = Reloader {
+            config_file,
+            store: crate::expose::snapshot::store(Served::default()),
+            telemetry: Arc::new(Telemetry::new()),
+            status: Status::default(),
+            limits,
+            web: Arc::new(crate::http::web::Web::load(None)?),
+            files: watch::channel(Watched::new()).0,
+            triggers: tx.downgrade(),
+            slots: Vec::new(),
+            directory: None,
+            render: false,
+        };
+        r.open().await?;
+        for s in &r.slots {
+            s.remote.stop();
+        }
+        Ok(r.slots.iter().filter_map(|s| s.dataset.clone()).collect())
+    }
+
+    /// The first load of the catalogue.
+    async fn open(&mut self) -> Result<(), Diagnostics> {
+        let plan = plan(&self.config_file, &self.limits).await?;
+        self.directory = plan.directory.clone();
+        self.slots = plan.entries.iter().cloned().map(Slot::new).collect();
+        self.give_main_text(plan);
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        let errors = self.load(&all, "start").await;
         if !errors.is_empty() {
             return Err(Diagnostics::new(errors));
         }
-        r.telemetry.config_loaded(true, false);
-        Ok(r)
+        self.telemetry.config_loaded(true, false);
+        Ok(())
+    }
+
+    /// The main config's text, read by the catalogue, to the dataset it holds if it holds one.
+    fn give_main_text(&mut self, plan: catalog::Plan) {
+        let main = &self.config_file;
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.entry.config_file == *main) {
+            slot.text = plan.main_text;
+        }
     }
 
     /// Reloads the catalogue and every dataset in it, web config included. Datasets that
@@ -225,13 +283,14 @@ impl Reloader {
             .drain(..)
             .map(|s| (s.entry.config_file.clone(), s))
             .collect();
-        self.directory = plan.directory;
-        for entry in plan.entries {
+        self.directory = plan.directory.clone();
+        for entry in plan.entries.iter().cloned() {
             let slot = old
                 .remove(&entry.config_file)
                 .unwrap_or_else(|| Slot::new(entry));
             self.slots.push(slot);
         }
+        self.give_main_text(plan);
         for (_, gone) in old {
             gone.remote.stop();
             if !self.slots.iter().any(|s| s.name == gone.name) {
@@ -259,8 +318,8 @@ impl Reloader {
         let served: Vec<String> = self
             .slots
             .iter()
-            .filter_map(|s| s.snapshot.as_ref())
-            .map(|s| s.dataset.summary())
+            .filter_map(|s| s.dataset.as_ref())
+            .map(|d| d.summary())
             .collect();
         match served.len() {
             1 => format!("loaded {}", served[0]),
@@ -306,59 +365,98 @@ impl Reloader {
     }
 
     /// Runs the pipeline for each dataset at `which`, as many at once as there are cores:
-    /// its remote sources first (those not fetched yet), then its files.
-    async fn load_each(&mut self, which: &[usize]) -> Vec<(Loaded, std::time::Duration)> {
+    /// its config parsed (read once for the whole load), its remote sources fetched (those
+    /// not fetched yet), then its data files read and the dataset built and rendered.
+    async fn load_each(&mut self, which: &[usize]) -> Vec<(Outcome, Duration)> {
+        let parses: Vec<_> = which
+            .iter()
+            .map(|&i| {
+                let slot = &mut self.slots[i];
+                let (path, text) = (slot.entry.config_file.clone(), slot.text.take());
+                let limits = self.limits.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let parsed = parse_off_thread(&path, text, &limits).await;
+                    (parsed, started.elapsed())
+                })
+            })
+            .collect();
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         let permits = Arc::new(Semaphore::new(parallel));
         let mut tasks = Vec::new();
-        for &i in which {
-            let slot = &mut self.slots[i];
-            let path = slot.entry.config_file.clone();
-            let prepared = slot
-                .remote
-                .prepare(
-                    &path,
-                    &slot.key,
-                    &slot.name,
-                    &self.telemetry,
-                    &self.triggers,
-                )
-                .await;
-            let (limits, permits) = (self.limits.clone(), permits.clone());
+        for (&i, parse) in which.iter().zip(parses) {
+            let (parsed, parse_took) = parse
+                .await
+                .unwrap_or_else(|e| (Err(internal(e)), Duration::ZERO));
+            let prepared = match parsed {
+                Ok(p) => self.prepare(i, p).await,
+                Err(e) => Err(e),
+            };
+            let (limits, permits, render) = (self.limits.clone(), permits.clone(), self.render);
             tasks.push(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let started = Instant::now();
                 let loaded = match prepared {
-                    Ok(bodies) => load_and_render(&path, &limits, bodies).await,
+                    Ok((parsed, bodies)) => build_off_thread(parsed, &limits, bodies, render).await,
                     Err(e) => Err(e),
                 };
-                (loaded, started.elapsed())
+                (loaded, parse_took + started.elapsed())
             }));
         }
         let mut out = Vec::new();
         for t in tasks {
-            out.push(t.await.unwrap_or_else(|e| {
-                let d = Diagnostic::file(Path::new(""), format!("loading failed internally: {e}"));
-                (Err(Diagnostics::one(d)), std::time::Duration::ZERO)
-            }));
+            out.push(
+                t.await
+                    .unwrap_or_else(|e| (Err(internal(e)), Duration::ZERO)),
+            );
         }
         out
     }
 
+    /// Names slot `i` from its parsed config and fetches its remote sources that have no body
+    /// yet; a source that cannot be fetched, or whose options are wrong, fails the load.
+    async fn prepare(
+        &mut self,
+        i: usize,
+        parsed: Parsed,
+    ) -> Result<(Parsed, Arc<RemoteBodies>), Diagnostics> {
+        let slot = &mut self.slots[i];
+        slot.named(&parsed);
+        let fetched = slot
+            .remote
+            .prepare(
+                &parsed.remote,
+                &slot.key,
+                &slot.name,
+                &self.telemetry,
+                &self.triggers,
+            )
+            .await;
+        let mut errors = parsed.fetch_errors.clone();
+        match fetched {
+            Ok(bodies) if errors.is_empty() => Ok((parsed, bodies)),
+            Ok(_) => Err(Diagnostics::new(errors)),
+            Err(e) => {
+                errors.extend(e.0);
+                Err(Diagnostics::new(errors))
+            }
+        }
+    }
+
     /// Turns each new dataset that clashes with another into an error. The datasets kept as
     /// they are come first, so a clash refuses the one that changed.
-    fn refuse_clashes(&self, which: &[usize], outcomes: &mut [(Loaded, std::time::Duration)]) {
+    fn refuse_clashes(&self, which: &[usize], outcomes: &mut [(Outcome, Duration)]) {
         let kept = self
             .slots
             .iter()
             .enumerate()
             .filter(|(i, _)| !which.contains(i))
-            .filter_map(|(_, s)| s.snapshot.as_ref().map(|s| &*s.dataset));
+            .filter_map(|(_, s)| s.dataset.as_deref());
         let mut order: Vec<(Option<usize>, &crate::dataset::Dataset)> =
             kept.map(|d| (None, d)).collect();
         for (k, (o, _)) in outcomes.iter().enumerate() {
-            if let Ok(s) = o {
-                order.push((Some(k), &s.dataset));
+            if let Ok(loaded) = o {
+                order.push((Some(k), &loaded.dataset));
             }
         }
         let list: Vec<&crate::dataset::Dataset> = order.iter().map(|(_, d)| *d).collect();
@@ -378,8 +476,8 @@ impl Reloader {
     fn put(
         &mut self,
         i: usize,
-        outcome: Loaded,
-        took: std::time::Duration,
+        outcome: Outcome,
+        took: Duration,
         trigger: &str,
     ) -> Result<(), Diagnostics> {
         let slot = &mut self.slots[i];
@@ -387,10 +485,9 @@ impl Reloader {
         slot.remote
             .loaded(outcome.is_ok(), &slot.name, &self.telemetry);
         match outcome {
-            Ok(snapshot) => {
-                let dataset = snapshot.dataset.clone();
-                if let Some(old) = &slot.snapshot {
-                    for change in diff(&old.dataset, &dataset) {
+            Ok(Loaded { dataset, snapshot }) => {
+                if let Some(old) = &slot.dataset {
+                    for change in diff(old, &dataset) {
                         self.telemetry.changed(&dataset.info.name, &change);
                     }
                 }
@@ -399,7 +496,7 @@ impl Reloader {
                     slot.name.clone_from(&dataset.info.name);
                 }
                 self.telemetry.loaded(&dataset, trigger != "start", took);
-                slot.snapshot = Some(Arc::new(snapshot));
+                slot.snapshot = snapshot.map(Arc::new);
                 slot.status = DatasetStatus {
                     name: slot.name.clone(),
                     ready: true,
@@ -413,19 +510,21 @@ impl Reloader {
                     errors: Vec::new(),
                     sources: slot.remote.status(),
                 };
+                slot.dataset = Some(dataset);
                 Ok(())
             }
             Err(e) => {
-                let waiting = slot.snapshot.is_none() && slot.remote.may_wait();
+                // Only a served catalogue may wait for a source; a check reports it.
+                let waiting = slot.dataset.is_none() && slot.remote.may_wait() && self.render;
                 if waiting && trigger == "start" {
                     warn!(dataset = slot.name, "a remote source is not available yet; serving the other datasets, this one is not ready");
                     self.telemetry.waiting(&slot.name);
                 } else {
                     self.telemetry
-                        .load_failed(&slot.name, slot.snapshot.is_some(), &e);
+                        .load_failed(&slot.name, slot.dataset.is_some(), &e);
                 }
                 slot.status.name.clone_from(&slot.name);
-                slot.status.ready = slot.snapshot.is_some();
+                slot.status.ready = slot.dataset.is_some();
                 slot.status.last_attempt = Some(Attempt {
                     at: now,
                     trigger: trigger.into(),
@@ -461,9 +560,8 @@ impl Reloader {
             .slots
             .iter()
             .map(|s| {
-                let files = match &s.snapshot {
-                    Some(snap) => snap
-                        .dataset
+                let files = match &s.dataset {
+                    Some(d) => d
                         .files
                         .iter()
                         .filter(|f| !crate::source::fetch::is_remote(&f.to_string_lossy()))
@@ -617,4 +715,10 @@ pub async fn forward_changes(
             return;
         }
     }
+}
+
+/// A load task that panicked, as the error of its dataset.
+fn internal(e: tokio::task::JoinError) -> Diagnostics {
+    let d = Diagnostic::file(Path::new(""), format!("loading failed internally: {e}"));
+    Diagnostics::one(d)
 }

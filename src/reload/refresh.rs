@@ -4,7 +4,6 @@
 //! is dropped and the last good one kept; a 304 or an unchanged body costs no parse.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -13,9 +12,9 @@ use tokio::sync::mpsc::WeakSender;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
+use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::http::pages::SourceStatus;
-use crate::reload::load::RemoteBodies;
+use crate::reload::load::{RemoteBodies, RemoteSource};
 use crate::reload::Trigger;
 use crate::source::fetch::{
     self, FetchError, FetchSettings, Fetched, Fetcher, Jitter, OnStartFailure, Validators,
@@ -92,24 +91,24 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// Reads the dataset's config for its remote sources, sets them up (a source whose
-    /// settings changed starts again), fetches those that have no body yet, and hands the
-    /// bodies to the load. A source that cannot be fetched is an error of the load, unless
-    /// it already has a body.
+    /// Sets up the remote sources the dataset's config names (a source whose settings
+    /// changed starts again), fetches those that have no body yet, and hands the bodies to the
+    /// load. A source that cannot be fetched is an error of the load, unless it already has a
+    /// body.
     pub async fn prepare(
         &mut self,
-        config_file: &Path,
+        wanted: &[RemoteSource],
         key: &str,
         dataset: &str,
         telemetry: &Arc<Telemetry>,
         triggers: &WeakSender<Trigger>,
     ) -> Result<Arc<RemoteBodies>, Diagnostics> {
-        let (wanted, mut errors) = remote_sources(config_file);
-        let keep: Vec<String> = wanted.iter().map(|(u, _, _)| fetch::redact(u)).collect();
+        let mut errors = Vec::new();
+        let keep: Vec<String> = wanted.iter().map(|r| fetch::redact(&r.url)).collect();
         self.sources
-            .retain(|u, _| wanted.iter().any(|(w, _, _)| w == u));
+            .retain(|u, _| wanted.iter().any(|r| r.url == *u));
         telemetry.sources_removed(dataset, &keep);
-        for (url, settings, at) in wanted {
+        for RemoteSource { url, settings, at } in wanted.iter().cloned() {
             if self
                 .sources
                 .get(&url)
@@ -378,65 +377,4 @@ async fn refresh(
             return;
         }
     }
-}
-
-/// The remote sources a dataset config names, with their checked settings and where each
-/// URL is written; and the problems of their `[fetch]` options, positioned.
-pub fn remote_sources(
-    config_file: &Path,
-) -> (Vec<(String, FetchSettings, Diagnostic)>, Vec<Diagnostic>) {
-    let Ok(text) = crate::read::read_text(config_file, 16 << 20) else {
-        return (Vec::new(), Vec::new());
-    };
-    let (Some(config), _) = crate::config::parse_partial(config_file, &text) else {
-        return (Vec::new(), Vec::new());
-    };
-    remote_sources_of(config_file, &text, &config)
-}
-
-/// [`remote_sources`] of a parsed config.
-pub fn remote_sources_of(
-    config_file: &Path,
-    text: &str,
-    config: &crate::config::Config,
-) -> (Vec<(String, FetchSettings, Diagnostic)>, Vec<Diagnostic>) {
-    let map = SourceMap::new(config_file, text);
-    let base = config_file.parent().unwrap_or(Path::new("."));
-    let dataset = config
-        .fetch
-        .as_ref()
-        .map(|f| f.get_ref().clone())
-        .unwrap_or_default();
-    let mut out: Vec<(String, FetchSettings, Diagnostic)> = Vec::new();
-    let mut errors = Vec::new();
-    let named = config
-        .inputs
-        .iter()
-        .map(|i| (&i.get_ref().file, i.get_ref().fetch.as_ref()))
-        .chain(
-            config
-                .metrics
-                .iter()
-                .filter_map(|m| m.get_ref().samples_file.as_ref().map(|f| (f, None))),
-        );
-    for (file, own) in named {
-        if !fetch::is_remote(file.get_ref()) || out.iter().any(|(u, _, _)| u == file.get_ref()) {
-            continue;
-        }
-        let options = match own {
-            Some(o) => dataset.merged(o.get_ref()),
-            None => dataset.clone(),
-        };
-        match options.settings(base) {
-            Ok(settings) => out.push((
-                file.get_ref().clone(),
-                settings,
-                map.diag(file.span(), String::new()),
-            )),
-            Err(problems) => {
-                errors.extend(problems.into_iter().map(|(span, m)| map.diag(span, m)));
-            }
-        }
-    }
-    (out, errors)
 }
