@@ -202,6 +202,22 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// A short excerpt of input for a message: a pasted megabyte stays out of the log.
+pub fn excerpt(s: &str) -> String {
+    const MAX: usize = 40;
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .take(MAX + 1)
+        .collect();
+    if clean.chars().count() > MAX {
+        let cut: String = clean.chars().take(MAX).collect();
+        format!("{cut}…")
+    } else {
+        clean
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

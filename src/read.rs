@@ -8,6 +8,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::time::Duration;
 
 /// Default of `--config.max-file-size`: 256 MiB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
@@ -197,6 +198,64 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Go's `time.ParseDuration`: `300ms`, `1.5h`, `2h45m`; units ns, us (µs), ms, s, m, h.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() || rest.starts_with('-') {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_end);
+        let value: f64 = num.parse().ok()?;
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let nanos = match unit {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += value * nanos;
+        rest = tail;
+    }
+    (total.is_finite() && total < u64::MAX as f64).then(|| Duration::from_nanos(total as u64))
+}
+
+/// A duration as Go writes it (`500ms`, `30s`, `10m`, `1h30m`), optionally after whole days
+/// (`1d`, `1d12h`): publishers update daily at most, so a day is a natural refresh.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let invalid = || {
+        format!("invalid duration `{s}`, expected a number and a unit such as 30s, 10m, 1h or 1d")
+    };
+    let (days, rest) = match s.find('d') {
+        Some(i) if i > 0 && s[..i].bytes().all(|b| b.is_ascii_digit()) => {
+            let days: u64 = s[..i].parse().map_err(|_| invalid())?;
+            (days, &s[i + 1..])
+        }
+        _ => (0, s),
+    };
+    let rest = if rest.is_empty() && days > 0 {
+        Duration::ZERO
+    } else {
+        parse_go_duration(rest).ok_or_else(invalid)?
+    };
+    days.checked_mul(86_400)
+        .and_then(|secs| Duration::from_secs(secs).checked_add(rest))
+        .ok_or_else(|| format!("duration `{s}` is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +366,31 @@ mod tests {
             .contains("too large"));
         assert_eq!(size(DEFAULT_MAX_FILE_SIZE), "256 MiB");
         assert_eq!(size(1536), "1.5 KiB (1536 bytes)");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "1", "s", "1x", "-1s", "1s2"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_take_go_units_and_days() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(129_600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "d", "1", "1x", "-1s", "1dd", "d1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_duration("99999999999999999d").is_err());
     }
 }

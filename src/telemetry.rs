@@ -15,11 +15,11 @@ use prometheus::proto::MetricType;
 use prometheus::{Counter, CounterVec, Gauge, GaugeVec, Opts, Registry};
 use tracing::{error, info};
 
+use crate::dataset::changes::MetricChange;
 use crate::dataset::Dataset;
 use crate::diagnostic::Diagnostics;
 use crate::expose::encode::{Encoder, Format, Kind};
 use crate::expose::gzip;
-use crate::reload::changes::MetricChange;
 
 /// How long rendered self-metrics may be reused when no event changed them.
 pub const MAX_AGE: Duration = Duration::from_secs(1);

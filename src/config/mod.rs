@@ -469,7 +469,7 @@ fn check_keys(
             span,
             format!(
                 "unknown {what} `{}`, expected one of {expected}",
-                crate::dataset::excerpt(&k)
+                crate::diagnostic::excerpt(&k)
             ),
         ));
         table.remove(k.as_str());

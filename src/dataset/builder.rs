@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 use super::{series_text, Metric, NO_STATUS};
 use crate::dataset::calendar::{Cadence, Period, PERIOD_FORMS};
 use crate::dataset::units::{parse_scaled, scale_pow10, Unit};
-use crate::diagnostic::Diagnostic;
 pub use crate::diagnostic::MAX_ERRORS_PER_FILE;
+use crate::diagnostic::{excerpt, Diagnostic};
 
 /// Where something is in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -697,22 +697,6 @@ fn a(c: Cadence) -> String {
     match c {
         Cadence::Annual => "an annual".into(),
         c => format!("a {}", c.name()),
-    }
-}
-
-/// A short excerpt of input for a message: a pasted megabyte stays out of the log.
-pub fn excerpt(s: &str) -> String {
-    const MAX: usize = 40;
-    let clean: String = s
-        .chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .take(MAX + 1)
-        .collect();
-    if clean.chars().count() > MAX {
-        let cut: String = clean.chars().take(MAX).collect();
-        format!("{cut}…")
-    } else {
-        clean
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod builder;
 pub mod calendar;
+pub mod changes;
 mod derive;
 pub mod families;
 pub mod ingest;
@@ -23,7 +24,8 @@ use crate::dataset::calendar::{Cadence, Period};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use units::{Unit, MULTIPLIER_FORMS, UNIT_NAMES};
 
-pub use builder::{excerpt, MAX_ERRORS_PER_FILE};
+pub use crate::diagnostic::excerpt;
+pub use builder::MAX_ERRORS_PER_FILE;
 pub(crate) use builder::{Builder, Field, Loc, MetricDef, Obs, Value};
 pub use families::{Family, Kind};
 

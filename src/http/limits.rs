@@ -79,7 +79,7 @@ impl Default for Limits {
 
 /// A flag's duration: Go's syntax (`10s`, `2m`, `500ms`); `0` turns the timeout off.
 pub fn parse_timeout(s: &str) -> Result<Option<Duration>, String> {
-    match crate::http::web_config::parse_go_duration(s) {
+    match crate::read::parse_go_duration(s) {
         Some(d) if d.is_zero() => Ok(None),
         Some(d) => Ok(Some(d)),
         None => Err(format!(

@@ -13,6 +13,7 @@ use crate::dataset::calendar::{civil_from_days, days_from_civil, Cadence, Period
 use crate::dataset::families::{Kind, Series};
 use crate::dataset::units::{scale_pow10, Base};
 use crate::dataset::{Dataset, Metric, ReleaseSchedule};
+use crate::reload::status::{Attempt, DatasetStatus, SourceStatus};
 
 /// Label sets shown per metric; the rest are counted.
 pub const MAX_SERIES_PER_METRIC: usize = 200;
@@ -25,44 +26,6 @@ const MAX_CHART_DOTS: usize = 24;
 /// Diagnostics shown per dataset on the index page and on the dataset page.
 const MAX_ERRORS_INDEX: usize = 10;
 const MAX_ERRORS_PAGE: usize = 200;
-
-/// One load or refresh of a dataset.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Attempt {
-    pub at: SystemTime,
-    /// What started it: `start`, `signal`, `http`, `file`, `refresh`, ...
-    pub trigger: String,
-    pub ok: bool,
-    /// The summary of a success, or the first line of a failure.
-    pub message: String,
-}
-
-/// One remote (http/https) data file of a dataset.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SourceStatus {
-    pub url: String,
-    pub last_success: Option<SystemTime>,
-    pub last_attempt: Option<SystemTime>,
-    /// `changed`, `not_modified`, `unchanged` or `failed` (with its reason, when known).
-    pub last_result: String,
-    pub failures: u64,
-    pub bytes: u64,
-}
-
-/// What the pages know of a dataset beyond its data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DatasetStatus {
-    pub name: String,
-    /// A snapshot of this dataset is being served.
-    pub ready: bool,
-    /// When the snapshot in service was loaded.
-    pub serving_since: Option<SystemTime>,
-    /// The last load or refresh of this dataset.
-    pub last_attempt: Option<Attempt>,
-    /// Diagnostics of the last failed attempt (empty when it succeeded).
-    pub errors: Vec<String>,
-    pub sources: Vec<SourceStatus>,
-}
 
 /// What every page shows besides the datasets.
 #[derive(Debug, Clone, Copy)]

@@ -115,9 +115,19 @@ impl Web {
     }
 }
 
-/// The files a reload watch covers: the dataset's and the web config's.
-pub fn watched(dataset_files: &[PathBuf], web: &Web) -> Vec<PathBuf> {
-    dataset_files.iter().cloned().chain(web.files()).collect()
+/// Re-read with the catalogue by every full reload, put in service only when all of it is
+/// valid.
+impl crate::reload::Companion for Web {
+    type Loaded = Active;
+    fn reread(&self) -> Result<Option<Active>, Diagnostics> {
+        Web::reread(self)
+    }
+    fn apply(&self, active: Active) {
+        Web::apply(self, active)
+    }
+    fn files(&self) -> Vec<PathBuf> {
+        Web::files(self)
+    }
 }
 
 /// `--config.check` for the web config: a summary line, or every error.

@@ -362,7 +362,7 @@ fn read_rate_limit(node: &Node, r: &RateLimitConfig, cx: &mut Ctx) -> Option<Rat
     let interval = match &r.interval {
         None => Duration::ZERO,
         Some(GoDuration::Nanos(n)) if *n >= 0 => Duration::from_nanos(*n as u64),
-        Some(GoDuration::Text(t)) => match parse_go_duration(t) {
+        Some(GoDuration::Text(t)) => match crate::read::parse_go_duration(t) {
             Some(d) => d,
             None => {
                 cx.problem(
@@ -390,41 +390,6 @@ fn read_rate_limit(node: &Node, r: &RateLimitConfig, cx: &mut Ctx) -> Option<Rat
     };
     // An interval of 0 turns the limiter off, as in exporter-toolkit.
     (!interval.is_zero()).then(|| RateLimit::new(interval, burst))
-}
-
-/// Go's `time.ParseDuration`: `300ms`, `1.5h`, `2h45m`; units ns, us (µs), ms, s, m, h.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.is_empty() || rest.starts_with('-') {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_end);
-        let value: f64 = num.parse().ok()?;
-        let unit_end = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_end);
-        let nanos = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * nanos;
-        rest = tail;
-    }
-    (total.is_finite() && total < u64::MAX as f64).then(|| Duration::from_nanos(total as u64))
 }
 
 #[cfg(test)]
@@ -461,18 +426,6 @@ mod tests {
         let errors = load(&path).err().expect("refused").to_string();
         assert!(errors.contains(":2:14: cannot read cert_file"), "{errors}");
         assert!(errors.contains(":3:13: cannot read key_file"), "{errors}");
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("1s"), Some(Duration::from_secs(1)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
-        for bad in ["", "1", "s", "1x", "-1s", "1s2"] {
-            assert_eq!(parse_go_duration(bad), None, "{bad}");
-        }
     }
 
     #[test]

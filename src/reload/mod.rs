@@ -6,29 +6,30 @@
 //! last good version and never touches the others. A load stuck on a file is given up after
 //! [`Limits::timeout`], so it holds up neither later reloads nor shutdown.
 
-pub mod changes;
 pub mod load;
 pub mod refresh;
+pub mod status;
 pub mod watcher;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::config::catalog::{self, Entry};
+use crate::dataset::changes::diff;
 use crate::dataset::Dataset;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::expose::snapshot::{Served, Snapshot, Store};
-use crate::http::pages::{Attempt, DatasetStatus};
-use crate::reload::changes::diff;
 use crate::reload::load::{
     build_off_thread, off_thread, parse_off_thread, Limits, Loaded, Parsed, RemoteBodies,
 };
+use crate::reload::status::{Attempt, DatasetStatus};
+pub use crate::reload::status::{CatalogStatus, Status};
 use crate::reload::watcher::Watched;
 use crate::telemetry::Telemetry;
 
@@ -60,18 +61,6 @@ impl Trigger {
         }
     }
 }
-
-/// The state of the catalogue that pages and `/-/ready` read.
-#[derive(Debug, Default)]
-pub struct CatalogStatus {
-    /// One entry per dataset, in catalogue order.
-    pub datasets: Vec<DatasetStatus>,
-    /// The last reload of the whole configuration, when it failed before any dataset was
-    /// loaded: when, and every error.
-    pub reload_failed: Option<(SystemTime, Vec<String>)>,
-}
-
-pub type Status = Arc<Mutex<CatalogStatus>>;
 
 /// One dataset of the catalogue as the load task keeps it.
 struct Slot {
@@ -130,15 +119,40 @@ impl Slot {
     }
 }
 
+/// A configuration besides the catalogue that every full reload re-reads with it, and puts in
+/// service only when the whole reload is valid: the web config. The load task knows it
+/// through this alone, so it depends on nothing of HTTP.
+pub trait Companion: Send + Sync + 'static {
+    type Loaded: Send + 'static;
+    /// Reads its files again; `None` when it has none.
+    fn reread(&self) -> Result<Option<Self::Loaded>, Diagnostics>;
+    /// Puts what [`Companion::reread`] read in service.
+    fn apply(&self, loaded: Self::Loaded);
+    /// The files it was read from, watched like the catalogue's.
+    fn files(&self) -> Vec<PathBuf>;
+}
+
+/// No companion: `--config.check` and `export` validate the web config on their own.
+impl Companion for () {
+    type Loaded = ();
+    fn reread(&self) -> Result<Option<()>, Diagnostics> {
+        Ok(None)
+    }
+    fn apply(&self, _: ()) {}
+    fn files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+}
+
 /// The load task's state: every dataset of the catalogue and what is shared with the server.
-pub struct Reloader {
+pub struct Reloader<C: Companion> {
     pub config_file: PathBuf,
     pub store: Store,
     pub telemetry: Arc<Telemetry>,
     pub status: Status,
     pub limits: Limits,
     /// The web config (`--web.config.file`), re-read by every full reload too.
-    pub web: Arc<crate::http::web::Web>,
+    pub web: Arc<C>,
     /// Tells the watcher which files each dataset was read from.
     files: watch::Sender<Watched>,
     /// Where scheduled fetches report.
@@ -154,18 +168,18 @@ pub struct Reloader {
 /// The outcome of one dataset's load, before it is put in service.
 type Outcome = Result<Loaded, Diagnostics>;
 
-impl Reloader {
+impl<C: Companion> Reloader<C> {
     /// Loads the whole catalogue for start-up. Every problem of every dataset is reported;
     /// a dataset whose remote source is down and may wait (`on_start_failure = "not-ready"`)
     /// is not one.
     pub async fn start(
         config_file: PathBuf,
         limits: Limits,
-        web: Arc<crate::http::web::Web>,
+        web: Arc<C>,
         telemetry: Arc<Telemetry>,
         files: watch::Sender<Watched>,
         triggers: mpsc::WeakSender<Trigger>,
-    ) -> Result<Reloader, Diagnostics> {
+    ) -> Result<Reloader<C>, Diagnostics> {
         let mut r = Reloader {
             config_file,
             store: crate::expose::snapshot::store(Served::default()),
@@ -181,35 +195,6 @@ impl Reloader {
         };
         r.open().await?;
         Ok(r)
-    }
-
-    /// Loads the whole catalogue as start-up does, remote sources fetched once, without
-    /// rendering it: what `--config.check` and `export` read. A remote source that cannot be
-    /// fetched is an error here, whatever its `on_start_failure`.
-    pub async fn check(
-        config_file: PathBuf,
-        limits: Limits,
-    ) -> Result<Vec<Arc<Dataset>>, Diagnostics> {
-        // Nobody listens: the sources' refresh tasks end with the caller's runtime.
-        let (tx, _) = mpsc::channel(1);
-        let mut r = Reloader {
-            config_file,
-            store: crate::expose::snapshot::store(Served::default()),
-            telemetry: Arc::new(Telemetry::new()),
-            status: Status::default(),
-            limits,
-            web: Arc::new(crate::http::web::Web::load(None)?),
-            files: watch::channel(Watched::new()).0,
-            triggers: tx.downgrade(),
-            slots: Vec::new(),
-            directory: None,
-            render: false,
-        };
-        r.open().await?;
-        for s in &r.slots {
-            s.remote.stop();
-        }
-        Ok(r.slots.iter().filter_map(|s| s.dataset.clone()).collect())
     }
 
     /// The first load of the catalogue.
@@ -577,7 +562,7 @@ impl Reloader {
         let mut catalogue = vec![self.config_file.clone()];
         catalogue.extend(self.directory.clone());
         watched.push((String::new(), catalogue));
-        for w in crate::http::web::watched(&[], &self.web) {
+        for w in self.web.files() {
             watched.push((String::new(), vec![w]));
         }
         let _ = self.files.send(watched);
@@ -650,6 +635,37 @@ impl Reloader {
         for s in &self.slots {
             s.remote.stop();
         }
+    }
+}
+
+impl Reloader<()> {
+    /// Loads the whole catalogue as start-up does, remote sources fetched once, without
+    /// rendering it: what `--config.check` and `export` read. A remote source that cannot be
+    /// fetched is an error here, whatever its `on_start_failure`.
+    pub async fn check(
+        config_file: PathBuf,
+        limits: Limits,
+    ) -> Result<Vec<Arc<Dataset>>, Diagnostics> {
+        // Nobody listens: the sources' refresh tasks end with the caller's runtime.
+        let (tx, _) = mpsc::channel(1);
+        let mut r = Reloader {
+            config_file,
+            store: crate::expose::snapshot::store(Served::default()),
+            telemetry: Arc::new(Telemetry::new()),
+            status: Status::default(),
+            limits,
+            web: Arc::new(()),
+            files: watch::channel(Watched::new()).0,
+            triggers: tx.downgrade(),
+            slots: Vec::new(),
+            directory: None,
+            render: false,
+        };
+        r.open().await?;
+        for s in &r.slots {
+            s.remote.stop();
+        }
+        Ok(r.slots.iter().filter_map(|s| s.dataset.clone()).collect())
     }
 }
 

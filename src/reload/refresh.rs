@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::http::pages::SourceStatus;
 use crate::reload::load::{RemoteBodies, RemoteSource};
+use crate::reload::status::SourceStatus;
 use crate::reload::Trigger;
 use crate::source::fetch::{
     self, FetchError, FetchSettings, Fetched, Fetcher, Jitter, OnStartFailure, Validators,

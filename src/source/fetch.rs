@@ -158,7 +158,7 @@ impl FetchOptions {
         let mut duration =
             |key: &str, v: &Option<Spanned<String>>, min: Duration, out: &mut Duration| {
                 let Some(v) = v else { return };
-                match parse_duration(v.get_ref()) {
+                match crate::read::parse_duration(v.get_ref()) {
                     Ok(d) if d < min => problems.push((
                         v.span(),
                         format!(
@@ -255,29 +255,6 @@ impl FetchOptions {
             Err(problems)
         }
     }
-}
-
-/// A duration as Go writes it (`500ms`, `30s`, `10m`, `1h30m`), optionally after whole days
-/// (`1d`, `1d12h`): publishers update daily at most, so a day is a natural refresh.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let invalid = || {
-        format!("invalid duration `{s}`, expected a number and a unit such as 30s, 10m, 1h or 1d")
-    };
-    let (days, rest) = match s.find('d') {
-        Some(i) if i > 0 && s[..i].bytes().all(|b| b.is_ascii_digit()) => {
-            let days: u64 = s[..i].parse().map_err(|_| invalid())?;
-            (days, &s[i + 1..])
-        }
-        _ => (0, s),
-    };
-    let rest = if rest.is_empty() && days > 0 {
-        Duration::ZERO
-    } else {
-        crate::http::web_config::parse_go_duration(rest).ok_or_else(invalid)?
-    };
-    days.checked_mul(86_400)
-        .and_then(|secs| Duration::from_secs(secs).checked_add(rest))
-        .ok_or_else(|| format!("duration `{s}` is too long"))
 }
 
 /// A duration as the config would write it (`1s`, `250ms`, `1h`).
@@ -1073,20 +1050,6 @@ mod tests {
             p[0].ends_with(": is not a regular file, expected a file"),
             "{p:?}"
         );
-    }
-
-    #[test]
-    fn durations_take_go_units_and_days() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(129_600)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        for bad in ["", "d", "1", "1x", "-1s", "1dd", "d1h"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-        assert!(parse_duration("99999999999999999d").is_err());
     }
 
     // ---- backoff and jitter ----
