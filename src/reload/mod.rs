@@ -738,3 +738,135 @@ fn internal(e: tokio::task::JoinError) -> Diagnostics {
     let d = Diagnostic::file(Path::new(""), format!("loading failed internally: {e}"));
     Diagnostics::one(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset(name: &str, prefix: &str, value: &str) -> String {
+        format!(
+            "[dataset]\nname = \"{name}\"\ntitle = \"t\"\npublisher = \"p\"\nsource_url = \"u\"\npublished = \"2026-01-01\"\nmetric_prefix = \"{prefix}\"\n\n[[metric]]\nname = \"rate\"\nunit = \"percent\"\nhelp = \"h\"\nlabels = [\"k\"]\nsamples = [{{ labels = {{ k = \"x\" }}, value = {value} }}]\n"
+        )
+    }
+
+    /// A catalogue of `a.toml` and `b.toml` in a temporary directory, loaded.
+    async fn catalogue() -> (tempfile::TempDir, Reloader<()>, mpsc::Sender<Trigger>) {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main.toml");
+        std::fs::write(&main, "[catalog]\ndatasets = [\"a.toml\", \"b.toml\"]\n").unwrap();
+        std::fs::write(dir.path().join("a.toml"), dataset("a", "a_", "10")).unwrap();
+        std::fs::write(dir.path().join("b.toml"), dataset("b", "b_", "20")).unwrap();
+        let (tx, _) = mpsc::channel(8);
+        let r = Reloader::start(
+            main,
+            Limits::default(),
+            Arc::new(()),
+            Arc::new(Telemetry::new()),
+            watch::channel(Watched::new()).0,
+            tx.downgrade(),
+        )
+        .await
+        .expect("the catalogue loads");
+        (dir, r, tx)
+    }
+
+    /// Each served dataset's name and the value of its one series.
+    fn served(r: &Reloader<()>) -> Vec<(String, f64)> {
+        let served = r.store.load();
+        served
+            .datasets
+            .iter()
+            .map(|s| (s.dataset.info.name.clone(), s.dataset.metrics[0].value(0)))
+            .collect()
+    }
+
+    fn attempt(r: &Reloader<()>, i: usize) -> (String, bool) {
+        let a = r.slots[i].status.last_attempt.clone().unwrap();
+        (a.trigger, a.ok)
+    }
+
+    #[tokio::test]
+    async fn a_broken_dataset_keeps_its_last_good_version_and_the_others_reload() {
+        let (dir, mut r, _tx) = catalogue().await;
+        assert_eq!(served(&r), [("a".into(), 0.1), ("b".into(), 0.2)]);
+        std::fs::write(dir.path().join("a.toml"), dataset("a", "a_", "11")).unwrap();
+        std::fs::write(dir.path().join("b.toml"), "[dataset\n").unwrap();
+        let e = r.reload_all("signal").await.unwrap_err();
+        let b = dir.path().join("b.toml").display().to_string();
+        assert!(
+            !e.0.is_empty() && e.0.iter().all(|d| d.path.display().to_string() == b),
+            "{e}"
+        );
+        assert_eq!(served(&r), [("a".into(), 0.11), ("b".into(), 0.2)]);
+        assert_eq!(attempt(&r, 0), ("signal".into(), true));
+        assert_eq!(attempt(&r, 1), ("signal".into(), false));
+        assert!(
+            r.slots[1].status.ready,
+            "b still serves its last good version"
+        );
+        assert_eq!(r.slots[1].status.errors.len(), e.0.len());
+        // Fixed, it comes back; the summary names both.
+        std::fs::write(dir.path().join("b.toml"), dataset("b", "b_", "21")).unwrap();
+        assert_eq!(
+            r.reload_all("http").await.unwrap(),
+            "loaded 2 datasets: dataset a, 1 metrics, 1 series; dataset b, 1 metrics, 1 series"
+        );
+        assert_eq!(served(&r), [("a".into(), 0.11), ("b".into(), 0.21)]);
+    }
+
+    #[tokio::test]
+    async fn a_file_change_reloads_its_dataset_alone() {
+        let (dir, mut r, _tx) = catalogue().await;
+        std::fs::write(dir.path().join("a.toml"), dataset("a", "a_", "12")).unwrap();
+        std::fs::write(dir.path().join("b.toml"), dataset("b", "b_", "22")).unwrap();
+        let key = r.slots[0].key.clone();
+        r.reload_files(&[key]).await;
+        assert_eq!(served(&r), [("a".into(), 0.12), ("b".into(), 0.2)]);
+        assert_eq!(attempt(&r, 0), ("file".into(), true));
+        assert_eq!(attempt(&r, 1), ("start".into(), true));
+    }
+
+    #[tokio::test]
+    async fn a_dataset_that_changes_into_a_clash_is_refused_and_keeps_its_version() {
+        let (dir, mut r, _tx) = catalogue().await;
+        // b takes a's prefix: its family `a_rate_ratio` is a's.
+        std::fs::write(dir.path().join("b.toml"), dataset("b", "a_", "23")).unwrap();
+        let key = r.slots[1].key.clone();
+        r.reload_files(&[key]).await;
+        assert_eq!(served(&r), [("a".into(), 0.1), ("b".into(), 0.2)]);
+        assert_eq!(attempt(&r, 1), ("file".into(), false));
+        let errors = &r.slots[1].status.errors;
+        let b = dir.path().join("b.toml").display().to_string();
+        let a = dir.path().join("a.toml").display().to_string();
+        assert!(
+            errors.contains(&format!("{b}:10:8: `a_rate_ratio` (metric `rate`) of dataset `b` is also served by dataset `a` (metric `rate` at {a}:10:8), expected metric names unique across datasets (another metric_prefix?)")),
+            "{errors:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_recompressed_snapshot_is_taken_only_if_it_is_still_the_one_served() {
+        let (_dir, r, _tx) = catalogue().await;
+        let (triggers, rx) = mpsc::channel(4);
+        let key = r.slots[0].key.clone();
+        let old = r.slots[0].snapshot.clone().unwrap();
+        let rebuilt = || Arc::new(Snapshot::build(old.dataset.clone()));
+        let (stale, from_stale, new) = (rebuilt(), rebuilt(), rebuilt());
+        // One for a snapshot since replaced, then one for the snapshot in service.
+        for (old, new) in [(stale, from_stale), (old.clone(), new.clone())] {
+            let key = key.clone();
+            triggers
+                .send(Trigger::Recompressed { key, old, new })
+                .await
+                .unwrap();
+        }
+        drop(triggers);
+        let store = r.store.clone();
+        r.run(rx).await;
+        let served = store.load();
+        assert!(
+            Arc::ptr_eq(&served.datasets[0], &new),
+            "the current one is swapped in, the stale one ignored"
+        );
+    }
+}

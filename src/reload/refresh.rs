@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::WeakSender;
@@ -216,15 +216,16 @@ impl Sources {
             if s.task.is_none() {
                 self.generations += 1;
                 s.generation = self.generations;
-                s.task = Some(tokio::spawn(refresh(
-                    key.to_string(),
-                    url.clone(),
-                    s.generation,
-                    s.fetcher.clone(),
-                    s.validators.clone(),
-                    s.failures.clone(),
-                    triggers.clone(),
-                )));
+                let schedule = Schedule {
+                    key: key.to_string(),
+                    url: url.clone(),
+                    generation: s.generation,
+                    validators: s.validators.clone(),
+                    failures: s.failures.clone(),
+                    triggers: triggers.clone(),
+                };
+                let task = refresh(schedule, s.fetcher.clone(), Jitter::from_clock());
+                s.task = Some(tokio::spawn(task));
             }
         }
         let bodies: RemoteBodies = self
@@ -332,49 +333,286 @@ impl Sources {
     }
 }
 
-/// Fetches one source on its schedule until the load task is gone: after `refresh` (±10 %)
-/// while it succeeds, after a growing backoff while it fails.
-async fn refresh(
+/// What a source's refresh task fetches with: the source's HTTP client, or a test's script.
+pub(crate) trait Fetch: Send + Sync + 'static {
+    fn fetch(
+        &self,
+        url: &str,
+        previous: &Validators,
+    ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send;
+    /// The refresh interval while fetches succeed.
+    fn every(&self) -> Duration;
+}
+
+impl Fetch for Fetcher {
+    fn fetch(
+        &self,
+        url: &str,
+        previous: &Validators,
+    ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send {
+        Fetcher::fetch(self, url, previous)
+    }
+    fn every(&self) -> Duration {
+        self.settings().refresh
+    }
+}
+
+/// What a source's refresh task shares with the load task.
+struct Schedule {
     key: String,
     url: String,
     generation: u64,
-    fetcher: Arc<Fetcher>,
+    /// The validators of the good body, sent with each fetch.
     validators: Arc<Mutex<Validators>>,
+    /// Failures in a row, for the backoff.
     failures: Arc<Mutex<u32>>,
     triggers: WeakSender<Trigger>,
-) {
-    let mut jitter = Jitter::from_clock();
-    let refresh_every = fetcher.settings().refresh;
+}
+
+/// Fetches one source on its schedule until the load task is gone: after `refresh` (±10 %)
+/// while it succeeds, after a growing backoff while it fails.
+async fn refresh(s: Schedule, fetcher: Arc<impl Fetch>, mut jitter: Jitter) {
+    let every = fetcher.every();
     loop {
-        let failed = *failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let failed = *s.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let wait = if failed > 0 {
-            fetch::backoff(failed, refresh_every, jitter.next_f64())
+            fetch::backoff(failed, every, jitter.next_f64())
         } else {
-            fetch::next_refresh(refresh_every, jitter.next_f64())
+            fetch::next_refresh(every, jitter.next_f64())
         };
         tokio::time::sleep(wait).await;
-        let previous = validators
+        let previous = s
+            .validators
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let result = fetcher.fetch(&url, &previous).await;
+        let result = fetcher.fetch(&s.url, &previous).await;
         {
-            let mut f = failures.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut f = s.failures.lock().unwrap_or_else(PoisonError::into_inner);
             *f = if result.is_err() {
                 f.saturating_add(1)
             } else {
                 0
             };
         }
-        let Some(tx) = triggers.upgrade() else { return };
+        let Some(tx) = s.triggers.upgrade() else {
+            return;
+        };
         let done = Done {
-            key: key.clone(),
-            url: url.clone(),
-            generation,
+            key: s.key.clone(),
+            url: s.url.clone(),
+            generation: s.generation,
             result,
         };
         if tx.send(Trigger::Fetched(Box::new(done))).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    /// Answers fetches from a list, in order; the last answer again once the list is spent.
+    struct Script {
+        answers: Mutex<VecDeque<Result<Fetched, FetchError>>>,
+        every: Duration,
+    }
+
+    impl Fetch for Script {
+        async fn fetch(&self, _: &str, _: &Validators) -> Result<Fetched, FetchError> {
+            let mut a = self.answers.lock().unwrap();
+            if a.len() > 1 {
+                a.pop_front().unwrap()
+            } else {
+                a.front().cloned().unwrap()
+            }
+        }
+        fn every(&self) -> Duration {
+            self.every
+        }
+    }
+
+    fn refused() -> Result<Fetched, FetchError> {
+        Err(FetchError::Connect {
+            url: "http://127.0.0.1:9/x".into(),
+            cause: "connection refused".into(),
+        })
+    }
+
+    fn body(text: &str) -> Result<Fetched, FetchError> {
+        Ok(Fetched::Body {
+            body: Bytes::from(text.to_string()),
+            validators: Validators::default(),
+        })
+    }
+
+    /// Runs a refresh task on `answers` with a seeded jitter; returns the times of its first
+    /// `n` reports after its start, and the results, on a paused clock.
+    async fn schedule(
+        answers: Vec<Result<Fetched, FetchError>>,
+        every: Duration,
+        n: usize,
+    ) -> Vec<(Duration, bool)> {
+        let (tx, mut rx) = mpsc::channel(1);
+        let script = Arc::new(Script {
+            answers: Mutex::new(answers.into()),
+            every,
+        });
+        let s = Schedule {
+            key: "k".into(),
+            url: "http://127.0.0.1:9/x".into(),
+            generation: 7,
+            validators: Arc::default(),
+            failures: Arc::default(),
+            triggers: tx.downgrade(),
+        };
+        let started = Instant::now();
+        let task = tokio::spawn(refresh(s, script, Jitter::seeded(42)));
+        let mut out = Vec::new();
+        while out.len() < n {
+            let Some(Trigger::Fetched(done)) = rx.recv().await else {
+                panic!("the task ended early");
+            };
+            assert_eq!((done.key.as_str(), done.generation), ("k", 7));
+            out.push((started.elapsed(), done.result.is_ok()));
+        }
+        // The load task goes: the refresh task ends at its next report.
+        drop((tx, rx));
+        tokio::time::timeout(Duration::from_secs(86_400), task)
+            .await
+            .expect("the refresh task ends when the load task is gone")
+            .unwrap();
+        out
+    }
+
+    /// The times of the fetches the same seeded jitter gives, for `failures` in a row before
+    /// each; the timer wakes on the millisecond at or after each deadline.
+    fn expected(failures: &[u32], every: Duration) -> Vec<Duration> {
+        let mut jitter = Jitter::seeded(42);
+        let mut at = Duration::ZERO;
+        failures
+            .iter()
+            .map(|&f| {
+                at += match f {
+                    0 => fetch::next_refresh(every, jitter.next_f64()),
+                    f => fetch::backoff(f, every, jitter.next_f64()),
+                };
+                at = Duration::from_millis(at.as_nanos().div_ceil(1_000_000) as u64);
+                at
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_source_backs_off_and_a_success_returns_to_the_interval() {
+        let hour = Duration::from_secs(3600);
+        let answers = vec![refused(), refused(), refused(), body("a"), body("a")];
+        let got = schedule(answers, hour, 5).await;
+        // Fetches: refresh after start, then 1, 2, 3 failures in a row, then the success.
+        let want = expected(&[0, 1, 2, 3, 0], hour);
+        let times: Vec<Duration> = got.iter().map(|g| g.0).collect();
+        assert_eq!(times, want);
+        let oks: Vec<bool> = got.iter().map(|g| g.1).collect();
+        assert_eq!(oks, [false, false, false, true, true]);
+        // The backoff itself: 5 s, 10 s, 20 s ±20 %, far below the hour.
+        let gaps: Vec<u64> = times
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis() as u64)
+            .collect();
+        for (gap, base) in gaps.iter().zip([5_000u64, 10_000, 20_000]) {
+            assert!((base * 8 / 10..=base * 12 / 10).contains(gap), "{gaps:?}");
+        }
+        assert!((3_240_000..=3_960_000).contains(&gaps[3]), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_interval_caps_the_backoff() {
+        let every = Duration::from_secs(8);
+        let got = schedule(vec![refused()], every, 4).await;
+        let times: Vec<Duration> = got.iter().map(|g| g.0).collect();
+        assert_eq!(times, expected(&[0, 1, 2, 3], every));
+        // Never longer than the interval (±20 %), however many failures.
+        let last = times[3] - times[2];
+        assert!(last <= Duration::from_millis(9_600), "{last:?}");
+    }
+
+    fn source(good: Option<&str>) -> Sources {
+        let settings = fetch::FetchOptions::default()
+            .settings(std::path::Path::new("."))
+            .unwrap();
+        let fetcher = Arc::new(Fetcher::new(&settings).unwrap());
+        let mut sources = Sources::default();
+        sources.sources.insert(
+            "http://127.0.0.1:9/x".into(),
+            Source {
+                settings,
+                fetcher,
+                at: Diagnostic::file(std::path::Path::new("d.toml"), ""),
+                good: good.map(|t| super::body(&Bytes::from(t.to_string()), Validators::default())),
+                candidate: None,
+                validators: Arc::default(),
+                failures: Arc::default(),
+                status: SourceStatus::default(),
+                generation: 3,
+                task: None,
+            },
+        );
+        sources
+    }
+
+    fn done(generation: u64, result: Result<Fetched, FetchError>) -> Done {
+        Done {
+            key: "k".into(),
+            url: "http://127.0.0.1:9/x".into(),
+            generation,
+            result,
+        }
+    }
+
+    #[test]
+    fn only_a_new_body_from_the_current_task_asks_for_a_load() {
+        let t = Telemetry::new();
+        let mut s = source(Some("a"));
+        // A report of a task since replaced is ignored, whatever it brings.
+        assert!(!s.take(done(2, body("b")), "d", &t));
+        assert_eq!(s.status()[0].last_result, "");
+        // 304, and a body identical to the good one, cost no load.
+        assert!(!s.take(done(3, Ok(Fetched::NotModified)), "d", &t));
+        assert_eq!(s.status()[0].last_result, "not_modified");
+        assert!(!s.take(done(3, body("a")), "d", &t));
+        assert_eq!(s.status()[0].last_result, "unchanged");
+        assert!(!s.take(done(3, refused()), "d", &t));
+        assert_eq!(s.status()[0].last_result, "failed: connect");
+        assert_eq!(s.status()[0].failures, 1);
+        // A new body is a candidate for the load.
+        assert!(s.take(done(3, body("b")), "d", &t));
+        // Bytes fetched count every body, unchanged ones too.
+        assert_eq!(s.status()[0].bytes, 2);
+    }
+
+    #[test]
+    fn a_load_keeps_a_good_candidate_and_drops_a_bad_one() {
+        let t = Telemetry::new();
+        let mut s = source(Some("a"));
+        assert!(s.take(done(3, body("b")), "d", &t));
+        s.loaded(false, "d", &t);
+        let src = &s.sources["http://127.0.0.1:9/x"];
+        assert_eq!(src.good.as_ref().unwrap().text.as_deref(), Ok("a"));
+        assert!(src.candidate.is_none());
+        assert_eq!(s.status()[0].last_result, "failed: invalid");
+        assert!(s.take(done(3, body("c")), "d", &t));
+        s.loaded(true, "d", &t);
+        let src = &s.sources["http://127.0.0.1:9/x"];
+        assert_eq!(src.good.as_ref().unwrap().text.as_deref(), Ok("c"));
+        assert_eq!(s.status()[0].last_result, "changed");
+        assert!(
+            !s.may_wait(),
+            "a source with a body never holds its dataset back"
+        );
     }
 }
