@@ -105,6 +105,11 @@ pub struct SourceMap<'a> {
 }
 
 impl<'a> SourceMap<'a> {
+    /// The file the text is of.
+    pub fn path(&self) -> &'a Path {
+        self.path
+    }
+
     pub fn new(path: &'a Path, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));

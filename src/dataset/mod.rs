@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use crate::config::{Config, LabelConfig, MetricConfig, PeriodConfig, ReleaseConfig};
+use crate::config::{
+    Config, DatasetConfig, LabelConfig, MetricConfig, PeriodConfig, ReleaseConfig,
+};
 use crate::dataset::calendar::{Cadence, Period};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use units::{Unit, MULTIPLIER_FORMS, UNIT_NAMES};
@@ -254,6 +256,8 @@ pub(crate) struct PeriodSettings {
     pub overdue_lag_days: Option<i64>,
 }
 
+/// Stage 2: a parsed config and the data files it names -> a validated dataset, or every
+/// problem found on the way.
 pub fn build(
     path: &Path,
     text: &str,
@@ -262,42 +266,9 @@ pub fn build(
 ) -> Result<Dataset, Diagnostics> {
     let map = SourceMap::new(path, text);
     let mut errs = Vec::new();
-
     let ds = config.dataset.get_ref();
-    let prefix = ds.metric_prefix.get_ref().clone();
-    if !prefix.is_empty() && !is_metric_name(&prefix) {
-        errs.push(map.diag(
-            ds.metric_prefix.span(),
-            format!("invalid metric_prefix `{}`, expected letters, digits and underscores, not starting with a digit", excerpt(&prefix)),
-        ));
-    }
-    if ds.name.get_ref().is_empty() {
-        errs.push(map.diag(
-            ds.name.span(),
-            "empty dataset name, expected a short identifier",
-        ));
-    }
-    let published_timestamp = date(&map, &ds.published, false, &mut errs).unwrap_or(0);
-
-    let mut sources = Vec::new();
-    let mut source_ids = HashSet::new();
-    for s in &config.sources {
-        let s = s.get_ref();
-        if !source_ids.insert(s.id.get_ref().clone()) {
-            errs.push(map.diag(
-                s.id.span(),
-                format!("duplicate source id `{}`", excerpt(s.id.get_ref())),
-            ));
-        }
-        date(&map, &s.published, true, &mut errs);
-        sources.push(Source {
-            id: s.id.get_ref().clone(),
-            title: s.title.clone(),
-            url: s.url.clone(),
-            published: s.published.get_ref().clone(),
-        });
-    }
-
+    let info = dataset_info(&map, ds, &mut errs);
+    let (sources, source_ids) = sources(&map, config, &mut errs);
     // Without `[dataset.period]` (or with a bad one) the period label is `period`.
     let period = ds
         .period
@@ -309,50 +280,10 @@ pub fn build(
             expected_lag_days: None,
             overdue_lag_days: None,
         });
-    let has_calendar = ds.period.is_some();
+    let mut labels = labels(&map, config, &mut errs);
 
-    let mut labels = Vec::new();
-    let mut label_names_seen = HashSet::new();
-    for l in &config.labels {
-        let l = l.get_ref();
-        let name = l.name.get_ref();
-        check_label_name(&map, &l.name, &mut errs);
-        if !label_names_seen.insert(name.as_str()) {
-            errs.push(map.diag(
-                l.name.span(),
-                format!("duplicate [[label]] `{}`", excerpt(name)),
-            ));
-        }
-        labels.push(label_display(&map, l, &mut errs));
-    }
-
-    let mut b = Builder::new(path.to_path_buf(), period.label.clone(), source_ids, errs);
-    b.unread_metrics.clone_from(&config.unread_metrics);
-    for m in &config.metrics {
-        let def = metric_def(&map, m, &prefix, &period, &mut b.errs);
-        b.add_metric(def);
-    }
-    // Inline samples, then each metric's samples_file, then the inputs: the order in which
-    // duplicates are reported ("first defined at").
-    for (mi, m) in config.metrics.iter().enumerate() {
-        inline_samples(&map, &mut b, mi, m);
-    }
-    for (mi, m) in config.metrics.iter().enumerate() {
-        if let Some(f) = &m.get_ref().samples_file {
-            crate::dataset::ingest::samples_file(&map, &mut b, mi, f, data);
-        }
-    }
-    for input in &config.inputs {
-        crate::dataset::ingest::input(&map, &mut b, input, data);
-    }
-
-    if config.metrics.is_empty() && config.unread_metrics.is_empty() {
-        b.errs.push(Diagnostic::file(
-            path,
-            "empty dataset: no [[metric]] defined, expected at least one",
-        ));
-    }
-    let out = b.finish();
+    let b = Builder::new(path.to_path_buf(), period.label.clone(), source_ids, errs);
+    let out = observations(&map, config, b, &info.prefix, &period, data);
     let mut errs = out.errs;
     for &i in &out.unitless {
         let m = config.metrics[i].get_ref();
@@ -361,9 +292,7 @@ pub fn build(
             format!("metric `{}` has no unit, expected `unit` in its [[metric]] or a unit column in an [[input]] that feeds it", m.name.get_ref()),
         ));
     }
-    let symbols = out.symbols;
-    let metrics = out.metrics;
-    let files = out.files;
+    let (mut symbols, metrics) = (out.symbols, out.metrics);
     if !config.metrics.is_empty() && errs.is_empty() && metrics.iter().all(Metric::is_empty) {
         errs.push(Diagnostic::file(
             path,
@@ -375,39 +304,14 @@ pub fn build(
         merge_names(&mut labels, &label, names);
     }
 
-    let derived_out = derive::derive(&metrics, &period.label, &symbols);
-    let release = if has_calendar {
-        derive::dataset_release(&metrics, &symbols, &period)
-    } else {
-        None
-    };
-    let mut metric_releases = Vec::new();
-    for (m, def) in metrics.iter().zip(&config.metrics) {
-        if let Some(r) = &def.get_ref().release {
-            let (expected, overdue) = lags(&map, r.get_ref(), &mut errs);
-            if let Some(s) = derive::release_of(m, &period.label, &symbols, expected, overdue) {
-                metric_releases.push((m.name.clone(), s));
-            }
-        }
-    }
-
-    let info = DatasetInfo {
-        name: ds.name.get_ref().clone(),
-        title: ds.title.clone(),
-        publisher: ds.publisher.clone(),
-        source_url: ds.source_url.clone(),
-        published: ds.published.get_ref().clone(),
-        published_timestamp,
-        description: ds.description.clone(),
-        prefix,
-    };
-    let mut symbols = symbols;
+    let derived = derive::derive(&metrics, &period.label, &symbols);
+    let (release, metric_releases) = releases(&map, config, &metrics, &symbols, &period, &mut errs);
     let parts = families::Parts {
         info: &info,
         sources: &sources,
         labels: &labels,
         metrics: &metrics,
-        derived: &derived_out,
+        derived: &derived,
         release: release.as_ref(),
         metric_releases: &metric_releases,
     };
@@ -429,16 +333,152 @@ pub fn build(
         sources,
         labels,
         metrics,
-        derived: derived_out.into_iter().map(|(_, _, m)| m).collect(),
+        derived: derived.into_iter().map(|(_, _, m)| m).collect(),
         release,
         metric_releases,
         missing: out.missing,
-        files,
+        files: out.files,
         period_label: period.label,
         symbols,
         families: listed.families,
         tables: listed.tables,
     })
+}
+
+/// `[dataset]`: its name, prefix and publication date, checked.
+fn dataset_info(map: &SourceMap, ds: &DatasetConfig, errs: &mut Vec<Diagnostic>) -> DatasetInfo {
+    let prefix = ds.metric_prefix.get_ref().clone();
+    if !prefix.is_empty() && !is_metric_name(&prefix) {
+        errs.push(map.diag(
+            ds.metric_prefix.span(),
+            format!("invalid metric_prefix `{}`, expected letters, digits and underscores, not starting with a digit", excerpt(&prefix)),
+        ));
+    }
+    if ds.name.get_ref().is_empty() {
+        errs.push(map.diag(
+            ds.name.span(),
+            "empty dataset name, expected a short identifier",
+        ));
+    }
+    let published_timestamp = date(map, &ds.published, false, errs).unwrap_or(0);
+    DatasetInfo {
+        name: ds.name.get_ref().clone(),
+        title: ds.title.clone(),
+        publisher: ds.publisher.clone(),
+        source_url: ds.source_url.clone(),
+        published: ds.published.get_ref().clone(),
+        published_timestamp,
+        description: ds.description.clone(),
+        prefix,
+    }
+}
+
+/// The `[[source]]` list, and the ids samples may cite.
+fn sources(
+    map: &SourceMap,
+    config: &Config,
+    errs: &mut Vec<Diagnostic>,
+) -> (Vec<Source>, HashSet<String>) {
+    let mut sources = Vec::new();
+    let mut source_ids = HashSet::new();
+    for s in &config.sources {
+        let s = s.get_ref();
+        if !source_ids.insert(s.id.get_ref().clone()) {
+            errs.push(map.diag(
+                s.id.span(),
+                format!("duplicate source id `{}`", excerpt(s.id.get_ref())),
+            ));
+        }
+        date(map, &s.published, true, errs);
+        sources.push(Source {
+            id: s.id.get_ref().clone(),
+            title: s.title.clone(),
+            url: s.url.clone(),
+            published: s.published.get_ref().clone(),
+        });
+    }
+    (sources, source_ids)
+}
+
+/// The `[[label]]` tables: display names of label values.
+fn labels(map: &SourceMap, config: &Config, errs: &mut Vec<Diagnostic>) -> Vec<LabelDisplay> {
+    let mut labels = Vec::new();
+    let mut seen = HashSet::new();
+    for l in &config.labels {
+        let l = l.get_ref();
+        let name = l.name.get_ref();
+        check_label_name(map, &l.name, errs);
+        if !seen.insert(name.as_str()) {
+            errs.push(map.diag(
+                l.name.span(),
+                format!("duplicate [[label]] `{}`", excerpt(name)),
+            ));
+        }
+        labels.push(label_display(map, l, errs));
+    }
+    labels
+}
+
+/// Every observation, through the one validator: the metrics' definitions, their inline
+/// samples, then each metric's samples_file, then the inputs, the order in which duplicates
+/// are reported ("first defined at").
+fn observations(
+    map: &SourceMap,
+    config: &Config,
+    mut b: Builder,
+    prefix: &str,
+    period: &PeriodSettings,
+    data: &DataFiles,
+) -> builder::Built {
+    b.unread_metrics.clone_from(&config.unread_metrics);
+    for m in &config.metrics {
+        let def = metric_def(map, m, prefix, period, &mut b.errs);
+        b.add_metric(def);
+    }
+    for (mi, m) in config.metrics.iter().enumerate() {
+        inline_samples(map, &mut b, mi, m);
+    }
+    for (mi, m) in config.metrics.iter().enumerate() {
+        if let Some(f) = &m.get_ref().samples_file {
+            crate::dataset::ingest::samples_file(map, &mut b, mi, f, data);
+        }
+    }
+    for input in &config.inputs {
+        crate::dataset::ingest::input(map, &mut b, input, data);
+    }
+    if config.metrics.is_empty() && config.unread_metrics.is_empty() {
+        b.errs.push(Diagnostic::file(
+            map.path(),
+            "empty dataset: no [[metric]] defined, expected at least one",
+        ));
+    }
+    b.finish()
+}
+
+/// The dataset's release calendar (with `[dataset.period]`) and the metrics' own ones.
+#[allow(clippy::type_complexity)]
+fn releases(
+    map: &SourceMap,
+    config: &Config,
+    metrics: &[Metric],
+    symbols: &[Box<str>],
+    period: &PeriodSettings,
+    errs: &mut Vec<Diagnostic>,
+) -> (Option<ReleaseSchedule>, Vec<(String, ReleaseSchedule)>) {
+    let release = match config.dataset.get_ref().period {
+        Some(_) => derive::dataset_release(metrics, symbols, period),
+        None => None,
+    };
+    let mut metric_releases = Vec::new();
+    for (m, def) in metrics.iter().zip(&config.metrics) {
+        if let Some(r) = &def.get_ref().release {
+            let (expected, overdue) = lags(map, r.get_ref(), errs);
+            if let Some(s) = derive::release_of(m, &period.label, symbols, expected, overdue) {
+                metric_releases.push((m.name.clone(), s));
+            }
+        }
+    }
+    (release, metric_releases)
 }
 
 /// Display names read from data files, merged into the `[[label]]` of that label (created
@@ -504,42 +544,10 @@ fn metric_def(
 ) -> MetricDef {
     let m = m.get_ref();
     let raw_name = m.name.get_ref();
-    let mut usable = true;
-    let unit = match &m.unit {
-        None => None,
-        Some(u) => {
-            let parsed = Unit::parse(u.get_ref());
-            if parsed.is_none() {
-                errs.push(map.diag(
-                    u.span(),
-                    format!(
-                        "unknown unit `{}`, expected one of {} or an ISO 4217 currency code (usd, eur …)",
-                        u.get_ref(),
-                        UNIT_NAMES.join(", ")
-                    ),
-                ));
-                usable = false;
-            }
-            parsed
-        }
-    };
-    let mut multiplier = 0;
-    if let Some(mu) = &m.multiplier {
-        let text = match mu.get_ref() {
-            crate::config::ScalarOrString::Integer(i) => i.to_string(),
-            crate::config::ScalarOrString::Text(s) => s.clone(),
-        };
-        match units::multiplier(&text) {
-            Some(e) => multiplier = e,
-            None => errs.push(map.diag(
-                mu.span(),
-                format!(
-                    "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
-                    excerpt(&text)
-                ),
-            )),
-        }
-    }
+    let before = errs.len();
+    let unit = metric_unit(map, m, errs);
+    let mut usable = errs.len() == before;
+    let multiplier = metric_multiplier(map, m, errs);
     let index_base = m.index_base.as_ref().map(|b| {
         if Period::parse(b.get_ref()).is_none() {
             errs.push(map.diag(
@@ -553,52 +561,14 @@ fn metric_def(
         }
         b.get_ref().clone()
     });
-    if !is_metric_name(raw_name) || raw_name.starts_with("__") {
-        errs.push(map.diag(
-            m.name.span(),
-            format!("invalid metric name `{}`, expected letters, digits and underscores, not starting with a digit or `__`", excerpt(raw_name)),
-        ));
-    }
-    if let Some(s) = unit.as_ref().and_then(Unit::suffix) {
-        if raw_name.ends_with(&format!("_{s}")) {
-            errs.push(map.diag(
-                m.name.span(),
-                format!("metric name `{raw_name}` already ends in `_{s}`, expected the name without its unit suffix (the exporter appends it)"),
-            ));
-        }
-    }
-    if let Some(s) = RESERVED_SUFFIXES.iter().find(|s| raw_name.ends_with(*s)) {
-        errs.push(map.diag(m.name.span(), format!("metric name `{raw_name}` ends in `{s}`, which Prometheus reserves for other metric types")));
-    }
+    metric_name(map, m, unit.as_ref(), errs);
     if m.help.get_ref().trim().is_empty() {
         errs.push(map.diag(
             m.help.span(),
             "empty help, expected a sentence saying what the figure is and where it comes from",
         ));
     }
-    let labels = m.labels.as_ref().map(|ls| {
-        let mut names = Vec::new();
-        for l in ls.get_ref() {
-            let before = errs.len();
-            check_label_name(map, l, errs);
-            if names.contains(l.get_ref()) {
-                errs.push(map.diag(
-                    l.span(),
-                    format!("duplicate label name `{}`", excerpt(l.get_ref())),
-                ));
-            }
-            usable &= errs.len() == before;
-            names.push(l.get_ref().clone());
-        }
-        names
-    });
-    if labels.is_none() && (!m.samples.is_empty() || m.samples_file.is_some()) {
-        errs.push(map.diag(
-            m.name.span(),
-            format!("metric `{raw_name}` has samples but no `labels`, expected the list of its label names"),
-        ));
-        usable = false;
-    }
+    let labels = metric_labels(map, m, &mut usable, errs);
     let cadence = match &m.cadence {
         Some(c) => {
             let parsed = Cadence::parse(c.get_ref());
@@ -632,6 +602,104 @@ fn metric_def(
         cadence,
         usable,
     )
+}
+
+/// The metric's `unit`, if it gives a known one.
+fn metric_unit(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnostic>) -> Option<Unit> {
+    let u = m.unit.as_ref()?;
+    let parsed = Unit::parse(u.get_ref());
+    if parsed.is_none() {
+        errs.push(map.diag(
+            u.span(),
+            format!(
+                "unknown unit `{}`, expected one of {} or an ISO 4217 currency code (usd, eur …)",
+                u.get_ref(),
+                UNIT_NAMES.join(", ")
+            ),
+        ));
+    }
+    parsed
+}
+
+/// The metric's `multiplier` as a power of ten (0 without one).
+fn metric_multiplier(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnostic>) -> i32 {
+    let Some(mu) = &m.multiplier else { return 0 };
+    let text = match mu.get_ref() {
+        crate::config::ScalarOrString::Integer(i) => i.to_string(),
+        crate::config::ScalarOrString::Text(s) => s.clone(),
+    };
+    match units::multiplier(&text) {
+        Some(e) => e,
+        None => {
+            errs.push(map.diag(
+                mu.span(),
+                format!(
+                    "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
+                    excerpt(&text)
+                ),
+            ));
+            0
+        }
+    }
+}
+
+/// The metric's name as written: valid, without the unit suffix the exporter appends, and
+/// not ending as another metric type's samples do.
+fn metric_name(map: &SourceMap, m: &MetricConfig, unit: Option<&Unit>, errs: &mut Vec<Diagnostic>) {
+    let raw_name = m.name.get_ref();
+    if !is_metric_name(raw_name) || raw_name.starts_with("__") {
+        errs.push(map.diag(
+            m.name.span(),
+            format!("invalid metric name `{}`, expected letters, digits and underscores, not starting with a digit or `__`", excerpt(raw_name)),
+        ));
+    }
+    if let Some(s) = unit.and_then(Unit::suffix) {
+        if raw_name.ends_with(&format!("_{s}")) {
+            errs.push(map.diag(
+                m.name.span(),
+                format!("metric name `{raw_name}` already ends in `_{s}`, expected the name without its unit suffix (the exporter appends it)"),
+            ));
+        }
+    }
+    if let Some(s) = RESERVED_SUFFIXES.iter().find(|s| raw_name.ends_with(*s)) {
+        errs.push(map.diag(m.name.span(), format!("metric name `{raw_name}` ends in `{s}`, which Prometheus reserves for other metric types")));
+    }
+}
+
+/// The metric's `labels`, checked; `usable` turns false when its samples cannot be read.
+fn metric_labels(
+    map: &SourceMap,
+    m: &MetricConfig,
+    usable: &mut bool,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<Vec<String>> {
+    let labels = m.labels.as_ref().map(|ls| {
+        let mut names = Vec::new();
+        for l in ls.get_ref() {
+            let before = errs.len();
+            check_label_name(map, l, errs);
+            if names.contains(l.get_ref()) {
+                errs.push(map.diag(
+                    l.span(),
+                    format!("duplicate label name `{}`", excerpt(l.get_ref())),
+                ));
+            }
+            *usable &= errs.len() == before;
+            names.push(l.get_ref().clone());
+        }
+        names
+    });
+    if labels.is_none() && (!m.samples.is_empty() || m.samples_file.is_some()) {
+        errs.push(map.diag(
+            m.name.span(),
+            format!(
+                "metric `{}` has samples but no `labels`, expected the list of its label names",
+                m.name.get_ref()
+            ),
+        ));
+        *usable = false;
+    }
+    labels
 }
 
 /// The inline `samples = [...]` of a metric, through the one validator.
