@@ -163,7 +163,7 @@ fn sigterm_and_sigint_stop_gracefully_with_exit_zero() {
         let mut r = Running::start(&["--config.file", "config.toml"]);
         assert!(r.metrics().contains("cnipa_dataset_info"));
         r.signal(sig);
-        let status = wait_for("the exporter to exit", Duration::from_secs(20), || {
+        let status = poll_until("the exporter to exit", Duration::from_secs(20), || {
             r.child.try_wait().unwrap()
         });
         assert!(status.success(), "{name}: {status}");
@@ -194,7 +194,7 @@ fn sighup_reloads_an_edited_value_and_keeps_serving_on_a_bad_edit() {
     assert_ne!(edited, original);
     std::fs::write(&config, &edited).unwrap();
     r.signal("-HUP");
-    wait_for(
+    poll_until(
         "the revised value after SIGHUP",
         Duration::from_secs(20),
         || (sample(&r.metrics(), series).as_deref() == Some("0.542")).then_some(()),

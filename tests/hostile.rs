@@ -11,7 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{request, sample, wait_for, Server};
+use common::{poll_until, request, sample, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_indicator_exporter");
 
@@ -124,7 +124,7 @@ impl Running {
     fn wait_log(&mut self, needle: &str, deadline: Duration) -> String {
         let log = self.log.clone();
         let child = &mut self.child;
-        wait_for(&format!("a log line with {needle:?}"), deadline, || {
+        poll_until(&format!("a log line with {needle:?}"), deadline, || {
             if let Ok(Some(status)) = child.try_wait() {
                 // Let the reader thread catch up before saying what the log had.
                 std::thread::sleep(Duration::from_millis(100));
@@ -405,7 +405,7 @@ fn a_second_sigterm_ends_the_graceful_shutdown_at_once() {
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     // The server has the connection before the signal arrives.
-    wait_for(
+    poll_until(
         "the slow connection to be served",
         Duration::from_secs(10),
         || (r.get("/-/healthy").status == 200).then_some(()),

@@ -501,7 +501,7 @@ fn when_every_connection_is_busy_new_ones_are_closed_at_once() {
     );
     // One busy connection ends: there is room again.
     drop(stalled.pop());
-    common::wait_for("room for a connection", Duration::from_secs(10), || {
+    common::poll_until("room for a connection", Duration::from_secs(10), || {
         let mut s = connect(e.addr());
         s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .ok()?;
@@ -576,7 +576,7 @@ fn max_requests_answers_503_beyond_the_limit_at_once_and_recovers() {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(slow);
-    common::wait_for("a scrape to get through", Duration::from_secs(10), || {
+    common::poll_until("a scrape to get through", Duration::from_secs(10), || {
         let r = get(e.addr(), "/metrics");
         (r.status == 200).then_some(r)
     });
@@ -595,7 +595,7 @@ fn a_scrape_takes_the_permit_of_a_response_nobody_reads() {
         503,
         "not stalled long yet"
     );
-    let (took, r) = common::wait_for("a scrape to get through", Duration::from_secs(15), || {
+    let (took, r) = common::poll_until("a scrape to get through", Duration::from_secs(15), || {
         let r = get(e.addr(), "/metrics");
         (r.status == 200).then(|| (started.elapsed(), r))
     });
@@ -741,7 +741,7 @@ fn responses_nobody_reads_are_cut_at_the_write_timeout_and_their_memory_freed() 
         pinned > before + full * 8 / 10,
         "the stalled responses hold the old body: {before} -> {pinned} bytes, body {full}"
     );
-    let freed_at = common::wait_for("the stalled responses to be dropped", write * 3, || {
+    let freed_at = common::poll_until("the stalled responses to be dropped", write * 3, || {
         let now = LIVE.load(Ordering::Relaxed);
         (now + full * 8 / 10 < pinned).then(|| (started.elapsed(), now))
     });
@@ -829,7 +829,7 @@ fn spawn_with_soft_limit(soft: u64, args: &[&str]) -> Binary {
         .recv_timeout(Duration::from_secs(60))
         .expect("the exporter logs its address");
     b.addr = addr.parse().unwrap();
-    common::wait_for("the exporter to answer", Duration::from_secs(30), || {
+    common::poll_until("the exporter to answer", Duration::from_secs(30), || {
         let answer = web_support::raw(b.addr, b"GET /-/ready HTTP/1.0\r\n\r\n");
         (answer.starts_with("HTTP/1.") && answer.contains(" 200 OK")).then_some(())
     });
@@ -869,7 +869,7 @@ fn eleven_hundred_clients_that_never_read_do_not_block_health_checks() {
     );
     // 40 of them hold the scrape permits and read nothing: a scrape takes one over, long
     // before the 30 s write timeout would free it.
-    let back = common::wait_for("a scrape to get through", Duration::from_secs(25), || {
+    let back = common::poll_until("a scrape to get through", Duration::from_secs(25), || {
         let r = get(b.addr, "/metrics");
         (r.status == 200).then(|| started.elapsed())
     });

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{request, sample, wait_for};
+use common::{poll_until, request, sample};
 
 const BIN: &str = env!("CARGO_BIN_EXE_indicator_exporter");
 
@@ -100,7 +100,7 @@ impl Running {
             addr: String::new(),
             log,
         };
-        let line = wait_for("the listening log line", start_deadline, || {
+        let line = poll_until("the listening log line", start_deadline, || {
             if let Ok(Some(status)) = r.child.try_wait() {
                 panic!("exited ({status}):\n{}", r.log_text());
             }
@@ -124,7 +124,7 @@ impl Running {
 
     fn wait_value(&self, want: &str, deadline: Duration) -> Duration {
         let start = Instant::now();
-        wait_for(&format!("{SERIES} = {want}"), deadline, || {
+        poll_until(&format!("{SERIES} = {want}"), deadline, || {
             (self.value().as_deref() == Some(want)).then_some(())
         });
         start.elapsed()
@@ -219,7 +219,7 @@ fn a_change_made_while_a_reload_runs_is_served_in_the_end() {
     let loading = Instant::now();
     save_by_rename(&conf.join("data.csv"), &data(ROWS, "11"));
     // A reload is running once the daemon has read the new file.
-    wait_for(
+    poll_until(
         "the daemon to read the changed data file",
         Duration::from_secs(60),
         || (r.io().rchar - start.rchar >= size).then_some(()),
@@ -266,7 +266,7 @@ fn a_busy_unrelated_file_does_not_hold_a_change_back() {
         save_by_rename(&conf.join("data.csv"), &data(3, "14.5"));
         let start = Instant::now();
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for(&format!("{SERIES} = 0.145"), Duration::from_secs(5), || {
+            poll_until(&format!("{SERIES} = 0.145"), Duration::from_secs(5), || {
                 (r.value().as_deref() == Some("0.145")).then_some(())
             })
         }));
