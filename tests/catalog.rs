@@ -248,7 +248,7 @@ fn a_directory_gains_and_loses_datasets() {
 
 /// What `--config.check` prints on a config it must refuse.
 fn check_fails(main: &std::path::Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+    let out = common::exporter::command()
         .arg("--config.file")
         .arg(main)
         .arg("--config.check")

@@ -14,7 +14,6 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -95,13 +94,13 @@ impl Drop for Browser {
             libc::kill(-group, libc::SIGKILL);
         }
         let _ = self.child.wait();
-        let end = Instant::now() + Duration::from_secs(10);
-        while group_alive(group) {
-            if Instant::now() > end {
-                eprintln!("chromium process group {group} still has processes");
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
+        // No panic in a drop: a group that outlives the deadline is only reported.
+        if common::poll(Duration::from_secs(10), || {
+            (!group_alive(group)).then_some(())
+        })
+        .is_none()
+        {
+            eprintln!("chromium process group {group} still has processes");
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Sample {
     pub value: f64,
     /// The timestamp as written (milliseconds in the text format, seconds in OpenMetrics).
     pub timestamp: Option<i64>,
+    /// The family of the last `# HELP`, `# TYPE` or `# UNIT` line before it.
+    pub family: Option<String>,
 }
 
 impl Sample {
@@ -406,6 +408,7 @@ fn read(body: &str, mode: Mode) -> Result<Exposition, String> {
             text: text.to_string(),
             value,
             timestamp,
+            family: current.clone(),
         });
     }
     if om && !out.eof {

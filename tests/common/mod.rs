@@ -37,6 +37,22 @@ pub fn poll_until<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Opti
     poll_until_ok(what, deadline, POLL_EVERY, || f().ok_or_else(String::new))
 }
 
+/// Polls `f` until it returns Some; None if it has not after `deadline`. For where a panic
+/// must not be (a drop): elsewhere [`poll_until`] says what never happened.
+pub fn poll<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        // Not a wait for something to happen: the pause between two looks.
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
 /// Polls `f` every `every` until it returns Ok, or panics after `deadline` saying that `what`
 /// never happened, with the last error `f` gave.
 pub fn poll_until_ok<T>(
