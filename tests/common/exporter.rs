@@ -43,11 +43,13 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the binary on an ephemeral loopback port with `args`, and waits until it
     /// listens.
+    #[track_caller]
     pub fn start(args: &[&str]) -> Exporter {
         Exporter::start_within(args, DEADLINE)
     }
 
     /// [`Exporter::start`], for a start-up that may take up to `deadline`.
+    #[track_caller]
     pub fn start_within(args: &[&str], deadline: Duration) -> Exporter {
         let mut cmd = command();
         cmd.arg("--web.listen-address=127.0.0.1:0").args(args);
@@ -87,6 +89,7 @@ impl Exporter {
     }
 
     /// Waits until the process logs that it listens; returns its (first) address.
+    #[track_caller]
     pub fn wait_listening(&mut self, deadline: Duration) -> &str {
         self.addr = self.addresses(1, deadline).remove(0);
         &self.addr
@@ -94,6 +97,7 @@ impl Exporter {
 
     /// The addresses of the first `n` `msg=listening` lines, waiting for them at most
     /// `deadline`.
+    #[track_caller]
     pub fn addresses(&self, n: usize, deadline: Duration) -> Vec<String> {
         self.wait_log(&format!("{n} `msg=listening` lines"), deadline, |lines| {
             let addrs: Vec<String> = lines
@@ -127,6 +131,7 @@ impl Exporter {
     }
 
     /// The body of `/metrics`, which must answer 200.
+    #[track_caller]
     pub fn metrics(&self) -> String {
         let r = self.get("/metrics");
         assert_eq!(r.status, 200, "/metrics: {}", r.text());
@@ -135,6 +140,7 @@ impl Exporter {
 
     /// The first log line containing `needle`, waiting for it at most `deadline`; panics at
     /// once if the process closes stderr (exits) without having logged it.
+    #[track_caller]
     pub fn wait_for_log(&self, needle: &str, deadline: Duration) -> String {
         self.wait_log(&format!("a log line with {needle:?}"), deadline, |lines| {
             lines.iter().find(|l| l.contains(needle)).cloned()
@@ -142,6 +148,7 @@ impl Exporter {
     }
 
     /// Waits until `found` finds something in the log lines, woken by each new line.
+    #[track_caller]
     fn wait_log<T>(
         &self,
         what: &str,
@@ -178,6 +185,7 @@ impl Exporter {
     }
 
     /// Sends `signal` (`libc::SIGHUP`, …) to the process.
+    #[track_caller]
     pub fn signal(&self, signal: i32) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
         // SAFETY: kill(2) on the child's own pid; no memory effects in this process.
@@ -197,6 +205,7 @@ impl Exporter {
 
     /// Waits for the process to end, at most `deadline`, and for its stderr to be read to the
     /// end; panics (and the drop kills it) otherwise.
+    #[track_caller]
     pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
         let child = &mut self.child;
         let status = poll_until(

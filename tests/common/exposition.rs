@@ -113,6 +113,7 @@ impl Exposition {
 
 /// Reads `body` (text or OpenMetrics, timestamps allowed); panics naming the line of anything
 /// malformed.
+#[track_caller]
 pub fn parse(body: &str) -> Exposition {
     read(body, Mode::Lenient).unwrap_or_else(|e| panic!("unreadable exposition: {e}"))
 }

@@ -33,6 +33,7 @@ const POLL_EVERY: Duration = Duration::from_millis(20);
 
 /// Polls `f` until it returns Some, or panics after `deadline` saying that `what` never
 /// happened.
+#[track_caller]
 pub fn poll_until<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     poll_until_ok(what, deadline, POLL_EVERY, || f().ok_or_else(String::new))
 }
@@ -55,6 +56,7 @@ pub fn poll<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T
 
 /// Polls `f` every `every` until it returns Ok, or panics after `deadline` saying that `what`
 /// never happened, with the last error `f` gave.
+#[track_caller]
 pub fn poll_until_ok<T>(
     what: &str,
     deadline: Duration,
@@ -106,6 +108,7 @@ const TOOLS: &[(&str, &str)] = &[
 /// The path of `tool` on PATH. A test that needs a missing tool fails here at once, naming the
 /// tool and how to get it; it never skips (CI installs every tool, and a skip would hide a
 /// missing install).
+#[track_caller]
 pub fn require_tool(tool: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
@@ -301,6 +304,7 @@ pub fn dataset_part(body: &str) -> String {
 
 /// Runs `promtool check metrics` on `body`: Err with what it printed unless it exits 0 and
 /// prints nothing (promtool reports lint problems on a successful exit too).
+#[track_caller]
 pub fn promtool_check_metrics(body: &str) -> Result<(), String> {
     use std::io::Write;
     let mut child = std::process::Command::new(require_tool("promtool"))
