@@ -126,7 +126,17 @@ fn sighup_reloads_an_edited_value_and_keeps_serving_on_a_bad_edit() {
     .unwrap();
     r.signal(libc::SIGHUP);
     r.wait_for_log("reload failed", Duration::from_secs(30));
-    let body = r.metrics();
+    // The first "reload failed" line is logged before the reload has ended and set its gauge.
+    let body = poll_until(
+        "indicator_exporter_config_last_reload_successful 0 after the bad edit",
+        Duration::from_secs(20),
+        || {
+            let body = r.metrics();
+            (sample(&body, "indicator_exporter_config_last_reload_successful").as_deref()
+                == Some("0"))
+            .then_some(body)
+        },
+    );
     assert_eq!(sample(&body, series).as_deref(), Some("0.542"));
     assert_eq!(
         sample(&body, "indicator_exporter_config_last_reload_successful").as_deref(),

@@ -73,6 +73,17 @@ fn survives_a_data_file_replaced_by(replace: impl FnOnce(&Path), why: &str) {
         failed.contains("data.csv"),
         "the error names the file: {failed}"
     );
+    // The first "reload failed" line is logged before the reload has ended and set its gauge.
+    poll_until(
+        "indicator_exporter_config_last_reload_successful 0 after the failed reload",
+        Duration::from_secs(20),
+        || {
+            let body = r.get("/metrics").text();
+            (sample(&body, "indicator_exporter_config_last_reload_successful").as_deref()
+                == Some("0"))
+            .then_some(())
+        },
+    );
     for _ in 0..3 {
         assert_eq!(r.get("/-/healthy").status, 200);
         let body = r.get("/metrics").text();
