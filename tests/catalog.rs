@@ -248,7 +248,7 @@ fn a_directory_gains_and_loses_datasets() {
 
 /// What `--config.check` prints on a config it must refuse.
 fn check_fails(main: &std::path::Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+    let out = common::exporter::command()
         .arg("--config.file")
         .arg(main)
         .arg("--config.check")
@@ -312,7 +312,7 @@ fn a_file_change_reloads_only_its_dataset() {
         "datasets.d/c.toml",
         &dataset("c", "c_", &[("2023", "30"), ("2024", "35")]),
     );
-    let body = wait_for("c's change served", Duration::from_secs(20), || {
+    let body = poll_until("c's change served", Duration::from_secs(20), || {
         let body = server.metrics();
         (value(&body, "c_rate_ratio{year=\"2024\"}") == Some(0.35)).then_some(body)
     });
@@ -321,7 +321,7 @@ fn a_file_change_reloads_only_its_dataset() {
     assert_eq!(loads(&body, "b", "success"), 1.0, "b was not reloaded");
     // A new dataset file in the directory is a catalogue change: picked up too.
     c.write("datasets.d/e.toml", &dataset("e", "e_", &[("2024", "51")]));
-    wait_for("e served", Duration::from_secs(20), || {
+    poll_until("e served", Duration::from_secs(20), || {
         value(&server.metrics(), "e_rate_ratio{year=\"2024\"}")
     });
 }

@@ -2,21 +2,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use common::exporter::run as exporter;
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_indicator_exporter");
-
-fn exporter(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run the binary")
-}
 
 #[test]
 fn config_check_accepts_the_bundled_config() {
@@ -82,93 +71,22 @@ fn unusable_listen_address_exits_non_zero() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
 }
 
-/// The binary running in the background; killed on drop if still running.
-struct Running {
-    child: Child,
-    addr: String,
-    log: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(["--web.listen-address", "127.0.0.1:0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the binary");
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut running = Running {
-            child,
-            addr: String::new(),
-            log,
-        };
-        let line = running.wait_log("msg=listening");
-        running.addr = line
-            .split("address=")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .to_string();
-        running
-    }
-
-    fn wait_log(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no log line with {needle:?}: {e}"),
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    fn metrics(&self) -> String {
-        request("GET", &format!("http://{}/metrics", self.addr), &[])
-            .unwrap()
-            .text()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn sigterm_and_sigint_stop_gracefully_with_exit_zero() {
-    for (sig, name) in [("-TERM", "SIGTERM"), ("-INT", "SIGINT")] {
-        let mut r = Running::start(&["--config.file", "config.toml"]);
+    for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
+        let mut r = Exporter::start(&["--config.file", "config.toml"]);
         assert!(r.metrics().contains("cnipa_dataset_info"));
         r.signal(sig);
-        let status = wait_for("the exporter to exit", Duration::from_secs(20), || {
-            r.child.try_wait().unwrap()
-        });
+        let status = r.wait_exit(Duration::from_secs(20));
         assert!(status.success(), "{name}: {status}");
-        r.wait_log(&format!("{name} received"));
-        r.wait_log("msg=stopped");
+        let received = format!("{name} received");
+        let log = r.stderr();
+        let (at_received, at_stopped) = (log.find(&received), log.find("msg=stopped"));
+        assert!(at_received.is_some(), "no {received:?} in:\n{log}");
+        assert!(
+            at_stopped > at_received,
+            "no msg=stopped after it in:\n{log}"
+        );
     }
 }
 
@@ -178,7 +96,7 @@ fn sighup_reloads_an_edited_value_and_keeps_serving_on_a_bad_edit() {
     let config = dir.path().join("config.toml");
     let original = std::fs::read_to_string("config.toml").unwrap();
     std::fs::write(&config, &original).unwrap();
-    let mut r = Running::start(&[
+    let r = Exporter::start(&[
         "--config.file",
         config.to_str().unwrap(),
         "--log.format",
@@ -193,22 +111,32 @@ fn sighup_reloads_an_edited_value_and_keeps_serving_on_a_bad_edit() {
     );
     assert_ne!(edited, original);
     std::fs::write(&config, &edited).unwrap();
-    r.signal("-HUP");
-    wait_for(
+    r.signal(libc::SIGHUP);
+    poll_until(
         "the revised value after SIGHUP",
         Duration::from_secs(20),
         || (sample(&r.metrics(), series).as_deref() == Some("0.542")).then_some(()),
     );
-    r.wait_log("msg=\"published figure revised\"");
+    r.wait_for_log("msg=\"published figure revised\"", Duration::from_secs(30));
 
     std::fs::write(
         &config,
         edited.replace("unit = \"percent\"", "unit = \"percentage\""),
     )
     .unwrap();
-    r.signal("-HUP");
-    r.wait_log("reload failed");
-    let body = r.metrics();
+    r.signal(libc::SIGHUP);
+    r.wait_for_log("reload failed", Duration::from_secs(30));
+    // The first "reload failed" line is logged before the reload has ended and set its gauge.
+    let body = poll_until(
+        "indicator_exporter_config_last_reload_successful 0 after the bad edit",
+        Duration::from_secs(20),
+        || {
+            let body = r.metrics();
+            (sample(&body, "indicator_exporter_config_last_reload_successful").as_deref()
+                == Some("0"))
+            .then_some(body)
+        },
+    );
     assert_eq!(sample(&body, series).as_deref(), Some("0.542"));
     assert_eq!(
         sample(&body, "indicator_exporter_config_last_reload_successful").as_deref(),

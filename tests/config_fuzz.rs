@@ -2,14 +2,16 @@
 //! config, and of the data file of every example in examples/formats (CSV long and wide, JSON
 //! records, SDMX-CSV, SDMX-JSON, JSON-stat), deterministic and seeded, through the whole load
 //! pipeline. Every mutation that loads is then served, and both expositions are checked: the
-//! text format by `promtool check metrics`, OpenMetrics by the strict parser below, and label
+//! text format by `promtool check metrics`, OpenMetrics by the strict reader of tests/common/exposition.rs, and label
 //! values with quotes, backslashes and newlines read back exactly from both.
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use common::exposition::{check, Sample};
 
 /// xorshift64*: enough randomness for mutations, and reproducible from the seed.
 struct Rng(u64);
@@ -559,320 +561,6 @@ fn mutated_data_files_of_every_format_never_panic_and_every_error_has_a_position
     );
 }
 
-/// One sample as a parser read it: name, labels in written order, value.
-#[derive(Debug, Clone, PartialEq)]
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: String,
-}
-
-fn is_name(s: &str, colon: bool) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
-        && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
-        && !s.starts_with("__")
-}
-
-/// Where an escaped string is, which decides its escapes.
-#[derive(Clone, Copy, PartialEq)]
-enum Escaped {
-    /// A label value, up to its closing quote: `\\`, `\n`, `\"`.
-    Label,
-    /// OpenMetrics HELP, to the end of the line: the same escapes, and no raw quote.
-    OmHelp,
-    /// Text-format HELP: only `\\` and `\n`.
-    TextHelp,
-}
-
-/// Reads an escaped string; with the bytes used (through the closing quote of a label value).
-fn unescape(s: &str, mode: Escaped) -> Result<(String, usize), String> {
-    let mut out = String::new();
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' if mode == Escaped::Label => return Ok((out, i + 1)),
-            '"' if mode == Escaped::OmHelp => return Err("unescaped quote".into()),
-            '\n' => return Err("raw newline".into()),
-            '\\' => match chars.next() {
-                Some((_, '\\')) => out.push('\\'),
-                Some((_, 'n')) => out.push('\n'),
-                Some((_, '"')) if mode != Escaped::TextHelp => out.push('"'),
-                other => return Err(format!("invalid escape \\{other:?}")),
-            },
-            c => out.push(c),
-        }
-    }
-    if mode == Escaped::Label {
-        Err("unterminated label value".into())
-    } else {
-        Ok((out, s.len()))
-    }
-}
-
-fn value_ok(v: &str) -> bool {
-    matches!(v, "+Inf" | "-Inf" | "NaN")
-        || (!v.is_empty()
-            && v.parse::<f64>().is_ok_and(f64::is_finite)
-            && v.bytes()
-                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)))
-}
-
-/// A strict reader of the exposition formats as the specifications write them: OpenMetrics
-/// 1.0 (`om`) or text 0.0.4. Written here rather than taken from a crate because the crates
-/// at hand are lenient in what matters (escapes, interleaved or repeated families, names that
-/// clash through suffixes) or wrong about info metrics; these are exactly the rules the
-/// exporter must keep. Returns the samples, or the first problem with its line.
-fn parse_exposition(body: &str, om: bool) -> Result<Vec<Sample>, String> {
-    const SUFFIXES: &[&str] = &[
-        "_total", "_created", "_count", "_sum", "_bucket", "_gcount", "_gsum", "_info",
-    ];
-    let mut samples = Vec::new();
-    // Family name -> (type, unit); families seen, to refuse one seen again later.
-    let mut families: HashMap<String, (String, Option<String>)> = HashMap::new();
-    let mut closed: HashSet<String> = HashSet::new();
-    let mut current: Option<String> = None;
-    let mut has_samples = false;
-    let mut seen_meta: HashSet<(String, &str)> = HashSet::new();
-    let mut series: HashSet<(String, Vec<(String, String)>)> = HashSet::new();
-    let mut eof = false;
-    if om && !body.ends_with("# EOF\n") {
-        return Err("OpenMetrics body does not end with `# EOF`".into());
-    }
-    if !body.is_empty() && !body.ends_with('\n') {
-        return Err("body does not end with a newline".into());
-    }
-    let start_family = |name: &str,
-                        current: &mut Option<String>,
-                        has_samples: &mut bool,
-                        closed: &mut HashSet<String>|
-     -> Result<(), String> {
-        if current.as_deref() == Some(name) {
-            return Ok(());
-        }
-        if let Some(c) = current.take() {
-            closed.insert(c);
-        }
-        if closed.contains(name) {
-            return Err(format!(
-                "family `{name}` appears again after other families"
-            ));
-        }
-        *current = Some(name.to_string());
-        *has_samples = false;
-        Ok(())
-    };
-    for (n, line) in body.lines().enumerate() {
-        let at = |m: String| format!("line {}: {m}: {line:?}", n + 1);
-        if eof {
-            return Err(at("content after `# EOF`".into()));
-        }
-        if line == "# EOF" && om {
-            eof = true;
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix('#') {
-            let rest = rest
-                .strip_prefix(' ')
-                .ok_or_else(|| at("comment without a space".into()))?;
-            let (kind, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-            let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
-            let kind: &'static str = match kind {
-                "HELP" => "HELP",
-                "TYPE" => "TYPE",
-                "UNIT" if om => "UNIT",
-                _ if om => return Err(at("unknown metadata".into())),
-                // The text format allows other comments.
-                _ => continue,
-            };
-            if !is_name(name, false) {
-                return Err(at(format!("invalid family name `{name}`")));
-            }
-            start_family(name, &mut current, &mut has_samples, &mut closed).map_err(at)?;
-            if has_samples {
-                return Err(at(format!("{kind} after samples")));
-            }
-            if !seen_meta.insert((name.to_string(), kind)) {
-                return Err(at(format!("second {kind} for `{name}`")));
-            }
-            match kind {
-                "HELP" => {
-                    let mode = if om {
-                        Escaped::OmHelp
-                    } else {
-                        Escaped::TextHelp
-                    };
-                    unescape(text, mode).map_err(at)?;
-                }
-                "TYPE" => {
-                    let t = match (text, om) {
-                        ("gauge" | "counter", _) => text,
-                        ("info", true) => text,
-                        _ => return Err(at(format!("unexpected type `{text}`"))),
-                    };
-                    if om {
-                        if let Some(s) = SUFFIXES.iter().find(|s| name.ends_with(*s)) {
-                            return Err(at(format!("family name ends in `{s}`")));
-                        }
-                        if let Some(s) = SUFFIXES
-                            .iter()
-                            .find(|s| families.contains_key(&format!("{name}{s}")))
-                        {
-                            return Err(at(format!("family `{name}{s}` clashes with `{name}`")));
-                        }
-                        if let Some(base) = SUFFIXES.iter().find_map(|s| name.strip_suffix(s)) {
-                            if families.contains_key(base) {
-                                return Err(at(format!("family `{name}` clashes with `{base}`")));
-                            }
-                        }
-                    }
-                    let unit = families.get(name).and_then(|f| f.1.clone());
-                    families.insert(name.to_string(), (t.to_string(), unit));
-                }
-                _ => {
-                    if !name.ends_with(&format!("_{text}")) {
-                        return Err(at(format!("unit `{text}` is not the end of `{name}`")));
-                    }
-                    families.entry(name.to_string()).or_default().1 = Some(text.to_string());
-                }
-            }
-            continue;
-        }
-        // A sample: name, optional labels, value.
-        let name_end = line
-            .find(['{', ' '])
-            .ok_or_else(|| at("sample without a value".into()))?;
-        let name = &line[..name_end];
-        if !is_name(name, true) {
-            return Err(at(format!("invalid metric name `{name}`")));
-        }
-        let mut rest = &line[name_end..];
-        let mut labels = Vec::new();
-        if let Some(r) = rest.strip_prefix('{') {
-            rest = r;
-            loop {
-                if let Some(r) = rest.strip_prefix('}') {
-                    rest = r;
-                    break;
-                }
-                if !labels.is_empty() {
-                    rest = rest
-                        .strip_prefix(',')
-                        .ok_or_else(|| at("labels not separated by `,`".into()))?;
-                }
-                let (label, r) = rest
-                    .split_once("=\"")
-                    .ok_or_else(|| at("label without `=\"`".into()))?;
-                if !is_name(label, false) {
-                    return Err(at(format!("invalid label name `{label}`")));
-                }
-                let (value, used) = unescape(r, Escaped::Label).map_err(at)?;
-                if labels.iter().any(|(l, _): &(String, String)| l == label) {
-                    return Err(at(format!("label `{label}` twice")));
-                }
-                labels.push((label.to_string(), value));
-                rest = &r[used..];
-            }
-        }
-        let value = rest
-            .strip_prefix(' ')
-            .ok_or_else(|| at("no space before the value".into()))?;
-        if !value_ok(value) {
-            return Err(at(format!("invalid value `{value}`")));
-        }
-        // Which family the sample belongs to, by its type's suffixes.
-        let family = match current
-            .as_deref()
-            .and_then(|c| families.get(c).map(|f| (c, f)))
-        {
-            Some((c, (t, _))) => {
-                let ok = match (t.as_str(), om) {
-                    ("gauge", _) | ("counter", false) => name == c,
-                    ("counter", true) => {
-                        name == format!("{c}_total") || name == format!("{c}_created")
-                    }
-                    ("info", _) => name == format!("{c}_info"),
-                    _ => false,
-                };
-                if !ok {
-                    return Err(at(format!("sample `{name}` is not of family `{c}` ({t})")));
-                }
-                if t == "info" && value != "1" {
-                    return Err(at("info sample other than 1".into()));
-                }
-                c.to_string()
-            }
-            None if om => return Err(at("sample before its family's TYPE".into())),
-            None => name.to_string(),
-        };
-        has_samples = true;
-        let mut key_labels = labels.clone();
-        key_labels.sort();
-        if !series.insert((name.to_string(), key_labels)) {
-            return Err(at(format!("duplicate series in family `{family}`")));
-        }
-        samples.push(Sample {
-            name: name.to_string(),
-            labels,
-            value: value.to_string(),
-        });
-    }
-    if om && !eof {
-        return Err("no `# EOF`".into());
-    }
-    Ok(samples)
-}
-
-#[test]
-fn the_strict_parser_refuses_what_prometheus_would_misread() {
-    let good = "# HELP a_ratio A \\\"b\\\" \\\\ c\\nd.\n# TYPE a_ratio gauge\n# UNIT a_ratio ratio\na_ratio{k=\"q\\\"b\\\\s\\nn\"} 0.5\n# HELP s Info.\n# TYPE s info\ns_info{k=\"x\"} 1\n# EOF\n";
-    let samples = parse_exposition(good, true).unwrap();
-    assert_eq!(
-        samples[0].labels,
-        [("k".to_string(), "q\"b\\s\nn".to_string())]
-    );
-    for (bad, why) in [
-        ("# TYPE a gauge\na{k=\"x\ny\"} 1\n# EOF\n", "unterminated"),
-        ("# TYPE a gauge\na{k=\"x\\y\"} 1\n# EOF\n", "invalid escape"),
-        (
-            "# TYPE a gauge\na{k=\"x\"} 1\n",
-            "does not end with `# EOF`",
-        ),
-        // A gauge `a` and an info `a_info` are one family `a`, twice.
-        (
-            "# TYPE a gauge\na 1\n# TYPE a info\na_info 1\n# EOF\n",
-            "TYPE after samples",
-        ),
-        ("# TYPE a_info gauge\na_info 1\n# EOF\n", "ends in `_info`"),
-        (
-            "# TYPE a gauge\n# TYPE a info\na_info 1\n# EOF\n",
-            "second TYPE",
-        ),
-        (
-            "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\n# TYPE a gauge\n# EOF\n",
-            "appears again",
-        ),
-        (
-            "# TYPE a_total gauge\na_total 1\n# EOF\n",
-            "ends in `_total`",
-        ),
-        ("# TYPE a gauge\na{k=\"1\",k=\"2\"} 1\n# EOF\n", "twice"),
-        (
-            "# TYPE a gauge\na{k=\"1\"} 1\na{k=\"1\"} 2\n# EOF\n",
-            "duplicate series",
-        ),
-        ("# TYPE a info\na_info{k=\"1\"} 2\n# EOF\n", "other than 1"),
-        (
-            "# TYPE a_seconds gauge\n# UNIT a_seconds bytes\n# EOF\n",
-            "is not the end",
-        ),
-        ("# TYPE a gauge\na 1\n# EOF\nb 1\n# EOF\n", "after `# EOF`"),
-    ] {
-        let e = parse_exposition(bad, true).expect_err(bad);
-        assert!(e.contains(why), "{bad:?}: {e}");
-    }
-}
-
 /// `# HELP`, `# TYPE` and sample lines of a text body with every family renamed `c{n}_…`, so
 /// that many bodies make one valid exposition for one `promtool` run.
 fn renamed(body: &str, n: usize) -> String {
@@ -922,12 +610,14 @@ fn every_accepted_mutation_is_served_as_valid_text_and_openmetrics() {
             let om = server
                 .get_with("/metrics", &[("Accept", common::OPENMETRICS)])
                 .text();
-            let from_text = parse_exposition(&text, false)
-                .unwrap_or_else(|err| panic!("{what}: text format: {err}"));
-            let from_om = parse_exposition(&om, true)
-                .unwrap_or_else(|err| panic!("{what}: OpenMetrics: {err}"));
+            let from_text = check(&text, false)
+                .unwrap_or_else(|err| panic!("{what}: text format: {err}"))
+                .samples;
+            let from_om = check(&om, true)
+                .unwrap_or_else(|err| panic!("{what}: OpenMetrics: {err}"))
+                .samples;
             // The same samples in both, label values read back the same.
-            let key = |s: &Sample| (s.name.clone(), s.labels.clone(), s.value.clone());
+            let key = |s: &Sample| (s.name.clone(), s.labels.clone(), s.text.clone());
             let dataset_only = |s: &&Sample| {
                 !s.name.starts_with("indicator_exporter_") && !s.name.starts_with("process_")
             };

@@ -2,9 +2,10 @@
 //! messages and positions. Fixtures: tests/fixtures/bad-formats/FORMAT/NAME.toml (with the small
 //! data files they name) and NAME.expected; `UPDATE_GOLDEN=1` rewrites the latter.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 const ROOT: &str = "tests/fixtures/bad-formats";
 
@@ -399,10 +400,7 @@ fn the_count_of_problems_beyond_the_cap_names_only_the_file() {
 }
 
 fn config_check(path: &str) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
-        .args(["--config.check", "--config.file", path])
-        .output()
-        .unwrap();
+    let out = common::exporter::run(&["--config.check", "--config.file", path]);
     (
         out.status.code(),
         String::from_utf8(out.stdout).unwrap(),

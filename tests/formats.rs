@@ -5,9 +5,10 @@
 //! `serde_json::Value` walk for JSON). Expected values are scaled on the text of the number
 //! (the decimal point is moved, then the text parsed), never by multiplying floats.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use indicator_exporter::dataset::{Dataset, Metric};
 use serde_json::Value;
@@ -896,7 +897,7 @@ fn every_example_passes_config_check() {
     found.sort();
     assert_eq!(found, EXAMPLES, "every example has its test");
     for name in EXAMPLES {
-        let out = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+        let out = common::exporter::command()
             .arg("--config.check")
             .arg("--config.file")
             .arg(dir.join(name))

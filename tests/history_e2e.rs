@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use common::e2e::*;
+use common::exposition::parse;
+use common::Exporter;
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
 /// The bundled dataset's published figures (`../shared/data/`: 37 rows).
@@ -34,8 +36,10 @@ fn end_of_year(y: i64) -> i64 {
 /// they are not figures.
 fn served_figures(target: &str) -> Vec<Point> {
     let text = get(&agent(), &format!("http://{target}/metrics"), &[]).expect("scrape");
-    let mut points: Vec<Point> = parse_exposition(&text)
-        .into_iter()
+    let mut points: Vec<Point> = parse(&text)
+        .samples
+        .iter()
+        .map(|s| (s.key(), s.value))
         .filter(|((name, _), _)| name.starts_with("cnipa_") && !name.contains("next_release"))
         .filter_map(|((name, mut labels), value)| {
             let year: i64 = labels.remove("year")?.parse().expect("a year");
@@ -61,8 +65,10 @@ fn export_bundled(dir: &Path, format: &str) -> String {
 
 /// The points of an export file, timestamps in seconds.
 fn exported_points(text: &str, ms: bool) -> Vec<Point> {
-    let mut points: Vec<Point> = parse_samples(text)
-        .into_iter()
+    let mut points: Vec<Point> = parse(text)
+        .samples
+        .iter()
+        .map(|s| (s.key(), s.value, s.timestamp))
         .map(|(key, value, t)| {
             let t = t.expect("every exported sample has a timestamp");
             (key, if ms { t / 1000 } else { t }, value)
@@ -86,7 +92,8 @@ fn backfilled_history_reads_back_at_each_period_in_prometheus() {
     require_tool("prometheus");
     require_tool("promtool");
     let tmp = tempfile::tempdir().expect("temporary directory");
-    let (_exporter, target) = start_exporter(Path::new(CONFIG), &[]);
+    let exporter = Exporter::start(&["--config.file", CONFIG]);
+    let target = exporter.addr().to_string();
     let want = served_figures(&target);
 
     let om = backfill(tmp.path(), Path::new(CONFIG));
@@ -153,7 +160,8 @@ fn backfilled_history_reads_back_at_each_period_in_prometheus() {
 fn history_imports_into_victoriametrics() {
     require_tool("victoria-metrics");
     let tmp = tempfile::tempdir().expect("temporary directory");
-    let (_exporter, target) = start_exporter(Path::new(CONFIG), &[]);
+    let exporter = Exporter::start(&["--config.file", CONFIG]);
+    let target = exporter.addr().to_string();
     let want = served_figures(&target);
 
     let text = export_bundled(tmp.path(), "prometheus");
@@ -205,7 +213,8 @@ fn prometheus_remote_writes_served_series_to_victoriametrics() {
     require_tool("victoria-metrics");
     let tmp = tempfile::tempdir().expect("temporary directory");
     let (_vm, vm) = start_victoria_metrics(tmp.path());
-    let (_exporter, target) = start_exporter(Path::new(CONFIG), &[]);
+    let exporter = Exporter::start(&["--config.file", CONFIG]);
+    let target = exporter.addr().to_string();
     // The shipped example, pointed at this test's ports, its rules and a 1 s scrape.
     let example = std::fs::read_to_string(format!("{ROOT}/prometheus/prometheus-remote-write.yml"))
         .expect("prometheus/prometheus-remote-write.yml");
@@ -225,8 +234,10 @@ fn prometheus_remote_writes_served_series_to_victoriametrics() {
     let (_prometheus, _prom) = start_prometheus_config(tmp.path(), &config);
     let agent = agent();
     let text = get(&agent, &format!("http://{target}/metrics"), &[]).expect("scrape");
-    let served: BTreeMap<SampleKey, f64> = parse_exposition(&text)
-        .into_iter()
+    let served: BTreeMap<SampleKey, f64> = parse(&text)
+        .samples
+        .iter()
+        .map(|s| (s.key(), s.value))
         .filter(|((name, _), _)| name.starts_with("cnipa_"))
         .collect();
     assert!(served.len() >= FIGURES, "{} cnipa_ samples", served.len());

@@ -4,16 +4,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{request, sample, wait_for, Server};
-
-const BIN: &str = env!("CARGO_BIN_EXE_indicator_exporter");
+use common::exporter::{command, run, BIN};
+use common::{poll_until, sample, Exporter, Server};
 
 /// A small valid dataset whose one metric is read from `data.csv` beside it.
 const CONFIG: &str = r#"[dataset]
@@ -57,118 +55,11 @@ fn mkfifo(path: &Path) {
     assert!(ok, "mkfifo {}", path.display());
 }
 
-/// Waits for the process to end, at most `deadline`; kills it and fails otherwise.
-fn exit_within(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The binary serving in the background, its log collected; killed on drop if still running.
-struct Running {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the binary");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Running {
-            child,
-            addr: String::new(),
-            log,
-        }
-    }
-
-    fn start(args: &[&str]) -> Running {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["--web.listen-address", "127.0.0.1:0"]).args(args);
-        let mut r = Running::spawn(cmd);
-        r.wait_listening();
-        r
-    }
-
-    fn wait_listening(&mut self) {
-        let line = self.wait_log("msg=listening", Duration::from_secs(60));
-        self.addr = line
-            .split("address=")
-            .nth(1)
-            .and_then(|a| a.split(' ').next())
-            .expect("address in the listening line")
-            .to_string();
-    }
-
-    /// The first log line containing `needle`, waiting for it at most `deadline`.
-    fn wait_log(&mut self, needle: &str, deadline: Duration) -> String {
-        let log = self.log.clone();
-        let child = &mut self.child;
-        wait_for(&format!("a log line with {needle:?}"), deadline, || {
-            if let Ok(Some(status)) = child.try_wait() {
-                // Let the reader thread catch up before saying what the log had.
-                std::thread::sleep(Duration::from_millis(100));
-                let all = log.lock().unwrap().join("\n");
-                if let Some(l) = all.lines().find(|l| l.contains(needle)) {
-                    return Some(l.to_string());
-                }
-                panic!("exited ({status}) before logging {needle:?}:\n{all}");
-            }
-            let lines = log.lock().unwrap();
-            lines.iter().find(|l| l.contains(needle)).cloned()
-        })
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    fn get(&self, path: &str) -> common::Response {
-        request("GET", &format!("http://{}{path}", self.addr), &[]).expect("request")
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The exporter keeps serving and stops on SIGTERM after a watched data file was replaced by
 /// `replace`, a reload having said `why`.
 fn survives_a_data_file_replaced_by(replace: impl FnOnce(&Path), why: &str) {
     let (dir, config) = dataset(CONFIG, DATA.as_bytes());
-    let mut r = Running::start(&["--config.file", config.to_str().unwrap(), "--config.watch"]);
+    let mut r = Exporter::start(&["--config.file", config.to_str().unwrap(), "--config.watch"]);
     assert_eq!(
         sample(&r.get("/metrics").text(), SERIES).as_deref(),
         Some("0.125")
@@ -176,11 +67,22 @@ fn survives_a_data_file_replaced_by(replace: impl FnOnce(&Path), why: &str) {
     let data = dir.path().join("data.csv");
     std::fs::remove_file(&data).unwrap();
     replace(&data);
-    let failed = r.wait_log("reload failed", Duration::from_secs(30));
+    let failed = r.wait_for_log("reload failed", Duration::from_secs(30));
     assert!(failed.contains(why), "{failed}");
     assert!(
         failed.contains("data.csv"),
         "the error names the file: {failed}"
+    );
+    // The first "reload failed" line is logged before the reload has ended and set its gauge.
+    poll_until(
+        "indicator_exporter_config_last_reload_successful 0 after the failed reload",
+        Duration::from_secs(20),
+        || {
+            let body = r.get("/metrics").text();
+            (sample(&body, "indicator_exporter_config_last_reload_successful").as_deref()
+                == Some("0"))
+            .then_some(())
+        },
     );
     for _ in 0..3 {
         assert_eq!(r.get("/-/healthy").status, 200);
@@ -191,9 +93,9 @@ fn survives_a_data_file_replaced_by(replace: impl FnOnce(&Path), why: &str) {
             Some("0")
         );
     }
-    r.signal("-TERM");
-    let status = exit_within(&mut r.child, Duration::from_secs(15), "after SIGTERM");
-    assert!(status.success(), "{status}\n{}", r.log_text());
+    r.signal(libc::SIGTERM);
+    let status = r.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{status}\n{}", r.stderr());
 }
 
 #[test]
@@ -229,15 +131,11 @@ fn config_check_on_a_fifo_fails_at_once_naming_the_file() {
         ),
     ] {
         let started = Instant::now();
-        let mut child = Command::new(BIN)
-            .args(["--config.check", "--config.file", path.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let status = exit_within(&mut child, Duration::from_secs(10), "--config.check on a FIFO");
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut cmd = command();
+        cmd.args(["--config.check", "--config.file", path.to_str().unwrap()]);
+        let mut child = Exporter::spawn(cmd);
+        let status = child.wait_exit(Duration::from_secs(10));
+        let stderr = child.stderr();
         assert_eq!(status.code(), Some(1), "{stderr}");
         assert_eq!(stderr.lines().next(), Some(expected.as_str()), "{stderr}");
         assert!(started.elapsed() < Duration::from_secs(5));
@@ -251,10 +149,7 @@ fn a_100_mb_data_file_of_nul_bytes_gives_a_short_error_quickly() {
     data.set_len(100_000_000).unwrap();
     drop(data);
     let started = Instant::now();
-    let out = Command::new(BIN)
-        .args(["--config.check", "--config.file", config.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run(&["--config.check", "--config.file", config.to_str().unwrap()]);
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
@@ -296,15 +191,12 @@ fn a_file_over_the_size_limit_is_refused_before_it_is_read() {
     let big = std::fs::File::create(dir.path().join("data.csv")).unwrap();
     big.set_len(5 << 20).unwrap();
     drop(big);
-    let out = Command::new(BIN)
-        .args([
-            "--config.check",
-            "--config.max-file-size=1MiB",
-            "--config.file",
-            config.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = run(&[
+        "--config.check",
+        "--config.max-file-size=1MiB",
+        "--config.file",
+        config.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -312,25 +204,19 @@ fn a_file_over_the_size_limit_is_refused_before_it_is_read() {
         "{stderr}"
     );
     // The config file itself too.
-    let out = Command::new(BIN)
-        .args([
-            "--config.check",
-            "--config.max-file-size=100",
-            "--config.file",
-            config.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = run(&[
+        "--config.check",
+        "--config.max-file-size=100",
+        "--config.file",
+        config.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = format!(
         "cannot read config file: is {} bytes, expected at most 100 bytes (--config.max-file-size)",
         CONFIG.len()
     );
     assert!(stderr.contains(&expected), "{stderr}");
-    let out = Command::new(BIN)
-        .args(["--config.check", "--config.max-file-size=1.5MiB"])
-        .output()
-        .unwrap();
+    let out = run(&["--config.check", "--config.max-file-size=1.5MiB"]);
     assert_eq!(out.status.code(), Some(2), "a bad size is a usage error");
 }
 
@@ -370,7 +256,7 @@ fn sighup_during_a_long_start_up_does_not_end_the_process() {
         }
     }
     let (_dir, config) = dataset(&CONFIG.replace("percent", "count"), data.as_bytes());
-    let mut cmd = Command::new(BIN);
+    let mut cmd = command();
     cmd.args([
         "--web.listen-address",
         "127.0.0.1:0",
@@ -379,54 +265,50 @@ fn sighup_during_a_long_start_up_does_not_end_the_process() {
         "--config.file",
         config.to_str().unwrap(),
     ]);
-    let mut r = Running::spawn(cmd);
-    r.wait_log("loading the dataset", Duration::from_secs(30));
-    r.signal("-HUP");
-    r.wait_listening();
-    assert!(r.child.try_wait().unwrap().is_none(), "{}", r.log_text());
+    let mut r = Exporter::spawn(cmd);
+    r.wait_for_log("loading the dataset", Duration::from_secs(30));
+    r.signal(libc::SIGHUP);
+    r.wait_listening(Duration::from_secs(60));
+    assert!(r.exited().is_none(), "{}", r.stderr());
     // The SIGHUP is not lost: it becomes a reload once the reload task listens.
-    r.wait_log(
+    r.wait_for_log(
         "SIGHUP received during start-up, reloading",
         Duration::from_secs(30),
     );
-    r.wait_log("msg=\"dataset reloaded\"", Duration::from_secs(60));
+    r.wait_for_log("msg=\"dataset reloaded\"", Duration::from_secs(60));
     assert_eq!(r.get("/-/healthy").status, 200);
-    r.signal("-TERM");
-    let status = exit_within(&mut r.child, Duration::from_secs(15), "after SIGTERM");
+    r.signal(libc::SIGTERM);
+    let status = r.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "{status}");
 }
 
 #[test]
 fn a_second_sigterm_ends_the_graceful_shutdown_at_once() {
     let (_dir, config) = dataset(CONFIG, DATA.as_bytes());
-    let mut r = Running::start(&["--config.file", config.to_str().unwrap()]);
+    let mut r = Exporter::start(&["--config.file", config.to_str().unwrap()]);
     // A slow client: half a request, which the graceful shutdown waits for.
-    let mut slow = TcpStream::connect(&r.addr).unwrap();
+    let mut slow = TcpStream::connect(r.addr()).unwrap();
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     // The server has the connection before the signal arrives.
-    wait_for(
+    poll_until(
         "the slow connection to be served",
         Duration::from_secs(10),
         || (r.get("/-/healthy").status == 200).then_some(()),
     );
-    r.signal("-TERM");
-    r.wait_log("waiting for open connections", Duration::from_secs(10));
+    r.signal(libc::SIGTERM);
+    r.wait_for_log("waiting for open connections", Duration::from_secs(10));
     assert!(
-        r.child.try_wait().unwrap().is_none(),
+        r.exited().is_none(),
         "the slow connection holds the graceful shutdown"
     );
     let started = Instant::now();
-    r.signal("-TERM");
-    let status = exit_within(
-        &mut r.child,
-        Duration::from_secs(5),
-        "after a second SIGTERM",
-    );
+    r.signal(libc::SIGTERM);
+    let status = r.wait_exit(Duration::from_secs(5));
     let took = started.elapsed();
-    assert_eq!(status.code(), Some(1), "{}", r.log_text());
+    assert_eq!(status.code(), Some(1), "{}", r.stderr());
     assert!(took < Duration::from_secs(3), "{took:?}");
-    r.wait_log(
+    r.wait_for_log(
         "second signal during shutdown, stopping at once",
         Duration::from_secs(5),
     );
@@ -449,9 +331,9 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
         "--config.file",
         config.to_str().unwrap(),
     ]);
-    let mut r = Running::spawn(cmd);
-    r.wait_listening();
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", r.child.id())).unwrap();
+    let mut r = Exporter::spawn(cmd);
+    r.wait_listening(Duration::from_secs(60));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", r.pid())).unwrap();
     let line = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
@@ -462,7 +344,7 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
         "soft limit raised to the hard one: {line}"
     );
     if numbers[1] != "256" {
-        let raised = r.wait_log("raised the open files limit", Duration::from_secs(5));
+        let raised = r.wait_for_log("raised the open files limit", Duration::from_secs(5));
         assert!(raised.contains("from=256"), "{raised}");
     }
 }

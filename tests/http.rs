@@ -135,20 +135,15 @@ fn derived_series_and_info_metrics() {
 #[test]
 fn every_family_has_help_and_type() {
     let body = bundled().metrics();
-    let mut helped = std::collections::HashSet::new();
-    let mut typed = std::collections::HashSet::new();
-    for line in body.lines() {
-        if let Some(r) = line.strip_prefix("# HELP ") {
-            helped.insert(r.split(' ').next().unwrap().to_string());
-        } else if let Some(r) = line.strip_prefix("# TYPE ") {
-            typed.insert(r.split(' ').next().unwrap().to_string());
-        } else {
-            let name = line.split(['{', ' ']).next().unwrap();
-            assert!(
-                helped.contains(name) && typed.contains(name),
-                "{name} has no HELP/TYPE before it"
-            );
-        }
+    // Read strictly: a family's HELP and TYPE come before its samples, families are whole.
+    let e = exposition::check(&body, false).unwrap_or_else(|err| panic!("{err}"));
+    for s in &e.samples {
+        let family = s.family.as_deref().and_then(|f| e.family(f));
+        assert!(
+            family.is_some_and(|f| f.name == s.name && f.help.is_some() && f.kind.is_some()),
+            "{} has no HELP/TYPE before it",
+            s.name
+        );
     }
 }
 

@@ -13,7 +13,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -60,8 +59,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
-
-const BIN: &str = env!("CARGO_BIN_EXE_indicator_exporter");
 
 /// Series in the big dataset: its text body (about 9 MB) is more than loopback's socket
 /// buffers hold, so a client that does not read stalls the response.
@@ -267,7 +264,8 @@ fn a_stalled_request_head_is_cut_at_the_deadline_while_scrapes_go_on() {
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
             .unwrap();
         let t = Instant::now();
-        // More bytes of the same head do not move its deadline.
+        // More bytes of the same head do not move its deadline: a client trickling its head
+        // (the pause is the behaviour under test, not a wait).
         std::thread::sleep(Duration::from_millis(500));
         s.write_all(b"Accept: */*\r\n").unwrap();
         wait_closed(&mut s, t, Duration::from_secs(10))
@@ -279,7 +277,8 @@ fn a_stalled_request_head_is_cut_at_the_deadline_while_scrapes_go_on() {
         let req = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n";
         w.write_all(req).unwrap();
         assert_eq!(read_response(&mut r).unwrap().status, 200);
-        // Idle for longer than the head deadline: not cut, it is waiting, not sending.
+        // Idle for longer than the head deadline: not cut, it is waiting, not sending. (The
+        // idleness is the behaviour under test, not a wait.)
         std::thread::sleep(HEAD_DEADLINE + Duration::from_millis(500));
         w.write_all(req).unwrap();
         assert_eq!(read_response(&mut r).unwrap().status, 200);
@@ -373,7 +372,8 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut w = s;
     let req = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n";
-    // Requests closer together than the idle timeout keep it open well past it.
+    // Requests closer together than the idle timeout keep it open well past it (the pauses
+    // between them are the behaviour under test).
     let start = Instant::now();
     while start.elapsed() < idle * 2 {
         w.write_all(req).unwrap();
@@ -501,7 +501,7 @@ fn when_every_connection_is_busy_new_ones_are_closed_at_once() {
     );
     // One busy connection ends: there is room again.
     drop(stalled.pop());
-    common::wait_for("room for a connection", Duration::from_secs(10), || {
+    common::poll_until("room for a connection", Duration::from_secs(10), || {
         let mut s = connect(e.addr());
         s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .ok()?;
@@ -526,6 +526,7 @@ impl SlowReader {
             while !flag.load(Ordering::Relaxed) {
                 match s.read(&mut buf) {
                     Ok(0) | Err(_) => panic!("the server closed a slow but reading client"),
+                    // A slow reader: the pause is its behaviour, not a wait.
                     Ok(_) => std::thread::sleep(Duration::from_millis(50)),
                 }
             }
@@ -573,10 +574,11 @@ fn max_requests_answers_503_beyond_the_limit_at_once_and_recovers() {
     let t = Instant::now();
     while t.elapsed() < STALLED_AFTER + Duration::from_secs(1) {
         assert_eq!(get(e.addr(), "/metrics").status, 503);
+        // Spaces the checks over the span in which it must stay 503; not a wait.
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(slow);
-    common::wait_for("a scrape to get through", Duration::from_secs(10), || {
+    common::poll_until("a scrape to get through", Duration::from_secs(10), || {
         let r = get(e.addr(), "/metrics");
         (r.status == 200).then_some(r)
     });
@@ -595,7 +597,7 @@ fn a_scrape_takes_the_permit_of_a_response_nobody_reads() {
         503,
         "not stalled long yet"
     );
-    let (took, r) = common::wait_for("a scrape to get through", Duration::from_secs(15), || {
+    let (took, r) = common::poll_until("a scrape to get through", Duration::from_secs(15), || {
         let r = get(e.addr(), "/metrics");
         (r.status == 200).then(|| (started.elapsed(), r))
     });
@@ -741,7 +743,7 @@ fn responses_nobody_reads_are_cut_at_the_write_timeout_and_their_memory_freed() 
         pinned > before + full * 8 / 10,
         "the stalled responses hold the old body: {before} -> {pinned} bytes, body {full}"
     );
-    let freed_at = common::wait_for("the stalled responses to be dropped", write * 3, || {
+    let freed_at = common::poll_until("the stalled responses to be dropped", write * 3, || {
         let now = LIVE.load(Ordering::Relaxed);
         (now + full * 8 / 10 < pinned).then(|| (started.elapsed(), now))
     });
@@ -771,28 +773,12 @@ fn responses_nobody_reads_are_cut_at_the_write_timeout_and_their_memory_freed() 
     assert_eq!(get(e.addr(), "/metrics").status, 200);
 }
 
-/// The real binary, stopped on drop.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts the binary with a soft open files limit of `soft`, as a shell's `ulimit -S -n`
 /// would leave it, and waits until it listens.
-fn spawn_with_soft_limit(soft: u64, args: &[&str]) -> Binary {
+fn spawn_with_soft_limit(soft: u64, args: &[&str]) -> (common::Exporter, SocketAddr) {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(BIN);
-    cmd.args(["--web.listen-address", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = common::exporter::command();
+    cmd.args(["--web.listen-address", "127.0.0.1:0"]).args(args);
     // SAFETY: getrlimit and setrlimit are async-signal-safe and touch only the struct passed.
     unsafe {
         cmd.pre_exec(move || {
@@ -810,30 +796,17 @@ fn spawn_with_soft_limit(soft: u64, args: &[&str]) -> Binary {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
     // Killed on drop, should start-up fail.
-    let mut b = Binary {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(a) = line.split("address=").nth(1) {
-                let _ = tx.send(a.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the exporter logs its address");
-    b.addr = addr.parse().unwrap();
-    common::wait_for("the exporter to answer", Duration::from_secs(30), || {
-        let answer = web_support::raw(b.addr, b"GET /-/ready HTTP/1.0\r\n\r\n");
+    let mut b = common::Exporter::spawn(cmd);
+    let addr: SocketAddr = b
+        .wait_listening(Duration::from_secs(60))
+        .parse()
+        .expect("a socket address");
+    common::poll_until("the exporter to answer", Duration::from_secs(30), || {
+        let answer = web_support::raw(addr, b"GET /-/ready HTTP/1.0\r\n\r\n");
         (answer.starts_with("HTTP/1.") && answer.contains(" 200 OK")).then_some(())
     });
-    b
+    (b, addr)
 }
 
 #[test]
@@ -842,8 +815,8 @@ fn eleven_hundred_clients_that_never_read_do_not_block_health_checks() {
     raise_open_files(2048);
     let dir = tempfile::tempdir().unwrap();
     let config = write_big(dir.path(), BIG_SERIES, 0);
-    let b = spawn_with_soft_limit(1024, &["--config.file", config.to_str().unwrap()]);
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", b.child.id())).unwrap();
+    let (b, addr) = spawn_with_soft_limit(1024, &["--config.file", config.to_str().unwrap()]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", b.pid())).unwrap();
     let line = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
@@ -853,14 +826,14 @@ fn eleven_hundred_clients_that_never_read_do_not_block_health_checks() {
     let started = Instant::now();
     let mut clients = Vec::new();
     for _ in 0..1100 {
-        let mut s = connect(b.addr);
+        let mut s = connect(addr);
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
         clients.push(s);
     }
     let opened = started.elapsed();
     let t = Instant::now();
-    let r = get(b.addr, "/-/healthy");
+    let r = get(addr, "/-/healthy");
     let health = t.elapsed();
     assert_eq!((r.status, r.text().as_str()), (200, "Healthy.\n"));
     assert!(
@@ -869,8 +842,8 @@ fn eleven_hundred_clients_that_never_read_do_not_block_health_checks() {
     );
     // 40 of them hold the scrape permits and read nothing: a scrape takes one over, long
     // before the 30 s write timeout would free it.
-    let back = common::wait_for("a scrape to get through", Duration::from_secs(25), || {
-        let r = get(b.addr, "/metrics");
+    let back = common::poll_until("a scrape to get through", Duration::from_secs(25), || {
+        let r = get(addr, "/metrics");
         (r.status == 200).then(|| started.elapsed())
     });
     eprintln!(

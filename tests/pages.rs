@@ -14,11 +14,12 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::e2e;
+use common::exposition::{parse, Sample};
+use common::{require_tool, Exporter};
 use indicator_exporter::dataset::calendar::Period;
 use indicator_exporter::dataset::{Dataset, Metric};
 use serde_json::{json, Value};
@@ -29,8 +30,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const WIDTHS: [u32; 2] = [1280, 400];
 
 fn chromium() -> String {
-    e2e::require_tool("chromium");
-    "chromium".into()
+    require_tool("chromium").display().to_string()
 }
 
 /// Flags of every Chromium run: headless, no sandbox (tests may run as root), and no traffic
@@ -94,13 +94,13 @@ impl Drop for Browser {
             libc::kill(-group, libc::SIGKILL);
         }
         let _ = self.child.wait();
-        let end = Instant::now() + Duration::from_secs(10);
-        while group_alive(group) {
-            if Instant::now() > end {
-                eprintln!("chromium process group {group} still has processes");
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
+        // No panic in a drop: a group that outlives the deadline is only reported.
+        if common::poll(Duration::from_secs(10), || {
+            (!group_alive(group)).then_some(())
+        })
+        .is_none()
+        {
+            eprintln!("chromium process group {group} still has processes");
         }
     }
 }
@@ -317,65 +317,11 @@ fn show(tab: &mut Tab, url: &str, width: u32, name: &str) -> Layout {
     l
 }
 
-/// One sample line of an exposition: its labels and value text.
-struct Sample {
-    labels: BTreeMap<String, String>,
-    value: String,
-}
-
-/// The samples of a text exposition, by name.
-fn samples(body: &str) -> HashMap<String, Vec<Sample>> {
-    let mut out: HashMap<String, Vec<Sample>> = HashMap::new();
-    for line in body
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
-        let (name, labels) = match series.split_once('{') {
-            Some((n, rest)) => (n, parse_labels(rest.strip_suffix('}').expect("}"))),
-            None => (series, BTreeMap::new()),
-        };
-        out.entry(name.to_string()).or_default().push(Sample {
-            labels,
-            value: value.to_string(),
-        });
-    }
-    out
-}
-
-/// `a="x",b="y\"z"` -> {a: x, b: y"z}.
-fn parse_labels(s: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
-        if name.is_empty() {
-            return out;
-        }
-        assert_eq!(chars.next(), Some('"'), "label value of {name} in {s}");
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(c) => value.push(c),
-                    None => break,
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        out.insert(name.trim_start_matches(',').to_string(), value);
-        if chars.peek() == Some(&',') {
-            chars.next();
-        }
-    }
-}
-
 /// Labels as the exposition writes them, in name order, leaving `skip` out.
-fn labels_text(labels: &BTreeMap<String, String>, skip: &str) -> String {
+fn labels_text(labels: &[(String, String)], skip: &str) -> String {
+    let labels: BTreeMap<&String, &String> = labels.iter().map(|(k, v)| (k, v)).collect();
     labels
-        .iter()
+        .into_iter()
         .filter(|(k, _)| *k != skip)
         .map(|(k, v)| {
             let v = v
@@ -437,7 +383,7 @@ fn check_dataset_page(tab: &mut Tab, d: &Dataset, served: &HashMap<String, Vec<S
                 .get(name)
                 .unwrap_or(&none)
                 .iter()
-                .map(|x| (labels_text(&x.labels, ""), x.value.clone()))
+                .map(|x| (labels_text(&x.labels, ""), x.text.clone()))
                 .collect()
         };
         let periods = period_of(&names.period);
@@ -460,11 +406,11 @@ fn check_dataset_page(tab: &mut Tab, d: &Dataset, served: &HashMap<String, Vec<S
                 .unwrap_or_else(|| panic!("{at}: no {} served", names.latest));
             assert_eq!(
                 shown("latest").as_deref(),
-                Some(want.value.as_str()),
+                Some(want.text.as_str()),
                 "{at}: latest value"
             );
             assert!(
-                r["text"].as_str().expect("text").contains(&want.value),
+                r["text"].as_str().expect("text").contains(&want.text),
                 "{at}: the row's text has the value"
             );
             let period = shown("period").expect("period");
@@ -548,9 +494,10 @@ fn links(tab: &mut Tab) -> Vec<String> {
 fn the_bundled_dataset_reads_the_same_in_chromium_as_on_metrics() {
     let config = Path::new(e2e::ROOT).join("config.toml");
     let d = indicator_exporter::check(&config).expect("the bundled config loads");
-    let (_exporter, addr) = e2e::start_exporter(&config, &[]);
+    let exporter = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    let addr = exporter.addr();
     let base = format!("http://{addr}");
-    let served = samples(&scrape(&base));
+    let served = parse(&scrape(&base)).by_name();
     let page = format!("{base}/datasets/{}", d.info.name);
     for width in WIDTHS {
         let mut tab = Tab::open(width, 900);
@@ -605,7 +552,8 @@ fn a_catalogue_lists_errors_first_and_every_page_fits_400_pixels() {
                 .unwrap_or_else(|e| panic!("{f}: {e}"))
         })
         .collect();
-    let (_exporter, addr) = e2e::start_exporter(&main, &[]);
+    let exporter = Exporter::start(&["--config.file", main.to_str().unwrap()]);
+    let addr = exporter.addr();
     let base = format!("http://{addr}");
     // The unreachable dataset has tried and failed once, and the others are served.
     let agent = e2e::agent();
@@ -619,7 +567,7 @@ fn a_catalogue_lists_errors_first_and_every_page_fits_400_pixels() {
             .then_some(())
             .ok_or_else(|| "loading".to_string())
     });
-    let served = samples(&scrape(&base));
+    let served = parse(&scrape(&base)).by_name();
     for width in WIDTHS {
         let mut tab = Tab::open(width, 900);
         let index = show(&mut tab, &format!("{base}/"), width, "catalog-index");

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::e2e::*;
+use common::exposition::parse;
 use common::source::Source;
+use common::Exporter;
 use serde_json::Value;
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
@@ -287,7 +289,7 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
         .filter(|p| p.extension().is_some_and(|e| e == "yml"))
         .collect();
     for (what, files) in [("check", &rule_files), ("test", &test_files)] {
-        let out = Command::new("promtool")
+        let out = Command::new(require_tool("promtool"))
             .args([what, "rules"])
             .args(files)
             .output()
@@ -299,7 +301,7 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let out = Command::new("promtool")
+    let out = Command::new(require_tool("promtool"))
         .args(["check", "config"])
         .arg(format!("{ROOT}/prometheus/prometheus.yml"))
         .output()
@@ -317,10 +319,7 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
     let tmp = tempfile::tempdir().expect("temporary directory");
     // The history the dashboards' time-series panels read, backfilled as the README says.
     let history = backfill(tmp.path(), Path::new(CONFIG));
-    let published: Vec<f64> = parse_exposition(&history)
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let published: Vec<f64> = parse(&history).samples.iter().map(|s| s.value).collect();
     // The second fetch of the remote source fails, so its failure series exist for the panels;
     // the others bring the same body (no ETag), counted as unchanged.
     let source = Source::start("area,year,value\nAA,2023,1\nAA,2024,2\n");
@@ -331,7 +330,8 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
     let catalogue = tmp.path().join("catalogue");
     std::fs::create_dir(&catalogue).expect("mkdir");
     let main = write_catalogue(&catalogue, &source);
-    let (_exporter, target) = start_exporter(&main, &[]);
+    let exporter = Exporter::start(&["--config.file", main.to_str().unwrap()]);
+    let target = exporter.addr().to_string();
     let (_prometheus, prom) = start_prometheus(tmp.path(), &target);
     let agent = agent();
     let prom_log = tmp.path().join("prometheus.log");
@@ -482,8 +482,10 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
 
     // Every `cnipa_` sample of the text exposition is in Prometheus, with the same value.
     let text = get(&agent, &exporter, &[]).expect("scrape the exporter");
-    let exposed: BTreeMap<SampleKey, f64> = parse_exposition(&text)
-        .into_iter()
+    let exposed: BTreeMap<SampleKey, f64> = parse(&text)
+        .samples
+        .iter()
+        .map(|s| (s.key(), s.value))
         .filter(|((name, _), _)| name.starts_with("cnipa_"))
         .collect();
     let lines = text.lines().filter(|l| l.starts_with("cnipa_")).count();
@@ -792,7 +794,12 @@ fn alerts_fire_on_revision_new_year_and_failed_reload() {
     let main = tmp.path().join("catalog.toml");
     let catalogue = "[catalog]\ndatasets = [\"config.toml\"]\n";
     std::fs::write(&main, catalogue).expect("write catalog.toml");
-    let (_exporter, target) = start_exporter(&main, &["--web.enable-lifecycle"]);
+    let exporter = Exporter::start(&[
+        "--config.file",
+        main.to_str().unwrap(),
+        "--web.enable-lifecycle",
+    ]);
+    let target = exporter.addr().to_string();
     let prom_dir = tmp.path().join("prometheus");
     std::fs::create_dir(&prom_dir).expect("mkdir");
     let (_prometheus, prom) = start_prometheus(&prom_dir, &target);
@@ -975,7 +982,8 @@ fn every_publisher_format_is_scraped_intact() {
     let mut exporters = Vec::new();
     let mut jobs = String::new();
     for (i, config) in examples.iter().enumerate() {
-        let (guard, target) = start_exporter(config, &[]);
+        let guard = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+        let target = guard.addr().to_string();
         let body = get(&agent, &format!("http://{target}/metrics"), &[]).expect("scrape");
         if let Err(report) = common::promtool_check_metrics(&body) {
             panic!("{}: promtool check metrics: {report}", config.display());
@@ -993,7 +1001,7 @@ fn every_publisher_format_is_scraped_intact() {
     )
     .expect("write prometheus.yml");
     let port = free_port();
-    let child = Command::new("prometheus")
+    let child = Command::new(require_tool("prometheus"))
         .arg(format!("--config.file={}", config_path.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -1012,8 +1020,10 @@ fn every_publisher_format_is_scraped_intact() {
     let prom = format!("http://127.0.0.1:{port}");
     for (_, job, body, config) in &exporters {
         // The dataset's own samples (not the exporter's, which change between scrapes).
-        let want: BTreeMap<SampleKey, f64> = parse_exposition(body)
-            .into_iter()
+        let want: BTreeMap<SampleKey, f64> = parse(body)
+            .samples
+            .iter()
+            .map(|s| (s.key(), s.value))
             .filter(|((name, _), _)| {
                 !name.starts_with("indicator_exporter_") && !name.starts_with("process_")
             })

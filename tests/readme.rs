@@ -4,6 +4,8 @@
 //! repository's config and examples, and must succeed. Serving commands are the ones every
 //! other test runs.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -47,7 +49,7 @@ fn readme_commands_that_do_not_serve_run_as_written() {
         std::os::unix::fs::symlink(Path::new(ROOT).join(entry), tmp.path().join(entry))
             .expect("link the repository's files");
     }
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+    let bin_dir = Path::new(common::exporter::BIN)
         .parent()
         .expect("the binary's folder");
     let path = format!(

@@ -73,7 +73,7 @@ fn value(s: &Server, series: &str) -> Option<String> {
 }
 
 fn wait_value(s: &Server, series: &str, want: Option<&str>) {
-    wait_for(
+    poll_until(
         &format!("{series} = {want:?}"),
         Duration::from_secs(20),
         || (value(s, series).as_deref() == want).then_some(()),
@@ -231,7 +231,7 @@ fn a_watched_save_by_rename_reloads_once() {
 
     // A broken save keeps the old values and says so; fixing it recovers.
     std::fs::write(&f.path, "[dataset\n").unwrap();
-    wait_for("the failed reload", Duration::from_secs(20), || {
+    poll_until("the failed reload", Duration::from_secs(20), || {
         (sample(
             &s.metrics(),
             "indicator_exporter_config_last_reload_successful",

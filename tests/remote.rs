@@ -5,15 +5,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::e2e::{start_exporter, Guard};
+use common::exporter::command;
+use common::exposition::{parse, Exposition};
 use common::source::{Behaviour, Source};
-use common::{request, Response};
+use common::{poll_until_ok, Exporter};
 
 /// How long a condition may take to become true: a few refreshes of 1 s.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -63,75 +61,34 @@ metric = "widgets"
     path
 }
 
-/// The exporter binary serving a config, killed on drop.
-struct Exporter {
-    _guard: Guard,
-    addr: String,
+/// The exporter binary serving `config`.
+fn start(config: &Path) -> Exporter {
+    Exporter::start(&["--config.file", config.to_str().unwrap()])
 }
 
-impl Exporter {
-    fn start(config: &Path) -> Exporter {
-        let (guard, addr) = start_exporter(config, &[]);
-        Exporter {
-            _guard: guard,
-            addr,
-        }
-    }
-
-    fn get(&self, path: &str) -> Response {
-        request("GET", &format!("http://{}{path}", self.addr), &[]).expect("request")
-    }
-
-    fn metrics(&self) -> Metrics {
-        let r = self.get("/metrics");
-        assert_eq!(r.status, 200, "{}", r.text());
-        Metrics(r.text())
-    }
-
-    /// Polls the metrics until `f` holds, failing with `what` and the last exposition.
-    fn until(&self, what: &str, f: impl Fn(&Metrics) -> bool) -> Metrics {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let m = self.metrics();
-            if f(&m) {
-                return m;
-            }
-            if Instant::now() > end {
-                panic!(
-                    "timed out after {DEADLINE:?} waiting for {what}; last metrics:\n{}",
-                    m.ours()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+fn metrics(e: &Exporter) -> Metrics {
+    let text = e.metrics();
+    Metrics(parse(&text), text)
 }
 
-/// A text exposition, read by name and labels whatever their order.
-struct Metrics(String);
+/// Polls the metrics until `f` holds, failing with `what` and the last exposition.
+fn until(e: &Exporter, what: &str, f: impl Fn(&Metrics) -> bool) -> Metrics {
+    poll_until_ok(what, DEADLINE, Duration::from_millis(100), || {
+        let m = metrics(e);
+        if f(&m) {
+            Ok(m)
+        } else {
+            Err(format!("metrics:\n{}", m.ours()))
+        }
+    })
+}
+
+/// A text exposition, read by name and labels whatever their order; and its text.
+struct Metrics(Exposition, String);
 
 impl Metrics {
     fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.0.lines().find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (n, rest) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.strip_suffix('}')?),
-                None => (series, ""),
-            };
-            if n != name {
-                return None;
-            }
-            let have: BTreeMap<&str, &str> = rest
-                .split("\",")
-                .filter(|p| !p.is_empty())
-                .filter_map(|p| {
-                    let (k, v) = p.split_once("=\"")?;
-                    Some((k, v.trim_end_matches('"')))
-                })
-                .collect();
-            let want: BTreeMap<&str, &str> = labels.iter().copied().collect();
-            (have == want).then(|| value.parse().ok())?
-        })
+        self.0.value(name, labels)
     }
 
     /// A per-source self-metric of the test's dataset and source `url`, 0 when absent.
@@ -165,7 +122,7 @@ impl Metrics {
 
     /// The exporter's own lines, for failure messages.
     fn ours(&self) -> String {
-        self.0
+        self.1
             .lines()
             .filter(|l| l.starts_with("indicator_exporter_") || l.starts_with("r_widgets{"))
             .collect::<Vec<_>>()
@@ -179,8 +136,8 @@ fn running(fetch: &str) -> (tempfile::TempDir, Source, Exporter) {
     let dir = tempfile::tempdir().unwrap();
     let source = Source::start(&csv(2));
     let config = write_config(dir.path(), &source.url(), fetch);
-    let exporter = Exporter::start(&config);
-    let m = exporter.metrics();
+    let exporter = start(&config);
+    let m = metrics(&exporter);
     assert_eq!(m.served(), Some(2.0), "{}", m.ours());
     assert_eq!(
         m.source("source_last_attempt_successful", &source.url(), &[]),
@@ -193,10 +150,14 @@ fn running(fetch: &str) -> (tempfile::TempDir, Source, Exporter) {
 /// failed, 2024's value still 2; then the source recovers and the attempt is marked good.
 fn assert_failure_keeps_data(source: &Source, exporter: &Exporter, reason: &str) {
     let url = source.url();
-    let m = exporter.until(&format!("a failure counted with reason {reason}"), |m| {
-        m.failures(&url, reason) >= 1.0
-            && m.source("source_last_attempt_successful", &url, &[]) == 0.0
-    });
+    let m = until(
+        exporter,
+        &format!("a failure counted with reason {reason}"),
+        |m| {
+            m.failures(&url, reason) >= 1.0
+                && m.source("source_last_attempt_successful", &url, &[]) == 0.0
+        },
+    );
     assert_eq!(m.served(), Some(2.0), "{}", m.ours());
     assert!(m.requests(&url, "failed") >= 1.0, "{}", m.ours());
     assert!(
@@ -215,7 +176,7 @@ fn assert_failure_keeps_data(source: &Source, exporter: &Exporter, reason: &str)
             fail_request: None,
         }
     });
-    exporter.until("the source's recovery", |m| {
+    until(exporter, "the source's recovery", |m| {
         m.source("source_last_attempt_successful", &url, &[]) == 1.0
     });
 }
@@ -225,7 +186,7 @@ fn a_changed_source_is_served_after_its_refresh() {
     let (_dir, source, exporter) = running("");
     let url = source.url();
     source.set(|b| b.body = csv(5));
-    let m = exporter.until("the new value", |m| m.served() == Some(5.0));
+    let m = until(&exporter, "the new value", |m| m.served() == Some(5.0));
     assert!(m.requests(&url, "changed") >= 2.0, "{}", m.ours());
     assert!(m.loads("success") >= 2.0, "{}", m.ours());
     assert!(
@@ -240,7 +201,7 @@ fn a_changed_source_is_served_after_its_refresh() {
 fn not_modified_and_unchanged_bodies_do_not_reload() {
     let (_dir, source, exporter) = running("");
     let url = source.url();
-    let m = exporter.until("two 304 answers", |m| {
+    let m = until(&exporter, "two 304 answers", |m| {
         m.requests(&url, "not_modified") >= 2.0
     });
     assert_eq!(m.loads("success"), 1.0, "{}", m.ours());
@@ -250,7 +211,7 @@ fn not_modified_and_unchanged_bodies_do_not_reload() {
 
     // Without an ETag the same body comes back whole: fetched, not parsed.
     source.set(|b| b.etag = false);
-    let m = exporter.until("two unchanged bodies", |m| {
+    let m = until(&exporter, "two unchanged bodies", |m| {
         m.requests(&url, "unchanged") >= 2.0
     });
     assert_eq!(m.loads("success"), 1.0, "{}", m.ours());
@@ -284,8 +245,8 @@ fn redirects_are_followed_up_to_max_redirects() {
     let source = Source::start(&csv(2));
     source.set(|b| b.hops = 2);
     let config = write_config(dir.path(), &source.url(), "max_redirects = 2\n");
-    let exporter = Exporter::start(&config);
-    assert_eq!(exporter.metrics().served(), Some(2.0));
+    let exporter = start(&config);
+    assert_eq!(metrics(&exporter).served(), Some(2.0));
     source.set(|b| b.hops = 3);
     assert_failure_keeps_data(&source, &exporter, "redirects");
 }
@@ -296,7 +257,7 @@ fn an_invalid_body_keeps_the_last_good_data_and_shows_why() {
     let url = source.url();
     source.set(|b| b.body = "area,year,value\nAA,2023,1\nAA,2024,lots\n".into());
     // The source's failure and the dataset's failed load are two counters: wait for both.
-    let m = exporter.until("the bad body refused", |m| {
+    let m = until(&exporter, "the bad body refused", |m| {
         m.failures(&url, "invalid") >= 1.0 && m.loads("failure") >= 1.0
     });
     assert_eq!(m.served(), Some(2.0), "{}", m.ours());
@@ -323,34 +284,13 @@ fn a_source_down_at_start_up_fails_the_start_by_default() {
         .port();
     let url = format!("http://127.0.0.1:{port}/data.csv");
     let config = write_config(dir.path(), &url, "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
-        .arg("--config.file")
+    let mut cmd = command();
+    cmd.arg("--config.file")
         .arg(&config)
-        .arg("--web.listen-address=127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start indicator_exporter");
-    let end = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the exporter did not exit within {DEADLINE:?} with its source down");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stderr)
-        .unwrap();
+        .arg("--web.listen-address=127.0.0.1:0");
+    let mut exporter = Exporter::spawn(cmd);
+    let status = exporter.wait_exit(DEADLINE);
+    let stderr = exporter.stderr();
     assert!(!status.success(), "{status}: {stderr}");
     assert!(stderr.contains(&url), "the URL is not named: {stderr}");
     assert!(!stderr.contains("msg=listening"), "{stderr}");
@@ -363,11 +303,11 @@ fn a_not_ready_source_down_at_start_up_is_served_once_it_answers() {
     source.set(|b| b.status = Some(503));
     let url = source.url();
     let config = write_config(dir.path(), &url, "on_start_failure = \"not-ready\"\n");
-    let exporter = Exporter::start(&config);
+    let exporter = start(&config);
     let ready = exporter.get("/-/ready");
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert!(ready.text().contains(DATASET), "{}", ready.text());
-    let m = exporter.metrics();
+    let m = metrics(&exporter);
     assert_eq!(m.served(), None, "{}", m.ours());
     assert_eq!(
         m.value("indicator_exporter_dataset_ready", &[("dataset", DATASET)]),
@@ -378,7 +318,7 @@ fn a_not_ready_source_down_at_start_up_is_served_once_it_answers() {
     assert!(m.failures(&url, "http_status") >= 1.0, "{}", m.ours());
 
     source.set(|b| b.status = None);
-    let m = exporter.until("the data once the source answers", |m| {
+    let m = until(&exporter, "the data once the source answers", |m| {
         m.served() == Some(4.0)
     });
     assert_eq!(

@@ -4,16 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{request, sample, wait_for};
-
-const BIN: &str = env!("CARGO_BIN_EXE_indicator_exporter");
+use common::{poll_until, sample, Exporter};
 
 /// A dataset whose one metric is read from `data.csv` beside it.
 const CONFIG: &str = r#"[dataset]
@@ -70,80 +66,26 @@ fn save_by_rename(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename over the file");
 }
 
-/// The binary serving in the background, its log collected; killed on drop.
-struct Running {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
+/// The binary watching `config`, started within `deadline`.
+fn start(config: &Path, deadline: Duration) -> Exporter {
+    Exporter::start_within(
+        &["--config.watch", "--config.file", config.to_str().unwrap()],
+        deadline,
+    )
 }
 
-impl Running {
-    fn start(config: &Path, start_deadline: Duration) -> Running {
-        let mut child = Command::new(BIN)
-            .args(["--web.listen-address", "127.0.0.1:0", "--config.watch"])
-            .arg("--config.file")
-            .arg(config)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the binary");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut r = Running {
-            child,
-            addr: String::new(),
-            log,
-        };
-        let line = wait_for("the listening log line", start_deadline, || {
-            if let Ok(Some(status)) = r.child.try_wait() {
-                panic!("exited ({status}):\n{}", r.log_text());
-            }
-            let lines = r.log.lock().unwrap();
-            lines.iter().find(|l| l.contains("msg=listening")).cloned()
-        });
-        r.addr = line
-            .split("address=")
-            .nth(1)
-            .and_then(|a| a.split(' ').next())
-            .expect("address in the listening line")
-            .to_string();
-        r
-    }
-
-    fn value(&self) -> Option<String> {
-        let r = request("GET", &format!("http://{}/metrics", self.addr), &[]).expect("scrape");
-        assert_eq!(r.status, 200);
-        sample(&r.text(), SERIES)
-    }
-
-    fn wait_value(&self, want: &str, deadline: Duration) -> Duration {
-        let start = Instant::now();
-        wait_for(&format!("{SERIES} = {want}"), deadline, || {
-            (self.value().as_deref() == Some(want)).then_some(())
-        });
-        start.elapsed()
-    }
-
-    fn io(&self) -> Io {
-        Io::of(self.child.id())
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
+/// The served value of [`SERIES`].
+fn value(r: &Exporter) -> Option<String> {
+    sample(&r.metrics(), SERIES)
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Polls until [`SERIES`] is `want`; how long that took.
+fn wait_value(r: &Exporter, want: &str, deadline: Duration) -> Duration {
+    let start = Instant::now();
+    poll_until(&format!("{SERIES} = {want}"), deadline, || {
+        (value(r).as_deref() == Some(want)).then_some(())
+    });
+    start.elapsed()
 }
 
 /// Read counters of a process, from `/proc/PID/io`: bytes read by any read call (`rchar`,
@@ -173,16 +115,18 @@ impl Io {
 #[test]
 fn an_idle_watching_daemon_reads_nothing() {
     let (_dir, conf) = dataset(&data(3, "12.5"));
-    let r = Running::start(&conf.join("config.toml"), Duration::from_secs(60));
-    assert_eq!(r.value().as_deref(), Some("0.125"));
+    let r = start(&conf.join("config.toml"), Duration::from_secs(60));
+    assert_eq!(value(&r).as_deref(), Some("0.125"));
     // The scrape's connection closing is read by the server after the answer: wait until
     // the counters stand still, within a bound (a daemon that never idles goes on to fail
     // the measurement below, with figures).
     let end = Instant::now() + Duration::from_secs(5);
-    let mut last = r.io();
+    let mut last = Io::of(r.pid());
     while Instant::now() < end {
+        // Not a wait for one event: standing still can only be seen over a span, 500 ms here,
+        // and a daemon that never stands still is not failed here but below.
         std::thread::sleep(Duration::from_millis(500));
-        let now = r.io();
+        let now = Io::of(r.pid());
         if now == last {
             break;
         }
@@ -190,9 +134,10 @@ fn an_idle_watching_daemon_reads_nothing() {
     }
 
     // The measurement: 10 s without a request or a file change.
-    let before = r.io();
+    let before = Io::of(r.pid());
+    // The behaviour under test: 10 s of idleness, measured.
     std::thread::sleep(Duration::from_secs(10));
-    let after = r.io();
+    let after = Io::of(r.pid());
     let (calls, bytes) = (after.syscr - before.syscr, after.rchar - before.rchar);
     eprintln!("idle for 10 s: {calls} read calls, {bytes} bytes read");
     assert_eq!(
@@ -203,7 +148,7 @@ fn an_idle_watching_daemon_reads_nothing() {
 
     // Idle, not deaf: a change after the window is served.
     save_by_rename(&conf.join("data.csv"), &data(3, "13.5"));
-    r.wait_value("0.135", Duration::from_secs(20));
+    wait_value(&r, "0.135", Duration::from_secs(20));
 }
 
 #[test]
@@ -212,42 +157,43 @@ fn a_change_made_while_a_reload_runs_is_served_in_the_end() {
     let first = data(ROWS, "0.5");
     let size = first.len() as u64;
     let (_dir, conf) = dataset(&first);
-    let r = Running::start(&conf.join("config.toml"), Duration::from_secs(300));
-    assert_eq!(r.value().as_deref(), Some("0.005"));
+    let r = start(&conf.join("config.toml"), Duration::from_secs(300));
+    assert_eq!(value(&r).as_deref(), Some("0.005"));
 
-    let start = r.io();
+    let start = Io::of(r.pid());
     let loading = Instant::now();
     save_by_rename(&conf.join("data.csv"), &data(ROWS, "11"));
     // A reload is running once the daemon has read the new file.
-    wait_for(
+    poll_until(
         "the daemon to read the changed data file",
         Duration::from_secs(60),
-        || (r.io().rchar - start.rchar >= size).then_some(()),
+        || (Io::of(r.pid()).rchar - start.rchar >= size).then_some(()),
     );
     let reading_after = loading.elapsed();
     save_by_rename(&conf.join("data.csv"), &data(ROWS, "22"));
     // Asked after the second save: still the first version, so the reload that read the
     // first change had not finished when the second was made.
     assert_eq!(
-        r.value().as_deref(),
+        value(&r).as_deref(),
         Some("0.005"),
         "the reload ended before the second change: make the dataset larger"
     );
-    let took = r.wait_value("0.22", Duration::from_secs(300));
+    let took = wait_value(&r, "0.22", Duration::from_secs(300));
     eprintln!(
         "{ROWS} rows: reading began {reading_after:?} after the first save; \
          the second save was served {took:?} after it was made"
     );
     // And it stays: nothing later brings the first change back.
-    assert_eq!(r.value().as_deref(), Some("0.22"), "{}", r.log_text());
+    assert_eq!(value(&r).as_deref(), Some("0.22"), "{}", r.stderr());
 }
 
 #[test]
 fn a_busy_unrelated_file_does_not_hold_a_change_back() {
     let (_dir, conf) = dataset(&data(3, "12.5"));
-    let r = Running::start(&conf.join("config.toml"), Duration::from_secs(60));
-    assert_eq!(r.value().as_deref(), Some("0.125"));
+    let r = start(&conf.join("config.toml"), Duration::from_secs(60));
+    assert_eq!(value(&r).as_deref(), Some("0.125"));
     let stop = AtomicBool::new(false);
+    let rewritten = AtomicU64::new(0);
     let log = conf.join("exporter.log");
     let took = std::thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -257,17 +203,23 @@ fn a_busy_unrelated_file_does_not_hold_a_change_back() {
                 writeln!(f, "line {n}").expect("write the log file");
                 drop(f);
                 n += 1;
+                rewritten.store(n, Ordering::Relaxed);
+                // The churn under test: a rewrite every 100 ms.
                 std::thread::sleep(Duration::from_millis(100));
             }
             n
         });
-        // Let the writer get going: the change lands in the middle of its churn.
-        std::thread::sleep(Duration::from_millis(500));
+        // Once the writer is going: the change lands in the middle of its churn.
+        poll_until(
+            "the writer to rewrite the log five times",
+            Duration::from_secs(10),
+            || (rewritten.load(Ordering::Relaxed) >= 5).then_some(()),
+        );
         save_by_rename(&conf.join("data.csv"), &data(3, "14.5"));
         let start = Instant::now();
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for(&format!("{SERIES} = 0.145"), Duration::from_secs(5), || {
-                (r.value().as_deref() == Some("0.145")).then_some(())
+            poll_until(&format!("{SERIES} = 0.145"), Duration::from_secs(5), || {
+                (value(&r).as_deref() == Some("0.145")).then_some(())
             })
         }));
         let took = start.elapsed();

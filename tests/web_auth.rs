@@ -1,6 +1,7 @@
 //! Basic auth, security headers and the rate limit of the web config, against the real
 //! server on loopback, over plain HTTP and over TLS.
 
+mod common;
 mod web_support;
 
 use std::net::SocketAddr;
@@ -150,13 +151,10 @@ fn config_watch_applies_an_edited_web_config() {
     std::fs::create_dir(&staging).unwrap();
     let next = users_config(&staging, "");
     std::fs::rename(&next, &web).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while plain_get(server.addr(), "/metrics", &[]).0 != 401 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the edited web config was not applied within 30 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    common::poll_until(
+        "the edited web config to be applied (401 without a user)",
+        std::time::Duration::from_secs(30),
+        || (plain_get(server.addr(), "/metrics", &[]).0 == 401).then_some(()),
+    );
     assert_eq!(plain_get(server.addr(), "/metrics", &[ALICE]).0, 200);
 }

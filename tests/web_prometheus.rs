@@ -6,6 +6,7 @@ mod common;
 mod web_support;
 
 use common::e2e::*;
+use common::Exporter;
 use web_support::Ca;
 
 #[test]
@@ -29,7 +30,8 @@ fn prometheus_scrapes_over_tls_with_a_client_certificate_and_basic_auth() {
     .unwrap();
     let config = std::path::Path::new(ROOT).join("config.toml");
     let web_arg = format!("--web.config.file={}", web.display());
-    let (_exporter, target) = start_exporter(&config, &[&web_arg]);
+    let exporter = Exporter::start(&["--config.file", config.to_str().unwrap(), &web_arg]);
+    let target = exporter.addr().to_string();
     let p = |f: &str| d.join(f).display().to_string();
     let (_prometheus, prom) = start_prometheus_config(
         d,

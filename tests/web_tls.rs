@@ -2,12 +2,16 @@
 //! loopback: scrapes over TLS, plain HTTP on the TLS port, client certificates and allowed
 //! SANs, HTTP/2 by ALPN, certificate rotation and reloads, several and dual-stack listeners.
 
+mod common;
 mod web_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::exporter::{command, BIN};
+use common::{poll_until, require_tool, Exporter};
 
 use indicator_exporter::http::web::TLS_HANDSHAKE_TIMEOUT;
 use rcgen::SanType;
@@ -387,54 +391,27 @@ fn colon_port_listens_on_ipv4_and_ipv6() {
 
 #[test]
 fn every_listen_address_is_served() {
-    let exe = env!("CARGO_BIN_EXE_indicator_exporter");
-    let mut child = Command::new(exe)
-        .arg("--config.file")
-        .arg(config())
-        .args([
-            "--web.listen-address=127.0.0.1:0",
-            "--web.listen-address=127.0.0.1:0",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("msg=listening") {
-                let addr = line
-                    .split_whitespace()
-                    .find_map(|f| f.strip_prefix("address="))
-                    .map(|a| a.trim_matches('"').to_string());
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let mut addrs = Vec::new();
-    for _ in 0..2 {
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("two `listening` lines")
-            .expect("an address");
-        addrs.push(addr.parse::<SocketAddr>().unwrap());
-    }
+    let mut cmd = command();
+    cmd.arg("--config.file").arg(config()).args([
+        "--web.listen-address=127.0.0.1:0",
+        "--web.listen-address=127.0.0.1:0",
+    ]);
+    let exporter = Exporter::spawn(cmd);
+    let addrs: Vec<SocketAddr> = exporter
+        .addresses(2, Duration::from_secs(30))
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
     assert_ne!(addrs[0], addrs[1]);
     for a in &addrs {
         let answer = raw(*a, b"GET /-/healthy HTTP/1.0\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.0 200 OK"), "{a}: {answer:?}");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(exporter);
 }
 
 #[test]
 fn node_exporter_web_configs_are_accepted_unchanged() {
-    let exe = env!("CARGO_BIN_EXE_indicator_exporter");
     for (file, summary) in [
         (
             "web-config.yml",
@@ -446,7 +423,7 @@ fn node_exporter_web_configs_are_accepted_unchanged() {
         ),
     ] {
         let web = format!("{ROOT}/tests/fixtures/web/{file}");
-        let out = Command::new(exe)
+        let out = command()
             .arg("--config.check")
             .arg("--config.file")
             .arg(config())
@@ -469,9 +446,8 @@ fn node_exporter_web_configs_are_accepted_unchanged() {
 
 #[test]
 fn web_config_errors_name_file_line_and_column_all_in_one_run() {
-    let exe = env!("CARGO_BIN_EXE_indicator_exporter");
     let web = format!("{ROOT}/tests/fixtures/web/bad.yml");
-    let out = Command::new(exe)
+    let out = command()
         .arg("--config.check")
         .arg("--config.file")
         .arg(config())
@@ -537,35 +513,35 @@ os.environ["LISTEN_FDS"] = "1"
 os.environ["LISTEN_PID"] = str(os.getpid())
 os.execv(sys.argv[1], sys.argv[1:])
 "#;
-    let exe = env!("CARGO_BIN_EXE_indicator_exporter");
-    let mut child = Command::new("python3")
+    let mut child = Command::new(require_tool("python3"))
         .arg("-c")
         .arg(script)
-        .arg(exe)
+        .arg(BIN)
         .arg("--config.file")
         .arg(config())
         .arg("--web.systemd-socket")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("python3 (scripts/install-deps) to play systemd");
-    let mut port = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut port,
-    )
-    .unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port.trim().parse::<u16>().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let answer = loop {
-        let a = raw(addr, b"GET /-/healthy HTTP/1.0\r\n\r\n");
-        if a.starts_with("HTTP/1.") || Instant::now() > deadline {
-            break a;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        .expect("python3 to play systemd");
+    let stdout = child.stdout.take().unwrap();
+    // Killed on drop, however the test ends.
+    let exporter = common::e2e::Guard {
+        name: "indicator_exporter",
+        child,
     };
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut port).unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port.trim().parse::<u16>().unwrap()));
+    let answer = poll_until(
+        "the exporter to answer on the passed socket",
+        Duration::from_secs(30),
+        || {
+            let a = raw(addr, b"GET /-/healthy HTTP/1.0\r\n\r\n");
+            a.starts_with("HTTP/1.").then_some(a)
+        },
+    );
+    drop(exporter);
     assert!(answer.starts_with("HTTP/1.0 200 OK"), "{answer:?}");
 }
 

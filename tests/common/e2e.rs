@@ -1,17 +1,18 @@
-//! Support for the end-to-end tests: real processes (the exporter binary, Prometheus,
-//! VictoriaMetrics) on loopback ports, killed when the test ends, and their HTTP APIs.
-//! Needs `prometheus`, `promtool` and `victoria-metrics` on PATH (`scripts/install-deps`).
+//! Support for the end-to-end tests: real processes (Prometheus, VictoriaMetrics; the
+//! exporter is [`super::Exporter`]) on loopback ports, killed when the test ends, and their
+//! HTTP APIs. Needs `prometheus`, `promtool` and `victoria-metrics` on PATH
+//! (`scripts/install-deps`), checked by [`super::require_tool`].
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+pub use super::require_tool;
+use super::{exporter, poll_until_ok};
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// How long anything may take to become true before the test fails.
@@ -33,22 +34,6 @@ impl Drop for Guard {
     }
 }
 
-/// Fails the test (never skips it) when a tool the test needs is missing.
-pub fn require_tool(tool: &str) {
-    match Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => {}
-        Ok(s) => panic!("`{tool} --version` failed ({s}): run scripts/install-deps"),
-        Err(e) => {
-            panic!("`{tool}` not found on PATH ({e}): run scripts/install-deps to install it")
-        }
-    }
-}
-
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -56,18 +41,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Polls `f` until it returns `Some`, failing with `what` (and the last state) at the deadline.
-pub fn poll<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if start.elapsed() > DEADLINE => {
-                panic!("timed out after {DEADLINE:?} waiting for {what}; last: {last}")
-            }
-            Err(_) => thread::sleep(POLL),
-        }
-    }
+/// Polls `f` every [`POLL`] until it returns Ok, failing with `what` (and the last error) at
+/// [`DEADLINE`].
+pub fn poll<T>(what: &str, f: impl FnMut() -> Result<T, String>) -> T {
+    poll_until_ok(what, DEADLINE, POLL, f)
 }
 
 pub fn agent() -> ureq::Agent {
@@ -123,44 +100,6 @@ pub fn query(agent: &ureq::Agent, prom: &str, expr: &str) -> Result<Vec<Value>, 
     }
 }
 
-/// Starts the exporter on an ephemeral port; returns it with its address, read from the log.
-pub fn start_exporter(config: &Path, extra_args: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
-        .arg("--config.file")
-        .arg(config)
-        .arg("--web.listen-address=127.0.0.1:0")
-        .args(extra_args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start indicator_exporter");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let guard = Guard {
-        name: "indicator_exporter",
-        child,
-    };
-    let (tx, rx) = mpsc::channel();
-    // Keeps draining stderr for the whole test so the exporter never blocks on a full pipe.
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[exporter] {line}");
-            if line.contains("msg=listening") {
-                if let Some(addr) = line
-                    .split_whitespace()
-                    .find_map(|f| f.strip_prefix("address="))
-                {
-                    let _ = tx.send(addr.trim_matches('"').to_string());
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(DEADLINE)
-        .expect("the exporter logs `msg=listening address=...` on stderr");
-    (guard, addr)
-}
-
 pub fn start_prometheus(dir: &Path, target: &str) -> (Guard, String) {
     let rules = format!("{ROOT}/prometheus/rules/*.yml");
     start_prometheus_config(
@@ -179,7 +118,7 @@ pub fn start_prometheus(dir: &Path, target: &str) -> (Guard, String) {
 pub fn start_prometheus_config(dir: &Path, config: &str) -> (Guard, String) {
     let config_path = dir.join("prometheus.yml");
     std::fs::write(&config_path, config).expect("write prometheus.yml");
-    let out = Command::new("promtool")
+    let out = Command::new(require_tool("promtool"))
         .arg("check")
         .arg("config")
         .arg(&config_path)
@@ -193,7 +132,7 @@ pub fn start_prometheus_config(dir: &Path, config: &str) -> (Guard, String) {
     );
     let port = free_port();
     let log = std::fs::File::create(dir.join("prometheus.log")).expect("create prometheus.log");
-    let child = Command::new("prometheus")
+    let child = Command::new(require_tool("prometheus"))
         .arg(format!("--config.file={}", config_path.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -238,80 +177,6 @@ pub fn wait_target_up(agent: &ureq::Agent, prom: &str, with_log: &dyn Fn(String)
 /// A sample of the text exposition: its name and labels (sorted), as one key.
 pub type SampleKey = (String, BTreeMap<String, String>);
 
-/// Parses the sample lines of a Prometheus text exposition (comments skipped).
-pub fn parse_exposition(text: &str) -> Vec<(SampleKey, f64)> {
-    parse_samples(text)
-        .into_iter()
-        .map(|(key, value, _)| (key, value))
-        .collect()
-}
-
-/// Parses the sample lines of a text or OpenMetrics exposition (comments and `# EOF`
-/// skipped), with each sample's timestamp as written, if it has one.
-pub fn parse_samples(text: &str) -> Vec<(SampleKey, f64, Option<i64>)> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let name_end = line
-            .find(['{', ' '])
-            .unwrap_or_else(|| panic!("sample line without value: {line}"));
-        let name = line[..name_end].to_string();
-        let mut labels = BTreeMap::new();
-        let mut rest = &line[name_end..];
-        if let Some(r) = rest.strip_prefix('{') {
-            let mut chars = r.char_indices().peekable();
-            let end = loop {
-                while matches!(chars.peek(), Some((_, ',' | ' '))) {
-                    chars.next();
-                }
-                if let Some(&(i, '}')) = chars.peek() {
-                    break i + 1;
-                }
-                let mut key = String::new();
-                for (_, c) in chars.by_ref() {
-                    if c == '=' {
-                        break;
-                    }
-                    key.push(c);
-                }
-                assert_eq!(chars.next().map(|c| c.1), Some('"'), "in {line}");
-                let mut value = String::new();
-                while let Some((_, c)) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => match chars.next().map(|c| c.1) {
-                            Some('n') => value.push('\n'),
-                            Some(c) => value.push(c),
-                            None => panic!("dangling escape in {line}"),
-                        },
-                        c => value.push(c),
-                    }
-                }
-                // Prometheus stores a label with an empty value as no label at all.
-                if !value.is_empty() {
-                    labels.insert(key, value);
-                }
-            };
-            rest = &r[end..];
-        }
-        let mut fields = rest.split_whitespace();
-        let value = fields
-            .next()
-            .unwrap_or_else(|| panic!("no value in {line}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|e| panic!("bad value in {line}: {e}"));
-        let timestamp = fields.next().map(|t| {
-            t.parse()
-                .unwrap_or_else(|e| panic!("bad timestamp in {line}: {e}"))
-        });
-        out.push(((name, labels), value, timestamp));
-    }
-    out
-}
-
 pub fn prom_value(sample: &Value) -> f64 {
     sample["value"][1]
         .as_str()
@@ -324,7 +189,7 @@ pub fn prom_value(sample: &Value) -> f64 {
 pub fn start_victoria_metrics(dir: &Path) -> (Guard, String) {
     let port = free_port();
     let log = std::fs::File::create(dir.join("victoria-metrics.log")).expect("create vm log");
-    let child = Command::new("victoria-metrics")
+    let child = Command::new(require_tool("victoria-metrics"))
         .arg(format!("-storageDataPath={}", dir.join("vm").display()))
         .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
         .arg("-retentionPeriod=100y")
@@ -383,7 +248,7 @@ pub fn vm_export(
 /// into `dir/history.FORMAT`; returns the file's text and the summary printed on stderr.
 pub fn export(dir: &Path, config: &Path, format: &str) -> (String, String) {
     let path = dir.join(format!("history.{format}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_indicator_exporter"))
+    let out = exporter::command()
         .arg("export")
         .arg("--config.file")
         .arg(config)
@@ -402,7 +267,7 @@ pub fn export(dir: &Path, config: &Path, format: &str) -> (String, String) {
 /// create-blocks-from openmetrics`, as the README's backfill steps do. Returns the export.
 pub fn backfill(dir: &Path, config: &Path) -> String {
     let (text, _) = export(dir, config, "openmetrics");
-    let out = Command::new("promtool")
+    let out = Command::new(require_tool("promtool"))
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(dir.join("history.openmetrics"))
         .arg(dir.join("data"))

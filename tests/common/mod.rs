@@ -1,4 +1,6 @@
-//! Shared test support: an in-process exporter on 127.0.0.1:0 and a plain HTTP client.
+//! Shared test support: an in-process exporter on 127.0.0.1:0, the real binary
+//! ([`exporter::Exporter`]), one reader of the exposition formats ([`exposition`]), a plain
+//! HTTP client, polling with a deadline and the external tools the tests need.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -12,7 +14,12 @@ use indicator_exporter::{run, Settings};
 use tokio::sync::oneshot;
 
 pub mod e2e;
+pub mod exporter;
+pub mod exposition;
 pub mod source;
+
+#[allow(unused_imports)]
+pub use exporter::Exporter;
 
 pub const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -21,19 +28,105 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Polls `f` until it returns Some, or panics after `deadline` with `what`.
-pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+/// How often [`poll_until`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// Polls `f` until it returns Some, or panics after `deadline` saying that `what` never
+/// happened.
+#[track_caller]
+pub fn poll_until<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    poll_until_ok(what, deadline, POLL_EVERY, || f().ok_or_else(String::new))
+}
+
+/// Polls `f` until it returns Some; None if it has not after `deadline`. For where a panic
+/// must not be (a drop): elsewhere [`poll_until`] says what never happened.
+pub fn poll<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + deadline;
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() >= end {
+            return None;
+        }
+        // Not a wait for something to happen: the pause between two looks.
+        std::thread::sleep(POLL_EVERY);
     }
+}
+
+/// Polls `f` every `every` until it returns Ok, or panics after `deadline` saying that `what`
+/// never happened, with the last error `f` gave.
+#[track_caller]
+pub fn poll_until_ok<T>(
+    what: &str,
+    deadline: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= end => {
+                let last = if last.is_empty() {
+                    String::new()
+                } else {
+                    format!("; last: {last}")
+                };
+                panic!("timed out after {deadline:?} waiting for {what}{last}")
+            }
+            // Not a wait for something to happen: the pause between two looks.
+            Err(_) => std::thread::sleep(every),
+        }
+    }
+}
+
+/// How to get each external tool the tests run.
+const TOOLS: &[(&str, &str)] = &[
+    (
+        "prometheus",
+        "install the Debian package `prometheus` (scripts/install-deps does)",
+    ),
+    (
+        "promtool",
+        "install the Debian package `prometheus` (scripts/install-deps does)",
+    ),
+    (
+        "victoria-metrics",
+        "install the Debian package `victoria-metrics`, which puts it in /usr/bin (scripts/install-deps does)",
+    ),
+    (
+        "chromium",
+        "install the Debian package `chromium` (scripts/install-deps does)",
+    ),
+    (
+        "python3",
+        "install the Debian package `python3` (scripts/install-deps needs it too)",
+    ),
+];
+
+/// The path of `tool` on PATH. A test that needs a missing tool fails here at once, naming the
+/// tool and how to get it; it never skips (CI installs every tool, and a skip would hide a
+/// missing install).
+#[track_caller]
+pub fn require_tool(tool: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(tool))
+            .find(|p| is_executable(p))
+    });
+    found.unwrap_or_else(|| {
+        let how = TOOLS
+            .iter()
+            .find(|(t, _)| *t == tool)
+            .map_or("run scripts/install-deps", |(_, how)| how);
+        panic!("{tool} not found on PATH: {how}")
+    })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 pub struct Response {
@@ -127,7 +220,7 @@ impl Server {
             shutdown: Some(tx),
             thread: Some(thread),
         };
-        wait_for(
+        poll_until(
             "the server to become ready",
             Duration::from_secs(30),
             || {
@@ -180,14 +273,12 @@ impl Drop for Server {
     }
 }
 
-/// The value of the sample line `series` (name and labels exactly as exposed), if present.
+/// The value, as written, of the sample whose name and labels are written exactly `series`,
+/// if present.
 pub fn sample(body: &str, series: &str) -> Option<String> {
-    body.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .map(str::to_string)
+    exposition::parse(body)
+        .series(series)
+        .map(|s| s.text.clone())
 }
 
 /// The dataset's part of a text exposition: everything but the exporter's own families.
@@ -213,15 +304,16 @@ pub fn dataset_part(body: &str) -> String {
 
 /// Runs `promtool check metrics` on `body`: Err with what it printed unless it exits 0 and
 /// prints nothing (promtool reports lint problems on a successful exit too).
+#[track_caller]
 pub fn promtool_check_metrics(body: &str) -> Result<(), String> {
     use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
+    let mut child = std::process::Command::new(require_tool("promtool"))
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("promtool not found: run scripts/install-deps (Debian package prometheus)");
+        .expect("run promtool check metrics");
     let written = child
         .stdin
         .take()

@@ -192,21 +192,22 @@ impl WebServer {
         };
         // Serving once any HTTP answer comes back: a 400 from a TLS port to plain HTTP, a
         // 401 from a port with basic auth, a 200 otherwise.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if server.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                let result = server.thread.take().unwrap().join().unwrap();
-                return Err(result.expect_err("a server that stopped by itself failed"));
-            }
-            if raw(server.addrs[0], b"GET /-/ready HTTP/1.0\r\n\r\n").starts_with("HTTP/1.") {
-                return Ok(server);
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the server did not answer within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let started = crate::common::poll_until(
+            "the server to answer or stop",
+            Duration::from_secs(30),
+            || {
+                if server.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                    let result = server.thread.take().unwrap().join().unwrap();
+                    return Some(Err(
+                        result.expect_err("a server that stopped by itself failed")
+                    ));
+                }
+                raw(server.addrs[0], b"GET /-/ready HTTP/1.0\r\n\r\n")
+                    .starts_with("HTTP/1.")
+                    .then_some(Ok(()))
+            },
+        );
+        started.map(|()| server)
     }
 
     pub fn addr(&self) -> SocketAddr {
