@@ -1946,4 +1946,215 @@ mod tests {
             }
         }
     }
+
+    fn object(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn time_dimensions_by_role_else_by_id() {
+        let role = object(serde_json::json!({"time": ["period"], "metric": ["unit"]}));
+        let roles = Roles::of(Some(&role));
+        assert!(roles.is_time("period"));
+        // A `role.time` list overrides the conventional ids.
+        assert!(!roles.is_time("time"));
+        assert!(!roles.is_time("TIME_PERIOD"));
+        assert_eq!(roles.metric, ["unit"]);
+
+        let empty = object(serde_json::json!({"time": []}));
+        assert!(!Roles::of(Some(&empty)).is_time("time"));
+
+        // No list (no `role`, or `time` not an array): the conventional ids, exactly.
+        let not_a_list = object(serde_json::json!({"time": "period"}));
+        for roles in [Roles::of(None), Roles::of(Some(&not_a_list))] {
+            assert!(roles.is_time("time"));
+            assert!(roles.is_time("TIME_PERIOD"));
+            assert!(roles.is_time("TIME"));
+            assert!(!roles.is_time("Time"));
+            assert!(!roles.is_time("period"));
+            assert!(roles.metric.is_empty());
+        }
+    }
+
+    fn dim(codes: &[&str], units: &[Option<&str>]) -> Option<Dim> {
+        Some(Dim {
+            category_path: "$.dimension.d.category".into(),
+            code_at: CodeAt::Array,
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+            labels: Vec::new(),
+            units: units.iter().map(|u| u.map(str::to_string)).collect(),
+        })
+    }
+
+    #[test]
+    fn unit_dimension_is_the_first_with_a_unit_label() {
+        let dims = vec![
+            dim(&["A"], &[]),
+            None,
+            dim(&["X", "Y"], &[None, None]),
+            dim(&["P", "Q"], &[None, Some("euro")]),
+            dim(&["R"], &[Some("tonnes")]),
+        ];
+        assert_eq!(unit_dimension(&dims, &["a", "b", "c", "d", "e"]), Some(3));
+        // A dimension called `unit` takes the name: no unit component.
+        assert_eq!(unit_dimension(&dims, &["a", "unit", "c", "d", "e"]), None);
+        assert_eq!(unit_dimension(&dims[..3], &["a", "b", "c"]), None);
+
+        let c = super::components(&["geo", "time"], &Roles::of(None), Some(0));
+        let c: Vec<(&str, Role)> = c.iter().map(|c| (c.id.as_str(), c.role)).collect();
+        use Role::*;
+        assert_eq!(
+            c,
+            [
+                ("geo", Dimension),
+                ("time", Time),
+                ("value", Measure),
+                ("status", Attribute),
+                ("unit", Attribute),
+            ]
+        );
+        assert_eq!(super::components(&["geo"], &Roles::of(None), None).len(), 3);
+    }
+
+    #[test]
+    fn status_of_a_cell_and_where_it_is() {
+        let at = |(t, a): (&str, At)| (t.to_string(), path_at("$.status", a));
+        let s = |t: &str, p: &str| (t.to_string(), p.to_string());
+        assert_eq!(at(Status::None.of(3)), s("", "$.status"));
+        assert_eq!(at(Status::All("p").of(3)), s("p", "$.status"));
+        let dense = Status::Dense(vec!["".into(), "e".into()]);
+        assert_eq!(at(dense.of(1)), s("e", "$.status[1]"));
+        assert_eq!(at(dense.of(0)), s("", "$.status[0]"));
+        assert_eq!(at(dense.of(2)), s("", "$.status"));
+        let sparse = Status::Sparse(vec![(2, "2", "b".into()), (10, "10", "c".into())]);
+        assert_eq!(at(sparse.of(10)), s("c", "$.status[\"10\"]"));
+        assert_eq!(at(sparse.of(3)), s("", "$.status"));
+    }
+
+    #[test]
+    fn status_only_cells_of_a_sparse_dataset() {
+        let cells = |v: &Values| -> Vec<(usize, String, Option<String>)> {
+            v.iter()
+                .map(|(c, a, t)| (*c, path_at("$.value", *a), t.clone()))
+                .collect()
+        };
+        let values =
+            || -> Values { vec![(1, At::Key("1"), Some("5".into())), (4, At::Key("4"), None)] };
+        let sparse = Status::Sparse(vec![
+            (0, "0", "e".into()),
+            (1, "1", "p".into()),
+            (2, "2", String::new()),
+            (7, "7", "c".into()),
+        ]);
+        assert_eq!(
+            cells(&with_status_only_cells(values(), &sparse)),
+            [
+                (0, "$.value".into(), Some(String::new())),
+                (1, "$.value[\"1\"]".into(), Some("5".into())),
+                (4, "$.value[\"4\"]".into(), None),
+                (7, "$.value".into(), Some(String::new())),
+            ]
+        );
+        let dense = Status::Dense(vec![String::new(), "p".into(), "m".into()]);
+        assert_eq!(
+            cells(&with_status_only_cells(values(), &dense)),
+            [
+                (1, "$.value[\"1\"]".into(), Some("5".into())),
+                (2, "$.value".into(), Some(String::new())),
+                (4, "$.value[\"4\"]".into(), None),
+            ]
+        );
+        // A single status for every cell adds no rows.
+        assert_eq!(with_status_only_cells(values(), &Status::All("p")).len(), 2);
+    }
+
+    #[test]
+    fn cells_are_row_major() {
+        let mut coords = [0; 3];
+        coordinates(0, &[2, 3, 4], &mut coords);
+        assert_eq!(coords, [0, 0, 0]);
+        coordinates(1, &[2, 3, 4], &mut coords);
+        assert_eq!(coords, [0, 0, 1]);
+        coordinates(4, &[2, 3, 4], &mut coords);
+        assert_eq!(coords, [0, 1, 0]);
+        coordinates(23, &[2, 3, 4], &mut coords);
+        assert_eq!(coords, [1, 2, 3]);
+    }
+
+    #[test]
+    fn dataset_chosen_by_name_label_or_being_the_only_one() {
+        let root = object(serde_json::json!({"link": {"item": [
+            {"class": "dataset", "dimension": {}, "label": "Prices", "href": "p.json"},
+            {"class": "dataset", "dimension": {}, "href": "q.json"},
+            {"class": "collection", "dimension": {}},
+            {"class": "dataset"},
+            {"class": "dataset", "dimension": {}},
+        ]}}));
+        let names = |c: &[Candidate]| -> Vec<(String, String)> {
+            c.iter().map(|c| (c.name.clone(), c.path.clone())).collect()
+        };
+        let s = |n: &str, p: &str| (n.to_string(), p.to_string());
+        assert_eq!(
+            names(&collection_datasets(&root)),
+            [
+                s("Prices", "$.link.item[0]"),
+                s("q.json", "$.link.item[1]"),
+                s("4", "$.link.item[4]"),
+            ]
+        );
+        let pick = |want: Option<&str>| {
+            let mut sink = Collect::default();
+            let options = JsonStatOptions {
+                dataset: want.map(str::to_string),
+            };
+            let chosen = choose(collection_datasets(&root), &options, &mut sink);
+            (chosen.map(|c| c.path), sink.error_lines())
+        };
+        assert_eq!(
+            pick(Some("Prices")),
+            (Some("$.link.item[0]".into()), vec![])
+        );
+        assert_eq!(
+            pick(Some("q.json")),
+            (Some("$.link.item[1]".into()), vec![])
+        );
+        assert_eq!(pick(Some("4")), (Some("$.link.item[4]".into()), vec![]));
+        assert_eq!(
+            pick(Some("p.json")),
+            (
+                None,
+                vec!["$: no dataset `p.json`, expected one of `Prices`, `q.json`, `4`".into()]
+            )
+        );
+        assert_eq!(
+            pick(None),
+            (
+                None,
+                vec!["$: found 3 datasets (`Prices`, `q.json`, `4`), expected the `dataset` option to name one".into()]
+            )
+        );
+
+        let bundle = object(serde_json::json!({
+            "b c": {"dimension": {}, "label": "B"},
+            "a": {"dimension": {}},
+            "x": {"dimension": []},
+            "y": 1,
+        }));
+        assert_eq!(
+            names(&bundle_datasets(&bundle)),
+            [s("a", "$.a"), s("b c", "$[\"b c\"]")]
+        );
+        let mut sink = Collect::default();
+        let only = JsonStatOptions::default();
+        let chosen = choose(
+            bundle_datasets(&bundle).into_iter().take(1).collect(),
+            &only,
+            &mut sink,
+        );
+        assert_eq!(chosen.map(|c| c.path), Some("$.a".into()));
+        assert_eq!(sink.errors, vec![]);
+    }
 }
