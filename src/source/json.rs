@@ -621,4 +621,49 @@ mod tests {
             }
         }
     }
+
+    fn parse(text: &str) -> Json {
+        serde_json::from_str(text).expect("valid JSON")
+    }
+
+    #[test]
+    fn components_in_first_seen_order() {
+        let doc = parse(r#"[{"b": 1, "a": 2}, 3, {"c": 4, "a": 5, "b": 6}, {"d": null}]"#);
+        let Json::Array(records) = &doc else {
+            panic!("not an array")
+        };
+        let (index, components) = components(records);
+        let ids: Vec<&str> = components.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["b", "a", "c", "d"]);
+        assert!(components.iter().all(|c| c.role == Role::Dimension));
+        assert_eq!(
+            (index["b"], index["a"], index["c"], index["d"]),
+            (0, 1, 2, 3)
+        );
+    }
+
+    #[test]
+    fn field_origin_is_its_key_else_its_record() {
+        let doc = parse(r#"[{"geo": "DE", "unit name": "EUR"}, {"time": "2024"}]"#);
+        let Json::Array(records) = &doc else {
+            panic!("not an array")
+        };
+        let (index, components) = components(records);
+        let rows = Rows {
+            path: "$.data",
+            components: &components,
+            index: &index,
+            keys: vec![".geo".into(), "[\"unit name\"]".into(), ".time".into()],
+        };
+        let Json::Object(first) = &records[0] else {
+            panic!("not an object")
+        };
+        assert_eq!(rows.field_origin(0, first, 0), path("$.data[0].geo"));
+        assert_eq!(
+            rows.field_origin(0, first, 1),
+            path("$.data[0][\"unit name\"]")
+        );
+        assert_eq!(rows.field_origin(0, first, 2), path("$.data[0]"));
+        assert_eq!(rows.field_origin(0, first, ROW), path("$.data[0]"));
+    }
 }

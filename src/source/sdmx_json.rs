@@ -1760,4 +1760,75 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn time_dimension_by_role_roles_or_id() {
+        let structure = serde_json::json!({"dimensions": {
+            "series": [
+                {"id": "FREQ", "role": "FREQ"},
+                {"id": "PERIOD", "role": "time"},
+                {"id": "REF_AREA"},
+            ],
+            "observation": [
+                {"id": "TIME_PERIOD"},
+                {"id": "T", "roles": ["x", "Time_Period"]},
+                {"id": "time"},
+                {"id": "U", "roles": "TIME"},
+                "TIME_PERIOD",
+            ],
+        }});
+        let structure = structure.as_object().expect("an object");
+        let roles = |level: &str, n: usize| -> Vec<Role> {
+            (0..n).map(|i| dim_role(structure, level, i)).collect()
+        };
+        use Role::*;
+        assert_eq!(roles("series", 4), [Dimension, Time, Dimension, Dimension]);
+        // By id only `TIME_PERIOD`; a dimension that is not an object is no time dimension.
+        assert_eq!(
+            roles("observation", 5),
+            [Time, Time, Dimension, Time, Dimension]
+        );
+        assert_eq!(roles("dataSet", 1), [Dimension]);
+    }
+
+    #[test]
+    fn dimension_positions_and_group_values() {
+        // dataSet-level dimensions are at their single value; a flat view's series-level
+        // dimensions at 0.
+        assert_eq!(key_positions(1, 2, &[3, 4], &[5]), [0, 3, 4, 5]);
+        assert_eq!(key_positions(1, 2, &[], &[5]), [0, 0, 0, 5]);
+        assert_eq!(key_positions(0, 0, &[], &[1, 2]), [1, 2]);
+
+        let entry = |key: &str, vals: &[Option<&str>]| {
+            (
+                key.to_string(),
+                vals.iter().map(|v| v.map(str::to_string)).collect(),
+            )
+        };
+        let groups = vec![
+            GroupPattern {
+                positions: vec![1],
+                entries: HashMap::from([
+                    (vec![0], entry(":0:", &[Some("a"), None])),
+                    (vec![1], entry(":1:", &[Some("b")])),
+                ]),
+            },
+            GroupPattern {
+                positions: vec![1, 2],
+                entries: HashMap::from([(vec![0, 2], entry(":0:2", &[Some("c"), Some("d")]))]),
+            },
+        ];
+        let value = |j: usize, idx: &[usize]| {
+            group_value(&groups, j, idx).map(|(k, v)| (k.to_string(), v.clone()))
+        };
+        let kv = |k: &str, v: &str| Some((k.to_string(), v.to_string()));
+        // The first group whose entry gives the attribute a value wins.
+        assert_eq!(value(0, &[0, 0, 2]), kv(":0:", "a"));
+        assert_eq!(value(1, &[0, 0, 2]), kv(":0:2", "d"));
+        assert_eq!(value(1, &[0, 0, 1]), None);
+        // An entry listing fewer attributes gives no value to the others.
+        assert_eq!(value(0, &[0, 1, 2]), kv(":1:", "b"));
+        assert_eq!(value(1, &[0, 1, 2]), None);
+        assert_eq!(value(0, &[0, 2, 2]), None);
+    }
 }
