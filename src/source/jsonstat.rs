@@ -613,6 +613,7 @@ struct Roles<'a> {
 }
 
 impl<'a> Roles<'a> {
+    /// Reads the dataset's `role` object, if any.
     fn of(role: Option<&'a Map<String, Value>>) -> Self {
         Roles {
             time: string_list(role.and_then(|r| r.get("time"))),
