@@ -35,9 +35,39 @@ pub fn read(text: &str, options: &JsonOptions, sink: &mut dyn Sink) {
             return sink.error(origin, message);
         }
     };
+    let Some((records, path)) = find_records(&doc, options, sink) else {
+        return;
+    };
+    let (index, components) = components(records);
+    let records_at = Origin::Path(path.clone());
+    if !sink.components(&components, &|_| records_at.clone()) {
+        return;
+    }
+    let rows = Rows {
+        path: &path,
+        components: &components,
+        index: &index,
+        keys: components
+            .iter()
+            .map(|c| {
+                let mut s = String::new();
+                push_key(&mut s, &c.id);
+                s
+            })
+            .collect(),
+    };
+    rows.emit(records, sink);
+}
 
+/// The array of records `options.records` leads to, and its path; reports where the way to
+/// it fails.
+fn find_records<'a>(
+    doc: &'a Json,
+    options: &JsonOptions,
+    sink: &mut dyn Sink,
+) -> Option<(&'a [Json], String)> {
     let mut path = String::from("$");
-    let mut node = &doc;
+    let mut node = doc;
     let wanted = if options.records.is_empty() {
         "the document itself (`records` is empty)".to_string()
     } else {
@@ -46,36 +76,43 @@ pub fn read(text: &str, options: &JsonOptions, sink: &mut dyn Sink) {
     if !options.records.is_empty() {
         for key in options.records.split('.') {
             let Json::Object(entries) = node else {
-                return sink.error(
+                sink.error(
                     Origin::Path(path),
                     format!(
                         "found {}, expected an object with key `{key}` on the way to the records ({wanted})",
                         node.kind()
                     ),
                 );
+                return None;
             };
             let Some((_, next)) = entries.iter().find(|(k, _)| k == key) else {
-                return sink.error(
+                sink.error(
                     Origin::Path(path),
                     format!(
                         "object has no key `{key}`, expected one on the way to the records ({wanted})"
                     ),
                 );
+                return None;
             };
             push_key(&mut path, key);
             node = next;
         }
     }
     let Json::Array(records) = node else {
-        return sink.error(
+        sink.error(
             Origin::Path(path),
             format!(
                 "found {}, expected an array of records at {wanted}",
                 node.kind()
             ),
         );
+        return None;
     };
+    Some((records, path))
+}
 
+/// One dimension per key of any record, in first-seen order, and each key's component.
+fn components(records: &[Json]) -> (FxHashMap<&str, usize>, Vec<Component>) {
     let mut index: FxHashMap<&str, usize> = FxHashMap::default();
     let mut components: Vec<Component> = Vec::new();
     for record in records {
@@ -88,38 +125,63 @@ pub fn read(text: &str, options: &JsonOptions, sink: &mut dyn Sink) {
             }
         }
     }
-    let records_at = Origin::Path(path.clone());
-    if !sink.components(&components, &|_| records_at.clone()) {
-        return;
-    }
-    let keys: Vec<String> = components
-        .iter()
-        .map(|c| {
-            let mut s = String::new();
-            push_key(&mut s, &c.id);
-            s
-        })
-        .collect();
+    (index, components)
+}
 
-    let mut fields: Vec<Cow<str>> = Vec::with_capacity(components.len());
-    let mut present = vec![false; components.len()];
-    for (i, record) in records.iter().enumerate() {
-        let Json::Object(entries) = record else {
-            sink.error(
-                Origin::Path(format!("{path}[{i}]")),
-                format!("found {}, expected a record (an object)", record.kind()),
-            );
-            continue;
-        };
+/// What the records' rows are made of.
+struct Rows<'r, 'a> {
+    /// Path of the array of records.
+    path: &'r str,
+    components: &'r [Component],
+    /// Component of each key.
+    index: &'r FxHashMap<&'a str, usize>,
+    /// Each component's path step from its record: `.geo`, `["unit name"]`.
+    keys: Vec<String>,
+}
+
+impl<'a> Rows<'_, 'a> {
+    /// Yields a row per record, reporting records that are not objects of scalars.
+    fn emit(&self, records: &'a [Json], sink: &mut dyn Sink) {
+        let path = self.path;
+        let mut fields: Vec<Cow<str>> = Vec::with_capacity(self.components.len());
+        let mut present = vec![false; self.components.len()];
+        for (i, record) in records.iter().enumerate() {
+            let Json::Object(entries) = record else {
+                sink.error(
+                    Origin::Path(format!("{path}[{i}]")),
+                    format!("found {}, expected a record (an object)", record.kind()),
+                );
+                continue;
+            };
+            if !self.fill(i, entries, &mut fields, &mut present, sink) {
+                continue;
+            }
+            let refs: Vec<&str> = fields.iter().map(|f| f.as_ref()).collect();
+            let origin = |c: usize| self.field_origin(i, entries, c);
+            sink.row(&refs, &origin);
+        }
+    }
+
+    /// Sets `fields` to record `i`'s values by component ("" for a key it lacks); false when
+    /// a key is repeated or a value is not a scalar (each reported).
+    fn fill(
+        &self,
+        i: usize,
+        entries: &'a [(String, Json)],
+        fields: &mut Vec<Cow<'a, str>>,
+        present: &mut [bool],
+        sink: &mut dyn Sink,
+    ) -> bool {
+        let path = self.path;
         fields.clear();
-        fields.resize(components.len(), Cow::Borrowed(""));
+        fields.resize(self.components.len(), Cow::Borrowed(""));
         present.fill(false);
         let mut bad = false;
         for (k, v) in entries {
-            let c = index[k.as_str()];
+            let c = self.index[k.as_str()];
             if present[c] {
                 sink.error(
-                    Origin::Path(format!("{path}[{i}]{}", keys[c])),
+                    Origin::Path(format!("{path}[{i}]{}", self.keys[c])),
                     format!("duplicate key `{k}`, expected each key once in a record"),
                 );
                 bad = true;
@@ -133,7 +195,7 @@ pub fn read(text: &str, options: &JsonOptions, sink: &mut dyn Sink) {
                 Json::String(s) => Cow::Borrowed(s.as_str()),
                 Json::Array(_) | Json::Object(_) => {
                     sink.error(
-                        Origin::Path(format!("{path}[{i}]{}", keys[c])),
+                        Origin::Path(format!("{path}[{i}]{}", self.keys[c])),
                         format!(
                             "found {}, expected a string, number, boolean or null as a field value",
                             v.kind()
@@ -144,21 +206,20 @@ pub fn read(text: &str, options: &JsonOptions, sink: &mut dyn Sink) {
                 }
             };
         }
-        if bad {
-            continue;
+        !bad
+    }
+
+    /// Where field `c` of record `i` is: its key, or the record itself when the record lacks
+    /// the key (and for `ROW`).
+    fn field_origin(&self, i: usize, entries: &[(String, Json)], c: usize) -> Origin {
+        let path = self.path;
+        if c == ROW {
+            Origin::Path(format!("{path}[{i}]"))
+        } else if entries.iter().any(|(k, _)| *k == self.components[c].id) {
+            Origin::Path(format!("{path}[{i}]{}", self.keys[c]))
+        } else {
+            Origin::Path(format!("{path}[{i}]"))
         }
-        let refs: Vec<&str> = fields.iter().map(|f| f.as_ref()).collect();
-        let origin = |c: usize| {
-            // An absent key is located at its record.
-            if c == ROW {
-                Origin::Path(format!("{path}[{i}]"))
-            } else if entries.iter().any(|(k, _)| *k == components[c].id) {
-                Origin::Path(format!("{path}[{i}]{}", keys[c]))
-            } else {
-                Origin::Path(format!("{path}[{i}]"))
-            }
-        };
-        sink.row(&refs, &origin);
     }
 }
 
@@ -559,5 +620,50 @@ mod tests {
                 assert_eq!(row.len(), origins.len());
             }
         }
+    }
+
+    fn parse(text: &str) -> Json {
+        serde_json::from_str(text).expect("valid JSON")
+    }
+
+    #[test]
+    fn components_in_first_seen_order() {
+        let doc = parse(r#"[{"b": 1, "a": 2}, 3, {"c": 4, "a": 5, "b": 6}, {"d": null}]"#);
+        let Json::Array(records) = &doc else {
+            panic!("not an array")
+        };
+        let (index, components) = components(records);
+        let ids: Vec<&str> = components.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["b", "a", "c", "d"]);
+        assert!(components.iter().all(|c| c.role == Role::Dimension));
+        assert_eq!(
+            (index["b"], index["a"], index["c"], index["d"]),
+            (0, 1, 2, 3)
+        );
+    }
+
+    #[test]
+    fn field_origin_is_its_key_else_its_record() {
+        let doc = parse(r#"[{"geo": "DE", "unit name": "EUR"}, {"time": "2024"}]"#);
+        let Json::Array(records) = &doc else {
+            panic!("not an array")
+        };
+        let (index, components) = components(records);
+        let rows = Rows {
+            path: "$.data",
+            components: &components,
+            index: &index,
+            keys: vec![".geo".into(), "[\"unit name\"]".into(), ".time".into()],
+        };
+        let Json::Object(first) = &records[0] else {
+            panic!("not an object")
+        };
+        assert_eq!(rows.field_origin(0, first, 0), path("$.data[0].geo"));
+        assert_eq!(
+            rows.field_origin(0, first, 1),
+            path("$.data[0][\"unit name\"]")
+        );
+        assert_eq!(rows.field_origin(0, first, 2), path("$.data[0]"));
+        assert_eq!(rows.field_origin(0, first, ROW), path("$.data[0]"));
     }
 }

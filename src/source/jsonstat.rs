@@ -85,32 +85,10 @@ fn select<'a>(
         );
         return None;
     };
-    let mut candidates: Vec<Candidate> = Vec::new();
-    match root.get("class").and_then(Value::as_str) {
+    let candidates = match root.get("class").and_then(Value::as_str) {
         Some("dataset") => return Some((root, "$".into())),
         Some("collection") => {
-            let items = root
-                .get("link")
-                .and_then(|l| l.get("item"))
-                .and_then(Value::as_array);
-            for (i, item) in items.into_iter().flatten().enumerate() {
-                let Some(ds) = item.as_object() else { continue };
-                if ds.get("class").and_then(Value::as_str) != Some("dataset")
-                    || !ds.contains_key("dimension")
-                {
-                    continue;
-                }
-                let label = ds.get("label").and_then(Value::as_str);
-                let name = label
-                    .or_else(|| ds.get("href").and_then(Value::as_str))
-                    .map_or_else(|| i.to_string(), str::to_string);
-                candidates.push(Candidate {
-                    name,
-                    label,
-                    dataset: ds,
-                    path: format!("$.link.item[{i}]"),
-                });
-            }
+            let candidates = collection_datasets(root);
             if candidates.is_empty() {
                 sink.error(
                     Origin::Path("$.link.item".into()),
@@ -119,23 +97,13 @@ fn select<'a>(
                 );
                 return None;
             }
+            candidates
         }
         Some("bundle") | None => {
             if root.get("dimension").is_some_and(Value::is_object) {
                 return Some((root, "$".into()));
             }
-            for (name, v) in root {
-                let Some(ds) = v.as_object() else { continue };
-                if ds.get("dimension").is_some_and(Value::is_object) {
-                    let label = ds.get("label").and_then(Value::as_str);
-                    candidates.push(Candidate {
-                        name: name.clone(),
-                        label,
-                        dataset: ds,
-                        path: format!("${}", member(name)),
-                    });
-                }
-            }
+            let candidates = bundle_datasets(root);
             if candidates.is_empty() {
                 sink.error(
                     root_path(),
@@ -144,6 +112,7 @@ fn select<'a>(
                 );
                 return None;
             }
+            candidates
         }
         Some(other) => {
             sink.error(
@@ -154,9 +123,66 @@ fn select<'a>(
             );
             return None;
         }
+    };
+    choose(candidates, options, sink).map(|c| (c.dataset, c.path))
+}
+
+/// The datasets a 2.0 collection embeds: its `link.item` entries of class `dataset`.
+fn collection_datasets(root: &Map<String, Value>) -> Vec<Candidate<'_>> {
+    let items = root
+        .get("link")
+        .and_then(|l| l.get("item"))
+        .and_then(Value::as_array);
+    let mut candidates = Vec::new();
+    for (i, item) in items.into_iter().flatten().enumerate() {
+        let Some(ds) = item.as_object() else { continue };
+        if ds.get("class").and_then(Value::as_str) != Some("dataset")
+            || !ds.contains_key("dimension")
+        {
+            continue;
+        }
+        let label = ds.get("label").and_then(Value::as_str);
+        let name = label
+            .or_else(|| ds.get("href").and_then(Value::as_str))
+            .map_or_else(|| i.to_string(), str::to_string);
+        candidates.push(Candidate {
+            name,
+            label,
+            dataset: ds,
+            path: format!("$.link.item[{i}]"),
+        });
     }
+    candidates
+}
+
+/// The datasets of a 1.x bundle: its members with a `dimension` object.
+fn bundle_datasets(root: &Map<String, Value>) -> Vec<Candidate<'_>> {
+    let mut candidates = Vec::new();
+    for (name, v) in root {
+        let Some(ds) = v.as_object() else { continue };
+        if ds.get("dimension").is_some_and(Value::is_object) {
+            let label = ds.get("label").and_then(Value::as_str);
+            candidates.push(Candidate {
+                name: name.clone(),
+                label,
+                dataset: ds,
+                path: format!("${}", member(name)),
+            });
+        }
+    }
+    candidates
+}
+
+/// The dataset the `dataset` option names (by name or label), else the only one; reports when
+/// there is none such.
+fn choose<'a>(
+    mut candidates: Vec<Candidate<'a>>,
+    options: &JsonStatOptions,
+    sink: &mut dyn Sink,
+) -> Option<Candidate<'a>> {
+    let root_path = || Origin::Path("$".into());
     let names: Vec<String> = candidates.iter().map(|c| c.name.clone()).collect();
-    let chosen = match &options.dataset {
+    match &options.dataset {
         Some(want) => {
             let found = candidates
                 .into_iter()
@@ -181,8 +207,7 @@ fn select<'a>(
             );
             None
         }
-    };
-    chosen.map(|c| (c.dataset, c.path))
+    }
 }
 
 /// How a dimension's codes are written, for the origin of a code.
@@ -207,6 +232,19 @@ struct Dim {
     units: Vec<Option<String>>,
 }
 
+impl Dim {
+    /// Where the code at position `pos` is written.
+    fn code_path(&self, pos: usize) -> String {
+        match self.code_at {
+            CodeAt::Array => format!("{}.index[{pos}]", self.category_path),
+            CodeAt::Object => format!("{}.index{}", self.category_path, key(&self.codes[pos])),
+            CodeAt::Label => format!("{}.label{}", self.category_path, key(&self.codes[pos])),
+        }
+    }
+}
+
+/// Reads dimension `id`: its codes by position, their labels and units. None, with `broken`
+/// set, when its codes cannot be known.
 fn read_dimension(
     id: &str,
     v: &Value,
@@ -215,37 +253,72 @@ fn read_dimension(
     sink: &mut dyn Sink,
     broken: &mut bool,
 ) -> Option<Dim> {
-    let mut err = |path: String, message: String| {
-        sink.error(Origin::Path(path), message);
+    let Some(category) = category_of(id, v, dim_path, sink) else {
+        *broken = true;
+        return None;
     };
+    let cp = format!("{dim_path}.category");
+    let label_map = label_map(category, &cp, sink);
+    let (codes, code_at) = category_codes(id, category, label_map, &cp, sink, broken)?;
+    let labels = match label_map {
+        Some(m) => labels(m, &codes, &cp, sink),
+        None => Vec::new(),
+    };
+    let units = if metric {
+        unit_labels(category, &codes)
+    } else {
+        Vec::new()
+    };
+    Some(Dim {
+        category_path: cp,
+        code_at,
+        codes,
+        labels,
+        units,
+    })
+}
+
+/// A dimension's `category` object, reported when the dimension has none.
+fn category_of<'a>(
+    id: &str,
+    v: &'a Value,
+    dim_path: &str,
+    sink: &mut dyn Sink,
+) -> Option<&'a Map<String, Value>> {
     let Some(obj) = v.as_object() else {
-        err(
-            dim_path.into(),
+        sink.error(
+            Origin::Path(dim_path.into()),
             format!(
                 "dimension `{id}` is {}, expected an object with `category`",
                 json_kind(v)
             ),
         );
-        *broken = true;
         return None;
     };
-    let Some(category) = obj.get("category").and_then(Value::as_object) else {
-        err(
-            dim_path.into(),
+    let category = obj.get("category").and_then(Value::as_object);
+    if category.is_none() {
+        sink.error(
+            Origin::Path(dim_path.into()),
             format!(
                 "dimension `{id}` has no `category`, expected an object with `index` or `label`"
             ),
         );
-        *broken = true;
-        return None;
-    };
-    let cp = format!("{dim_path}.category");
-    let label_map = match category.get("label") {
+    }
+    category
+}
+
+/// The category's `label` object, reported (and ignored) when it is not one.
+fn label_map<'a>(
+    category: &'a Map<String, Value>,
+    cp: &str,
+    sink: &mut dyn Sink,
+) -> Option<&'a Map<String, Value>> {
+    match category.get("label") {
         None => None,
         Some(Value::Object(m)) => Some(m),
         Some(other) => {
-            err(
-                format!("{cp}.label"),
+            sink.error(
+                Origin::Path(format!("{cp}.label")),
                 format!(
                     "`label` is {}, expected an object of names by code",
                     json_kind(other)
@@ -253,64 +326,25 @@ fn read_dimension(
             );
             None
         }
+    }
+}
+
+/// The category codes by position, from `index`, else from a single-entry `label`.
+fn category_codes(
+    id: &str,
+    category: &Map<String, Value>,
+    label_map: Option<&Map<String, Value>>,
+    cp: &str,
+    sink: &mut dyn Sink,
+    broken: &mut bool,
+) -> Option<(Vec<String>, CodeAt)> {
+    let mut err = |path: String, message: String| {
+        sink.error(Origin::Path(path), message);
+        *broken = true;
     };
-    let (codes, code_at) = match category.get("index") {
-        Some(Value::Array(a)) => {
-            let mut codes = Vec::with_capacity(a.len());
-            for (i, c) in a.iter().enumerate() {
-                match c.as_str() {
-                    Some(c) => codes.push(c.to_string()),
-                    None => {
-                        err(
-                            format!("{cp}.index[{i}]"),
-                            format!("category code is {}, expected a string", json_kind(c)),
-                        );
-                        *broken = true;
-                        codes.push(String::new());
-                    }
-                }
-            }
-            (codes, CodeAt::Array)
-        }
-        Some(Value::Object(m)) => {
-            let n = m.len();
-            let mut codes: Vec<Option<&str>> = vec![None; n];
-            for (code, pos) in m {
-                let at = pos
-                    .as_u64()
-                    .and_then(|p| usize::try_from(p).ok())
-                    .filter(|p| *p < n);
-                match at {
-                    None => {
-                        err(
-                            format!("{cp}.index{}", key(code)),
-                            format!(
-                                "position of `{code}` is {pos}, expected a whole number from 0 to {}",
-                                n - 1
-                            ),
-                        );
-                        *broken = true;
-                    }
-                    Some(p) => match codes[p] {
-                        Some(other) => {
-                            err(
-                                format!("{cp}.index{}", key(code)),
-                                format!(
-                                    "position {p} of `{code}` is also that of `{other}`, expected one position per category"
-                                ),
-                            );
-                            *broken = true;
-                        }
-                        None => codes[p] = Some(code),
-                    },
-                }
-            }
-            let codes = codes
-                .into_iter()
-                .map(|c| c.unwrap_or_default().to_string())
-                .collect();
-            (codes, CodeAt::Object)
-        }
+    match category.get("index") {
+        Some(Value::Array(a)) => Some((array_codes(a, cp, &mut err), CodeAt::Array)),
+        Some(Value::Object(m)) => Some((object_codes(m, cp, &mut err), CodeAt::Object)),
         Some(other) => {
             err(
                 format!("{cp}.index"),
@@ -319,75 +353,134 @@ fn read_dimension(
                     json_kind(other)
                 ),
             );
-            *broken = true;
-            return None;
+            None
         }
         None => {
             match label_map {
-                Some(m) if m.len() == 1 => (m.keys().cloned().collect(), CodeAt::Label),
+                Some(m) if m.len() == 1 => Some((m.keys().cloned().collect(), CodeAt::Label)),
                 Some(m) => {
                     err(
-                    cp.clone(),
+                    cp.to_string(),
                     format!(
                         "category of `{id}` has {} labels and no `index`, expected an `index` when there are several categories",
                         m.len()
                     ),
                 );
-                    *broken = true;
-                    return None;
+                    None
                 }
                 None => {
                     err(
-                    cp.clone(),
+                    cp.to_string(),
                     format!("category of `{id}` has neither `index` nor `label`, expected at least one"),
                 );
-                    *broken = true;
-                    return None;
+                    None
                 }
             }
         }
-    };
-    let mut labels = Vec::new();
-    if let Some(m) = label_map {
-        let mut label_of = |code: &str, v: &Value| match v.as_str() {
-            Some(l) => labels.push((code.to_string(), l.to_string())),
+    }
+}
+
+/// Codes of an `index` array, "" for an entry that is not a string (reported with `err`).
+fn array_codes(a: &[Value], cp: &str, err: &mut dyn FnMut(String, String)) -> Vec<String> {
+    let mut codes = Vec::with_capacity(a.len());
+    for (i, c) in a.iter().enumerate() {
+        match c.as_str() {
+            Some(c) => codes.push(c.to_string()),
+            None => {
+                err(
+                    format!("{cp}.index[{i}]"),
+                    format!("category code is {}, expected a string", json_kind(c)),
+                );
+                codes.push(String::new());
+            }
+        }
+    }
+    codes
+}
+
+/// Codes of an `index` object of positions, "" for a position no valid entry holds; bad and
+/// shared positions are reported with `err`.
+fn object_codes(
+    m: &Map<String, Value>,
+    cp: &str,
+    err: &mut dyn FnMut(String, String),
+) -> Vec<String> {
+    let n = m.len();
+    let mut codes: Vec<Option<&str>> = vec![None; n];
+    for (code, pos) in m {
+        let at = pos
+            .as_u64()
+            .and_then(|p| usize::try_from(p).ok())
+            .filter(|p| *p < n);
+        match at {
             None => err(
-                format!("{cp}.label{}", key(code)),
-                format!("label of `{code}` is {}, expected a string", json_kind(v)),
+                format!("{cp}.index{}", key(code)),
+                format!(
+                    "position of `{code}` is {pos}, expected a whole number from 0 to {}",
+                    n - 1
+                ),
             ),
-        };
-        for code in &codes {
-            if let Some(v) = m.get(code) {
-                label_of(code, v);
-            }
-        }
-        for (code, v) in m {
-            if !codes.contains(code) {
-                label_of(code, v);
-            }
-        }
-    }
-    let mut units = Vec::new();
-    if metric {
-        if let Some(u) = category.get("unit").and_then(Value::as_object) {
-            units = codes
-                .iter()
-                .map(|c| {
-                    u.get(c)
-                        .and_then(|u| u.get("label"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-                .collect();
+            Some(p) => match codes[p] {
+                Some(other) => err(
+                    format!("{cp}.index{}", key(code)),
+                    format!(
+                        "position {p} of `{code}` is also that of `{other}`, expected one position per category"
+                    ),
+                ),
+                None => codes[p] = Some(code),
+            },
         }
     }
-    Some(Dim {
-        category_path: cp,
-        code_at,
-        codes,
-        labels,
-        units,
-    })
+    codes
+        .into_iter()
+        .map(|c| c.unwrap_or_default().to_string())
+        .collect()
+}
+
+/// (code, label) of the indexed codes in position order, then of the codes `label` alone has;
+/// labels that are not strings are reported and skipped.
+fn labels(
+    m: &Map<String, Value>,
+    codes: &[String],
+    cp: &str,
+    sink: &mut dyn Sink,
+) -> Vec<(String, String)> {
+    let mut labels = Vec::new();
+    let mut label_of = |code: &str, v: &Value| match v.as_str() {
+        Some(l) => labels.push((code.to_string(), l.to_string())),
+        None => sink.error(
+            Origin::Path(format!("{cp}.label{}", key(code))),
+            format!("label of `{code}` is {}, expected a string", json_kind(v)),
+        ),
+    };
+    for code in codes {
+        if let Some(v) = m.get(code) {
+            label_of(code, v);
+        }
+    }
+    for (code, v) in m {
+        if !codes.contains(code) {
+            label_of(code, v);
+        }
+    }
+    labels
+}
+
+/// A metric dimension's unit labels by position (`category.unit[code].label`), or none when
+/// the category has no `unit` object.
+fn unit_labels(category: &Map<String, Value>, codes: &[String]) -> Vec<Option<String>> {
+    let Some(u) = category.get("unit").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    codes
+        .iter()
+        .map(|c| {
+            u.get(c)
+                .and_then(|u| u.get("label"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect()
 }
 
 /// Reads a sparse object's keys as cell numbers, reporting those that are not.
@@ -483,9 +576,14 @@ fn string_list(v: Option<&Value>) -> Option<Vec<&str>> {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
 }
 
-fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
-    let dimension = match ds.get("dimension") {
-        Some(Value::Object(m)) => m,
+/// A dataset's `dimension` object, reported when missing or not an object.
+fn dimension_member<'a>(
+    ds: &'a Map<String, Value>,
+    p: &str,
+    sink: &mut dyn Sink,
+) -> Option<&'a Map<String, Value>> {
+    match ds.get("dimension") {
+        Some(Value::Object(m)) => Some(m),
         Some(other) => {
             sink.error(
                 Origin::Path(format!("{p}.dimension")),
@@ -494,191 +592,63 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
                     json_kind(other)
                 ),
             );
-            return;
+            None
         }
         None => {
             sink.error(
                 Origin::Path(p.into()),
                 "missing `dimension`, expected an object of dimensions".into(),
             );
-            return;
+            None
         }
-    };
-    // 2.0 puts `id`, `size` and `role` at the top of the dataset; 1.x inside `dimension`.
-    let located = |name: &str| -> Option<(&Value, String)> {
-        match ds.get(name) {
-            Some(v) => Some((v, format!("{p}.{name}"))),
-            None => dimension
-                .get(name)
-                .map(|v| (v, format!("{p}.dimension.{name}"))),
-        }
-    };
-    let mut broken = false;
+    }
+}
 
-    let Some((id_v, id_path)) = located("id") else {
-        sink.error(
-            Origin::Path(p.into()),
-            "missing `id`, expected an array of dimension ids".into(),
-        );
-        return;
-    };
-    let Some(id_a) = id_v.as_array() else {
-        sink.error(
-            Origin::Path(id_path),
-            format!(
-                "`id` is {}, expected an array of dimension ids",
-                json_kind(id_v)
-            ),
-        );
-        return;
-    };
-    let mut ids: Vec<&str> = Vec::with_capacity(id_a.len());
-    for (i, v) in id_a.iter().enumerate() {
-        match v.as_str() {
-            Some(id) => {
-                if let Some(j) = ids.iter().position(|d| *d == id) {
-                    sink.error(
-                        Origin::Path(format!("{id_path}[{i}]")),
-                        format!("duplicate dimension id `{id}` (also id {j}), expected unique ids"),
-                    );
-                    broken = true;
-                }
-                ids.push(id);
-            }
-            None => {
-                sink.error(
-                    Origin::Path(format!("{id_path}[{i}]")),
-                    format!("id is {}, expected a string", json_kind(v)),
-                );
-                broken = true;
-                ids.push("");
-            }
+/// What the dataset's `role` says about its dimensions.
+struct Roles<'a> {
+    /// Ids listed in `role.time`; None when `role` has no such list.
+    time: Option<Vec<&'a str>>,
+    /// Ids listed in `role.metric`.
+    metric: Vec<&'a str>,
+}
+
+impl<'a> Roles<'a> {
+    /// Reads the dataset's `role` object, if any.
+    fn of(role: Option<&'a Map<String, Value>>) -> Self {
+        Roles {
+            time: string_list(role.and_then(|r| r.get("time"))),
+            metric: string_list(role.and_then(|r| r.get("metric"))).unwrap_or_default(),
         }
     }
 
-    let mut sizes: Option<Vec<usize>> = None;
-    let mut size_path = format!("{p}.size");
-    match located("size") {
-        None => {
-            sink.error(
-                Origin::Path(p.into()),
-                "missing `size`, expected an array of category counts".into(),
-            );
-            broken = true;
-        }
-        Some((v, path)) => {
-            size_path = path;
-            match v.as_array() {
-                None => {
-                    sink.error(
-                        Origin::Path(size_path.clone()),
-                        format!(
-                            "`size` is {}, expected an array of category counts",
-                            json_kind(v)
-                        ),
-                    );
-                    broken = true;
-                }
-                Some(a) => {
-                    let mut s = Vec::with_capacity(a.len());
-                    for (i, n) in a.iter().enumerate() {
-                        match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
-                            Some(n) => s.push(n),
-                            None => {
-                                sink.error(
-                                    Origin::Path(format!("{size_path}[{i}]")),
-                                    format!("size is {n}, expected a whole number"),
-                                );
-                                broken = true;
-                            }
-                        }
-                    }
-                    if s.len() == a.len() {
-                        if s.len() != ids.len() {
-                            sink.error(
-                                Origin::Path(size_path.clone()),
-                                format!(
-                                    "`size` has {} entries, expected {} like `id`",
-                                    s.len(),
-                                    ids.len()
-                                ),
-                            );
-                            broken = true;
-                        } else {
-                            sizes = Some(s);
-                        }
-                    }
-                }
-            }
+    /// Whether dimension `id` is a time dimension: listed in `role.time` when there is such a
+    /// list, else named as time dimensions conventionally are.
+    fn is_time(&self, id: &str) -> bool {
+        match &self.time {
+            Some(t) => t.contains(&id),
+            None => matches!(id, "time" | "TIME_PERIOD" | "TIME"),
         }
     }
-    let cells = sizes.as_ref().and_then(|s| {
-        let product = s.iter().try_fold(1usize, |acc, n| acc.checked_mul(*n));
-        if product.is_none() {
-            sink.error(
-                Origin::Path(size_path.clone()),
-                "`size` multiplies to more cells than can be counted, expected fewer cells".into(),
-            );
-            broken = true;
-        }
-        product
-    });
+}
 
-    let role = located("role").and_then(|(v, _)| v.as_object());
-    let time = string_list(role.and_then(|r| r.get("time")));
-    let metric = string_list(role.and_then(|r| r.get("metric"))).unwrap_or_default();
-    let is_time = |id: &str| match &time {
-        Some(t) => t.contains(&id),
-        None => matches!(id, "time" | "TIME_PERIOD" | "TIME"),
-    };
-
-    let dims_path = format!("{p}.dimension");
-    let mut dims: Vec<Option<Dim>> = Vec::with_capacity(ids.len());
-    for (k, id) in ids.iter().enumerate() {
-        let Some(v) = dimension.get(*id) else {
-            sink.error(
-                Origin::Path(dims_path.clone()),
-                format!("missing dimension `{id}`, expected an entry in `dimension` for every id"),
-            );
-            broken = true;
-            dims.push(None);
-            continue;
-        };
-        let dim_path = format!("{dims_path}{}", member(id));
-        let dim = read_dimension(id, v, &dim_path, metric.contains(id), sink, &mut broken);
-        if let (Some(d), Some(s)) = (&dim, &sizes) {
-            if d.codes.len() != s[k] {
-                let at = match d.code_at {
-                    CodeAt::Label => format!("{}.label", d.category_path),
-                    _ => format!("{}.index", d.category_path),
-                };
-                sink.error(
-                    Origin::Path(at),
-                    format!(
-                        "dimension `{id}` has {} categories, expected {} like its `size`",
-                        d.codes.len(),
-                        s[k]
-                    ),
-                );
-                broken = true;
-            }
-        }
-        dims.push(dim);
-    }
-
-    // The unit component: the first metric dimension whose categories label their units.
-    let unit_dim = dims
-        .iter()
+/// The unit component's dimension: the first metric dimension whose categories label their
+/// units, unless a dimension is itself called `unit`.
+fn unit_dimension(dims: &[Option<Dim>], ids: &[&str]) -> Option<usize> {
+    dims.iter()
         .position(|d| {
             d.as_ref()
                 .is_some_and(|d| d.units.iter().any(Option::is_some))
         })
-        .filter(|_| !ids.contains(&"unit"));
+        .filter(|_| !ids.contains(&"unit"))
+}
 
+/// The components of every row: the dimensions, `value`, `status`, and `unit` when a metric
+/// dimension gives units.
+fn components(ids: &[&str], roles: &Roles, unit_dim: Option<usize>) -> Vec<Component> {
     let mut components: Vec<Component> = ids
         .iter()
         .map(|id| {
-            let role = if is_time(id) {
+            let role = if roles.is_time(id) {
                 Role::Time
             } else {
                 Role::Dimension
@@ -691,123 +661,115 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
     if unit_dim.is_some() {
         components.push(Component::new("unit", Role::Attribute));
     }
-    let header = |i: usize| match ids.get(i) {
-        Some(id) => Origin::Path(format!("{dims_path}{}", member(id))),
-        None if i == ids.len() => Origin::Path(format!("{p}.value")),
-        None => Origin::Path(format!("{p}.status")),
-    };
-    if !sink.components(&components, &header) {
-        return;
-    }
-    for (k, dim) in dims.iter().enumerate() {
-        for (code, label) in dim.iter().flat_map(|d| &d.labels) {
-            sink.name(k, code, "", label);
+    components
+}
+
+/// The dataset's `status`, checked in full before any row is yielded.
+enum Status<'a> {
+    /// No status.
+    None,
+    /// One status for every cell.
+    All(&'a str),
+    /// A status per cell, by cell number.
+    Dense(Vec<String>),
+    /// (cell, its key, its status), sorted by cell.
+    Sparse(Vec<(usize, &'a str, String)>),
+}
+
+impl Status<'_> {
+    /// The status of `cell` and where it is written ("" and absent when it has none).
+    fn of(&self, cell: usize) -> (&str, At<'_>) {
+        match self {
+            Status::None => ("", At::Absent),
+            Status::All(s) => (s, At::Whole),
+            Status::Dense(s) => match s.get(cell) {
+                Some(t) => (t, At::Index(cell)),
+                None => ("", At::Absent),
+            },
+            Status::Sparse(s) => match s.binary_search_by_key(&cell, |e| e.0) {
+                Ok(i) => (&s[i].2, At::Key(s[i].1)),
+                Err(_) => ("", At::Absent),
+            },
         }
+    }
+}
+
+/// Cell values as read: (cell, where its value is, its text or None when invalid).
+type Values<'a> = Vec<(usize, At<'a>, Option<String>)>;
+
+/// A sparse dataset's values with a row for each cell that has no value but a status: a row
+/// with an empty value. Sorted by cell.
+fn with_status_only_cells<'a>(mut values: Values<'a>, status: &Status) -> Values<'a> {
+    let extra: Vec<(usize, At)> = match status {
+        Status::Sparse(s) => s
+            .iter()
+            .filter(|(_, _, t)| !t.is_empty())
+            .map(|(c, _, _)| (*c, At::Absent))
+            .collect(),
+        Status::Dense(s) => s
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(c, _)| (c, At::Absent))
+            .collect(),
+        Status::None | Status::All(_) => Vec::new(),
+    };
+    let have: std::collections::HashSet<usize> = values.iter().map(|v| v.0).collect();
+    values.extend(
+        extra
+            .into_iter()
+            .filter(|(c, _)| !have.contains(c))
+            .map(|(c, at)| (c, at, Some(String::new()))),
+    );
+    values.sort_by_key(|v| v.0);
+    values
+}
+
+/// A dataset being read: its members, and whether a problem already rules out yielding rows
+/// (checks go on after one, so that every problem is reported).
+struct DatasetReader<'a, 's> {
+    ds: &'a Map<String, Value>,
+    /// The dataset's `dimension` object.
+    dimension: &'a Map<String, Value>,
+    /// The dataset's JSON path.
+    p: &'a str,
+    sink: &'s mut dyn Sink,
+    broken: bool,
+}
+
+/// Reads the dataset at path `p`: its layout, statuses and values are checked in full, then,
+/// when all is sound, its rows are yielded in cell order.
+fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
+    let Some(dimension) = dimension_member(ds, p, sink) else {
+        return;
+    };
+    let mut r = DatasetReader {
+        ds,
+        dimension,
+        p,
+        sink,
+        broken: false,
+    };
+    let Some(ids) = r.ids() else {
+        return;
+    };
+    let (sizes, size_path) = r.sizes(ids.len());
+    let cells = r.cells(sizes.as_deref(), &size_path);
+    let roles = Roles::of(r.located("role").and_then(|(v, _)| v.as_object()));
+    let dims = r.dimensions(&ids, sizes.as_deref(), &roles.metric);
+    let unit_dim = unit_dimension(&dims, &ids);
+    if !r.announce(&ids, &dims, &roles, unit_dim) {
+        return;
     }
 
     let value_path = format!("{p}.value");
     let status_path = format!("{p}.status");
-
     // Statuses, then values, each checked in full before any row is yielded.
-    enum Status<'a> {
-        None,
-        All(&'a str),
-        Dense(Vec<String>),
-        Sparse(Vec<(usize, &'a str, String)>),
-    }
-    let status = match ds.get("status") {
-        None | Some(Value::Null) => Status::None,
-        Some(Value::String(s)) => Status::All(s),
-        Some(Value::Array(a)) => {
-            if let Some(n) = cells.filter(|n| *n != a.len()) {
-                sink.error(
-                    Origin::Path(status_path.clone()),
-                    format!(
-                        "`status` has {} entries, expected {n}, the product of `size`",
-                        a.len()
-                    ),
-                );
-                broken = true;
-            }
-            let texts = a
-                .iter()
-                .enumerate()
-                .map(|(i, v)| status_text(v, || format!("{status_path}[{i}]"), sink))
-                .collect();
-            Status::Dense(texts)
-        }
-        Some(Value::Object(m)) => {
-            let entries = sparse(m, &status_path, cells, sink)
-                .into_iter()
-                .map(|(c, k, v)| {
-                    (
-                        c,
-                        k,
-                        status_text(v, || path_at(&status_path, At::Key(k)), sink),
-                    )
-                })
-                .collect();
-            Status::Sparse(entries)
-        }
-        Some(other) => {
-            sink.error(
-                Origin::Path(status_path.clone()),
-                format!(
-                    "`status` is {}, expected a string, an array or an object keyed by cell index",
-                    json_kind(other)
-                ),
-            );
-            broken = true;
-            Status::None
-        }
+    let status = r.status(&status_path, cells);
+    let Some((values, is_sparse)) = r.values(&value_path, cells) else {
+        return;
     };
-
-    // (cell, where its value is, its text or None when invalid)
-    let mut values: Vec<(usize, At, Option<String>)> = Vec::new();
-    let mut is_sparse = false;
-    match ds.get("value") {
-        None => {
-            sink.error(
-                Origin::Path(p.into()),
-                "missing `value`, expected an array or an object of cell values".into(),
-            );
-            return;
-        }
-        Some(Value::Array(a)) => {
-            if let Some(n) = cells.filter(|n| *n != a.len()) {
-                sink.error(
-                    Origin::Path(value_path.clone()),
-                    format!(
-                        "`value` has {} entries, expected {n}, the product of `size`",
-                        a.len()
-                    ),
-                );
-                broken = true;
-            }
-            for (i, v) in a.iter().enumerate() {
-                let text = value_text(v, || format!("{value_path}[{i}]"), sink);
-                values.push((i, At::Index(i), text));
-            }
-        }
-        Some(Value::Object(m)) => {
-            is_sparse = true;
-            for (c, k, v) in sparse(m, &value_path, cells, sink) {
-                let text = value_text(v, || path_at(&value_path, At::Key(k)), sink);
-                values.push((c, At::Key(k), text));
-            }
-        }
-        Some(other) => {
-            sink.error(
-                Origin::Path(value_path.clone()),
-                format!(
-                    "`value` is {}, expected an array or an object keyed by cell index",
-                    json_kind(other)
-                ),
-            );
-            return;
-        }
-    }
-    if broken {
+    if r.broken {
         return;
     }
     let (Some(sizes), Some(_)) = (sizes, cells) else {
@@ -817,86 +779,391 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
     if dims.len() != ids.len() {
         return;
     }
+    let values = if is_sparse {
+        with_status_only_cells(values, &status)
+    } else {
+        values
+    };
+    let rows = Rows {
+        dims: &dims,
+        sizes: &sizes,
+        status: &status,
+        unit_dim,
+        value_path: &value_path,
+        status_path: &status_path,
+    };
+    rows.emit(&values, r.sink);
+}
 
-    if is_sparse {
-        // Cells without a value but with a status are rows with an empty value.
-        let extra: Vec<(usize, At)> = match &status {
-            Status::Sparse(s) => s
-                .iter()
-                .filter(|(_, _, t)| !t.is_empty())
-                .map(|(c, _, _)| (*c, At::Absent))
-                .collect(),
-            Status::Dense(s) => s
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| !t.is_empty())
-                .map(|(c, _)| (c, At::Absent))
-                .collect(),
-            Status::None | Status::All(_) => Vec::new(),
-        };
-        let have: std::collections::HashSet<usize> = values.iter().map(|v| v.0).collect();
-        values.extend(
-            extra
-                .into_iter()
-                .filter(|(c, _)| !have.contains(c))
-                .map(|(c, at)| (c, at, Some(String::new()))),
-        );
-        values.sort_by_key(|v| v.0);
+impl<'a> DatasetReader<'a, '_> {
+    /// Member `name` of the dataset and its path: 2.0 puts `id`, `size` and `role` at the top
+    /// of the dataset, 1.x inside `dimension`.
+    fn located(&self, name: &str) -> Option<(&'a Value, String)> {
+        let p = self.p;
+        match self.ds.get(name) {
+            Some(v) => Some((v, format!("{p}.{name}"))),
+            None => self
+                .dimension
+                .get(name)
+                .map(|v| (v, format!("{p}.dimension.{name}"))),
+        }
     }
 
-    let n = ids.len();
-    let mut coords = vec![0usize; n];
-    let mut fields: Vec<&str> = Vec::with_capacity(n + 3);
-    for (cell, value_at, text) in &values {
-        let Some(text) = text else { continue };
-        let mut rest = *cell;
-        for k in (0..n).rev() {
-            coords[k] = rest % sizes[k];
-            rest /= sizes[k];
-        }
-        let (status_text, status_at): (&str, At) = match &status {
-            Status::None => ("", At::Absent),
-            Status::All(s) => (s, At::Whole),
-            Status::Dense(s) => match s.get(*cell) {
-                Some(t) => (t, At::Index(*cell)),
-                None => ("", At::Absent),
-            },
-            Status::Sparse(s) => match s.binary_search_by_key(cell, |e| e.0) {
-                Ok(i) => (&s[i].2, At::Key(s[i].1)),
-                Err(_) => ("", At::Absent),
-            },
+    /// The dimension ids ("" for one that is not a string); None when `id` is unusable.
+    fn ids(&mut self) -> Option<Vec<&'a str>> {
+        let Some((id_v, id_path)) = self.located("id") else {
+            self.sink.error(
+                Origin::Path(self.p.into()),
+                "missing `id`, expected an array of dimension ids".into(),
+            );
+            return None;
         };
-        fields.clear();
-        for (k, d) in dims.iter().enumerate() {
-            fields.push(&d.codes[coords[k]]);
-        }
-        fields.push(text);
-        fields.push(status_text);
-        if let Some(u) = unit_dim {
-            fields.push(dims[u].units[coords[u]].as_deref().unwrap_or(""));
-        }
-        let origin = |i: usize| -> Origin {
-            Origin::Path(if i == ROW {
-                path_at(&value_path, *value_at)
-            } else if i < n {
-                let d = &dims[i];
-                let pos = coords[i];
-                match d.code_at {
-                    CodeAt::Array => format!("{}.index[{pos}]", d.category_path),
-                    CodeAt::Object => format!("{}.index{}", d.category_path, key(&d.codes[pos])),
-                    CodeAt::Label => format!("{}.label{}", d.category_path, key(&d.codes[pos])),
+        let Some(id_a) = id_v.as_array() else {
+            self.sink.error(
+                Origin::Path(id_path),
+                format!(
+                    "`id` is {}, expected an array of dimension ids",
+                    json_kind(id_v)
+                ),
+            );
+            return None;
+        };
+        let mut ids: Vec<&str> = Vec::with_capacity(id_a.len());
+        for (i, v) in id_a.iter().enumerate() {
+            match v.as_str() {
+                Some(id) => {
+                    if let Some(j) = ids.iter().position(|d| *d == id) {
+                        self.sink.error(
+                            Origin::Path(format!("{id_path}[{i}]")),
+                            format!(
+                                "duplicate dimension id `{id}` (also id {j}), expected unique ids"
+                            ),
+                        );
+                        self.broken = true;
+                    }
+                    ids.push(id);
                 }
-            } else if i == n {
-                path_at(&value_path, *value_at)
-            } else if i == n + 1 {
-                path_at(&status_path, status_at)
-            } else {
-                let u = unit_dim.expect("the unit field exists only with a unit dimension");
-                let d = &dims[u];
-                format!("{}.unit{}.label", d.category_path, key(&d.codes[coords[u]]))
-            })
+                None => {
+                    self.sink.error(
+                        Origin::Path(format!("{id_path}[{i}]")),
+                        format!("id is {}, expected a string", json_kind(v)),
+                    );
+                    self.broken = true;
+                    ids.push("");
+                }
+            }
+        }
+        Some(ids)
+    }
+
+    /// The category counts, one per id (None when unusable), and the path of `size`.
+    fn sizes(&mut self, n_ids: usize) -> (Option<Vec<usize>>, String) {
+        let Some((v, size_path)) = self.located("size") else {
+            self.sink.error(
+                Origin::Path(self.p.into()),
+                "missing `size`, expected an array of category counts".into(),
+            );
+            self.broken = true;
+            return (None, format!("{}.size", self.p));
         };
-        sink.row(&fields, &origin);
+        let Some(a) = v.as_array() else {
+            self.sink.error(
+                Origin::Path(size_path.clone()),
+                format!(
+                    "`size` is {}, expected an array of category counts",
+                    json_kind(v)
+                ),
+            );
+            self.broken = true;
+            return (None, size_path);
+        };
+        let mut s = Vec::with_capacity(a.len());
+        for (i, n) in a.iter().enumerate() {
+            match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) => s.push(n),
+                None => {
+                    self.sink.error(
+                        Origin::Path(format!("{size_path}[{i}]")),
+                        format!("size is {n}, expected a whole number"),
+                    );
+                    self.broken = true;
+                }
+            }
+        }
+        if s.len() != a.len() {
+            return (None, size_path);
+        }
+        if s.len() != n_ids {
+            self.sink.error(
+                Origin::Path(size_path.clone()),
+                format!("`size` has {} entries, expected {n_ids} like `id`", s.len()),
+            );
+            self.broken = true;
+            return (None, size_path);
+        }
+        (Some(s), size_path)
+    }
+
+    /// The number of cells, the product of `size`; None when unknown or too many to count.
+    fn cells(&mut self, sizes: Option<&[usize]>, size_path: &str) -> Option<usize> {
+        let product = sizes?.iter().try_fold(1usize, |acc, n| acc.checked_mul(*n));
+        if product.is_none() {
+            self.sink.error(
+                Origin::Path(size_path.into()),
+                "`size` multiplies to more cells than can be counted, expected fewer cells".into(),
+            );
+            self.broken = true;
+        }
+        product
+    }
+
+    /// Every id's dimension (None when missing or unreadable), checked against its `size`.
+    fn dimensions(
+        &mut self,
+        ids: &[&str],
+        sizes: Option<&[usize]>,
+        metric: &[&str],
+    ) -> Vec<Option<Dim>> {
+        let dims_path = format!("{}.dimension", self.p);
+        let mut dims: Vec<Option<Dim>> = Vec::with_capacity(ids.len());
+        for (k, id) in ids.iter().enumerate() {
+            let Some(v) = self.dimension.get(*id) else {
+                self.sink.error(
+                    Origin::Path(dims_path.clone()),
+                    format!(
+                        "missing dimension `{id}`, expected an entry in `dimension` for every id"
+                    ),
+                );
+                self.broken = true;
+                dims.push(None);
+                continue;
+            };
+            let dim_path = format!("{dims_path}{}", member(id));
+            let dim = read_dimension(
+                id,
+                v,
+                &dim_path,
+                metric.contains(id),
+                self.sink,
+                &mut self.broken,
+            );
+            if let (Some(d), Some(s)) = (&dim, sizes) {
+                if d.codes.len() != s[k] {
+                    let at = match d.code_at {
+                        CodeAt::Label => format!("{}.label", d.category_path),
+                        _ => format!("{}.index", d.category_path),
+                    };
+                    self.sink.error(
+                        Origin::Path(at),
+                        format!(
+                            "dimension `{id}` has {} categories, expected {} like its `size`",
+                            d.codes.len(),
+                            s[k]
+                        ),
+                    );
+                    self.broken = true;
+                }
+            }
+            dims.push(dim);
+        }
+        dims
+    }
+
+    /// Gives the sink the components, then the dimensions' category labels; false when the
+    /// sink refuses the components.
+    fn announce(
+        &mut self,
+        ids: &[&str],
+        dims: &[Option<Dim>],
+        roles: &Roles,
+        unit_dim: Option<usize>,
+    ) -> bool {
+        let p = self.p;
+        let dims_path = format!("{p}.dimension");
+        let header = |i: usize| match ids.get(i) {
+            Some(id) => Origin::Path(format!("{dims_path}{}", member(id))),
+            None if i == ids.len() => Origin::Path(format!("{p}.value")),
+            None => Origin::Path(format!("{p}.status")),
+        };
+        if !self
+            .sink
+            .components(&components(ids, roles, unit_dim), &header)
+        {
+            return false;
+        }
+        for (k, dim) in dims.iter().enumerate() {
+            for (code, label) in dim.iter().flat_map(|d| &d.labels) {
+                self.sink.name(k, code, "", label);
+            }
+        }
+        true
+    }
+
+    /// The `status` member, every entry checked.
+    fn status(&mut self, status_path: &str, cells: Option<usize>) -> Status<'a> {
+        let sink = &mut *self.sink;
+        match self.ds.get("status") {
+            None | Some(Value::Null) => Status::None,
+            Some(Value::String(s)) => Status::All(s),
+            Some(Value::Array(a)) => {
+                if let Some(n) = cells.filter(|n| *n != a.len()) {
+                    sink.error(
+                        Origin::Path(status_path.into()),
+                        format!(
+                            "`status` has {} entries, expected {n}, the product of `size`",
+                            a.len()
+                        ),
+                    );
+                    self.broken = true;
+                }
+                let texts = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| status_text(v, || format!("{status_path}[{i}]"), sink))
+                    .collect();
+                Status::Dense(texts)
+            }
+            Some(Value::Object(m)) => {
+                let entries = sparse(m, status_path, cells, sink)
+                    .into_iter()
+                    .map(|(c, k, v)| {
+                        (
+                            c,
+                            k,
+                            status_text(v, || path_at(status_path, At::Key(k)), sink),
+                        )
+                    })
+                    .collect();
+                Status::Sparse(entries)
+            }
+            Some(other) => {
+                sink.error(
+                    Origin::Path(status_path.into()),
+                    format!(
+                        "`status` is {}, expected a string, an array or an object keyed by cell index",
+                        json_kind(other)
+                    ),
+                );
+                self.broken = true;
+                Status::None
+            }
+        }
+    }
+
+    /// The `value` member, every entry checked, and whether it is sparse (an object); None
+    /// when it is missing or neither an array nor an object.
+    fn values(&mut self, value_path: &str, cells: Option<usize>) -> Option<(Values<'a>, bool)> {
+        let sink = &mut *self.sink;
+        let mut values: Values = Vec::new();
+        match self.ds.get("value") {
+            None => {
+                sink.error(
+                    Origin::Path(self.p.into()),
+                    "missing `value`, expected an array or an object of cell values".into(),
+                );
+                None
+            }
+            Some(Value::Array(a)) => {
+                if let Some(n) = cells.filter(|n| *n != a.len()) {
+                    sink.error(
+                        Origin::Path(value_path.into()),
+                        format!(
+                            "`value` has {} entries, expected {n}, the product of `size`",
+                            a.len()
+                        ),
+                    );
+                    self.broken = true;
+                }
+                for (i, v) in a.iter().enumerate() {
+                    let text = value_text(v, || format!("{value_path}[{i}]"), sink);
+                    values.push((i, At::Index(i), text));
+                }
+                Some((values, false))
+            }
+            Some(Value::Object(m)) => {
+                for (c, k, v) in sparse(m, value_path, cells, sink) {
+                    let text = value_text(v, || path_at(value_path, At::Key(k)), sink);
+                    values.push((c, At::Key(k), text));
+                }
+                Some((values, true))
+            }
+            Some(other) => {
+                sink.error(
+                    Origin::Path(value_path.into()),
+                    format!(
+                        "`value` is {}, expected an array or an object keyed by cell index",
+                        json_kind(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The row-major position of `cell` along every dimension (the last varies fastest).
+fn coordinates(cell: usize, sizes: &[usize], coords: &mut [usize]) {
+    let mut rest = cell;
+    for k in (0..coords.len()).rev() {
+        coords[k] = rest % sizes[k];
+        rest /= sizes[k];
+    }
+}
+
+/// What a sound dataset's rows are made of.
+struct Rows<'r, 'a> {
+    dims: &'r [Dim],
+    sizes: &'r [usize],
+    status: &'r Status<'a>,
+    unit_dim: Option<usize>,
+    value_path: &'r str,
+    status_path: &'r str,
+}
+
+impl Rows<'_, '_> {
+    /// Yields a row for every cell with a valid value, in `values` order.
+    fn emit(&self, values: &Values, sink: &mut dyn Sink) {
+        let n = self.dims.len();
+        let mut coords = vec![0usize; n];
+        let mut fields: Vec<&str> = Vec::with_capacity(n + 3);
+        for (cell, value_at, text) in values {
+            let Some(text) = text else { continue };
+            coordinates(*cell, self.sizes, &mut coords);
+            let (status_text, status_at) = self.status.of(*cell);
+            fields.clear();
+            for (k, d) in self.dims.iter().enumerate() {
+                fields.push(&d.codes[coords[k]]);
+            }
+            fields.push(text);
+            fields.push(status_text);
+            if let Some(u) = self.unit_dim {
+                fields.push(self.dims[u].units[coords[u]].as_deref().unwrap_or(""));
+            }
+            let origin = |i: usize| -> Origin {
+                Origin::Path(self.field_path(i, &coords, *value_at, status_at))
+            };
+            sink.row(&fields, &origin);
+        }
+    }
+
+    /// Where field `i` of the row at `coords` is written (`ROW`: the row's value).
+    fn field_path(&self, i: usize, coords: &[usize], value_at: At, status_at: At) -> String {
+        let n = self.dims.len();
+        if i == ROW {
+            path_at(self.value_path, value_at)
+        } else if i < n {
+            self.dims[i].code_path(coords[i])
+        } else if i == n {
+            path_at(self.value_path, value_at)
+        } else if i == n + 1 {
+            path_at(self.status_path, status_at)
+        } else {
+            let u = self
+                .unit_dim
+                .expect("the unit field exists only with a unit dimension");
+            let d = &self.dims[u];
+            format!("{}.unit{}.label", d.category_path, key(&d.codes[coords[u]]))
+        }
     }
 }
 
@@ -1679,5 +1946,216 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn object(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn time_dimensions_by_role_else_by_id() {
+        let role = object(serde_json::json!({"time": ["period"], "metric": ["unit"]}));
+        let roles = Roles::of(Some(&role));
+        assert!(roles.is_time("period"));
+        // A `role.time` list overrides the conventional ids.
+        assert!(!roles.is_time("time"));
+        assert!(!roles.is_time("TIME_PERIOD"));
+        assert_eq!(roles.metric, ["unit"]);
+
+        let empty = object(serde_json::json!({"time": []}));
+        assert!(!Roles::of(Some(&empty)).is_time("time"));
+
+        // No list (no `role`, or `time` not an array): the conventional ids, exactly.
+        let not_a_list = object(serde_json::json!({"time": "period"}));
+        for roles in [Roles::of(None), Roles::of(Some(&not_a_list))] {
+            assert!(roles.is_time("time"));
+            assert!(roles.is_time("TIME_PERIOD"));
+            assert!(roles.is_time("TIME"));
+            assert!(!roles.is_time("Time"));
+            assert!(!roles.is_time("period"));
+            assert!(roles.metric.is_empty());
+        }
+    }
+
+    fn dim(codes: &[&str], units: &[Option<&str>]) -> Option<Dim> {
+        Some(Dim {
+            category_path: "$.dimension.d.category".into(),
+            code_at: CodeAt::Array,
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+            labels: Vec::new(),
+            units: units.iter().map(|u| u.map(str::to_string)).collect(),
+        })
+    }
+
+    #[test]
+    fn unit_dimension_is_the_first_with_a_unit_label() {
+        let dims = vec![
+            dim(&["A"], &[]),
+            None,
+            dim(&["X", "Y"], &[None, None]),
+            dim(&["P", "Q"], &[None, Some("euro")]),
+            dim(&["R"], &[Some("tonnes")]),
+        ];
+        assert_eq!(unit_dimension(&dims, &["a", "b", "c", "d", "e"]), Some(3));
+        // A dimension called `unit` takes the name: no unit component.
+        assert_eq!(unit_dimension(&dims, &["a", "unit", "c", "d", "e"]), None);
+        assert_eq!(unit_dimension(&dims[..3], &["a", "b", "c"]), None);
+
+        let c = super::components(&["geo", "time"], &Roles::of(None), Some(0));
+        let c: Vec<(&str, Role)> = c.iter().map(|c| (c.id.as_str(), c.role)).collect();
+        use Role::*;
+        assert_eq!(
+            c,
+            [
+                ("geo", Dimension),
+                ("time", Time),
+                ("value", Measure),
+                ("status", Attribute),
+                ("unit", Attribute),
+            ]
+        );
+        assert_eq!(super::components(&["geo"], &Roles::of(None), None).len(), 3);
+    }
+
+    #[test]
+    fn status_of_a_cell_and_where_it_is() {
+        let at = |(t, a): (&str, At)| (t.to_string(), path_at("$.status", a));
+        let s = |t: &str, p: &str| (t.to_string(), p.to_string());
+        assert_eq!(at(Status::None.of(3)), s("", "$.status"));
+        assert_eq!(at(Status::All("p").of(3)), s("p", "$.status"));
+        let dense = Status::Dense(vec!["".into(), "e".into()]);
+        assert_eq!(at(dense.of(1)), s("e", "$.status[1]"));
+        assert_eq!(at(dense.of(0)), s("", "$.status[0]"));
+        assert_eq!(at(dense.of(2)), s("", "$.status"));
+        let sparse = Status::Sparse(vec![(2, "2", "b".into()), (10, "10", "c".into())]);
+        assert_eq!(at(sparse.of(10)), s("c", "$.status[\"10\"]"));
+        assert_eq!(at(sparse.of(3)), s("", "$.status"));
+    }
+
+    #[test]
+    fn status_only_cells_of_a_sparse_dataset() {
+        let cells = |v: &Values| -> Vec<(usize, String, Option<String>)> {
+            v.iter()
+                .map(|(c, a, t)| (*c, path_at("$.value", *a), t.clone()))
+                .collect()
+        };
+        let values =
+            || -> Values { vec![(1, At::Key("1"), Some("5".into())), (4, At::Key("4"), None)] };
+        let sparse = Status::Sparse(vec![
+            (0, "0", "e".into()),
+            (1, "1", "p".into()),
+            (2, "2", String::new()),
+            (7, "7", "c".into()),
+        ]);
+        assert_eq!(
+            cells(&with_status_only_cells(values(), &sparse)),
+            [
+                (0, "$.value".into(), Some(String::new())),
+                (1, "$.value[\"1\"]".into(), Some("5".into())),
+                (4, "$.value[\"4\"]".into(), None),
+                (7, "$.value".into(), Some(String::new())),
+            ]
+        );
+        let dense = Status::Dense(vec![String::new(), "p".into(), "m".into()]);
+        assert_eq!(
+            cells(&with_status_only_cells(values(), &dense)),
+            [
+                (1, "$.value[\"1\"]".into(), Some("5".into())),
+                (2, "$.value".into(), Some(String::new())),
+                (4, "$.value[\"4\"]".into(), None),
+            ]
+        );
+        // A single status for every cell adds no rows.
+        assert_eq!(with_status_only_cells(values(), &Status::All("p")).len(), 2);
+    }
+
+    #[test]
+    fn cells_are_row_major() {
+        let mut coords = [0; 3];
+        coordinates(0, &[2, 3, 4], &mut coords);
+        assert_eq!(coords, [0, 0, 0]);
+        coordinates(1, &[2, 3, 4], &mut coords);
+        assert_eq!(coords, [0, 0, 1]);
+        coordinates(4, &[2, 3, 4], &mut coords);
+        assert_eq!(coords, [0, 1, 0]);
+        coordinates(23, &[2, 3, 4], &mut coords);
+        assert_eq!(coords, [1, 2, 3]);
+    }
+
+    #[test]
+    fn dataset_chosen_by_name_label_or_being_the_only_one() {
+        let root = object(serde_json::json!({"link": {"item": [
+            {"class": "dataset", "dimension": {}, "label": "Prices", "href": "p.json"},
+            {"class": "dataset", "dimension": {}, "href": "q.json"},
+            {"class": "collection", "dimension": {}},
+            {"class": "dataset"},
+            {"class": "dataset", "dimension": {}},
+        ]}}));
+        let names = |c: &[Candidate]| -> Vec<(String, String)> {
+            c.iter().map(|c| (c.name.clone(), c.path.clone())).collect()
+        };
+        let s = |n: &str, p: &str| (n.to_string(), p.to_string());
+        assert_eq!(
+            names(&collection_datasets(&root)),
+            [
+                s("Prices", "$.link.item[0]"),
+                s("q.json", "$.link.item[1]"),
+                s("4", "$.link.item[4]"),
+            ]
+        );
+        let pick = |want: Option<&str>| {
+            let mut sink = Collect::default();
+            let options = JsonStatOptions {
+                dataset: want.map(str::to_string),
+            };
+            let chosen = choose(collection_datasets(&root), &options, &mut sink);
+            (chosen.map(|c| c.path), sink.error_lines())
+        };
+        assert_eq!(
+            pick(Some("Prices")),
+            (Some("$.link.item[0]".into()), vec![])
+        );
+        assert_eq!(
+            pick(Some("q.json")),
+            (Some("$.link.item[1]".into()), vec![])
+        );
+        assert_eq!(pick(Some("4")), (Some("$.link.item[4]".into()), vec![]));
+        assert_eq!(
+            pick(Some("p.json")),
+            (
+                None,
+                vec!["$: no dataset `p.json`, expected one of `Prices`, `q.json`, `4`".into()]
+            )
+        );
+        assert_eq!(
+            pick(None),
+            (
+                None,
+                vec!["$: found 3 datasets (`Prices`, `q.json`, `4`), expected the `dataset` option to name one".into()]
+            )
+        );
+
+        let bundle = object(serde_json::json!({
+            "b c": {"dimension": {}, "label": "B"},
+            "a": {"dimension": {}},
+            "x": {"dimension": []},
+            "y": 1,
+        }));
+        assert_eq!(
+            names(&bundle_datasets(&bundle)),
+            [s("a", "$.a"), s("b c", "$[\"b c\"]")]
+        );
+        let mut sink = Collect::default();
+        let only = JsonStatOptions::default();
+        let chosen = choose(
+            bundle_datasets(&bundle).into_iter().take(1).collect(),
+            &only,
+            &mut sink,
+        );
+        assert_eq!(chosen.map(|c| c.path), Some("$.a".into()));
+        assert_eq!(sink.errors, vec![]);
     }
 }

@@ -64,15 +64,82 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
             return;
         }
     };
+    let Some(DataSet {
+        base,
+        container,
+        ds,
+        ds_path,
+    }) = data_set(&doc, options, sink)
+    else {
+        return;
+    };
+    let Some((structure, s_path)) = find_structure(container, base, ds, &ds_path, sink) else {
+        return;
+    };
+
+    let st = Structure::read(structure, &s_path, sink);
+    let (components, slots) = st.components(structure);
+    let structure_at = Origin::Path(s_path.clone());
+    if !sink.components(&components, &|_| structure_at.clone()) {
+        return;
+    }
+    st.names(sink);
+
+    let layout = Layout {
+        ds_dims: &st.ds_dims,
+        series_dims: &st.series_dims,
+        obs_dims: &st.obs_dims,
+        measures: &st.measures,
+        obs_attrs: &st.obs_attrs,
+        series_attrs: &st.series_attrs,
+        group_attrs: &st.group_attrs,
+        groups: dimension_groups(
+            ds,
+            &ds_path,
+            &st.ds_dims,
+            &st.series_dims,
+            &st.obs_dims,
+            &st.group_attrs,
+            sink,
+        ),
+        slots: &slots,
+        s_path: &s_path,
+        ds_path: &ds_path,
+        ds_attr_values: dataset_attributes(ds, &ds_path, &st.ds_attrs, sink),
+        ds_attrs_in_data: matches!(ds.get("attributes"), Some(Value::Array(_))),
+        delete: ds
+            .get("action")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.eq_ignore_ascii_case("delete")),
+    };
+    layout.all_series(ds, sink);
+    layout.flat_observations(ds, sink);
+}
+
+/// The data set to read, and the object holding it and the structure(s).
+struct DataSet<'a> {
+    /// Path of `container`: `$.data`, or `$` in OECD.Stat's older messages.
+    base: &'static str,
+    container: &'a Map<String, Value>,
+    ds: &'a Map<String, Value>,
+    ds_path: String,
+}
+
+/// Finds data set `options.dataset` of the message, reporting why when there is none.
+fn data_set<'a>(
+    doc: &'a Value,
+    options: &SdmxJsonOptions,
+    sink: &mut dyn Sink,
+) -> Option<DataSet<'a>> {
     let Some(root) = doc.as_object() else {
         sink.error(
             Origin::Path("$".into()),
             format!(
                 "document is {}, expected an SDMX-JSON message object",
-                json_kind(&doc)
+                json_kind(doc)
             ),
         );
-        return;
+        return None;
     };
     let (base, container) = match root.get("data") {
         Some(Value::Object(d)) => ("$.data", d),
@@ -85,7 +152,7 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
                 Origin::Path(base.into()),
                 "no data sets, expected a non-empty `dataSets` array".into(),
             );
-            return;
+            return None;
         }
     };
     let Some(ds) = data_sets.get(options.dataset) else {
@@ -98,7 +165,7 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
                 data_sets.len()
             ),
         );
-        return;
+        return None;
     };
     let ds_path = format!("{base}.dataSets[{}]", options.dataset);
     let Some(ds) = ds.as_object() else {
@@ -106,167 +173,137 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
             Origin::Path(ds_path),
             format!("data set is {}, expected an object", json_kind(ds)),
         );
-        return;
+        return None;
     };
-    let Some((structure, s_path)) = find_structure(container, base, ds, &ds_path, sink) else {
-        return;
-    };
+    Some(DataSet {
+        base,
+        container,
+        ds,
+        ds_path,
+    })
+}
 
-    // Dimensions in structure order: dataSet, series, observation level. Dimension group keys
-    // give a position to each of them in this order.
-    let ds_dims = dims(structure, "dataSet", &s_path, sink);
-    let series_dims = dims(structure, "series", &s_path, sink);
-    let obs_dims = dims(structure, "observation", &s_path, sink);
-    let measures: Vec<Coded> = match structure.get("measures") {
-        None | Some(Value::Null) => vec![Coded {
-            id: "OBS_VALUE",
-            values: &[],
-            codes: None,
-            default: None,
-        }],
-        Some(_) => coded(structure, "measures", "observation", &s_path, sink),
-    };
-    let ds_attrs = coded(structure, "attributes", "dataSet", &s_path, sink);
-    let group_attrs = coded(structure, "attributes", "dimensionGroup", &s_path, sink);
-    let series_attrs = coded(structure, "attributes", "series", &s_path, sink);
-    let obs_attrs = coded(structure, "attributes", "observation", &s_path, sink);
+/// The components the structure describes, level by level.
+struct Structure<'a> {
+    ds_dims: Vec<Dim<'a>>,
+    series_dims: Vec<Dim<'a>>,
+    obs_dims: Vec<Dim<'a>>,
+    measures: Vec<Coded<'a>>,
+    ds_attrs: Vec<Coded<'a>>,
+    group_attrs: Vec<Coded<'a>>,
+    series_attrs: Vec<Coded<'a>>,
+    obs_attrs: Vec<Coded<'a>>,
+}
 
-    let mut components = Vec::new();
-    let mut slots = Vec::new();
-    let dim_role = |level: &str, i: usize| {
-        let c = level_array(structure, "dimensions", level)
-            .get(i)
-            .and_then(Value::as_object);
-        if c.is_some_and(is_time) {
-            Role::Time
-        } else {
-            Role::Dimension
-        }
-    };
-    for (i, d) in ds_dims.iter().enumerate() {
-        components.push(Component::new(d.id, dim_role("dataSet", i)));
-        slots.push(Slot::DataSetDim(i));
-    }
-    for (i, d) in series_dims.iter().enumerate() {
-        components.push(Component::new(d.id, dim_role("series", i)));
-        slots.push(Slot::SeriesDim);
-    }
-    for (i, d) in obs_dims.iter().enumerate() {
-        components.push(Component::new(d.id, dim_role("observation", i)));
-        slots.push(Slot::ObsDim);
-    }
-    for (i, m) in measures.iter().enumerate() {
-        components.push(Component::new(m.id, Role::Measure));
-        slots.push(Slot::Measure(i));
-    }
-    let attr_levels = [&ds_attrs, &group_attrs, &series_attrs, &obs_attrs];
-    let attr_slots = [
-        Slot::DataSetAttr,
-        Slot::GroupAttr,
-        Slot::SeriesAttr,
-        Slot::ObsAttr,
-    ];
-    for (attrs, slot) in attr_levels.into_iter().zip(attr_slots) {
-        for (i, a) in attrs.iter().enumerate() {
-            components.push(Component::new(a.id, Role::Attribute));
-            slots.push(slot(i));
+impl<'a> Structure<'a> {
+    /// Reads the dimensions, measures and attributes of `structure`, reporting bad ones.
+    fn read(structure: &'a Map<String, Value>, s_path: &str, sink: &mut dyn Sink) -> Self {
+        // Dimensions in structure order: dataSet, series, observation level. Dimension group
+        // keys give a position to each of them in this order.
+        let ds_dims = dims(structure, "dataSet", s_path, sink);
+        let series_dims = dims(structure, "series", s_path, sink);
+        let obs_dims = dims(structure, "observation", s_path, sink);
+        let measures: Vec<Coded> = match structure.get("measures") {
+            None | Some(Value::Null) => vec![Coded {
+                id: "OBS_VALUE",
+                values: &[],
+                codes: None,
+                default: None,
+            }],
+            Some(_) => coded(structure, "measures", "observation", s_path, sink),
+        };
+        Structure {
+            ds_dims,
+            series_dims,
+            obs_dims,
+            measures,
+            ds_attrs: coded(structure, "attributes", "dataSet", s_path, sink),
+            group_attrs: coded(structure, "attributes", "dimensionGroup", s_path, sink),
+            series_attrs: coded(structure, "attributes", "series", s_path, sink),
+            obs_attrs: coded(structure, "attributes", "observation", s_path, sink),
         }
     }
-    let structure_at = Origin::Path(s_path.clone());
-    if !sink.components(&components, &|_| structure_at.clone()) {
-        return;
-    }
 
-    // Display names of every dimension and attribute value, in component order.
-    let mut col = 0;
-    for d in ds_dims.iter().chain(&series_dims).chain(&obs_dims) {
-        emit_names(sink, col, d.values, &d.codes);
-        col += 1;
-    }
-    col += measures.len();
-    for a in ds_attrs
-        .iter()
-        .chain(&group_attrs)
-        .chain(&series_attrs)
-        .chain(&obs_attrs)
-    {
-        if let Some(codes) = &a.codes {
-            emit_names(sink, col, a.values, codes);
+    /// The components of every row, and which part of the message each comes from: the
+    /// dimensions level by level, the measures, then the attributes level by level.
+    fn components(&self, structure: &Map<String, Value>) -> (Vec<Component>, Vec<Slot>) {
+        let mut components = Vec::new();
+        let mut slots = Vec::new();
+        for (i, d) in self.ds_dims.iter().enumerate() {
+            components.push(Component::new(d.id, dim_role(structure, "dataSet", i)));
+            slots.push(Slot::DataSetDim(i));
         }
-        col += 1;
-    }
-
-    let layout = Layout {
-        ds_dims: &ds_dims,
-        series_dims: &series_dims,
-        obs_dims: &obs_dims,
-        measures: &measures,
-        obs_attrs: &obs_attrs,
-        series_attrs: &series_attrs,
-        group_attrs: &group_attrs,
-        groups: dimension_groups(
-            ds,
-            &ds_path,
-            &ds_dims,
-            &series_dims,
-            &obs_dims,
-            &group_attrs,
-            sink,
-        ),
-        slots: &slots,
-        s_path: &s_path,
-        ds_path: &ds_path,
-        ds_attr_values: dataset_attributes(ds, &ds_path, &ds_attrs, sink),
-        ds_attrs_in_data: matches!(ds.get("attributes"), Some(Value::Array(_))),
-        delete: ds
-            .get("action")
-            .and_then(Value::as_str)
-            .is_some_and(|a| a.eq_ignore_ascii_case("delete")),
-    };
-
-    match ds.get("series") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(series)) => {
-            for (key, s) in series {
-                layout.series(key, s, sink);
+        for (i, d) in self.series_dims.iter().enumerate() {
+            components.push(Component::new(d.id, dim_role(structure, "series", i)));
+            slots.push(Slot::SeriesDim);
+        }
+        for (i, d) in self.obs_dims.iter().enumerate() {
+            components.push(Component::new(d.id, dim_role(structure, "observation", i)));
+            slots.push(Slot::ObsDim);
+        }
+        for (i, m) in self.measures.iter().enumerate() {
+            components.push(Component::new(m.id, Role::Measure));
+            slots.push(Slot::Measure(i));
+        }
+        let attr_levels = [
+            &self.ds_attrs,
+            &self.group_attrs,
+            &self.series_attrs,
+            &self.obs_attrs,
+        ];
+        let attr_slots = [
+            Slot::DataSetAttr,
+            Slot::GroupAttr,
+            Slot::SeriesAttr,
+            Slot::ObsAttr,
+        ];
+        for (attrs, slot) in attr_levels.into_iter().zip(attr_slots) {
+            for (i, a) in attrs.iter().enumerate() {
+                components.push(Component::new(a.id, Role::Attribute));
+                slots.push(slot(i));
             }
         }
-        Some(v) => sink.error(
-            Origin::Path(format!("{ds_path}.series")),
-            format!(
-                "series are {}, expected an object keyed by series key",
-                json_kind(v)
-            ),
-        ),
+        (components, slots)
     }
-    match ds.get("observations") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(obs)) => {
-            // A flat view's keys cover the observation level only: series-level dimensions
-            // would have no value, so such observations are checked but not yielded.
-            let flat = series_dims.is_empty();
-            if !flat {
-                let all: Vec<&Dim> = series_dims.iter().collect();
-                sink.error(
-                    Origin::Path(format!("{ds_path}.observations")),
-                    format!(
-                        "flat observations but series-level dimensions ({}), expected every dimension at the observation or dataSet level",
-                        ids(&all)
-                    ),
-                );
-            }
-            for (key, o) in obs {
-                let path = format!("{ds_path}.observations[{}]", quote(key));
-                layout.observation(None, flat, &path, key, o, sink);
-            }
+
+    /// Gives the sink the display names of every dimension and attribute value, in component
+    /// order.
+    fn names(&self, sink: &mut dyn Sink) {
+        let mut col = 0;
+        for d in self
+            .ds_dims
+            .iter()
+            .chain(&self.series_dims)
+            .chain(&self.obs_dims)
+        {
+            emit_names(sink, col, d.values, &d.codes);
+            col += 1;
         }
-        Some(v) => sink.error(
-            Origin::Path(format!("{ds_path}.observations")),
-            format!(
-                "observations are {}, expected an object keyed by observation key",
-                json_kind(v)
-            ),
-        ),
+        col += self.measures.len();
+        for a in self
+            .ds_attrs
+            .iter()
+            .chain(&self.group_attrs)
+            .chain(&self.series_attrs)
+            .chain(&self.obs_attrs)
+        {
+            if let Some(codes) = &a.codes {
+                emit_names(sink, col, a.values, codes);
+            }
+            col += 1;
+        }
+    }
+}
+
+/// The role of dimension `i` of `level`: the time dimension, or an ordinary one.
+fn dim_role(structure: &Map<String, Value>, level: &str, i: usize) -> Role {
+    let c = level_array(structure, "dimensions", level)
+        .get(i)
+        .and_then(Value::as_object);
+    if c.is_some_and(is_time) {
+        Role::Time
+    } else {
+        Role::Dimension
     }
 }
 
@@ -289,6 +326,59 @@ struct Layout<'a> {
 }
 
 impl Layout<'_> {
+    /// Reads the data set's `series` (the series view), each with its observations.
+    fn all_series(&self, ds: &Map<String, Value>, sink: &mut dyn Sink) {
+        match ds.get("series") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(series)) => {
+                for (key, s) in series {
+                    self.series(key, s, sink);
+                }
+            }
+            Some(v) => sink.error(
+                Origin::Path(format!("{}.series", self.ds_path)),
+                format!(
+                    "series are {}, expected an object keyed by series key",
+                    json_kind(v)
+                ),
+            ),
+        }
+    }
+
+    /// Reads the data set's own `observations` (the flat view).
+    fn flat_observations(&self, ds: &Map<String, Value>, sink: &mut dyn Sink) {
+        let ds_path = self.ds_path;
+        match ds.get("observations") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(obs)) => {
+                // A flat view's keys cover the observation level only: series-level dimensions
+                // would have no value, so such observations are checked but not yielded.
+                let flat = self.series_dims.is_empty();
+                if !flat {
+                    let all: Vec<&Dim> = self.series_dims.iter().collect();
+                    sink.error(
+                        Origin::Path(format!("{ds_path}.observations")),
+                        format!(
+                            "flat observations but series-level dimensions ({}), expected every dimension at the observation or dataSet level",
+                            ids(&all)
+                        ),
+                    );
+                }
+                for (key, o) in obs {
+                    let path = format!("{ds_path}.observations[{}]", quote(key));
+                    self.observation(None, flat, &path, key, o, sink);
+                }
+            }
+            Some(v) => sink.error(
+                Origin::Path(format!("{ds_path}.observations")),
+                format!(
+                    "observations are {}, expected an object keyed by observation key",
+                    json_kind(v)
+                ),
+            ),
+        }
+    }
+
     fn series(&self, key: &str, s: &Value, sink: &mut dyn Sink) {
         let path = format!("{}.series[{}]", self.ds_path, quote(key));
         let Some(s) = s.as_object() else {
@@ -372,7 +462,75 @@ impl Layout<'_> {
             );
             return;
         };
-        let mut ok = emit && obs_idx.is_some();
+        let values = self.observed(arr, path, sink);
+        let (true, Some(obs_idx), Some((measures, obs_attrs))) = (emit, obs_idx, values) else {
+            return;
+        };
+        // A flat view has no series level: its key covers every non-dataSet dimension.
+        let series_idx = series.map_or(&[][..], |s| s.indexes);
+
+        let mut fields: Vec<String> = Vec::with_capacity(self.slots.len());
+        for d in self.ds_dims {
+            fields.push(d.codes.first().cloned().unwrap_or_default());
+        }
+        for (k, d) in self.series_dims.iter().enumerate() {
+            let code = series_idx.get(k).and_then(|&i| d.codes.get(i));
+            fields.push(code.cloned().unwrap_or_default());
+        }
+        for (d, &i) in self.obs_dims.iter().zip(&obs_idx) {
+            fields.push(d.codes.get(i).cloned().unwrap_or_default());
+        }
+        fields.extend(measures);
+        fields.extend(self.ds_attr_values.iter().cloned());
+
+        let all_idx = key_positions(
+            self.ds_dims.len(),
+            self.series_dims.len(),
+            series_idx,
+            &obs_idx,
+        );
+        let mut group_keys: Vec<Option<&str>> = Vec::with_capacity(self.group_attrs.len());
+        for (j, a) in self.group_attrs.iter().enumerate() {
+            match group_value(&self.groups, j, &all_idx) {
+                Some((ekey, v)) => {
+                    fields.push(v.clone());
+                    group_keys.push(Some(ekey));
+                }
+                None => {
+                    fields.push(a.default.clone().unwrap_or_default());
+                    group_keys.push(None);
+                }
+            }
+        }
+        match series {
+            Some(s) => fields.extend(s.attrs.iter().cloned()),
+            None => fields.extend(
+                self.series_attrs
+                    .iter()
+                    .map(|a| a.default.clone().unwrap_or_default()),
+            ),
+        }
+        fields.extend(obs_attrs);
+
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let origin =
+            |i: usize| -> Origin { Origin::Path(self.field_path(i, series, path, &group_keys)) };
+        if self.delete {
+            sink.delete(&refs, &origin);
+        } else {
+            sink.row(&refs, &origin);
+        }
+    }
+
+    /// The measures' and observation attributes' values of an observation's array, each
+    /// checked; None when one is wrong.
+    fn observed(
+        &self,
+        arr: &[Value],
+        path: &str,
+        sink: &mut dyn Sink,
+    ) -> Option<(Vec<String>, Vec<String>)> {
+        let mut ok = true;
         let nm = self.measures.len();
         let mut measures = Vec::with_capacity(nm);
         for (m, measure) in self.measures.iter().enumerate() {
@@ -395,95 +553,76 @@ impl Layout<'_> {
                 }
             }
         }
-        let (true, Some(obs_idx)) = (ok, obs_idx) else {
-            return;
-        };
-        // A flat view has no series level: its key covers every non-dataSet dimension.
-        let series_idx = series.map_or(&[][..], |s| s.indexes);
+        ok.then_some((measures, obs_attrs))
+    }
 
-        let mut fields: Vec<String> = Vec::with_capacity(self.slots.len());
-        for d in self.ds_dims {
-            fields.push(d.codes.first().cloned().unwrap_or_default());
-        }
-        for (k, d) in self.series_dims.iter().enumerate() {
-            let code = series_idx.get(k).and_then(|&i| d.codes.get(i));
-            fields.push(code.cloned().unwrap_or_default());
-        }
-        for (d, &i) in self.obs_dims.iter().zip(&obs_idx) {
-            fields.push(d.codes.get(i).cloned().unwrap_or_default());
-        }
-        fields.extend(measures);
-        fields.extend(self.ds_attr_values.iter().cloned());
-
-        // Every dimension's index in dimension group key order.
-        let mut all_idx: Vec<usize> = vec![0; self.ds_dims.len()];
-        all_idx.extend_from_slice(series_idx);
-        all_idx.resize(self.ds_dims.len() + self.series_dims.len(), 0);
-        all_idx.extend_from_slice(&obs_idx);
-        let mut group_keys: Vec<Option<&str>> = Vec::with_capacity(self.group_attrs.len());
-        for (j, a) in self.group_attrs.iter().enumerate() {
-            let found = self.groups.iter().find_map(|g| {
-                let k: Vec<usize> = g.positions.iter().map(|&p| all_idx[p]).collect();
-                let (ekey, vals) = g.entries.get(&k)?;
-                Some((ekey.as_str(), vals.get(j)?.as_ref()?))
-            });
-            match found {
-                Some((ekey, v)) => {
-                    fields.push(v.clone());
-                    group_keys.push(Some(ekey));
-                }
-                None => {
-                    fields.push(a.default.clone().unwrap_or_default());
-                    group_keys.push(None);
-                }
+    /// Where field `i` of the observation at `path` comes from; `group_keys` are the keys of
+    /// the dimension group entries that gave the group attributes.
+    fn field_path(
+        &self,
+        i: usize,
+        series: Option<&SeriesAt>,
+        path: &str,
+        group_keys: &[Option<&str>],
+    ) -> String {
+        match self.slots.get(i) {
+            Some(Slot::DataSetDim(k)) => format!("{}.dimensions.dataSet[{k}]", self.s_path),
+            Some(Slot::SeriesDim) => series.map_or(path, |s| s.path).to_string(),
+            Some(Slot::ObsDim) | None => path.to_string(),
+            Some(Slot::Measure(m)) => format!("{path}[{m}]"),
+            Some(Slot::DataSetAttr(k)) if self.ds_attrs_in_data => {
+                format!("{}.attributes[{k}]", self.ds_path)
             }
-        }
-        match series {
-            Some(s) => fields.extend(s.attrs.iter().cloned()),
-            None => fields.extend(
-                self.series_attrs
-                    .iter()
-                    .map(|a| a.default.clone().unwrap_or_default()),
-            ),
-        }
-        fields.extend(obs_attrs);
-
-        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
-        let origin = |i: usize| -> Origin {
-            let p = match self.slots.get(i) {
-                Some(Slot::DataSetDim(k)) => format!("{}.dimensions.dataSet[{k}]", self.s_path),
-                Some(Slot::SeriesDim) => series.map_or(path, |s| s.path).to_string(),
-                Some(Slot::ObsDim) | None => path.to_string(),
-                Some(Slot::Measure(m)) => format!("{path}[{m}]"),
-                Some(Slot::DataSetAttr(k)) if self.ds_attrs_in_data => {
-                    format!("{}.attributes[{k}]", self.ds_path)
-                }
-                Some(Slot::DataSetAttr(k)) => {
-                    format!("{}.attributes.dataSet[{k}]", self.s_path)
-                }
-                Some(Slot::GroupAttr(k)) => match group_keys.get(*k).copied().flatten() {
-                    Some(ekey) => format!(
-                        "{}.dimensionGroupAttributes[{}][{k}]",
-                        self.ds_path,
-                        quote(ekey)
-                    ),
-                    None => format!("{}.attributes.dimensionGroup[{k}]", self.s_path),
-                },
-                Some(Slot::SeriesAttr(k)) => match series {
-                    Some(s) if s.attrs_in_data => format!("{}.attributes[{k}]", s.path),
-                    Some(s) => s.path.to_string(),
-                    None => format!("{}.attributes.series[{k}]", self.s_path),
-                },
-                Some(Slot::ObsAttr(k)) => format!("{path}[{}]", nm + k),
-            };
-            Origin::Path(p)
-        };
-        if self.delete {
-            sink.delete(&refs, &origin);
-        } else {
-            sink.row(&refs, &origin);
+            Some(Slot::DataSetAttr(k)) => {
+                format!("{}.attributes.dataSet[{k}]", self.s_path)
+            }
+            Some(Slot::GroupAttr(k)) => match group_keys.get(*k).copied().flatten() {
+                Some(ekey) => format!(
+                    "{}.dimensionGroupAttributes[{}][{k}]",
+                    self.ds_path,
+                    quote(ekey)
+                ),
+                None => format!("{}.attributes.dimensionGroup[{k}]", self.s_path),
+            },
+            Some(Slot::SeriesAttr(k)) => match series {
+                Some(s) if s.attrs_in_data => format!("{}.attributes[{k}]", s.path),
+                Some(s) => s.path.to_string(),
+                None => format!("{}.attributes.series[{k}]", self.s_path),
+            },
+            Some(Slot::ObsAttr(k)) => format!("{path}[{}]", self.measures.len() + k),
         }
     }
+}
+
+/// Every dimension's index in dimension group key order: dataSet-level dimensions (always
+/// their single value), then the series key's, then the observation key's. A flat view has
+/// no series key: its series-level positions are 0.
+fn key_positions(
+    n_ds: usize,
+    n_series: usize,
+    series_idx: &[usize],
+    obs_idx: &[usize],
+) -> Vec<usize> {
+    let mut all_idx: Vec<usize> = vec![0; n_ds];
+    all_idx.extend_from_slice(series_idx);
+    all_idx.resize(n_ds + n_series, 0);
+    all_idx.extend_from_slice(obs_idx);
+    all_idx
+}
+
+/// The value of dimension group attribute `j` for the dimension indexes `all_idx`, and the
+/// key of the entry giving it: the first group whose positions match an entry that gives
+/// the attribute a value.
+fn group_value<'g>(
+    groups: &'g [GroupPattern],
+    j: usize,
+    all_idx: &[usize],
+) -> Option<(&'g str, &'g String)> {
+    groups.iter().find_map(|g| {
+        let k: Vec<usize> = g.positions.iter().map(|&p| all_idx[p]).collect();
+        let (ekey, vals) = g.entries.get(&k)?;
+        Some((ekey.as_str(), vals.get(j)?.as_ref()?))
+    })
 }
 
 /// A series as its observations see it: where it is, its key's indexes, its attributes.
@@ -1620,5 +1759,76 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn time_dimension_by_role_roles_or_id() {
+        let structure = serde_json::json!({"dimensions": {
+            "series": [
+                {"id": "FREQ", "role": "FREQ"},
+                {"id": "PERIOD", "role": "time"},
+                {"id": "REF_AREA"},
+            ],
+            "observation": [
+                {"id": "TIME_PERIOD"},
+                {"id": "T", "roles": ["x", "Time_Period"]},
+                {"id": "time"},
+                {"id": "U", "roles": "TIME"},
+                "TIME_PERIOD",
+            ],
+        }});
+        let structure = structure.as_object().expect("an object");
+        let roles = |level: &str, n: usize| -> Vec<Role> {
+            (0..n).map(|i| dim_role(structure, level, i)).collect()
+        };
+        use Role::*;
+        assert_eq!(roles("series", 4), [Dimension, Time, Dimension, Dimension]);
+        // By id only `TIME_PERIOD`; a dimension that is not an object is no time dimension.
+        assert_eq!(
+            roles("observation", 5),
+            [Time, Time, Dimension, Time, Dimension]
+        );
+        assert_eq!(roles("dataSet", 1), [Dimension]);
+    }
+
+    #[test]
+    fn dimension_positions_and_group_values() {
+        // dataSet-level dimensions are at their single value; a flat view's series-level
+        // dimensions at 0.
+        assert_eq!(key_positions(1, 2, &[3, 4], &[5]), [0, 3, 4, 5]);
+        assert_eq!(key_positions(1, 2, &[], &[5]), [0, 0, 0, 5]);
+        assert_eq!(key_positions(0, 0, &[], &[1, 2]), [1, 2]);
+
+        let entry = |key: &str, vals: &[Option<&str>]| {
+            (
+                key.to_string(),
+                vals.iter().map(|v| v.map(str::to_string)).collect(),
+            )
+        };
+        let groups = vec![
+            GroupPattern {
+                positions: vec![1],
+                entries: HashMap::from([
+                    (vec![0], entry(":0:", &[Some("a"), None])),
+                    (vec![1], entry(":1:", &[Some("b")])),
+                ]),
+            },
+            GroupPattern {
+                positions: vec![1, 2],
+                entries: HashMap::from([(vec![0, 2], entry(":0:2", &[Some("c"), Some("d")]))]),
+            },
+        ];
+        let value = |j: usize, idx: &[usize]| {
+            group_value(&groups, j, idx).map(|(k, v)| (k.to_string(), v.clone()))
+        };
+        let kv = |k: &str, v: &str| Some((k.to_string(), v.to_string()));
+        // The first group whose entry gives the attribute a value wins.
+        assert_eq!(value(0, &[0, 0, 2]), kv(":0:", "a"));
+        assert_eq!(value(1, &[0, 0, 2]), kv(":0:2", "d"));
+        assert_eq!(value(1, &[0, 0, 1]), None);
+        // An entry listing fewer attributes gives no value to the others.
+        assert_eq!(value(0, &[0, 1, 2]), kv(":1:", "b"));
+        assert_eq!(value(1, &[0, 1, 2]), None);
+        assert_eq!(value(0, &[0, 2, 2]), None);
     }
 }
