@@ -75,6 +75,51 @@ struct Source {
     task: Option<JoinHandle<()>>,
 }
 
+impl Source {
+    /// Takes in the result of the first fetch: a body becomes the candidate for the load;
+    /// anything else is the load's error.
+    fn first(
+        &mut self,
+        result: Result<Fetched, FetchError>,
+        dataset: &str,
+        telemetry: &Telemetry,
+    ) -> Option<Diagnostic> {
+        self.status.last_attempt = Some(SystemTime::now());
+        let url = &self.status.url;
+        match result {
+            Ok(Fetched::Body {
+                body: bytes,
+                validators,
+            }) => {
+                let n = bytes.len() as u64;
+                telemetry.fetched(dataset, url, FetchResult::Changed, n);
+                self.status.bytes += n;
+                self.candidate = Some(body(&bytes, validators));
+                None
+            }
+            Ok(Fetched::NotModified) => {
+                // Asked without validators: a server answering 304 is broken.
+                telemetry.fetched(dataset, url, FetchResult::Failed("http_status"), 0);
+                Some(Diagnostic {
+                    message: format!("{url}: 304 Not Modified to a request that was not conditional, expected 200 with the data"),
+                    ..self.at.clone()
+                })
+            }
+            Err(e) => {
+                telemetry.fetched(dataset, url, FetchResult::Failed(e.reason()), 0);
+                warn!(dataset, source = %url, error = %e, "cannot fetch remote source");
+                self.status.failures += 1;
+                self.status.last_result = format!("failed: {}", e.reason());
+                *self.failures.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+                Some(Diagnostic {
+                    message: format!("{e}"),
+                    ..self.at.clone()
+                })
+            }
+        }
+    }
+}
+
 impl Drop for Source {
     fn drop(&mut self) {
         if let Some(t) = self.task.take() {
@@ -103,6 +148,32 @@ impl Sources {
         telemetry: &Arc<Telemetry>,
         triggers: &WeakSender<Trigger>,
     ) -> Result<Arc<RemoteBodies>, Diagnostics> {
+        let mut errors = self.set_up(wanted, dataset, telemetry);
+        errors.extend(self.first_fetches(dataset, telemetry).await);
+        self.start_refreshes(key, triggers);
+        let bodies: RemoteBodies = self
+            .sources
+            .iter()
+            .filter_map(|(url, s)| {
+                let b = s.candidate.as_ref().or(s.good.as_ref())?;
+                Some((url.clone(), b.text.clone()))
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(Arc::new(bodies))
+        } else {
+            Err(Diagnostics::new(errors))
+        }
+    }
+
+    /// Keeps the sources still wanted, and makes new ones (and ones whose settings changed,
+    /// keeping their last good body). Returns the sources whose client cannot be made.
+    fn set_up(
+        &mut self,
+        wanted: &[RemoteSource],
+        dataset: &str,
+        telemetry: &Telemetry,
+    ) -> Vec<Diagnostic> {
         let mut errors = Vec::new();
         let keep: Vec<String> = wanted.iter().map(|r| fetch::redact(&r.url)).collect();
         self.sources
@@ -132,26 +203,29 @@ impl Sources {
                 .as_ref()
                 .map(|b| b.validators.clone())
                 .unwrap_or_default();
-            self.sources.insert(
-                url.clone(),
-                Source {
-                    status: SourceStatus {
-                        url: fetch::redact(&url),
-                        ..SourceStatus::default()
-                    },
-                    settings,
-                    fetcher,
-                    at,
-                    good,
-                    candidate: None,
-                    validators: Arc::new(Mutex::new(validators)),
-                    failures: Arc::default(),
-                    generation: 0,
-                    task: None,
-                },
-            );
+            let status = SourceStatus {
+                url: fetch::redact(&url),
+                ..SourceStatus::default()
+            };
+            let source = Source {
+                status,
+                settings,
+                fetcher,
+                at,
+                good,
+                candidate: None,
+                validators: Arc::new(Mutex::new(validators)),
+                failures: Arc::default(),
+                generation: 0,
+                task: None,
+            };
+            self.sources.insert(url, source);
         }
-        // First fetches, all at once.
+        errors
+    }
+
+    /// Fetches every source without a body, all at once; returns those that failed.
+    async fn first_fetches(&mut self, dataset: &str, telemetry: &Telemetry) -> Vec<Diagnostic> {
         let firsts: Vec<_> = self
             .sources
             .iter()
@@ -164,82 +238,36 @@ impl Sources {
                 })
             })
             .collect();
+        let mut errors = Vec::new();
         for t in firsts {
             let Ok((url, result)) = t.await else { continue };
             let Some(s) = self.sources.get_mut(&url) else {
                 continue;
             };
-            s.status.last_attempt = Some(SystemTime::now());
-            match result {
-                Ok(Fetched::Body {
-                    body: bytes,
-                    validators,
-                }) => {
-                    telemetry.fetched(
-                        dataset,
-                        &s.status.url,
-                        FetchResult::Changed,
-                        bytes.len() as u64,
-                    );
-                    s.status.bytes += bytes.len() as u64;
-                    s.candidate = Some(body(&bytes, validators));
-                }
-                Ok(Fetched::NotModified) => {
-                    // Asked without validators: a server answering 304 is broken.
-                    telemetry.fetched(
-                        dataset,
-                        &s.status.url,
-                        FetchResult::Failed("http_status"),
-                        0,
-                    );
-                    errors.push(Diagnostic {
-                        message: format!("{}: 304 Not Modified to a request that was not conditional, expected 200 with the data", s.status.url),
-                        ..s.at.clone()
-                    });
-                }
-                Err(e) => {
-                    telemetry.fetched(dataset, &s.status.url, FetchResult::Failed(e.reason()), 0);
-                    s.status.failures += 1;
-                    s.status.last_result = format!("failed: {}", e.reason());
-                    *s.failures.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-                    warn!(dataset, source = %s.status.url, error = %e, "cannot fetch remote source");
-                    errors.push(Diagnostic {
-                        message: format!("{e}"),
-                        ..s.at.clone()
-                    });
-                }
-            }
+            errors.extend(s.first(result, dataset, telemetry));
         }
-        // Every source has its refresh task, a source still without a body included: it keeps
-        // trying with backoff.
+        errors
+    }
+
+    /// Starts the refresh task of every source that has none, a source still without a body
+    /// included: it keeps trying with backoff.
+    fn start_refreshes(&mut self, key: &str, triggers: &WeakSender<Trigger>) {
         for (url, s) in self.sources.iter_mut() {
-            if s.task.is_none() {
-                self.generations += 1;
-                s.generation = self.generations;
-                let schedule = Schedule {
-                    key: key.to_string(),
-                    url: url.clone(),
-                    generation: s.generation,
-                    validators: s.validators.clone(),
-                    failures: s.failures.clone(),
-                    triggers: triggers.clone(),
-                };
-                let task = refresh(schedule, s.fetcher.clone(), Jitter::from_clock());
-                s.task = Some(tokio::spawn(task));
+            if s.task.is_some() {
+                continue;
             }
-        }
-        let bodies: RemoteBodies = self
-            .sources
-            .iter()
-            .filter_map(|(url, s)| {
-                let b = s.candidate.as_ref().or(s.good.as_ref())?;
-                Some((url.clone(), b.text.clone()))
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(Arc::new(bodies))
-        } else {
-            Err(Diagnostics::new(errors))
+            self.generations += 1;
+            s.generation = self.generations;
+            let schedule = Schedule {
+                key: key.to_string(),
+                url: url.clone(),
+                generation: s.generation,
+                validators: s.validators.clone(),
+                failures: s.failures.clone(),
+                triggers: triggers.clone(),
+            };
+            let task = refresh(schedule, s.fetcher.clone(), Jitter::from_clock());
+            s.task = Some(tokio::spawn(task));
         }
     }
 
