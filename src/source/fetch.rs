@@ -155,38 +155,31 @@ impl FetchOptions {
         let mut problems = Problems::new();
         let mut s = FetchSettings::default();
 
-        let mut duration =
-            |key: &str, v: &Option<Spanned<String>>, min: Duration, out: &mut Duration| {
-                let Some(v) = v else { return };
-                match crate::read::parse_duration(v.get_ref()) {
-                    Ok(d) if d < min => problems.push((
-                        v.span(),
-                        format!(
-                            "{key} = \"{}\" is too short, expected at least {}",
-                            v.get_ref(),
-                            show_duration(min)
-                        ),
-                    )),
-                    Ok(d) => *out = d,
-                    Err(e) => problems.push((v.span(), format!("{key}: {e}"))),
-                }
-            };
         // A refresh under a second would hammer the publisher; timeouts of 0 would never succeed.
-        duration(
-            "refresh",
-            &self.refresh,
-            Duration::from_secs(1),
-            &mut s.refresh,
-        );
         let min_timeout = Duration::from_millis(1);
-        duration(
-            "connect_timeout",
-            &self.connect_timeout,
-            min_timeout,
-            &mut s.connect_timeout,
-        );
-        duration("timeout", &self.timeout, min_timeout, &mut s.timeout);
-
+        let durations = [
+            (
+                "refresh",
+                &self.refresh,
+                Duration::from_secs(1),
+                &mut s.refresh,
+            ),
+            (
+                "connect_timeout",
+                &self.connect_timeout,
+                min_timeout,
+                &mut s.connect_timeout,
+            ),
+            ("timeout", &self.timeout, min_timeout, &mut s.timeout),
+        ];
+        for (key, v, min, out) in durations {
+            if let Some(v) = v {
+                match checked_duration(key, v.get_ref(), min) {
+                    Ok(d) => *out = d,
+                    Err(e) => problems.push((v.span(), e)),
+                }
+            }
+        }
         if let Some(v) = &self.max_size {
             match crate::read::parse_size(v.get_ref()) {
                 Ok(n) => s.max_size = n,
@@ -197,15 +190,9 @@ impl FetchOptions {
             s.max_redirects = *v.get_ref();
         }
         if let Some(v) = &self.on_start_failure {
-            match v.get_ref().as_str() {
-                "fail" => s.on_start_failure = OnStartFailure::Fail,
-                "not-ready" => s.on_start_failure = OnStartFailure::NotReady,
-                other => problems.push((
-                    v.span(),
-                    format!(
-                        "unknown on_start_failure `{other}`, expected \"fail\" or \"not-ready\""
-                    ),
-                )),
+            match on_start_failure(v.get_ref()) {
+                Ok(o) => s.on_start_failure = o,
+                Err(e) => problems.push((v.span(), e)),
             }
         }
         if let Some(v) = &self.ca_file {
@@ -218,6 +205,19 @@ impl FetchOptions {
                 Err(e) => problems.push((v.span(), format!("ca_file {}: {e}", path.display()))),
             }
         }
+        s.key_header = self.key_header(base_dir, &mut problems);
+
+        if problems.is_empty() {
+            Ok(s)
+        } else {
+            problems.sort_by_key(|(span, _)| span.start);
+            Err(problems)
+        }
+    }
+
+    /// `header` and `header_file` checked together: both or neither, a header name the
+    /// exporter does not set itself, a file holding a usable value.
+    fn key_header(&self, base_dir: &Path, problems: &mut Problems) -> Option<KeyHeader> {
         match (&self.header, &self.header_file) {
             (Some(h), Some(f)) => {
                 let name = match header_name(h.get_ref()) {
@@ -233,27 +233,50 @@ impl FetchOptions {
                 if let Err(e) = &read {
                     problems.push((f.span(), format!("header_file {}: {e}", file.display())));
                 }
-                if let (Some(name), Ok(_)) = (name, read) {
-                    s.key_header = Some(KeyHeader { name, file });
+                match (name, read) {
+                    (Some(name), Ok(_)) => Some(KeyHeader { name, file }),
+                    _ => None,
                 }
             }
-            (Some(h), None) => problems.push((
-                h.span(),
-                "header is set without header_file, expected header_file naming the file that holds its value".into(),
-            )),
-            (None, Some(f)) => problems.push((
-                f.span(),
-                "header_file is set without header, expected header naming the header it is sent in, such as X-API-Key".into(),
-            )),
-            (None, None) => {}
+            (Some(h), None) => {
+                problems.push((
+                    h.span(),
+                    "header is set without header_file, expected header_file naming the file that holds its value".into(),
+                ));
+                None
+            }
+            (None, Some(f)) => {
+                problems.push((
+                    f.span(),
+                    "header_file is set without header, expected header naming the header it is sent in, such as X-API-Key".into(),
+                ));
+                None
+            }
+            (None, None) => None,
         }
+    }
+}
 
-        if problems.is_empty() {
-            Ok(s)
-        } else {
-            problems.sort_by_key(|(span, _)| span.start);
-            Err(problems)
-        }
+/// A duration option's value checked: a duration of at least `min`, or what is wrong with it.
+fn checked_duration(key: &str, value: &str, min: Duration) -> Result<Duration, String> {
+    match crate::read::parse_duration(value) {
+        Ok(d) if d < min => Err(format!(
+            "{key} = \"{value}\" is too short, expected at least {}",
+            show_duration(min)
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{key}: {e}")),
+    }
+}
+
+/// `on_start_failure`'s value read, or what is wrong with it.
+fn on_start_failure(value: &str) -> Result<OnStartFailure, String> {
+    match value {
+        "fail" => Ok(OnStartFailure::Fail),
+        "not-ready" => Ok(OnStartFailure::NotReady),
+        other => Err(format!(
+            "unknown on_start_failure `{other}`, expected \"fail\" or \"not-ready\""
+        )),
     }
 }
 
@@ -1135,6 +1158,34 @@ mod tests {
         assert!(
             p[0].ends_with(": is not a regular file, expected a file"),
             "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_duration_option_is_checked_against_its_minimum() {
+        let second = Duration::from_secs(1);
+        assert_eq!(checked_duration("refresh", "1s", second), Ok(second));
+        assert_eq!(
+            checked_duration("refresh", "999ms", second),
+            Err("refresh = \"999ms\" is too short, expected at least 1s".into())
+        );
+        assert_eq!(
+            checked_duration("timeout", "0s", Duration::from_millis(1)),
+            Err("timeout = \"0s\" is too short, expected at least 1ms".into())
+        );
+        assert_eq!(
+            checked_duration("timeout", "soon", second),
+            Err("timeout: invalid duration `soon`, expected a number and a unit such as 30s, 10m, 1h or 1d".into())
+        );
+    }
+
+    #[test]
+    fn on_start_failure_is_fail_or_not_ready() {
+        assert_eq!(on_start_failure("fail"), Ok(OnStartFailure::Fail));
+        assert_eq!(on_start_failure("not-ready"), Ok(OnStartFailure::NotReady));
+        assert_eq!(
+            on_start_failure("Fail"),
+            Err("unknown on_start_failure `Fail`, expected \"fail\" or \"not-ready\"".into())
         );
     }
 
