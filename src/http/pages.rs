@@ -744,34 +744,7 @@ fn ordinal(p: &Period) -> i64 {
 fn metric(out: &mut String, page: &Page, d: &Dataset, names: &Names, i: usize, budget: &mut usize) {
     let m = &d.metrics[i];
     let pi = m.label_names.iter().position(|l| *l == d.period_label);
-    let _ = write!(
-        out,
-        "<section class=\"metric\" id=\"{name}\" data-metric=\"{name}\">\n<h3><code>{}</code></h3>\n<p class=\"wrap\">{}</p>\n<p class=\"small muted\">Unit: {}",
-        breakable(&m.name),
-        escape_html(&m.help),
-        unit_text(m),
-        name = escape_html(&m.name),
-    );
-    if let Some(c) = m.cadence {
-        let _ = write!(out, " · cadence: {}", c.name());
-    }
-    let _ = write!(out, " · {}", plural(m.len(), "series"));
-    for (metric, reason, n) in &d.missing {
-        if *metric == m.name {
-            let _ = write!(
-                out,
-                " · {} without a figure ({reason})",
-                plural(*n as usize, "observation")
-            );
-        }
-    }
-    out.push_str("</p>\n");
-    served_as(out, d, i);
-    if let Some((_, r)) = d.metric_releases.iter().find(|(n, _)| *n == m.name) {
-        out.push_str("<p class=\"small\">Next release: ");
-        release(out, page, r);
-        out.push_str("</p>\n");
-    }
+    metric_head(out, page, d, i);
 
     let cap = MAX_SERIES_PER_METRIC.min(*budget);
     let (shown, total) = groups(m, pi, cap, d);
@@ -790,24 +763,7 @@ fn metric(out: &mut String, page: &Page, d: &Dataset, names: &Names, i: usize, b
     }
 
     // One time axis for every chart of the metric, so that charts line up.
-    let period_of = |i: usize| pi.and_then(|pi| Period::parse(d.symbol(m.labels(i)[pi])));
-    let mut span: Option<(i64, i64, Period, Period)> = None;
-    for g in &shown {
-        for &i in charted(g) {
-            if let Some(p) = period_of(i) {
-                let o = ordinal(&p);
-                span = Some(match span {
-                    None => (o, o, p, p),
-                    Some((lo, hi, a, b)) => (
-                        lo.min(o),
-                        hi.max(o),
-                        if o < lo { p } else { a },
-                        if o > hi { p } else { b },
-                    ),
-                });
-            }
-        }
-    }
+    let span = time_span(d, m, pi, &shown);
     let chart_head = match span {
         Some((_, _, a, b)) if a != b => format!("Chart, {a} to {b}"),
         _ => "Chart".to_string(),
@@ -844,6 +800,69 @@ fn metric(out: &mut String, page: &Page, d: &Dataset, names: &Names, i: usize, b
         );
     }
     out.push_str("</section>\n");
+}
+
+/// The metric's section opening: name, help, unit line with what is missing, where it is
+/// served and its next release.
+fn metric_head(out: &mut String, page: &Page, d: &Dataset, i: usize) {
+    let m = &d.metrics[i];
+    let _ = write!(
+        out,
+        "<section class=\"metric\" id=\"{name}\" data-metric=\"{name}\">\n<h3><code>{}</code></h3>\n<p class=\"wrap\">{}</p>\n<p class=\"small muted\">Unit: {}",
+        breakable(&m.name),
+        escape_html(&m.help),
+        unit_text(m),
+        name = escape_html(&m.name),
+    );
+    if let Some(c) = m.cadence {
+        let _ = write!(out, " · cadence: {}", c.name());
+    }
+    let _ = write!(out, " · {}", plural(m.len(), "series"));
+    for (metric, reason, n) in &d.missing {
+        if *metric == m.name {
+            let _ = write!(
+                out,
+                " · {} without a figure ({reason})",
+                plural(*n as usize, "observation")
+            );
+        }
+    }
+    out.push_str("</p>\n");
+    served_as(out, d, i);
+    if let Some((_, r)) = d.metric_releases.iter().find(|(n, _)| *n == m.name) {
+        out.push_str("<p class=\"small\">Next release: ");
+        release(out, page, r);
+        out.push_str("</p>\n");
+    }
+}
+
+/// The periods the charts of `shown` cover: first and last position on the time axis, and
+/// the periods there. None when no charted series has a period.
+fn time_span(
+    d: &Dataset,
+    m: &Metric,
+    pi: Option<usize>,
+    shown: &[Group],
+) -> Option<(i64, i64, Period, Period)> {
+    let period_of = |i: usize| pi.and_then(|pi| Period::parse(d.symbol(m.labels(i)[pi])));
+    let mut span: Option<(i64, i64, Period, Period)> = None;
+    for g in shown {
+        for &i in charted(g) {
+            if let Some(p) = period_of(i) {
+                let o = ordinal(&p);
+                span = Some(match span {
+                    None => (o, o, p, p),
+                    Some((lo, hi, a, b)) => (
+                        lo.min(o),
+                        hi.max(o),
+                        if o < lo { p } else { a },
+                        if o > hi { p } else { b },
+                    ),
+                });
+            }
+        }
+    }
+    span
 }
 
 #[allow(clippy::too_many_arguments)]
