@@ -7,7 +7,10 @@
 //! still make one valid exposition.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use toml::Spanned;
 
 use crate::config;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
@@ -40,90 +43,31 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Plan, Diagnostics> {
         ))
     })?;
     let file = config::parse_catalog(main, &text)?;
-    let map = SourceMap::new(main, &text);
-    let base = main.parent().unwrap_or(Path::new("."));
-    let mut entries = Vec::new();
-    let mut errs = Vec::new();
-    if file.has_dataset {
-        entries.push(Entry {
-            config_file: main.to_path_buf(),
-        });
-    }
     let Some(catalog) = file.catalog else {
-        if entries.is_empty() {
-            // Loading the file as a dataset says what is missing, with every other problem.
-            entries.push(Entry {
-                config_file: main.to_path_buf(),
-            });
-        }
+        // The file alone, dataset or not: loading it as a dataset says what is missing, with
+        // every other problem.
         return Ok(Plan {
-            entries,
+            entries: vec![Entry {
+                config_file: main.to_path_buf(),
+            }],
             directory: None,
             main_text: Some(text),
         });
     };
     let catalog = catalog.into_inner();
-    // Where each entry was named, to report one named twice.
-    let mut named: HashMap<PathBuf, String> = HashMap::new();
-    if file.has_dataset {
-        named.insert(key(main), "the main config file itself".into());
-    }
-    let add = |path: PathBuf,
-               at: std::ops::Range<usize>,
-               named: &mut HashMap<PathBuf, String>,
-               entries: &mut Vec<Entry>,
-               errs: &mut Vec<Diagnostic>| {
-        let (line, col) = map.line_col(at.start);
-        let here = format!("{}:{line}:{col}", main.display());
-        match named.get(&key(&path)) {
-            Some(first) => errs.push(map.diag(
-                at,
-                format!(
-                    "dataset file `{}` is already in the catalogue ({first}), expected each dataset once",
-                    path.display()
-                ),
-            )),
-            None => {
-                named.insert(key(&path), here);
-                entries.push(Entry { config_file: path });
-            }
-        }
-    };
+    let base = main.parent().unwrap_or(Path::new("."));
+    let map = SourceMap::new(main, &text);
+    let mut gathering = Gathering::new(main, &map, file.has_dataset);
     for f in &catalog.datasets {
-        add(
-            normal(&base.join(f.get_ref())),
-            f.span(),
-            &mut named,
-            &mut entries,
-            &mut errs,
-        );
+        gathering.add(normal(&base.join(f.get_ref())), f.span());
     }
-    let mut directory = None;
-    if let Some(dir) = &catalog.directory {
-        let path = normal(&base.join(dir.get_ref()));
-        directory = Some(path.clone());
-        match dataset_files(&path) {
-            Ok(files) if files.is_empty() && named.is_empty() => errs.push(map.diag(
-                dir.span(),
-                format!(
-                    "directory `{}` has no `*.toml` dataset file, expected at least one dataset in the catalogue",
-                    path.display()
-                ),
-            )),
-            Ok(files) => {
-                for f in files {
-                    add(f, dir.span(), &mut named, &mut entries, &mut errs);
-                }
-            }
-            Err(e) => errs.push(map.diag(
-                dir.span(),
-                format!(
-                    "cannot read directory `{}`: {e}, expected a directory of dataset files",
-                    path.display()
-                ),
-            )),
-        }
-    }
+    let directory = catalog
+        .directory
+        .as_ref()
+        .map(|dir| gathering.add_directory(base, dir));
+    let Gathering {
+        entries, mut errs, ..
+    } = gathering;
     if entries.is_empty() && errs.is_empty() {
         errs.push(Diagnostic::file(
             main,
@@ -139,6 +83,86 @@ pub fn plan(main: &Path, max_file_size: u64) -> Result<Plan, Diagnostics> {
         })
     } else {
         Err(Diagnostics::new(errs))
+    }
+}
+
+/// The catalogue's entries as they are gathered from the main config file, where each was
+/// named, and the problems found on the way.
+struct Gathering<'a> {
+    main: &'a Path,
+    map: &'a SourceMap<'a>,
+    /// Where each entry was named, to report one named twice.
+    named: HashMap<PathBuf, String>,
+    entries: Vec<Entry>,
+    errs: Vec<Diagnostic>,
+}
+
+impl<'a> Gathering<'a> {
+    /// Starts with the main config file itself when it holds a dataset.
+    fn new(main: &'a Path, map: &'a SourceMap<'a>, has_dataset: bool) -> Gathering<'a> {
+        let mut g = Gathering {
+            main,
+            map,
+            named: HashMap::new(),
+            entries: Vec::new(),
+            errs: Vec::new(),
+        };
+        if has_dataset {
+            g.entries.push(Entry {
+                config_file: main.to_path_buf(),
+            });
+            g.named
+                .insert(key(main), "the main config file itself".into());
+        }
+        g
+    }
+
+    /// Adds the dataset file `path`, named at `at` in the main config file, unless it is in
+    /// the catalogue already: then the problem says where it was named first.
+    fn add(&mut self, path: PathBuf, at: Range<usize>) {
+        let (line, col) = self.map.line_col(at.start);
+        let here = format!("{}:{line}:{col}", self.main.display());
+        match self.named.get(&key(&path)) {
+            Some(first) => self.errs.push(self.map.diag(
+                at,
+                format!(
+                    "dataset file `{}` is already in the catalogue ({first}), expected each dataset once",
+                    path.display()
+                ),
+            )),
+            None => {
+                self.named.insert(key(&path), here);
+                self.entries.push(Entry { config_file: path });
+            }
+        }
+    }
+
+    /// Adds the dataset files of `[catalog] directory` (relative to `base`), and returns the
+    /// directory. An empty directory is a problem only when the catalogue has no other dataset.
+    fn add_directory(&mut self, base: &Path, dir: &Spanned<String>) -> PathBuf {
+        let path = normal(&base.join(dir.get_ref()));
+        match dataset_files(&path) {
+            Ok(files) if files.is_empty() && self.named.is_empty() => self.errs.push(self.map.diag(
+                dir.span(),
+                format!(
+                    "directory `{}` has no `*.toml` dataset file, expected at least one dataset in the catalogue",
+                    path.display()
+                ),
+            )),
+            Ok(files) => {
+                for f in files {
+                    self.add(f, dir.span());
+                }
+            }
+            Err(e) => self.errs.push(self.map.diag(
+                dir.span(),
+                format!(
+                    "cannot read directory `{}`: {e}, expected a directory of dataset files",
+                    path.display()
+                ),
+            )),
+        }
+        path
     }
 }
 
@@ -188,4 +212,37 @@ pub fn dataset_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_named_twice_is_refused_where_it_is_named_again() {
+        let main = Path::new("/etc/ie/main.toml");
+        let text = "[dataset]\n[catalog]\ndatasets = [\"a.toml\", \"./a.toml\", \"main.toml\"]\n";
+        let map = SourceMap::new(main, text);
+        let mut g = Gathering::new(main, &map, true);
+        let at = |s: &str| {
+            let start = text.find(s).unwrap();
+            start..start + s.len()
+        };
+        g.add(normal(Path::new("/etc/ie/a.toml")), at("\"a.toml\""));
+        g.add(normal(Path::new("/etc/ie/./a.toml")), at("\"./a.toml\""));
+        g.add(normal(Path::new("/etc/ie/main.toml")), at("\"main.toml\""));
+        let entries: Vec<&Path> = g.entries.iter().map(|e| e.config_file.as_path()).collect();
+        assert_eq!(
+            entries,
+            [Path::new("/etc/ie/main.toml"), Path::new("/etc/ie/a.toml")]
+        );
+        let errs: Vec<String> = g.errs.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            errs,
+            [
+                "/etc/ie/main.toml:3:23: dataset file `/etc/ie/a.toml` is already in the catalogue (/etc/ie/main.toml:3:13), expected each dataset once",
+                "/etc/ie/main.toml:3:35: dataset file `/etc/ie/main.toml` is already in the catalogue (the main config file itself), expected each dataset once",
+            ]
+        );
+    }
 }

@@ -744,34 +744,7 @@ fn ordinal(p: &Period) -> i64 {
 fn metric(out: &mut String, page: &Page, d: &Dataset, names: &Names, i: usize, budget: &mut usize) {
     let m = &d.metrics[i];
     let pi = m.label_names.iter().position(|l| *l == d.period_label);
-    let _ = write!(
-        out,
-        "<section class=\"metric\" id=\"{name}\" data-metric=\"{name}\">\n<h3><code>{}</code></h3>\n<p class=\"wrap\">{}</p>\n<p class=\"small muted\">Unit: {}",
-        breakable(&m.name),
-        escape_html(&m.help),
-        unit_text(m),
-        name = escape_html(&m.name),
-    );
-    if let Some(c) = m.cadence {
-        let _ = write!(out, " · cadence: {}", c.name());
-    }
-    let _ = write!(out, " · {}", plural(m.len(), "series"));
-    for (metric, reason, n) in &d.missing {
-        if *metric == m.name {
-            let _ = write!(
-                out,
-                " · {} without a figure ({reason})",
-                plural(*n as usize, "observation")
-            );
-        }
-    }
-    out.push_str("</p>\n");
-    served_as(out, d, i);
-    if let Some((_, r)) = d.metric_releases.iter().find(|(n, _)| *n == m.name) {
-        out.push_str("<p class=\"small\">Next release: ");
-        release(out, page, r);
-        out.push_str("</p>\n");
-    }
+    metric_head(out, page, d, i);
 
     let cap = MAX_SERIES_PER_METRIC.min(*budget);
     let (shown, total) = groups(m, pi, cap, d);
@@ -790,24 +763,7 @@ fn metric(out: &mut String, page: &Page, d: &Dataset, names: &Names, i: usize, b
     }
 
     // One time axis for every chart of the metric, so that charts line up.
-    let period_of = |i: usize| pi.and_then(|pi| Period::parse(d.symbol(m.labels(i)[pi])));
-    let mut span: Option<(i64, i64, Period, Period)> = None;
-    for g in &shown {
-        for &i in charted(g) {
-            if let Some(p) = period_of(i) {
-                let o = ordinal(&p);
-                span = Some(match span {
-                    None => (o, o, p, p),
-                    Some((lo, hi, a, b)) => (
-                        lo.min(o),
-                        hi.max(o),
-                        if o < lo { p } else { a },
-                        if o > hi { p } else { b },
-                    ),
-                });
-            }
-        }
-    }
+    let span = time_span(d, m, pi, &shown);
     let chart_head = match span {
         Some((_, _, a, b)) if a != b => format!("Chart, {a} to {b}"),
         _ => "Chart".to_string(),
@@ -846,6 +802,69 @@ fn metric(out: &mut String, page: &Page, d: &Dataset, names: &Names, i: usize, b
     out.push_str("</section>\n");
 }
 
+/// The metric's section opening: name, help, unit line with what is missing, where it is
+/// served and its next release.
+fn metric_head(out: &mut String, page: &Page, d: &Dataset, i: usize) {
+    let m = &d.metrics[i];
+    let _ = write!(
+        out,
+        "<section class=\"metric\" id=\"{name}\" data-metric=\"{name}\">\n<h3><code>{}</code></h3>\n<p class=\"wrap\">{}</p>\n<p class=\"small muted\">Unit: {}",
+        breakable(&m.name),
+        escape_html(&m.help),
+        unit_text(m),
+        name = escape_html(&m.name),
+    );
+    if let Some(c) = m.cadence {
+        let _ = write!(out, " · cadence: {}", c.name());
+    }
+    let _ = write!(out, " · {}", plural(m.len(), "series"));
+    for (metric, reason, n) in &d.missing {
+        if *metric == m.name {
+            let _ = write!(
+                out,
+                " · {} without a figure ({reason})",
+                plural(*n as usize, "observation")
+            );
+        }
+    }
+    out.push_str("</p>\n");
+    served_as(out, d, i);
+    if let Some((_, r)) = d.metric_releases.iter().find(|(n, _)| *n == m.name) {
+        out.push_str("<p class=\"small\">Next release: ");
+        release(out, page, r);
+        out.push_str("</p>\n");
+    }
+}
+
+/// The periods the charts of `shown` cover: first and last position on the time axis, and
+/// the periods there. None when no charted series has a period.
+fn time_span(
+    d: &Dataset,
+    m: &Metric,
+    pi: Option<usize>,
+    shown: &[Group],
+) -> Option<(i64, i64, Period, Period)> {
+    let period_of = |i: usize| pi.and_then(|pi| Period::parse(d.symbol(m.labels(i)[pi])));
+    let mut span: Option<(i64, i64, Period, Period)> = None;
+    for g in shown {
+        for &i in charted(g) {
+            if let Some(p) = period_of(i) {
+                let o = ordinal(&p);
+                span = Some(match span {
+                    None => (o, o, p, p),
+                    Some((lo, hi, a, b)) => (
+                        lo.min(o),
+                        hi.max(o),
+                        if o < lo { p } else { a },
+                        if o > hi { p } else { b },
+                    ),
+                });
+            }
+        }
+    }
+    span
+}
+
 #[allow(clippy::too_many_arguments)]
 fn series_row(
     out: &mut String,
@@ -859,7 +878,47 @@ fn series_row(
 ) {
     let last = *g.points.last().expect("a group has a series");
     let ids = m.labels(last);
-    // The labels as the exposition writes them, without the period: what `_latest` carries.
+    let _ = write!(
+        out,
+        "<tr data-labels=\"{}\"><td data-label=\"Series\" class=\"series\">",
+        escape_html(&exposed_labels(d, m, pi, ids))
+    );
+    series_labels(out, d, names, m, pi, ids);
+    let period = pi.map_or("", |pi| d.symbol(ids[pi]));
+    let _ = write!(
+        out,
+        "</td><td data-label=\"{}\" class=\"period\"><span class=\"p\">{}</span>",
+        escape_html(&pi.map_or("Period".into(), |pi| capitalize(&m.label_names[pi]))),
+        escape_html(period)
+    );
+    if g.points.len() > 1 {
+        let _ = write!(
+            out,
+            "<br><span class=\"muted small\">{}</span>",
+            plural(g.points.len(), "period")
+        );
+    }
+    out.push_str("</td><td data-label=\"Latest\" class=\"num latest\">");
+    latest(out, d, m, last);
+    out.push_str("</td><td data-label=\"Change\" class=\"num change\">");
+    change(out, d, m, pi, &g.points);
+    out.push_str("</td><td data-label=\"Chart\" class=\"chart\">");
+    if let (Some(pi), Some(span)) = (pi, span) {
+        chart(out, d, m, pi, charted, span);
+        if charted.len() < g.points.len() {
+            let _ = write!(
+                out,
+                "<span class=\"muted small\">latest {} of {}</span>",
+                charted.len(),
+                g.points.len()
+            );
+        }
+    }
+    out.push_str("</td></tr>\n");
+}
+
+/// The labels as the exposition writes them, without the period: what `_latest` carries.
+fn exposed_labels(d: &Dataset, m: &Metric, pi: Option<usize>, ids: &[u32]) -> String {
     let mut exposed = String::new();
     for &j in m.order.iter().filter(|&&j| Some(j) != pi) {
         if !exposed.is_empty() {
@@ -872,11 +931,18 @@ fn series_row(
             exposition_escape(d.symbol(ids[j]))
         );
     }
-    let _ = write!(
-        out,
-        "<tr data-labels=\"{}\"><td data-label=\"Series\" class=\"series\">",
-        escape_html(&exposed)
-    );
+    exposed
+}
+
+/// The Series cell's content: each label but the period with its code's name, if any.
+fn series_labels(
+    out: &mut String,
+    d: &Dataset,
+    names: &Names,
+    m: &Metric,
+    pi: Option<usize>,
+    ids: &[u32],
+) {
     let mut any = false;
     for &j in m.order.iter().filter(|&&j| Some(j) != pi) {
         any = true;
@@ -894,21 +960,10 @@ fn series_row(
     if !any {
         out.push_str("<span class=\"muted\">(no labels)</span>");
     }
-    let period = pi.map_or("", |pi| d.symbol(ids[pi]));
-    let _ = write!(
-        out,
-        "</td><td data-label=\"{}\" class=\"period\"><span class=\"p\">{}</span>",
-        escape_html(&pi.map_or("Period".into(), |pi| capitalize(&m.label_names[pi]))),
-        escape_html(period)
-    );
-    if g.points.len() > 1 {
-        let _ = write!(
-            out,
-            "<br><span class=\"muted small\">{}</span>",
-            plural(g.points.len(), "period")
-        );
-    }
-    out.push_str("</td><td data-label=\"Latest\" class=\"num latest\">");
+}
+
+/// The Latest cell's content: the value of series `last`, and its status flag when it has one.
+fn latest(out: &mut String, d: &Dataset, m: &Metric, last: usize) {
     value(out, m, m.value(last), false);
     if let Some(s) = m.status(last) {
         let code = d.symbol(s);
@@ -919,18 +974,16 @@ fn series_row(
             escape_html(&crate::dataset::status_flag(code).replace(',', ", "))
         );
     }
-    out.push_str("</td><td data-label=\"Change\" class=\"num change\">");
-    if g.points.len() >= 2 {
-        let prev = g.points[g.points.len() - 2];
+}
+
+/// The Change cell's content: the change from the period before (or a dash), then the change
+/// over a year when there is a series a year earlier.
+fn change(out: &mut String, d: &Dataset, m: &Metric, pi: Option<usize>, points: &[usize]) {
+    let Some(&last) = points.last() else { return };
+    if points.len() >= 2 {
+        let prev = points[points.len() - 2];
         let change = crate::dataset::units::decimal_sub(m.value(last), m.value(prev));
-        let arrow = if change > 0.0 {
-            "<span class=\"up\" aria-hidden=\"true\">▲</span> "
-        } else if change < 0.0 {
-            "<span class=\"down\" aria-hidden=\"true\">▼</span> "
-        } else {
-            ""
-        };
-        out.push_str(arrow);
+        out.push_str(change_arrow(change));
         value(out, m, change, true);
         if let Some(pi) = pi {
             let _ = write!(
@@ -942,7 +995,7 @@ fn series_row(
     } else {
         out.push_str("<span class=\"muted\">—</span>");
     }
-    if let Some(earlier) = pi.and_then(|pi| year_earlier(d, m, pi, &g.points)) {
+    if let Some(earlier) = pi.and_then(|pi| year_earlier(d, m, pi, points)) {
         let mut v = Vec::new();
         crate::expose::encode::write_value(
             &mut v,
@@ -954,19 +1007,17 @@ fn series_row(
             String::from_utf8_lossy(&v)
         );
     }
-    out.push_str("</td><td data-label=\"Chart\" class=\"chart\">");
-    if let (Some(pi), Some(span)) = (pi, span) {
-        chart(out, d, m, pi, charted, span);
-        if charted.len() < g.points.len() {
-            let _ = write!(
-                out,
-                "<span class=\"muted small\">latest {} of {}</span>",
-                charted.len(),
-                g.points.len()
-            );
-        }
+}
+
+/// The arrow before a change: up for a rise, down for a fall, none when flat (or NaN).
+fn change_arrow(change: f64) -> &'static str {
+    if change > 0.0 {
+        "<span class=\"up\" aria-hidden=\"true\">▲</span> "
+    } else if change < 0.0 {
+        "<span class=\"down\" aria-hidden=\"true\">▼</span> "
+    } else {
+        ""
     }
-    out.push_str("</td></tr>\n");
 }
 
 /// For quarterly and monthly series (as the exposition derives them), the series of the
@@ -1558,6 +1609,21 @@ mod tests {
         assert!(r.contains("<span class=\"p\">2024-05</span>"), "{r}");
         assert!(r.contains("<span class=\"v\">0.004</span>"), "{r}");
         assert!(r.contains("<br><span class=\"muted small\">on 2024-04</span><br><span class=\"muted small\">year on year: <span class=\"yoy\">0.006</span></span>"), "{r}");
+    }
+
+    #[test]
+    fn a_change_is_marked_up_down_or_not_at_all() {
+        assert_eq!(
+            change_arrow(0.5),
+            "<span class=\"up\" aria-hidden=\"true\">▲</span> "
+        );
+        assert_eq!(
+            change_arrow(-1e-9),
+            "<span class=\"down\" aria-hidden=\"true\">▼</span> "
+        );
+        for flat in [0.0, -0.0, f64::NAN] {
+            assert_eq!(change_arrow(flat), "", "{flat}");
+        }
     }
 
     #[test]

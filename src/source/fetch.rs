@@ -155,38 +155,31 @@ impl FetchOptions {
         let mut problems = Problems::new();
         let mut s = FetchSettings::default();
 
-        let mut duration =
-            |key: &str, v: &Option<Spanned<String>>, min: Duration, out: &mut Duration| {
-                let Some(v) = v else { return };
-                match crate::read::parse_duration(v.get_ref()) {
-                    Ok(d) if d < min => problems.push((
-                        v.span(),
-                        format!(
-                            "{key} = \"{}\" is too short, expected at least {}",
-                            v.get_ref(),
-                            show_duration(min)
-                        ),
-                    )),
-                    Ok(d) => *out = d,
-                    Err(e) => problems.push((v.span(), format!("{key}: {e}"))),
-                }
-            };
         // A refresh under a second would hammer the publisher; timeouts of 0 would never succeed.
-        duration(
-            "refresh",
-            &self.refresh,
-            Duration::from_secs(1),
-            &mut s.refresh,
-        );
         let min_timeout = Duration::from_millis(1);
-        duration(
-            "connect_timeout",
-            &self.connect_timeout,
-            min_timeout,
-            &mut s.connect_timeout,
-        );
-        duration("timeout", &self.timeout, min_timeout, &mut s.timeout);
-
+        let durations = [
+            (
+                "refresh",
+                &self.refresh,
+                Duration::from_secs(1),
+                &mut s.refresh,
+            ),
+            (
+                "connect_timeout",
+                &self.connect_timeout,
+                min_timeout,
+                &mut s.connect_timeout,
+            ),
+            ("timeout", &self.timeout, min_timeout, &mut s.timeout),
+        ];
+        for (key, v, min, out) in durations {
+            if let Some(v) = v {
+                match checked_duration(key, v.get_ref(), min) {
+                    Ok(d) => *out = d,
+                    Err(e) => problems.push((v.span(), e)),
+                }
+            }
+        }
         if let Some(v) = &self.max_size {
             match crate::read::parse_size(v.get_ref()) {
                 Ok(n) => s.max_size = n,
@@ -197,15 +190,9 @@ impl FetchOptions {
             s.max_redirects = *v.get_ref();
         }
         if let Some(v) = &self.on_start_failure {
-            match v.get_ref().as_str() {
-                "fail" => s.on_start_failure = OnStartFailure::Fail,
-                "not-ready" => s.on_start_failure = OnStartFailure::NotReady,
-                other => problems.push((
-                    v.span(),
-                    format!(
-                        "unknown on_start_failure `{other}`, expected \"fail\" or \"not-ready\""
-                    ),
-                )),
+            match on_start_failure(v.get_ref()) {
+                Ok(o) => s.on_start_failure = o,
+                Err(e) => problems.push((v.span(), e)),
             }
         }
         if let Some(v) = &self.ca_file {
@@ -218,6 +205,19 @@ impl FetchOptions {
                 Err(e) => problems.push((v.span(), format!("ca_file {}: {e}", path.display()))),
             }
         }
+        s.key_header = self.key_header(base_dir, &mut problems);
+
+        if problems.is_empty() {
+            Ok(s)
+        } else {
+            problems.sort_by_key(|(span, _)| span.start);
+            Err(problems)
+        }
+    }
+
+    /// `header` and `header_file` checked together: both or neither, a header name the
+    /// exporter does not set itself, a file holding a usable value.
+    fn key_header(&self, base_dir: &Path, problems: &mut Problems) -> Option<KeyHeader> {
         match (&self.header, &self.header_file) {
             (Some(h), Some(f)) => {
                 let name = match header_name(h.get_ref()) {
@@ -233,27 +233,50 @@ impl FetchOptions {
                 if let Err(e) = &read {
                     problems.push((f.span(), format!("header_file {}: {e}", file.display())));
                 }
-                if let (Some(name), Ok(_)) = (name, read) {
-                    s.key_header = Some(KeyHeader { name, file });
+                match (name, read) {
+                    (Some(name), Ok(_)) => Some(KeyHeader { name, file }),
+                    _ => None,
                 }
             }
-            (Some(h), None) => problems.push((
-                h.span(),
-                "header is set without header_file, expected header_file naming the file that holds its value".into(),
-            )),
-            (None, Some(f)) => problems.push((
-                f.span(),
-                "header_file is set without header, expected header naming the header it is sent in, such as X-API-Key".into(),
-            )),
-            (None, None) => {}
+            (Some(h), None) => {
+                problems.push((
+                    h.span(),
+                    "header is set without header_file, expected header_file naming the file that holds its value".into(),
+                ));
+                None
+            }
+            (None, Some(f)) => {
+                problems.push((
+                    f.span(),
+                    "header_file is set without header, expected header naming the header it is sent in, such as X-API-Key".into(),
+                ));
+                None
+            }
+            (None, None) => None,
         }
+    }
+}
 
-        if problems.is_empty() {
-            Ok(s)
-        } else {
-            problems.sort_by_key(|(span, _)| span.start);
-            Err(problems)
-        }
+/// A duration option's value checked: a duration of at least `min`, or what is wrong with it.
+fn checked_duration(key: &str, value: &str, min: Duration) -> Result<Duration, String> {
+    match crate::read::parse_duration(value) {
+        Ok(d) if d < min => Err(format!(
+            "{key} = \"{value}\" is too short, expected at least {}",
+            show_duration(min)
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{key}: {e}")),
+    }
+}
+
+/// `on_start_failure`'s value read, or what is wrong with it.
+fn on_start_failure(value: &str) -> Result<OnStartFailure, String> {
+    match value {
+        "fail" => Ok(OnStartFailure::Fail),
+        "not-ready" => Ok(OnStartFailure::NotReady),
+        other => Err(format!(
+            "unknown on_start_failure `{other}`, expected \"fail\" or \"not-ready\""
+        )),
     }
 }
 
@@ -686,127 +709,62 @@ impl Fetcher {
     }
 
     async fn fetch_within(&self, url: &str, previous: &Validators) -> Result<Fetched, FetchError> {
-        let shown = redact(url);
-        let start = Url::parse(url).map_err(|e| FetchError::InvalidUrl {
-            url: shown.clone(),
-            problem: format!("not a URL ({e})"),
-        })?;
-        check_scheme(&start, &shown)?;
-        let key = match &self.settings.key_header {
-            Some(k) => Some((
-                k.name.clone(),
-                read_key(&k.file)
-                    .await
-                    .map_err(|problem| FetchError::ApiKey {
-                        url: shown.clone(),
-                        file: k.file.clone(),
-                        problem,
-                    })?,
-            )),
-            None => None,
-        };
-        let origin = start.origin();
-        let mut current = start;
-        let mut redirects = 0u32;
+        let mut hop = Hop::start(url)?;
+        let key = self.key(&hop.shown).await?;
         loop {
-            let at = if redirects == 0 {
-                shown.clone()
-            } else {
-                format!("{shown} (redirected to {})", redact(current.as_str()))
-            };
-            let mut req = self.client.get(current.clone());
-            if let Some(etag) = previous.etag.as_deref().and_then(header_value) {
-                req = req.header(reqwest::header::IF_NONE_MATCH, etag);
-            }
-            if let Some(lm) = previous.last_modified.as_deref().and_then(header_value) {
-                req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
-            }
-            if let Some((name, value)) = &key {
-                if current.origin() == origin {
-                    req = req.header(name.clone(), value.clone());
-                }
-            }
-            let mut resp = req
+            let at = hop.at();
+            let resp = self
+                .request(&hop, previous, key.as_ref())
                 .send()
                 .await
                 .map_err(|e| self.send_error(&e, at.clone()))?;
             let status = resp.status();
-            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-                let Some(next) = resp
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .and_then(|l| current.join(l).ok())
-                else {
-                    return Err(FetchError::InvalidUrl {
-                        url: at,
-                        problem: format!(
-                            "HTTP {} without a usable Location header",
-                            status.as_u16()
-                        ),
-                    });
-                };
-                if redirects == self.settings.max_redirects {
-                    return Err(FetchError::Redirects {
-                        url: shown,
-                        limit: self.settings.max_redirects,
-                        last: redact(next.as_str()),
-                    });
-                }
-                check_scheme(
-                    &next,
-                    &format!("{shown} (redirected to {})", redact(next.as_str())),
-                )?;
-                redirects += 1;
-                current = next;
-                continue;
+            match outcome(status, !previous.is_empty()) {
+                Outcome::Redirect => hop.follow(
+                    status,
+                    resp.headers().get(LOCATION),
+                    self.settings.max_redirects,
+                )?,
+                Outcome::NotModified => return Ok(Fetched::NotModified),
+                Outcome::Refused => return Err(FetchError::HttpStatus { url: at, status }),
+                Outcome::Body => return read_body(resp, at, self.settings.max_size).await,
             }
-            if status == StatusCode::NOT_MODIFIED && !previous.is_empty() {
-                return Ok(Fetched::NotModified);
-            }
-            if status != StatusCode::OK && status != StatusCode::NON_AUTHORITATIVE_INFORMATION {
-                return Err(FetchError::HttpStatus { url: at, status });
-            }
-            let limit = self.settings.max_size;
-            if let Some(n) = resp.content_length().filter(|&n| n > limit) {
-                return Err(FetchError::TooLarge {
-                    url: at,
-                    limit,
-                    declared: Some(n),
-                });
-            }
-            let validators = Validators {
-                etag: header_text(&resp, ETAG),
-                last_modified: header_text(&resp, LAST_MODIFIED),
-            };
-            let capacity = resp.content_length().unwrap_or(0).min(limit);
-            let mut body = BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
-            loop {
-                match resp.chunk().await {
-                    Ok(Some(chunk)) => {
-                        if (body.len() + chunk.len()) as u64 > limit {
-                            return Err(FetchError::TooLarge {
-                                url: at,
-                                limit,
-                                declared: None,
-                            });
-                        }
-                        body.extend_from_slice(&chunk);
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        return Err(FetchError::Body {
-                            url: at,
-                            cause: innermost(&e),
-                        })
-                    }
-                }
-            }
-            return Ok(Fetched::Body {
-                body: body.freeze(),
-                validators,
-            });
         }
+    }
+
+    /// The key header's name and its value read from its file now, so a rotated key is used.
+    async fn key(&self, shown: &str) -> Result<Option<(HeaderName, HeaderValue)>, FetchError> {
+        let Some(k) = &self.settings.key_header else {
+            return Ok(None);
+        };
+        let value = read_key(&k.file)
+            .await
+            .map_err(|problem| FetchError::ApiKey {
+                url: shown.to_string(),
+                file: k.file.clone(),
+                problem,
+            })?;
+        Ok(Some((k.name.clone(), value)))
+    }
+
+    /// The GET of `hop`'s URL: conditional on `previous`, with the key only on the first origin.
+    fn request(
+        &self,
+        hop: &Hop,
+        previous: &Validators,
+        key: Option<&(HeaderName, HeaderValue)>,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self.client.get(hop.current.clone());
+        if let Some(etag) = previous.etag.as_deref().and_then(header_value) {
+            req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = previous.last_modified.as_deref().and_then(header_value) {
+            req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+        }
+        if let Some((name, value)) = key.filter(|_| hop.sends_key()) {
+            req = req.header(name.clone(), value.clone());
+        }
+        req
     }
 
     fn send_error(&self, e: &reqwest::Error, url: String) -> FetchError {
@@ -831,6 +789,157 @@ impl Fetcher {
             cause: innermost(e),
         }
     }
+}
+
+/// Where a fetch is: the URL asked now, and how many redirects led there from the source's.
+#[derive(Debug)]
+struct Hop {
+    /// The source's URL without userinfo, as errors show it.
+    shown: String,
+    /// The source's URL: its origin is the only one the key header is sent to.
+    start: Url,
+    current: Url,
+    redirects: u32,
+}
+
+impl Hop {
+    /// The first hop: the source's URL, refused unless it is http(s) with a host.
+    fn start(url: &str) -> Result<Hop, FetchError> {
+        let shown = redact(url);
+        let start = Url::parse(url).map_err(|e| FetchError::InvalidUrl {
+            url: shown.clone(),
+            problem: format!("not a URL ({e})"),
+        })?;
+        check_scheme(&start, &shown)?;
+        Ok(Hop {
+            current: start.clone(),
+            start,
+            shown,
+            redirects: 0,
+        })
+    }
+
+    /// The URL named in errors at this hop: the source's, and where redirects led if they did.
+    fn at(&self) -> String {
+        if self.redirects == 0 {
+            self.shown.clone()
+        } else {
+            self.redirected_to(&self.current)
+        }
+    }
+
+    fn redirected_to(&self, next: &Url) -> String {
+        format!("{} (redirected to {})", self.shown, redact(next.as_str()))
+    }
+
+    /// Whether the key header goes with this hop's request: only to the source's own origin,
+    /// so a redirect elsewhere never sees the key.
+    fn sends_key(&self) -> bool {
+        self.current.origin() == self.start.origin()
+    }
+
+    /// Moves on to where a redirect (`status`) points, unless its Location is unusable, the
+    /// redirects are at `max_redirects` already, or it leads to a URL that is not fetched.
+    fn follow(
+        &mut self,
+        status: StatusCode,
+        location: Option<&HeaderValue>,
+        max_redirects: u32,
+    ) -> Result<(), FetchError> {
+        let Some(next) = location
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| self.current.join(l).ok())
+        else {
+            return Err(FetchError::InvalidUrl {
+                url: self.at(),
+                problem: format!("HTTP {} without a usable Location header", status.as_u16()),
+            });
+        };
+        if self.redirects == max_redirects {
+            return Err(FetchError::Redirects {
+                url: self.shown.clone(),
+                limit: max_redirects,
+                last: redact(next.as_str()),
+            });
+        }
+        check_scheme(&next, &self.redirected_to(&next))?;
+        self.redirects += 1;
+        self.current = next;
+        Ok(())
+    }
+}
+
+/// What an answer's status makes of the fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// A redirect to follow (any 3xx but 304).
+    Redirect,
+    /// 304 to a conditional request: the source has not changed.
+    NotModified,
+    /// 200 or 203: the body is the data.
+    Body,
+    /// Anything else, a 304 to an unconditional request included: an `http_status` failure.
+    Refused,
+}
+
+/// The outcome of `status`, the request having been `conditional` (validators were sent).
+fn outcome(status: StatusCode, conditional: bool) -> Outcome {
+    if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+        Outcome::Redirect
+    } else if status == StatusCode::NOT_MODIFIED && conditional {
+        Outcome::NotModified
+    } else if status == StatusCode::OK || status == StatusCode::NON_AUTHORITATIVE_INFORMATION {
+        Outcome::Body
+    } else {
+        Outcome::Refused
+    }
+}
+
+/// The body of an accepted answer with its validators, refused as soon as it is known to be
+/// over `limit`: by its Content-Length before reading, else while reading.
+async fn read_body(
+    mut resp: reqwest::Response,
+    at: String,
+    limit: u64,
+) -> Result<Fetched, FetchError> {
+    if let Some(n) = resp.content_length().filter(|&n| n > limit) {
+        return Err(FetchError::TooLarge {
+            url: at,
+            limit,
+            declared: Some(n),
+        });
+    }
+    let validators = Validators {
+        etag: header_text(&resp, ETAG),
+        last_modified: header_text(&resp, LAST_MODIFIED),
+    };
+    let capacity = resp.content_length().unwrap_or(0).min(limit);
+    let mut body = BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > limit {
+                    return Err(FetchError::TooLarge {
+                        url: at,
+                        limit,
+                        declared: None,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(FetchError::Body {
+                    url: at,
+                    cause: innermost(&e),
+                })
+            }
+        }
+    }
+    Ok(Fetched::Body {
+        body: body.freeze(),
+        validators,
+    })
 }
 
 fn check_scheme(u: &Url, shown: &str) -> Result<(), FetchError> {
@@ -1052,6 +1161,34 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_duration_option_is_checked_against_its_minimum() {
+        let second = Duration::from_secs(1);
+        assert_eq!(checked_duration("refresh", "1s", second), Ok(second));
+        assert_eq!(
+            checked_duration("refresh", "999ms", second),
+            Err("refresh = \"999ms\" is too short, expected at least 1s".into())
+        );
+        assert_eq!(
+            checked_duration("timeout", "0s", Duration::from_millis(1)),
+            Err("timeout = \"0s\" is too short, expected at least 1ms".into())
+        );
+        assert_eq!(
+            checked_duration("timeout", "soon", second),
+            Err("timeout: invalid duration `soon`, expected a number and a unit such as 30s, 10m, 1h or 1d".into())
+        );
+    }
+
+    #[test]
+    fn on_start_failure_is_fail_or_not_ready() {
+        assert_eq!(on_start_failure("fail"), Ok(OnStartFailure::Fail));
+        assert_eq!(on_start_failure("not-ready"), Ok(OnStartFailure::NotReady));
+        assert_eq!(
+            on_start_failure("Fail"),
+            Err("unknown on_start_failure `Fail`, expected \"fail\" or \"not-ready\"".into())
+        );
+    }
+
     // ---- backoff and jitter ----
 
     #[test]
@@ -1108,6 +1245,118 @@ mod tests {
         assert_eq!(redact("not a url"), "not a url");
         assert!(is_remote("https://x/y") && is_remote("HTTP://x") && !is_remote("data/x.csv"));
         assert!(!is_remote("http"));
+    }
+
+    // ---- redirects and statuses, decided without a server ----
+
+    #[test]
+    fn each_status_has_one_outcome() {
+        let cases = [
+            (200, false, Outcome::Body),
+            (203, true, Outcome::Body),
+            (301, false, Outcome::Redirect),
+            (302, true, Outcome::Redirect),
+            (307, false, Outcome::Redirect),
+            (308, true, Outcome::Redirect),
+            (304, true, Outcome::NotModified),
+            (304, false, Outcome::Refused),
+            (201, false, Outcome::Refused),
+            (204, true, Outcome::Refused),
+            (206, false, Outcome::Refused),
+            (404, true, Outcome::Refused),
+            (500, false, Outcome::Refused),
+        ];
+        for (code, conditional, expected) in cases {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(
+                outcome(status, conditional),
+                expected,
+                "{code} {conditional}"
+            );
+        }
+    }
+
+    fn location(l: &str) -> HeaderValue {
+        HeaderValue::from_str(l).unwrap()
+    }
+
+    #[test]
+    fn a_redirect_is_followed_and_the_key_stays_with_the_first_origin() {
+        let mut hop = Hop::start("https://u:p@data.example/a/x.csv").unwrap();
+        assert_eq!(hop.at(), "https://data.example/a/x.csv");
+        assert!(hop.sends_key());
+        hop.follow(StatusCode::FOUND, Some(&location("../b/y.csv")), 5)
+            .unwrap();
+        assert_eq!(hop.current.as_str(), "https://u:p@data.example/b/y.csv");
+        assert_eq!(
+            hop.at(),
+            "https://data.example/a/x.csv (redirected to https://data.example/b/y.csv)"
+        );
+        assert!(hop.sends_key());
+        hop.follow(
+            StatusCode::MOVED_PERMANENTLY,
+            Some(&location("https://cdn.example/y.csv")),
+            5,
+        )
+        .unwrap();
+        assert_eq!(hop.redirects, 2);
+        assert!(!hop.sends_key());
+        // Back on the first origin, the key goes again; another scheme or port is another origin.
+        hop.follow(
+            StatusCode::FOUND,
+            Some(&location("https://data.example/z")),
+            5,
+        )
+        .unwrap();
+        assert!(hop.sends_key());
+        for other in ["http://data.example/z", "https://data.example:8443/z"] {
+            let mut h = Hop::start("https://data.example/a").unwrap();
+            h.follow(StatusCode::FOUND, Some(&location(other)), 5)
+                .unwrap();
+            assert!(!h.sends_key(), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_is_refused_without_location_over_the_limit_or_to_another_scheme() {
+        let e = Hop::start("http://h.example/a")
+            .and_then(|mut h| h.follow(StatusCode::FOUND, Some(&location("/b")), 0));
+        assert_eq!(e.unwrap_err().reason(), "redirects");
+        let mut hop = Hop::start("http://h.example/a").unwrap();
+        let e = hop.follow(StatusCode::FOUND, None, 5).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "http://h.example/a: HTTP 302 without a usable Location header, expected an http:// or https:// URL"
+        );
+        assert_eq!(e.reason(), "invalid_url");
+        let bad = HeaderValue::from_bytes(b"/caf\xc3\xa9").unwrap();
+        let e = hop
+            .follow(StatusCode::SEE_OTHER, Some(&bad), 5)
+            .unwrap_err();
+        assert_eq!(e.reason(), "invalid_url");
+        hop.follow(StatusCode::FOUND, Some(&location("/b")), 1)
+            .unwrap();
+        let e = hop
+            .follow(StatusCode::FOUND, Some(&location("/c")), 1)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            FetchError::Redirects {
+                url: "http://h.example/a".into(),
+                limit: 1,
+                last: "http://h.example/c".into()
+            }
+        );
+        let e = hop
+            .follow(StatusCode::FOUND, Some(&location("ftp://h.example/x")), 5)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "http://h.example/a (redirected to ftp://h.example/x): scheme `ftp` is not fetched, expected an http:// or https:// URL"
+        );
+        // A refused redirect leaves the hop where it was.
+        assert_eq!(hop.current.as_str(), "http://h.example/b");
+        assert_eq!(hop.redirects, 1);
     }
 
     // ---- a loopback server that plays scripted answers ----
