@@ -1,5 +1,5 @@
 //! The one list of metric families a dataset serves: built once per load from the validated
-//! parts, with a kind per family and where its samples are. Validation ([`check`]), the clash
+//! parts, with a kind per family and where its samples are. Validation (`check`), the clash
 //! check across datasets ([`clashes`]), rendering, export and the pages all read this list,
 //! so a new family is one entry here.
 //!
