@@ -573,17 +573,17 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     if req.headers().contains_key(tests::PANIC_HEADER) {
         panic!("a test panic while rendering the self-metrics");
     }
-    let tail = state.telemetry.tail(format);
-    // Each dataset's body was compressed once at its load; a scrape only joins them.
+    // Each dataset's body was rendered and compressed once at its load, the self-metrics
+    // when they changed; a scrape only joins them.
     let chunks = if gz {
-        let segments = served.datasets.iter().map(|s| &s.body(format).gzip);
-        Chunks::new(crate::expose::gzip::join(segments, &tail.gzip))
+        Chunks::new(state.telemetry.gzip_response(format, &served))
     } else {
+        let tail = state.telemetry.tail(format);
         let plain = served
             .datasets
             .iter()
             .flat_map(|s| s.body(format).plain.iter().cloned());
-        Chunks::new(plain.chain([tail.plain.clone()]))
+        Chunks::new(plain.chain(tail.plain.iter().cloned()))
     };
     let mut resp = respond(StatusCode::OK, content_type, chunks);
     let h = resp.headers_mut();
@@ -738,6 +738,17 @@ mod tests {
 
     /// The bundled dataset served on 127.0.0.1:0 until the sender is dropped.
     async fn start() -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (addr, stop, server, _) = start_with_state().await;
+        (addr, stop, server)
+    }
+
+    /// [`start`], and the state the server reads.
+    async fn start_with_state() -> (
+        SocketAddr,
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+        Arc<AppState>,
+    ) {
         let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
         let dataset = crate::reload::load::load(&config).expect("the bundled config loads");
         let (reload, _) = mpsc::channel(1);
@@ -757,10 +768,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(vec![listener], state, async {
+        let server = tokio::spawn(serve(vec![listener], state.clone(), async {
             let _ = rx.await;
         }));
-        (addr, tx, server)
+        (addr, tx, server, state)
     }
 
     /// One response read off `stream`: status line and body, by its Content-Length.
@@ -832,6 +843,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response(&mut other).await.1, "Healthy.\n");
+        drop(stop);
+        server.await.unwrap();
+    }
+
+    /// One gzip response's body read off `stream`, decompressed, without the process metrics
+    /// (read again when older than a second).
+    async fn gunzipped(stream: &mut TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut buf = Vec::new();
+        let body = loop {
+            let mut chunk = [0u8; 65536];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed mid-response");
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+            assert!(head.contains("content-encoding: gzip"), "{head}");
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                break buf[end + 4..end + 4 + len].to_vec();
+            }
+        };
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
+            .unwrap();
+        out.lines()
+            .filter(|l| !l.contains("process_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scrapes_reuse_the_self_metrics_until_an_event() {
+        let (addr, stop, server, state) = start_with_state().await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut scrape = async |accept: &str| {
+            let get = format!(
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nAccept: {accept}\r\n\r\n"
+            );
+            s.write_all(get.as_bytes()).await.unwrap();
+            gunzipped(&mut s).await
+        };
+        let om = "application/openmetrics-text;version=1.0.0";
+        let (first, first_om) = (scrape("*/*").await, scrape(om).await);
+        assert!(first_om.ends_with("# EOF\n"));
+        let renders = state.telemetry.tail_renders();
+        assert_eq!(renders, 2, "once per format");
+        for _ in 0..3 {
+            assert_eq!(scrape("*/*").await, first);
+            assert_eq!(scrape(om).await, first_om);
+        }
+        assert_eq!(state.telemetry.tail_renders(), renders);
+        // A reload is an event: the next scrape of each format renders the self-metrics.
+        state.telemetry.config_loaded(true, true);
+        let reloaded = "indicator_exporter_config_reloads_total{result=\"success\"} 1\n";
+        let (after, after_om) = (scrape("*/*").await, scrape(om).await);
+        assert!(!first.contains(reloaded) && after.contains(reloaded));
+        assert!(!first_om.contains(reloaded) && after_om.contains(reloaded));
+        assert_eq!(state.telemetry.tail_renders(), renders + 2);
         drop(stop);
         server.await.unwrap();
     }
