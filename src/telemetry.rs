@@ -58,6 +58,9 @@ pub struct Tail {
     pub events: Arc<gzip::OpenGzip>,
     /// The `process_*` series (and `# EOF`) compressed, the end of the stream.
     pub process: gzip::Tail,
+    /// The generation the tail shows, and when its process metrics were read.
+    generation: u64,
+    read_at: Instant,
 }
 
 impl Tail {
@@ -718,6 +721,8 @@ impl Telemetry {
             events: events.gzip.clone(),
             process: gzip::Tail::new(&process),
             plain: [events.plain.clone(), Bytes::from(process)],
+            generation,
+            read_at: cache.process_read_at.unwrap_or(now),
         });
         cache.tails[i] = Some(tail.clone());
         tail
@@ -733,14 +738,27 @@ impl Telemetry {
     /// the tail, as chunks to send in order. Up to [`ONE_CHUNK_MAX`] bytes it is one chunk,
     /// made once and reused while the datasets and the tail are the same.
     pub fn gzip_response(&self, format: Format, served: &Arc<Served>) -> Vec<Bytes> {
-        let tail = self.tail(format);
+        // The cached response's tail is what `tail` would return while no event happened and
+        // its process metrics are fresh: then the response is served with one lock taken.
+        let generation = self.generation.load(Ordering::Acquire);
+        let now = Instant::now();
         let mut responses = self
             .responses
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let cached = &mut responses[slot(format)];
+        let same_served = |j: &Joined| std::ptr::eq(j.served.as_ptr(), Arc::as_ptr(served));
         if let Some(j) = cached.as_ref() {
-            if Arc::ptr_eq(&j.tail, &tail) && std::ptr::eq(j.served.as_ptr(), Arc::as_ptr(served)) {
+            if j.tail.generation == generation
+                && now.saturating_duration_since(j.tail.read_at) < MAX_AGE
+                && same_served(j)
+            {
+                return vec![j.body.clone()];
+            }
+        }
+        let tail = self.tail(format);
+        if let Some(j) = cached.as_ref() {
+            if Arc::ptr_eq(&j.tail, &tail) && same_served(j) {
                 return vec![j.body.clone()];
             }
         }
