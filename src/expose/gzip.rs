@@ -32,7 +32,7 @@ pub const FAST: Compression = Compression::fast();
 /// Level a body settles at, compressed again off the load path (`Snapshot::recompressed`):
 /// the smallest bodies, as small as a level-9 gzip of the same exposition (with zlib-rs,
 /// 0.98x to 1.00x from 10,000 to 1,000,000 series, where level 5 is 1.04x to 1.08x). Level 8
-/// is 1.5 % smaller still and takes 50 % longer.
+/// is 1.5 % smaller still and takes up to twice as long.
 pub const SETTLED: Compression = Compression::best();
 
 /// Level for the per-response tail: small, compressed on every scrape.
