@@ -30,7 +30,8 @@
 #              that dataset alone, as indicator_exporter_dataset_last_load_duration_seconds
 #              reports it (read, validate, render, compress), median of RELOADS
 #   scrape     one gzip scrape with curl (median of SCRAPES, after one unmeasured), and its
-#              bytes, for each server, measured one at a time
+#              bytes, for each server, measured one at a time once the exporter is idle (its
+#              bodies settled at their final level); the static server's are gzip level 9
 # Ratios: exporter / node_exporter and exporter / static, for scrape time and gzip bytes.
 
 set -euo pipefail
@@ -175,6 +176,8 @@ run_size() {
 		"$dir/config.toml" "$lines" "$(awk -v b="$(stat -c %s "$prom")" 'BEGIN {print b / 1048576}')" \
 		"$start_ms" "$name" "$reload_ms"
 
+	# The reloaded dataset's bodies settle at their final level off the load path.
+	wait_idle "$pid_exp"
 	local exp node stat
 	exp=$(scrape_median "http://$HOST:$p_exp/metrics")
 	stat=$(scrape_median "http://$HOST:$p_static/metrics")
@@ -207,4 +210,4 @@ echo "datasets of $SERIES series each; start: launch to /-/ready 200; reload: on
 echo "config file changed (--config.watch), its indicator_exporter_dataset_last_load_duration_seconds,"
 echo "median of $RELOADS; scrape columns: one gzip scrape with curl, ms (median of $SCRAPES) and KiB"
 echo "(the exporter's include its own metrics); ratios: exporter / node_exporter and"
-echo "exporter / static server, for scrape time and gzip bytes."
+echo "exporter / static server (gzip level 9), for scrape time and gzip bytes."

@@ -41,7 +41,8 @@ prepare() {
 # serve_references N DIR EXPORTER_URL NODE_PORT STATIC_PORT: saves the dataset part of the
 # exporter's text exposition (what node_exporter's textfile collector reads) as
 # DIR/textfile/datasets.prom, then serves that file with node_exporter and with the static
-# server. Sets REF_PROM, REF_NODE_PID and REF_STATIC_PID; the caller waits for them to answer.
+# server (which serves it gzipped at level 9, compressed once at its start). Sets REF_PROM,
+# REF_NODE_PID and REF_STATIC_PID; the caller waits for them to answer.
 serve_references() {
 	local n=$1 dir=$2 url=$3 p_node=$4 p_static=$5
 	rm -rf "$dir/textfile" && mkdir -p "$dir/textfile"
@@ -57,4 +58,29 @@ serve_references() {
 	"$STATIC" "$REF_PROM" "$HOST:$p_static" >"$OUT/logs/static-$n.log" 2>&1 &
 	REF_STATIC_PID=$!
 	PIDS+=("$REF_STATIC_PID")
+}
+
+# cpu_ticks PID...: total user+system CPU ticks used so far by the processes.
+cpu_ticks() {
+	local pid total=0 stat fields
+	for pid in "$@"; do
+		stat=$(<"/proc/$pid/stat")
+		read -ra fields <<<"${stat##*) }"
+		total=$((total + fields[11] + fields[12]))
+	done
+	echo "$total"
+}
+
+# wait_idle PID...: polls until the processes use no CPU for 0.5 s (a server may still be
+# answering requests a client gave up on, the exporter compressing a body again at its final
+# level), for at most IDLE_DEADLINE seconds (default 180).
+wait_idle() {
+	local deadline=$((SECONDS + ${IDLE_DEADLINE:-180})) before after
+	while ((SECONDS < deadline)); do
+		before=$(cpu_ticks "$@")
+		sleep 0.5 # measuring window
+		after=$(cpu_ticks "$@")
+		((after - before <= 1)) && return 0
+	done
+	echo "$(basename "$0"): servers still busy after ${IDLE_DEADLINE:-180}s, measuring anyway" >&2
 }

@@ -1,5 +1,5 @@
 //! The fastest a `/metrics` endpoint can be on this machine: a text-format exposition read
-//! from a file, gzipped once at start-up (at the exporter's level, 5),
+//! from a file, gzipped once at start-up at level 9 (the bytes the exporter's settle near),
 //! and served from memory with no per-request work besides HTTP.
 //!
 //! ```sh
@@ -87,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plain = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
     let mut enc = GzEncoder::new(
         Vec::with_capacity(plain.len() / 8 + 64),
-        Compression::new(5),
+        Compression::best(),
     );
     enc.write_all(&plain)?;
     let gzip = enc.finish()?;

@@ -1,11 +1,18 @@
 //! The exporter's own metrics and logs. Each event is one function that both logs and counts,
-//! so the two never disagree. A few dozen small series, rendered for a scrape at most once
-//! per [`MAX_AGE`] unless an event changed them: reading `/proc` for the process metrics on
-//! every request would cost more than serving a mid-sized dataset.
+//! so the two never disagree.
+//!
+//! A scrape ends with them, in two parts. The `indicator_exporter_*` series change with events
+//! alone: they are rendered and compressed when an event changed them (a generation counter
+//! bumped by every event says so), never for a scrape. The `process_*` series (CPU time,
+//! memory, descriptors) change all the time: they are read at most once per [`MAX_AGE`], since
+//! reading `/proc` on every request would cost more than serving a mid-sized dataset, and
+//! follow as a small final part. No self-metric counts scrapes, so nothing else changes per
+//! scrape; a whole gzip response is reused until a dataset, an event or the process metrics
+//! change it ([`Telemetry::gzip_response`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -20,9 +27,16 @@ use crate::dataset::Dataset;
 use crate::diagnostic::Diagnostics;
 use crate::expose::encode::{Encoder, Format, Kind};
 use crate::expose::gzip;
+use crate::expose::snapshot::Served;
 
-/// How long rendered self-metrics may be reused when no event changed them.
+/// How long the process metrics, read from `/proc`, may be reused.
 pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// A gzip response up to this long is served as one chunk, copied once from the datasets'
+/// bodies and the tail and reused: hyper writes a response of one chunk in one system call,
+/// where a chunk after one larger than its buffer takes another. Larger responses are joined
+/// for each scrape, sharing the bodies' bytes.
+pub const ONE_CHUNK_MAX: usize = 1 << 20;
 
 /// How long the change counters of a metric that left the dataset are still served: the
 /// `[1h]` window of the alerting rules, so `increase(…_series_removed_total[1h])` sees the step
@@ -33,20 +47,62 @@ pub const REMOVED_METRIC_RETENTION: Duration = Duration::from_secs(3600);
 /// oldest go first, so renaming metrics again and again cannot grow `/metrics` without bound.
 pub const MAX_REMOVED_METRICS: usize = 100;
 
-/// The end of a `/metrics` response in one format: self-metrics (and `# EOF` for
+/// The end of a `/metrics` response in one format: the self-metrics (and `# EOF` for
 /// OpenMetrics), plain and as the final part of a gzip stream.
 #[derive(Debug)]
 pub struct Tail {
-    pub plain: Bytes,
-    pub gzip: gzip::Tail,
+    /// The `indicator_exporter_*` series, then the `process_*` ones (and `# EOF`).
+    pub plain: [Bytes; 2],
+    /// The `indicator_exporter_*` series compressed, open: shared by every tail until an
+    /// event changes them.
+    pub events: Arc<gzip::OpenGzip>,
+    /// The `process_*` series (and `# EOF`) compressed, the end of the stream.
+    pub process: gzip::Tail,
+    /// The generation the tail shows, and when its process metrics were read.
+    generation: u64,
+    read_at: Instant,
+}
+
+impl Tail {
+    /// The gzip stream of `segments` followed by this tail, as chunks to send in order.
+    pub fn join<'a>(
+        &'a self,
+        segments: impl IntoIterator<Item = &'a gzip::OpenGzip>,
+    ) -> Vec<Bytes> {
+        gzip::join(segments.into_iter().chain([&*self.events]), &self.process)
+    }
+}
+
+/// The `indicator_exporter_*` series of one format, plain and compressed.
+#[derive(Debug)]
+struct Events {
+    plain: Bytes,
+    gzip: Arc<gzip::OpenGzip>,
 }
 
 #[derive(Default)]
 struct TailCache {
+    /// The generation `events` were rendered at.
     generation: u64,
-    rendered_at: Option<Instant>,
-    text: Option<Arc<Tail>>,
-    openmetrics: Option<Arc<Tail>>,
+    events: [Option<Arc<Events>>; 2],
+    /// When the process metrics were read for `tails`.
+    process_read_at: Option<Instant>,
+    tails: [Option<Arc<Tail>>; 2],
+}
+
+/// A gzip response of one chunk, and what it was made of: the datasets in service (not kept
+/// alive by it) and the tail.
+struct Joined {
+    served: Weak<Served>,
+    tail: Arc<Tail>,
+    body: Bytes,
+}
+
+fn slot(format: Format) -> usize {
+    match format {
+        Format::Text => 0,
+        Format::OpenMetrics => 1,
+    }
 }
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -82,7 +138,12 @@ pub struct Telemetry {
     removed_metrics: Mutex<Vec<(String, String, Instant)>>,
     /// Bumped by every event, so a cached tail never hides one.
     generation: AtomicU64,
+    /// The process metrics, apart: they change without events.
+    process: Registry,
     cache: Mutex<TailCache>,
+    /// Renders of the `indicator_exporter_*` series.
+    renders: AtomicU64,
+    responses: Mutex<[Option<Joined>; 2]>,
 }
 
 /// What a fetch of a remote source came to, as the self-metrics count it.
@@ -137,119 +198,176 @@ fn remove_dataset<T: prometheus::core::MetricVecBuilder>(
     remove_where(vec, |l| l.get("dataset") != Some(&dataset));
 }
 
-impl Telemetry {
-    pub fn new() -> Telemetry {
-        let registry = Registry::new();
-        let build = gauges(
-            "build_info",
-            "A metric with a constant '1' value labeled by version and revision of indicator_exporter.",
-            &["version", "revision"],
-        );
-        build.with_label_values(&[VERSION, REVISION]).set(1.0);
-        let d = &["dataset"];
-        let series = gauges(
+/// `build_info`, set once.
+fn build_info() -> GaugeVec {
+    let build = gauges(
+        "build_info",
+        "A metric with a constant '1' value labeled by version and revision of indicator_exporter.",
+        &["version", "revision"],
+    );
+    build.with_label_values(&[VERSION, REVISION]).set(1.0);
+    build
+}
+
+/// The gauges of each dataset's state: series, ready, last load successful, its time and
+/// its duration.
+fn dataset_gauges() -> [GaugeVec; 5] {
+    let d = &["dataset"];
+    [
+        gauges(
             "dataset_series",
             "Number of series of the declared metrics in the dataset being served.",
             d,
-        );
-        let ready = gauges(
+        ),
+        gauges(
             "dataset_ready",
             "Whether the dataset is served (1), or not yet loaded, waiting for a source (0).",
             d,
-        );
-        let load_ok = gauges(
+        ),
+        gauges(
             "dataset_last_load_successful",
             "Whether the last load of the dataset (start-up, reload, file change or refresh) was successful.",
             d,
-        );
-        let load_ok_time = gauges(
+        ),
+        gauges(
             "dataset_last_load_success_timestamp_seconds",
             "When the dataset was last loaded successfully.",
             d,
-        );
-        let load_duration = gauges(
+        ),
+        gauges(
             "dataset_last_load_duration_seconds",
             "How long the last successful load of the dataset took: reading, validating, rendering and compressing it.",
             d,
-        );
+        ),
+    ]
+}
+
+/// The configuration reloads: last successful, its time, and attempts by result.
+fn config_metrics() -> (Gauge, Gauge, CounterVec) {
+    let reload_ok = Gauge::with_opts(opts(
+        "config_last_reload_successful",
+        "Whether the last configuration reload attempt was successful: the catalogue and every dataset in it.",
+    ))
+    .expect("static metric definition");
+    let reload_ok_time = Gauge::with_opts(opts(
+        "config_last_reload_success_timestamp_seconds",
+        "Timestamp of the last successful configuration load (start-up or reload).",
+    ))
+    .expect("static metric definition");
+    let reloads = counters(
+        "config_reloads_total",
+        "Configuration reload attempts since start, by result.",
+        &["result"],
+    );
+    for r in ["success", "failure"] {
+        reloads.with_label_values(&[r]);
+    }
+    (reload_ok, reload_ok_time, reloads)
+}
+
+/// What reloads changed, by dataset and metric: the revised, added and removed counters,
+/// and the time of the last change.
+fn change_metrics() -> ([CounterVec; 3], GaugeVec) {
+    let dm = &["dataset", "metric"];
+    let revised = counters(
+        "series_revisions_total",
+        "Series whose value changed on a reload (a published figure was revised), by dataset and metric.",
+        dm,
+    );
+    let added = counters(
+        "series_added_total",
+        "Series that appeared on a reload (e.g. a new period was published), by dataset and metric.",
+        dm,
+    );
+    let removed = counters(
+        "series_removed_total",
+        "Series that disappeared on a reload, by dataset and metric.",
+        dm,
+    );
+    let last_change = gauges(
+        "metric_last_change_timestamp_seconds",
+        "When a reload last added, removed or revised a series of this metric; absent until the first change since start.",
+        dm,
+    );
+    ([revised, added, removed], last_change)
+}
+
+/// The fetches of remote sources: last attempt successful and the time of the last success;
+/// requests by result, failures by reason, and bytes received.
+fn source_metrics() -> ([GaugeVec; 2], [CounterVec; 3]) {
+    let ds = &["dataset", "source"];
+    let source_ok = gauges(
+        "source_last_attempt_successful",
+        "Whether the last fetch of the remote source succeeded (a new body that loaded, 304 Not Modified, or an unchanged body).",
+        ds,
+    );
+    let source_ok_time = gauges(
+        "source_last_success_timestamp_seconds",
+        "When a fetch of the remote source last succeeded.",
+        ds,
+    );
+    let source_requests = counters(
+        "source_requests_total",
+        "Fetches of the remote source, by result: changed, not_modified (304), unchanged (same body) or failed.",
+        &["dataset", "source", "result"],
+    );
+    let source_failures = counters(
+        "source_failures_total",
+        "Failed fetches of the remote source, by reason (connect, timeout, tls, http_status, redirects, too_large, body, invalid, api_key, invalid_url). The last good data stays in service.",
+        &["dataset", "source", "reason"],
+    );
+    let source_bytes = counters(
+        "source_fetched_bytes_total",
+        "Body bytes received from the remote source.",
+        ds,
+    );
+    (
+        [source_ok, source_ok_time],
+        [source_requests, source_failures, source_bytes],
+    )
+}
+
+/// A registry of `collectors`.
+fn registry(collectors: Vec<Box<dyn Collector>>) -> Registry {
+    let registry = Registry::new();
+    for c in collectors {
+        registry.register(c).expect("self-metric names are unique");
+    }
+    registry
+}
+
+/// A registry of the process metrics, where there are some.
+fn process_registry() -> Registry {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process metric names are unique");
+    registry
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        let [series, ready, load_ok, load_ok_time, load_duration] = dataset_gauges();
         let loads = counters(
             "dataset_loads_total",
             "Loads of the dataset since start, by result.",
             &["dataset", "result"],
-        );
-        let reload_ok = Gauge::with_opts(opts(
-            "config_last_reload_successful",
-            "Whether the last configuration reload attempt was successful: the catalogue and every dataset in it.",
-        ))
-        .expect("static metric definition");
-        let reload_ok_time = Gauge::with_opts(opts(
-            "config_last_reload_success_timestamp_seconds",
-            "Timestamp of the last successful configuration load (start-up or reload).",
-        ))
-        .expect("static metric definition");
-        let reloads = counters(
-            "config_reloads_total",
-            "Configuration reload attempts since start, by result.",
-            &["result"],
-        );
-        for r in ["success", "failure"] {
-            reloads.with_label_values(&[r]);
-        }
-        let dm = &["dataset", "metric"];
-        let revised = counters(
-            "series_revisions_total",
-            "Series whose value changed on a reload (a published figure was revised), by dataset and metric.",
-            dm,
-        );
-        let added = counters(
-            "series_added_total",
-            "Series that appeared on a reload (e.g. a new period was published), by dataset and metric.",
-            dm,
-        );
-        let removed = counters(
-            "series_removed_total",
-            "Series that disappeared on a reload, by dataset and metric.",
-            dm,
-        );
-        let last_change = gauges(
-            "metric_last_change_timestamp_seconds",
-            "When a reload last added, removed or revised a series of this metric; absent until the first change since start.",
-            dm,
         );
         let missing = gauges(
             "dataset_missing_observations",
             "Observations in the dataset's files that have no figure (empty, `..`, `:`, flagged missing or confidential), so no sample, by metric and reason (missing, not_available, confidential), as of the last load.",
             &["dataset", "metric", "reason"],
         );
-        let ds = &["dataset", "source"];
-        let source_ok = gauges(
-            "source_last_attempt_successful",
-            "Whether the last fetch of the remote source succeeded (a new body that loaded, 304 Not Modified, or an unchanged body).",
-            ds,
-        );
-        let source_ok_time = gauges(
-            "source_last_success_timestamp_seconds",
-            "When a fetch of the remote source last succeeded.",
-            ds,
-        );
-        let source_requests = counters(
-            "source_requests_total",
-            "Fetches of the remote source, by result: changed, not_modified (304), unchanged (same body) or failed.",
-            &["dataset", "source", "result"],
-        );
-        let source_failures = counters(
-            "source_failures_total",
-            "Failed fetches of the remote source, by reason (connect, timeout, tls, http_status, redirects, too_large, body, invalid, api_key, invalid_url). The last good data stays in service.",
-            &["dataset", "source", "reason"],
-        );
-        let source_bytes = counters(
-            "source_fetched_bytes_total",
-            "Body bytes received from the remote source.",
-            ds,
-        );
+        let (reload_ok, reload_ok_time, reloads) = config_metrics();
+        let ([revised, added, removed], last_change) = change_metrics();
+        let ([source_ok, source_ok_time], [source_requests, source_failures, source_bytes]) =
+            source_metrics();
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(missing.clone()),
-            Box::new(build),
+            Box::new(build_info()),
             Box::new(series.clone()),
             Box::new(ready.clone()),
             Box::new(load_ok.clone()),
@@ -269,17 +387,9 @@ impl Telemetry {
             Box::new(source_failures.clone()),
             Box::new(source_bytes.clone()),
         ];
-        for c in collectors {
-            registry.register(c).expect("self-metric names are unique");
-        }
-        #[cfg(target_os = "linux")]
-        registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
-            .expect("process metric names are unique");
         Telemetry {
-            registry,
+            registry: registry(collectors),
+            process: process_registry(),
             series,
             ready,
             load_ok,
@@ -304,6 +414,8 @@ impl Telemetry {
             removed_metrics: Mutex::new(Vec::new()),
             generation: AtomicU64::new(1),
             cache: Mutex::new(TailCache::default()),
+            renders: AtomicU64::new(0),
+            responses: Mutex::default(),
         }
     }
 
@@ -565,73 +677,145 @@ impl Telemetry {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// The response tail for `format`: cached unless older than [`MAX_AGE`] or outdated by
-    /// an event.
+    /// The response tail for `format`. Its `indicator_exporter_*` part is rendered again only
+    /// after an event; its `process_*` part, when older than [`MAX_AGE`].
     pub fn tail(&self, format: Format) -> Arc<Tail> {
-        let generation = self.generation.load(Ordering::Acquire);
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let fresh = cache.generation == generation
-            && cache.rendered_at.is_some_and(|t| t.elapsed() < MAX_AGE);
-        if !fresh {
-            // Expiry is checked as often as the tail is rendered: at most once per MAX_AGE.
-            self.prune_removed(Instant::now());
-            let generation = self.generation.load(Ordering::Acquire);
-            *cache = TailCache {
-                generation,
-                rendered_at: Some(Instant::now()),
-                ..TailCache::default()
-            };
+        let now = Instant::now();
+        if cache
+            .process_read_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= MAX_AGE)
+        {
+            // Expiry is checked as often as the process metrics are read: at most once per
+            // MAX_AGE. An expiry is an event.
+            self.prune_removed(now);
+            cache.process_read_at = Some(now);
+            cache.tails = Default::default();
         }
-        let slot = match format {
-            Format::Text => &mut cache.text,
-            Format::OpenMetrics => &mut cache.openmetrics,
-        };
-        if let Some(t) = slot {
+        // Read after the events it reflects: an event during the render leaves it outdated.
+        let generation = self.generation.load(Ordering::Acquire);
+        if cache.generation != generation {
+            cache.generation = generation;
+            cache.events = Default::default();
+            cache.tails = Default::default();
+        }
+        let i = slot(format);
+        if let Some(t) = &cache.tails[i] {
             return t.clone();
         }
-        let mut plain = self.render(format);
+        let events = cache.events[i]
+            .get_or_insert_with(|| {
+                self.renders.fetch_add(1, Ordering::Relaxed);
+                let plain = render(&self.registry, format);
+                Arc::new(Events {
+                    gzip: Arc::new(gzip::OpenGzip::at(gzip::SETTLED, &[&plain])),
+                    plain: Bytes::from(plain),
+                })
+            })
+            .clone();
+        let mut process = render(&self.process, format);
         if format == Format::OpenMetrics {
-            plain.extend_from_slice(b"# EOF\n");
+            process.extend_from_slice(b"# EOF\n");
         }
         let tail = Arc::new(Tail {
-            gzip: gzip::Tail::new(&plain),
-            plain: Bytes::from(plain),
+            events: events.gzip.clone(),
+            process: gzip::Tail::new(&process),
+            plain: [events.plain.clone(), Bytes::from(process)],
+            generation,
+            read_at: cache.process_read_at.unwrap_or(now),
         });
-        *slot = Some(tail.clone());
+        cache.tails[i] = Some(tail.clone());
         tail
     }
 
-    /// The self-metrics in one format, sorted by name.
-    pub fn render(&self, format: Format) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4096);
-        let mut enc = Encoder {
-            format,
-            out: &mut out,
-        };
-        for mf in self.registry.gather() {
-            let kind = match mf.get_field_type() {
-                MetricType::COUNTER => Kind::Counter,
-                MetricType::GAUGE if mf.name().ends_with("_info") => Kind::Info,
-                MetricType::GAUGE => Kind::Gauge,
-                // Only counters and gauges are registered.
-                _ => continue,
-            };
-            let name = mf.name();
-            enc.family(name, mf.help(), kind, None);
-            for m in mf.get_metric() {
-                let value = match kind {
-                    Kind::Counter => m.get_counter().get_value(),
-                    _ => m.get_gauge().get_value(),
-                };
-                enc.sample(
-                    name,
-                    m.get_label().iter().map(|l| (l.name(), l.value())),
-                    value,
-                );
+    /// How many times the `indicator_exporter_*` series were rendered for a tail: once per
+    /// format after each event, never for a scrape alone.
+    pub fn tail_renders(&self) -> u64 {
+        self.renders.load(Ordering::Relaxed)
+    }
+
+    /// The gzip `/metrics` response in `format`: the bodies of the datasets in `served`, then
+    /// the tail, as chunks to send in order. Up to [`ONE_CHUNK_MAX`] bytes it is one chunk,
+    /// made once and reused while the datasets and the tail are the same.
+    pub fn gzip_response(&self, format: Format, served: &Arc<Served>) -> Vec<Bytes> {
+        // The cached response's tail is what `tail` would return while no event happened and
+        // its process metrics are fresh: then the response is served with one lock taken.
+        let generation = self.generation.load(Ordering::Acquire);
+        let now = Instant::now();
+        let mut responses = self
+            .responses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let cached = &mut responses[slot(format)];
+        let same_served = |j: &Joined| std::ptr::eq(j.served.as_ptr(), Arc::as_ptr(served));
+        if let Some(j) = cached.as_ref() {
+            if j.tail.generation == generation
+                && now.saturating_duration_since(j.tail.read_at) < MAX_AGE
+                && same_served(j)
+            {
+                return vec![j.body.clone()];
             }
         }
+        let tail = self.tail(format);
+        if let Some(j) = cached.as_ref() {
+            if Arc::ptr_eq(&j.tail, &tail) && same_served(j) {
+                return vec![j.body.clone()];
+            }
+        }
+        // Each dataset's body was compressed once at its load; only the trailer is new.
+        let chunks = tail.join(served.datasets.iter().map(|s| &s.body(format).gzip));
+        if chunks.iter().map(Bytes::len).sum::<usize>() > ONE_CHUNK_MAX {
+            *cached = None;
+            return chunks;
+        }
+        let body = gzip::concat(&chunks);
+        *cached = Some(Joined {
+            served: Arc::downgrade(served),
+            tail,
+            body: body.clone(),
+        });
+        vec![body]
+    }
+
+    /// The self-metrics in one format, sorted by name: the `indicator_exporter_*` series,
+    /// then the `process_*` ones.
+    pub fn render(&self, format: Format) -> Vec<u8> {
+        let mut out = render(&self.registry, format);
+        out.extend_from_slice(&render(&self.process, format));
         out
     }
+}
+
+/// The metrics of `registry` in one format, sorted by name.
+fn render(registry: &Registry, format: Format) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    let mut enc = Encoder {
+        format,
+        out: &mut out,
+    };
+    for mf in registry.gather() {
+        let kind = match mf.get_field_type() {
+            MetricType::COUNTER => Kind::Counter,
+            MetricType::GAUGE if mf.name().ends_with("_info") => Kind::Info,
+            MetricType::GAUGE => Kind::Gauge,
+            // Only counters and gauges are registered.
+            _ => continue,
+        };
+        let name = mf.name();
+        enc.family(name, mf.help(), kind, None);
+        for m in mf.get_metric() {
+            let value = match kind {
+                Kind::Counter => m.get_counter().get_value(),
+                _ => m.get_gauge().get_value(),
+            };
+            enc.sample(
+                name,
+                m.get_label().iter().map(|l| (l.name(), l.value())),
+                value,
+            );
+        }
+    }
+    out
 }
 
 impl Default for Telemetry {
@@ -650,31 +834,115 @@ pub fn unix_now() -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tail_is_reused_until_an_event_changes_the_metrics() {
-        let t = Telemetry::new();
-        let first = t.tail(Format::Text);
-        assert!(Arc::ptr_eq(&first, &t.tail(Format::Text)));
-        assert!(!Arc::ptr_eq(&first, &t.tail(Format::OpenMetrics)));
-        assert!(t.tail(Format::OpenMetrics).plain.ends_with(b"# EOF\n"));
+    fn change(t: &Telemetry, added: usize) {
         t.changed(
             "d",
             &MetricChange {
                 metric: "m_ratio".into(),
-                added: 2,
+                added,
                 removed: 0,
                 revised: vec![],
             },
         );
+    }
+
+    fn text(tail: &Tail) -> String {
+        String::from_utf8(gzip::concat(&tail.plain).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn tail_is_reused_until_an_event_changes_the_metrics() {
+        let t = Telemetry::new();
+        let first = t.tail(Format::Text);
+        assert_eq!(t.tail_renders(), 1);
+        assert!(Arc::ptr_eq(&first, &t.tail(Format::Text)));
+        assert!(!Arc::ptr_eq(&first, &t.tail(Format::OpenMetrics)));
+        assert!(t.tail(Format::OpenMetrics).plain[1].ends_with(b"# EOF\n"));
+        assert_eq!(t.tail_renders(), 2, "once per format");
+        assert!(text(&first).contains("indicator_exporter_build_info{"));
+        #[cfg(target_os = "linux")]
+        assert!(first.plain[1].starts_with(b"# HELP process_"));
+        change(&t, 2);
         let after = t.tail(Format::Text);
-        assert!(!Arc::ptr_eq(&first, &after));
-        let text = String::from_utf8(after.plain.to_vec()).unwrap();
-        assert!(text.contains(
+        assert!(!Arc::ptr_eq(&first, &after) && !Arc::ptr_eq(&first.events, &after.events));
+        assert_eq!(t.tail_renders(), 3);
+        assert!(text(&after).contains(
             "indicator_exporter_series_added_total{dataset=\"d\",metric=\"m_ratio\"} 2\n"
         ));
-        assert!(text.contains(
+        assert!(text(&after).contains(
             "indicator_exporter_series_revisions_total{dataset=\"d\",metric=\"m_ratio\"} 0\n"
         ));
+    }
+
+    #[test]
+    fn process_metrics_are_read_again_without_rendering_the_rest() {
+        let t = Telemetry::new();
+        let first = t.tail(Format::Text);
+        let age = |t: &Telemetry| {
+            let mut cache = t.cache.lock().unwrap();
+            cache.process_read_at = cache.process_read_at.map(|at| at - MAX_AGE);
+        };
+        age(&t);
+        let second = t.tail(Format::Text);
+        assert!(!Arc::ptr_eq(&first, &second), "process metrics read again");
+        assert!(Arc::ptr_eq(&first.events, &second.events));
+        assert_eq!(t.tail_renders(), 1);
+        change(&t, 1);
+        assert!(!Arc::ptr_eq(&first.events, &t.tail(Format::Text).events));
+        assert_eq!(t.tail_renders(), 2);
+    }
+
+    /// The datasets in `served`, then `tail`, decompressed from `chunks`.
+    fn gunzip(chunks: &[Bytes]) -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&gzip::concat(chunks)[..]),
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_gzip_response_is_one_chunk_reused_until_its_parts_change() {
+        let t = Telemetry::new();
+        let snapshot = |m: &str| {
+            Arc::new(crate::expose::snapshot::Snapshot::build(Arc::new(dataset(
+                m,
+            ))))
+        };
+        let served = Arc::new(Served {
+            datasets: vec![snapshot("m_ratio")],
+        });
+        let expected = |served: &Served, format: Format| {
+            let mut plain = Vec::new();
+            for s in &served.datasets {
+                plain.extend_from_slice(&gzip::concat(&s.body(format).plain));
+            }
+            plain.extend_from_slice(&gzip::concat(&t.tail(format).plain));
+            plain
+        };
+        for format in [Format::Text, Format::OpenMetrics] {
+            let first = t.gzip_response(format, &served);
+            assert_eq!(first.len(), 1);
+            assert_eq!(gunzip(&first), expected(&served, format));
+            let again = t.gzip_response(format, &served);
+            assert_eq!(again[0].as_ptr(), first[0].as_ptr(), "the same bytes");
+        }
+        let first = t.gzip_response(Format::Text, &served);
+        change(&t, 3);
+        let after = t.gzip_response(Format::Text, &served);
+        assert_ne!(after[0].as_ptr(), first[0].as_ptr());
+        assert_eq!(gunzip(&after), expected(&served, Format::Text));
+        let other = Arc::new(Served {
+            datasets: vec![snapshot("m_ratio"), snapshot("n_ratio")],
+        });
+        let both = t.gzip_response(Format::Text, &other);
+        assert_eq!(gunzip(&both), expected(&other, Format::Text));
+        // The cache does not keep the datasets it was made of in memory.
+        let weak = Arc::downgrade(&other);
+        drop(other);
+        assert!(weak.upgrade().is_none());
     }
 
     #[test]
@@ -705,8 +973,7 @@ mod tests {
                 revised: vec![],
             },
         );
-        let text = String::from_utf8(t.tail(Format::Text).plain.to_vec()).unwrap();
-        assert!(text.contains(
+        assert!(text(&t.tail(Format::Text)).contains(
             "indicator_exporter_series_added_total{dataset=\"d\",metric=\"m_ratio\"} 1\n"
         ));
     }

@@ -1,12 +1,12 @@
 //! Stage 4 of the pipeline: the immutable [`Snapshot`] a scrape serves, and the shared store
 //! that a reload swaps atomically. A scrape only picks bytes out of it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::dataset::{Dataset, DatasetInfo};
 use crate::expose::encode::Format;
-use crate::expose::gzip::OpenGzip;
+use crate::expose::gzip::{self, OpenGzip};
 use crate::expose::render::render;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -27,10 +27,19 @@ pub struct Summary {
     pub series: usize,
 }
 
-/// From this many series on, a load compresses fast to serve sooner, and the bodies are
-/// compressed again at the final level right after (see [`Snapshot::recompressed`]): at a
-/// million series the final level would add a third of a second to the load.
+/// From this many series on, a load compresses fast to serve sooner (below it, at
+/// [`gzip::LEVEL`]): at a million series the load-path level would add a third of a second to
+/// the load. Either way the bodies are compressed again at [`gzip::SETTLED`] right after (see
+/// [`Snapshot::recompressed`]).
 pub const COMPRESS_LATER_FROM: usize = 250_000;
+
+/// A text body shorter than this is compressed at [`gzip::SETTLED`] on the load path, in a
+/// millisecond or two, rather than twice.
+pub const SETTLE_AT_LOAD_BELOW: usize = 64 * 1024;
+
+/// One recompression at a time: each already runs on every core, and a catalogue loaded at
+/// start-up would otherwise start one per dataset at once.
+static RECOMPRESSING: Mutex<()> = Mutex::new(());
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -38,7 +47,8 @@ pub struct Snapshot {
     pub dataset: Arc<Dataset>,
     pub summary: Summary,
     pub loaded_at: SystemTime,
-    /// Whether the gzip bodies are at the final level, or compressed fast for now.
+    /// Whether the gzip bodies are at the final level, [`gzip::SETTLED`], or at a load-path
+    /// level for now.
     pub final_gzip: bool,
     text: Body,
     openmetrics: Body,
@@ -59,14 +69,16 @@ impl Snapshot {
             .flat_map(|(meta, samples)| [Bytes::from(meta), text.slice(samples)])
             .filter(|b| !b.is_empty())
             .collect();
-        let final_gzip = dataset.series_count() < COMPRESS_LATER_FROM;
+        let final_gzip = text.len() < SETTLE_AT_LOAD_BELOW;
         let level = if final_gzip {
-            crate::expose::gzip::LEVEL
+            gzip::SETTLED
+        } else if dataset.series_count() < COMPRESS_LATER_FROM {
+            gzip::LEVEL
         } else {
-            crate::expose::gzip::FAST
+            gzip::FAST
         };
         let (text_gz, om_gz) =
-            crate::expose::gzip::compress_formats_at(level, std::slice::from_ref(&text), &om_parts);
+            gzip::compress_formats_at(level, std::slice::from_ref(&text), &om_parts);
         let text = Body {
             plain: vec![text],
             gzip: text_gz,
@@ -89,14 +101,17 @@ impl Snapshot {
         }
     }
 
-    /// The same snapshot with its bodies compressed at the final level; `None` when they
-    /// already are. Runs on every core, off the path that puts a load in service.
+    /// The same snapshot with its bodies compressed at the final level, [`gzip::SETTLED`];
+    /// `None` when they already are. Runs on every core, off the path that puts a load in
+    /// service, one snapshot at a time.
     pub fn recompressed(&self) -> Option<Snapshot> {
         if self.final_gzip {
             return None;
         }
-        let (text, om) =
-            crate::expose::gzip::compress_formats(&self.text.plain, &self.openmetrics.plain);
+        let _one_at_a_time = RECOMPRESSING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (text, om) = gzip::compress_formats(&self.text.plain, &self.openmetrics.plain);
         Some(Snapshot {
             dataset: self.dataset.clone(),
             summary: self.summary.clone(),
@@ -178,25 +193,28 @@ mod tests {
     }
 
     #[test]
-    fn a_large_load_is_served_fast_compressed_then_compressed_again_smaller() {
-        let small = Snapshot::build(Arc::new(dataset(1000)));
+    fn a_load_is_served_then_compressed_again_smaller() {
+        let small = Snapshot::build(Arc::new(dataset(200)));
+        assert!(small.body(Format::Text).plain[0].len() < SETTLE_AT_LOAD_BELOW);
         assert!(small.final_gzip && small.recompressed().is_none());
 
-        let large = Snapshot::build(Arc::new(dataset(COMPRESS_LATER_FROM)));
-        assert!(!large.final_gzip);
-        let again = large.recompressed().expect("compressed again");
-        assert!(again.final_gzip && again.recompressed().is_none());
-        for format in [Format::Text, Format::OpenMetrics] {
-            let (fast, last) = (large.body(format), again.body(format));
-            assert!(
-                last.gzip.compressed_len() < fast.gzip.compressed_len(),
-                "{} >= {}",
-                last.gzip.compressed_len(),
-                fast.gzip.compressed_len()
-            );
-            let plain: Vec<u8> = last.plain.iter().flat_map(|b| b.iter().copied()).collect();
-            assert!(gunzip(fast) == plain && gunzip(last) == plain);
+        for series in [10_000, COMPRESS_LATER_FROM] {
+            let first = Snapshot::build(Arc::new(dataset(series)));
+            assert!(!first.final_gzip, "{series} series");
+            let again = first.recompressed().expect("compressed again");
+            assert!(again.final_gzip && again.recompressed().is_none());
+            for format in [Format::Text, Format::OpenMetrics] {
+                let (fast, last) = (first.body(format), again.body(format));
+                assert!(
+                    last.gzip.compressed_len() < fast.gzip.compressed_len(),
+                    "{series} series: {} >= {}",
+                    last.gzip.compressed_len(),
+                    fast.gzip.compressed_len()
+                );
+                let plain: Vec<u8> = last.plain.iter().flat_map(|b| b.iter().copied()).collect();
+                assert!(gunzip(fast) == plain && gunzip(last) == plain);
+            }
+            assert!(Arc::ptr_eq(&first.dataset, &again.dataset));
         }
-        assert!(Arc::ptr_eq(&large.dataset, &again.dataset));
     }
 }

@@ -132,38 +132,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut http1 = hyper::server::conn::http1::Builder::new();
-    // The head deadline is the watchdog's: hyper's would also cut idle keep-alive connections.
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_header_size(limits::MAX_HEADER_BYTES)
-        .max_buf_size(4 * limits::MAX_HEADER_BYTES);
-    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http2
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits::H2_MAX_STREAMS)
-        .max_header_list_size(limits::MAX_HEADER_BYTES as u32);
-    let protocols = Arc::new(Protocols { http1, http2 });
-    let l = state.limits.clone();
-    let open_files = limits::open_files_limit();
-    let cap = limits::connection_cap(l.max_connections, open_files);
-    if cap < l.max_connections {
-        warn!(
-            max_connections = l.max_connections,
-            open_files = open_files.unwrap_or(0),
-            lowered_to = cap,
-            "the open files limit allows fewer connections than --web.max-connections"
-        );
-    }
-    let connections = Connections::new(cap);
-    let gate = Arc::new(Gate {
-        requests: RequestLimit::new(l.max_requests),
-        limits: l,
-        busy: Throttle::new(WARN_EVERY),
-        refused: Throttle::new(WARN_EVERY),
-        stalled: Throttle::new(WARN_EVERY),
-    });
+    let protocols = Arc::new(Protocols::new());
+    let (connections, gate) = gate(state.limits.clone());
     // Handshakes in progress end at shutdown: they have no request to finish.
     let (stopping, stop) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
@@ -198,58 +168,20 @@ pub async fn serve(
             debug!(%peer, max_connections = connections.cap(), "connection limit reached, closing the longest idle connection");
         }
         let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
-        let (state, protocols, gate, mut stop) =
-            (state.clone(), protocols.clone(), gate.clone(), stop.clone());
-        tokio::spawn(async move {
-            let conn = admitted.conn.clone();
-            let work = async {
-                let Some(tls) = &active.tls else {
-                    conn.start();
-                    let fd = raw_fd(&stream);
-                    let io = TokioIo::new(limits::Tracked::new(stream, conn.clone(), true, fd));
-                    let c = conn.clone();
-                    return serve_connection(io, false, peer, state, &gate, c, &protocols, watcher)
-                        .await;
-                };
-                let handshake =
-                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept_tls(stream, tls));
-                let handshake = tokio::select! {
-                    h = handshake => h,
-                    _ = stop.wait_for(|s| *s) => return,
-                };
-                match handshake {
-                    Ok(Ok(Some(tls_stream))) => {
-                        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        conn.start();
-                        let fd = raw_fd(tls_stream.get_ref().0);
-                        let io =
-                            TokioIo::new(limits::Tracked::new(tls_stream, conn.clone(), !h2, fd));
-                        let c = conn.clone();
-                        serve_connection(io, h2, peer, state, &gate, c, &protocols, watcher).await;
-                    }
-                    Ok(Ok(None)) => {
-                        debug!(%peer, "plain HTTP request on the TLS port, answered 400")
-                    }
-                    Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => {
-                        debug!(%peer, timeout = ?TLS_HANDSHAKE_TIMEOUT, "TLS handshake not completed in time, connection dropped")
-                    }
-                }
-            };
-            tokio::select! {
-                _ = work => {}
-                reason = limits::watchdog(&conn, &gate.limits) => {
-                    debug!(%peer, reason = reason.as_str(), "connection closed by the server");
-                    if matches!(reason, Reason::Write | Reason::TakenOver) {
-                        if let Some(n) = gate.stalled.hit() {
-                            warn!(connections = n, write_timeout = ?gate.limits.write_timeout, "clients did not read their responses, connections closed");
-                        }
-                    }
-                }
-            }
-            drop(admitted);
-        });
+        let accepted = Accepted {
+            stream,
+            peer,
+            active,
+            admitted,
+            watcher: graceful.watcher(),
+            stop: stop.clone(),
+        };
+        tokio::spawn(connection(
+            accepted,
+            state.clone(),
+            protocols.clone(),
+            gate.clone(),
+        ));
     }
     drop(listeners);
     let _ = stopping.send(true);
@@ -258,6 +190,117 @@ pub async fn serve(
         _ = graceful.shutdown() => {},
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => warn!("grace period over, closing remaining connections"),
     }
+}
+
+impl Protocols {
+    fn new() -> Protocols {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        // The head deadline is the watchdog's: hyper's would also cut idle keep-alive
+        // connections.
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_header_size(limits::MAX_HEADER_BYTES)
+            .max_buf_size(4 * limits::MAX_HEADER_BYTES);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits::H2_MAX_STREAMS)
+            .max_header_list_size(limits::MAX_HEADER_BYTES as u32);
+        Protocols { http1, http2 }
+    }
+}
+
+/// The open connections, capped by `--web.max-connections` and the open files limit, and the
+/// limits' shared state.
+fn gate(l: Limits) -> (Arc<Connections>, Arc<Gate>) {
+    let open_files = limits::open_files_limit();
+    let cap = limits::connection_cap(l.max_connections, open_files);
+    if cap < l.max_connections {
+        warn!(
+            max_connections = l.max_connections,
+            open_files = open_files.unwrap_or(0),
+            lowered_to = cap,
+            "the open files limit allows fewer connections than --web.max-connections"
+        );
+    }
+    let gate = Arc::new(Gate {
+        requests: RequestLimit::new(l.max_requests),
+        limits: l,
+        busy: Throttle::new(WARN_EVERY),
+        refused: Throttle::new(WARN_EVERY),
+        stalled: Throttle::new(WARN_EVERY),
+    });
+    (Connections::new(cap), gate)
+}
+
+/// A connection just accepted, and what it is served with.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// The web config in service when it was accepted: TLS or not.
+    active: Arc<crate::http::web::Active>,
+    admitted: limits::Admitted,
+    watcher: hyper_util::server::graceful::Watcher,
+    /// Says when the server is shutting down.
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Serves one connection (after its TLS handshake, if any) until it ends or its watchdog
+/// closes it.
+async fn connection(a: Accepted, state: Arc<AppState>, protocols: Arc<Protocols>, gate: Arc<Gate>) {
+    let Accepted {
+        stream,
+        peer,
+        active,
+        admitted,
+        watcher,
+        mut stop,
+    } = a;
+    let conn = admitted.conn.clone();
+    let work = async {
+        let Some(tls) = &active.tls else {
+            conn.start();
+            let fd = raw_fd(&stream);
+            let io = TokioIo::new(limits::Tracked::new(stream, conn.clone(), true, fd));
+            let c = conn.clone();
+            return serve_connection(io, false, peer, state, &gate, c, &protocols, watcher).await;
+        };
+        let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, accept_tls(stream, tls));
+        let handshake = tokio::select! {
+            h = handshake => h,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match handshake {
+            Ok(Ok(Some(tls_stream))) => {
+                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                conn.start();
+                let fd = raw_fd(tls_stream.get_ref().0);
+                let io = TokioIo::new(limits::Tracked::new(tls_stream, conn.clone(), !h2, fd));
+                let c = conn.clone();
+                serve_connection(io, h2, peer, state, &gate, c, &protocols, watcher).await;
+            }
+            Ok(Ok(None)) => {
+                debug!(%peer, "plain HTTP request on the TLS port, answered 400")
+            }
+            Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => {
+                debug!(%peer, timeout = ?TLS_HANDSHAKE_TIMEOUT, "TLS handshake not completed in time, connection dropped")
+            }
+        }
+    };
+    tokio::select! {
+        _ = work => {}
+        reason = limits::watchdog(&conn, &gate.limits) => {
+            debug!(%peer, reason = reason.as_str(), "connection closed by the server");
+            if matches!(reason, Reason::Write | Reason::TakenOver) {
+                if let Some(n) = gate.stalled.hit() {
+                    warn!(connections = n, write_timeout = ?gate.limits.write_timeout, "clients did not read their responses, connections closed");
+                }
+            }
+        }
+    }
+    drop(admitted);
 }
 
 /// The socket's descriptor, where there is one.
@@ -328,9 +371,7 @@ async fn serve_connection<I>(
         let (state, gate, conn) = (state.clone(), gate.clone(), conn.clone());
         async move {
             let request = conn.begin();
-            let mut req = req;
-            req.extensions_mut().insert(conn.clone());
-            let (parts, mut chunks) = answer(&state, &gate, req).await.into_parts();
+            let (parts, mut chunks) = answer(&state, &gate, &conn, req).await.into_parts();
             let request = request.respond(chunks.permit.take(), gate.limits.write_timeout);
             let body = Body {
                 chunks: chunks.chunks,
@@ -354,9 +395,14 @@ async fn serve_connection<I>(
 }
 
 /// [`handle`], with a panic anywhere in it answered 500 for this request alone.
-async fn answer(state: &AppState, gate: &Gate, req: Request<Incoming>) -> Response<Chunks> {
+async fn answer(
+    state: &AppState,
+    gate: &Gate,
+    conn: &Arc<limits::Conn>,
+    req: Request<Incoming>,
+) -> Response<Chunks> {
     let (method, uri) = (req.method().clone(), req.uri().clone());
-    match limits::catch_unwind(handle(state, gate, req)).await {
+    match limits::catch_unwind(handle(state, gate, conn, req)).await {
         Ok(resp) => resp,
         Err(payload) => {
             error!(%method, path = uri.path(), panic = limits::panic_message(&*payload), "request handler panicked, answered 500");
@@ -390,7 +436,12 @@ async fn has_body(body: &mut Incoming) -> bool {
 /// The web config's part of every request, as exporter-toolkit wraps the whole handler: the
 /// rate limit, then basic auth (every path), then the route; the configured headers on every
 /// response. A request with a body is refused first, its body unread: no endpoint takes one.
-async fn handle(state: &AppState, gate: &Gate, mut req: Request<Incoming>) -> Response<Chunks> {
+async fn handle(
+    state: &AppState,
+    gate: &Gate,
+    conn: &Arc<limits::Conn>,
+    mut req: Request<Incoming>,
+) -> Response<Chunks> {
     let web = state.web.current();
     let mut resp = if has_body(req.body_mut()).await {
         let mut r = plain(
@@ -420,7 +471,7 @@ async fn handle(state: &AppState, gate: &Gate, mut req: Request<Incoming>) -> Re
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
         r
     } else {
-        route(state, gate, req).await
+        route(state, gate, conn, req).await
     };
     for (name, value) in &web.headers {
         resp.headers_mut().insert(name.clone(), value.clone());
@@ -428,7 +479,14 @@ async fn handle(state: &AppState, gate: &Gate, mut req: Request<Incoming>) -> Re
     resp
 }
 
-async fn route(state: &AppState, gate: &Gate, req: Request<Incoming>) -> Response<Chunks> {
+/// The answer of a request that passed the web config's checks; `conn` is its connection,
+/// which a `/metrics` permit is held for.
+async fn route(
+    state: &AppState,
+    gate: &Gate,
+    conn: &Arc<limits::Conn>,
+    req: Request<Incoming>,
+) -> Response<Chunks> {
     let path = req.uri().path();
     let method = req.method();
     let read = method == Method::GET || method == Method::HEAD;
@@ -437,9 +495,7 @@ async fn route(state: &AppState, gate: &Gate, req: Request<Incoming>) -> Respons
             return not_allowed("GET, HEAD");
         }
         // As node_exporter: only scrapes count, so health checks always get through.
-        let conn = req.extensions().get::<Arc<limits::Conn>>().cloned();
-        let conn = conn.expect("the service puts its connection in every request");
-        let acquired = gate.requests.acquire(&conn).await;
+        let acquired = gate.requests.acquire(conn).await;
         if let Ok(Acquired::TakenOver(_, stalled_for)) = &acquired {
             debug!(?stalled_for, "every scrape permit taken, closed the response stalled longest and took its permit");
         }
@@ -573,17 +629,17 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     if req.headers().contains_key(tests::PANIC_HEADER) {
         panic!("a test panic while rendering the self-metrics");
     }
-    let tail = state.telemetry.tail(format);
-    // Each dataset's body was compressed once at its load; a scrape only joins them.
+    // Each dataset's body was rendered and compressed once at its load, the self-metrics
+    // when they changed; a scrape only joins them.
     let chunks = if gz {
-        let segments = served.datasets.iter().map(|s| &s.body(format).gzip);
-        Chunks::new(crate::expose::gzip::join(segments, &tail.gzip))
+        Chunks::new(state.telemetry.gzip_response(format, &served))
     } else {
+        let tail = state.telemetry.tail(format);
         let plain = served
             .datasets
             .iter()
             .flat_map(|s| s.body(format).plain.iter().cloned());
-        Chunks::new(plain.chain([tail.plain.clone()]))
+        Chunks::new(plain.chain(tail.plain.iter().cloned()))
     };
     let mut resp = respond(StatusCode::OK, content_type, chunks);
     let h = resp.headers_mut();
@@ -738,6 +794,17 @@ mod tests {
 
     /// The bundled dataset served on 127.0.0.1:0 until the sender is dropped.
     async fn start() -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (addr, stop, server, _) = start_with_state().await;
+        (addr, stop, server)
+    }
+
+    /// [`start`], and the state the server reads.
+    async fn start_with_state() -> (
+        SocketAddr,
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+        Arc<AppState>,
+    ) {
         let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
         let dataset = crate::reload::load::load(&config).expect("the bundled config loads");
         let (reload, _) = mpsc::channel(1);
@@ -757,10 +824,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(vec![listener], state, async {
+        let server = tokio::spawn(serve(vec![listener], state.clone(), async {
             let _ = rx.await;
         }));
-        (addr, tx, server)
+        (addr, tx, server, state)
     }
 
     /// One response read off `stream`: status line and body, by its Content-Length.
@@ -832,6 +899,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response(&mut other).await.1, "Healthy.\n");
+        drop(stop);
+        server.await.unwrap();
+    }
+
+    /// One gzip response's body read off `stream`, decompressed, without the process metrics
+    /// (read again when older than a second).
+    async fn gunzipped(stream: &mut TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut buf = Vec::new();
+        let body = loop {
+            let mut chunk = [0u8; 65536];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed mid-response");
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+            assert!(head.contains("content-encoding: gzip"), "{head}");
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                break buf[end + 4..end + 4 + len].to_vec();
+            }
+        };
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
+            .unwrap();
+        out.lines()
+            .filter(|l| !l.contains("process_"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scrapes_reuse_the_self_metrics_until_an_event() {
+        let (addr, stop, server, state) = start_with_state().await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut scrape = async |accept: &str| {
+            let get = format!(
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nAccept: {accept}\r\n\r\n"
+            );
+            s.write_all(get.as_bytes()).await.unwrap();
+            gunzipped(&mut s).await
+        };
+        let om = "application/openmetrics-text;version=1.0.0";
+        let (first, first_om) = (scrape("*/*").await, scrape(om).await);
+        assert!(first_om.ends_with("# EOF\n"));
+        let renders = state.telemetry.tail_renders();
+        assert_eq!(renders, 2, "once per format");
+        for _ in 0..3 {
+            assert_eq!(scrape("*/*").await, first);
+            assert_eq!(scrape(om).await, first_om);
+        }
+        assert_eq!(state.telemetry.tail_renders(), renders);
+        // A reload is an event: the next scrape of each format renders the self-metrics.
+        state.telemetry.config_loaded(true, true);
+        let reloaded = "indicator_exporter_config_reloads_total{result=\"success\"} 1\n";
+        let (after, after_om) = (scrape("*/*").await, scrape(om).await);
+        assert!(!first.contains(reloaded) && after.contains(reloaded));
+        assert!(!first_om.contains(reloaded) && after_om.contains(reloaded));
+        assert_eq!(state.telemetry.tail_renders(), renders + 2);
         drop(stop);
         server.await.unwrap();
     }

@@ -156,7 +156,49 @@ pub fn build(
 ) -> Option<Tls> {
     let before = cx.problems.len();
     let key = build_key(c, node, section_pos, cx);
+    let auth = client_auth(c, node, cx);
+    let roots = client_roots(c, node, cx);
+    check_client_ca(c, node, auth, cx);
+    let versions = versions(c, node, cx);
+    let mut provider = ring::default_provider();
+    cipher_suites(c, node, &mut provider, cx);
+    curves(c, node, &mut provider, before, cx);
+    if cx.problems.len() != before {
+        return None;
+    }
+    let (key, auth, versions) = (key?, auth?, versions?);
+    let provider = Arc::new(provider);
+    let verifier = client_verifier(c, node, auth, roots, &provider, cx)?;
+    let builder =
+        match ServerConfig::builder_with_provider(provider).with_protocol_versions(&versions) {
+            Ok(b) => b,
+            Err(e) => {
+                cx.problem(
+                    section_pos,
+                    format!("cannot serve TLS with these settings: {e}"),
+                );
+                return None;
+            }
+        };
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(key));
+    config.ignore_client_order = c.prefer_server_cipher_suites.unwrap_or(true);
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Some(Tls {
+        config: Arc::new(config),
+        summary: summary(c, auth, &versions),
+    })
+}
 
+/// `client_auth_type`, parsed; `None` (reported) when unknown.
+fn client_auth(c: &TlsServerConfig, node: &Node, cx: &mut Ctx) -> Option<ClientAuth> {
     let auth = ClientAuth::parse(&c.client_auth_type);
     if auth.is_none() {
         cx.problem(
@@ -168,7 +210,12 @@ pub fn build(
             ),
         );
     }
-    let roots = client_roots(c, node, cx);
+    auth
+}
+
+/// Reports a client CA and `client_auth_type` that do not go together: a verifying type
+/// without a CA, or a CA (or allowed SANs) with no certificate asked for.
+fn check_client_ca(c: &TlsServerConfig, node: &Node, auth: Option<ClientAuth>, cx: &mut Ctx) {
     let has_ca = !c.client_ca_file.is_empty() || !c.client_ca.is_empty();
     match auth {
         Some(a) if a.verifies() && !has_ca => cx.problem(
@@ -191,70 +238,94 @@ pub fn build(
         ),
         _ => {}
     }
+}
 
-    let versions = versions(c, node, cx);
-    let mut provider = ring::default_provider();
-    if !c.cipher_suites.is_empty() {
-        let mut tls12 = Vec::new();
-        for (i, name) in c.cipher_suites.iter().enumerate() {
-            let pos = node.item_pos("cipher_suites", i);
-            match tls12_suite(name) {
-                Some(Ok(s)) => tls12.push(s),
-                // Go ignores TLS 1.3 names here: 1.3 suites are always all enabled.
-                Some(Err(true)) => {}
-                Some(Err(false)) => cx.problem(
-                    pos,
-                    format!(
-                        "cipher suite {name} is not served by this exporter (rustls has no CBC or RSA key exchange suites), expected {}",
-                        yaml::one_of(&served_suites())
-                    ),
-                ),
-                None => cx.problem(
-                    pos,
-                    format!(
-                        "unknown cipher suite `{name}`, expected {} (Go's names)",
-                        yaml::one_of(&served_suites())
-                    ),
-                ),
-            }
-        }
-        let tls13 = provider
-            .cipher_suites
-            .iter()
-            .filter(|s| s.version() == &rustls::version::TLS13)
-            .copied();
-        provider.cipher_suites = tls13.chain(tls12).collect();
+/// Restricts `provider`'s TLS 1.2 suites to `cipher_suites` (TLS 1.3 ones always stay), when
+/// set; reports names that are unknown or not served.
+fn cipher_suites(c: &TlsServerConfig, node: &Node, provider: &mut CryptoProvider, cx: &mut Ctx) {
+    if c.cipher_suites.is_empty() {
+        return;
     }
-    if !c.curve_preferences.is_empty() {
-        let mut groups = Vec::new();
-        for (i, name) in c.curve_preferences.iter().enumerate() {
-            let pos = node.item_pos("curve_preferences", i);
-            match kx_group(name) {
-                Some(Ok(g)) => groups.push(g),
-                Some(Err(())) => cx.warn(
-                    pos,
-                    format!("curve {name} is not offered by this build (rustls with ring); the others are"),
+    let mut tls12 = Vec::new();
+    for (i, name) in c.cipher_suites.iter().enumerate() {
+        let pos = node.item_pos("cipher_suites", i);
+        match tls12_suite(name) {
+            Some(Ok(s)) => tls12.push(s),
+            // Go ignores TLS 1.3 names here: 1.3 suites are always all enabled.
+            Some(Err(true)) => {}
+            Some(Err(false)) => cx.problem(
+                pos,
+                format!(
+                    "cipher suite {name} is not served by this exporter (rustls has no CBC or RSA key exchange suites), expected {}",
+                    yaml::one_of(&served_suites())
                 ),
-                None => cx.problem(
-                    pos,
-                    format!("unknown curve `{name}`, expected {}", yaml::one_of(&CURVES)),
+            ),
+            None => cx.problem(
+                pos,
+                format!(
+                    "unknown cipher suite `{name}`, expected {} (Go's names)",
+                    yaml::one_of(&served_suites())
                 ),
-            }
+            ),
         }
-        if groups.is_empty() && cx.problems.len() == before {
-            cx.problem(
-                node.pos_of("curve_preferences"),
-                "no curve in curve_preferences is offered by this build, expected X25519, CurveP256 or CurveP384 among them",
-            );
-        }
-        provider.kx_groups = groups;
     }
-    if cx.problems.len() != before {
-        return None;
-    }
-    let (key, auth, versions) = (key?, auth?, versions?);
-    let provider = Arc::new(provider);
+    let tls13 = provider
+        .cipher_suites
+        .iter()
+        .filter(|s| s.version() == &rustls::version::TLS13)
+        .copied();
+    provider.cipher_suites = tls13.chain(tls12).collect();
+}
 
+/// Restricts `provider`'s key exchange groups to `curve_preferences`, in that order, when
+/// set; reports unknown names, and a list of which this build offers none (unless problems
+/// were reported since `before`).
+fn curves(
+    c: &TlsServerConfig,
+    node: &Node,
+    provider: &mut CryptoProvider,
+    before: usize,
+    cx: &mut Ctx,
+) {
+    if c.curve_preferences.is_empty() {
+        return;
+    }
+    let mut groups = Vec::new();
+    for (i, name) in c.curve_preferences.iter().enumerate() {
+        let pos = node.item_pos("curve_preferences", i);
+        match kx_group(name) {
+            Some(Ok(g)) => groups.push(g),
+            Some(Err(())) => cx.warn(
+                pos,
+                format!(
+                    "curve {name} is not offered by this build (rustls with ring); the others are"
+                ),
+            ),
+            None => cx.problem(
+                pos,
+                format!("unknown curve `{name}`, expected {}", yaml::one_of(&CURVES)),
+            ),
+        }
+    }
+    if groups.is_empty() && cx.problems.len() == before {
+        cx.problem(
+            node.pos_of("curve_preferences"),
+            "no curve in curve_preferences is offered by this build, expected X25519, CurveP256 or CurveP384 among them",
+        );
+    }
+    provider.kx_groups = groups;
+}
+
+/// The verifier of client certificates `auth` asks for (`Ok(None)`: none asked for),
+/// restricted to `client_allowed_sans` when set; `None` (reported) when the CA is unusable.
+fn client_verifier(
+    c: &TlsServerConfig,
+    node: &Node,
+    auth: ClientAuth,
+    roots: Option<RootCertStore>,
+    provider: &Arc<CryptoProvider>,
+    cx: &mut Ctx,
+) -> Option<Option<Arc<dyn ClientCertVerifier>>> {
     let verifier: Option<Arc<dyn ClientCertVerifier>> = match auth {
         ClientAuth::NoClientCert => None,
         ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert => {
@@ -281,37 +352,22 @@ pub fn build(
             }
         }
     };
-    let verifier = match verifier {
+    Some(match verifier {
         Some(inner) if !c.client_allowed_sans.is_empty() => Some(Arc::new(AllowedSans {
             inner,
             allowed: c.client_allowed_sans.clone(),
         })
             as Arc<dyn ClientCertVerifier>),
         v => v,
-    };
+    })
+}
 
-    let builder =
-        match ServerConfig::builder_with_provider(provider).with_protocol_versions(&versions) {
-            Ok(b) => b,
-            Err(e) => {
-                cx.problem(
-                    section_pos,
-                    format!("cannot serve TLS with these settings: {e}"),
-                );
-                return None;
-            }
-        };
-    let builder = match verifier {
-        Some(v) => builder.with_client_cert_verifier(v),
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder.with_cert_resolver(Arc::new(key));
-    config.ignore_client_order = c.prefer_server_cipher_suites.unwrap_or(true);
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
+/// The line the logs show of a TLS setup: versions and client authentication.
+fn summary(
+    c: &TlsServerConfig,
+    auth: ClientAuth,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> String {
     let names: Vec<&str> = versions
         .iter()
         .map(|v| {
@@ -322,7 +378,7 @@ pub fn build(
             }
         })
         .collect();
-    let summary = format!(
+    format!(
         "TLS {}, client certificates: {}{}",
         names.join(" and "),
         CLIENT_AUTH_TYPES[auth as usize],
@@ -331,11 +387,7 @@ pub fn build(
         } else {
             format!(" with {} allowed SANs", c.client_allowed_sans.len())
         }
-    );
-    Some(Tls {
-        config: Arc::new(config),
-        summary,
-    })
+    )
 }
 
 fn served_suites() -> Vec<&'static str> {
