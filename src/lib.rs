@@ -12,16 +12,16 @@
 //! ```
 
 pub mod cli;
-pub mod config;
+pub(crate) mod config;
 pub mod dataset;
 pub mod diagnostic;
 pub mod export;
 pub mod expose;
 pub mod http;
 pub mod logging;
-pub mod read;
+pub(crate) mod read;
 pub mod reload;
-pub mod source;
+pub(crate) mod source;
 pub mod telemetry;
 
 use std::future::Future;

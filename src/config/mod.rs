@@ -286,7 +286,9 @@ pub fn parse_catalog(path: &Path, text: &str) -> Result<CatalogFile, Diagnostics
     })
 }
 
-/// Parses the config text, reporting every problem of shape it can find.
+/// Parses the config text, reporting every problem of shape it can find (the load takes
+/// [`parse_partial`], which keeps the problems for the build to report with its own).
+#[cfg(test)]
 pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
     match parse_partial(path, text) {
         (Some(c), errs) if errs.is_empty() => Ok(c),

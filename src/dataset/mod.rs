@@ -1,17 +1,18 @@
-//! Stage 2 of the pipeline: typed [`Config`] (+ the data files it names) -> validated
+//! Stage 2 of the pipeline: the typed config (+ the data files it names) -> validated
 //! [`Dataset`]. Pure: no I/O. Every problem found is reported, each with its position.
 //!
-//! Observations reach one validator (`Builder::add`) whatever they were written
-//! in: inline TOML samples here, data files through [`crate::dataset::ingest`] and the format readers
-//! of [`crate::source`]. Then series are sorted and checked for duplicates once, and the
-//! latest / change series and release calendars are derived ([`derive`]).
+//! Observations reach one validator (`Builder::add`) whatever they were written in: inline
+//! TOML samples here, data files through `ingest` and the format readers of `crate::source`.
+//! Then series are sorted and checked for duplicates once, the latest / change series and
+//! release calendars are derived (`derive`), and the one list of the families the dataset
+//! serves is made and checked ([`families`]).
 
 mod builder;
 pub mod calendar;
-pub mod changes;
+pub(crate) mod changes;
 mod derive;
 pub mod families;
-pub mod ingest;
+pub(crate) mod ingest;
 pub mod units;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

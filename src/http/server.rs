@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{
@@ -735,21 +735,6 @@ async fn reload(state: &AppState) -> Response<Chunks> {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` without a date crate.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = crate::dataset::calendar::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 fn respond(status: StatusCode, content_type: &'static str, body: Chunks) -> Response<Chunks> {
     let len = body.len();
     let mut resp = Response::new(body);
@@ -1003,17 +988,5 @@ mod tests {
         assert!(!accepts_gzip("gzip;q=0"));
         assert!(!accepts_gzip("identity"));
         assert!(!accepts_gzip(""));
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(1_736_899_200)),
-            "2025-01-15T00:00:00Z"
-        );
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661)),
-            "2000-02-29T01:01:01Z"
-        );
     }
 }

@@ -104,8 +104,7 @@ pub const HEADERS: [(&str, &[&str]); 5] = [
 pub const MAX_FILE_SIZE: u64 = 1 << 20;
 
 /// Collects problems and warnings while one web config file is read.
-pub struct Ctx<'a> {
-    pub path: &'a Path,
+pub struct Ctx {
     /// The file's directory: relative paths in the file are relative to it.
     pub base: PathBuf,
     pub problems: Problems,
@@ -114,7 +113,7 @@ pub struct Ctx<'a> {
     pub files: Vec<PathBuf>,
 }
 
-impl Ctx<'_> {
+impl Ctx {
     pub fn problem(&mut self, pos: Pos, message: impl Into<String>) {
         self.problems.push((pos, message.into()));
     }
@@ -150,7 +149,6 @@ pub fn load(path: &Path) -> Result<Active, Diagnostics> {
         _ => PathBuf::from("."),
     };
     let mut cx = Ctx {
-        path,
         base,
         problems: Vec::new(),
         warnings: Vec::new(),

@@ -2,7 +2,7 @@
 //! around the fetch of its remote sources: [`parse`] reads its config once and parses it into
 //! a [`Parsed`] value (its name, its remote sources, the problems of its shape), then [`build`]
 //! reads each data file once and validates the dataset. Both run on a blocking thread that is
-//! waited for within a time ([`off_thread`]). Every read goes through [`crate::read`], within
+//! waited for within a time ([`off_thread`]). Every read goes through `crate::read`, within
 //! `--config.max-file-size`.
 
 use std::collections::HashMap;

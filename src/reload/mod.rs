@@ -7,9 +7,9 @@
 //! [`Limits::timeout`], so it holds up neither later reloads nor shutdown.
 
 pub mod load;
-pub mod refresh;
+pub(crate) mod refresh;
 pub mod status;
-pub mod watcher;
+pub(crate) mod watcher;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

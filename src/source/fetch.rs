@@ -621,6 +621,7 @@ fn scale(d: Duration, spread: f64, jitter: f64) -> Duration {
 pub struct Jitter(u64);
 
 impl Jitter {
+    #[cfg(test)]
     pub fn seeded(seed: u64) -> Jitter {
         Jitter(seed)
     }

@@ -98,6 +98,7 @@ pub trait Sink {
 }
 
 /// A [`Sink`] that keeps everything, for tests of readers.
+#[cfg(test)]
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Collect {
     pub components: Vec<Component>,
@@ -114,6 +115,7 @@ pub struct Collect {
     pub refuse: bool,
 }
 
+#[cfg(test)]
 impl Collect {
     /// Index of the component with this id.
     pub fn col(&self, id: &str) -> usize {
@@ -149,6 +151,7 @@ impl Collect {
     }
 }
 
+#[cfg(test)]
 impl Sink for Collect {
     fn components(&mut self, components: &[Component], origin: &dyn Fn(usize) -> Origin) -> bool {
         self.components = components.to_vec();
