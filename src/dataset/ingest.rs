@@ -13,10 +13,7 @@ use crate::config::InputConfig;
 use crate::dataset::units::{self, Unit, MULTIPLIER_FORMS};
 use crate::dataset::{Builder, DataFiles, Field, Loc, Obs, Value};
 use crate::diagnostic::SourceMap;
-use crate::source::{self, Component, Origin, Role, Sink};
-
-/// The formats an `[[input]]` may name.
-pub const FORMATS: &[&str] = &["csv", "json", "sdmx-csv", "sdmx-json", "json-stat"];
+use crate::source::{self, Component, Format, Origin, Role, Sink};
 
 /// Values that mean "no figure" unless an input says otherwise.
 const DEFAULT_MISSING: &[&str] = &[
@@ -62,35 +59,30 @@ pub(crate) fn input(
     data: &DataFiles,
 ) {
     let c = input.get_ref();
-    let format = c.format.get_ref().as_str();
-    if !FORMATS.contains(&format) {
+    let name = c.format.get_ref().as_str();
+    let Some(format) = Format::parse(name) else {
         b.errs.push(map.diag(
             c.format.span(),
             format!(
-                "unknown format `{format}`, expected one of {}",
-                FORMATS.join(", ")
+                "unknown format `{name}`, expected one of {}",
+                Format::names()
             ),
         ));
         return;
-    }
+    };
     // Options of one format under another are a mistake worth saying.
-    let given = [
-        ("csv", c.csv.as_ref().map(|s| s.span())),
-        ("json", c.json.as_ref().map(|s| s.span())),
-        ("sdmx-csv", c.sdmx_csv.as_ref().map(|s| s.span())),
-        ("sdmx-json", c.sdmx_json.as_ref().map(|s| s.span())),
-        ("json-stat", c.json_stat.as_ref().map(|s| s.span())),
-    ];
     let mut bad_options = false;
-    for (f, span) in given {
-        if let Some(span) = span {
-            if f != format {
-                b.errs.push(map.diag(
-                    span,
-                    format!("options for format `{f}` in an input of format `{format}`, expected [input.{}] or none", format.replace('-', "_")),
-                ));
-                bad_options = true;
-            }
+    for other in Format::ALL.into_iter().filter(|&f| f != format) {
+        if let Some(span) = other.options_span(c) {
+            b.errs.push(map.diag(
+                span,
+                format!(
+                    "options for format `{}` in an input of format `{name}`, expected [input.{}] or none",
+                    other.name(),
+                    format.options_key()
+                ),
+            ));
+            bad_options = true;
         }
     }
     let Some(spec) = Spec::from_config(map, b, c) else {
@@ -103,18 +95,7 @@ pub(crate) fn input(
         return;
     };
     let mut plan = Plan::new(map, b, spec, file);
-    // Options are cloned once per load, not per row; absent means the format's defaults.
-    fn opts<T: Clone + Default>(o: &Option<Spanned<T>>) -> T {
-        o.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default()
-    }
-    match format {
-        "csv" => source::csv::read(text, &opts(&c.csv), &mut plan),
-        "json" => source::json::read(text, &opts(&c.json), &mut plan),
-        "sdmx-csv" => source::sdmx_csv::read(text, &opts(&c.sdmx_csv), &mut plan),
-        "sdmx-json" => source::sdmx_json::read(text, &opts(&c.sdmx_json), &mut plan),
-        "json-stat" => source::jsonstat::read(text, &opts(&c.json_stat), &mut plan),
-        _ => unreachable!("checked against FORMATS"),
-    }
+    format.read(text, c, &mut plan);
 }
 
 /// The file's text, registered with the builder, or an error at the config key naming it.
