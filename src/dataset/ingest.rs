@@ -159,21 +159,6 @@ struct Spec {
 impl Spec {
     fn from_config(map: &SourceMap, b: &mut Builder, c: &InputConfig) -> Option<Spec> {
         let before = b.errs.len();
-        let find_metric = |name: &Spanned<String>, b: &mut Builder| -> Option<usize> {
-            let i = b.metrics.iter().position(|m| m.raw_name == *name.get_ref());
-            if i.is_none() && !b.unread_metrics.contains(name.get_ref()) {
-                let names: Vec<&str> = b.metrics.iter().map(|m| m.raw_name.as_str()).collect();
-                b.errs.push(map.diag(
-                    name.span(),
-                    format!(
-                        "unknown metric `{}`, expected the name of a [[metric]]: {}",
-                        name.get_ref(),
-                        names.join(", ")
-                    ),
-                ));
-            }
-            i
-        };
         let s = |v: &Option<Spanned<String>>| v.as_ref().map(|x| (x.get_ref().clone(), x.span()));
         let mut spec = Spec {
             span: c.file.span(),
@@ -196,24 +181,41 @@ impl Spec {
             },
             ..Spec::default()
         };
-        if let Some(l) = &c.language {
-            if !crate::dataset::is_label_name(l.get_ref()) {
-                b.errs.push(map.diag(
-                    l.span(),
-                    format!(
-                        "invalid language code `{}`, expected letters, digits and underscores",
-                        l.get_ref()
-                    ),
-                ));
+        check_language(map, b, c);
+        spec.metrics(map, b, c);
+        if let Some(labels) = &c.labels {
+            let mut out = Vec::new();
+            for (label, comp) in labels.get_ref() {
+                crate::dataset::check_label_name(map, label, &mut b.errs);
+                out.push((label.get_ref().clone(), comp.get_ref().clone(), comp.span()));
+            }
+            spec.labels = Some(out);
+        }
+        if let Some(f) = &c.filter {
+            for (comp, codes) in f.get_ref() {
+                let set = codes
+                    .get_ref()
+                    .values()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+                spec.filter.push((comp.get_ref().clone(), set, comp.span()));
             }
         }
+        spec.unit_codes(map, b, c);
+        check_source(map, b, c);
+        (b.errs.len() == before).then_some(spec)
+    }
+
+    /// The metric or metrics the input feeds: `metric`, or `metric_dimension` with `metrics`.
+    fn metrics(&mut self, map: &SourceMap, b: &mut Builder, c: &InputConfig) {
         match (&c.metric, &c.metric_dimension, &c.metrics) {
-            (Some(m), None, None) => spec.metric = find_metric(m, b),
+            (Some(m), None, None) => self.metric = find_metric(map, b, m),
             (None, Some(d), Some(codes)) => {
-                spec.metric_dimension = Some((d.get_ref().clone(), d.span()));
+                self.metric_dimension = Some((d.get_ref().clone(), d.span()));
                 for (code, m) in codes.get_ref() {
-                    if let Some(i) = find_metric(m, b) {
-                        spec.metric_codes.insert(code.get_ref().clone(), i);
+                    if let Some(i) = find_metric(map, b, m) {
+                        self.metric_codes.insert(code.get_ref().clone(), i);
                     }
                 }
             }
@@ -234,56 +236,82 @@ impl Spec {
                 "both `metric` and `metric_dimension`, expected one of them",
             )),
         }
-        if let Some(labels) = &c.labels {
-            let mut out = Vec::new();
-            for (label, comp) in labels.get_ref() {
-                crate::dataset::check_label_name(map, label, &mut b.errs);
-                out.push((label.get_ref().clone(), comp.get_ref().clone(), comp.span()));
-            }
-            spec.labels = Some(out);
-        }
-        if let Some(f) = &c.filter {
-            for (comp, codes) in f.get_ref() {
-                let set = codes
-                    .get_ref()
-                    .values()
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect();
-                spec.filter.push((comp.get_ref().clone(), set, comp.span()));
-            }
-        }
-        if let Some(codes) = &c.unit_codes {
-            for (code, unit) in codes.get_ref() {
-                match Unit::parse(unit.get_ref()) {
-                    Some(u) => {
-                        spec.unit_codes.insert(code.get_ref().clone(), u);
-                    }
-                    None => b.errs.push(map.diag(
-                        unit.span(),
-                        format!(
-                            "unknown unit `{}`, expected one of {} or an ISO 4217 currency code",
-                            unit.get_ref(),
-                            crate::dataset::units::UNIT_NAMES.join(", ")
-                        ),
-                    )),
+    }
+
+    /// The input's own unit codes, each naming a known unit.
+    fn unit_codes(&mut self, map: &SourceMap, b: &mut Builder, c: &InputConfig) {
+        let Some(codes) = &c.unit_codes else {
+            return;
+        };
+        for (code, unit) in codes.get_ref() {
+            match Unit::parse(unit.get_ref()) {
+                Some(u) => {
+                    self.unit_codes.insert(code.get_ref().clone(), u);
                 }
-            }
-        }
-        if let Some(src) = &c.source {
-            if !b.source_ids.contains(src.get_ref().as_str()) {
-                b.errs.push(map.diag(
-                    src.span(),
+                None => b.errs.push(map.diag(
+                    unit.span(),
                     format!(
-                        "unknown source `{}`, expected the id of a [[source]]",
-                        src.get_ref()
+                        "unknown unit `{}`, expected one of {} or an ISO 4217 currency code",
+                        unit.get_ref(),
+                        crate::dataset::units::UNIT_NAMES.join(", ")
                     ),
-                ));
+                )),
             }
         }
-        (b.errs.len() == before).then_some(spec)
     }
 }
+
+/// The index of the `[[metric]]` of this name; an unknown name is reported unless its metric
+/// could not be read (already reported).
+fn find_metric(map: &SourceMap, b: &mut Builder, name: &Spanned<String>) -> Option<usize> {
+    let i = b.metrics.iter().position(|m| m.raw_name == *name.get_ref());
+    if i.is_none() && !b.unread_metrics.contains(name.get_ref()) {
+        let names: Vec<&str> = b.metrics.iter().map(|m| m.raw_name.as_str()).collect();
+        b.errs.push(map.diag(
+            name.span(),
+            format!(
+                "unknown metric `{}`, expected the name of a [[metric]]: {}",
+                name.get_ref(),
+                names.join(", ")
+            ),
+        ));
+    }
+    i
+}
+
+/// The input's `language` becomes part of label names (`name_<lang>`).
+fn check_language(map: &SourceMap, b: &mut Builder, c: &InputConfig) {
+    if let Some(l) = &c.language {
+        if !crate::dataset::is_label_name(l.get_ref()) {
+            b.errs.push(map.diag(
+                l.span(),
+                format!(
+                    "invalid language code `{}`, expected letters, digits and underscores",
+                    l.get_ref()
+                ),
+            ));
+        }
+    }
+}
+
+/// The input's `source` names a `[[source]]`.
+fn check_source(map: &SourceMap, b: &mut Builder, c: &InputConfig) {
+    if let Some(src) = &c.source {
+        if !b.source_ids.contains(src.get_ref().as_str()) {
+            b.errs.push(map.diag(
+                src.span(),
+                format!(
+                    "unknown source `{}`, expected the id of a [[source]]",
+                    src.get_ref()
+                ),
+            ));
+        }
+    }
+}
+
+/// (label, component) pairs of a metric, and whether each label may be dropped when it has
+/// one value.
+type LabelPairs = (Vec<(String, usize)>, Vec<bool>);
 
 /// How one metric's labels are read from the components.
 #[derive(Clone)]
@@ -391,7 +419,30 @@ impl<'a, 'm> Plan<'a, 'm> {
             .or_else(|| names.iter().find_map(|n| self.find(n)))
     }
 
+    /// Maps the components onto the period, the value, the attributes and the labels of each
+    /// metric the input feeds; None when the config and the file disagree (reported).
     fn resolve(&mut self, origin: &dyn Fn(usize) -> Origin) -> Option<()> {
+        let period_col = self.resolve_period()?;
+        self.value_col = self.resolve_value()?;
+        let fed = self.fed_metrics();
+        self.unit_col = self.resolve_unit(&fed)?;
+        self.resolve_attributes()?;
+        self.resolve_metric_dimension()?;
+        self.resolve_filters()?;
+        let used = self.used_columns(period_col);
+        self.name_labels = vec![None; self.components.len()];
+        if self.spec.strict {
+            return self.resolve_strict(fed[0], period_col, origin);
+        }
+        for mi in fed {
+            self.resolve_labels(mi, period_col, &used)?;
+        }
+        Some(())
+    }
+
+    /// The period: the component named by `period` or by the period label in `labels`, else
+    /// the format's time component or one of the usual names.
+    fn resolve_period(&mut self) -> Option<usize> {
         let spec_period = self.spec.period.clone();
         let period_label = self.b.period_label.clone();
         let explicit_period = self.spec.labels.as_ref().and_then(|l| {
@@ -399,44 +450,39 @@ impl<'a, 'm> Plan<'a, 'm> {
                 .find(|(label, _, _)| *label == period_label)
                 .map(|(_, c, s)| (c.clone(), s.clone()))
         });
-        let period_col = match self
+        if let Some(i) = self
             .named("period", &spec_period.or(explicit_period))
             .ok()?
         {
-            Some(i) => i,
-            None => {
-                let mut names = vec![period_label.as_str()];
-                names.extend_from_slice(PERIOD_NAMES);
-                match self.default_col(Some(Role::Time), &names) {
-                    Some(i) => i,
-                    None => {
-                        let msg = format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
-                        self.config_error(self.spec.span.clone(), msg);
-                        return None;
-                    }
-                }
-            }
-        };
+            return Some(i);
+        }
+        let mut names = vec![period_label.as_str()];
+        names.extend_from_slice(PERIOD_NAMES);
+        let found = self.default_col(Some(Role::Time), &names);
+        if found.is_none() {
+            let msg = format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
+            self.config_error(self.spec.span.clone(), msg);
+        }
+        found
+    }
+
+    /// The value: the component named by `value`, else the format's measure or a usual name.
+    fn resolve_value(&mut self) -> Option<usize> {
         let spec_value = self.spec.value.clone();
-        self.value_col = match self.named("value", &spec_value).ok()? {
-            Some(i) => i,
-            None => match self.default_col(Some(Role::Measure), VALUE_NAMES) {
-                Some(i) => i,
-                None => {
-                    let msg = format!("no value in `{}`, expected a measure component or `value = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
-                    self.config_error(self.spec.span.clone(), msg);
-                    return None;
-                }
-            },
-        };
-        let (u, m, s, c, src) = (
-            self.spec.unit.clone(),
-            self.spec.multiplier.clone(),
-            self.spec.status.clone(),
-            self.spec.confidentiality.clone(),
-            self.spec.source_column.clone(),
-        );
-        let fed: Vec<usize> = match self.spec.metric {
+        if let Some(i) = self.named("value", &spec_value).ok()? {
+            return Some(i);
+        }
+        let found = self.default_col(Some(Role::Measure), VALUE_NAMES);
+        if found.is_none() {
+            let msg = format!("no value in `{}`, expected a measure component or `value = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
+            self.config_error(self.spec.span.clone(), msg);
+        }
+        found
+    }
+
+    /// The metrics the input feeds, in metric order.
+    fn fed_metrics(&self) -> Vec<usize> {
+        match self.spec.metric {
             Some(i) => vec![i],
             None => {
                 let mut v: Vec<usize> = self.spec.metric_codes.values().copied().collect();
@@ -444,15 +490,21 @@ impl<'a, 'm> Plan<'a, 'm> {
                 v.dedup();
                 v
             }
-        };
+        }
+    }
+
+    /// The unit component (Some(None): none); required when a fed metric has no unit in the
+    /// config.
+    fn resolve_unit(&mut self, fed: &[usize]) -> Option<Option<usize>> {
+        let u = self.spec.unit.clone();
         let needs_unit = fed.iter().any(|&i| !self.b.metrics[i].has_config_unit());
-        self.unit_col = match self.named("unit", &u).ok()? {
-            Some(i) => Some(i),
+        match self.named("unit", &u).ok()? {
+            Some(i) => Some(Some(i)),
             // A unit column is read even when the metric names its unit: a file in euros must
             // not be served as dollars.
-            None if !self.spec.strict && !needs_unit => self.default_col(None, UNIT_NAMES),
+            None if !self.spec.strict && !needs_unit => Some(self.default_col(None, UNIT_NAMES)),
             None if needs_unit => match self.default_col(None, UNIT_NAMES) {
-                Some(i) => Some(i),
+                Some(i) => Some(Some(i)),
                 None => {
                     let i = fed
                         .iter()
@@ -461,45 +513,70 @@ impl<'a, 'm> Plan<'a, 'm> {
                         .expect("needs_unit");
                     let msg = format!("metric `{}` has no unit, expected `unit` in its [[metric]] or `unit = \"COMPONENT\"` in this [[input]], one of: {}", self.b.metrics[i].raw_name, self.ids());
                     self.config_error(self.spec.span.clone(), msg);
-                    return None;
+                    None
                 }
             },
-            None => None,
-        };
-        self.multiplier_col = match self.named("multiplier", &m).ok()? {
-            Some(i) => Some(i),
-            None if !self.spec.strict => self.default_col(None, MULTIPLIER_NAMES),
-            None => None,
-        };
-        self.status_col = match self.named("status", &s).ok()? {
-            Some(i) => Some(i),
-            None if !self.spec.strict => self.default_col(None, STATUS_NAMES),
-            None => None,
-        };
-        self.conf_col = match self.named("confidentiality", &c).ok()? {
-            Some(i) => Some(i),
-            None if !self.spec.strict => self.default_col(None, CONF_NAMES),
-            None => None,
-        };
+            None => Some(None),
+        }
+    }
+
+    /// The multiplier, status, confidentiality and source components.
+    fn resolve_attributes(&mut self) -> Option<()> {
+        let (m, s, c, src) = (
+            self.spec.multiplier.clone(),
+            self.spec.status.clone(),
+            self.spec.confidentiality.clone(),
+            self.spec.source_column.clone(),
+        );
+        self.multiplier_col = self.optional("multiplier", &m, MULTIPLIER_NAMES)?;
+        self.status_col = self.optional("status", &s, STATUS_NAMES)?;
+        self.conf_col = self.optional("confidentiality", &c, CONF_NAMES)?;
         self.source_col = match self.named("source", &src).ok()? {
             Some(i) => Some(i),
             None if self.spec.strict => self.find("source"),
             None => None,
         };
-        if let Some((id, span)) = self.spec.metric_dimension.clone() {
-            match self.find(&id) {
-                Some(i) => self.metric_col = Some(i),
-                None => {
-                    let msg = format!(
-                        "unknown metric_dimension `{id}` in `{}`, expected one of: {}",
-                        self.spec.file_name,
-                        self.ids()
-                    );
-                    self.config_error(span, msg);
-                    return None;
-                }
+        Some(())
+    }
+
+    /// An optional component: named, else (but in a `samples_file`) found by a usual name.
+    fn optional(
+        &mut self,
+        what: &str,
+        named: &Option<(String, Range<usize>)>,
+        names: &[&str],
+    ) -> Option<Option<usize>> {
+        Some(match self.named(what, named).ok()? {
+            Some(i) => Some(i),
+            None if !self.spec.strict => self.default_col(None, names),
+            None => None,
+        })
+    }
+
+    /// The component whose codes pick the metric, when the input maps codes to metrics.
+    fn resolve_metric_dimension(&mut self) -> Option<()> {
+        let Some((id, span)) = self.spec.metric_dimension.clone() else {
+            return Some(());
+        };
+        match self.find(&id) {
+            Some(i) => {
+                self.metric_col = Some(i);
+                Some(())
+            }
+            None => {
+                let msg = format!(
+                    "unknown metric_dimension `{id}` in `{}`, expected one of: {}",
+                    self.spec.file_name,
+                    self.ids()
+                );
+                self.config_error(span, msg);
+                None
             }
         }
+    }
+
+    /// The filtered components; every unknown one is reported.
+    fn resolve_filters(&mut self) -> Option<()> {
         let mut bad = false;
         for (id, codes, span) in std::mem::take(&mut self.spec.filter) {
             match self.find(&id) {
@@ -514,11 +591,11 @@ impl<'a, 'm> Plan<'a, 'm> {
                 }
             }
         }
-        if bad {
-            return None;
-        }
+        (!bad).then_some(())
+    }
 
-        // Components with another job are not labels.
+    /// Components with another job, which are not labels: a filter keeping one code is one.
+    fn used_columns(&self, period_col: usize) -> HashSet<usize> {
         let mut used: HashSet<usize> = [
             Some(period_col),
             Some(self.value_col),
@@ -538,120 +615,172 @@ impl<'a, 'm> Plan<'a, 'm> {
                 .filter(|(_, codes)| codes.len() == 1)
                 .map(|(i, _)| *i),
         );
-        self.name_labels = vec![None; self.components.len()];
+        used
+    }
 
-        if self.spec.strict {
-            return self.resolve_strict(fed[0], period_col, origin);
+    /// Which component feeds each label of metric `mi`, the period included; a metric that
+    /// declares no labels gets them from this, its first input.
+    fn resolve_labels(
+        &mut self,
+        mi: usize,
+        period_col: usize,
+        used: &HashSet<usize>,
+    ) -> Option<()> {
+        let period_label = self.b.period_label.clone();
+        let declared = self.b.metrics[mi].labels.clone();
+        let explicit = self.spec.labels.clone();
+        let (mut pairs, mut droppable) = if let Some(declared) = &declared {
+            self.declared_pairs(mi, declared, explicit.as_deref(), &period_label)?
+        } else if let Some(explicit) = explicit {
+            self.explicit_pairs(explicit, &period_label)?
+        } else {
+            self.inferred_pairs(used)
+        };
+        pairs.push((period_label, period_col));
+        droppable.push(false);
+        for (label, i) in &pairs {
+            if self.name_labels[*i].is_none() && *i != period_col {
+                self.name_labels[*i] = Some(label.clone());
+            }
         }
-        for mi in fed {
-            // (label, component) pairs, the period included.
-            let mut pairs: Vec<(String, usize)> = Vec::new();
-            let mut droppable = Vec::new();
-            let declared = self.b.metrics[mi].labels.clone();
-            let explicit = self.spec.labels.clone();
-            if let Some(declared) = &declared {
-                // The metric says which labels; `labels` renames where a component is named
-                // otherwise.
-                for label in declared.iter().filter(|l| **l != period_label) {
-                    let mapped = explicit
-                        .as_ref()
-                        .and_then(|e| e.iter().find(|(l, _, _)| l == label))
-                        .map(|(_, comp, span)| (comp.clone(), span.clone()));
-                    let found = match &mapped {
-                        Some((comp, _)) => self.find(comp),
-                        None => self.find(label).or_else(|| {
-                            self.components
-                                .iter()
-                                .position(|c| label_name(&c.id) == *label)
-                        }),
-                    };
-                    match (found, mapped) {
-                        (Some(i), _) => pairs.push((label.clone(), i)),
-                        (None, Some((comp, span))) => {
-                            let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
-                            self.config_error(span, msg);
-                            bad = true;
-                        }
-                        (None, None) => {
-                            let msg = format!("label `{label}` of metric `{}` is not a component of `{}`, expected one of: {} (or map it: labels = {{ {label} = \"COMPONENT\" }})", self.b.metrics[mi].raw_name, self.spec.file_name, self.ids());
-                            self.config_error(self.spec.span.clone(), msg);
-                            bad = true;
-                        }
-                    }
+        let cols = match &declared {
+            None => self.undeclared_cols(mi, &pairs, droppable)?,
+            Some(declared) => self.declared_cols(mi, &pairs, declared)?,
+        };
+        std::rc::Rc::make_mut(&mut self.targets)[mi] = Some(Target { cols });
+        Some(())
+    }
+
+    /// (label, component) pairs of a metric that declares its labels: each label is the
+    /// component `labels` maps it to, else the component of its name.
+    fn declared_pairs(
+        &mut self,
+        mi: usize,
+        declared: &[String],
+        explicit: Option<&[(String, String, Range<usize>)]>,
+        period_label: &str,
+    ) -> Option<LabelPairs> {
+        let mut pairs = Vec::new();
+        let mut bad = false;
+        for label in declared.iter().filter(|l| **l != period_label) {
+            let mapped = explicit
+                .and_then(|e| e.iter().find(|(l, _, _)| l == label))
+                .map(|(_, comp, span)| (comp.clone(), span.clone()));
+            let found = match &mapped {
+                Some((comp, _)) => self.find(comp),
+                None => self.find(label).or_else(|| {
+                    self.components
+                        .iter()
+                        .position(|c| label_name(&c.id) == *label)
+                }),
+            };
+            match (found, mapped) {
+                (Some(i), _) => pairs.push((label.clone(), i)),
+                (None, Some((comp, span))) => {
+                    let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
+                    self.config_error(span, msg);
+                    bad = true;
                 }
-                droppable = vec![false; pairs.len()];
-            } else if let Some(explicit) = explicit {
-                for (label, comp, span) in explicit {
-                    if label == period_label {
-                        continue;
-                    }
-                    match self.find(&comp) {
-                        Some(i) => pairs.push((label, i)),
-                        None => {
-                            let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
-                            self.config_error(span, msg);
-                            bad = true;
-                        }
-                    }
-                }
-                droppable = vec![false; pairs.len()];
-            } else {
-                for (i, comp) in self.components.iter().enumerate() {
-                    if comp.role == Role::Dimension && !used.contains(&i) {
-                        pairs.push((label_name(&comp.id), i));
-                        droppable.push(self.spec.drop_single_valued);
-                    }
+                (None, None) => {
+                    let msg = format!("label `{label}` of metric `{}` is not a component of `{}`, expected one of: {} (or map it: labels = {{ {label} = \"COMPONENT\" }})", self.b.metrics[mi].raw_name, self.spec.file_name, self.ids());
+                    self.config_error(self.spec.span.clone(), msg);
+                    bad = true;
                 }
             }
-            if bad {
+        }
+        let n = pairs.len();
+        (!bad).then(|| (pairs, vec![false; n]))
+    }
+
+    /// (label, component) pairs from the input's `labels`, for a metric that declares none.
+    fn explicit_pairs(
+        &mut self,
+        explicit: Vec<(String, String, Range<usize>)>,
+        period_label: &str,
+    ) -> Option<LabelPairs> {
+        let mut pairs = Vec::new();
+        let mut bad = false;
+        for (label, comp, span) in explicit {
+            if label == period_label {
+                continue;
+            }
+            match self.find(&comp) {
+                Some(i) => pairs.push((label, i)),
+                None => {
+                    let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
+                    self.config_error(span, msg);
+                    bad = true;
+                }
+            }
+        }
+        let n = pairs.len();
+        (!bad).then(|| (pairs, vec![false; n]))
+    }
+
+    /// Every dimension without another job, as a label of its lower-cased id; droppable when
+    /// the input says `drop_single_valued`.
+    fn inferred_pairs(&self, used: &HashSet<usize>) -> LabelPairs {
+        let mut pairs = Vec::new();
+        let mut droppable = Vec::new();
+        for (i, comp) in self.components.iter().enumerate() {
+            if comp.role == Role::Dimension && !used.contains(&i) {
+                pairs.push((label_name(&comp.id), i));
+                droppable.push(self.spec.drop_single_valued);
+            }
+        }
+        (pairs, droppable)
+    }
+
+    /// Fixes the labels of a metric that declared none; two components may not become one
+    /// label.
+    fn undeclared_cols(
+        &mut self,
+        mi: usize,
+        pairs: &[(String, usize)],
+        droppable: Vec<bool>,
+    ) -> Option<Vec<usize>> {
+        let names: Vec<String> = pairs.iter().map(|(l, _)| l.clone()).collect();
+        let mut seen = HashSet::new();
+        for n in &names {
+            if !seen.insert(n) {
+                let msg = format!("two components of `{}` become label `{n}`, expected unique label names (map them with `labels`)", self.spec.file_name);
+                self.config_error(self.spec.span.clone(), msg);
                 return None;
             }
-            pairs.push((period_label.clone(), period_col));
-            droppable.push(false);
-            for (label, i) in &pairs {
-                if self.name_labels[*i].is_none() && *i != period_col {
-                    self.name_labels[*i] = Some(label.clone());
-                }
-            }
-            let cols: Vec<usize> = match &declared {
-                None => {
-                    let names: Vec<String> = pairs.iter().map(|(l, _)| l.clone()).collect();
-                    let mut seen = HashSet::new();
-                    for n in &names {
-                        if !seen.insert(n) {
-                            let msg = format!("two components of `{}` become label `{n}`, expected unique label names (map them with `labels`)", self.spec.file_name);
-                            self.config_error(self.spec.span.clone(), msg);
-                            return None;
-                        }
-                    }
-                    self.b.set_labels(mi, names, droppable);
-                    pairs.iter().map(|(_, i)| *i).collect()
-                }
-                Some(declared) => {
-                    let mut have: Vec<&str> = pairs.iter().map(|(l, _)| l.as_str()).collect();
-                    let mut want: Vec<&str> = declared.iter().map(String::as_str).collect();
-                    have.sort_unstable();
-                    want.sort_unstable();
-                    if have != want {
-                        let msg = format!(
-                            "`{}` gives metric `{}` the labels {}, expected its labels {}",
-                            self.spec.file_name,
-                            self.b.metrics[mi].raw_name,
-                            have.join(", "),
-                            want.join(", ")
-                        );
-                        self.config_error(self.spec.span.clone(), msg);
-                        return None;
-                    }
-                    declared
-                        .iter()
-                        .map(|l| pairs.iter().find(|(p, _)| p == l).expect("same set").1)
-                        .collect()
-                }
-            };
-            std::rc::Rc::make_mut(&mut self.targets)[mi] = Some(Target { cols });
         }
-        Some(())
+        self.b.set_labels(mi, names, droppable);
+        Some(pairs.iter().map(|(_, i)| *i).collect())
+    }
+
+    /// The components in the order of the metric's declared labels, which the pairs must
+    /// match as a set.
+    fn declared_cols(
+        &mut self,
+        mi: usize,
+        pairs: &[(String, usize)],
+        declared: &[String],
+    ) -> Option<Vec<usize>> {
+        let mut have: Vec<&str> = pairs.iter().map(|(l, _)| l.as_str()).collect();
+        let mut want: Vec<&str> = declared.iter().map(String::as_str).collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have != want {
+            let msg = format!(
+                "`{}` gives metric `{}` the labels {}, expected its labels {}",
+                self.spec.file_name,
+                self.b.metrics[mi].raw_name,
+                have.join(", "),
+                want.join(", ")
+            );
+            self.config_error(self.spec.span.clone(), msg);
+            return None;
+        }
+        Some(
+            declared
+                .iter()
+                .map(|l| pairs.iter().find(|(p, _)| p == l).expect("same set").1)
+                .collect(),
+        )
     }
 
     /// A `samples_file` takes exactly the metric's labels, `value`, `source` and `basis`.
@@ -740,6 +869,79 @@ impl<'a, 'm> Plan<'a, 'm> {
         self.multipliers.insert(code.to_string(), m);
         m
     }
+
+    /// Whether a row passes the input's filters.
+    fn kept(&self, fields: &[&str]) -> bool {
+        self.filters
+            .iter()
+            .all(|(i, codes)| codes.contains(fields[*i]))
+    }
+
+    /// A row's value as written, or why it has no figure when it is one of the missing marks.
+    fn value_of<'v>(&self, raw: &'v str, status: &str, conf: &str) -> Value<'v> {
+        if self.spec.missing.contains(raw.trim()) {
+            Value::Missing(missing_reason(raw, status, conf))
+        } else {
+            Value::Text(raw)
+        }
+    }
+
+    /// A row's unit and its code (None: no unit column, or none needed for a missing figure);
+    /// Err when the code is unknown (reported).
+    fn row_unit<'f>(
+        &mut self,
+        fields: &[&'f str],
+        value: &Value,
+        at: &dyn Fn(Field) -> Loc,
+    ) -> Result<Option<(Unit, &'f str)>, ()> {
+        let Some(c) = self.unit_col else {
+            return Ok(None);
+        };
+        let code = fields[c];
+        match self.unit_of(code).flatten() {
+            Some(u) => Ok(Some((u, code))),
+            None if matches!(value, Value::Missing(_)) => Ok(None),
+            None => {
+                let msg = format!("unknown unit code `{}`, expected an ISO 4217 currency, a code such as PC, IX, NR, MIO_EUR, or an entry in the input's `unit_codes`", crate::dataset::excerpt(code));
+                self.b.error(self.file, at(Field::Unit), msg);
+                Err(())
+            }
+        }
+    }
+
+    /// A row's power of ten from its multiplier column (0 without one); Err when the
+    /// multiplier is unknown (reported).
+    fn row_exponent(
+        &mut self,
+        fields: &[&str],
+        origin: &dyn Fn(usize) -> Origin,
+    ) -> Result<i32, ()> {
+        let Some(c) = self.multiplier_col else {
+            return Ok(0);
+        };
+        match self.multiplier_of(fields[c].trim()) {
+            Some(e) => Ok(e),
+            None => {
+                let msg = format!(
+                    "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
+                    crate::dataset::excerpt(fields[c])
+                );
+                self.b.error(self.file, loc(origin(c)), msg);
+                Err(())
+            }
+        }
+    }
+
+    /// A row's source column names a `[[source]]`; the row is kept either way.
+    fn check_source(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin) {
+        if let Some(c) = self.source_col {
+            let s = fields[c];
+            if !s.is_empty() && !self.b.source_ids.contains(s) {
+                let msg = format!("unknown source `{s}`, expected the id of a [[source]]");
+                self.b.error(self.file, loc(origin(c)), msg);
+            }
+        }
+    }
 }
 
 /// A component id as a Prometheus label name: lower case, other characters as `_`.
@@ -807,13 +1009,8 @@ impl Sink for Plan<'_, '_> {
     }
 
     fn row(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin) {
-        if !self.ready {
+        if !self.ready || !self.kept(fields) {
             return;
-        }
-        for (i, codes) in &self.filters {
-            if !codes.contains(fields[*i]) {
-                return;
-            }
         }
         let Some(metric) = self.metric_of(fields) else {
             return;
@@ -822,6 +1019,7 @@ impl Sink for Plan<'_, '_> {
         let Some(target) = targets[metric].as_ref() else {
             return;
         };
+        // Labels on the stack for the usual few, so a row allocates nothing.
         let mut buf: [&str; 16] = [""; 16];
         let heap: Vec<&str>;
         let labels: &[&str] = if target.cols.len() <= 16 {
@@ -835,60 +1033,22 @@ impl Sink for Plan<'_, '_> {
         };
         let cols = &target.cols;
         let field = |c: Option<usize>| c.map_or("", |c| fields[c]);
-        let raw_value = fields[self.value_col];
         let status = field(self.status_col);
-        let conf = field(self.conf_col);
-        let value = if self.spec.missing.contains(raw_value.trim()) {
-            Value::Missing(missing_reason(raw_value, status, conf))
-        } else {
-            Value::Text(raw_value)
-        };
-        let (value_col, unit_col, mult_col) = (self.value_col, self.unit_col, self.multiplier_col);
+        let value = self.value_of(fields[self.value_col], status, field(self.conf_col));
+        let (value_col, unit_col) = (self.value_col, self.unit_col);
         let at = |f: Field| match f {
             Field::Label(i) => loc(origin(cols[i])),
             Field::Value => loc(origin(value_col)),
             Field::Row => loc(origin(source::ROW)),
             Field::Unit => loc(origin(unit_col.unwrap_or(value_col))),
         };
-        let unit = match unit_col {
-            None => None,
-            Some(c) => {
-                let code = fields[c];
-                match self.unit_of(code).flatten() {
-                    Some(u) => Some((u, code)),
-                    None => {
-                        if matches!(value, Value::Missing(_)) {
-                            None
-                        } else {
-                            let msg = format!("unknown unit code `{}`, expected an ISO 4217 currency, a code such as PC, IX, NR, MIO_EUR, or an entry in the input's `unit_codes`", crate::dataset::excerpt(code));
-                            self.b.error(self.file, at(Field::Unit), msg);
-                            return;
-                        }
-                    }
-                }
-            }
+        let Ok(unit) = self.row_unit(fields, &value, &at) else {
+            return;
         };
-        let exponent = match mult_col {
-            None => 0,
-            Some(c) => match self.multiplier_of(fields[c].trim()) {
-                Some(e) => e,
-                None => {
-                    let msg = format!(
-                        "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
-                        crate::dataset::excerpt(fields[c])
-                    );
-                    self.b.error(self.file, loc(origin(c)), msg);
-                    return;
-                }
-            },
+        let Ok(exponent) = self.row_exponent(fields, origin) else {
+            return;
         };
-        if let Some(c) = self.source_col {
-            let s = fields[c];
-            if !s.is_empty() && !self.b.source_ids.contains(s) {
-                let msg = format!("unknown source `{s}`, expected the id of a [[source]]");
-                self.b.error(self.file, loc(origin(c)), msg);
-            }
-        }
+        self.check_source(fields, origin);
         let status = if status == "A" { "" } else { status.trim() };
         self.b.add(
             &Obs {
