@@ -290,20 +290,58 @@ impl Builder {
 
     /// Validates one observation and adds it to its metric, or reports why it cannot be.
     pub fn add(&mut self, o: &Obs, at: &dyn Fn(Field) -> Loc) {
-        let (def_unit, multiplier) = {
+        let multiplier = {
             let d = &self.metrics[o.metric];
             if !d.usable || d.labels.is_none() {
                 return;
             }
-            (d.unit, d.multiplier)
+            d.multiplier
         };
         // The unit first: the exponent depends on it.
-        let unit = match (o.unit, def_unit) {
+        let Some(unit) = self.obs_unit(o, at) else {
+            return;
+        };
+        let exp = unit.exponent + multiplier + o.exponent;
+        let Some(value) = self.obs_value(o, unit, exp, at) else {
+            return;
+        };
+        // Label ids on the stack for the usual few, so an observation allocates nothing.
+        let mut ids: [u32; 16] = [0; 16];
+        let mut heap: Vec<u32>;
+        let n = o.labels.len();
+        let ids: &mut [u32] = if n <= 16 {
+            &mut ids[..n]
+        } else {
+            heap = vec![0; n];
+            &mut heap
+        };
+        if !self.label_ids(o, ids, at) {
+            return;
+        }
+        let status = if o.status.is_empty() {
+            NO_STATUS
+        } else {
+            self.interner.intern(o.status)
+        };
+        let pos = self.pos(o, at);
+        let def = &mut self.metrics[o.metric];
+        def.ids.extend_from_slice(ids);
+        def.values.push(value);
+        super::push_status(&mut def.status, def.values.len(), status);
+        def.positions.push(pos);
+    }
+
+    /// The observation's unit: the file's, which must have the base of the metric's (the
+    /// first one fixes a metric without a unit), else the metric's; None when there is none
+    /// or it conflicts (reported).
+    fn obs_unit(&mut self, o: &Obs, at: &dyn Fn(Field) -> Loc) -> Option<Unit> {
+        let def_unit = self.metrics[o.metric].unit;
+        match (o.unit, def_unit) {
             (Some((u, code)), None) => {
                 let d = &mut self.metrics[o.metric];
                 d.unit = Some(u);
                 d.unit_code = code.to_string();
-                u
+                Some(u)
             }
             (Some((u, code)), Some(du)) => {
                 if u.base != du.base {
@@ -318,75 +356,31 @@ impl Builder {
                     };
                     let msg = format!("unit `{}` is {u}, expected {du} like {was}", excerpt(code));
                     self.error(o.file, at(Field::Unit), msg);
-                    return;
+                    return None;
                 }
-                u
+                Some(u)
             }
-            (None, Some(du)) => du,
-            (None, None) => return,
-        };
-        let exp = unit.exponent + multiplier + o.exponent;
+            (None, Some(du)) => Some(du),
+            (None, None) => None,
+        }
+    }
+
+    /// The value in the unit's base, scaled by `exp`; None when there is no figure (counted)
+    /// or it is not a usable number (reported).
+    fn obs_value(
+        &mut self,
+        o: &Obs,
+        unit: Unit,
+        exp: i32,
+        at: &dyn Fn(Field) -> Loc,
+    ) -> Option<f64> {
         let value = match o.value {
             Value::Missing(reason) => {
                 self.missing(o.metric, reason);
-                return;
+                return None;
             }
-            Value::Number(v) => {
-                if !v.is_finite() {
-                    let msg =
-                        format!("value {v} is not a finite number, expected a published figure");
-                    self.error(o.file, at(Field::Value), msg);
-                    return;
-                }
-                if unit.share && !(0.0..=100.0).contains(&v) {
-                    let msg = format!("percent value {v} out of range, expected 0 to 100");
-                    self.error(o.file, at(Field::Value), msg);
-                    return;
-                }
-                scale_pow10(v, exp)
-            }
-            Value::Text(t) => {
-                let t = t.trim();
-                let parsed = if t.is_empty() {
-                    None
-                } else {
-                    parse_scaled(t, exp, &mut self.buf)
-                };
-                match parsed {
-                    None => {
-                        let msg = if t.is_empty() {
-                            "missing value, expected a number".to_string()
-                        } else {
-                            format!("invalid value `{}`, expected a number", excerpt(t))
-                        };
-                        self.error(o.file, at(Field::Value), msg);
-                        return;
-                    }
-                    Some(v)
-                        if !v.is_finite()
-                            && parse_scaled(t, 0, &mut self.buf)
-                                .is_some_and(|r| !r.is_finite()) =>
-                    {
-                        let msg = format!(
-                            "value {t} is not a finite number, expected a published figure"
-                        );
-                        self.error(o.file, at(Field::Value), msg);
-                        return;
-                    }
-                    Some(v) => {
-                        if unit.share {
-                            let raw = parse_scaled(t, 0, &mut self.buf).unwrap_or(v);
-                            if !(0.0..=100.0).contains(&raw) {
-                                let msg =
-                                    format!("percent value {raw} out of range, expected 0 to 100");
-                                self.error(o.file, at(Field::Value), msg);
-                                return;
-                            }
-                        }
-                        v
-                    }
-                }
-            }
+            Value::Number(v) => self.number_value(o, v, unit, exp, at)?,
+            Value::Text(t) => self.text_value(o, t.trim(), unit, exp, at)?,
         };
         if !value.is_finite() {
             let base = unit.suffix().unwrap_or("the base unit").to_string();
@@ -396,18 +390,74 @@ impl Builder {
                 Value::Missing(_) => unreachable!("returned above"),
             };
             self.error(o.file, at(Field::Value), msg);
-            return;
+            return None;
         }
+        Some(value)
+    }
 
-        let mut ids: [u32; 16] = [0; 16];
-        let mut heap: Vec<u32>;
-        let n = o.labels.len();
-        let ids: &mut [u32] = if n <= 16 {
-            &mut ids[..n]
+    /// A value given as a number: finite, a percent within 0 to 100, then scaled.
+    fn number_value(
+        &mut self,
+        o: &Obs,
+        v: f64,
+        unit: Unit,
+        exp: i32,
+        at: &dyn Fn(Field) -> Loc,
+    ) -> Option<f64> {
+        if !v.is_finite() {
+            let msg = format!("value {v} is not a finite number, expected a published figure");
+            self.error(o.file, at(Field::Value), msg);
+            return None;
+        }
+        if unit.share && !(0.0..=100.0).contains(&v) {
+            let msg = format!("percent value {v} out of range, expected 0 to 100");
+            self.error(o.file, at(Field::Value), msg);
+            return None;
+        }
+        Some(scale_pow10(v, exp))
+    }
+
+    /// A value given as text (trimmed): parsed in decimal and scaled; a percent is checked
+    /// as written, before scaling.
+    fn text_value(
+        &mut self,
+        o: &Obs,
+        t: &str,
+        unit: Unit,
+        exp: i32,
+        at: &dyn Fn(Field) -> Loc,
+    ) -> Option<f64> {
+        let parsed = if t.is_empty() {
+            None
         } else {
-            heap = vec![0; n];
-            &mut heap
+            parse_scaled(t, exp, &mut self.buf)
         };
+        let msg = match parsed {
+            None if t.is_empty() => "missing value, expected a number".to_string(),
+            None => format!("invalid value `{}`, expected a number", excerpt(t)),
+            // Infinite as written, not only once scaled (that is "too large" below).
+            Some(v)
+                if !v.is_finite()
+                    && parse_scaled(t, 0, &mut self.buf).is_some_and(|r| !r.is_finite()) =>
+            {
+                format!("value {t} is not a finite number, expected a published figure")
+            }
+            Some(v) if unit.share => {
+                let raw = parse_scaled(t, 0, &mut self.buf).unwrap_or(v);
+                if (0.0..=100.0).contains(&raw) {
+                    return Some(v);
+                }
+                format!("percent value {raw} out of range, expected 0 to 100")
+            }
+            Some(v) => return Some(v),
+        };
+        self.error(o.file, at(Field::Value), msg);
+        None
+    }
+
+    /// Interns the observation's labels into `ids`, checking its period and that no label is
+    /// empty; false when one is not (every one reported).
+    fn label_ids(&mut self, o: &Obs, ids: &mut [u32], at: &dyn Fn(Field) -> Loc) -> bool {
         let mut ok = true;
         for (i, v) in o.labels.iter().enumerate() {
             if Some(i) == self.metrics[o.metric].period_col {
@@ -424,15 +474,12 @@ impl Builder {
                 ids[i] = self.interner.intern(v);
             }
         }
-        if !ok {
-            return;
-        }
-        let status = if o.status.is_empty() {
-            NO_STATUS
-        } else {
-            self.interner.intern(o.status)
-        };
-        let pos = match at(o.position) {
+        ok
+    }
+
+    /// Where the observation is, kept compact: a JSON path is stored once in `paths`.
+    fn pos(&mut self, o: &Obs, at: &dyn Fn(Field) -> Loc) -> Pos {
+        match at(o.position) {
             Loc::At(line, col) => Pos {
                 file: o.file,
                 line,
@@ -451,12 +498,7 @@ impl Builder {
                 line: 0,
                 col: u32::MAX,
             },
-        };
-        let def = &mut self.metrics[o.metric];
-        def.ids.extend_from_slice(ids);
-        def.values.push(value);
-        super::push_status(&mut def.status, def.values.len(), status);
-        def.positions.push(pos);
+        }
     }
 
     /// Checks a period value and returns the id of its canonical form.
