@@ -8,6 +8,7 @@ pub mod csv;
 pub mod fetch;
 pub mod json;
 pub mod jsonstat;
+pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
 
