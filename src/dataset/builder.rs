@@ -777,3 +777,217 @@ impl Interner {
         id
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A builder for dataset `config.toml` with metric `gdp` (prefix `x_`, labels `area` and
+    /// `year`, the period label) of `unit` from the config, times 10^`multiplier`, and data
+    /// file 1, `data.csv`.
+    fn builder(unit: Option<&str>, multiplier: i32) -> Builder {
+        let mut b = Builder::new(
+            PathBuf::from("config.toml"),
+            "year".into(),
+            HashSet::new(),
+            Vec::new(),
+        );
+        b.add_metric(MetricDef::new(
+            "gdp".into(),
+            "x_".into(),
+            "GDP.".into(),
+            unit.map(|u| Unit::parse(u).expect("known unit")),
+            multiplier,
+            Some(vec!["area".into(), "year".into()]),
+            None,
+            true,
+        ));
+        assert_eq!(b.add_file(PathBuf::from("data.csv")), 1);
+        b
+    }
+
+    /// One observation on line `line` of `data.csv` with `area` and `year`, the value at
+    /// column 10 and the unit at column 20.
+    struct Row<'a> {
+        line: u32,
+        area: &'a str,
+        year: &'a str,
+        value: Value<'a>,
+        exponent: i32,
+        unit: Option<(Unit, &'a str)>,
+        status: &'a str,
+    }
+
+    fn row<'a>(line: u32, area: &'a str, year: &'a str, value: &'a str) -> Row<'a> {
+        Row {
+            line,
+            area,
+            year,
+            value: Value::Text(value),
+            exponent: 0,
+            unit: None,
+            status: "",
+        }
+    }
+
+    fn add(b: &mut Builder, r: Row) {
+        let labels = [r.area, r.year];
+        let line = r.line;
+        let at = |f: Field| match f {
+            Field::Row => Loc::At(line, 1),
+            Field::Label(i) => Loc::At(line, 3 + 5 * i as u32),
+            Field::Value => Loc::At(line, 10),
+            Field::Unit => Loc::At(line, 20),
+        };
+        let obs = Obs {
+            metric: 0,
+            labels: &labels,
+            value: r.value,
+            exponent: r.exponent,
+            unit: r.unit,
+            status: r.status,
+            file: 1,
+            position: Field::Row,
+        };
+        b.add(&obs, &at);
+    }
+
+    fn errors(b: &Builder) -> Vec<String> {
+        b.errs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn values_are_kept_in_base_units_exactly() {
+        // A percent is a ratio: 0.1 % is 0.001, not 0.1 * 0.01 (0.0010000000000000002).
+        let mut b = builder(Some("percent"), 0);
+        add(&mut b, row(2, "FR", "2020", "0.1"));
+        add(&mut b, row(3, "DE", "2020", " 12.5 "));
+        assert_eq!(errors(&b), Vec::<String>::new());
+        assert_eq!(b.metrics[0].values, vec![0.001, 0.125]);
+
+        // The metric's multiplier, the file's and the unit's scale add up.
+        let mut b = builder(Some("10k_yuan"), 2);
+        add(
+            &mut b,
+            Row {
+                exponent: -1,
+                ..row(2, "FR", "2020", "0.3")
+            },
+        );
+        assert_eq!(b.metrics[0].values, vec![3e4]);
+    }
+
+    #[test]
+    fn a_duplicate_series_is_reported_at_the_later_row_with_the_first() {
+        let mut b = builder(Some("count"), 0);
+        add(&mut b, row(2, "FR", "2020", "1"));
+        add(&mut b, row(3, "FR", "2021", "2"));
+        add(&mut b, row(5, "FR", "2020", "3"));
+        let built = b.finish();
+        let errs: Vec<String> = built.errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errs,
+            vec![
+                "data.csv:5:1: duplicate series x_gdp{area=\"FR\",year=\"2020\"}, first defined at line 2"
+            ]
+        );
+        // The first definition is kept.
+        assert_eq!(built.metrics[0].values, vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn bad_values_are_reported_at_the_value() {
+        let mut b = builder(Some("percent"), 0);
+        add(&mut b, row(2, "FR", "2020", "12,5"));
+        add(&mut b, row(3, "FR", "2021", ""));
+        add(&mut b, row(4, "FR", "2022", "120"));
+        add(&mut b, row(5, "FR", "2023", "1e999"));
+        assert_eq!(
+            errors(&b),
+            vec![
+                "data.csv:2:10: invalid value `12,5`, expected a number",
+                "data.csv:3:10: missing value, expected a number",
+                "data.csv:4:10: percent value 120 out of range, expected 0 to 100",
+                "data.csv:5:10: value 1e999 is not a finite number, expected a published figure",
+            ]
+        );
+        assert!(b.metrics[0].values.is_empty());
+    }
+
+    #[test]
+    fn bad_labels_are_reported_at_the_label() {
+        let mut b = builder(Some("count"), 0);
+        add(&mut b, row(2, "", "2020", "1"));
+        add(&mut b, row(3, "FR", "20x0", "1"));
+        assert_eq!(
+            errors(&b),
+            vec![
+                "data.csv:2:3: empty value for label `area`, expected a code".to_string(),
+                format!("data.csv:3:8: year `20x0` is not a period, expected {PERIOD_FORMS}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_unit_must_have_the_base_of_the_metric_unit() {
+        let mut b = builder(Some("count"), 0);
+        let eur = Unit::parse("EUR").expect("currency");
+        add(
+            &mut b,
+            Row {
+                unit: Some((eur, "EUR")),
+                ..row(2, "FR", "2020", "1")
+            },
+        );
+        assert_eq!(
+            errors(&b),
+            vec!["data.csv:2:20: unit `EUR` is eur, expected count like the unit of metric `gdp` in the config"]
+        );
+        // Without a unit in the config, the first file's fixes it.
+        let mut b = builder(None, 0);
+        let mio_eur = Unit::from_code("MIO_EUR").expect("known code");
+        add(
+            &mut b,
+            Row {
+                unit: Some((mio_eur, "MIO_EUR")),
+                ..row(2, "FR", "2020", "1.5")
+            },
+        );
+        assert_eq!(errors(&b), Vec::<String>::new());
+        assert_eq!(b.metrics[0].values, vec![1.5e6]);
+        assert_eq!(b.metrics[0].unit_code, "MIO_EUR");
+    }
+
+    #[test]
+    fn missing_figures_are_counted_and_statuses_kept() {
+        let mut b = builder(Some("count"), 0);
+        add(
+            &mut b,
+            Row {
+                value: Value::Missing("confidential"),
+                ..row(2, "FR", "2020", "")
+            },
+        );
+        add(&mut b, row(3, "DE", "2020", "7"));
+        add(
+            &mut b,
+            Row {
+                status: "p",
+                ..row(4, "IT", "2020", "8")
+            },
+        );
+        assert_eq!(errors(&b), Vec::<String>::new());
+        let def = &b.metrics[0];
+        assert_eq!(def.values, vec![7.0, 8.0]);
+        assert_eq!(
+            def.missing
+                .iter()
+                .map(|(r, n)| (*r, *n))
+                .collect::<Vec<_>>(),
+            vec![("confidential", 1)]
+        );
+        // No status on the first series, `p` on the second.
+        let p = b.interner.ids["p"];
+        assert_eq!(def.status, vec![NO_STATUS, p]);
+    }
+}
