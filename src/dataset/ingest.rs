@@ -1101,6 +1101,273 @@ impl Sink for Plan<'_, '_> {
 mod tests {
     use super::*;
 
+    use std::path::{Path, PathBuf};
+
+    use crate::dataset::MetricDef;
+
+    /// The config the spans of these tests point into.
+    const CONFIG: &str = "[[input]]\nfile = \"data.csv\"\nperiod = \"WHEN\"\n";
+
+    /// The span of `what` in [`CONFIG`].
+    fn span(what: &str) -> Range<usize> {
+        let i = CONFIG.find(what).expect("in CONFIG");
+        i..i + what.len()
+    }
+
+    /// A metric of a test: name, unit from the config, declared labels.
+    type TestMetric<'a> = (&'a str, Option<&'a str>, Option<&'a [&'a str]>);
+
+    /// A builder whose period label is `year`, with these metrics, and data file 1.
+    fn builder(metrics: &[TestMetric]) -> Builder {
+        let mut b = Builder::new(
+            PathBuf::from("config.toml"),
+            "year".into(),
+            HashSet::new(),
+            Vec::new(),
+        );
+        for (name, unit, labels) in metrics {
+            b.add_metric(MetricDef::new(
+                name.to_string(),
+                String::new(),
+                String::new(),
+                unit.map(|u| Unit::parse(u).expect("known unit")),
+                0,
+                labels.map(|l| l.iter().map(|s| s.to_string()).collect()),
+                None,
+                true,
+            ));
+        }
+        b.add_file(PathBuf::from("data.csv"));
+        b
+    }
+
+    /// An input of `data.csv` feeding metric 0.
+    fn spec() -> Spec {
+        Spec {
+            span: span("file"),
+            file_name: "data.csv".into(),
+            metric: Some(0),
+            ..Spec::default()
+        }
+    }
+
+    /// What resolving the components came to.
+    #[derive(Debug, PartialEq)]
+    struct Resolved {
+        ok: bool,
+        value: usize,
+        unit: Option<usize>,
+        multiplier: Option<usize>,
+        status: Option<usize>,
+        metric: Option<usize>,
+        /// Per metric: its labels, and the component of each.
+        targets: Vec<Option<(Vec<String>, Vec<usize>)>>,
+        errors: Vec<String>,
+    }
+
+    fn resolve(b: &mut Builder, spec: Spec, components: &[(&str, Role)]) -> Resolved {
+        let path = Path::new("config.toml");
+        let map = SourceMap::new(path, CONFIG);
+        let components: Vec<Component> = components
+            .iter()
+            .map(|(id, role)| Component::new(*id, *role))
+            .collect();
+        let mut plan = Plan::new(&map, b, spec, 1);
+        let ok = plan.components(&components, &|i| Origin::At {
+            line: 1,
+            col: i as u32 + 1,
+        });
+        let targets = plan.targets.clone();
+        let (value, unit, multiplier, status, metric) = (
+            plan.value_col,
+            plan.unit_col,
+            plan.multiplier_col,
+            plan.status_col,
+            plan.metric_col,
+        );
+        drop(plan);
+        Resolved {
+            ok,
+            value,
+            unit,
+            multiplier,
+            status,
+            metric,
+            targets: targets
+                .iter()
+                .enumerate()
+                .map(|(mi, t)| {
+                    t.as_ref().map(|t| {
+                        let labels = b.metrics[mi].labels.clone().unwrap_or_default();
+                        (labels, t.cols.clone())
+                    })
+                })
+                .collect(),
+            errors: b.errs.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn labels(names: &[&str], cols: &[usize]) -> Option<(Vec<String>, Vec<usize>)> {
+        Some((names.iter().map(|s| s.to_string()).collect(), cols.to_vec()))
+    }
+
+    use Role::{Attribute as A, Dimension as D, Measure as M, Time as T};
+
+    const SDMX: &[(&str, Role)] = &[
+        ("REF_AREA", D),
+        ("TIME_PERIOD", T),
+        ("OBS_VALUE", M),
+        ("UNIT_MEASURE", A),
+        ("OBS_STATUS", A),
+        ("FREQ", D),
+    ];
+
+    #[test]
+    fn roles_and_usual_names_give_period_value_unit_and_status() {
+        let mut b = builder(&[("gdp", None, None)]);
+        let r = resolve(&mut b, spec(), SDMX);
+        assert_eq!(
+            r,
+            Resolved {
+                ok: true,
+                value: 2,
+                unit: Some(3),
+                multiplier: None,
+                status: Some(4),
+                metric: None,
+                // Every other dimension is a label, lower-cased; the period comes last.
+                targets: vec![labels(&["ref_area", "freq", "year"], &[0, 5, 1])],
+                errors: vec![],
+            }
+        );
+
+        // Plain columns by name, case-blind; the period named in the config.
+        let mut b = builder(&[("gdp", None, None)]);
+        let input = Spec {
+            period: Some(("WHEN".into(), span("WHEN"))),
+            ..spec()
+        };
+        let r = resolve(
+            &mut b,
+            input,
+            &[
+                ("area", D),
+                ("Value", D),
+                ("WHEN", D),
+                ("UNIT_MULT", D),
+                ("unit", D),
+            ],
+        );
+        assert_eq!(r.errors, Vec::<String>::new());
+        assert_eq!((r.value, r.unit, r.multiplier), (1, Some(4), Some(3)));
+        assert_eq!(r.targets, vec![labels(&["area", "year"], &[0, 2])]);
+    }
+
+    #[test]
+    fn labels_map_components_and_leave_the_rest_out() {
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let input = Spec {
+            labels: Some(vec![("country".into(), "REF_AREA".into(), span("file"))]),
+            ..spec()
+        };
+        let r = resolve(&mut b, input, SDMX);
+        assert_eq!(r.errors, Vec::<String>::new());
+        // FREQ is not listed, so not a label.
+        assert_eq!(r.targets, vec![labels(&["country", "year"], &[0, 1])]);
+
+        // Declared labels are found by name and ordered as declared.
+        let mut b = builder(&[("gdp", Some("count"), Some(&["year", "ref_area"]))]);
+        let r = resolve(&mut b, spec(), SDMX);
+        assert_eq!(r.targets, vec![labels(&["year", "ref_area"], &[1, 0])]);
+
+        let mut b = builder(&[("gdp", Some("count"), Some(&["sex", "year"]))]);
+        let r = resolve(&mut b, spec(), SDMX);
+        assert!(!r.ok);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:2:1: label `sex` of metric `gdp` is not a component of `data.csv`, expected one of: REF_AREA, TIME_PERIOD, OBS_VALUE, UNIT_MEASURE, OBS_STATUS, FREQ (or map it: labels = { sex = \"COMPONENT\" })"]
+        );
+    }
+
+    #[test]
+    fn a_metric_dimension_picks_the_metric_of_each_row() {
+        let mut b = builder(&[("gdp", Some("count"), None), ("pop", Some("persons"), None)]);
+        let input = Spec {
+            metric: None,
+            metric_dimension: Some(("INDICATOR".into(), span("file"))),
+            metric_codes: [("GDP".to_string(), 0), ("POP".to_string(), 1)]
+                .into_iter()
+                .collect(),
+            ..spec()
+        };
+        let comps = [
+            ("INDICATOR", D),
+            ("REF_AREA", D),
+            ("TIME_PERIOD", T),
+            ("OBS_VALUE", M),
+        ];
+        let path = Path::new("config.toml");
+        let map = SourceMap::new(path, CONFIG);
+        let components: Vec<Component> = comps
+            .iter()
+            .map(|(id, role)| Component::new(*id, *role))
+            .collect();
+        let mut plan = Plan::new(&map, &mut b, input, 1);
+        assert!(plan.components(&components, &|_| Origin::File));
+        assert_eq!(plan.metric_col, Some(0));
+        assert_eq!(plan.metric_of(&["POP", "FR", "2020", "1"]), Some(1));
+        assert_eq!(plan.metric_of(&["GDP", "FR", "2020", "1"]), Some(0));
+        assert_eq!(plan.metric_of(&["CPI", "FR", "2020", "1"]), None);
+        let cols: Vec<Vec<usize>> = plan
+            .targets
+            .iter()
+            .map(|t| t.as_ref().expect("fed").cols.clone())
+            .collect();
+        drop(plan);
+        assert_eq!(cols, vec![vec![1, 2], vec![1, 2]]);
+        assert_eq!(
+            b.metrics[1].labels,
+            Some(vec!["ref_area".into(), "year".into()])
+        );
+    }
+
+    #[test]
+    fn a_missing_period_value_or_unit_is_reported_at_the_input() {
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let r = resolve(&mut b, spec(), &[("area", D), ("OBS_VALUE", M)]);
+        assert!(!r.ok);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:2:1: no period in `data.csv`, expected a time component or `period = \"COMPONENT\"`, one of: area, OBS_VALUE"]
+        );
+
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let r = resolve(&mut b, spec(), &[("area", D), ("year", D)]);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:2:1: no value in `data.csv`, expected a measure component or `value = \"COMPONENT\"`, one of: area, year"]
+        );
+
+        let mut b = builder(&[("gdp", None, None)]);
+        let r = resolve(&mut b, spec(), &[("area", D), ("year", T), ("value", M)]);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:2:1: metric `gdp` has no unit, expected `unit` in its [[metric]] or `unit = \"COMPONENT\"` in this [[input]], one of: area, year, value"]
+        );
+
+        // A component the config names must be in the file; reported at the config key.
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let input = Spec {
+            period: Some(("WHEN".into(), span("WHEN"))),
+            ..spec()
+        };
+        let r = resolve(&mut b, input, &[("area", D), ("year", T), ("value", M)]);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:3:11: unknown period component `WHEN` in `data.csv`, expected one of: area, year, value"]
+        );
+    }
+
     #[test]
     fn component_ids_become_label_names() {
         assert_eq!(label_name("REF_AREA"), "ref_area");
