@@ -1368,6 +1368,67 @@ mod tests {
         );
     }
 
+    /// A long CSV of `gdp` loaded through the plan and the builder, read in pieces of
+    /// `piece` bytes or in one pass.
+    fn load_csv(text: &str, piece: Option<usize>) -> crate::dataset::builder::Built {
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let path = Path::new("config.toml");
+        let map = SourceMap::new(path, CONFIG);
+        let input = Spec {
+            missing: DEFAULT_MISSING.iter().map(|s| s.to_string()).collect(),
+            ..spec()
+        };
+        let mut plan = Plan::new(&map, &mut b, input, 1);
+        let options = source::csv::CsvOptions::default();
+        match piece {
+            None => source::csv::read(text, &options, &mut plan),
+            Some(p) => {
+                source::records::in_pieces(p, || source::csv::read(text, &options, &mut plan))
+            }
+        }
+        drop(plan);
+        b.finish()
+    }
+
+    #[test]
+    fn a_file_read_in_pieces_gives_the_same_dataset_and_errors() {
+        let mut text = String::from("area,year,value,status\n");
+        for i in 0..300 {
+            let area = format!("A{}", i % 40);
+            let year = 2000 + i / 40;
+            match i {
+                // A duplicate of row 2, a bad value, a bad period and a missing figure, all
+                // far from the header.
+                250 => text.push_str("A0,2000,9,\n"),
+                260 => text.push_str(&format!("{area},{year},12;5,\n")),
+                270 => text.push_str(&format!("{area},20x0,1,\n")),
+                280 => text.push_str(&format!("{area},{year},..,c\n")),
+                _ => text.push_str(&format!(
+                    "{area},{year},{i}.25,{}\n",
+                    if i % 7 == 0 { "p" } else { "" }
+                )),
+            }
+        }
+        let want = load_csv(&text, None);
+        let errors: Vec<String> = want.errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            vec![
+                "data.csv:262:10: invalid value `12;5`, expected a number".to_string(),
+                format!("data.csv:272:5: year `20x0` is not a period, expected {}", crate::dataset::calendar::PERIOD_FORMS),
+                "data.csv:252:1: duplicate series gdp{area=\"A0\",year=\"2000\"}, first defined at line 2".to_string(),
+            ]
+        );
+        assert_eq!(want.missing, vec![("gdp".to_string(), "confidential", 1)]);
+        for piece in [1, 16, 333, 2000] {
+            let got = load_csv(&text, Some(piece));
+            assert_eq!(got.errs, want.errs, "pieces of {piece}");
+            assert_eq!(got.metrics, want.metrics, "pieces of {piece}");
+            assert_eq!(got.symbols, want.symbols, "pieces of {piece}");
+            assert_eq!(got.missing, want.missing, "pieces of {piece}");
+        }
+    }
+
     #[test]
     fn component_ids_become_label_names() {
         assert_eq!(label_name("REF_AREA"), "ref_area");

@@ -1077,6 +1077,39 @@ mod tests {
         assert_eq!(c.rows, [["DE", "2024", "1"]]);
     }
 
+    /// Reading in pieces of any size on worker threads gives what one pass gives: rows,
+    /// origins, names and errors, in the same order.
+    fn same_in_pieces(text: &str, options: &CsvOptions) {
+        let want = run(text, options);
+        for piece in [1, 2, 7, 40, 500, 4096] {
+            let got = crate::source::records::in_pieces(piece, || run(text, options));
+            assert_eq!(got, want, "pieces of {piece} bytes");
+        }
+    }
+
+    #[test]
+    fn pieces_read_like_one_pass() {
+        same_in_pieces(UNICEF, &unicef_options());
+        same_in_pieces(WORLD_BANK, &world_bank_options());
+        // Problems in later pieces keep their lines and their order.
+        let mut text = String::from("a,b,,c\n");
+        for i in 0..200 {
+            match i % 37 {
+                5 => text.push_str("1,2\n"),
+                11 => text.push_str("\"x\ny\",2,oops,3\r\n"),
+                17 => text.push_str("\n\n"),
+                _ => text.push_str(&format!("\"r{i}\",\"q\"\"{i}\",,{i}\n")),
+            }
+        }
+        let c = run(&text, &long());
+        assert_eq!(c.errors.len(), 12, "{:?}", c.error_lines());
+        assert_eq!(
+            c.error_lines()[11],
+            "209:6: cell `oops` in column 3 which has no header, expected it empty"
+        );
+        same_in_pieces(&text, &long());
+    }
+
     #[test]
     fn rows_with_other_field_counts_are_skipped() {
         let c = run("a,b,c\n1,2,3\n\n1,2\n\r\n1,2,3,4\n4,5,6\n", &long());

@@ -64,8 +64,28 @@ pub fn for_each(
     delim: u8,
     each: &mut dyn FnMut(&Record),
 ) -> Option<csv::Error> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for_each_in(rdr, text, delim, PARALLEL_FROM, PIECE, workers, each)
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    #[cfg(test)]
+    if let Some(piece) = TEST_PIECE.get() {
+        return for_each_in(rdr, text, delim, 0, piece, 3, each);
+    }
+    for_each_in(rdr, text, delim, PARALLEL_FROM, PIECE, cpus, each)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Pieces of this many bytes whatever the size of the text, in tests of this thread.
+    static TEST_PIECE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with texts read in pieces of `piece` bytes on two workers, however small, so
+/// tests compare a parallel read with a sequential one.
+#[cfg(test)]
+pub fn in_pieces<T>(piece: usize, f: impl FnOnce() -> T) -> T {
+    TEST_PIECE.set(Some(piece));
+    let out = f();
+    TEST_PIECE.set(None);
+    out
 }
 
 /// [`for_each`] with the threshold, the piece size and the number of CPUs as parameters, so

@@ -644,6 +644,42 @@ mod tests {
     use Role::{Attribute as A, Dimension as D, Measure as M, Time as T};
 
     #[test]
+    fn pieces_read_like_one_pass() {
+        let mut text = String::from(
+            "STRUCTURE;STRUCTURE_ID;ACTION;REF_AREA;TIME_PERIOD;OBS_VALUE;OBS_COMMENT\r\n",
+        );
+        for i in 0..150 {
+            match i % 29 {
+                3 => text.push_str("dataflow;ESTAT:X(1.0);Q;FR;2020;1;\r\n"),
+                8 => text.push_str("dataflow;ESTAT:X(1.0);D;FR;2020\r\n"),
+                13 => text.push_str(&format!("dataflow;ESTAT:X(1.0);D;FR: France;{};;\r\n", 1990 + i)),
+                21 => text.push_str("\r\n"),
+                _ => text.push_str(&format!(
+                    "dataflow;\"ESTAT:X(1.0)\";I;\"FR: France\";{};{i}.5;\"said \"\"{i}\"\"\nthen\"\r\n",
+                    1990 + i
+                )),
+            }
+        }
+        let want = read_default(&text);
+        assert_eq!(want.errors.len(), 11, "{:?}", want.error_lines());
+        assert_eq!(
+            want.error_lines()[10],
+            "278:23: unknown action `Q`, expected one of `I`, `A`, `R`, `M`, `D` or empty"
+        );
+        for (text, options) in [
+            (text.as_str(), SdmxCsvOptions::default()),
+            (BIS, SdmxCsvOptions::default()),
+            (ESTAT, SdmxCsvOptions::default()),
+        ] {
+            let want = run(text, &options);
+            for piece in [1, 3, 50, 700, 9000] {
+                let got = crate::source::records::in_pieces(piece, || run(text, &options));
+                assert_eq!(got, want, "pieces of {piece} bytes");
+            }
+        }
+    }
+
+    #[test]
     fn bis_sdmx_csv_1_components_rows_and_cells() {
         let c = read_default(BIS);
         assert_eq!(c.errors, vec![]);
