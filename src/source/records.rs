@@ -9,11 +9,11 @@ use std::sync::mpsc;
 
 /// Below this many bytes of records a text is read in one pass: threads would cost more
 /// than they save.
-const PARALLEL_FROM: usize = 4 << 20;
+const PARALLEL_FROM: usize = 1 << 20;
 
 /// About how many bytes of text each piece holds: big enough that handing one over is
 /// cheap, small enough that the pieces in flight cost little memory.
-const PIECE: usize = 1 << 20;
+const PIECE: usize = 256 << 10;
 
 /// One record: its fields, and where the csv reader started reading it.
 pub struct Record<'a> {
@@ -267,8 +267,15 @@ fn cuts(text: &str, from: usize, delim: u8, size: usize) -> Vec<usize> {
     // `i` is outside quoted fields; the next cut is wanted at or after `want`.
     let mut i = from;
     let mut want = from + size;
+    // The next quote at or after `i`, kept: searching again per cut would scan to the end of
+    // a text without quotes for every piece.
+    let mut next_quote: Option<usize> = None;
     while want < b.len() {
-        let quote = text[i..].find('"').map_or(b.len(), |q| i + q);
+        let quote = match next_quote {
+            Some(q) if q >= i => q,
+            _ => text[i..].find('"').map_or(b.len(), |q| i + q),
+        };
+        next_quote = Some(quote);
         let at = want.max(i);
         if let Some(n) = b[at.min(quote)..quote].iter().position(|&c| c == b'\n') {
             let cut = at + n + 1;
