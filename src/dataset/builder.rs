@@ -546,7 +546,12 @@ impl Builder {
     }
 
     /// Sorts every metric's series, reports duplicates, and hands the results back.
-    pub fn finish(mut self) -> Built {
+    pub fn finish(self) -> Built {
+        self.finish_with(PARALLEL_SORT_FROM)
+    }
+
+    /// [`Builder::finish`], sorting metrics on threads from `parallel_from` series a batch.
+    fn finish_with(mut self, parallel_from: usize) -> Built {
         for (file, n) in self.counts.iter().enumerate() {
             if *n > MAX_ERRORS_PER_FILE {
                 self.errs.push(Diagnostic::omitted(
@@ -560,34 +565,42 @@ impl Builder {
         let mut metrics = Vec::new();
         let mut missing = Vec::new();
         let mut unitless = Vec::new();
-        let defs = std::mem::take(&mut self.metrics);
-        for mut def in defs {
-            let name = def.name();
-            for (reason, n) in &def.missing {
-                missing.push((name.clone(), *reason, *n));
+        // A few metrics at a time, one per core: sorting their series is most of finishing,
+        // and only the metrics of a batch hold their series twice (as read and sorted).
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut defs = std::mem::take(&mut self.metrics).into_iter().peekable();
+        while defs.peek().is_some() {
+            let mut batch = Vec::new();
+            for mut def in defs.by_ref().take(cpus) {
+                let name = def.name();
+                for (reason, n) in &def.missing {
+                    missing.push((name.clone(), *reason, *n));
+                }
+                if def.usable && def.unit.is_none() {
+                    unitless.push(metrics.len() + batch.len());
+                }
+                drop_single_valued(&mut def);
+                let labels = def.labels.clone().unwrap_or_default();
+                let mut m = Metric::new(
+                    name,
+                    def.help.clone(),
+                    def.unit.unwrap_or(Unit::parse("count").expect("known")),
+                    labels,
+                );
+                m.cadence = def.period_col.and(def.cadence.map(|c| c.0));
+                batch.push((m, def));
             }
-            if def.usable && def.unit.is_none() {
-                unitless.push(metrics.len());
+            let read = Read {
+                ranks: &ranks,
+                symbols: &symbols,
+                files: &self.files,
+                paths: &self.paths,
+            };
+            // Each metric's problems in metric order, as one after the other would give.
+            for errs in canonicalize_batch(&mut batch, &read, parallel_from) {
+                self.errs.extend(errs);
             }
-            drop_single_valued(&mut def);
-            let labels = def.labels.clone().unwrap_or_default();
-            let mut m = Metric::new(
-                name,
-                def.help.clone(),
-                def.unit.unwrap_or(Unit::parse("count").expect("known")),
-                labels,
-            );
-            m.cadence = def.period_col.and(def.cadence.map(|c| c.0));
-            canonicalize(
-                &mut m,
-                &def,
-                &ranks,
-                &symbols,
-                &self.files,
-                &self.paths,
-                &mut self.errs,
-            );
-            metrics.push(m);
+            metrics.extend(batch.into_iter().map(|(m, _)| m));
         }
         // Only names of codes that are served.
         let used: HashSet<&str> = symbols.iter().map(|s| &**s).collect();
@@ -657,6 +670,58 @@ pub(super) fn ranks(symbols: &[Box<str>]) -> Vec<u32> {
         ranks[id as usize] = rank as u32;
     }
     ranks
+}
+
+/// What sorting a metric reads besides the metric.
+struct Read<'a> {
+    ranks: &'a [u32],
+    symbols: &'a [Box<str>],
+    files: &'a [PathBuf],
+    paths: &'a [String],
+}
+
+/// Below this many series in a batch, metrics are sorted one after the other: a thread
+/// would cost more than it saves.
+const PARALLEL_SORT_FROM: usize = 100_000;
+
+/// Sorts the metrics of a batch, each on a thread of its own when they are large; the
+/// problems of each metric, in batch order.
+fn canonicalize_batch(
+    batch: &mut [(Metric, MetricDef)],
+    read: &Read,
+    parallel_from: usize,
+) -> Vec<Vec<Diagnostic>> {
+    let one = |(m, def): &mut (Metric, MetricDef)| {
+        let mut errs = Vec::new();
+        canonicalize(
+            m,
+            def,
+            read.ranks,
+            read.symbols,
+            read.files,
+            read.paths,
+            &mut errs,
+        );
+        errs
+    };
+    let series: usize = batch.iter().map(|(_, d)| d.values.len()).sum();
+    if batch.len() < 2 || series < parallel_from {
+        return batch.iter_mut().map(one).collect();
+    }
+    let (first, rest) = batch.split_first_mut().expect("two or more");
+    std::thread::scope(|scope| {
+        let others: Vec<_> = rest
+            .iter_mut()
+            .map(|x| scope.spawn(move || one(x)))
+            .collect();
+        let mut out = vec![one(first)];
+        out.extend(
+            others
+                .into_iter()
+                .map(|h| h.join().expect("sorting does not panic")),
+        );
+        out
+    })
 }
 
 /// Sorts a metric's series into written order and reports duplicates, each at its later
@@ -893,6 +958,50 @@ mod tests {
         );
         // The first definition is kept.
         assert_eq!(built.metrics[0].values, vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn metrics_sorted_on_threads_come_out_as_sorted_one_by_one() {
+        let build = |parallel_from: usize| {
+            let mut b = builder(Some("count"), 0);
+            for name in ["pop", "jobs"] {
+                b.add_metric(MetricDef::new(
+                    name.into(),
+                    "x_".into(),
+                    String::new(),
+                    Unit::parse("persons"),
+                    0,
+                    Some(vec!["area".into(), "year".into()]),
+                    None,
+                    true,
+                ));
+            }
+            for i in 0..80u32 {
+                let (area, year) = (format!("A{}", (i * 7) % 13), format!("{}", 2000 + i % 5));
+                for metric in 0..3 {
+                    let labels = [area.as_str(), year.as_str()];
+                    let value = i.to_string();
+                    let obs = Obs {
+                        metric,
+                        labels: &labels,
+                        value: Value::Text(&value),
+                        exponent: 0,
+                        unit: None,
+                        status: "",
+                        file: 1,
+                        position: Field::Row,
+                    };
+                    b.add(&obs, &|_| Loc::At(i + 2, 1 + metric as u32));
+                }
+            }
+            b.finish_with(parallel_from)
+        };
+        let (one_by_one, threads) = (build(usize::MAX), build(0));
+        // Rows 65 to 79 repeat the series of rows 0 to 14, in each of the three metrics.
+        assert_eq!(one_by_one.errs.len(), 3 * 15);
+        assert_eq!(threads.metrics, one_by_one.metrics);
+        assert_eq!(threads.errs, one_by_one.errs);
+        assert_eq!(threads.unitless, one_by_one.unitless);
     }
 
     #[test]
