@@ -160,11 +160,15 @@ struct Batch {
     failed: bool,
 }
 
-/// Tokenises `text[piece]`, a whole number of records.
-fn tokenise(text: &str, delim: u8, piece: Range<usize>) -> Batch {
+/// Tokenises `text[piece]`, a whole number of records, into `b` (emptied first: batches are
+/// handed back and refilled, so their buffers are allocated once per worker, not per piece).
+fn tokenise(text: &str, delim: u8, piece: Range<usize>, b: &mut Batch) {
+    b.data.clear();
+    b.ends.clear();
+    b.records.clear();
+    b.failed = false;
     let mut rdr = reader(delim, text[piece].as_bytes());
     let mut record = csv::StringRecord::new();
-    let mut b = Batch::default();
     loop {
         match rdr.read_record(&mut record) {
             Ok(true) => {}
@@ -184,7 +188,6 @@ fn tokenise(text: &str, delim: u8, piece: Range<usize>) -> Batch {
         b.records.push((b.ends.len(), b.data.len(), byte, line));
     }
     b.lines = rdr.position().line() - 1;
-    b
 }
 
 /// A reader configured as the format readers configure theirs.
@@ -210,13 +213,16 @@ fn parallel(
 ) -> bool {
     let workers = workers.clamp(1, pieces.len());
     std::thread::scope(|scope| {
-        let receivers: Vec<mpsc::Receiver<Batch>> = (0..workers)
+        let channels: Vec<(mpsc::Receiver<Batch>, mpsc::Sender<Batch>)> = (0..workers)
             .map(|w| {
                 // One batch waiting per worker: memory stays a few pieces whatever the size.
                 let (tx, rx) = mpsc::sync_channel(1);
+                // Batches handed over come back to be refilled.
+                let (back_tx, back_rx) = mpsc::channel::<Batch>();
                 scope.spawn(move || {
                     for piece in pieces.iter().skip(w).step_by(workers) {
-                        let batch = tokenise(text, delim, piece.clone());
+                        let mut batch = back_rx.try_recv().unwrap_or_default();
+                        tokenise(text, delim, piece.clone(), &mut batch);
                         let failed = batch.failed;
                         // The receiver is gone once a piece failed: nothing more is wanted.
                         if tx.send(batch).is_err() || failed {
@@ -224,19 +230,20 @@ fn parallel(
                         }
                     }
                 });
-                rx
+                (rx, back_tx)
             })
             .collect();
         let mut line = line;
         for (k, piece) in pieces.iter().enumerate() {
-            let batch = receivers[k % workers]
-                .recv()
-                .expect("a worker sends every piece");
+            let (rx, back) = &channels[k % workers];
+            let batch = rx.recv().expect("a worker sends every piece");
             hand_over(&batch, piece.start as u64, line, each);
             if batch.failed {
                 return true;
             }
             line += batch.lines;
+            // A worker done with its pieces has dropped its end: the batch is freed here.
+            let _ = back.send(batch);
         }
         false
     })
