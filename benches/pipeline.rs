@@ -96,6 +96,8 @@ struct Row {
     load: Duration,
     /// CPU time of the load, all threads: above `load` when the parsing is spread over cores.
     load_cpu: Duration,
+    /// CPU time of the load on the calling thread: about the load's wall time on idle cores.
+    load_main_cpu: Duration,
     render: Duration,
     gzip: Duration,
     gzip_cpu: Duration,
@@ -153,7 +155,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn measure(config: &Path, format: &'static str, series: usize) -> Row {
     let runs = runs_for(series);
     let (mut loads, mut renders, mut totals) = (Vec::new(), Vec::new(), Vec::new());
-    let mut load_cpus = Vec::new();
+    let (mut load_cpus, mut load_main_cpus) = (Vec::new(), Vec::new());
     let (mut gzips, mut gzip_cpus) = (Vec::new(), Vec::new());
     let mut sizes = None;
     let mut memory = None;
@@ -162,12 +164,13 @@ fn measure(config: &Path, format: &'static str, series: usize) -> Row {
     for _ in 0..runs {
         let before = IN_USE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
-        let (t0, c0) = (Instant::now(), cpu_time());
+        let (t0, c0, m0) = (Instant::now(), cpu_time(), thread_cpu_time());
         let dataset = std::sync::Arc::new(match load::load(config) {
             Ok(d) => d,
             Err(e) => panic!("{}: invalid dataset:\n{e}", config.display()),
         });
         load_cpus.push(cpu_time() - c0);
+        load_main_cpus.push(thread_cpu_time() - m0);
         let t1 = Instant::now();
         if memory.is_none() {
             let peak = PEAK.load(Ordering::Relaxed) - before;
@@ -239,6 +242,7 @@ fn measure(config: &Path, format: &'static str, series: usize) -> Row {
         runs,
         load: median(loads),
         load_cpu: median(load_cpus),
+        load_main_cpu: median(load_main_cpus),
         render: median(renders),
         gzip: median(gzips),
         gzip_cpu: median(gzip_cpus),
@@ -282,9 +286,18 @@ fn compress_at(level: u32, snapshot: &Snapshot) -> Level {
 /// CPU time (user + system) the process has used so far, all threads: unlike wall time, it
 /// does not grow when other processes share the cores.
 fn cpu_time() -> Duration {
+    rusage_time(libc::RUSAGE_SELF)
+}
+
+/// CPU time of the calling thread alone: for a load, the part no other core can take over.
+fn thread_cpu_time() -> Duration {
+    rusage_time(libc::RUSAGE_THREAD)
+}
+
+fn rusage_time(who: libc::c_int) -> Duration {
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
         return Duration::ZERO;
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
@@ -453,6 +466,7 @@ fn main() {
         "N",
         "load ms",
         "load CPU ms",
+        "main CPU ms",
         "render ms",
         "gzip ms",
         "gzip CPU ms",
@@ -479,6 +493,7 @@ fn main() {
                 r.runs.to_string(),
                 ms(r.load),
                 ms(r.load_cpu),
+                ms(r.load_main_cpu),
                 ms(r.render),
                 ms(r.gzip),
                 ms(r.gzip_cpu),
