@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --bench pipeline              # all three sizes, every input format
 //! cargo bench --bench pipeline -- 100000    # chosen sizes only
+//! PIPELINE_FORMATS=long-csv,sdmx-csv cargo bench --bench pipeline -- 1000000  # chosen formats
 //! ```
 //!
 //! Datasets are written by `benches/generate.py` (python3) into `benches/out/<format>/<series>/`,
@@ -93,6 +94,10 @@ struct Row {
     exposed: usize,
     runs: usize,
     load: Duration,
+    /// CPU time of the load, all threads: above `load` when the parsing is spread over cores.
+    load_cpu: Duration,
+    /// CPU time of the load on the calling thread: about the load's wall time on idle cores.
+    load_main_cpu: Duration,
     render: Duration,
     gzip: Duration,
     gzip_cpu: Duration,
@@ -150,6 +155,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn measure(config: &Path, format: &'static str, series: usize) -> Row {
     let runs = runs_for(series);
     let (mut loads, mut renders, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut load_cpus, mut load_main_cpus) = (Vec::new(), Vec::new());
     let (mut gzips, mut gzip_cpus) = (Vec::new(), Vec::new());
     let mut sizes = None;
     let mut memory = None;
@@ -158,11 +164,13 @@ fn measure(config: &Path, format: &'static str, series: usize) -> Row {
     for _ in 0..runs {
         let before = IN_USE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
-        let t0 = Instant::now();
+        let (t0, c0, m0) = (Instant::now(), cpu_time(), thread_cpu_time());
         let dataset = std::sync::Arc::new(match load::load(config) {
             Ok(d) => d,
             Err(e) => panic!("{}: invalid dataset:\n{e}", config.display()),
         });
+        load_cpus.push(cpu_time() - c0);
+        load_main_cpus.push(thread_cpu_time() - m0);
         let t1 = Instant::now();
         if memory.is_none() {
             let peak = PEAK.load(Ordering::Relaxed) - before;
@@ -233,6 +241,8 @@ fn measure(config: &Path, format: &'static str, series: usize) -> Row {
         exposed,
         runs,
         load: median(loads),
+        load_cpu: median(load_cpus),
+        load_main_cpu: median(load_main_cpus),
         render: median(renders),
         gzip: median(gzips),
         gzip_cpu: median(gzip_cpus),
@@ -276,9 +286,18 @@ fn compress_at(level: u32, snapshot: &Snapshot) -> Level {
 /// CPU time (user + system) the process has used so far, all threads: unlike wall time, it
 /// does not grow when other processes share the cores.
 fn cpu_time() -> Duration {
+    rusage_time(libc::RUSAGE_SELF)
+}
+
+/// CPU time of the calling thread alone: for a load, the part no other core can take over.
+fn thread_cpu_time() -> Duration {
+    rusage_time(libc::RUSAGE_THREAD)
+}
+
+fn rusage_time(who: libc::c_int) -> Duration {
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
         return Duration::ZERO;
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
@@ -429,9 +448,12 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("load pipeline, median of N runs, {cpus} CPUs (times in ms, sizes in MiB)");
+    // PIPELINE_FORMATS=long-csv,sdmx-csv measures only those formats.
+    let only = std::env::var("PIPELINE_FORMATS").ok();
+    let wanted = |f: &str| only.as_deref().is_none_or(|o| o.split(',').any(|w| w == f));
     let mut rows = Vec::new();
     for &series in &sizes {
-        for &format in FORMATS {
+        for &format in FORMATS.iter().filter(|f| wanted(f)) {
             let config = generate(root, format, series);
             rows.push(measure(&config, format, series));
         }
@@ -443,6 +465,8 @@ fn main() {
         "exposed",
         "N",
         "load ms",
+        "load CPU ms",
+        "main CPU ms",
         "render ms",
         "gzip ms",
         "gzip CPU ms",
@@ -468,6 +492,8 @@ fn main() {
                 r.exposed.to_string(),
                 r.runs.to_string(),
                 ms(r.load),
+                ms(r.load_cpu),
+                ms(r.load_main_cpu),
                 ms(r.render),
                 ms(r.gzip),
                 ms(r.gzip_cpu),
@@ -488,7 +514,10 @@ fn main() {
     print_table(&header, &table);
     println!();
     println!("series: declared series; exposed: with the derived latest/change series.");
-    println!("load: read + parse + validate (load::load); render: both formats rendered and");
+    println!("load: read + parse + validate (load::load), and the CPU time it used (all threads:");
+    println!(
+        "above load when the parsing is spread over cores); render: both formats rendered and"
+    );
     println!(
         "gzip-compressed (Snapshot::build; level 1 from 250,000 series); gzip: compression at"
     );

@@ -290,20 +290,58 @@ impl Builder {
 
     /// Validates one observation and adds it to its metric, or reports why it cannot be.
     pub fn add(&mut self, o: &Obs, at: &dyn Fn(Field) -> Loc) {
-        let (def_unit, multiplier) = {
+        let multiplier = {
             let d = &self.metrics[o.metric];
             if !d.usable || d.labels.is_none() {
                 return;
             }
-            (d.unit, d.multiplier)
+            d.multiplier
         };
         // The unit first: the exponent depends on it.
-        let unit = match (o.unit, def_unit) {
+        let Some(unit) = self.obs_unit(o, at) else {
+            return;
+        };
+        let exp = unit.exponent + multiplier + o.exponent;
+        let Some(value) = self.obs_value(o, unit, exp, at) else {
+            return;
+        };
+        // Label ids on the stack for the usual few, so an observation allocates nothing.
+        let mut ids: [u32; 16] = [0; 16];
+        let mut heap: Vec<u32>;
+        let n = o.labels.len();
+        let ids: &mut [u32] = if n <= 16 {
+            &mut ids[..n]
+        } else {
+            heap = vec![0; n];
+            &mut heap
+        };
+        if !self.label_ids(o, ids, at) {
+            return;
+        }
+        let status = if o.status.is_empty() {
+            NO_STATUS
+        } else {
+            self.interner.intern(o.status)
+        };
+        let pos = self.pos(o, at);
+        let def = &mut self.metrics[o.metric];
+        def.ids.extend_from_slice(ids);
+        def.values.push(value);
+        super::push_status(&mut def.status, def.values.len(), status);
+        def.positions.push(pos);
+    }
+
+    /// The observation's unit: the file's, which must have the base of the metric's (the
+    /// first one fixes a metric without a unit), else the metric's; None when there is none
+    /// or it conflicts (reported).
+    fn obs_unit(&mut self, o: &Obs, at: &dyn Fn(Field) -> Loc) -> Option<Unit> {
+        let def_unit = self.metrics[o.metric].unit;
+        match (o.unit, def_unit) {
             (Some((u, code)), None) => {
                 let d = &mut self.metrics[o.metric];
                 d.unit = Some(u);
                 d.unit_code = code.to_string();
-                u
+                Some(u)
             }
             (Some((u, code)), Some(du)) => {
                 if u.base != du.base {
@@ -318,75 +356,31 @@ impl Builder {
                     };
                     let msg = format!("unit `{}` is {u}, expected {du} like {was}", excerpt(code));
                     self.error(o.file, at(Field::Unit), msg);
-                    return;
+                    return None;
                 }
-                u
+                Some(u)
             }
-            (None, Some(du)) => du,
-            (None, None) => return,
-        };
-        let exp = unit.exponent + multiplier + o.exponent;
+            (None, Some(du)) => Some(du),
+            (None, None) => None,
+        }
+    }
+
+    /// The value in the unit's base, scaled by `exp`; None when there is no figure (counted)
+    /// or it is not a usable number (reported).
+    fn obs_value(
+        &mut self,
+        o: &Obs,
+        unit: Unit,
+        exp: i32,
+        at: &dyn Fn(Field) -> Loc,
+    ) -> Option<f64> {
         let value = match o.value {
             Value::Missing(reason) => {
                 self.missing(o.metric, reason);
-                return;
+                return None;
             }
-            Value::Number(v) => {
-                if !v.is_finite() {
-                    let msg =
-                        format!("value {v} is not a finite number, expected a published figure");
-                    self.error(o.file, at(Field::Value), msg);
-                    return;
-                }
-                if unit.share && !(0.0..=100.0).contains(&v) {
-                    let msg = format!("percent value {v} out of range, expected 0 to 100");
-                    self.error(o.file, at(Field::Value), msg);
-                    return;
-                }
-                scale_pow10(v, exp)
-            }
-            Value::Text(t) => {
-                let t = t.trim();
-                let parsed = if t.is_empty() {
-                    None
-                } else {
-                    parse_scaled(t, exp, &mut self.buf)
-                };
-                match parsed {
-                    None => {
-                        let msg = if t.is_empty() {
-                            "missing value, expected a number".to_string()
-                        } else {
-                            format!("invalid value `{}`, expected a number", excerpt(t))
-                        };
-                        self.error(o.file, at(Field::Value), msg);
-                        return;
-                    }
-                    Some(v)
-                        if !v.is_finite()
-                            && parse_scaled(t, 0, &mut self.buf)
-                                .is_some_and(|r| !r.is_finite()) =>
-                    {
-                        let msg = format!(
-                            "value {t} is not a finite number, expected a published figure"
-                        );
-                        self.error(o.file, at(Field::Value), msg);
-                        return;
-                    }
-                    Some(v) => {
-                        if unit.share {
-                            let raw = parse_scaled(t, 0, &mut self.buf).unwrap_or(v);
-                            if !(0.0..=100.0).contains(&raw) {
-                                let msg =
-                                    format!("percent value {raw} out of range, expected 0 to 100");
-                                self.error(o.file, at(Field::Value), msg);
-                                return;
-                            }
-                        }
-                        v
-                    }
-                }
-            }
+            Value::Number(v) => self.number_value(o, v, unit, exp, at)?,
+            Value::Text(t) => self.text_value(o, t.trim(), unit, exp, at)?,
         };
         if !value.is_finite() {
             let base = unit.suffix().unwrap_or("the base unit").to_string();
@@ -396,18 +390,74 @@ impl Builder {
                 Value::Missing(_) => unreachable!("returned above"),
             };
             self.error(o.file, at(Field::Value), msg);
-            return;
+            return None;
         }
+        Some(value)
+    }
 
-        let mut ids: [u32; 16] = [0; 16];
-        let mut heap: Vec<u32>;
-        let n = o.labels.len();
-        let ids: &mut [u32] = if n <= 16 {
-            &mut ids[..n]
+    /// A value given as a number: finite, a percent within 0 to 100, then scaled.
+    fn number_value(
+        &mut self,
+        o: &Obs,
+        v: f64,
+        unit: Unit,
+        exp: i32,
+        at: &dyn Fn(Field) -> Loc,
+    ) -> Option<f64> {
+        if !v.is_finite() {
+            let msg = format!("value {v} is not a finite number, expected a published figure");
+            self.error(o.file, at(Field::Value), msg);
+            return None;
+        }
+        if unit.share && !(0.0..=100.0).contains(&v) {
+            let msg = format!("percent value {v} out of range, expected 0 to 100");
+            self.error(o.file, at(Field::Value), msg);
+            return None;
+        }
+        Some(scale_pow10(v, exp))
+    }
+
+    /// A value given as text (trimmed): parsed in decimal and scaled; a percent is checked
+    /// as written, before scaling.
+    fn text_value(
+        &mut self,
+        o: &Obs,
+        t: &str,
+        unit: Unit,
+        exp: i32,
+        at: &dyn Fn(Field) -> Loc,
+    ) -> Option<f64> {
+        let parsed = if t.is_empty() {
+            None
         } else {
-            heap = vec![0; n];
-            &mut heap
+            parse_scaled(t, exp, &mut self.buf)
         };
+        let msg = match parsed {
+            None if t.is_empty() => "missing value, expected a number".to_string(),
+            None => format!("invalid value `{}`, expected a number", excerpt(t)),
+            // Infinite as written, not only once scaled (that is "too large" below).
+            Some(v)
+                if !v.is_finite()
+                    && parse_scaled(t, 0, &mut self.buf).is_some_and(|r| !r.is_finite()) =>
+            {
+                format!("value {t} is not a finite number, expected a published figure")
+            }
+            Some(v) if unit.share => {
+                let raw = parse_scaled(t, 0, &mut self.buf).unwrap_or(v);
+                if (0.0..=100.0).contains(&raw) {
+                    return Some(v);
+                }
+                format!("percent value {raw} out of range, expected 0 to 100")
+            }
+            Some(v) => return Some(v),
+        };
+        self.error(o.file, at(Field::Value), msg);
+        None
+    }
+
+    /// Interns the observation's labels into `ids`, checking its period and that no label is
+    /// empty; false when one is not (every one reported).
+    fn label_ids(&mut self, o: &Obs, ids: &mut [u32], at: &dyn Fn(Field) -> Loc) -> bool {
         let mut ok = true;
         for (i, v) in o.labels.iter().enumerate() {
             if Some(i) == self.metrics[o.metric].period_col {
@@ -424,15 +474,12 @@ impl Builder {
                 ids[i] = self.interner.intern(v);
             }
         }
-        if !ok {
-            return;
-        }
-        let status = if o.status.is_empty() {
-            NO_STATUS
-        } else {
-            self.interner.intern(o.status)
-        };
-        let pos = match at(o.position) {
+        ok
+    }
+
+    /// Where the observation is, kept compact: a JSON path is stored once in `paths`.
+    fn pos(&mut self, o: &Obs, at: &dyn Fn(Field) -> Loc) -> Pos {
+        match at(o.position) {
             Loc::At(line, col) => Pos {
                 file: o.file,
                 line,
@@ -451,12 +498,7 @@ impl Builder {
                 line: 0,
                 col: u32::MAX,
             },
-        };
-        let def = &mut self.metrics[o.metric];
-        def.ids.extend_from_slice(ids);
-        def.values.push(value);
-        super::push_status(&mut def.status, def.values.len(), status);
-        def.positions.push(pos);
+        }
     }
 
     /// Checks a period value and returns the id of its canonical form.
@@ -504,7 +546,12 @@ impl Builder {
     }
 
     /// Sorts every metric's series, reports duplicates, and hands the results back.
-    pub fn finish(mut self) -> Built {
+    pub fn finish(self) -> Built {
+        self.finish_with(PARALLEL_SORT_FROM)
+    }
+
+    /// [`Builder::finish`], sorting metrics on threads from `parallel_from` series a batch.
+    fn finish_with(mut self, parallel_from: usize) -> Built {
         for (file, n) in self.counts.iter().enumerate() {
             if *n > MAX_ERRORS_PER_FILE {
                 self.errs.push(Diagnostic::omitted(
@@ -518,34 +565,42 @@ impl Builder {
         let mut metrics = Vec::new();
         let mut missing = Vec::new();
         let mut unitless = Vec::new();
-        let defs = std::mem::take(&mut self.metrics);
-        for mut def in defs {
-            let name = def.name();
-            for (reason, n) in &def.missing {
-                missing.push((name.clone(), *reason, *n));
+        // A few metrics at a time, one per core: sorting their series is most of finishing,
+        // and only the metrics of a batch hold their series twice (as read and sorted).
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut defs = std::mem::take(&mut self.metrics).into_iter().peekable();
+        while defs.peek().is_some() {
+            let mut batch = Vec::new();
+            for mut def in defs.by_ref().take(cpus) {
+                let name = def.name();
+                for (reason, n) in &def.missing {
+                    missing.push((name.clone(), *reason, *n));
+                }
+                if def.usable && def.unit.is_none() {
+                    unitless.push(metrics.len() + batch.len());
+                }
+                drop_single_valued(&mut def);
+                let labels = def.labels.clone().unwrap_or_default();
+                let mut m = Metric::new(
+                    name,
+                    def.help.clone(),
+                    def.unit.unwrap_or(Unit::parse("count").expect("known")),
+                    labels,
+                );
+                m.cadence = def.period_col.and(def.cadence.map(|c| c.0));
+                batch.push((m, def));
             }
-            if def.usable && def.unit.is_none() {
-                unitless.push(metrics.len());
+            let read = Read {
+                ranks: &ranks,
+                symbols: &symbols,
+                files: &self.files,
+                paths: &self.paths,
+            };
+            // Each metric's problems in metric order, as one after the other would give.
+            for errs in canonicalize_batch(&mut batch, &read, parallel_from) {
+                self.errs.extend(errs);
             }
-            drop_single_valued(&mut def);
-            let labels = def.labels.clone().unwrap_or_default();
-            let mut m = Metric::new(
-                name,
-                def.help.clone(),
-                def.unit.unwrap_or(Unit::parse("count").expect("known")),
-                labels,
-            );
-            m.cadence = def.period_col.and(def.cadence.map(|c| c.0));
-            canonicalize(
-                &mut m,
-                &def,
-                &ranks,
-                &symbols,
-                &self.files,
-                &self.paths,
-                &mut self.errs,
-            );
-            metrics.push(m);
+            metrics.extend(batch.into_iter().map(|(m, _)| m));
         }
         // Only names of codes that are served.
         let used: HashSet<&str> = symbols.iter().map(|s| &**s).collect();
@@ -615,6 +670,58 @@ pub(super) fn ranks(symbols: &[Box<str>]) -> Vec<u32> {
         ranks[id as usize] = rank as u32;
     }
     ranks
+}
+
+/// What sorting a metric reads besides the metric.
+struct Read<'a> {
+    ranks: &'a [u32],
+    symbols: &'a [Box<str>],
+    files: &'a [PathBuf],
+    paths: &'a [String],
+}
+
+/// Below this many series in a batch, metrics are sorted one after the other: a thread
+/// would cost more than it saves.
+const PARALLEL_SORT_FROM: usize = 100_000;
+
+/// Sorts the metrics of a batch, each on a thread of its own when they are large; the
+/// problems of each metric, in batch order.
+fn canonicalize_batch(
+    batch: &mut [(Metric, MetricDef)],
+    read: &Read,
+    parallel_from: usize,
+) -> Vec<Vec<Diagnostic>> {
+    let one = |(m, def): &mut (Metric, MetricDef)| {
+        let mut errs = Vec::new();
+        canonicalize(
+            m,
+            def,
+            read.ranks,
+            read.symbols,
+            read.files,
+            read.paths,
+            &mut errs,
+        );
+        errs
+    };
+    let series: usize = batch.iter().map(|(_, d)| d.values.len()).sum();
+    if batch.len() < 2 || series < parallel_from {
+        return batch.iter_mut().map(one).collect();
+    }
+    let (first, rest) = batch.split_first_mut().expect("two or more");
+    std::thread::scope(|scope| {
+        let others: Vec<_> = rest
+            .iter_mut()
+            .map(|x| scope.spawn(move || one(x)))
+            .collect();
+        let mut out = vec![one(first)];
+        out.extend(
+            others
+                .into_iter()
+                .map(|h| h.join().expect("sorting does not panic")),
+        );
+        out
+    })
 }
 
 /// Sorts a metric's series into written order and reports duplicates, each at its later
@@ -717,5 +824,263 @@ impl Interner {
         self.symbols.push(s.into());
         self.ids.insert(s.into(), id);
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A builder for dataset `config.toml` with metric `gdp` (prefix `x_`, labels `area` and
+    /// `year`, the period label) of `unit` from the config, times 10^`multiplier`, and data
+    /// file 1, `data.csv`.
+    fn builder(unit: Option<&str>, multiplier: i32) -> Builder {
+        let mut b = Builder::new(
+            PathBuf::from("config.toml"),
+            "year".into(),
+            HashSet::new(),
+            Vec::new(),
+        );
+        b.add_metric(MetricDef::new(
+            "gdp".into(),
+            "x_".into(),
+            "GDP.".into(),
+            unit.map(|u| Unit::parse(u).expect("known unit")),
+            multiplier,
+            Some(vec!["area".into(), "year".into()]),
+            None,
+            true,
+        ));
+        assert_eq!(b.add_file(PathBuf::from("data.csv")), 1);
+        b
+    }
+
+    /// One observation on line `line` of `data.csv` with `area` and `year`, the value at
+    /// column 10 and the unit at column 20.
+    struct Row<'a> {
+        line: u32,
+        area: &'a str,
+        year: &'a str,
+        value: Value<'a>,
+        exponent: i32,
+        unit: Option<(Unit, &'a str)>,
+        status: &'a str,
+    }
+
+    fn row<'a>(line: u32, area: &'a str, year: &'a str, value: &'a str) -> Row<'a> {
+        Row {
+            line,
+            area,
+            year,
+            value: Value::Text(value),
+            exponent: 0,
+            unit: None,
+            status: "",
+        }
+    }
+
+    fn add(b: &mut Builder, r: Row) {
+        let labels = [r.area, r.year];
+        let line = r.line;
+        let at = |f: Field| match f {
+            Field::Row => Loc::At(line, 1),
+            Field::Label(i) => Loc::At(line, 3 + 5 * i as u32),
+            Field::Value => Loc::At(line, 10),
+            Field::Unit => Loc::At(line, 20),
+        };
+        let obs = Obs {
+            metric: 0,
+            labels: &labels,
+            value: r.value,
+            exponent: r.exponent,
+            unit: r.unit,
+            status: r.status,
+            file: 1,
+            position: Field::Row,
+        };
+        b.add(&obs, &at);
+    }
+
+    fn errors(b: &Builder) -> Vec<String> {
+        b.errs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn values_are_kept_in_base_units_exactly() {
+        // A percent is a ratio: 0.1 % is 0.001, not 0.1 * 0.01 (0.0010000000000000002).
+        let mut b = builder(Some("percent"), 0);
+        add(&mut b, row(2, "FR", "2020", "0.1"));
+        add(&mut b, row(3, "DE", "2020", " 12.5 "));
+        assert_eq!(errors(&b), Vec::<String>::new());
+        assert_eq!(b.metrics[0].values, vec![0.001, 0.125]);
+
+        // The metric's multiplier, the file's and the unit's scale add up.
+        let mut b = builder(Some("10k_yuan"), 2);
+        add(
+            &mut b,
+            Row {
+                exponent: -1,
+                ..row(2, "FR", "2020", "0.3")
+            },
+        );
+        assert_eq!(b.metrics[0].values, vec![3e4]);
+    }
+
+    #[test]
+    fn a_duplicate_series_is_reported_at_the_later_row_with_the_first() {
+        let mut b = builder(Some("count"), 0);
+        add(&mut b, row(2, "FR", "2020", "1"));
+        add(&mut b, row(3, "FR", "2021", "2"));
+        add(&mut b, row(5, "FR", "2020", "3"));
+        let built = b.finish();
+        let errs: Vec<String> = built.errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errs,
+            vec![
+                "data.csv:5:1: duplicate series x_gdp{area=\"FR\",year=\"2020\"}, first defined at line 2"
+            ]
+        );
+        // The first definition is kept.
+        assert_eq!(built.metrics[0].values, vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn metrics_sorted_on_threads_come_out_as_sorted_one_by_one() {
+        let build = |parallel_from: usize| {
+            let mut b = builder(Some("count"), 0);
+            for name in ["pop", "jobs"] {
+                b.add_metric(MetricDef::new(
+                    name.into(),
+                    "x_".into(),
+                    String::new(),
+                    Unit::parse("persons"),
+                    0,
+                    Some(vec!["area".into(), "year".into()]),
+                    None,
+                    true,
+                ));
+            }
+            for i in 0..80u32 {
+                let (area, year) = (format!("A{}", (i * 7) % 13), format!("{}", 2000 + i % 5));
+                for metric in 0..3 {
+                    let labels = [area.as_str(), year.as_str()];
+                    let value = i.to_string();
+                    let obs = Obs {
+                        metric,
+                        labels: &labels,
+                        value: Value::Text(&value),
+                        exponent: 0,
+                        unit: None,
+                        status: "",
+                        file: 1,
+                        position: Field::Row,
+                    };
+                    b.add(&obs, &|_| Loc::At(i + 2, 1 + metric as u32));
+                }
+            }
+            b.finish_with(parallel_from)
+        };
+        let (one_by_one, threads) = (build(usize::MAX), build(0));
+        // Rows 65 to 79 repeat the series of rows 0 to 14, in each of the three metrics.
+        assert_eq!(one_by_one.errs.len(), 3 * 15);
+        assert_eq!(threads.metrics, one_by_one.metrics);
+        assert_eq!(threads.errs, one_by_one.errs);
+        assert_eq!(threads.unitless, one_by_one.unitless);
+    }
+
+    #[test]
+    fn bad_values_are_reported_at_the_value() {
+        let mut b = builder(Some("percent"), 0);
+        add(&mut b, row(2, "FR", "2020", "12,5"));
+        add(&mut b, row(3, "FR", "2021", ""));
+        add(&mut b, row(4, "FR", "2022", "120"));
+        add(&mut b, row(5, "FR", "2023", "1e999"));
+        assert_eq!(
+            errors(&b),
+            vec![
+                "data.csv:2:10: invalid value `12,5`, expected a number",
+                "data.csv:3:10: missing value, expected a number",
+                "data.csv:4:10: percent value 120 out of range, expected 0 to 100",
+                "data.csv:5:10: value 1e999 is not a finite number, expected a published figure",
+            ]
+        );
+        assert!(b.metrics[0].values.is_empty());
+    }
+
+    #[test]
+    fn bad_labels_are_reported_at_the_label() {
+        let mut b = builder(Some("count"), 0);
+        add(&mut b, row(2, "", "2020", "1"));
+        add(&mut b, row(3, "FR", "20x0", "1"));
+        assert_eq!(
+            errors(&b),
+            vec![
+                "data.csv:2:3: empty value for label `area`, expected a code".to_string(),
+                format!("data.csv:3:8: year `20x0` is not a period, expected {PERIOD_FORMS}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_unit_must_have_the_base_of_the_metric_unit() {
+        let mut b = builder(Some("count"), 0);
+        let eur = Unit::parse("EUR").expect("currency");
+        add(
+            &mut b,
+            Row {
+                unit: Some((eur, "EUR")),
+                ..row(2, "FR", "2020", "1")
+            },
+        );
+        assert_eq!(
+            errors(&b),
+            vec!["data.csv:2:20: unit `EUR` is eur, expected count like the unit of metric `gdp` in the config"]
+        );
+        // Without a unit in the config, the first file's fixes it.
+        let mut b = builder(None, 0);
+        let mio_eur = Unit::from_code("MIO_EUR").expect("known code");
+        add(
+            &mut b,
+            Row {
+                unit: Some((mio_eur, "MIO_EUR")),
+                ..row(2, "FR", "2020", "1.5")
+            },
+        );
+        assert_eq!(errors(&b), Vec::<String>::new());
+        assert_eq!(b.metrics[0].values, vec![1.5e6]);
+        assert_eq!(b.metrics[0].unit_code, "MIO_EUR");
+    }
+
+    #[test]
+    fn missing_figures_are_counted_and_statuses_kept() {
+        let mut b = builder(Some("count"), 0);
+        add(
+            &mut b,
+            Row {
+                value: Value::Missing("confidential"),
+                ..row(2, "FR", "2020", "")
+            },
+        );
+        add(&mut b, row(3, "DE", "2020", "7"));
+        add(
+            &mut b,
+            Row {
+                status: "p",
+                ..row(4, "IT", "2020", "8")
+            },
+        );
+        assert_eq!(errors(&b), Vec::<String>::new());
+        let def = &b.metrics[0];
+        assert_eq!(def.values, vec![7.0, 8.0]);
+        assert_eq!(
+            def.missing
+                .iter()
+                .map(|(r, n)| (*r, *n))
+                .collect::<Vec<_>>(),
+            vec![("confidential", 1)]
+        );
+        // No status on the first series, `p` on the second.
+        let p = b.interner.ids["p"];
+        assert_eq!(def.status, vec![NO_STATUS, p]);
     }
 }

@@ -15,7 +15,10 @@ pub(super) fn derive(
     symbols: &[Box<str>],
 ) -> Vec<(usize, Kind, Metric)> {
     let ranks = super::builder::ranks(symbols);
-    let mut periods: FxHashMap<u32, Period> = FxHashMap::default();
+    let mut periods = Periods {
+        symbols,
+        parsed: FxHashMap::default(),
+    };
     let mut out = Vec::new();
     for (idx, m) in metrics.iter().enumerate() {
         let Some(pi) = m.label_names.iter().position(|l| l == period_label) else {
@@ -25,6 +28,48 @@ pub(super) fn derive(
         if m.is_empty() {
             continue;
         }
+        let mut d = Derived::new(m, period_label, cadence);
+        let order = by_label_set(m, pi, &ranks);
+        d.fill(m, pi, cadence, &order, &mut periods);
+        out.push((idx, Kind::Latest, d.latest));
+        out.push((idx, Kind::LatestPeriod, d.latest_period));
+        // A single period has no change to report; an empty family would only confuse.
+        if !d.change.is_empty() {
+            out.push((idx, Kind::Change, d.change));
+        }
+        if !d.yoy.is_empty() {
+            out.push((idx, Kind::YearOnYear, d.yoy));
+        }
+    }
+    out
+}
+
+/// Period label values parsed once, by symbol id.
+struct Periods<'s> {
+    symbols: &'s [Box<str>],
+    parsed: FxHashMap<u32, Period>,
+}
+
+impl Periods<'_> {
+    fn of(&mut self, id: u32) -> Period {
+        let symbols = self.symbols;
+        *self.parsed.entry(id).or_insert_with(|| {
+            Period::parse(&symbols[id as usize]).expect("period labels are canonical periods")
+        })
+    }
+}
+
+/// The families derived from one metric.
+struct Derived {
+    latest: Metric,
+    latest_period: Metric,
+    change: Metric,
+    yoy: Metric,
+}
+
+impl Derived {
+    /// The empty families of metric `m`, named and described after it.
+    fn new(m: &Metric, period_label: &str, cadence: Cadence) -> Derived {
         let stem = m.stem().to_string();
         let unit_suffix = m.unit.suffix().map_or(String::new(), |s| format!("_{s}"));
         let names: Vec<String> = m
@@ -41,12 +86,12 @@ pub(super) fn derive(
         } else {
             format!("{stem}_latest_{period_label}_start_timestamp_seconds")
         };
-        let mut latest = new(
+        let latest = new(
             format!("{stem}_latest{unit_suffix}"),
             format!("Latest published value of {} per label set: the value at the latest {period_label} that has one (see {period_name}).", m.name),
             m.unit,
         );
-        let mut latest_period = if annual {
+        let latest_period = if annual {
             new(
                 period_name,
                 format!(
@@ -62,44 +107,43 @@ pub(super) fn derive(
                 Unit::parse("seconds").expect("known unit"),
             )
         };
-        let mut change = new(
+        let change = new(
             format!("{stem}_change{unit_suffix}"),
             format!("Change of {} from the previous {period_label} that has a value to the latest, per label set (latest minus previous, in the metric's unit).", m.name),
             m.unit,
         );
-        let mut yoy = new(
+        let yoy = new(
             format!("{stem}_year_on_year_change{unit_suffix}"),
             format!("Change of {} from the same {period_label} a year earlier to the latest, per label set (latest minus a year earlier, in the metric's unit; absent when that {period_label} has no value).", m.name),
             m.unit,
         );
-
-        let rest: Vec<usize> = m.order.iter().copied().filter(|&j| j != pi).collect();
-        let mut idx_order: Vec<u32> = (0..m.len() as u32).collect();
-        // Series are sorted by label name order; when the period label sorts last (`year`
-        // among `sector`, `size`), each label set's periods are already adjacent and in order
-        // (canonical period forms sort as text in time order).
-        if m.order.last() != Some(&pi) {
-            let key = |i: u32| {
-                let l = m.labels(i as usize);
-                rest.iter()
-                    .map(|&j| ranks[l[j] as usize])
-                    .chain(std::iter::once(ranks[l[pi] as usize]))
-                    .collect::<Vec<_>>()
-            };
-            idx_order.sort_by_cached_key(|&i| key(i));
+        Derived {
+            latest,
+            latest_period,
+            change,
+            yoy,
         }
-        let mut period_of = |id: u32| -> Period {
-            *periods.entry(id).or_insert_with(|| {
-                Period::parse(&symbols[id as usize]).expect("period labels are canonical periods")
-            })
-        };
-        let mut rest_ids: Vec<u32> = Vec::with_capacity(names.len());
+    }
+
+    /// One series per label set of `m` (its series in `order`, each label set's periods
+    /// adjacent and in time order): the latest value and period, and the changes.
+    fn fill(
+        &mut self,
+        m: &Metric,
+        pi: usize,
+        cadence: Cadence,
+        order: &[u32],
+        periods: &mut Periods,
+    ) {
+        let annual = cadence == Cadence::Annual;
+        let rest: Vec<usize> = m.order.iter().copied().filter(|&j| j != pi).collect();
+        let mut rest_ids: Vec<u32> = Vec::with_capacity(rest.len());
         let mut n = 0;
-        while n < idx_order.len() {
-            let group = m.labels(idx_order[n] as usize);
+        while n < order.len() {
+            let group = m.labels(order[n] as usize);
             let same = |i: u32| rest.iter().all(|&j| m.labels(i as usize)[j] == group[j]);
-            let end = n + idx_order[n..].iter().take_while(|&&i| same(i)).count();
-            let last = idx_order[end - 1] as usize;
+            let end = n + order[n..].iter().take_while(|&&i| same(i)).count();
+            let last = order[end - 1] as usize;
             rest_ids.clear();
             rest_ids.extend(
                 m.labels(last)
@@ -108,50 +152,55 @@ pub(super) fn derive(
                     .filter(|(j, _)| *j != pi)
                     .map(|(_, &id)| id),
             );
-            let p = period_of(m.labels(last)[pi]);
-            latest.push(&rest_ids, m.value(last), super::NO_STATUS);
+            let p = periods.of(m.labels(last)[pi]);
+            self.latest.push(&rest_ids, m.value(last), super::NO_STATUS);
             let period_value = if annual {
                 p.year() as f64
             } else {
                 p.start_timestamp() as f64
             };
-            latest_period.push(&rest_ids, period_value, super::NO_STATUS);
+            self.latest_period
+                .push(&rest_ids, period_value, super::NO_STATUS);
             if end - n >= 2 {
-                let prev = idx_order[end - 2] as usize;
-                change.push(
-                    &rest_ids,
-                    decimal_sub(m.value(last), m.value(prev)),
-                    super::NO_STATUS,
-                );
+                let prev = order[end - 2] as usize;
+                let change = decimal_sub(m.value(last), m.value(prev));
+                self.change.push(&rest_ids, change, super::NO_STATUS);
             }
             if !annual && cadence.per_year().is_some() {
                 let target = p.year_earlier();
-                let earlier = idx_order[n..end - 1]
+                let earlier = order[n..end - 1]
                     .iter()
                     .rev()
                     .map(|&i| i as usize)
-                    .find(|&i| period_of(m.labels(i)[pi]) == target);
+                    .find(|&i| periods.of(m.labels(i)[pi]) == target);
                 if let Some(e) = earlier {
-                    yoy.push(
-                        &rest_ids,
-                        decimal_sub(m.value(last), m.value(e)),
-                        super::NO_STATUS,
-                    );
+                    let change = decimal_sub(m.value(last), m.value(e));
+                    self.yoy.push(&rest_ids, change, super::NO_STATUS);
                 }
             }
             n = end;
         }
-        out.push((idx, Kind::Latest, latest));
-        out.push((idx, Kind::LatestPeriod, latest_period));
-        // A single period has no change to report; an empty family would only confuse.
-        if !change.is_empty() {
-            out.push((idx, Kind::Change, change));
-        }
-        if !yoy.is_empty() {
-            out.push((idx, Kind::YearOnYear, yoy));
-        }
     }
-    out
+}
+
+/// The series of `m` ordered by their labels other than the period, then by the period.
+fn by_label_set(m: &Metric, pi: usize, ranks: &[u32]) -> Vec<u32> {
+    let rest: Vec<usize> = m.order.iter().copied().filter(|&j| j != pi).collect();
+    let mut order: Vec<u32> = (0..m.len() as u32).collect();
+    // Series are sorted by label name order; when the period label sorts last (`year`
+    // among `sector`, `size`), each label set's periods are already adjacent and in order
+    // (canonical period forms sort as text in time order).
+    if m.order.last() != Some(&pi) {
+        let key = |i: u32| {
+            let l = m.labels(i as usize);
+            rest.iter()
+                .map(|&j| ranks[l[j] as usize])
+                .chain(std::iter::once(ranks[l[pi] as usize]))
+                .collect::<Vec<_>>()
+        };
+        order.sort_by_cached_key(|&i| key(i));
+    }
+    order
 }
 
 /// The latest period of a metric over all its series.

@@ -13,10 +13,7 @@ use crate::config::InputConfig;
 use crate::dataset::units::{self, Unit, MULTIPLIER_FORMS};
 use crate::dataset::{Builder, DataFiles, Field, Loc, Obs, Value};
 use crate::diagnostic::SourceMap;
-use crate::source::{self, Component, Origin, Role, Sink};
-
-/// The formats an `[[input]]` may name.
-pub const FORMATS: &[&str] = &["csv", "json", "sdmx-csv", "sdmx-json", "json-stat"];
+use crate::source::{self, Component, Format, Origin, Role, Sink};
 
 /// Values that mean "no figure" unless an input says otherwise.
 const DEFAULT_MISSING: &[&str] = &[
@@ -62,35 +59,30 @@ pub(crate) fn input(
     data: &DataFiles,
 ) {
     let c = input.get_ref();
-    let format = c.format.get_ref().as_str();
-    if !FORMATS.contains(&format) {
+    let name = c.format.get_ref().as_str();
+    let Some(format) = Format::parse(name) else {
         b.errs.push(map.diag(
             c.format.span(),
             format!(
-                "unknown format `{format}`, expected one of {}",
-                FORMATS.join(", ")
+                "unknown format `{name}`, expected one of {}",
+                Format::names()
             ),
         ));
         return;
-    }
+    };
     // Options of one format under another are a mistake worth saying.
-    let given = [
-        ("csv", c.csv.as_ref().map(|s| s.span())),
-        ("json", c.json.as_ref().map(|s| s.span())),
-        ("sdmx-csv", c.sdmx_csv.as_ref().map(|s| s.span())),
-        ("sdmx-json", c.sdmx_json.as_ref().map(|s| s.span())),
-        ("json-stat", c.json_stat.as_ref().map(|s| s.span())),
-    ];
     let mut bad_options = false;
-    for (f, span) in given {
-        if let Some(span) = span {
-            if f != format {
-                b.errs.push(map.diag(
-                    span,
-                    format!("options for format `{f}` in an input of format `{format}`, expected [input.{}] or none", format.replace('-', "_")),
-                ));
-                bad_options = true;
-            }
+    for other in Format::ALL.into_iter().filter(|&f| f != format) {
+        if let Some(span) = other.options_span(c) {
+            b.errs.push(map.diag(
+                span,
+                format!(
+                    "options for format `{}` in an input of format `{name}`, expected [input.{}] or none",
+                    other.name(),
+                    format.options_key()
+                ),
+            ));
+            bad_options = true;
         }
     }
     let Some(spec) = Spec::from_config(map, b, c) else {
@@ -103,18 +95,7 @@ pub(crate) fn input(
         return;
     };
     let mut plan = Plan::new(map, b, spec, file);
-    // Options are cloned once per load, not per row; absent means the format's defaults.
-    fn opts<T: Clone + Default>(o: &Option<Spanned<T>>) -> T {
-        o.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default()
-    }
-    match format {
-        "csv" => source::csv::read(text, &opts(&c.csv), &mut plan),
-        "json" => source::json::read(text, &opts(&c.json), &mut plan),
-        "sdmx-csv" => source::sdmx_csv::read(text, &opts(&c.sdmx_csv), &mut plan),
-        "sdmx-json" => source::sdmx_json::read(text, &opts(&c.sdmx_json), &mut plan),
-        "json-stat" => source::jsonstat::read(text, &opts(&c.json_stat), &mut plan),
-        _ => unreachable!("checked against FORMATS"),
-    }
+    format.read(text, c, &mut plan);
 }
 
 /// The file's text, registered with the builder, or an error at the config key naming it.
@@ -178,21 +159,6 @@ struct Spec {
 impl Spec {
     fn from_config(map: &SourceMap, b: &mut Builder, c: &InputConfig) -> Option<Spec> {
         let before = b.errs.len();
-        let find_metric = |name: &Spanned<String>, b: &mut Builder| -> Option<usize> {
-            let i = b.metrics.iter().position(|m| m.raw_name == *name.get_ref());
-            if i.is_none() && !b.unread_metrics.contains(name.get_ref()) {
-                let names: Vec<&str> = b.metrics.iter().map(|m| m.raw_name.as_str()).collect();
-                b.errs.push(map.diag(
-                    name.span(),
-                    format!(
-                        "unknown metric `{}`, expected the name of a [[metric]]: {}",
-                        name.get_ref(),
-                        names.join(", ")
-                    ),
-                ));
-            }
-            i
-        };
         let s = |v: &Option<Spanned<String>>| v.as_ref().map(|x| (x.get_ref().clone(), x.span()));
         let mut spec = Spec {
             span: c.file.span(),
@@ -215,24 +181,41 @@ impl Spec {
             },
             ..Spec::default()
         };
-        if let Some(l) = &c.language {
-            if !crate::dataset::is_label_name(l.get_ref()) {
-                b.errs.push(map.diag(
-                    l.span(),
-                    format!(
-                        "invalid language code `{}`, expected letters, digits and underscores",
-                        l.get_ref()
-                    ),
-                ));
+        check_language(map, b, c);
+        spec.metrics(map, b, c);
+        if let Some(labels) = &c.labels {
+            let mut out = Vec::new();
+            for (label, comp) in labels.get_ref() {
+                crate::dataset::check_label_name(map, label, &mut b.errs);
+                out.push((label.get_ref().clone(), comp.get_ref().clone(), comp.span()));
+            }
+            spec.labels = Some(out);
+        }
+        if let Some(f) = &c.filter {
+            for (comp, codes) in f.get_ref() {
+                let set = codes
+                    .get_ref()
+                    .values()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+                spec.filter.push((comp.get_ref().clone(), set, comp.span()));
             }
         }
+        spec.unit_codes(map, b, c);
+        check_source(map, b, c);
+        (b.errs.len() == before).then_some(spec)
+    }
+
+    /// The metric or metrics the input feeds: `metric`, or `metric_dimension` with `metrics`.
+    fn metrics(&mut self, map: &SourceMap, b: &mut Builder, c: &InputConfig) {
         match (&c.metric, &c.metric_dimension, &c.metrics) {
-            (Some(m), None, None) => spec.metric = find_metric(m, b),
+            (Some(m), None, None) => self.metric = find_metric(map, b, m),
             (None, Some(d), Some(codes)) => {
-                spec.metric_dimension = Some((d.get_ref().clone(), d.span()));
+                self.metric_dimension = Some((d.get_ref().clone(), d.span()));
                 for (code, m) in codes.get_ref() {
-                    if let Some(i) = find_metric(m, b) {
-                        spec.metric_codes.insert(code.get_ref().clone(), i);
+                    if let Some(i) = find_metric(map, b, m) {
+                        self.metric_codes.insert(code.get_ref().clone(), i);
                     }
                 }
             }
@@ -253,56 +236,82 @@ impl Spec {
                 "both `metric` and `metric_dimension`, expected one of them",
             )),
         }
-        if let Some(labels) = &c.labels {
-            let mut out = Vec::new();
-            for (label, comp) in labels.get_ref() {
-                crate::dataset::check_label_name(map, label, &mut b.errs);
-                out.push((label.get_ref().clone(), comp.get_ref().clone(), comp.span()));
-            }
-            spec.labels = Some(out);
-        }
-        if let Some(f) = &c.filter {
-            for (comp, codes) in f.get_ref() {
-                let set = codes
-                    .get_ref()
-                    .values()
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect();
-                spec.filter.push((comp.get_ref().clone(), set, comp.span()));
-            }
-        }
-        if let Some(codes) = &c.unit_codes {
-            for (code, unit) in codes.get_ref() {
-                match Unit::parse(unit.get_ref()) {
-                    Some(u) => {
-                        spec.unit_codes.insert(code.get_ref().clone(), u);
-                    }
-                    None => b.errs.push(map.diag(
-                        unit.span(),
-                        format!(
-                            "unknown unit `{}`, expected one of {} or an ISO 4217 currency code",
-                            unit.get_ref(),
-                            crate::dataset::units::UNIT_NAMES.join(", ")
-                        ),
-                    )),
+    }
+
+    /// The input's own unit codes, each naming a known unit.
+    fn unit_codes(&mut self, map: &SourceMap, b: &mut Builder, c: &InputConfig) {
+        let Some(codes) = &c.unit_codes else {
+            return;
+        };
+        for (code, unit) in codes.get_ref() {
+            match Unit::parse(unit.get_ref()) {
+                Some(u) => {
+                    self.unit_codes.insert(code.get_ref().clone(), u);
                 }
-            }
-        }
-        if let Some(src) = &c.source {
-            if !b.source_ids.contains(src.get_ref().as_str()) {
-                b.errs.push(map.diag(
-                    src.span(),
+                None => b.errs.push(map.diag(
+                    unit.span(),
                     format!(
-                        "unknown source `{}`, expected the id of a [[source]]",
-                        src.get_ref()
+                        "unknown unit `{}`, expected one of {} or an ISO 4217 currency code",
+                        unit.get_ref(),
+                        crate::dataset::units::UNIT_NAMES.join(", ")
                     ),
-                ));
+                )),
             }
         }
-        (b.errs.len() == before).then_some(spec)
     }
 }
+
+/// The index of the `[[metric]]` of this name; an unknown name is reported unless its metric
+/// could not be read (already reported).
+fn find_metric(map: &SourceMap, b: &mut Builder, name: &Spanned<String>) -> Option<usize> {
+    let i = b.metrics.iter().position(|m| m.raw_name == *name.get_ref());
+    if i.is_none() && !b.unread_metrics.contains(name.get_ref()) {
+        let names: Vec<&str> = b.metrics.iter().map(|m| m.raw_name.as_str()).collect();
+        b.errs.push(map.diag(
+            name.span(),
+            format!(
+                "unknown metric `{}`, expected the name of a [[metric]]: {}",
+                name.get_ref(),
+                names.join(", ")
+            ),
+        ));
+    }
+    i
+}
+
+/// The input's `language` becomes part of label names (`name_<lang>`).
+fn check_language(map: &SourceMap, b: &mut Builder, c: &InputConfig) {
+    if let Some(l) = &c.language {
+        if !crate::dataset::is_label_name(l.get_ref()) {
+            b.errs.push(map.diag(
+                l.span(),
+                format!(
+                    "invalid language code `{}`, expected letters, digits and underscores",
+                    l.get_ref()
+                ),
+            ));
+        }
+    }
+}
+
+/// The input's `source` names a `[[source]]`.
+fn check_source(map: &SourceMap, b: &mut Builder, c: &InputConfig) {
+    if let Some(src) = &c.source {
+        if !b.source_ids.contains(src.get_ref().as_str()) {
+            b.errs.push(map.diag(
+                src.span(),
+                format!(
+                    "unknown source `{}`, expected the id of a [[source]]",
+                    src.get_ref()
+                ),
+            ));
+        }
+    }
+}
+
+/// (label, component) pairs of a metric, and whether each label may be dropped when it has
+/// one value.
+type LabelPairs = (Vec<(String, usize)>, Vec<bool>);
 
 /// How one metric's labels are read from the components.
 #[derive(Clone)]
@@ -410,7 +419,30 @@ impl<'a, 'm> Plan<'a, 'm> {
             .or_else(|| names.iter().find_map(|n| self.find(n)))
     }
 
+    /// Maps the components onto the period, the value, the attributes and the labels of each
+    /// metric the input feeds; None when the config and the file disagree (reported).
     fn resolve(&mut self, origin: &dyn Fn(usize) -> Origin) -> Option<()> {
+        let period_col = self.resolve_period()?;
+        self.value_col = self.resolve_value()?;
+        let fed = self.fed_metrics();
+        self.unit_col = self.resolve_unit(&fed)?;
+        self.resolve_attributes()?;
+        self.resolve_metric_dimension()?;
+        self.resolve_filters()?;
+        let used = self.used_columns(period_col);
+        self.name_labels = vec![None; self.components.len()];
+        if self.spec.strict {
+            return self.resolve_strict(fed[0], period_col, origin);
+        }
+        for mi in fed {
+            self.resolve_labels(mi, period_col, &used)?;
+        }
+        Some(())
+    }
+
+    /// The period: the component named by `period` or by the period label in `labels`, else
+    /// the format's time component or one of the usual names.
+    fn resolve_period(&mut self) -> Option<usize> {
         let spec_period = self.spec.period.clone();
         let period_label = self.b.period_label.clone();
         let explicit_period = self.spec.labels.as_ref().and_then(|l| {
@@ -418,44 +450,39 @@ impl<'a, 'm> Plan<'a, 'm> {
                 .find(|(label, _, _)| *label == period_label)
                 .map(|(_, c, s)| (c.clone(), s.clone()))
         });
-        let period_col = match self
+        if let Some(i) = self
             .named("period", &spec_period.or(explicit_period))
             .ok()?
         {
-            Some(i) => i,
-            None => {
-                let mut names = vec![period_label.as_str()];
-                names.extend_from_slice(PERIOD_NAMES);
-                match self.default_col(Some(Role::Time), &names) {
-                    Some(i) => i,
-                    None => {
-                        let msg = format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
-                        self.config_error(self.spec.span.clone(), msg);
-                        return None;
-                    }
-                }
-            }
-        };
+            return Some(i);
+        }
+        let mut names = vec![period_label.as_str()];
+        names.extend_from_slice(PERIOD_NAMES);
+        let found = self.default_col(Some(Role::Time), &names);
+        if found.is_none() {
+            let msg = format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
+            self.config_error(self.spec.span.clone(), msg);
+        }
+        found
+    }
+
+    /// The value: the component named by `value`, else the format's measure or a usual name.
+    fn resolve_value(&mut self) -> Option<usize> {
         let spec_value = self.spec.value.clone();
-        self.value_col = match self.named("value", &spec_value).ok()? {
-            Some(i) => i,
-            None => match self.default_col(Some(Role::Measure), VALUE_NAMES) {
-                Some(i) => i,
-                None => {
-                    let msg = format!("no value in `{}`, expected a measure component or `value = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
-                    self.config_error(self.spec.span.clone(), msg);
-                    return None;
-                }
-            },
-        };
-        let (u, m, s, c, src) = (
-            self.spec.unit.clone(),
-            self.spec.multiplier.clone(),
-            self.spec.status.clone(),
-            self.spec.confidentiality.clone(),
-            self.spec.source_column.clone(),
-        );
-        let fed: Vec<usize> = match self.spec.metric {
+        if let Some(i) = self.named("value", &spec_value).ok()? {
+            return Some(i);
+        }
+        let found = self.default_col(Some(Role::Measure), VALUE_NAMES);
+        if found.is_none() {
+            let msg = format!("no value in `{}`, expected a measure component or `value = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
+            self.config_error(self.spec.span.clone(), msg);
+        }
+        found
+    }
+
+    /// The metrics the input feeds, in metric order.
+    fn fed_metrics(&self) -> Vec<usize> {
+        match self.spec.metric {
             Some(i) => vec![i],
             None => {
                 let mut v: Vec<usize> = self.spec.metric_codes.values().copied().collect();
@@ -463,15 +490,21 @@ impl<'a, 'm> Plan<'a, 'm> {
                 v.dedup();
                 v
             }
-        };
+        }
+    }
+
+    /// The unit component (Some(None): none); required when a fed metric has no unit in the
+    /// config.
+    fn resolve_unit(&mut self, fed: &[usize]) -> Option<Option<usize>> {
+        let u = self.spec.unit.clone();
         let needs_unit = fed.iter().any(|&i| !self.b.metrics[i].has_config_unit());
-        self.unit_col = match self.named("unit", &u).ok()? {
-            Some(i) => Some(i),
+        match self.named("unit", &u).ok()? {
+            Some(i) => Some(Some(i)),
             // A unit column is read even when the metric names its unit: a file in euros must
             // not be served as dollars.
-            None if !self.spec.strict && !needs_unit => self.default_col(None, UNIT_NAMES),
+            None if !self.spec.strict && !needs_unit => Some(self.default_col(None, UNIT_NAMES)),
             None if needs_unit => match self.default_col(None, UNIT_NAMES) {
-                Some(i) => Some(i),
+                Some(i) => Some(Some(i)),
                 None => {
                     let i = fed
                         .iter()
@@ -480,45 +513,70 @@ impl<'a, 'm> Plan<'a, 'm> {
                         .expect("needs_unit");
                     let msg = format!("metric `{}` has no unit, expected `unit` in its [[metric]] or `unit = \"COMPONENT\"` in this [[input]], one of: {}", self.b.metrics[i].raw_name, self.ids());
                     self.config_error(self.spec.span.clone(), msg);
-                    return None;
+                    None
                 }
             },
-            None => None,
-        };
-        self.multiplier_col = match self.named("multiplier", &m).ok()? {
-            Some(i) => Some(i),
-            None if !self.spec.strict => self.default_col(None, MULTIPLIER_NAMES),
-            None => None,
-        };
-        self.status_col = match self.named("status", &s).ok()? {
-            Some(i) => Some(i),
-            None if !self.spec.strict => self.default_col(None, STATUS_NAMES),
-            None => None,
-        };
-        self.conf_col = match self.named("confidentiality", &c).ok()? {
-            Some(i) => Some(i),
-            None if !self.spec.strict => self.default_col(None, CONF_NAMES),
-            None => None,
-        };
+            None => Some(None),
+        }
+    }
+
+    /// The multiplier, status, confidentiality and source components.
+    fn resolve_attributes(&mut self) -> Option<()> {
+        let (m, s, c, src) = (
+            self.spec.multiplier.clone(),
+            self.spec.status.clone(),
+            self.spec.confidentiality.clone(),
+            self.spec.source_column.clone(),
+        );
+        self.multiplier_col = self.optional("multiplier", &m, MULTIPLIER_NAMES)?;
+        self.status_col = self.optional("status", &s, STATUS_NAMES)?;
+        self.conf_col = self.optional("confidentiality", &c, CONF_NAMES)?;
         self.source_col = match self.named("source", &src).ok()? {
             Some(i) => Some(i),
             None if self.spec.strict => self.find("source"),
             None => None,
         };
-        if let Some((id, span)) = self.spec.metric_dimension.clone() {
-            match self.find(&id) {
-                Some(i) => self.metric_col = Some(i),
-                None => {
-                    let msg = format!(
-                        "unknown metric_dimension `{id}` in `{}`, expected one of: {}",
-                        self.spec.file_name,
-                        self.ids()
-                    );
-                    self.config_error(span, msg);
-                    return None;
-                }
+        Some(())
+    }
+
+    /// An optional component: named, else (but in a `samples_file`) found by a usual name.
+    fn optional(
+        &mut self,
+        what: &str,
+        named: &Option<(String, Range<usize>)>,
+        names: &[&str],
+    ) -> Option<Option<usize>> {
+        Some(match self.named(what, named).ok()? {
+            Some(i) => Some(i),
+            None if !self.spec.strict => self.default_col(None, names),
+            None => None,
+        })
+    }
+
+    /// The component whose codes pick the metric, when the input maps codes to metrics.
+    fn resolve_metric_dimension(&mut self) -> Option<()> {
+        let Some((id, span)) = self.spec.metric_dimension.clone() else {
+            return Some(());
+        };
+        match self.find(&id) {
+            Some(i) => {
+                self.metric_col = Some(i);
+                Some(())
+            }
+            None => {
+                let msg = format!(
+                    "unknown metric_dimension `{id}` in `{}`, expected one of: {}",
+                    self.spec.file_name,
+                    self.ids()
+                );
+                self.config_error(span, msg);
+                None
             }
         }
+    }
+
+    /// The filtered components; every unknown one is reported.
+    fn resolve_filters(&mut self) -> Option<()> {
         let mut bad = false;
         for (id, codes, span) in std::mem::take(&mut self.spec.filter) {
             match self.find(&id) {
@@ -533,11 +591,11 @@ impl<'a, 'm> Plan<'a, 'm> {
                 }
             }
         }
-        if bad {
-            return None;
-        }
+        (!bad).then_some(())
+    }
 
-        // Components with another job are not labels.
+    /// Components with another job, which are not labels: a filter keeping one code is one.
+    fn used_columns(&self, period_col: usize) -> HashSet<usize> {
         let mut used: HashSet<usize> = [
             Some(period_col),
             Some(self.value_col),
@@ -557,120 +615,172 @@ impl<'a, 'm> Plan<'a, 'm> {
                 .filter(|(_, codes)| codes.len() == 1)
                 .map(|(i, _)| *i),
         );
-        self.name_labels = vec![None; self.components.len()];
+        used
+    }
 
-        if self.spec.strict {
-            return self.resolve_strict(fed[0], period_col, origin);
+    /// Which component feeds each label of metric `mi`, the period included; a metric that
+    /// declares no labels gets them from this, its first input.
+    fn resolve_labels(
+        &mut self,
+        mi: usize,
+        period_col: usize,
+        used: &HashSet<usize>,
+    ) -> Option<()> {
+        let period_label = self.b.period_label.clone();
+        let declared = self.b.metrics[mi].labels.clone();
+        let explicit = self.spec.labels.clone();
+        let (mut pairs, mut droppable) = if let Some(declared) = &declared {
+            self.declared_pairs(mi, declared, explicit.as_deref(), &period_label)?
+        } else if let Some(explicit) = explicit {
+            self.explicit_pairs(explicit, &period_label)?
+        } else {
+            self.inferred_pairs(used)
+        };
+        pairs.push((period_label, period_col));
+        droppable.push(false);
+        for (label, i) in &pairs {
+            if self.name_labels[*i].is_none() && *i != period_col {
+                self.name_labels[*i] = Some(label.clone());
+            }
         }
-        for mi in fed {
-            // (label, component) pairs, the period included.
-            let mut pairs: Vec<(String, usize)> = Vec::new();
-            let mut droppable = Vec::new();
-            let declared = self.b.metrics[mi].labels.clone();
-            let explicit = self.spec.labels.clone();
-            if let Some(declared) = &declared {
-                // The metric says which labels; `labels` renames where a component is named
-                // otherwise.
-                for label in declared.iter().filter(|l| **l != period_label) {
-                    let mapped = explicit
-                        .as_ref()
-                        .and_then(|e| e.iter().find(|(l, _, _)| l == label))
-                        .map(|(_, comp, span)| (comp.clone(), span.clone()));
-                    let found = match &mapped {
-                        Some((comp, _)) => self.find(comp),
-                        None => self.find(label).or_else(|| {
-                            self.components
-                                .iter()
-                                .position(|c| label_name(&c.id) == *label)
-                        }),
-                    };
-                    match (found, mapped) {
-                        (Some(i), _) => pairs.push((label.clone(), i)),
-                        (None, Some((comp, span))) => {
-                            let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
-                            self.config_error(span, msg);
-                            bad = true;
-                        }
-                        (None, None) => {
-                            let msg = format!("label `{label}` of metric `{}` is not a component of `{}`, expected one of: {} (or map it: labels = {{ {label} = \"COMPONENT\" }})", self.b.metrics[mi].raw_name, self.spec.file_name, self.ids());
-                            self.config_error(self.spec.span.clone(), msg);
-                            bad = true;
-                        }
-                    }
+        let cols = match &declared {
+            None => self.undeclared_cols(mi, &pairs, droppable)?,
+            Some(declared) => self.declared_cols(mi, &pairs, declared)?,
+        };
+        std::rc::Rc::make_mut(&mut self.targets)[mi] = Some(Target { cols });
+        Some(())
+    }
+
+    /// (label, component) pairs of a metric that declares its labels: each label is the
+    /// component `labels` maps it to, else the component of its name.
+    fn declared_pairs(
+        &mut self,
+        mi: usize,
+        declared: &[String],
+        explicit: Option<&[(String, String, Range<usize>)]>,
+        period_label: &str,
+    ) -> Option<LabelPairs> {
+        let mut pairs = Vec::new();
+        let mut bad = false;
+        for label in declared.iter().filter(|l| **l != period_label) {
+            let mapped = explicit
+                .and_then(|e| e.iter().find(|(l, _, _)| l == label))
+                .map(|(_, comp, span)| (comp.clone(), span.clone()));
+            let found = match &mapped {
+                Some((comp, _)) => self.find(comp),
+                None => self.find(label).or_else(|| {
+                    self.components
+                        .iter()
+                        .position(|c| label_name(&c.id) == *label)
+                }),
+            };
+            match (found, mapped) {
+                (Some(i), _) => pairs.push((label.clone(), i)),
+                (None, Some((comp, span))) => {
+                    let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
+                    self.config_error(span, msg);
+                    bad = true;
                 }
-                droppable = vec![false; pairs.len()];
-            } else if let Some(explicit) = explicit {
-                for (label, comp, span) in explicit {
-                    if label == period_label {
-                        continue;
-                    }
-                    match self.find(&comp) {
-                        Some(i) => pairs.push((label, i)),
-                        None => {
-                            let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
-                            self.config_error(span, msg);
-                            bad = true;
-                        }
-                    }
-                }
-                droppable = vec![false; pairs.len()];
-            } else {
-                for (i, comp) in self.components.iter().enumerate() {
-                    if comp.role == Role::Dimension && !used.contains(&i) {
-                        pairs.push((label_name(&comp.id), i));
-                        droppable.push(self.spec.drop_single_valued);
-                    }
+                (None, None) => {
+                    let msg = format!("label `{label}` of metric `{}` is not a component of `{}`, expected one of: {} (or map it: labels = {{ {label} = \"COMPONENT\" }})", self.b.metrics[mi].raw_name, self.spec.file_name, self.ids());
+                    self.config_error(self.spec.span.clone(), msg);
+                    bad = true;
                 }
             }
-            if bad {
+        }
+        let n = pairs.len();
+        (!bad).then(|| (pairs, vec![false; n]))
+    }
+
+    /// (label, component) pairs from the input's `labels`, for a metric that declares none.
+    fn explicit_pairs(
+        &mut self,
+        explicit: Vec<(String, String, Range<usize>)>,
+        period_label: &str,
+    ) -> Option<LabelPairs> {
+        let mut pairs = Vec::new();
+        let mut bad = false;
+        for (label, comp, span) in explicit {
+            if label == period_label {
+                continue;
+            }
+            match self.find(&comp) {
+                Some(i) => pairs.push((label, i)),
+                None => {
+                    let msg = format!("unknown component `{comp}` for label `{label}` in `{}`, expected one of: {}", self.spec.file_name, self.ids());
+                    self.config_error(span, msg);
+                    bad = true;
+                }
+            }
+        }
+        let n = pairs.len();
+        (!bad).then(|| (pairs, vec![false; n]))
+    }
+
+    /// Every dimension without another job, as a label of its lower-cased id; droppable when
+    /// the input says `drop_single_valued`.
+    fn inferred_pairs(&self, used: &HashSet<usize>) -> LabelPairs {
+        let mut pairs = Vec::new();
+        let mut droppable = Vec::new();
+        for (i, comp) in self.components.iter().enumerate() {
+            if comp.role == Role::Dimension && !used.contains(&i) {
+                pairs.push((label_name(&comp.id), i));
+                droppable.push(self.spec.drop_single_valued);
+            }
+        }
+        (pairs, droppable)
+    }
+
+    /// Fixes the labels of a metric that declared none; two components may not become one
+    /// label.
+    fn undeclared_cols(
+        &mut self,
+        mi: usize,
+        pairs: &[(String, usize)],
+        droppable: Vec<bool>,
+    ) -> Option<Vec<usize>> {
+        let names: Vec<String> = pairs.iter().map(|(l, _)| l.clone()).collect();
+        let mut seen = HashSet::new();
+        for n in &names {
+            if !seen.insert(n) {
+                let msg = format!("two components of `{}` become label `{n}`, expected unique label names (map them with `labels`)", self.spec.file_name);
+                self.config_error(self.spec.span.clone(), msg);
                 return None;
             }
-            pairs.push((period_label.clone(), period_col));
-            droppable.push(false);
-            for (label, i) in &pairs {
-                if self.name_labels[*i].is_none() && *i != period_col {
-                    self.name_labels[*i] = Some(label.clone());
-                }
-            }
-            let cols: Vec<usize> = match &declared {
-                None => {
-                    let names: Vec<String> = pairs.iter().map(|(l, _)| l.clone()).collect();
-                    let mut seen = HashSet::new();
-                    for n in &names {
-                        if !seen.insert(n) {
-                            let msg = format!("two components of `{}` become label `{n}`, expected unique label names (map them with `labels`)", self.spec.file_name);
-                            self.config_error(self.spec.span.clone(), msg);
-                            return None;
-                        }
-                    }
-                    self.b.set_labels(mi, names, droppable);
-                    pairs.iter().map(|(_, i)| *i).collect()
-                }
-                Some(declared) => {
-                    let mut have: Vec<&str> = pairs.iter().map(|(l, _)| l.as_str()).collect();
-                    let mut want: Vec<&str> = declared.iter().map(String::as_str).collect();
-                    have.sort_unstable();
-                    want.sort_unstable();
-                    if have != want {
-                        let msg = format!(
-                            "`{}` gives metric `{}` the labels {}, expected its labels {}",
-                            self.spec.file_name,
-                            self.b.metrics[mi].raw_name,
-                            have.join(", "),
-                            want.join(", ")
-                        );
-                        self.config_error(self.spec.span.clone(), msg);
-                        return None;
-                    }
-                    declared
-                        .iter()
-                        .map(|l| pairs.iter().find(|(p, _)| p == l).expect("same set").1)
-                        .collect()
-                }
-            };
-            std::rc::Rc::make_mut(&mut self.targets)[mi] = Some(Target { cols });
         }
-        Some(())
+        self.b.set_labels(mi, names, droppable);
+        Some(pairs.iter().map(|(_, i)| *i).collect())
+    }
+
+    /// The components in the order of the metric's declared labels, which the pairs must
+    /// match as a set.
+    fn declared_cols(
+        &mut self,
+        mi: usize,
+        pairs: &[(String, usize)],
+        declared: &[String],
+    ) -> Option<Vec<usize>> {
+        let mut have: Vec<&str> = pairs.iter().map(|(l, _)| l.as_str()).collect();
+        let mut want: Vec<&str> = declared.iter().map(String::as_str).collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have != want {
+            let msg = format!(
+                "`{}` gives metric `{}` the labels {}, expected its labels {}",
+                self.spec.file_name,
+                self.b.metrics[mi].raw_name,
+                have.join(", "),
+                want.join(", ")
+            );
+            self.config_error(self.spec.span.clone(), msg);
+            return None;
+        }
+        Some(
+            declared
+                .iter()
+                .map(|l| pairs.iter().find(|(p, _)| p == l).expect("same set").1)
+                .collect(),
+        )
     }
 
     /// A `samples_file` takes exactly the metric's labels, `value`, `source` and `basis`.
@@ -759,6 +869,79 @@ impl<'a, 'm> Plan<'a, 'm> {
         self.multipliers.insert(code.to_string(), m);
         m
     }
+
+    /// Whether a row passes the input's filters.
+    fn kept(&self, fields: &[&str]) -> bool {
+        self.filters
+            .iter()
+            .all(|(i, codes)| codes.contains(fields[*i]))
+    }
+
+    /// A row's value as written, or why it has no figure when it is one of the missing marks.
+    fn value_of<'v>(&self, raw: &'v str, status: &str, conf: &str) -> Value<'v> {
+        if self.spec.missing.contains(raw.trim()) {
+            Value::Missing(missing_reason(raw, status, conf))
+        } else {
+            Value::Text(raw)
+        }
+    }
+
+    /// A row's unit and its code (None: no unit column, or none needed for a missing figure);
+    /// Err when the code is unknown (reported).
+    fn row_unit<'f>(
+        &mut self,
+        fields: &[&'f str],
+        value: &Value,
+        at: &dyn Fn(Field) -> Loc,
+    ) -> Result<Option<(Unit, &'f str)>, ()> {
+        let Some(c) = self.unit_col else {
+            return Ok(None);
+        };
+        let code = fields[c];
+        match self.unit_of(code).flatten() {
+            Some(u) => Ok(Some((u, code))),
+            None if matches!(value, Value::Missing(_)) => Ok(None),
+            None => {
+                let msg = format!("unknown unit code `{}`, expected an ISO 4217 currency, a code such as PC, IX, NR, MIO_EUR, or an entry in the input's `unit_codes`", crate::dataset::excerpt(code));
+                self.b.error(self.file, at(Field::Unit), msg);
+                Err(())
+            }
+        }
+    }
+
+    /// A row's power of ten from its multiplier column (0 without one); Err when the
+    /// multiplier is unknown (reported).
+    fn row_exponent(
+        &mut self,
+        fields: &[&str],
+        origin: &dyn Fn(usize) -> Origin,
+    ) -> Result<i32, ()> {
+        let Some(c) = self.multiplier_col else {
+            return Ok(0);
+        };
+        match self.multiplier_of(fields[c].trim()) {
+            Some(e) => Ok(e),
+            None => {
+                let msg = format!(
+                    "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
+                    crate::dataset::excerpt(fields[c])
+                );
+                self.b.error(self.file, loc(origin(c)), msg);
+                Err(())
+            }
+        }
+    }
+
+    /// A row's source column names a `[[source]]`; the row is kept either way.
+    fn check_source(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin) {
+        if let Some(c) = self.source_col {
+            let s = fields[c];
+            if !s.is_empty() && !self.b.source_ids.contains(s) {
+                let msg = format!("unknown source `{s}`, expected the id of a [[source]]");
+                self.b.error(self.file, loc(origin(c)), msg);
+            }
+        }
+    }
 }
 
 /// A component id as a Prometheus label name: lower case, other characters as `_`.
@@ -826,13 +1009,8 @@ impl Sink for Plan<'_, '_> {
     }
 
     fn row(&mut self, fields: &[&str], origin: &dyn Fn(usize) -> Origin) {
-        if !self.ready {
+        if !self.ready || !self.kept(fields) {
             return;
-        }
-        for (i, codes) in &self.filters {
-            if !codes.contains(fields[*i]) {
-                return;
-            }
         }
         let Some(metric) = self.metric_of(fields) else {
             return;
@@ -841,6 +1019,7 @@ impl Sink for Plan<'_, '_> {
         let Some(target) = targets[metric].as_ref() else {
             return;
         };
+        // Labels on the stack for the usual few, so a row allocates nothing.
         let mut buf: [&str; 16] = [""; 16];
         let heap: Vec<&str>;
         let labels: &[&str] = if target.cols.len() <= 16 {
@@ -854,60 +1033,22 @@ impl Sink for Plan<'_, '_> {
         };
         let cols = &target.cols;
         let field = |c: Option<usize>| c.map_or("", |c| fields[c]);
-        let raw_value = fields[self.value_col];
         let status = field(self.status_col);
-        let conf = field(self.conf_col);
-        let value = if self.spec.missing.contains(raw_value.trim()) {
-            Value::Missing(missing_reason(raw_value, status, conf))
-        } else {
-            Value::Text(raw_value)
-        };
-        let (value_col, unit_col, mult_col) = (self.value_col, self.unit_col, self.multiplier_col);
+        let value = self.value_of(fields[self.value_col], status, field(self.conf_col));
+        let (value_col, unit_col) = (self.value_col, self.unit_col);
         let at = |f: Field| match f {
             Field::Label(i) => loc(origin(cols[i])),
             Field::Value => loc(origin(value_col)),
             Field::Row => loc(origin(source::ROW)),
             Field::Unit => loc(origin(unit_col.unwrap_or(value_col))),
         };
-        let unit = match unit_col {
-            None => None,
-            Some(c) => {
-                let code = fields[c];
-                match self.unit_of(code).flatten() {
-                    Some(u) => Some((u, code)),
-                    None => {
-                        if matches!(value, Value::Missing(_)) {
-                            None
-                        } else {
-                            let msg = format!("unknown unit code `{}`, expected an ISO 4217 currency, a code such as PC, IX, NR, MIO_EUR, or an entry in the input's `unit_codes`", crate::dataset::excerpt(code));
-                            self.b.error(self.file, at(Field::Unit), msg);
-                            return;
-                        }
-                    }
-                }
-            }
+        let Ok(unit) = self.row_unit(fields, &value, &at) else {
+            return;
         };
-        let exponent = match mult_col {
-            None => 0,
-            Some(c) => match self.multiplier_of(fields[c].trim()) {
-                Some(e) => e,
-                None => {
-                    let msg = format!(
-                        "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
-                        crate::dataset::excerpt(fields[c])
-                    );
-                    self.b.error(self.file, loc(origin(c)), msg);
-                    return;
-                }
-            },
+        let Ok(exponent) = self.row_exponent(fields, origin) else {
+            return;
         };
-        if let Some(c) = self.source_col {
-            let s = fields[c];
-            if !s.is_empty() && !self.b.source_ids.contains(s) {
-                let msg = format!("unknown source `{s}`, expected the id of a [[source]]");
-                self.b.error(self.file, loc(origin(c)), msg);
-            }
-        }
+        self.check_source(fields, origin);
         let status = if status == "A" { "" } else { status.trim() };
         self.b.add(
             &Obs {
@@ -959,6 +1100,334 @@ impl Sink for Plan<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::path::{Path, PathBuf};
+
+    use crate::dataset::MetricDef;
+
+    /// The config the spans of these tests point into.
+    const CONFIG: &str = "[[input]]\nfile = \"data.csv\"\nperiod = \"WHEN\"\n";
+
+    /// The span of `what` in [`CONFIG`].
+    fn span(what: &str) -> Range<usize> {
+        let i = CONFIG.find(what).expect("in CONFIG");
+        i..i + what.len()
+    }
+
+    /// A metric of a test: name, unit from the config, declared labels.
+    type TestMetric<'a> = (&'a str, Option<&'a str>, Option<&'a [&'a str]>);
+
+    /// A builder whose period label is `year`, with these metrics, and data file 1.
+    fn builder(metrics: &[TestMetric]) -> Builder {
+        let mut b = Builder::new(
+            PathBuf::from("config.toml"),
+            "year".into(),
+            HashSet::new(),
+            Vec::new(),
+        );
+        for (name, unit, labels) in metrics {
+            b.add_metric(MetricDef::new(
+                name.to_string(),
+                String::new(),
+                String::new(),
+                unit.map(|u| Unit::parse(u).expect("known unit")),
+                0,
+                labels.map(|l| l.iter().map(|s| s.to_string()).collect()),
+                None,
+                true,
+            ));
+        }
+        b.add_file(PathBuf::from("data.csv"));
+        b
+    }
+
+    /// An input of `data.csv` feeding metric 0.
+    fn spec() -> Spec {
+        Spec {
+            span: span("file"),
+            file_name: "data.csv".into(),
+            metric: Some(0),
+            ..Spec::default()
+        }
+    }
+
+    /// What resolving the components came to.
+    #[derive(Debug, PartialEq)]
+    struct Resolved {
+        ok: bool,
+        value: usize,
+        unit: Option<usize>,
+        multiplier: Option<usize>,
+        status: Option<usize>,
+        metric: Option<usize>,
+        /// Per metric: its labels, and the component of each.
+        targets: Vec<Option<(Vec<String>, Vec<usize>)>>,
+        errors: Vec<String>,
+    }
+
+    fn resolve(b: &mut Builder, spec: Spec, components: &[(&str, Role)]) -> Resolved {
+        let path = Path::new("config.toml");
+        let map = SourceMap::new(path, CONFIG);
+        let components: Vec<Component> = components
+            .iter()
+            .map(|(id, role)| Component::new(*id, *role))
+            .collect();
+        let mut plan = Plan::new(&map, b, spec, 1);
+        let ok = plan.components(&components, &|i| Origin::At {
+            line: 1,
+            col: i as u32 + 1,
+        });
+        let targets = plan.targets.clone();
+        let (value, unit, multiplier, status, metric) = (
+            plan.value_col,
+            plan.unit_col,
+            plan.multiplier_col,
+            plan.status_col,
+            plan.metric_col,
+        );
+        drop(plan);
+        Resolved {
+            ok,
+            value,
+            unit,
+            multiplier,
+            status,
+            metric,
+            targets: targets
+                .iter()
+                .enumerate()
+                .map(|(mi, t)| {
+                    t.as_ref().map(|t| {
+                        let labels = b.metrics[mi].labels.clone().unwrap_or_default();
+                        (labels, t.cols.clone())
+                    })
+                })
+                .collect(),
+            errors: b.errs.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn labels(names: &[&str], cols: &[usize]) -> Option<(Vec<String>, Vec<usize>)> {
+        Some((names.iter().map(|s| s.to_string()).collect(), cols.to_vec()))
+    }
+
+    use Role::{Attribute as A, Dimension as D, Measure as M, Time as T};
+
+    const SDMX: &[(&str, Role)] = &[
+        ("REF_AREA", D),
+        ("TIME_PERIOD", T),
+        ("OBS_VALUE", M),
+        ("UNIT_MEASURE", A),
+        ("OBS_STATUS", A),
+        ("FREQ", D),
+    ];
+
+    #[test]
+    fn roles_and_usual_names_give_period_value_unit_and_status() {
+        let mut b = builder(&[("gdp", None, None)]);
+        let r = resolve(&mut b, spec(), SDMX);
+        assert_eq!(
+            r,
+            Resolved {
+                ok: true,
+                value: 2,
+                unit: Some(3),
+                multiplier: None,
+                status: Some(4),
+                metric: None,
+                // Every other dimension is a label, lower-cased; the period comes last.
+                targets: vec![labels(&["ref_area", "freq", "year"], &[0, 5, 1])],
+                errors: vec![],
+            }
+        );
+
+        // Plain columns by name, case-blind; the period named in the config.
+        let mut b = builder(&[("gdp", None, None)]);
+        let input = Spec {
+            period: Some(("WHEN".into(), span("WHEN"))),
+            ..spec()
+        };
+        let r = resolve(
+            &mut b,
+            input,
+            &[
+                ("area", D),
+                ("Value", D),
+                ("WHEN", D),
+                ("UNIT_MULT", D),
+                ("unit", D),
+            ],
+        );
+        assert_eq!(r.errors, Vec::<String>::new());
+        assert_eq!((r.value, r.unit, r.multiplier), (1, Some(4), Some(3)));
+        assert_eq!(r.targets, vec![labels(&["area", "year"], &[0, 2])]);
+    }
+
+    #[test]
+    fn labels_map_components_and_leave_the_rest_out() {
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let input = Spec {
+            labels: Some(vec![("country".into(), "REF_AREA".into(), span("file"))]),
+            ..spec()
+        };
+        let r = resolve(&mut b, input, SDMX);
+        assert_eq!(r.errors, Vec::<String>::new());
+        // FREQ is not listed, so not a label.
+        assert_eq!(r.targets, vec![labels(&["country", "year"], &[0, 1])]);
+
+        // Declared labels are found by name and ordered as declared.
+        let mut b = builder(&[("gdp", Some("count"), Some(&["year", "ref_area"]))]);
+        let r = resolve(&mut b, spec(), SDMX);
+        assert_eq!(r.targets, vec![labels(&["year", "ref_area"], &[1, 0])]);
+
+        let mut b = builder(&[("gdp", Some("count"), Some(&["sex", "year"]))]);
+        let r = resolve(&mut b, spec(), SDMX);
+        assert!(!r.ok);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:2:1: label `sex` of metric `gdp` is not a component of `data.csv`, expected one of: REF_AREA, TIME_PERIOD, OBS_VALUE, UNIT_MEASURE, OBS_STATUS, FREQ (or map it: labels = { sex = \"COMPONENT\" })"]
+        );
+    }
+
+    #[test]
+    fn a_metric_dimension_picks_the_metric_of_each_row() {
+        let mut b = builder(&[("gdp", Some("count"), None), ("pop", Some("persons"), None)]);
+        let input = Spec {
+            metric: None,
+            metric_dimension: Some(("INDICATOR".into(), span("file"))),
+            metric_codes: [("GDP".to_string(), 0), ("POP".to_string(), 1)]
+                .into_iter()
+                .collect(),
+            ..spec()
+        };
+        let comps = [
+            ("INDICATOR", D),
+            ("REF_AREA", D),
+            ("TIME_PERIOD", T),
+            ("OBS_VALUE", M),
+        ];
+        let path = Path::new("config.toml");
+        let map = SourceMap::new(path, CONFIG);
+        let components: Vec<Component> = comps
+            .iter()
+            .map(|(id, role)| Component::new(*id, *role))
+            .collect();
+        let mut plan = Plan::new(&map, &mut b, input, 1);
+        assert!(plan.components(&components, &|_| Origin::File));
+        assert_eq!(plan.metric_col, Some(0));
+        assert_eq!(plan.metric_of(&["POP", "FR", "2020", "1"]), Some(1));
+        assert_eq!(plan.metric_of(&["GDP", "FR", "2020", "1"]), Some(0));
+        assert_eq!(plan.metric_of(&["CPI", "FR", "2020", "1"]), None);
+        let cols: Vec<Vec<usize>> = plan
+            .targets
+            .iter()
+            .map(|t| t.as_ref().expect("fed").cols.clone())
+            .collect();
+        drop(plan);
+        assert_eq!(cols, vec![vec![1, 2], vec![1, 2]]);
+        assert_eq!(
+            b.metrics[1].labels,
+            Some(vec!["ref_area".into(), "year".into()])
+        );
+    }
+
+    #[test]
+    fn a_missing_period_value_or_unit_is_reported_at_the_input() {
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let r = resolve(&mut b, spec(), &[("area", D), ("OBS_VALUE", M)]);
+        assert!(!r.ok);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:2:1: no period in `data.csv`, expected a time component or `period = \"COMPONENT\"`, one of: area, OBS_VALUE"]
+        );
+
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let r = resolve(&mut b, spec(), &[("area", D), ("year", D)]);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:2:1: no value in `data.csv`, expected a measure component or `value = \"COMPONENT\"`, one of: area, year"]
+        );
+
+        let mut b = builder(&[("gdp", None, None)]);
+        let r = resolve(&mut b, spec(), &[("area", D), ("year", T), ("value", M)]);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:2:1: metric `gdp` has no unit, expected `unit` in its [[metric]] or `unit = \"COMPONENT\"` in this [[input]], one of: area, year, value"]
+        );
+
+        // A component the config names must be in the file; reported at the config key.
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let input = Spec {
+            period: Some(("WHEN".into(), span("WHEN"))),
+            ..spec()
+        };
+        let r = resolve(&mut b, input, &[("area", D), ("year", T), ("value", M)]);
+        assert_eq!(
+            r.errors,
+            vec!["config.toml:3:11: unknown period component `WHEN` in `data.csv`, expected one of: area, year, value"]
+        );
+    }
+
+    /// A long CSV of `gdp` loaded through the plan and the builder, read in pieces of
+    /// `piece` bytes or in one pass.
+    fn load_csv(text: &str, piece: Option<usize>) -> crate::dataset::builder::Built {
+        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let path = Path::new("config.toml");
+        let map = SourceMap::new(path, CONFIG);
+        let input = Spec {
+            missing: DEFAULT_MISSING.iter().map(|s| s.to_string()).collect(),
+            ..spec()
+        };
+        let mut plan = Plan::new(&map, &mut b, input, 1);
+        let options = source::csv::CsvOptions::default();
+        match piece {
+            None => source::csv::read(text, &options, &mut plan),
+            Some(p) => {
+                source::records::in_pieces(p, || source::csv::read(text, &options, &mut plan))
+            }
+        }
+        drop(plan);
+        b.finish()
+    }
+
+    #[test]
+    fn a_file_read_in_pieces_gives_the_same_dataset_and_errors() {
+        let mut text = String::from("area,year,value,status\n");
+        for i in 0..300 {
+            let area = format!("A{}", i % 40);
+            let year = 2000 + i / 40;
+            match i {
+                // A duplicate of row 2, a bad value, a bad period and a missing figure, all
+                // far from the header.
+                250 => text.push_str("A0,2000,9,\n"),
+                260 => text.push_str(&format!("{area},{year},12;5,\n")),
+                270 => text.push_str(&format!("{area},20x0,1,\n")),
+                280 => text.push_str(&format!("{area},{year},..,c\n")),
+                _ => text.push_str(&format!(
+                    "{area},{year},{i}.25,{}\n",
+                    if i % 7 == 0 { "p" } else { "" }
+                )),
+            }
+        }
+        let want = load_csv(&text, None);
+        let errors: Vec<String> = want.errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            vec![
+                "data.csv:262:10: invalid value `12;5`, expected a number".to_string(),
+                format!("data.csv:272:5: year `20x0` is not a period, expected {}", crate::dataset::calendar::PERIOD_FORMS),
+                "data.csv:252:1: duplicate series gdp{area=\"A0\",year=\"2000\"}, first defined at line 2".to_string(),
+            ]
+        );
+        assert_eq!(want.missing, vec![("gdp".to_string(), "confidential", 1)]);
+        for piece in [1, 16, 333, 2000] {
+            let got = load_csv(&text, Some(piece));
+            assert_eq!(got.errs, want.errs, "pieces of {piece}");
+            assert_eq!(got.metrics, want.metrics, "pieces of {piece}");
+            assert_eq!(got.symbols, want.symbols, "pieces of {piece}");
+            assert_eq!(got.missing, want.missing, "pieces of {piece}");
+        }
+    }
 
     #[test]
     fn component_ids_become_label_names() {

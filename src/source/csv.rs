@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashSet;
 
+use super::records::{self, Record};
 use super::{strip_bom, Component, Origin, Role, Sink, ROW};
 use crate::dataset::calendar::{Period, PERIOD_FORMS};
 
@@ -79,14 +80,7 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
         Ok(d) => d,
         Err(message) => return sink.error(Origin::File, message),
     };
-
-    let mut base = 0;
-    for _ in 0..options.skip_lines {
-        match text[base..].find('\n') {
-            Some(i) => base += i + 1,
-            None => base = text.len(),
-        }
-    }
+    let base = preamble_end(text, options.skip_lines);
     let body = &text[base..];
     let locate = Locator {
         text,
@@ -95,13 +89,8 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
         first_line: options.skip_lines as u64,
     };
 
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(delim)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(body.as_bytes());
+    let mut rdr = records::reader(delim, body.as_bytes());
     let mut record = csv::StringRecord::new();
-
     match rdr.read_record(&mut record) {
         Ok(true) => {}
         Ok(false) => {
@@ -119,23 +108,147 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
     }
     let header_at = Start::of(&record);
     let header: Vec<String> = record.iter().map(str::to_string).collect();
-    let header_line = match locate.field(header_at, 0) {
-        Origin::At { line, .. } => line,
-        _ => 1,
+    let Some(columns) = Columns::resolve(header, header_at, options, &locate, sink) else {
+        return;
     };
-    let header_error = |sink: &mut dyn Sink, message: String| {
-        sink.error(
-            Origin::At {
-                line: header_line,
-                col: 1,
-            },
-            message,
-        )
+    let components = columns.components(options.layout);
+    let header_origin = |i: usize| match columns.dims.get(i) {
+        Some(&j) => locate.field(header_at, j),
+        // The wide layout's period and value come from the period columns' headers.
+        None => locate.field(header_at, columns.periods.first().map_or(0, |p| p.0)),
     };
+    if !sink.components(&components, &header_origin) {
+        return;
+    }
+    let mut rows = Rows::new(&columns, options.layout, &locate, header_at);
+    if let Some(e) = records::for_each(&mut rdr, body, delim, &mut |r| rows.record(r, sink)) {
+        sink.error(Origin::File, unreadable(&e));
+    }
+}
 
-    let mut kinds = vec![Kind::Skipped; header.len()];
-    let mut dims: Vec<usize> = Vec::new();
-    let mut code_columns: Vec<(usize, usize)> = Vec::new();
+/// The byte offset of the line after the `skip_lines` preamble lines.
+fn preamble_end(text: &str, skip_lines: usize) -> usize {
+    let mut base = 0;
+    for _ in 0..skip_lines {
+        match text[base..].find('\n') {
+            Some(i) => base += i + 1,
+            None => base = text.len(),
+        }
+    }
+    base
+}
+
+/// What the header's columns are for.
+struct Columns {
+    header: Vec<String>,
+    kinds: Vec<Kind>,
+    /// The column of each dimension component.
+    dims: Vec<usize>,
+    /// The period columns of the wide layout, with their period as written.
+    periods: Vec<(usize, String)>,
+    /// (code column, name column) of each `names` entry found in the header.
+    code_columns: Vec<(usize, usize)>,
+}
+
+impl Columns {
+    /// Classifies the header's columns, reporting its problems; None when nothing can be read.
+    fn resolve(
+        header: Vec<String>,
+        header_at: Start,
+        options: &CsvOptions,
+        locate: &Locator,
+        sink: &mut dyn Sink,
+    ) -> Option<Columns> {
+        let header_line = match locate.field(header_at, 0) {
+            Origin::At { line, .. } => line,
+            _ => 1,
+        };
+        let (code_columns, name_cols) = name_columns(&header, options, header_line, sink);
+        let wide = options.layout == Layout::Wide;
+        let mut kinds = vec![Kind::Skipped; header.len()];
+        let mut dims: Vec<usize> = Vec::new();
+        let mut periods: Vec<(usize, String)> = Vec::new();
+        for (j, h) in header.iter().enumerate() {
+            if h.trim().is_empty() {
+                kinds[j] = Kind::Unnamed;
+                continue;
+            }
+            if let Some(k) = header[..j].iter().position(|e| e == h) {
+                sink.error(
+                    locate.field(header_at, j),
+                    format!(
+                        "duplicate column `{h}` (also column {}), expected unique column names",
+                        k + 1
+                    ),
+                );
+                continue;
+            }
+            if name_cols.contains(&j) {
+                continue;
+            }
+            let is_code = code_columns.iter().any(|&(c, _)| c == j);
+            if wide && !is_code && Period::parse(h.trim()).is_some() {
+                kinds[j] = Kind::Period;
+                periods.push((j, h.trim().to_string()));
+                continue;
+            }
+            if wide && (h == "period" || h == "value") {
+                sink.error(
+                    locate.field(header_at, j),
+                    format!(
+                        "column `{h}` has the name of a component the wide layout adds, expected other names than `period` and `value`"
+                    ),
+                );
+                continue;
+            }
+            kinds[j] = Kind::Dimension(dims.len());
+            dims.push(j);
+        }
+        if wide && periods.is_empty() {
+            sink.error(
+                Origin::At { line: header_line, col: 1 },
+                format!(
+                    "no period column in the header, expected columns named like periods ({PERIOD_FORMS}) for the wide layout"
+                ),
+            );
+            return None;
+        }
+        Some(Columns {
+            header,
+            kinds,
+            dims,
+            periods,
+            code_columns,
+        })
+    }
+
+    /// The components: the dimensions, and for the wide layout `period` and `value`.
+    fn components(&self, layout: Layout) -> Vec<Component> {
+        let mut components: Vec<Component> = self
+            .dims
+            .iter()
+            .map(|&j| Component::new(self.header[j].as_str(), Role::Dimension))
+            .collect();
+        if layout == Layout::Wide {
+            components.push(Component::new("period", Role::Time));
+            components.push(Component::new("value", Role::Measure));
+        }
+        components
+    }
+}
+
+/// The `names` entries found in the header as (code column, name column), sorted, and every
+/// name column; problems are reported at the header line.
+fn name_columns(
+    header: &[String],
+    options: &CsvOptions,
+    header_line: u32,
+    sink: &mut dyn Sink,
+) -> (Vec<(usize, usize)>, Vec<usize>) {
+    let at = Origin::At {
+        line: header_line,
+        col: 1,
+    };
     let find = |id: &str| header.iter().position(|h| h == id);
     let listing = || {
         header
@@ -145,12 +258,13 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let mut code_columns: Vec<(usize, usize)> = Vec::new();
     for (code, name) in &options.names {
         let (c, n) = (find(code), find(name));
-        for (id, at) in [(code, c), (name, n)] {
-            if at.is_none() {
-                header_error(
-                    sink,
+        for (id, found) in [(code, c), (name, n)] {
+            if found.is_none() {
+                sink.error(
+                    at.clone(),
                     format!(
                         "no column `{id}` named in `names`, expected one of the header's columns: {}",
                         listing()
@@ -167,8 +281,8 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
     code_columns.retain(|&(c, _)| {
         let both = name_cols.contains(&c);
         if both {
-            header_error(
-                sink,
+            sink.error(
+                at.clone(),
                 format!(
                     "column `{}` is both a code and a name column in `names`, expected distinct columns",
                     header[c]
@@ -177,104 +291,93 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
         }
         !both
     });
+    (code_columns, name_cols)
+}
 
-    let mut periods: Vec<(usize, &str)> = Vec::new();
-    for (j, h) in header.iter().enumerate() {
-        if h.trim().is_empty() {
-            kinds[j] = Kind::Unnamed;
-            continue;
-        }
-        if let Some(k) = header[..j].iter().position(|e| e == h) {
-            sink.error(
-                locate.field(header_at, j),
-                format!(
-                    "duplicate column `{h}` (also column {}), expected unique column names",
-                    k + 1
-                ),
-            );
-            continue;
-        }
-        if name_cols.contains(&j) {
-            continue;
-        }
-        let is_code = code_columns.iter().any(|&(c, _)| c == j);
-        if options.layout == Layout::Wide && !is_code && Period::parse(h.trim()).is_some() {
-            kinds[j] = Kind::Period;
-            periods.push((j, h.trim()));
-            continue;
-        }
-        if options.layout == Layout::Wide && (h == "period" || h == "value") {
-            sink.error(
-                locate.field(header_at, j),
-                format!(
-                    "column `{h}` has the name of a component the wide layout adds, expected other names than `period` and `value`"
-                ),
-            );
-            continue;
-        }
-        kinds[j] = Kind::Dimension(dims.len());
-        dims.push(j);
-    }
-    if options.layout == Layout::Wide && periods.is_empty() {
-        return header_error(
-            sink,
-            format!(
-                "no period column in the header, expected columns named like periods ({PERIOD_FORMS}) for the wide layout"
-            ),
-        );
-    }
+/// Reads rows against the header's columns, with what is kept from row to row.
+struct Rows<'c> {
+    columns: &'c Columns,
+    layout: Layout,
+    locate: &'c Locator<'c>,
+    names: Vec<NameColumn>,
+    /// Columns without a header, whose cells must be empty.
+    unnamed: Vec<usize>,
+    /// The origin of each period column's header: where the wide layout's period is.
+    period_origins: Vec<Origin>,
+    /// A code and its name, to look up in `NameColumn::seen` without allocating.
+    key: String,
+    /// The allocation of a row's fields, reused.
+    store: Vec<&'static str>,
+}
 
-    let mut components: Vec<Component> = dims
-        .iter()
-        .map(|&j| Component::new(header[j].as_str(), Role::Dimension))
-        .collect();
-    if options.layout == Layout::Wide {
-        components.push(Component::new("period", Role::Time));
-        components.push(Component::new("value", Role::Measure));
-    }
-    let header_origin = |i: usize| match dims.get(i) {
-        Some(&j) => locate.field(header_at, j),
-        // The wide layout's period and value come from the period columns' headers.
-        None => locate.field(header_at, periods.first().map_or(0, |p| p.0)),
-    };
-    if !sink.components(&components, &header_origin) {
-        return;
+impl<'c> Rows<'c> {
+    fn new(columns: &'c Columns, layout: Layout, locate: &'c Locator, header_at: Start) -> Self {
+        let names = columns
+            .code_columns
+            .iter()
+            .filter_map(|&(code, name)| match columns.kinds[code] {
+                Kind::Dimension(component) => Some(NameColumn {
+                    code,
+                    name,
+                    component,
+                    seen: FxHashSet::default(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let unnamed = (0..columns.header.len())
+            .filter(|&j| columns.kinds[j] == Kind::Unnamed)
+            .collect();
+        let period_origins = columns
+            .periods
+            .iter()
+            .map(|&(j, _)| locate.field(header_at, j))
+            .collect();
+        let store = Vec::with_capacity(columns.dims.len() + 2);
+        Rows {
+            columns,
+            layout,
+            locate,
+            names,
+            unnamed,
+            period_origins,
+            key: String::new(),
+            store,
+        }
     }
 
-    let mut names: Vec<NameColumn> = code_columns
-        .iter()
-        .filter_map(|&(code, name)| match kinds[code] {
-            Kind::Dimension(component) => Some(NameColumn {
-                code,
-                name,
-                component,
-                seen: FxHashSet::default(),
-            }),
-            _ => None,
-        })
-        .collect();
-    let unnamed: Vec<usize> = (0..header.len())
-        .filter(|&j| kinds[j] == Kind::Unnamed)
-        .collect();
-    let header_origins: Vec<Origin> = periods
-        .iter()
-        .map(|&(j, _)| locate.field(header_at, j))
-        .collect();
-
-    let mut key = String::new();
-    let mut store: Vec<&'static str> = Vec::with_capacity(components.len());
-    loop {
-        match rdr.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                sink.error(Origin::File, unreadable(&e));
-                break;
+    /// One record: its display names, then its observation (long) or observations (wide).
+    fn record(&mut self, record: &Record, sink: &mut dyn Sink) {
+        let at = Start {
+            byte: record.byte,
+            line: record.line,
+        };
+        if !self.fits(record, at, sink) {
+            return;
+        }
+        self.names(record, sink);
+        let dims = &self.columns.dims;
+        let locate = self.locate;
+        let mut fields = recycle(std::mem::take(&mut self.store));
+        fields.extend(dims.iter().map(|&j| &record[j]));
+        match self.layout {
+            Layout::Long => {
+                sink.row(&fields, &|i| match dims.get(i) {
+                    Some(&j) => locate.field(at, j),
+                    None => locate.field(at, 0),
+                });
             }
+            Layout::Wide => self.wide(record, at, &mut fields, sink),
         }
-        let at = Start::of(&record);
-        if record.len() != header.len() {
-            let line = match locate.field(at, 0) {
+        self.store = recycle(fields);
+    }
+
+    /// Whether a record has the header's width and nothing under unnamed columns (else
+    /// reported, and the record skipped).
+    fn fits(&self, record: &Record, at: Start, sink: &mut dyn Sink) -> bool {
+        let width = self.columns.header.len();
+        if record.len() != width {
+            let line = match self.locate.field(at, 0) {
                 Origin::At { line, .. } => line,
                 _ => 1,
             };
@@ -283,16 +386,16 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
                 format!(
                     "row has {} fields, expected {} like the header",
                     record.len(),
-                    header.len()
+                    width
                 ),
             );
-            continue;
+            return false;
         }
         let mut misplaced = false;
-        for &j in &unnamed {
+        for &j in &self.unnamed {
             if !record[j].is_empty() {
                 sink.error(
-                    locate.field(at, j),
+                    self.locate.field(at, j),
                     format!(
                         "cell `{}` in column {} which has no header, expected it empty",
                         &record[j],
@@ -302,53 +405,55 @@ pub fn read(text: &str, options: &CsvOptions, sink: &mut dyn Sink) {
                 misplaced = true;
             }
         }
-        if misplaced {
-            continue;
-        }
-        for nc in &mut names {
+        !misplaced
+    }
+
+    /// The display names a record gives, each (code, name) once.
+    fn names(&mut self, record: &Record, sink: &mut dyn Sink) {
+        for nc in &mut self.names {
             let (code, name) = (&record[nc.code], &record[nc.name]);
             if code.is_empty() || name.is_empty() {
                 continue;
             }
-            key.clear();
-            key.push_str(code);
-            key.push('\0');
-            key.push_str(name);
-            if !nc.seen.contains(key.as_str()) {
-                nc.seen.insert(key.clone());
+            self.key.clear();
+            self.key.push_str(code);
+            self.key.push('\0');
+            self.key.push_str(name);
+            if !nc.seen.contains(self.key.as_str()) {
+                nc.seen.insert(self.key.clone());
                 sink.name(nc.component, code, "", name);
             }
         }
+    }
 
-        let mut fields = recycle(std::mem::take(&mut store));
-        fields.extend(dims.iter().map(|&j| &record[j]));
-        match options.layout {
-            Layout::Long => {
-                sink.row(&fields, &|i| match dims.get(i) {
-                    Some(&j) => locate.field(at, j),
-                    None => locate.field(at, 0),
-                });
-            }
-            Layout::Wide => {
-                let n = dims.len();
-                fields.push("");
-                fields.push("");
-                for (p, &(j, period)) in periods.iter().enumerate() {
-                    fields[n] = period;
-                    fields[n + 1] = &record[j];
-                    let origin = |i: usize| {
-                        let i = if i == ROW { 0 } else { i };
-                        match i.cmp(&n) {
-                            std::cmp::Ordering::Less => locate.field(at, dims[i]),
-                            std::cmp::Ordering::Equal => header_origins[p].clone(),
-                            std::cmp::Ordering::Greater => locate.field(at, j),
-                        }
-                    };
-                    sink.row(&fields, &origin);
+    /// One observation per period column of a wide record; `fields` holds its dimensions.
+    fn wide<'f>(
+        &self,
+        record: &'f Record,
+        at: Start,
+        fields: &mut Vec<&'f str>,
+        sink: &mut dyn Sink,
+    ) where
+        'c: 'f,
+    {
+        let dims = &self.columns.dims;
+        let n = dims.len();
+        fields.push("");
+        fields.push("");
+        for (p, (j, period)) in self.columns.periods.iter().enumerate() {
+            let j = *j;
+            fields[n] = period;
+            fields[n + 1] = &record[j];
+            let origin = |i: usize| {
+                let i = if i == ROW { 0 } else { i };
+                match i.cmp(&n) {
+                    std::cmp::Ordering::Less => self.locate.field(at, dims[i]),
+                    std::cmp::Ordering::Equal => self.period_origins[p].clone(),
+                    std::cmp::Ordering::Greater => self.locate.field(at, j),
                 }
-            }
+            };
+            sink.row(fields, &origin);
         }
-        store = recycle(fields);
     }
 }
 
@@ -970,6 +1075,39 @@ mod tests {
         );
         assert_eq!(ids(&c).len(), 3);
         assert_eq!(c.rows, [["DE", "2024", "1"]]);
+    }
+
+    /// Reading in pieces of any size on worker threads gives what one pass gives: rows,
+    /// origins, names and errors, in the same order.
+    fn same_in_pieces(text: &str, options: &CsvOptions) {
+        let want = run(text, options);
+        for piece in [1, 2, 7, 40, 500, 4096] {
+            let got = crate::source::records::in_pieces(piece, || run(text, options));
+            assert_eq!(got, want, "pieces of {piece} bytes");
+        }
+    }
+
+    #[test]
+    fn pieces_read_like_one_pass() {
+        same_in_pieces(UNICEF, &unicef_options());
+        same_in_pieces(WORLD_BANK, &world_bank_options());
+        // Problems in later pieces keep their lines and their order.
+        let mut text = String::from("a,b,,c\n");
+        for i in 0..200 {
+            match i % 37 {
+                5 => text.push_str("1,2\n"),
+                11 => text.push_str("\"x\ny\",2,oops,3\r\n"),
+                17 => text.push_str("\n\n"),
+                _ => text.push_str(&format!("\"r{i}\",\"q\"\"{i}\",,{i}\n")),
+            }
+        }
+        let c = run(&text, &long());
+        assert_eq!(c.errors.len(), 12, "{:?}", c.error_lines());
+        assert_eq!(
+            c.error_lines()[11],
+            "209:6: cell `oops` in column 3 which has no header, expected it empty"
+        );
+        same_in_pieces(&text, &long());
     }
 
     #[test]

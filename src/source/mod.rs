@@ -8,10 +8,89 @@ pub mod csv;
 pub mod fetch;
 pub mod json;
 pub mod jsonstat;
+pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
 
 use std::fmt;
+use std::ops::Range;
+
+use crate::config::InputConfig;
+
+/// The formats an `[[input]]` may name; each variant has one reader. Adding a format is a
+/// variant here, its name, its options in the config and its reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+    SdmxCsv,
+    SdmxJson,
+    JsonStat,
+}
+
+impl Format {
+    /// Every format, in the order the error message lists them.
+    pub const ALL: [Format; 5] = [
+        Format::Csv,
+        Format::Json,
+        Format::SdmxCsv,
+        Format::SdmxJson,
+        Format::JsonStat,
+    ];
+
+    /// The name as written in configs (`format = "sdmx-csv"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::SdmxCsv => "sdmx-csv",
+            Format::SdmxJson => "sdmx-json",
+            Format::JsonStat => "json-stat",
+        }
+    }
+
+    /// The format of this name, exactly as written (no case folding: configs are checked).
+    pub fn parse(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Every name, comma-separated, for messages.
+    pub fn names() -> String {
+        Format::ALL.map(Format::name).join(", ")
+    }
+
+    /// The key of this format's options table under `[input]` (`sdmx_csv`).
+    pub fn options_key(self) -> String {
+        self.name().replace('-', "_")
+    }
+
+    /// The config span of this format's options table in `input`, when it is given.
+    pub fn options_span(self, input: &InputConfig) -> Option<Range<usize>> {
+        match self {
+            Format::Csv => input.csv.as_ref().map(|s| s.span()),
+            Format::Json => input.json.as_ref().map(|s| s.span()),
+            Format::SdmxCsv => input.sdmx_csv.as_ref().map(|s| s.span()),
+            Format::SdmxJson => input.sdmx_json.as_ref().map(|s| s.span()),
+            Format::JsonStat => input.json_stat.as_ref().map(|s| s.span()),
+        }
+    }
+
+    /// Reads `text` with this format's reader and `input`'s options for it (absent: the
+    /// format's defaults), into `sink`.
+    pub fn read(self, text: &str, input: &InputConfig, sink: &mut dyn Sink) {
+        // Options are cloned once per load, not per row.
+        fn opts<T: Clone + Default>(o: &Option<toml::Spanned<T>>) -> T {
+            o.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default()
+        }
+        match self {
+            Format::Csv => csv::read(text, &opts(&input.csv), sink),
+            Format::Json => json::read(text, &opts(&input.json), sink),
+            Format::SdmxCsv => sdmx_csv::read(text, &opts(&input.sdmx_csv), sink),
+            Format::SdmxJson => sdmx_json::read(text, &opts(&input.sdmx_json), sink),
+            Format::JsonStat => jsonstat::read(text, &opts(&input.json_stat), sink),
+        }
+    }
+}
 
 /// What a component of the file is, as far as the format says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! dataflow id (an attribute), the dimensions, `TIME_PERIOD`, `OBS_VALUE` and the attributes,
 //! one row per observation, `ACTION=D` rows as deletes and code names as display names.
 
+use super::records::{self, Record};
 use super::{strip_bom, Component, Origin, Role, Sink};
 
 /// How an SDMX-CSV file labels its components and codes.
@@ -92,11 +93,7 @@ pub fn read(text: &str, options: &SdmxCsvOptions, sink: &mut dyn Sink) {
             return;
         }
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(sep)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
+    let mut reader = records::reader(sep, text.as_bytes());
     let mut record = csv::StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => {}
@@ -132,37 +129,49 @@ pub fn read(text: &str, options: &SdmxCsvOptions, sink: &mut dyn Sink) {
         .iter()
         .map(|&j| locate(text, 0, 1, sep, if j == 0 { 0 } else { j + shift }))
         .collect();
-    read_rows(text, sep, &layout, &headers, &mut reader, &mut record, sink);
+    read_rows(text, sep, &layout, &headers, &mut reader, sink);
 }
 
+/// Reads the records after the header into `sink`, once it takes the components.
 fn read_rows(
     text: &str,
     sep: u8,
     layout: &Layout,
     headers: &[Origin],
     reader: &mut csv::Reader<&[u8]>,
-    record: &mut csv::StringRecord,
     sink: &mut dyn Sink,
 ) {
     if !sink.components(&layout.components, &|i| headers[i].clone()) {
         return;
     }
-    let n = layout.components.len();
-    let mut spare: Vec<&str> = Vec::with_capacity(n);
-    // The last name given for each component: publishers repeat a code's name on every row.
-    let mut last_names: Vec<(String, String)> = vec![Default::default(); n];
-    loop {
-        match reader.read_record(record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                csv_error(text, sep, &e, sink);
-                break;
-            }
-        }
-        let (start, line) = record
-            .position()
-            .map_or((0, 1), |p| (p.byte() as usize, p.line()));
+    let mut rows = Rows {
+        text,
+        sep,
+        layout,
+        spare: Vec::with_capacity(layout.components.len()),
+        last_names: vec![Default::default(); layout.components.len()],
+    };
+    if let Some(e) = records::for_each(reader, text, sep, &mut |r| rows.record(r, sink)) {
+        csv_error(text, sep, &e, sink);
+    }
+}
+
+/// What is kept from row to row.
+struct Rows<'l> {
+    text: &'l str,
+    sep: u8,
+    layout: &'l Layout,
+    /// The allocation of a row's fields, reused.
+    spare: Vec<&'static str>,
+    /// The last name given for each component: publishers repeat a code's name on every row.
+    last_names: Vec<(String, String)>,
+}
+
+impl Rows<'_> {
+    /// One record: an observation, a delete, or series attributes only (skipped).
+    fn record(&mut self, record: &Record, sink: &mut dyn Sink) {
+        let (text, sep, layout) = (self.text, self.sep, self.layout);
+        let (start, line) = (record.byte as usize, record.line);
         let at = |field: usize| locate(text, start, line, sep, field);
         if record.len() != layout.width {
             sink.error(
@@ -174,37 +183,14 @@ fn read_rows(
                     layout.width
                 ),
             );
-            continue;
+            return;
         }
-        let mut delete = false;
-        if let Some(a) = layout.action {
-            let action = record.get(a).unwrap_or("");
-            match action {
-                "" | "I" | "A" | "R" | "M" | "i" | "a" | "r" | "m" => {}
-                "D" | "d" => delete = true,
-                other => {
-                    sink.error(
-                        at(a),
-                        format!(
-                            "unknown action `{other}`, expected one of `I`, `A`, `R`, `M`, `D` \
-                             or empty"
-                        ),
-                    );
-                    continue;
-                }
-            }
-        }
-        let mut fields = recycle(std::mem::take(&mut spare));
-        for (i, last) in last_names.iter_mut().enumerate() {
-            let cell = record.get(layout.cols[i]).unwrap_or("");
-            let (code, name) = match layout.split[i] {
-                true => cell.split_once(": ").unwrap_or((cell, "")),
-                false => (cell, ""),
-            };
-            let name = match layout.name_cols[i].and_then(|c| record.get(c)) {
-                Some(named) if !named.is_empty() => named,
-                _ => name,
-            };
+        let Some(delete) = action(record, layout, &at, sink) else {
+            return;
+        };
+        let mut fields = recycle(std::mem::take(&mut self.spare));
+        for (i, last) in self.last_names.iter_mut().enumerate() {
+            let (code, name) = code_and_name(record, layout, i);
             if !code.is_empty() && !name.is_empty() && (last.0 != code || last.1 != name) {
                 sink.name(i, code, "", name);
                 last.0.clear();
@@ -221,8 +207,49 @@ fn read_rows(
             // A row with neither period nor value carries series attributes only.
             sink.row(&fields, &origin);
         }
-        spare = recycle(fields);
+        self.spare = recycle(fields);
     }
+}
+
+/// Whether a record is a delete (`ACTION=D`); None for an unknown action (reported).
+fn action(
+    record: &Record,
+    layout: &Layout,
+    at: &dyn Fn(usize) -> Origin,
+    sink: &mut dyn Sink,
+) -> Option<bool> {
+    let Some(a) = layout.action else {
+        return Some(false);
+    };
+    match record.get(a).unwrap_or("") {
+        "" | "I" | "A" | "R" | "M" | "i" | "a" | "r" | "m" => Some(false),
+        "D" | "d" => Some(true),
+        other => {
+            sink.error(
+                at(a),
+                format!(
+                    "unknown action `{other}`, expected one of `I`, `A`, `R`, `M`, `D` \
+                     or empty"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Component `i`'s code in a record, and the name the record gives it ("" for none): from
+/// a `CODE: Name` cell or the component's name column.
+fn code_and_name<'r>(record: &Record<'r>, layout: &Layout, i: usize) -> (&'r str, &'r str) {
+    let cell = record.get(layout.cols[i]).unwrap_or("");
+    let (code, name) = match layout.split[i] {
+        true => cell.split_once(": ").unwrap_or((cell, "")),
+        false => (cell, ""),
+    };
+    let name = match layout.name_cols[i].and_then(|c| record.get(c)) {
+        Some(named) if !named.is_empty() => named,
+        _ => name,
+    };
+    (code, name)
 }
 
 /// Empties `v` and hands back its allocation for borrows of another lifetime.
@@ -319,20 +346,99 @@ fn layout(
     at: impl Fn(usize) -> Origin,
 ) -> (Option<Layout>, Vec<(Origin, String)>) {
     let mut errors = Vec::new();
+    let message = message_columns(cells, version, &at, &mut errors);
+    let labels = match options.labels {
+        Labels::Auto => guess_labels(cells, &message),
+        other => other,
+    };
+    let columns = component_columns(cells, version, &message, labels, &at, &mut errors);
+    let first = usize::from(version == Version::V1 || message.structure_id.is_some());
+    let find = |want: &str| {
+        columns
+            .iter()
+            .skip(first)
+            .position(|&(j, _)| id_of(cells, labels, j).eq_ignore_ascii_case(want))
+            .map(|p| p + first)
+    };
+    let time = find("TIME_PERIOD");
+    let value = find("OBS_VALUE");
+    if time.is_none() {
+        errors.push((
+            at(0),
+            "header has no `TIME_PERIOD` column, expected one holding the period of each \
+             observation"
+                .into(),
+        ));
+    }
+    if value.is_none() {
+        errors.push((
+            at(0),
+            "header has no `OBS_VALUE` column, expected one holding the value of each \
+             observation"
+                .into(),
+        ));
+    }
+    let (Some(time), Some(value)) = (time, value) else {
+        return (None, errors);
+    };
+    if version == Version::V2 && message.structure_id.is_none() {
+        return (None, errors);
+    }
+    let components: Vec<Component> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, &(j, _))| {
+            let id = id_of(cells, labels, j);
+            Component::new(id, role(i, id, time, value, options))
+        })
+        .collect();
+    let split = components
+        .iter()
+        .map(|c| labels == Labels::Both && c.role != Role::Measure)
+        .collect();
+    let layout = Layout {
+        split,
+        cols: columns.iter().map(|&(j, _)| j).collect(),
+        name_cols: columns.iter().map(|&(_, n)| n).collect(),
+        components,
+        time,
+        value,
+        action: message.action,
+        width: cells.len(),
+    };
+    (Some(layout), errors)
+}
 
-    // SDMX-CSV 2.0 columns that are about the message, not the data.
-    let mut structure_id = None;
-    let mut structure_name = None;
-    let mut action = None;
-    let mut region = Vec::new();
+/// SDMX-CSV 2.0 columns that are about the message, not the data, and the other columns.
+struct MessageColumns {
+    structure_id: Option<usize>,
+    structure_name: Option<usize>,
+    action: Option<usize>,
+    /// The columns of the data, after the first.
+    region: Vec<usize>,
+}
+
+/// Finds the message columns of a 2.0 header (each once) and the data's columns.
+fn message_columns(
+    cells: &[&str],
+    version: Version,
+    at: &dyn Fn(usize) -> Origin,
+    errors: &mut Vec<(Origin, String)>,
+) -> MessageColumns {
+    let mut m = MessageColumns {
+        structure_id: None,
+        structure_name: None,
+        action: None,
+        region: Vec::new(),
+    };
     for (j, cell) in cells.iter().enumerate().skip(1) {
         let id = id_part(cell);
         let slot = match version {
-            Version::V2 if id.eq_ignore_ascii_case("STRUCTURE_ID") => &mut structure_id,
-            Version::V2 if id.eq_ignore_ascii_case("STRUCTURE_NAME") => &mut structure_name,
-            Version::V2 if id.eq_ignore_ascii_case("ACTION") => &mut action,
+            Version::V2 if id.eq_ignore_ascii_case("STRUCTURE_ID") => &mut m.structure_id,
+            Version::V2 if id.eq_ignore_ascii_case("STRUCTURE_NAME") => &mut m.structure_name,
+            Version::V2 if id.eq_ignore_ascii_case("ACTION") => &mut m.action,
             _ => {
-                region.push(j);
+                m.region.push(j);
                 continue;
             }
         };
@@ -347,47 +453,61 @@ fn layout(
             )),
         }
     }
+    m
+}
 
-    let is = |j: usize, want: &str| cells[j].eq_ignore_ascii_case(want);
-    let labels = match options.labels {
-        Labels::Auto => {
-            let both = region.iter().any(|&j| {
-                cells[j].contains(": ")
-                    && ["TIME_PERIOD", "OBS_VALUE"]
-                        .iter()
-                        .any(|w| id_part(cells[j]).eq_ignore_ascii_case(w))
-            });
-            let opens_pair = |want: &str| {
-                region
-                    .iter()
-                    .position(|&j| is(j, want))
-                    .is_some_and(|p| p % 2 == 0)
-            };
-            if both {
-                Labels::Both
-            } else if structure_name.is_some()
-                && region.len() % 2 == 0
-                && opens_pair("TIME_PERIOD")
-                && opens_pair("OBS_VALUE")
-            {
-                Labels::Name
-            } else {
-                Labels::Id
-            }
-        }
-        other => other,
+/// The labelling `auto` stands for (see [`SdmxCsvOptions::labels`]).
+fn guess_labels(cells: &[&str], m: &MessageColumns) -> Labels {
+    let region = &m.region;
+    let both = region.iter().any(|&j| {
+        cells[j].contains(": ")
+            && ["TIME_PERIOD", "OBS_VALUE"]
+                .iter()
+                .any(|w| id_part(cells[j]).eq_ignore_ascii_case(w))
+    });
+    let opens_pair = |want: &str| {
+        region
+            .iter()
+            .position(|&j| cells[j].eq_ignore_ascii_case(want))
+            .is_some_and(|p| p % 2 == 0)
     };
-    let id_of = |j: usize| match labels {
+    if both {
+        Labels::Both
+    } else if m.structure_name.is_some()
+        && region.len() % 2 == 0
+        && opens_pair("TIME_PERIOD")
+        && opens_pair("OBS_VALUE")
+    {
+        Labels::Name
+    } else {
+        Labels::Id
+    }
+}
+
+/// The id of the component in column `j`.
+fn id_of<'c>(cells: &[&'c str], labels: Labels, j: usize) -> &'c str {
+    match labels {
         Labels::Both => id_part(cells[j]),
         _ => cells[j],
-    };
+    }
+}
 
-    // (record index, name column) of each component, the dataflow first.
+/// (record index, name column) of each component, the dataflow first; unnamed and duplicate
+/// columns are reported and left out.
+fn component_columns(
+    cells: &[&str],
+    version: Version,
+    m: &MessageColumns,
+    labels: Labels,
+    at: &dyn Fn(usize) -> Origin,
+    errors: &mut Vec<(Origin, String)>,
+) -> Vec<(usize, Option<usize>)> {
+    let id_of = |j: usize| id_of(cells, labels, j);
     let mut columns: Vec<(usize, Option<usize>)> = Vec::new();
     match version {
         Version::V1 => columns.push((0, None)),
-        Version::V2 => match structure_id {
-            Some(j) => columns.push((j, structure_name)),
+        Version::V2 => match m.structure_id {
+            Some(j) => columns.push((j, m.structure_name)),
             None => errors.push((
                 at(0),
                 "header has no `STRUCTURE_ID` column, expected one naming the dataflow".into(),
@@ -395,7 +515,7 @@ fn layout(
         },
     }
     let step = if labels == Labels::Name { 2 } else { 1 };
-    for pair in region.chunks(step) {
+    for pair in m.region.chunks(step) {
         let j = pair[0];
         let name_col = pair.get(1).copied();
         if id_of(j).is_empty() {
@@ -422,81 +542,32 @@ fn layout(
         }
         columns.push((j, name_col));
     }
+    columns
+}
 
-    let first = usize::from(version == Version::V1 || structure_id.is_some());
-    let find = |want: &str| {
-        columns
+/// The role of component `i` (id `id`): the dataflow is an attribute; columns before
+/// `TIME_PERIOD` are dimensions and after it attributes, unless the options or the
+/// well-known attributes say otherwise.
+fn role(i: usize, id: &str, time: usize, value: usize, options: &SdmxCsvOptions) -> Role {
+    let listed = |list: &[String]| list.iter().any(|l| l.eq_ignore_ascii_case(id));
+    if i == 0 {
+        Role::Attribute
+    } else if i == time {
+        Role::Time
+    } else if i == value {
+        Role::Measure
+    } else if listed(&options.dimensions) {
+        Role::Dimension
+    } else if listed(&options.attributes)
+        || WELL_KNOWN_ATTRIBUTES
             .iter()
-            .skip(first)
-            .position(|&(j, _)| id_of(j).eq_ignore_ascii_case(want))
-            .map(|p| p + first)
-    };
-    let time = find("TIME_PERIOD");
-    let value = find("OBS_VALUE");
-    if time.is_none() {
-        errors.push((
-            at(0),
-            "header has no `TIME_PERIOD` column, expected one holding the period of each \
-             observation"
-                .into(),
-        ));
+            .any(|w| w.eq_ignore_ascii_case(id))
+        || i > time
+    {
+        Role::Attribute
+    } else {
+        Role::Dimension
     }
-    if value.is_none() {
-        errors.push((
-            at(0),
-            "header has no `OBS_VALUE` column, expected one holding the value of each \
-             observation"
-                .into(),
-        ));
-    }
-    let (Some(time), Some(value)) = (time, value) else {
-        return (None, errors);
-    };
-    if version == Version::V2 && structure_id.is_none() {
-        return (None, errors);
-    }
-    let listed = |list: &[String], id: &str| list.iter().any(|l| l.eq_ignore_ascii_case(id));
-    let components: Vec<Component> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, &(j, _))| {
-            let id = id_of(j);
-            let role = if i == 0 {
-                Role::Attribute
-            } else if i == time {
-                Role::Time
-            } else if i == value {
-                Role::Measure
-            } else if listed(&options.dimensions, id) {
-                Role::Dimension
-            } else if listed(&options.attributes, id)
-                || WELL_KNOWN_ATTRIBUTES
-                    .iter()
-                    .any(|w| w.eq_ignore_ascii_case(id))
-                || i > time
-            {
-                Role::Attribute
-            } else {
-                Role::Dimension
-            };
-            Component::new(id, role)
-        })
-        .collect();
-    let split = components
-        .iter()
-        .map(|c| labels == Labels::Both && c.role != Role::Measure)
-        .collect();
-    let layout = Layout {
-        split,
-        cols: columns.iter().map(|&(j, _)| j).collect(),
-        name_cols: columns.iter().map(|&(_, n)| n).collect(),
-        components,
-        time,
-        value,
-        action,
-        width: cells.len(),
-    };
-    (Some(layout), errors)
 }
 
 /// The origin of field `field` of the record starting at byte `start` on line `line`: where the
@@ -571,6 +642,42 @@ mod tests {
     }
 
     use Role::{Attribute as A, Dimension as D, Measure as M, Time as T};
+
+    #[test]
+    fn pieces_read_like_one_pass() {
+        let mut text = String::from(
+            "STRUCTURE;STRUCTURE_ID;ACTION;REF_AREA;TIME_PERIOD;OBS_VALUE;OBS_COMMENT\r\n",
+        );
+        for i in 0..150 {
+            match i % 29 {
+                3 => text.push_str("dataflow;ESTAT:X(1.0);Q;FR;2020;1;\r\n"),
+                8 => text.push_str("dataflow;ESTAT:X(1.0);D;FR;2020\r\n"),
+                13 => text.push_str(&format!("dataflow;ESTAT:X(1.0);D;FR: France;{};;\r\n", 1990 + i)),
+                21 => text.push_str("\r\n"),
+                _ => text.push_str(&format!(
+                    "dataflow;\"ESTAT:X(1.0)\";I;\"FR: France\";{};{i}.5;\"said \"\"{i}\"\"\nthen\"\r\n",
+                    1990 + i
+                )),
+            }
+        }
+        let want = read_default(&text);
+        assert_eq!(want.errors.len(), 11, "{:?}", want.error_lines());
+        assert_eq!(
+            want.error_lines()[10],
+            "278:23: unknown action `Q`, expected one of `I`, `A`, `R`, `M`, `D` or empty"
+        );
+        for (text, options) in [
+            (text.as_str(), SdmxCsvOptions::default()),
+            (BIS, SdmxCsvOptions::default()),
+            (ESTAT, SdmxCsvOptions::default()),
+        ] {
+            let want = run(text, &options);
+            for piece in [1, 3, 50, 700, 9000] {
+                let got = crate::source::records::in_pieces(piece, || run(text, &options));
+                assert_eq!(got, want, "pieces of {piece} bytes");
+            }
+        }
+    }
 
     #[test]
     fn bis_sdmx_csv_1_components_rows_and_cells() {
