@@ -20,6 +20,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::source::fetch::FetchOptions;
 use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
 use crate::source::{sdmx_csv::SdmxCsvOptions, sdmx_json::SdmxJsonOptions};
+use crate::source::{Format, Options};
 
 /// The whole configuration file.
 #[derive(Debug)]
@@ -234,6 +235,34 @@ pub struct InputConfig {
     pub json_stat: Option<Spanned<JsonStatOptions>>,
     /// How this file is fetched when it is a URL, over the dataset's `[fetch]`.
     pub fetch: Option<Spanned<FetchOptions>>,
+}
+
+impl InputConfig {
+    /// The span of `format`'s options table in this input, when it is given.
+    pub fn options_span(&self, format: Format) -> Option<Range<usize>> {
+        match format {
+            Format::Csv => self.csv.as_ref().map(|s| s.span()),
+            Format::Json => self.json.as_ref().map(|s| s.span()),
+            Format::SdmxCsv => self.sdmx_csv.as_ref().map(|s| s.span()),
+            Format::SdmxJson => self.sdmx_json.as_ref().map(|s| s.span()),
+            Format::JsonStat => self.json_stat.as_ref().map(|s| s.span()),
+        }
+    }
+
+    /// `format`'s reader options as this input gives them, its defaults when absent; cloned
+    /// once per load, not per row.
+    pub fn options(&self, format: Format) -> Options {
+        fn opts<T: Clone + Default>(o: &Option<Spanned<T>>) -> T {
+            o.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default()
+        }
+        match format {
+            Format::Csv => Options::Csv(opts(&self.csv)),
+            Format::Json => Options::Json(opts(&self.json)),
+            Format::SdmxCsv => Options::SdmxCsv(opts(&self.sdmx_csv)),
+            Format::SdmxJson => Options::SdmxJson(opts(&self.sdmx_json)),
+            Format::JsonStat => Options::JsonStat(opts(&self.json_stat)),
+        }
+    }
 }
 
 /// The `[catalog]` table of the main config file: more datasets, each in a file of its own.

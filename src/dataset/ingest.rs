@@ -73,7 +73,7 @@ pub(crate) fn input(
     // Options of one format under another are a mistake worth saying.
     let mut bad_options = false;
     for other in Format::ALL.into_iter().filter(|&f| f != format) {
-        if let Some(span) = other.options_span(c) {
+        if let Some(span) = c.options_span(other) {
             b.errs.push(map.diag(
                 span,
                 format!(
@@ -95,7 +95,7 @@ pub(crate) fn input(
         return;
     };
     let mut plan = Plan::new(map, b, spec, file);
-    format.read(text, c, &mut plan);
+    c.options(format).read(text, &mut plan);
 }
 
 /// The file's text, registered with the builder, or an error at the config key naming it.

@@ -13,9 +13,6 @@ pub mod sdmx_csv;
 pub mod sdmx_json;
 
 use std::fmt;
-use std::ops::Range;
-
-use crate::config::InputConfig;
 
 /// The formats an `[[input]]` may name; each variant has one reader. Adding a format is a
 /// variant here, its name, its options in the config and its reader.
@@ -63,31 +60,27 @@ impl Format {
     pub fn options_key(self) -> String {
         self.name().replace('-', "_")
     }
+}
 
-    /// The config span of this format's options table in `input`, when it is given.
-    pub fn options_span(self, input: &InputConfig) -> Option<Range<usize>> {
-        match self {
-            Format::Csv => input.csv.as_ref().map(|s| s.span()),
-            Format::Json => input.json.as_ref().map(|s| s.span()),
-            Format::SdmxCsv => input.sdmx_csv.as_ref().map(|s| s.span()),
-            Format::SdmxJson => input.sdmx_json.as_ref().map(|s| s.span()),
-            Format::JsonStat => input.json_stat.as_ref().map(|s| s.span()),
-        }
-    }
+/// A format's reader options, as an `[[input]]` gives them (its defaults when absent).
+#[derive(Debug, Clone)]
+pub enum Options {
+    Csv(csv::CsvOptions),
+    Json(json::JsonOptions),
+    SdmxCsv(sdmx_csv::SdmxCsvOptions),
+    SdmxJson(sdmx_json::SdmxJsonOptions),
+    JsonStat(jsonstat::JsonStatOptions),
+}
 
-    /// Reads `text` with this format's reader and `input`'s options for it (absent: the
-    /// format's defaults), into `sink`.
-    pub fn read(self, text: &str, input: &InputConfig, sink: &mut dyn Sink) {
-        // Options are cloned once per load, not per row.
-        fn opts<T: Clone + Default>(o: &Option<toml::Spanned<T>>) -> T {
-            o.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default()
-        }
+impl Options {
+    /// Reads `text` with the reader these options are for, into `sink`.
+    pub fn read(&self, text: &str, sink: &mut dyn Sink) {
         match self {
-            Format::Csv => csv::read(text, &opts(&input.csv), sink),
-            Format::Json => json::read(text, &opts(&input.json), sink),
-            Format::SdmxCsv => sdmx_csv::read(text, &opts(&input.sdmx_csv), sink),
-            Format::SdmxJson => sdmx_json::read(text, &opts(&input.sdmx_json), sink),
-            Format::JsonStat => jsonstat::read(text, &opts(&input.json_stat), sink),
+            Options::Csv(o) => csv::read(text, o, sink),
+            Options::Json(o) => json::read(text, o, sink),
+            Options::SdmxCsv(o) => sdmx_csv::read(text, o, sink),
+            Options::SdmxJson(o) => sdmx_json::read(text, o, sink),
+            Options::JsonStat(o) => jsonstat::read(text, o, sink),
         }
     }
 }
