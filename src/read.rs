@@ -160,14 +160,6 @@ fn io_reason(e: &std::io::Error) -> String {
 
 /// Parses a size as `--config.max-file-size` takes it: bytes, or a number with a unit (`KiB`,
 /// `MiB`, `GiB`, `TiB`, or decimal `KB`, `MB`, `GB`, `TB`; `B` alone is bytes).
-///
-/// ```
-/// use indicator_exporter::read::parse_size;
-/// assert_eq!(parse_size("256MiB"), Ok(256 << 20));
-/// assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
-/// assert_eq!(parse_size("4096"), Ok(4096));
-/// assert!(parse_size("1.5MiB").is_err() && parse_size("0").is_err());
-/// ```
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -354,6 +346,9 @@ mod tests {
     #[test]
     fn sizes_read_as_prometheus_flags_write_them() {
         assert_eq!(parse_size("256MiB"), Ok(DEFAULT_MAX_FILE_SIZE));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("1.5MiB").is_err() && parse_size("0").is_err());
         assert_eq!(parse_size(" 2 KiB "), Ok(2048));
         assert_eq!(parse_size("3kB"), Ok(3000));
         assert!(parse_size("MiB").is_err());

@@ -652,14 +652,6 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
 
 /// Picks OpenMetrics when the client weighs it at least as high as the text format, as
 /// Prometheus's scrape Accept header does; text 0.0.4 otherwise.
-///
-/// ```
-/// use indicator_exporter::expose::encode::Format;
-/// use indicator_exporter::http::server::negotiate;
-/// let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
-/// assert_eq!(negotiate(prometheus).0, Format::OpenMetrics);
-/// assert_eq!(negotiate("*/*").1, "text/plain; version=0.0.4; charset=utf-8");
-/// ```
 pub fn negotiate(accept: &str) -> (Format, &'static str) {
     let (mut om, mut om_version, mut text) = (0.0f32, "1.0.0", 0.0f32);
     for range in accept.split(',') {
@@ -988,5 +980,16 @@ mod tests {
         assert!(!accepts_gzip("gzip;q=0"));
         assert!(!accepts_gzip("identity"));
         assert!(!accepts_gzip(""));
+    }
+
+    #[test]
+    fn prometheus_gets_openmetrics_and_anything_else_text() {
+        let prometheus =
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        assert_eq!(negotiate(prometheus).0, Format::OpenMetrics);
+        assert_eq!(
+            negotiate("*/*"),
+            (Format::Text, "text/plain; version=0.0.4; charset=utf-8")
+        );
     }
 }
