@@ -297,15 +297,7 @@ fn check_language(map: &SourceMap, b: &mut Builder, c: &InputConfig) {
 /// The input's `source` names a `[[source]]`.
 fn check_source(map: &SourceMap, b: &mut Builder, c: &InputConfig) {
     if let Some(src) = &c.source {
-        if !b.source_ids.contains(src.get_ref().as_str()) {
-            b.errs.push(map.diag(
-                src.span(),
-                format!(
-                    "unknown source `{}`, expected the id of a [[source]]",
-                    src.get_ref()
-                ),
-            ));
-        }
+        super::check_source_id(map, b, src);
     }
 }
 

@@ -482,6 +482,19 @@ fn releases(
     (release, metric_releases)
 }
 
+/// A `source` given to a sample or an input names a `[[source]]`.
+pub(crate) fn check_source_id(map: &SourceMap, b: &mut Builder, src: &Spanned<String>) {
+    if !b.source_ids.contains(src.get_ref().as_str()) {
+        b.errs.push(map.diag(
+            src.span(),
+            format!(
+                "unknown source `{}`, expected the id of a [[source]]",
+                src.get_ref()
+            ),
+        ));
+    }
+}
+
 /// Display names read from data files, merged into the `[[label]]` of that label (created
 /// when the config has none); names the config gives win.
 fn merge_names(
@@ -749,15 +762,7 @@ fn inline_samples(map: &SourceMap, b: &mut Builder, mi: usize, m: &Spanned<Metri
             }
         }
         if let Some(src) = &sample.source {
-            if !b.source_ids.contains(src.get_ref().as_str()) {
-                b.errs.push(map.diag(
-                    src.span(),
-                    format!(
-                        "unknown source `{}`, expected the id of a [[source]]",
-                        src.get_ref()
-                    ),
-                ));
-            }
+            check_source_id(map, b, src);
         }
         let value = match &sample.value {
             None => {
