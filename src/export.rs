@@ -18,7 +18,8 @@
 use crate::dataset::calendar::Period;
 use crate::dataset::families::Series;
 use crate::dataset::Dataset;
-use crate::expose::encode::{Encoder, Format, Kind};
+use crate::expose::encode::{Encoder, Format};
+use crate::expose::render::encoded_as;
 
 /// The time given to a period's sample: its last second, in Unix seconds.
 pub fn period_timestamp(p: Period) -> i64 {
@@ -79,12 +80,7 @@ pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
             })
             .collect();
         rows.sort();
-        let kind = if f.kind.is_info() {
-            Kind::Info
-        } else {
-            Kind::Gauge
-        };
-        enc.family(name, &f.help, kind, f.unit.as_deref());
+        enc.family(name, &f.help, encoded_as(f), f.unit.as_deref());
         summary.families += 1;
         let mut last_key: Option<&Vec<&str>> = None;
         for (key, period, i) in &rows {

@@ -117,6 +117,20 @@ fn each_file_is_read_once_per_load() {
     assert_eq!(reads(&e.stderr(), &dir), after, "after b.csv changed");
 }
 
+/// `--config.check` of `main` with `--config.max-file-size` at `limit`, which must fail; its
+/// stderr.
+fn check_fails(main: &Path, limit: u64) -> String {
+    let out = run(&[
+        "--config.check",
+        "--config.max-file-size",
+        &limit.to_string(),
+        "--config.file",
+        main.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn the_file_size_limit_bounds_every_read() {
     let tmp = tempfile::tempdir().unwrap();
@@ -127,15 +141,7 @@ fn the_file_size_limit_bounds_every_read() {
     // Above every data file and below every config file: each config is refused, by name.
     let limit = size("a.csv").max(size("b.csv")) + 1;
     assert!(limit < size("b.toml") && limit < size("main.toml"));
-    let out = run(&[
-        "--config.check",
-        "--config.max-file-size",
-        &limit.to_string(),
-        "--config.file",
-        main.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = check_fails(&main, limit);
     assert!(
         stderr.contains(&format!(
             "{}: cannot read config file: is {} bytes, expected at most {limit} bytes (--config.max-file-size)",
@@ -152,15 +158,7 @@ fn the_file_size_limit_bounds_every_read() {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();
         std::fs::write(dir.join(f), format!("{big}{text}")).unwrap();
     }
-    let out = run(&[
-        "--config.check",
-        "--config.max-file-size",
-        &limit.to_string(),
-        "--config.file",
-        main.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = check_fails(&main, limit);
     for f in ["b.toml", "datasets.d/c.toml"] {
         assert!(size(f) > limit);
         let line = stderr

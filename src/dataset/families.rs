@@ -135,7 +135,9 @@ pub(super) struct Listed {
     pub tables: Vec<Metric>,
 }
 
-/// Interns the label values of tables into the dataset's symbols.
+/// Interns the label values of tables into the dataset's symbols. Only the tables' own values
+/// are looked up: one the dataset already has gets a second id, which costs a few bytes,
+/// where indexing every symbol of a large dataset would cost a copy of each.
 struct Symbols<'s> {
     symbols: &'s mut Vec<Box<str>>,
     ids: FxHashMap<Box<str>, u32>,
@@ -217,15 +219,13 @@ impl Lister<'_> {
 /// Every family the dataset serves, sorted by name. Label values of the tables are added to
 /// `symbols`.
 pub(super) fn list(p: &Parts, symbols: &mut Vec<Box<str>>) -> Listed {
-    let ids = symbols
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.clone(), i as u32))
-        .collect();
     let mut l = Lister {
         families: Vec::new(),
         tables: Vec::new(),
-        symbols: Symbols { symbols, ids },
+        symbols: Symbols {
+            symbols,
+            ids: FxHashMap::default(),
+        },
     };
     dataset_families(&mut l, p);
     for (i, label) in p.labels.iter().enumerate() {

@@ -160,6 +160,15 @@ fn render_on(dataset: &Dataset, threads: usize) -> Rendered {
     out
 }
 
+/// The type a family is written as: an info metric, else a gauge.
+pub(crate) fn encoded_as(f: &Family) -> Kind {
+    if f.kind.is_info() {
+        Kind::Info
+    } else {
+        Kind::Gauge
+    }
+}
+
 /// The table of series a family's samples come from: a declared or derived metric, a table
 /// the list made, or (for status flags) the metric whose flags they are.
 fn series_of<'d>(d: &'d Dataset, f: &Family) -> Option<&'d Metric> {
@@ -180,12 +189,7 @@ fn render_share(dataset: &Dataset, share: &Share, out: &mut Rendered) -> usize {
         }
         let f = &dataset.families[i];
         if from == 0 {
-            let kind = if f.kind.is_info() {
-                Kind::Info
-            } else {
-                Kind::Gauge
-            };
-            out.family(&f.name, &f.help, kind, f.unit.as_deref());
+            out.family(&f.name, &f.help, encoded_as(f), f.unit.as_deref());
         }
         let Some(m) = series_of(dataset, f) else {
             continue;

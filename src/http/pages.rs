@@ -633,7 +633,8 @@ struct Group {
 
 /// The first `cap` label sets of `m` (ignoring the period label `pi`) in series order, and how
 /// many there are in all. One pass over the series; only the shown sets keep their points.
-fn groups(m: &Metric, pi: Option<usize>, cap: usize, d: &Dataset) -> (Vec<Group>, usize) {
+fn groups(d: &Dataset, i: usize, pi: Option<usize>, cap: usize) -> (Vec<Group>, usize) {
+    let m = &d.metrics[i];
     let Some(pi) = pi else {
         let shown = (0..m.len().min(cap))
             .map(|i| Group { points: vec![i] })
@@ -642,7 +643,7 @@ fn groups(m: &Metric, pi: Option<usize>, cap: usize, d: &Dataset) -> (Vec<Group>
     };
     // The derived latest values have one series per label set: their number is the count,
     // without hashing every label set of a large metric.
-    let known = latest_of(d, m).map(Metric::len);
+    let known = latest_of(d, i).map(Metric::len);
     if let (0, Some(total)) = (cap, known) {
         return (Vec::new(), total);
     }
@@ -680,8 +681,7 @@ fn groups(m: &Metric, pi: Option<usize>, cap: usize, d: &Dataset) -> (Vec<Group>
 }
 
 /// The series derived from `m` that hold its latest value per label set, if `m` has them.
-fn latest_of<'a>(d: &'a Dataset, m: &Metric) -> Option<&'a Metric> {
-    let i = d.metrics.iter().position(|x| std::ptr::eq(x, m))?;
+fn latest_of(d: &Dataset, i: usize) -> Option<&Metric> {
     d.families
         .iter()
         .filter(|f| f.metric() == Some(i) && f.kind == Kind::Latest)
@@ -747,7 +747,7 @@ fn metric(out: &mut String, page: &Page, d: &Dataset, names: &Names, i: usize, b
     metric_head(out, page, d, i);
 
     let cap = MAX_SERIES_PER_METRIC.min(*budget);
-    let (shown, total) = groups(m, pi, cap, d);
+    let (shown, total) = groups(d, i, pi, cap);
     *budget -= shown.len();
     if shown.is_empty() {
         if total > 0 {

@@ -180,6 +180,20 @@ impl<C: Companion> Reloader<C> {
         files: watch::Sender<Watched>,
         triggers: mpsc::WeakSender<Trigger>,
     ) -> Result<Reloader<C>, Diagnostics> {
+        Reloader::open(config_file, limits, web, telemetry, files, triggers, true).await
+    }
+
+    /// The first load of the catalogue, its datasets rendered for serving or only validated.
+    async fn open(
+        config_file: PathBuf,
+        limits: Limits,
+        web: Arc<C>,
+        telemetry: Arc<Telemetry>,
+        files: watch::Sender<Watched>,
+        triggers: mpsc::WeakSender<Trigger>,
+        render: bool,
+    ) -> Result<Reloader<C>, Diagnostics> {
+        let plan = plan(&config_file, &limits).await?;
         let mut r = Reloader {
             config_file,
             store: crate::expose::snapshot::store(Served::default()),
@@ -189,27 +203,18 @@ impl<C: Companion> Reloader<C> {
             web,
             files,
             triggers,
-            slots: Vec::new(),
-            directory: None,
-            render: true,
+            slots: plan.entries.iter().cloned().map(Slot::new).collect(),
+            directory: plan.directory.clone(),
+            render,
         };
-        r.open().await?;
-        Ok(r)
-    }
-
-    /// The first load of the catalogue.
-    async fn open(&mut self) -> Result<(), Diagnostics> {
-        let plan = plan(&self.config_file, &self.limits).await?;
-        self.directory = plan.directory.clone();
-        self.slots = plan.entries.iter().cloned().map(Slot::new).collect();
-        self.give_main_text(plan);
-        let all: Vec<usize> = (0..self.slots.len()).collect();
-        let errors = self.load(&all, "start").await;
+        r.give_main_text(plan);
+        let all: Vec<usize> = (0..r.slots.len()).collect();
+        let errors = r.load(&all, "start").await;
         if !errors.is_empty() {
             return Err(Diagnostics::new(errors));
         }
-        self.telemetry.config_loaded(true, false);
-        Ok(())
+        r.telemetry.config_loaded(true, false);
+        Ok(r)
     }
 
     /// The main config's text, read by the catalogue, to the dataset it holds if it holds one.
@@ -648,20 +653,18 @@ impl Reloader<()> {
     ) -> Result<Vec<Arc<Dataset>>, Diagnostics> {
         // Nobody listens: the sources' refresh tasks end with the caller's runtime.
         let (tx, _) = mpsc::channel(1);
-        let mut r = Reloader {
+        let (files, telemetry) = (watch::channel(Watched::new()).0, Arc::new(Telemetry::new()));
+        let web = Arc::new(());
+        let r = Reloader::open(
             config_file,
-            store: crate::expose::snapshot::store(Served::default()),
-            telemetry: Arc::new(Telemetry::new()),
-            status: Status::default(),
             limits,
-            web: Arc::new(()),
-            files: watch::channel(Watched::new()).0,
-            triggers: tx.downgrade(),
-            slots: Vec::new(),
-            directory: None,
-            render: false,
-        };
-        r.open().await?;
+            web,
+            telemetry,
+            files,
+            tx.downgrade(),
+            false,
+        )
+        .await?;
         for s in &r.slots {
             s.remote.stop();
         }
