@@ -16,12 +16,17 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
 /// A file as text: UTF-8 and free of NUL bytes (no text format has them; a binary file or
 /// UTF-16 text does), checked here so that every reader gets text.
 pub fn read_text(p: &Path, max_file_size: u64) -> Result<String, String> {
-    text_of(read_file(p, max_file_size)?)
+    let bytes = read_file(p, max_file_size)?;
+    as_text(&bytes)?;
+    // Checked just above (configs are small: the second check costs little).
+    String::from_utf8(bytes).map_err(|e| e.to_string())
 }
 
-/// Bytes as text, checked as [`read_text`] checks a file's (a remote source's body).
-pub fn text_of(bytes: Vec<u8>) -> Result<String, String> {
-    let line_of = |at: usize, bytes: &[u8]| bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+/// Bytes as text: UTF-8 and free of NUL bytes (no text format has them; a binary file or
+/// UTF-16 text does). Text formats' readers take their bytes through this; binary formats and
+/// those that name their own encoding do not.
+pub fn as_text(bytes: &[u8]) -> Result<&str, String> {
+    let line_of = |at: usize| bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
     let utf16 = bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]);
     if utf16 {
         return Err("UTF-16 text (byte order mark at byte 0), expected UTF-8 text".into());
@@ -31,13 +36,15 @@ pub fn text_of(bytes: Vec<u8>) -> Result<String, String> {
         let at = bytes.iter().position(|&b| b == 0).unwrap_or(0);
         return Err(format!(
             "NUL byte at byte {at} (line {}), expected text (is this a binary file?)",
-            line_of(at, &bytes)
+            line_of(at)
         ));
     }
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = line_of(at, e.as_bytes());
-        format!("invalid UTF-8 at byte {at} (line {line}), expected UTF-8 text")
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        format!(
+            "invalid UTF-8 at byte {at} (line {}), expected UTF-8 text",
+            line_of(at)
+        )
     })
 }
 

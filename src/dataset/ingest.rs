@@ -37,7 +37,7 @@ pub(crate) fn samples_file(
     f: &Spanned<String>,
     data: &DataFiles,
 ) {
-    let Some(text) = open(map, b, f, "samples_file", data) else {
+    let Some(text) = open(map, b, f, "samples_file", data, crate::read::as_text) else {
         return;
     };
     let (file, text) = text;
@@ -91,39 +91,37 @@ pub(crate) fn input(
     if bad_options {
         return;
     }
-    let Some((file, text)) = open(map, b, &c.file, "input file", data) else {
+    let decode = |bytes| format.content(bytes);
+    let Some((file, content)) = open(map, b, &c.file, "input file", data, decode) else {
         return;
     };
     let mut plan = Plan::new(map, b, spec, file);
-    c.options(format).read(text, &mut plan);
+    c.options(format).read(content, &mut plan);
 }
 
-/// The file's text, registered with the builder, or an error at the config key naming it.
-fn open<'d>(
+/// The file's contents as `decode` takes them (text checked, or the bytes as they are),
+/// registered with the builder; or an error at the config key naming it.
+fn open<'d, T>(
     map: &SourceMap,
     b: &mut Builder,
     f: &Spanned<String>,
     what: &str,
     data: &'d DataFiles,
-) -> Option<(u32, &'d str)> {
-    match data.get(f.get_ref()) {
-        Some(d) => match &d.text {
-            Ok(t) => {
-                let id = b.add_file(d.path.clone());
-                Some((id, t.as_str()))
-            }
-            Err(why) => {
-                b.errs.push(map.diag(
-                    f.span(),
-                    format!("cannot read {what} `{}`: {why}", f.get_ref()),
-                ));
-                None
-            }
-        },
-        None => {
+    decode: impl FnOnce(&'d [u8]) -> Result<T, String>,
+) -> Option<(u32, T)> {
+    let read = match data.get(f.get_ref()) {
+        Some(d) => d.bytes.as_ref().map_err(Clone::clone).and_then(|bytes| {
+            let content = decode(bytes)?;
+            Ok((d, content))
+        }),
+        None => Err("not read".to_string()),
+    };
+    match read {
+        Ok((d, content)) => Some((b.add_file(d.path.clone()), content)),
+        Err(why) => {
             b.errs.push(map.diag(
                 f.span(),
-                format!("cannot read {what} `{}`: not read", f.get_ref()),
+                format!("cannot read {what} `{}`: {why}", f.get_ref()),
             ));
             None
         }

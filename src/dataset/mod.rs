@@ -233,12 +233,13 @@ impl Dataset {
     }
 }
 
-/// A data file as the loader read it: the string written in the config, the resolved path,
-/// and its text or why it could not be read.
+/// A data file as the loader read it: the resolved path, and its bytes or why it could not be
+/// read. Each format's reader decodes them: text formats check UTF-8, others have their own
+/// encoding or none.
 #[derive(Debug, Clone)]
 pub struct DataFile {
     pub path: PathBuf,
-    pub text: Result<String, String>,
+    pub bytes: Result<bytes::Bytes, String>,
 }
 
 /// Data files by the string written in the config (`samples_file`, `[[input]] file`).
@@ -1051,7 +1052,7 @@ mod tests {
             .map(|(name, text)| {
                 let file = DataFile {
                     path: PathBuf::from(name),
-                    text: Ok(text.to_string()),
+                    bytes: Ok(text.to_string().into()),
                 };
                 (name.to_string(), file)
             })

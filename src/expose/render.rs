@@ -271,7 +271,7 @@ mod tests {
                 f.to_string(),
                 DataFile {
                     path: PathBuf::from(f),
-                    text: Ok(csv),
+                    bytes: Ok(csv.into()),
                 },
             );
         }

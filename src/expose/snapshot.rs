@@ -174,7 +174,7 @@ mod tests {
             "a.csv".into(),
             DataFile {
                 path: PathBuf::from("a.csv"),
-                text: Ok(csv),
+                bytes: Ok(csv.into()),
             },
         );
         let path = Path::new("c.toml");

@@ -15,7 +15,7 @@ use crate::config;
 use crate::dataset::{self, DataFile, DataFiles, Dataset};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::expose::snapshot::Snapshot;
-use crate::read::{read_text, DEFAULT_MAX_FILE_SIZE};
+use crate::read::{read_file, read_text, DEFAULT_MAX_FILE_SIZE};
 use crate::source::fetch::{self, FetchSettings};
 
 /// How long a load may take before its caller stops waiting for it.
@@ -48,7 +48,7 @@ impl Default for Limits {
 
 /// The bodies of a dataset's remote sources, by URL as written in the config, as last
 /// fetched (or why there is none). A load reads them instead of files.
-pub type RemoteBodies = HashMap<String, Result<String, String>>;
+pub type RemoteBodies = HashMap<String, Result<bytes::Bytes, String>>;
 
 /// A dataset's config as read and parsed once: what every later step of its load takes.
 #[derive(Debug)]
@@ -131,18 +131,18 @@ pub fn build(
         if data.contains_key(f.get_ref()) {
             continue;
         }
-        let (p, text) = if fetch::is_remote(f.get_ref()) {
-            let text = remote
+        let (p, bytes) = if fetch::is_remote(f.get_ref()) {
+            let bytes = remote
                 .get(f.get_ref())
                 .cloned()
                 .unwrap_or_else(|| Err("not fetched yet, expected a body from the source".into()));
-            (PathBuf::from(fetch::redact(f.get_ref())), text)
+            (PathBuf::from(fetch::redact(f.get_ref())), bytes)
         } else {
             let p = base.join(f.get_ref());
-            let text = read_text(&p, max_file_size);
-            (p, text)
+            let bytes = read_file(&p, max_file_size).map(bytes::Bytes::from);
+            (p, bytes)
         };
-        data.insert(f.get_ref().clone(), DataFile { path: p, text });
+        data.insert(f.get_ref().clone(), DataFile { path: p, bytes });
     }
     // The fetch options of remote sources are checked whether or not they are fetched.
     let mut shape = parsed.shape.clone();

@@ -36,14 +36,14 @@ pub struct Done {
 /// A body as fetched, and what identifies it.
 #[derive(Debug, Clone)]
 struct Body {
-    text: Result<String, String>,
+    bytes: Bytes,
     hash: u64,
     validators: Validators,
 }
 
 fn body(bytes: &Bytes, validators: Validators) -> Body {
     Body {
-        text: crate::read::text_of(bytes.to_vec()),
+        bytes: bytes.clone(),
         hash: xxhash(bytes),
         validators,
     }
@@ -156,7 +156,7 @@ impl Sources {
             .iter()
             .filter_map(|(url, s)| {
                 let b = s.candidate.as_ref().or(s.good.as_ref())?;
-                Some((url.clone(), b.text.clone()))
+                Some((url.clone(), Ok(b.bytes.clone())))
             })
             .collect();
         if errors.is_empty() {
@@ -630,13 +630,13 @@ mod tests {
         assert!(s.take(done(3, body("b")), "d", &t));
         s.loaded(false, "d", &t);
         let src = &s.sources["http://127.0.0.1:9/x"];
-        assert_eq!(src.good.as_ref().unwrap().text.as_deref(), Ok("a"));
+        assert_eq!(&src.good.as_ref().unwrap().bytes[..], b"a");
         assert!(src.candidate.is_none());
         assert_eq!(s.status()[0].last_result, "failed: invalid");
         assert!(s.take(done(3, body("c")), "d", &t));
         s.loaded(true, "d", &t);
         let src = &s.sources["http://127.0.0.1:9/x"];
-        assert_eq!(src.good.as_ref().unwrap().text.as_deref(), Ok("c"));
+        assert_eq!(&src.good.as_ref().unwrap().bytes[..], b"c");
         assert_eq!(s.status()[0].last_result, "changed");
         assert!(
             !s.may_wait(),

@@ -62,6 +62,40 @@ impl Format {
     }
 }
 
+impl Format {
+    /// Whether the format is UTF-8 text. Others decode their bytes themselves: a binary
+    /// workbook, a file that names its own code page.
+    pub fn is_text(self) -> bool {
+        true
+    }
+
+    /// A file's bytes as this format's reader takes them: text checked (UTF-8, no NUL, no
+    /// UTF-16), or the bytes as they are.
+    pub fn content(self, bytes: &[u8]) -> Result<Content<'_>, String> {
+        if self.is_text() {
+            crate::read::as_text(bytes).map(Content::Text)
+        } else {
+            Ok(Content::Bytes(bytes))
+        }
+    }
+}
+
+/// A file's contents as its reader takes them ([`Format::content`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Content<'a> {
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Content<'a> {
+    pub fn bytes(self) -> &'a [u8] {
+        match self {
+            Content::Text(t) => t.as_bytes(),
+            Content::Bytes(b) => b,
+        }
+    }
+}
+
 /// A format's reader options, as an `[[input]]` gives them (its defaults when absent).
 #[derive(Debug, Clone)]
 pub enum Options {
@@ -73,8 +107,14 @@ pub enum Options {
 }
 
 impl Options {
-    /// Reads `text` with the reader these options are for, into `sink`.
-    pub fn read(&self, text: &str, sink: &mut dyn Sink) {
+    /// Reads `content` (as [`Format::content`] made it for this format) with the reader these
+    /// options are for, into `sink`.
+    pub fn read(&self, content: Content<'_>, sink: &mut dyn Sink) {
+        let Content::Text(text) = content else {
+            // Format::content gives text formats text.
+            sink.error(Origin::File, "expected text, got bytes".into());
+            return;
+        };
         match self {
             Options::Csv(o) => csv::read(text, o, sink),
             Options::Json(o) => json::read(text, o, sink),
