@@ -231,7 +231,7 @@ fn gate(l: Limits) -> (Arc<Connections>, Arc<Gate>) {
         refused: Throttle::new(WARN_EVERY),
         stalled: Throttle::new(WARN_EVERY),
     });
-    (Connections::new(cap), gate)
+    (Connections::new(cap, gate.limits.clone()), gate)
 }
 
 /// A connection just accepted, and what it is served with.
@@ -291,7 +291,7 @@ async fn connection(a: Accepted, state: Arc<AppState>, protocols: Arc<Protocols>
     };
     tokio::select! {
         _ = work => {}
-        reason = limits::watchdog(&conn, &gate.limits) => {
+        reason = limits::watchdog(&conn) => {
             debug!(%peer, reason = reason.as_str(), "connection closed by the server");
             if matches!(reason, Reason::Write | Reason::TakenOver) {
                 if let Some(n) = gate.stalled.hit() {
@@ -372,7 +372,7 @@ async fn serve_connection<I>(
         async move {
             let request = conn.begin();
             let (parts, mut chunks) = answer(&state, &gate, &conn, req).await.into_parts();
-            let request = request.respond(chunks.permit.take(), gate.limits.write_timeout);
+            let request = request.respond(chunks.permit.take());
             let body = Body {
                 chunks: chunks.chunks,
                 request,
