@@ -289,9 +289,18 @@ async fn connection(a: Accepted, state: Arc<AppState>, protocols: Arc<Protocols>
             }
         }
     };
+    // The watchdog is a task of its own: it sleeps until a deadline and is rarely woken, so
+    // the connection's task, woken several times per request, polls only a join handle.
+    let mut watchdog = tokio::spawn({
+        let conn = conn.clone();
+        async move { limits::watchdog(&conn).await }
+    });
     tokio::select! {
-        _ = work => {}
-        reason = limits::watchdog(&conn) => {
+        biased;
+        _ = work => watchdog.abort(),
+        reason = &mut watchdog => {
+            // It cannot panic or be aborted while the connection is served.
+            let Ok(reason) = reason else { return };
             debug!(%peer, reason = reason.as_str(), "connection closed by the server");
             if matches!(reason, Reason::Write | Reason::TakenOver) {
                 if let Some(n) = gate.stalled.hit() {
