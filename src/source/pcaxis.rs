@@ -147,7 +147,7 @@ impl<'t> Cursor<'t> {
         let from = self.i;
         while self
             .peek()
-            .is_some_and(|c| !c.is_whitespace() && !matches!(c, ',' | ';' | '"' | '(' | ')' | '='))
+            .is_some_and(|c| !c.is_whitespace() && !matches!(c, ',' | ';' | '"' | '(' | ')' | '=' | '['))
         {
             self.bump();
         }
