@@ -145,10 +145,9 @@ impl<'t> Cursor<'t> {
     /// A bare word: up to whitespace or punctuation.
     fn word(&mut self) -> &'t str {
         let from = self.i;
-        while self
-            .peek()
-            .is_some_and(|c| !c.is_whitespace() && !matches!(c, ',' | ';' | '"' | '(' | ')' | '=' | '['))
-        {
+        while self.peek().is_some_and(|c| {
+            !c.is_whitespace() && !matches!(c, ',' | ';' | '"' | '(' | ')' | '=' | '[')
+        }) {
             self.bump();
         }
         &self.text[from..self.i]
