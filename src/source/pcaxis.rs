@@ -408,14 +408,15 @@ fn encoding(bytes: &[u8], sink: &mut dyn Sink) -> (&'static Encoding, usize) {
     if bytes.starts_with(b"\xEF\xBB\xBF") {
         return (encoding_rs::UTF_8, 3);
     }
-    let Some(label) = codepage(bytes) else {
+    let Some((label, offset)) = codepage(bytes) else {
         return (encoding_rs::WINDOWS_1252, 0);
     };
+    let at = byte_pos(bytes, offset).origin();
     match Encoding::for_label(label.as_bytes()) {
         // Not a code page of a text format in ASCII: the keywords would not be readable.
         Some(e) if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE => {
             sink.error(
-                Origin::File,
+                at,
                 format!("unsupported CODEPAGE `{label}`, expected an ASCII-compatible code page such as utf-8, iso-8859-1 or windows-1252"),
             );
             (encoding_rs::WINDOWS_1252, 0)
@@ -424,7 +425,7 @@ fn encoding(bytes: &[u8], sink: &mut dyn Sink) -> (&'static Encoding, usize) {
         None => {
             let label: String = label.chars().take(40).collect();
             sink.error(
-                Origin::File,
+                at,
                 format!("unknown CODEPAGE `{label}`, expected a code page such as utf-8, iso-8859-15 or windows-1252 (read as windows-1252)"),
             );
             (encoding_rs::WINDOWS_1252, 0)
@@ -432,8 +433,23 @@ fn encoding(bytes: &[u8], sink: &mut dyn Sink) -> (&'static Encoding, usize) {
     }
 }
 
-/// The label of `CODEPAGE="…";` found in the header (before `DATA=`), read as ASCII.
-fn codepage(bytes: &[u8]) -> Option<String> {
+/// Line and column of a byte offset (columns in bytes: the header before it is ASCII).
+fn byte_pos(bytes: &[u8], offset: usize) -> Pos {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let lines = before.iter().filter(|&&b| b == b'\n').count();
+    Pos {
+        line: u32::try_from(lines + 1).unwrap_or(u32::MAX),
+        col: u32::try_from(offset - line_start + 1).unwrap_or(u32::MAX),
+    }
+}
+
+/// The label of `CODEPAGE="…";` found in the header (before `DATA=`), read as ASCII, and the
+/// offset of the label.
+fn codepage(bytes: &[u8]) -> Option<(String, usize)> {
     let header = match find(bytes, b"\nDATA") {
         Some(end) => &bytes[..end],
         None => bytes,
@@ -446,9 +462,10 @@ fn codepage(bytes: &[u8]) -> Option<String> {
     let rest = rest.strip_prefix(b"=")?;
     let rest = rest.strip_prefix(b"\"")?;
     let end = rest.iter().position(|&b| b == b'"' || b == b'\n')?;
+    let offset = at + b"CODEPAGE=\"".len();
     std::str::from_utf8(&rest[..end])
         .ok()
-        .map(|s| s.trim().to_string())
+        .map(|s| (s.trim().to_string(), offset))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -651,13 +668,24 @@ struct Variable {
     at: Pos,
 }
 
+/// Line and column (in characters) of byte `offset` of `text`.
+fn text_pos(text: &str, offset: usize) -> Pos {
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Pos {
+        line: u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX),
+        col: u32::try_from(before[line_start..].chars().count() + 1).unwrap_or(u32::MAX),
+    }
+}
+
 /// Reads a PC-Axis file's bytes into `sink`.
 pub fn read(bytes: &[u8], options: &PcAxisOptions, sink: &mut dyn Sink) {
     let (enc, skip) = encoding(bytes, sink);
     let (text, malformed) = enc.decode_without_bom_handling(&bytes[skip..]);
     if malformed {
+        let at = text_pos(&text, text.find('\u{FFFD}').unwrap_or(0));
         sink.error(
-            Origin::File,
+            at.origin(),
             format!(
                 "bytes that are not {} text (shown as U+FFFD), expected the code page that CODEPAGE names",
                 enc.name()
@@ -666,7 +694,7 @@ pub fn read(bytes: &[u8], options: &PcAxisOptions, sink: &mut dyn Sink) {
     }
     if text.trim().is_empty() {
         sink.error(
-            Origin::File,
+            Pos { line: 1, col: 1 }.origin(),
             "empty file, expected PC-Axis records such as `STUB=\"region\";` and `DATA=`".into(),
         );
         return;
@@ -675,7 +703,7 @@ pub fn read(bytes: &[u8], options: &PcAxisOptions, sink: &mut dyn Sink) {
     let meta = Meta::new(&entries);
     let Some((data_at, data)) = data else {
         sink.error(
-            Origin::File,
+            text_pos(&text, text.len()).origin(),
             "no `DATA=` keyword, expected the cells after `DATA=` at the end of the file".into(),
         );
         return;
@@ -725,8 +753,12 @@ impl Table {
                     .filter(|l| !l.is_empty())
                     .map(|l| format!("`{l}`"))
                     .collect();
+                let at = meta
+                    .get("LANGUAGES", &meta.main, &[])
+                    .or_else(|| meta.get("LANGUAGE", "", &[]))
+                    .map_or(data_at, |e| e.at);
                 sink.error(
-                    Origin::File,
+                    at.origin(),
                     format!(
                         "language `{l}` is not in the file, expected one of its LANGUAGE and LANGUAGES: {}",
                         if have.is_empty() { "none given".to_string() } else { have.join(", ") }
@@ -752,7 +784,7 @@ impl Table {
         };
         let Some(selected) = names_in(&lang) else {
             sink.error(
-                Origin::File,
+                data_at.origin(),
                 format!(
                     "no STUB or HEADING{}, expected the variables of the table in order",
                     in_lang(&lang, &meta.main)
@@ -762,7 +794,7 @@ impl Table {
         };
         if selected.is_empty() {
             sink.error(
-                Origin::File,
+                data_at.origin(),
                 "STUB and HEADING name no variable, expected at least one".into(),
             );
             return None;
@@ -773,7 +805,7 @@ impl Table {
             let Some(list) = names_in(l) else { continue };
             if list.len() != selected.len() {
                 sink.error(
-                    list.first().map_or(Origin::File, |i| i.at.origin()),
+                    list.first().map_or(data_at.origin(), |i| i.at.origin()),
                     format!(
                         "STUB and HEADING{} name {} variables, expected {} as in language `{lang}`",
                         in_lang(l, &meta.main),
@@ -1225,7 +1257,7 @@ fn periods(
                     out.push(Some(text));
                     continue;
                 }
-                None => sink.error(Origin::File, message),
+                None => sink.error(Pos { line: 1, col: 1 }.origin(), message),
             }
         }
         out.push(p);
