@@ -189,7 +189,7 @@ fn parse<'t>(text: &'t str, sink: &mut dyn Sink) -> Parsed<'t> {
                     data: Some((at, c)),
                 }
             }
-            Ok(Record::Entry(e)) => entries.push(e),
+            Ok(Record::Entry(e)) => entries.push(*e),
             Err((pos, message)) => {
                 sink.error(pos.origin(), message);
                 c.skip_record();
@@ -199,7 +199,7 @@ fn parse<'t>(text: &'t str, sink: &mut dyn Sink) -> Parsed<'t> {
 }
 
 enum Record {
-    Entry(Entry),
+    Entry(Box<Entry>),
     Data,
 }
 
@@ -253,12 +253,13 @@ fn record(c: &mut Cursor, at: Pos) -> Result<Record, (Pos, String)> {
             }
             subs.push(c.quoted()?);
             c.skip_ws();
+            let before = c.pos;
             match c.bump() {
                 Some(',') => continue,
                 Some(')') => break,
                 other => {
                     return Err((
-                        c.pos,
+                        before,
                         format!("unexpected {}, expected `,` or `)`", found(other)),
                     ))
                 }
@@ -331,12 +332,13 @@ fn record(c: &mut Cursor, at: Pos) -> Result<Record, (Pos, String)> {
                 ))
             }
         }
+        let before = c.pos;
         match c.bump() {
             Some(',') => continue,
-            Some(';') => return Ok(Record::Entry(entry)),
+            Some(';') => return Ok(Record::Entry(Box::new(entry))),
             other => {
                 return Err((
-                    c.pos,
+                    before,
                     format!(
                         "unexpected {} in `{}`, expected `,` or `;`",
                         found(other),
@@ -450,7 +452,7 @@ fn byte_pos(bytes: &[u8], offset: usize) -> Pos {
 /// The label of `CODEPAGE="…";` found in the header (before `DATA=`), read as ASCII, and the
 /// offset of the label.
 fn codepage(bytes: &[u8]) -> Option<(String, usize)> {
-    let header = match find(bytes, b"\nDATA") {
+    let header = match find(bytes, b"\nDATA=") {
         Some(end) => &bytes[..end],
         None => bytes,
     };
@@ -1338,5 +1340,404 @@ impl<'t> Cells<'t> {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Collect;
+
+    const SCB: &[u8] =
+        include_bytes!("../../tests/fixtures/publishers/pcaxis/scb_PR0101B3_cpi_monthly.px");
+
+    fn run(bytes: &[u8]) -> Collect {
+        run_with(bytes, &PcAxisOptions::default())
+    }
+
+    fn run_with(bytes: &[u8], options: &PcAxisOptions) -> Collect {
+        let mut c = Collect::default();
+        read(bytes, options, &mut c);
+        c
+    }
+
+    fn at(line: u32, col: u32) -> Origin {
+        Origin::At { line, col }
+    }
+
+    fn ids(c: &Collect) -> Vec<(&str, Role)> {
+        c.components
+            .iter()
+            .map(|c| (c.id.as_str(), c.role))
+            .collect()
+    }
+
+    fn rows(c: &Collect) -> Vec<Vec<&str>> {
+        c.rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect()
+    }
+
+    /// A small table: `head` records, then STUB/HEADING over region x year, then DATA.
+    fn table(head: &str, data: &str) -> Vec<u8> {
+        format!(
+            "{head}STUB=\"region\";\nHEADING=\"year\";\nVALUES(\"region\")=\"North\",\"South\";\n\
+             VALUES(\"year\")=\"2023\",\"2024\";\nCODES(\"region\")=\"N\",\"S\";\n\
+             TIMEVAL(\"year\")=TLIST(A1),\"2023\",\"2024\";\nUNITS=\"persons\";\nDATA=\n{data};\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn records_with_languages_sub_keys_and_continued_strings() {
+        let text = "CHARSET=\"ANSI\";\nTITLE=\"Consumer \"\n  \"prices\";\n\
+                    VALUES[en](\"region\", \"x\")=\"North\",\n\"South\" ,\"East\";\n\
+                    DECIMALS=2;\nTIMEVAL(\"t\")=TLIST(A1, \"1994\"-\"1996\");\nDATA=\n1;";
+        let mut c = Collect::default();
+        let p = parse(text, &mut c);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        let e = &p.entries;
+        assert_eq!(e.len(), 5);
+        assert_eq!(e[1].keyword, "TITLE");
+        assert_eq!(e[1].items[0].text, "Consumer prices");
+        assert_eq!(e[1].at, Pos { line: 2, col: 1 });
+        assert_eq!(e[2].lang, "en");
+        assert_eq!(e[2].subs, ["region", "x"]);
+        let values: Vec<&str> = e[2].items.iter().map(|i| i.text.as_str()).collect();
+        assert_eq!(values, ["North", "South", "East"]);
+        assert_eq!(e[2].items[1].at, Pos { line: 5, col: 1 });
+        assert_eq!(
+            (e[3].items[0].text.as_str(), e[3].items[0].quoted),
+            ("2", false)
+        );
+        let t = e[4].tlist.as_ref().unwrap();
+        assert_eq!(t.kind, "A1");
+        let (from, to) = t.range.as_ref().unwrap();
+        assert_eq!((from.text.as_str(), to.text.as_str()), ("1994", "1996"));
+        let (data_at, _) = p.data.as_ref().unwrap();
+        assert_eq!(*data_at, Pos { line: 8, col: 1 });
+    }
+
+    #[test]
+    fn code_pages_default_to_windows_1252() {
+        // 0xE9 is é in Windows-1252 and ISO-8859-15; 0xA4 is € in ISO-8859-15 only.
+        let name = |head: &[u8], value: &[u8]| {
+            let mut b = head.to_vec();
+            b.extend_from_slice(b"STUB=\"r\";\nVALUES(\"r\")=\"");
+            b.extend_from_slice(value);
+            b.extend_from_slice(b"\";\nCODES(\"r\")=\"A\";\nDATA=\n1;\n");
+            let c = run(&b);
+            assert!(c.errors.is_empty(), "{:?}", c.errors);
+            c.names[0].3.clone()
+        };
+        assert_eq!(name(b"", b"Caf\xe9 \x80"), "Café €");
+        assert_eq!(
+            name(b"CODEPAGE=\"iso-8859-15\";\n", b"Caf\xe9 \xa4"),
+            "Café €"
+        );
+        assert_eq!(
+            name(b"CODEPAGE=\"utf-8\";\n", "Café €".as_bytes()),
+            "Café €"
+        );
+        assert_eq!(
+            name(b"\xef\xbb\xbfCHARSET=\"ANSI\";\n", "Café".as_bytes()),
+            "Café"
+        );
+        // An unknown code page is named at its label, and the file read as Windows-1252.
+        let c = run(b"AXIS-VERSION=\"2013\";\nCODEPAGE=\"klingon\";\nSTUB=\"r\";\nVALUES(\"r\")=\"\xe9\";\nDATA=\n1;");
+        assert_eq!(
+            c.error_lines(),
+            ["2:11: unknown CODEPAGE `klingon`, expected a code page such as utf-8, iso-8859-15 or windows-1252 (read as windows-1252)"]
+        );
+        assert_eq!(c.rows, [["é", "1", ""]]);
+        // Bytes that are not UTF-8 in a UTF-8 file: named where the first one is.
+        let c = run(b"CODEPAGE=\"utf-8\";\nSTUB=\"r\";\nVALUES(\"r\")=\"a\xff\";\nDATA=\n1;");
+        assert_eq!(
+            c.error_lines(),
+            ["3:15: bytes that are not UTF-8 text (shown as U+FFFD), expected the code page that CODEPAGE names"]
+        );
+    }
+
+    #[test]
+    fn period_forms_of_each_tlist() {
+        assert_eq!(period(Kind::Annual, "2024").as_deref(), Some("2024"));
+        for q in ["20241", "2024Q1", "2024K1", "2024T1", "2024-Q1"] {
+            assert_eq!(
+                period(Kind::Quarterly, q).as_deref(),
+                Some("2024-Q1"),
+                "{q}"
+            );
+        }
+        for m in ["202401", "2024M01", "2024M1", "2024-01"] {
+            assert_eq!(period(Kind::Monthly, m).as_deref(), Some("2024-01"), "{m}");
+        }
+        for (k, bad) in [
+            (Kind::Annual, "2024Q1"),
+            (Kind::Quarterly, "20245"),
+            (Kind::Quarterly, "2024"),
+            (Kind::Monthly, "202413"),
+            (Kind::Monthly, "2024M00"),
+            (Kind::Annual, "24"),
+        ] {
+            assert_eq!(period(k, bad), None, "{bad}");
+        }
+        // Without TLIST each period is read by its form.
+        assert_eq!(period(Kind::Any, "2013T4").as_deref(), Some("2013-Q4"));
+        assert_eq!(period(Kind::Any, "2018M12").as_deref(), Some("2018-12"));
+        assert_eq!(period(Kind::Any, "1999").as_deref(), Some("1999"));
+    }
+
+    #[test]
+    fn timeval_list_and_range_forms() {
+        let file = |timeval: &str| {
+            format!(
+                "STUB=\"q\";\nVALUES(\"q\")=\"a\",\"b\",\"c\";\nTIMEVAL(\"q\")={timeval};\nDATA=\n1 2 3;"
+            )
+        };
+        let c = run(file("TLIST(Q1),\"20234\",\"20241\",\"20242\"").as_bytes());
+        assert_eq!(ids(&c)[0], ("q", Role::Time));
+        assert_eq!(c.column("q"), ["2023-Q4", "2024-Q1", "2024-Q2"]);
+        let c = run(file("TLIST(M1, \"202311\"-\"202401\")").as_bytes());
+        assert_eq!(c.column("q"), ["2023-11", "2023-12", "2024-01"]);
+        let c = run(file("TLIST(A1, \"1994\"-\"1996\")").as_bytes());
+        assert_eq!(c.column("q"), ["1994", "1995", "1996"]);
+        // A range of another length, a period that does not fit, a kind the exporter cannot
+        // serve: each named where it is written, and no row.
+        let c = run(file("TLIST(A1, \"1994\"-\"1997\")").as_bytes());
+        assert_eq!(
+            c.error_lines(),
+            ["3:14: TLIST range `1994`-`1997` gives 4 periods, expected 3 like VALUES(\"q\")"]
+        );
+        assert!(c.rows.is_empty());
+        let c = run(file("TLIST(Q1),\"20234\",\"20245\",\"20242\"").as_bytes());
+        assert_eq!(
+            c.error_lines(),
+            ["3:32: period `20245` of `q` does not fit TLIST(Q1), expected CCYYQ or CCYYQn such as 20241, 2024Q1, 2024K1 or 2024T1"]
+        );
+        // The cells of that period are left out; the others are read.
+        assert_eq!(c.column("q"), ["2023-Q4", "2024-Q2"]);
+        let c = run(file("TLIST(H1),\"20231\",\"20232\",\"20241\"").as_bytes());
+        assert_eq!(
+            c.error_lines(),
+            ["3:14: TLIST(H1) of `q`: half-years have no period form the exporter serves, expected TLIST(A1), TLIST(Q1) or TLIST(M1)"]
+        );
+    }
+
+    #[test]
+    fn cells_in_row_major_order_with_codes_and_units() {
+        let c = run(&table("", "1 2\n3\t4"));
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            ids(&c),
+            [
+                ("region", Role::Dimension),
+                ("year", Role::Time),
+                ("value", Role::Measure),
+                ("status", Role::Attribute),
+                ("unit", Role::Attribute),
+            ]
+        );
+        assert_eq!(
+            rows(&c),
+            [
+                ["N", "2023", "1", "", "persons"],
+                ["N", "2024", "2", "", "persons"],
+                ["S", "2023", "3", "", "persons"],
+                ["S", "2024", "4", "", "persons"],
+            ]
+        );
+        // Every field of a row is located at its cell; components at their STUB/HEADING name.
+        assert_eq!(c.origins[3][0], at(10, 3));
+        assert_eq!(c.headers[0], at(1, 6));
+        assert_eq!(c.headers[1], at(2, 9));
+        assert_eq!(
+            c.names,
+            [
+                (0, "N".into(), "".into(), "North".into()),
+                (0, "S".into(), "".into(), "South".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_symbols_have_no_figure_and_say_why() {
+        let c = run(&table("", "\".\" \"..\" \"...\" -"));
+        assert_eq!(c.column("value"), ["", "", "", ""]);
+        assert_eq!(c.column("status"), ["M", "L", "", ""]);
+        // The file's own DATASYMBOL texts are symbols too, and a description of secrecy makes
+        // a cell confidential.
+        let head = "DATASYMBOL3=\"Confidential\";\nDATASYMBOLNIL=\"nil\";\n";
+        let c = run(&table(head, "\"....\" \"...\" \"nil\" \"......\""));
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.column("value"), ["", "", "", ""]);
+        assert_eq!(c.column("status"), ["", "C", "", ""]);
+        // Anything else is a value as written, for the pipeline to check.
+        let c = run(&table("", "1.5 \"2\" abc -0.25"));
+        assert_eq!(c.column("value"), ["1.5", "2", "abc", "-0.25"]);
+        assert_eq!(c.column("status"), ["", "", "", ""]);
+    }
+
+    #[test]
+    fn content_variable_with_a_unit_per_content() {
+        let file = "STUB=\"year\";\nHEADING=\"contents\";\nCONTVARIABLE=\"contents\";\n\
+                    VALUES(\"year\")=\"2024\";\nVALUES(\"contents\")=\"Value\",\"Count\";\n\
+                    CODES(\"contents\")=\"V\",\"C\";\nUNITS=\"other\";\n\
+                    UNITS(\"Value\")=\"MIO_EUR\";\nUNITS(\"Count\")=\"NR\";\nDATA=\n1 2;";
+        let c = run(file.as_bytes());
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            rows(&c),
+            [
+                ["2024", "V", "1", "", "MIO_EUR"],
+                ["2024", "C", "2", "", "NR"]
+            ]
+        );
+        // Without TIMEVAL, a year variable is a dimension named `year`: the pipeline finds it.
+        assert_eq!(ids(&c)[0], ("year", Role::Dimension));
+    }
+
+    #[test]
+    fn languages_pick_ids_and_labels_and_every_language_names_codes() {
+        let file = "CODEPAGE=\"utf-8\";\nLANGUAGE=\"sv\";\nLANGUAGES=\"sv\",\"en\";\nSTUB=\"region\";\nSTUB[en]=\"area\";\n\
+                    HEADING=\"år\";\nHEADING[en]=\"year\";\n\
+                    VALUES(\"region\")=\"Norr\",\"Söder\";\nVALUES[en](\"area\")=\"North\",\"South\";\n\
+                    CODES(\"region\")=\"N\",\"S\";\nCODES[en](\"area\")=\"N\",\"S\";\n\
+                    VALUES(\"år\")=\"2024\";\nVALUES[en](\"year\")=\"2024\";\n\
+                    TIMEVAL(\"år\")=TLIST(A1),\"2024\";\nTIMEVAL[en](\"year\")=TLIST(A1),\"2024\";\n\
+                    DATA=\n1 2;";
+        let c = run(file.as_bytes());
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            ids(&c)[..2],
+            [("region", Role::Dimension), ("år", Role::Time)]
+        );
+        assert_eq!(c.column("region"), ["N", "S"]);
+        let names: Vec<(&str, &str, &str)> = c
+            .names
+            .iter()
+            .map(|(_, code, lang, name)| (code.as_str(), lang.as_str(), name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("N", "sv", "Norr"),
+                ("S", "sv", "Söder"),
+                ("N", "en", "North"),
+                ("S", "en", "South")
+            ]
+        );
+        let en = PcAxisOptions {
+            language: Some("en".into()),
+        };
+        let c = run_with(file.as_bytes(), &en);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            ids(&c)[..2],
+            [("area", Role::Dimension), ("year", Role::Time)]
+        );
+        assert_eq!(c.column("year"), ["2024", "2024"]);
+        assert_eq!(c.names.len(), 4);
+        let de = PcAxisOptions {
+            language: Some("de".into()),
+        };
+        let c = run_with(file.as_bytes(), &de);
+        assert_eq!(
+            c.error_lines(),
+            ["3:1: language `de` is not in the file, expected one of its LANGUAGE and LANGUAGES: `sv`, `en`"]
+        );
+        assert!(c.components.is_empty());
+    }
+
+    #[test]
+    fn cell_count_must_be_the_product_of_the_values_counts() {
+        let c = run(&table("", "1 2 3"));
+        assert_eq!(
+            c.error_lines(),
+            ["8:1: DATA has 3 cells, expected 4, the product of the VALUES counts (2 × 2)"]
+        );
+        assert!(c.rows.is_empty());
+        // The components are still given, so the config is checked in the same run.
+        assert_eq!(c.components.len(), 5);
+    }
+
+    #[test]
+    fn every_bad_record_is_reported_in_one_run() {
+        let file = "BAD KEYWORD;\nVALUES(\"region\"=\"a\";\nTITLE=\"unterminated;\n\
+                    DECIMALS=1;\nSTUB=\"region\";\nVALUES(\"region\")=\"N\",\"S\";\n\
+                    CODES(\"region\")=\"N\";\nDATA=\n1 2;";
+        let c = run(file.as_bytes());
+        // An unterminated string hides the rest of its record, up to the next `;` (line 4).
+        assert_eq!(
+            c.error_lines(),
+            [
+                "1:5: unexpected `K` after `BAD`, expected `=`",
+                "2:16: unexpected `=`, expected `,` or `)`",
+                "3:7: unterminated string, expected a closing `\"` on the same line",
+                "7:1: CODES(\"region\") has 1 codes, expected 2 like its VALUES",
+            ]
+        );
+        assert!(c.components.is_empty());
+        let c = run(b"STUB=\"r\";\nVALUES(\"r\")=\"a\";\nDATA=\n1;\nmore");
+        assert_eq!(
+            c.error_lines(),
+            ["5:1: text after the `;` that ends DATA, expected the end of the file"]
+        );
+        assert_eq!(c.rows.len(), 1);
+        let c = run(b"STUB=\"r\";\n");
+        assert_eq!(
+            c.error_lines(),
+            ["2:1: no `DATA=` keyword, expected the cells after `DATA=` at the end of the file"]
+        );
+        let c = run(b"HEADING=\"r\";\nDATA=\n1;");
+        assert_eq!(
+            c.error_lines(),
+            ["1:9: no VALUES(\"r\"), expected the values of every variable"]
+        );
+        let c = run(b" \n ");
+        assert_eq!(
+            c.error_lines(),
+            ["1:1: empty file, expected PC-Axis records such as `STUB=\"region\";` and `DATA=`"]
+        );
+    }
+
+    #[test]
+    fn a_huge_declared_table_is_refused_without_allocating_it() {
+        let values: Vec<String> = (0..2000).map(|i| format!("\"{i}\"")).collect();
+        let values = values.join(",");
+        let file = format!(
+            "STUB=\"a\",\"b\",\"c\";\nVALUES(\"a\")={values};\nVALUES(\"b\")={values};\n\
+             VALUES(\"c\")={values};\nDATA=\n1 2;"
+        );
+        let c = run(file.as_bytes());
+        assert_eq!(
+            c.error_lines(),
+            ["5:1: DATA has 2 cells, expected the product of the VALUES counts (2000 × 2000 × 2000), which is too large to read"]
+        );
+        assert!(c.rows.is_empty());
+    }
+
+    #[test]
+    fn statistics_sweden_cpi_file() {
+        let c = run(SCB);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            ids(&c),
+            [
+                ("Product group", Role::Dimension),
+                ("period", Role::Time),
+                ("value", Role::Measure),
+                ("status", Role::Attribute),
+                ("unit", Role::Attribute),
+            ]
+        );
+        assert_eq!(c.rows.len(), 12 * 27);
+        assert_eq!(c.rows[0], ["01", "2006-10", "240.25", "", "Index"]);
+        assert_eq!(c.rows[323], ["01.2", "2008-12", "182.84", "", "Index"]);
+        assert_eq!(c.origins[0][2], at(45, 1));
+        assert_eq!(
+            c.names[3],
+            (0, "01.1.2".into(), "en".into(), "01.1.2 Meat".into())
+        );
     }
 }
