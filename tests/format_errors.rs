@@ -210,6 +210,16 @@ cases!(json_stat in "json-stat": [
     missing_file,
 ]);
 
+cases!(pc_axis in "pc-axis": [
+    truncated,
+    bad_records,
+    bad_periods,
+    non_numeric,
+    unknown_codepage,
+    language_not_in_file,
+    options_of_another_format,
+]);
+
 const HEAD: &str = r#"[dataset]
 name = "many_bad_rows"
 title = "Thousands of bad rows"
