@@ -19,9 +19,14 @@ pub struct PcAxisOptions {
     pub language: Option<String>,
 }
 
-/// Periods a range form may generate, and cells a file may declare: far above real tables,
-/// low enough that a hostile header cannot make the reader loop for long.
+/// Cells a file may declare: far above real tables, so the product of the VALUES counts is
+/// compared in range.
 const MAX_CELLS: u64 = 1 << 32;
+
+/// Values the records before DATA may hold in all: real headers hold thousands. Each value
+/// costs some fifty bytes, so this bounds what a hostile header (`A=a,a,a,…`) makes the reader
+/// keep, whatever the file's size.
+const MAX_ITEMS: usize = 1_000_000;
 
 /// A place in the decoded text: 1-based line and column in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,31 +172,43 @@ fn found(c: Option<char>) -> String {
 struct Parsed<'t> {
     entries: Vec<Entry>,
     data: Option<(Pos, Cursor<'t>)>,
+    /// The header held more than [`MAX_ITEMS`] values (reported): nothing is read.
+    stopped: bool,
 }
 
 /// Reads every record up to `DATA=`, reporting each malformed one and going on at the next.
 fn parse<'t>(text: &'t str, sink: &mut dyn Sink) -> Parsed<'t> {
     let mut c = Cursor::new(text);
     let mut entries = Vec::new();
+    let mut budget = MAX_ITEMS;
     loop {
         c.skip_ws();
         if c.peek().is_none() {
             return Parsed {
                 entries,
                 data: None,
+                stopped: false,
             };
         }
         let at = c.pos;
-        match record(&mut c, at) {
+        match record(&mut c, at, &mut budget) {
             Ok(Record::Data) => {
                 return Parsed {
                     entries,
                     data: Some((at, c)),
+                    stopped: false,
                 }
             }
             Ok(Record::Entry(e)) => entries.push(*e),
             Err((pos, message)) => {
                 sink.error(pos.origin(), message);
+                if budget == 0 {
+                    return Parsed {
+                        entries: Vec::new(),
+                        data: None,
+                        stopped: true,
+                    };
+                }
                 c.skip_record();
             }
         }
@@ -204,7 +221,7 @@ enum Record {
 }
 
 /// One record from its keyword to its `;` (or, for `DATA`, to its `=`).
-fn record(c: &mut Cursor, at: Pos) -> Result<Record, (Pos, String)> {
+fn record(c: &mut Cursor, at: Pos, budget: &mut usize) -> Result<Record, (Pos, String)> {
     let keyword = c.word().to_string();
     if keyword.is_empty() {
         return Err((
@@ -251,6 +268,13 @@ fn record(c: &mut Cursor, at: Pos) -> Result<Record, (Pos, String)> {
                     ),
                 ));
             }
+            if *budget == 0 {
+                return Err((
+                    c.pos,
+                    format!("more than {MAX_ITEMS} values before DATA, expected a table header of fewer"),
+                ));
+            }
+            *budget -= 1;
             subs.push(c.quoted()?);
             c.skip_ws();
             let before = c.pos;
@@ -291,6 +315,15 @@ fn record(c: &mut Cursor, at: Pos) -> Result<Record, (Pos, String)> {
     loop {
         c.skip_ws();
         let item_at = c.pos;
+        if *budget == 0 {
+            return Err((
+                item_at,
+                format!(
+                    "more than {MAX_ITEMS} values before DATA, expected a table header of fewer"
+                ),
+            ));
+        }
+        *budget -= 1;
         match c.peek() {
             Some('"') => {
                 let mut text = c.quoted()?;
@@ -701,7 +734,14 @@ pub fn read(bytes: &[u8], options: &PcAxisOptions, sink: &mut dyn Sink) {
         );
         return;
     }
-    let Parsed { entries, data } = parse(&text, sink);
+    let Parsed {
+        entries,
+        data,
+        stopped,
+    } = parse(&text, sink);
+    if stopped {
+        return;
+    }
     let meta = Meta::new(&entries);
     let Some((data_at, data)) = data else {
         sink.error(
@@ -1715,6 +1755,24 @@ mod tests {
             ["5:1: DATA has 2 cells, expected the product of the VALUES counts (2000 × 2000 × 2000), which is too large to read"]
         );
         assert!(c.rows.is_empty());
+    }
+
+    #[test]
+    fn a_header_of_too_many_values_is_refused() {
+        let mut file = String::from("NOTE=");
+        for _ in 0..MAX_ITEMS {
+            file.push_str("a,");
+        }
+        file.push_str("a;\nSTUB=\"r\";\nDATA=\n1;");
+        let c = run(file.as_bytes());
+        assert_eq!(
+            c.error_lines(),
+            [format!(
+                "1:{}: more than 1000000 values before DATA, expected a table header of fewer",
+                5 + 2 * MAX_ITEMS + 1
+            )]
+        );
+        assert!(c.components.is_empty());
     }
 
     #[test]
