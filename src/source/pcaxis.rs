@@ -682,7 +682,11 @@ impl<'e> Meta<'e> {
     /// The record `keyword` in `lang` (the main language's are written without `[lang]`).
     fn get(&self, keyword: &str, lang: &str, subs: &[String]) -> Option<&'e Entry> {
         let key_lang = if lang == self.main { "" } else { lang };
-        self.by_key.get(&(keyword, key_lang, subs)).copied()
+        self.by_key
+            .get(&(keyword, key_lang, subs))
+            // Some files also tag the main language's records (`VALUES[fi]` beside LANGUAGE fi).
+            .or_else(|| self.by_key.get(&(keyword, lang, subs)))
+            .copied()
     }
 
     fn get1(&self, keyword: &str, lang: &str, sub: &str) -> Option<&'e Entry> {
@@ -1687,6 +1691,15 @@ mod tests {
             ["3:1: language `de` is not in the file, expected one of its LANGUAGE and LANGUAGES: `sv`, `en`"]
         );
         assert!(c.components.is_empty());
+    }
+
+    #[test]
+    fn main_language_records_may_carry_their_tag() {
+        let c = run(
+            b"LANGUAGE=\"fi\";\nSTUB[fi]=\"alue\";\nVALUES[fi](\"alue\")=\"Koko maa\";\nDATA=\n7;",
+        );
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(rows(&c), [["Koko maa", "7", ""]]);
     }
 
     #[test]
