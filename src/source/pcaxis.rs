@@ -917,7 +917,12 @@ impl Table {
                 continue;
             };
             let values: Vec<String> = values.items.iter().map(|i| i.text.clone()).collect();
-            let codes = match meta.get1("CODES", &lang, name) {
+            // Codes are the same in every language; some files give them in the main one only.
+            let main_name = names[v][0].as_deref().unwrap_or(name);
+            let codes_entry = meta
+                .get1("CODES", &lang, name)
+                .or_else(|| meta.get1("CODES", &meta.main, main_name));
+            let codes = match codes_entry {
                 Some(c) if c.items.len() != values.len() => {
                     sink.error(
                         c.at.origin(),
@@ -1682,6 +1687,11 @@ mod tests {
         );
         assert_eq!(c.column("year"), ["2024", "2024"]);
         assert_eq!(c.names.len(), 4);
+        // Codes given in the main language only serve every language.
+        let main_codes_only = file.replace("CODES[en](\"area\")=\"N\",\"S\";\n", "");
+        let c = run_with(main_codes_only.as_bytes(), &en);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.column("area"), ["N", "S"]);
         let de = PcAxisOptions {
             language: Some("de".into()),
         };
