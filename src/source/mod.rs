@@ -8,6 +8,7 @@ pub mod csv;
 pub mod fetch;
 pub mod json;
 pub mod jsonstat;
+pub mod pcaxis;
 pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
@@ -23,16 +24,18 @@ pub enum Format {
     SdmxCsv,
     SdmxJson,
     JsonStat,
+    PcAxis,
 }
 
 impl Format {
     /// Every format, in the order the error message lists them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Csv,
         Format::Json,
         Format::SdmxCsv,
         Format::SdmxJson,
         Format::JsonStat,
+        Format::PcAxis,
     ];
 
     /// The name as written in configs (`format = "sdmx-csv"`).
@@ -43,6 +46,7 @@ impl Format {
             Format::SdmxCsv => "sdmx-csv",
             Format::SdmxJson => "sdmx-json",
             Format::JsonStat => "json-stat",
+            Format::PcAxis => "pc-axis",
         }
     }
 
@@ -66,7 +70,8 @@ impl Format {
     /// Whether the format is UTF-8 text. Others decode their bytes themselves: a binary
     /// workbook, a file that names its own code page.
     pub fn is_text(self) -> bool {
-        true
+        // A PC-Axis file names its code page (CODEPAGE), Windows-1252 when it does not.
+        !matches!(self, Format::PcAxis)
     }
 
     /// A file's bytes as this format's reader takes them: text checked (UTF-8, no NUL, no
@@ -104,16 +109,21 @@ pub enum Options {
     SdmxCsv(sdmx_csv::SdmxCsvOptions),
     SdmxJson(sdmx_json::SdmxJsonOptions),
     JsonStat(jsonstat::JsonStatOptions),
+    PcAxis(pcaxis::PcAxisOptions),
 }
 
 impl Options {
     /// Reads `content` (as [`Format::content`] made it for this format) with the reader these
     /// options are for, into `sink`.
     pub fn read(&self, content: Content<'_>, sink: &mut dyn Sink) {
-        let Content::Text(text) = content else {
-            // Format::content gives text formats text.
-            sink.error(Origin::File, "expected text, got bytes".into());
-            return;
+        let text = match (self, content) {
+            (Options::PcAxis(o), content) => return pcaxis::read(content.bytes(), o, sink),
+            (_, Content::Text(text)) => text,
+            (_, Content::Bytes(_)) => {
+                // Format::content gives text formats text.
+                sink.error(Origin::File, "expected text, got bytes".into());
+                return;
+            }
         };
         match self {
             Options::Csv(o) => csv::read(text, o, sink),
@@ -121,6 +131,7 @@ impl Options {
             Options::SdmxCsv(o) => sdmx_csv::read(text, o, sink),
             Options::SdmxJson(o) => sdmx_json::read(text, o, sink),
             Options::JsonStat(o) => jsonstat::read(text, o, sink),
+            Options::PcAxis(_) => {} // read above, from its bytes
         }
     }
 }
