@@ -65,6 +65,20 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+impl Limits {
+    /// The shortest of the connection timeouts that are on.
+    fn shortest(&self) -> Option<Duration> {
+        [
+            self.read_header_timeout,
+            self.idle_timeout,
+            self.write_timeout,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -167,10 +181,8 @@ struct Phase {
     /// Told to close, and why.
     evicted: Option<Reason>,
     next_request: u64,
-    /// The deadline the watchdog sleeps until, None while it waits for news alone. A change
-    /// that moves the deadline later does not wake it: it wakes at the earlier one, finds
-    /// the new one and sleeps again. Only a sooner deadline wakes it, so a scrape costs no
-    /// wake-up of another task (keep-alive scrapes move the deadline later every time).
+    /// When the watchdog wakes next (see [`Conn::arm`]); None while it waits for news alone.
+    /// Only a deadline sooner than this wakes it early.
     armed: Option<Instant>,
 }
 
@@ -382,12 +394,20 @@ impl Conn {
         lock(&self.phase).deadline(&self.limits)
     }
 
-    /// The deadline, noted as the one the watchdog now sleeps until.
-    fn arm(&self) -> Option<(Instant, Reason)> {
+    /// The deadline, and when the watchdog wakes next: at the deadline, or sooner, within the
+    /// shortest timeout from now. Any phase the connection enters later has its deadline at
+    /// least that far off, so no change of phase needs to wake the watchdog early, and the
+    /// requests of a keep-alive connection wake no other task; the watchdog looks again by
+    /// itself and so still closes the connection at its deadline exactly.
+    fn arm(&self) -> (Option<(Instant, Reason)>, Option<Instant>) {
         let mut p = lock(&self.phase);
         let next = p.deadline(&self.limits);
-        p.armed = next.map(|(at, _)| at);
-        next
+        let horizon = self.limits.shortest().map(|t| Instant::now() + t);
+        p.armed = match (next, horizon) {
+            (Some((at, _)), Some(h)) => Some(at.min(h)),
+            (next, h) => next.map(|(at, _)| at).or(h),
+        };
+        (next, p.armed)
     }
 
     /// Oldest wait first, for the connections with no request in progress.
@@ -407,9 +427,14 @@ impl Conn {
 pub async fn watchdog(conn: &Conn) -> Reason {
     loop {
         // A notification sent after `arm` is kept by the Notify for the wait below.
-        match conn.arm() {
-            Some((at, reason)) if at <= Instant::now() => return reason,
-            Some((at, _)) => {
+        let (next, wake_at) = conn.arm();
+        if let Some((at, reason)) = next {
+            if at <= Instant::now() {
+                return reason;
+            }
+        }
+        match wake_at {
+            Some(at) => {
                 tokio::select! {
                     _ = tokio::time::sleep_until(at) => {}
                     _ = conn.wake.notified() => {}
@@ -879,33 +904,76 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn only_a_sooner_deadline_wakes_the_watchdog() {
-        let limits = Limits::default();
-        let conn = Arc::new(Conn::new(false, limits.clone()));
+    async fn between_two_looks_of_the_watchdog_only_an_eviction_wakes_it() {
+        let conn = Arc::new(Conn::new(false, Limits::default()));
         conn.start();
         assert!(woken(&conn), "a first deadline");
-        // The watchdog looks: the head deadline, 10 s away.
-        assert_eq!(conn.arm().unwrap().1, Reason::Head);
-        // Keep-alive scrapes: each change moves the deadline later than the one the
-        // watchdog sleeps until (head 10 s, then none, write 30 s, idle 120 s): no wake-up.
+        // The watchdog looks: the head deadline, 10 s away, is when it wakes next.
+        let t0 = Instant::now();
+        assert_eq!(
+            conn.arm(),
+            (
+                Some((t0 + Duration::from_secs(10), Reason::Head)),
+                Some(t0 + Duration::from_secs(10))
+            )
+        );
+        // Keep-alive scrapes (head 10 s, then none, write 30 s, idle 120 s): nothing wakes it.
         for _ in 0..3 {
             conn.bytes_arrived();
             drop(conn.begin().respond(None));
-            assert!(!woken(&conn), "a later deadline woke the watchdog");
+            assert!(!woken(&conn), "a scrape woke the watchdog");
+            tokio::time::advance(Duration::from_secs(3)).await;
         }
-        // It wakes at the deadline it slept until, finds the later one and sleeps again.
-        tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(conn.arm().unwrap().1, Reason::Idle);
-        // A head begins: its deadline is sooner than the idle one it sleeps until.
-        tokio::time::advance(Duration::from_secs(60)).await;
-        conn.bytes_arrived();
-        assert!(woken(&conn), "a sooner deadline must wake it");
+        // Idle, 120 s away: it still wakes within the shortest timeout, so that a head that
+        // begins later needs no wake-up.
+        let t1 = Instant::now();
         assert_eq!(
             conn.arm(),
-            Some((Instant::now() + Duration::from_secs(10), Reason::Head))
+            (
+                Some((
+                    t1 - Duration::from_secs(3) + Duration::from_secs(120),
+                    Reason::Idle
+                )),
+                Some(t1 + Duration::from_secs(10))
+            )
         );
+        tokio::time::advance(Duration::from_secs(9)).await;
+        conn.bytes_arrived();
+        assert!(!woken(&conn));
         conn.evict(Reason::Evicted);
         assert!(woken(&conn));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_closes_at_the_deadline_exactly() {
+        for (idle, after, reason) in [(false, 10, Reason::Head), (true, 120, Reason::Idle)] {
+            let conn = Arc::new(Conn::new(false, Limits::default()));
+            conn.start();
+            let watch = tokio::spawn({
+                let conn = conn.clone();
+                async move { watchdog(&conn).await }
+            });
+            // A minute of keep-alive scrapes, every 5 s.
+            for _ in 0..12 {
+                conn.bytes_arrived();
+                let request = conn.begin();
+                tokio::time::advance(Duration::from_millis(10)).await;
+                drop(request.respond(None));
+                tokio::time::advance(Duration::from_secs(5)).await;
+            }
+            // Then a head that never ends, or nothing at all.
+            if !idle {
+                conn.bytes_arrived();
+            }
+            let from = Instant::now();
+            let since = if idle {
+                from - Duration::from_secs(5)
+            } else {
+                from
+            };
+            assert_eq!(watch.await.unwrap(), reason);
+            assert_eq!(Instant::now() - since, Duration::from_secs(after));
+        }
     }
 
     #[tokio::test(start_paused = true)]
