@@ -11,6 +11,7 @@ pub mod jsonstat;
 pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
+pub mod workbook;
 
 use std::fmt;
 
@@ -23,16 +24,19 @@ pub enum Format {
     SdmxCsv,
     SdmxJson,
     JsonStat,
+    /// .xlsx, .xlsm, .xls or .ods, told apart by content.
+    Excel,
 }
 
 impl Format {
     /// Every format, in the order the error message lists them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Csv,
         Format::Json,
         Format::SdmxCsv,
         Format::SdmxJson,
         Format::JsonStat,
+        Format::Excel,
     ];
 
     /// The name as written in configs (`format = "sdmx-csv"`).
@@ -43,6 +47,7 @@ impl Format {
             Format::SdmxCsv => "sdmx-csv",
             Format::SdmxJson => "sdmx-json",
             Format::JsonStat => "json-stat",
+            Format::Excel => "excel",
         }
     }
 
@@ -66,7 +71,7 @@ impl Format {
     /// Whether the format is UTF-8 text. Others decode their bytes themselves: a binary
     /// workbook, a file that names its own code page.
     pub fn is_text(self) -> bool {
-        true
+        !matches!(self, Format::Excel)
     }
 
     /// A file's bytes as this format's reader takes them: text checked (UTF-8, no NUL, no
@@ -104,12 +109,16 @@ pub enum Options {
     SdmxCsv(sdmx_csv::SdmxCsvOptions),
     SdmxJson(sdmx_json::SdmxJsonOptions),
     JsonStat(jsonstat::JsonStatOptions),
+    Excel(workbook::ExcelOptions),
 }
 
 impl Options {
     /// Reads `content` (as [`Format::content`] made it for this format) with the reader these
     /// options are for, into `sink`.
     pub fn read(&self, content: Content<'_>, sink: &mut dyn Sink) {
+        if let Options::Excel(o) = self {
+            return workbook::read(content.bytes(), o, sink);
+        }
         let Content::Text(text) = content else {
             // Format::content gives text formats text.
             sink.error(Origin::File, "expected text, got bytes".into());
@@ -121,6 +130,7 @@ impl Options {
             Options::SdmxCsv(o) => sdmx_csv::read(text, o, sink),
             Options::SdmxJson(o) => sdmx_json::read(text, o, sink),
             Options::JsonStat(o) => jsonstat::read(text, o, sink),
+            Options::Excel(_) => unreachable!("read as bytes above"),
         }
     }
 }

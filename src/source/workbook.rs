@@ -1,0 +1,1013 @@
+//! Excel and OpenDocument workbooks (.xlsx, .xlsm, .xls, .ods, told apart by their bytes), read
+//! with calamine: one sheet, a header row found by its number or by the label in its first
+//! column, and either one column per series (`wide`, as ABS time-series workbooks lay them out:
+//! per-series metadata rows above a `Series ID` row, dates as Excel serial numbers below) or
+//! one column per component (`long`). Positions are `Sheet!C12`.
+//!
+//! A workbook is a compressed or compound file that expands in memory, so sizes are checked
+//! before calamine holds a sheet: what a zip expands to, the extent an .xls declares, the
+//! repeats of an .ods, and the cells and extent of the sheet read.
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+
+use calamine::{Data, DataRef, Reader};
+
+use super::{Component, Origin, Role, Sink};
+use crate::dataset::calendar::{civil_from_days, days_from_civil};
+
+/// How the cells of the sheet hold observations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// The first column holds periods, every other column of the header row is one series
+    /// (its header cell the series id); each cell below is one observation.
+    #[default]
+    Wide,
+    /// Every column of the header row is a component; each row below is one observation.
+    Long,
+}
+
+/// The period a date stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Frequency {
+    Annual,
+    Quarterly,
+    Monthly,
+    Daily,
+}
+
+/// A sheet by name or by its 1-based place in the workbook.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SheetRef {
+    Index(usize),
+    Name(String),
+}
+
+/// A row by the text of its first cell or by its 1-based number.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum RowRef {
+    Number(u32),
+    Label(String),
+}
+
+/// Options of the workbook reader (`[input.excel]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExcelOptions {
+    /// The sheet: `"Data1"` or `2` (1-based). Default: the first.
+    pub sheet: Option<SheetRef>,
+    /// The 1-based number of the header row.
+    pub header_row: Option<u32>,
+    /// The text of the header row's first cell (`"Series ID"`), when `header_row` is not given.
+    /// Neither: the first non-empty row.
+    pub header: Option<String>,
+    /// `wide` (the default) or `long`.
+    pub layout: Layout,
+    /// Component id -> the metadata row above the header that gives it per series (wide
+    /// layout), by the text of its first cell or its number: `unit = "Unit"`,
+    /// `description = 1`. `description` also gives the series' display names.
+    pub metadata: BTreeMap<String, RowRef>,
+    /// The period a date cell or serial number stands for: `annual` (2024), `quarterly`
+    /// (2024-Q1, the quarter holding the date), `monthly` (2024-01) or `daily` (the default).
+    pub frequency: Option<Frequency>,
+    /// The id of the series component of the wide layout. Default `series_id`.
+    pub series: Option<String>,
+}
+
+/// The most non-empty cells a sheet may hold.
+const MAX_CELLS: usize = 5_000_000;
+/// The extent (rows × columns from the first to the last non-empty cell) any sheet may span,
+/// whatever the file's size …
+const MIN_EXTENT_BOUND: u64 = 1 << 20;
+/// … and per byte of the file beyond that: a sheet spans no more cells than its file could
+/// plausibly describe.
+const EXTENT_PER_BYTE: u64 = 64;
+/// What a zip workbook may expand to, per byte of the file, with a floor and a ceiling.
+const EXPANSION_PER_BYTE: u64 = 100;
+const MIN_EXPANSION: u64 = 16 << 20;
+const MAX_EXPANSION: u64 = 512 << 20;
+
+/// The kinds of workbook, told apart by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Xlsx,
+    Xls,
+    Ods,
+}
+
+/// A cell of the sheet: 0-based row and column.
+type Pos = (u32, u32);
+
+/// The non-empty cells of one sheet, by row, each row's cells by column.
+struct Grid {
+    /// How positions name the sheet: `Data1`, `'My sheet'`.
+    sheet: String,
+    rows: Vec<(u32, Vec<(u32, Data)>)>,
+    first_col: u32,
+    is_1904: bool,
+}
+
+impl Grid {
+    fn new(sheet: &str, mut cells: Vec<(Pos, Data)>, is_1904: bool) -> Grid {
+        cells.sort_by_key(|c| c.0);
+        let first_col = cells.iter().map(|c| c.0 .1).min().unwrap_or(0);
+        let mut rows: Vec<(u32, Vec<(u32, Data)>)> = Vec::new();
+        for ((r, c), d) in cells {
+            match rows.last_mut() {
+                Some((row, cols)) if *row == r => cols.push((c, d)),
+                _ => rows.push((r, vec![(c, d)])),
+            }
+        }
+        Grid {
+            sheet: sheet_ref(sheet),
+            rows,
+            first_col,
+            is_1904,
+        }
+    }
+
+    fn row(&self, r: u32) -> Option<&[(u32, Data)]> {
+        self.rows
+            .binary_search_by_key(&r, |(row, _)| *row)
+            .ok()
+            .map(|i| self.rows[i].1.as_slice())
+    }
+
+    fn cell(&self, (r, c): Pos) -> &Data {
+        static EMPTY: Data = Data::Empty;
+        self.row(r)
+            .and_then(|cols| {
+                cols.binary_search_by_key(&c, |(col, _)| *col)
+                    .ok()
+                    .map(|i| &cols[i].1)
+            })
+            .unwrap_or(&EMPTY)
+    }
+
+    fn at(&self, pos: Pos) -> Origin {
+        Origin::Path(format!("{}!{}", self.sheet, cell_name(pos)))
+    }
+
+    /// The trimmed text of a cell, for labels: "" unless it is a string.
+    fn label(&self, pos: Pos) -> &str {
+        match self.cell(pos) {
+            Data::String(s) => s.trim(),
+            _ => "",
+        }
+    }
+}
+
+/// A sheet name as a position names it, quoted as Excel quotes it when it is not a plain
+/// name, and cut short (a hostile name must not fill every message).
+fn sheet_ref(name: &str) -> String {
+    let short: String = name.chars().take(40).collect();
+    let plain = !short.is_empty()
+        && short
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        && !short.starts_with(|c: char| c.is_ascii_digit());
+    if plain {
+        short
+    } else {
+        format!("'{}'", short.replace('\'', "''"))
+    }
+}
+
+/// `C12` for row 11, column 2 (0-based).
+pub fn cell_name((r, c): Pos) -> String {
+    let mut letters = Vec::new();
+    let mut n = c as u64 + 1;
+    while n > 0 {
+        let rem = ((n - 1) % 26) as u8;
+        letters.push(b'A' + rem);
+        n = (n - 1) / 26;
+    }
+    letters.reverse();
+    format!(
+        "{}{}",
+        String::from_utf8(letters).expect("ASCII letters"),
+        r as u64 + 1
+    )
+}
+
+/// Reads a workbook's bytes into `sink`.
+pub fn read(bytes: &[u8], options: &ExcelOptions, sink: &mut dyn Sink) {
+    let grid = match load(bytes, options) {
+        Ok(g) => g,
+        Err(message) => return sink.error(Origin::File, message),
+    };
+    let Some(header) = header_row(&grid, options, sink) else {
+        return;
+    };
+    match options.layout {
+        Layout::Wide => wide(&grid, header, options, sink),
+        Layout::Long => long(&grid, header, options, sink),
+    }
+}
+
+fn unreadable(what: impl std::fmt::Display) -> String {
+    let text = what.to_string();
+    let short: String = text.chars().take(200).collect();
+    format!("unreadable workbook: {short}, expected an .xlsx, .xlsm, .xls or .ods file")
+}
+
+fn kind(bytes: &[u8]) -> Result<Kind, String> {
+    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        return Ok(Kind::Xls);
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        // An OpenDocument file names its type in its first entry, `mimetype`, stored as is.
+        let head = &bytes[..bytes.len().min(128)];
+        let ods = b"application/vnd.oasis.opendocument.spreadsheet";
+        return Ok(if head.windows(ods.len()).any(|w| w == ods) {
+            Kind::Ods
+        } else {
+            Kind::Xlsx
+        });
+    }
+    Err(unreadable(
+        "neither a zip (.xlsx, .ods) nor a compound document (.xls)",
+    ))
+}
+
+/// The bound on a sheet's extent for a file of `len` bytes.
+fn extent_bound(len: usize) -> u64 {
+    MIN_EXTENT_BOUND.max(EXTENT_PER_BYTE.saturating_mul(len as u64))
+}
+
+/// Opens the workbook and reads the chosen sheet's non-empty cells, within the bounds.
+fn load(bytes: &[u8], options: &ExcelOptions) -> Result<Grid, String> {
+    let kind = kind(bytes)?;
+    match kind {
+        Kind::Xlsx | Kind::Ods => check_expansion(bytes)?,
+        Kind::Xls => check_xls_dimensions(bytes)?,
+    }
+    if kind == Kind::Ods {
+        check_ods_repeats(bytes)?;
+    }
+    // calamine is not written against hostile files: a panic in it is a bad file, not a
+    // crash of the exporter.
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        load_sheet(kind, bytes, options)
+    }));
+    let grid = loaded.unwrap_or_else(|_| Err(unreadable("malformed contents")))?;
+    check_extent(&grid, bytes.len())?;
+    Ok(grid)
+}
+
+/// The sheet's name among the workbook's.
+fn pick_sheet(names: &[String], options: &ExcelOptions) -> Result<String, String> {
+    let list = || {
+        names
+            .iter()
+            .take(20)
+            .map(|n| format!("`{}`", n.chars().take(40).collect::<String>()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &options.sheet {
+        None => names.first().cloned().ok_or_else(|| unreadable("no sheet")),
+        Some(SheetRef::Name(n)) => names.iter().find(|s| *s == n).cloned().ok_or_else(|| {
+            format!(
+                "no sheet `{}` in the workbook, expected one of {}",
+                n.chars().take(40).collect::<String>(),
+                list()
+            )
+        }),
+        Some(SheetRef::Index(i)) => names.get(i.wrapping_sub(1)).cloned().ok_or_else(|| {
+            format!(
+                "no sheet {i} in the workbook, expected 1 to {} ({})",
+                names.len(),
+                list()
+            )
+        }),
+    }
+}
+
+fn too_many_cells() -> String {
+    format!("the sheet has more than {MAX_CELLS} non-empty cells, expected a smaller sheet")
+}
+
+fn load_sheet(kind: Kind, bytes: &[u8], options: &ExcelOptions) -> Result<Grid, String> {
+    match kind {
+        Kind::Xlsx => {
+            let mut wb: calamine::Xlsx<_> =
+                calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(unreadable)?;
+            let name = pick_sheet(&wb.sheet_names(), options)?;
+            let is_1904 = wb.has_1904_epoch();
+            // Cell by cell: calamine's whole-sheet range is dense, as large as the sheet's
+            // extent, which a small hostile file can make huge.
+            let mut reader = wb.worksheet_cells_reader(&name).map_err(unreadable)?;
+            let mut cells = Vec::new();
+            while let Some(cell) = reader.next_cell().map_err(unreadable)? {
+                let value: Data = match cell.get_value() {
+                    DataRef::Empty => continue,
+                    v => v.clone().into(),
+                };
+                if cells.len() >= MAX_CELLS {
+                    return Err(too_many_cells());
+                }
+                cells.push((cell.get_position(), value));
+            }
+            Ok(Grid::new(&name, cells, is_1904))
+        }
+        Kind::Xls => {
+            let mut wb: calamine::Xls<_> =
+                calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(unreadable)?;
+            let name = pick_sheet(&wb.sheet_names(), options)?;
+            let is_1904 = wb.has_1904_epoch();
+            let range = wb.worksheet_range(&name).map_err(unreadable)?;
+            Ok(Grid::new(&name, used(&range)?, is_1904))
+        }
+        Kind::Ods => {
+            let mut wb: calamine::Ods<_> =
+                calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(unreadable)?;
+            let name = pick_sheet(&wb.sheet_names(), options)?;
+            let range = wb.worksheet_range(&name).map_err(unreadable)?;
+            // OpenDocument dates are ISO 8601 text, not serial numbers.
+            Ok(Grid::new(&name, used(&range)?, false))
+        }
+    }
+}
+
+/// The non-empty cells of a calamine range, at absolute positions.
+fn used(range: &calamine::Range<Data>) -> Result<Vec<(Pos, Data)>, String> {
+    let (r0, c0) = range.start().unwrap_or((0, 0));
+    let mut cells = Vec::new();
+    for (r, c, d) in range.used_cells() {
+        if cells.len() >= MAX_CELLS {
+            return Err(too_many_cells());
+        }
+        cells.push(((r0 + r as u32, c0 + c as u32), d.clone()));
+    }
+    Ok(cells)
+}
+
+/// A zip workbook (.xlsx, .ods) must not expand beyond a bound related to its size: every
+/// entry is decompressed and counted (declared sizes may lie), before calamine reads any.
+fn check_expansion(bytes: &[u8]) -> Result<(), String> {
+    let bound = EXPANSION_PER_BYTE
+        .saturating_mul(bytes.len() as u64)
+        .clamp(MIN_EXPANSION, MAX_EXPANSION);
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(unreadable)?;
+    let mut total: u64 = 0;
+    let mut buf = vec![0u8; 64 << 10];
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(unreadable)?;
+        loop {
+            let n = match entry.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return Err(unreadable(e)),
+            };
+            total += n as u64;
+            if total > bound {
+                return Err(format!(
+                    "the workbook expands to more than {} MiB, expected at most {EXPANSION_PER_BYTE} times its size of {} bytes",
+                    bound >> 20,
+                    bytes.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The extents an .xls declares for its sheets (BIFF DIMENSIONS records), checked before
+/// calamine reserves room for them: any such record in the file's bytes counts.
+fn check_xls_dimensions(bytes: &[u8]) -> Result<(), String> {
+    let bound = extent_bound(bytes.len());
+    let mut i = 0;
+    while i + 4 <= bytes.len() {
+        let typ = u16::from_le_bytes([bytes[i], bytes[i + 1]]);
+        let len = u16::from_le_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        let body = bytes.get(i + 4..i + 4 + len);
+        let dims = match (typ, len, body) {
+            (0x0200, 14, Some(b)) => Some((
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64,
+                u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as u64,
+                u16::from_le_bytes([b[8], b[9]]) as u64,
+                u16::from_le_bytes([b[10], b[11]]) as u64,
+            )),
+            (0x0200, 10, Some(b)) => Some((
+                u16::from_le_bytes([b[0], b[1]]) as u64,
+                u16::from_le_bytes([b[2], b[3]]) as u64,
+                u16::from_le_bytes([b[4], b[5]]) as u64,
+                u16::from_le_bytes([b[6], b[7]]) as u64,
+            )),
+            _ => None,
+        };
+        if let Some((r0, r1, c0, c1)) = dims {
+            let extent =
+                r1.saturating_sub(r0).saturating_add(1) * c1.saturating_sub(c0).saturating_add(1);
+            if r1 < r0 || c1 < c0 || extent > bound {
+                return Err(format!(
+                    "a sheet declares {} rows × {} columns, expected at most {bound} cells for a file of {} bytes",
+                    r1.saturating_sub(r0).saturating_add(1),
+                    c1.saturating_sub(c0).saturating_add(1),
+                    bytes.len()
+                ));
+            }
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// An .ods repeats a cell or a row by an attribute; calamine expands the repeats of cells
+/// with a value, so a small file could describe billions. Rows and cells repeated more than
+/// the bound allows are refused unless they are empty (trailing empty rows and columns are
+/// written that way).
+fn check_ods_repeats(bytes: &[u8]) -> Result<(), String> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(unreadable)?;
+    let mut xml = Vec::new();
+    zip.by_name("content.xml")
+        .map_err(unreadable)?
+        .read_to_end(&mut xml)
+        .map_err(unreadable)?;
+    let bound = extent_bound(bytes.len());
+    let number = |tag: &[u8], attr: &[u8]| -> u64 {
+        let Some(at) = tag.windows(attr.len()).position(|w| w == attr) else {
+            return 1;
+        };
+        let rest = &tag[at + attr.len()..];
+        let digits: Vec<u8> = rest
+            .iter()
+            .skip_while(|b| **b == b'"' || **b == b'\'')
+            .take_while(|b| b.is_ascii_digit())
+            .copied()
+            .collect();
+        std::str::from_utf8(&digits)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    // Cells with a value in the current row, times the row's repeats, summed.
+    let mut total: u64 = 0;
+    let mut row_repeats: u64 = 1;
+    let mut i = 0;
+    while let Some(off) = xml[i..].iter().position(|&b| b == b'<') {
+        let start = i + off;
+        let end = xml[start..]
+            .iter()
+            .position(|&b| b == b'>')
+            .map_or(xml.len(), |e| start + e);
+        let tag = &xml[start..end];
+        if tag.starts_with(b"<table:table-row") {
+            row_repeats = number(tag, b"table:number-rows-repeated=");
+        } else if tag.starts_with(b"<table:table-cell")
+            || tag.starts_with(b"<table:covered-table-cell")
+        {
+            let valued = tag.windows(17).any(|w| w == b"office:value-type");
+            if valued {
+                let cells = number(tag, b"table:number-columns-repeated=");
+                total = total.saturating_add(cells.saturating_mul(row_repeats));
+                if total > bound {
+                    return Err(format!(
+                        "the sheets repeat cells with values more than {bound} times, expected at most that for a file of {} bytes",
+                        bytes.len()
+                    ));
+                }
+            }
+        }
+        i = end;
+    }
+    Ok(())
+}
+
+/// The sheet's non-empty cells must span an extent the file's size can account for: a wide
+/// sheet yields one observation per row and series, empty or not.
+fn check_extent(grid: &Grid, len: usize) -> Result<(), String> {
+    let (Some(first), Some(last)) = (grid.rows.first(), grid.rows.last()) else {
+        return Ok(());
+    };
+    let last_col = grid
+        .rows
+        .iter()
+        .filter_map(|(_, cols)| cols.last().map(|c| c.0))
+        .max()
+        .unwrap_or(0);
+    let rows = u64::from(last.0 - first.0) + 1;
+    let cols = u64::from(last_col - grid.first_col) + 1;
+    let bound = extent_bound(len);
+    if rows.saturating_mul(cols) > bound {
+        return Err(format!(
+            "sheet {} spans {rows} rows × {cols} columns, expected at most {bound} cells for a file of {len} bytes",
+            grid.sheet
+        ));
+    }
+    Ok(())
+}
+
+/// The 0-based header row, or None (reported).
+fn header_row(grid: &Grid, options: &ExcelOptions, sink: &mut dyn Sink) -> Option<u32> {
+    let Some(&(first_row, _)) = grid.rows.first() else {
+        sink.error(
+            Origin::File,
+            format!(
+                "sheet {} is empty, expected a header row and data",
+                grid.sheet
+            ),
+        );
+        return None;
+    };
+    let last_row = grid.rows.last().map_or(0, |r| r.0);
+    if let Some(n) = options.header_row {
+        if n == 0 || n - 1 > last_row {
+            sink.error(
+                grid.at((first_row, grid.first_col)),
+                format!(
+                    "header_row {n} is not a row of the sheet, expected 1 to {}",
+                    last_row + 1
+                ),
+            );
+            return None;
+        }
+        return Some(n - 1);
+    }
+    let Some(label) = &options.header else {
+        return Some(first_row);
+    };
+    let found = grid.rows.iter().map(|(r, _)| *r).find(|&r| {
+        grid.label((r, grid.first_col))
+            .eq_ignore_ascii_case(label.trim())
+    });
+    if found.is_none() {
+        sink.error(
+            grid.at((first_row, grid.first_col)),
+            format!(
+                "no row labelled `{}` in column {}, expected the header row's first cell, one of: {}",
+                excerpt(label),
+                column_name(grid.first_col),
+                labels(grid, first_row, last_row)
+            ),
+        );
+    }
+    found
+}
+
+/// The labels of the first column between two rows, for messages.
+fn labels(grid: &Grid, from: u32, to: u32) -> String {
+    let mut out: Vec<String> = grid
+        .rows
+        .iter()
+        .filter(|(r, _)| (from..=to).contains(r))
+        .map(|(r, _)| grid.label((*r, grid.first_col)))
+        .filter(|l| !l.is_empty())
+        .take(12)
+        .map(|l| format!("`{}`", excerpt(l)))
+        .collect();
+    if out.is_empty() {
+        out.push("none".into());
+    }
+    out.join(", ")
+}
+
+fn column_name(c: u32) -> String {
+    let name = cell_name((0, c));
+    name.trim_end_matches('1').to_string()
+}
+
+fn excerpt(s: &str) -> String {
+    let mut out: String = s.chars().take(60).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// A cell's value as written: a number in its shortest round-trip form, a date as a period
+/// of the frequency (or an error), text as it is, "" for nothing.
+fn render(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<String, String> {
+    Ok(match d {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        Data::Float(f) => number(*f),
+        Data::Int(i) => i.to_string(),
+        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+        Data::DateTime(dt) if dt.is_datetime() => {
+            let (y, m, day) = serial_date(dt.as_f64(), is_1904)?;
+            date_period(y, m, day, dt.as_f64(), freq)?
+        }
+        Data::DateTime(dt) => number(dt.as_f64()),
+        Data::DateTimeIso(s) => match iso_date(s) {
+            Some((y, m, day)) => period_of(y, m, day, freq),
+            None => s.clone(),
+        },
+        Data::DurationIso(s) => s.clone(),
+        Data::Error(e) => e.to_string(),
+    })
+}
+
+/// A float in its shortest form that reads back as the same double: 2923556.4817, not
+/// 2923556.4816999999.
+fn number(f: f64) -> String {
+    if f == 0.0 {
+        return "0".into();
+    }
+    format!("{f}")
+}
+
+/// `YYYY-MM-DD…` at the start of an ISO 8601 text.
+fn iso_date(s: &str) -> Option<(i64, u32, u32)> {
+    let b = s.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = s.get(0..4)?.parse().ok()?;
+    let m: u32 = s.get(5..7)?.parse().ok()?;
+    let d: u32 = s.get(8..10)?.parse().ok()?;
+    let valid = (1..=12).contains(&m)
+        && d >= 1
+        && i64::from(d) <= crate::dataset::calendar::days_in_month(y, i64::from(m));
+    valid.then_some((y, m, d))
+}
+
+/// The civil date of an Excel serial number (the whole days of it). The 1900 system counts
+/// 1900-01-01 as 1 and has a 29 February 1900 (60) that the calendar does not: it is returned
+/// as (1900, 2, 29). The 1904 system counts 1904-01-01 as 0.
+pub fn serial_date(serial: f64, is_1904: bool) -> Result<(i64, u32, u32), String> {
+    // 9999-12-31, Excel's last date, in either system.
+    let last = if is_1904 { 2_957_003.0 } else { 2_958_465.0 };
+    let first = if is_1904 { 0.0 } else { 1.0 };
+    if !serial.is_finite() || serial < first || serial >= last + 1.0 {
+        return Err(format!(
+            "serial number {} is not a date of the {} date system, expected {first} to {last}",
+            number(serial),
+            if is_1904 { "1904" } else { "1900" }
+        ));
+    }
+    let n = serial.floor() as i64;
+    let days = if is_1904 {
+        days_from_civil(1904, 1, 1) + n
+    } else if n == 60 {
+        return Ok((1900, 2, 29));
+    } else if n < 60 {
+        days_from_civil(1900, 1, 1) + n - 1
+    } else {
+        days_from_civil(1899, 12, 30) + n
+    };
+    let (y, m, d) = civil_from_days(days);
+    Ok((y, m as u32, d as u32))
+}
+
+/// A date as the period of `freq` holding it; 1900-02-29 (which the 1900 system counts but
+/// the calendar lacks) is no day.
+fn date_period(
+    y: i64,
+    m: u32,
+    d: u32,
+    serial: f64,
+    freq: Option<Frequency>,
+) -> Result<String, String> {
+    let real = d >= 1
+        && m >= 1
+        && i64::from(d) <= crate::dataset::calendar::days_in_month(y, i64::from(m));
+    if !real && matches!(freq, None | Some(Frequency::Daily)) {
+        return Err(format!(
+            "serial number {} is {y}-{m:02}-{d:02}, a day the 1900 date system counts but the calendar does not have, expected another date",
+            number(serial)
+        ));
+    }
+    Ok(period_of(y, m, d, freq))
+}
+
+fn period_of(y: i64, m: u32, d: u32, freq: Option<Frequency>) -> String {
+    match freq {
+        Some(Frequency::Annual) => format!("{y:04}"),
+        Some(Frequency::Quarterly) => format!("{y:04}-Q{}", (m - 1) / 3 + 1),
+        Some(Frequency::Monthly) => format!("{y:04}-{m:02}"),
+        Some(Frequency::Daily) | None => format!("{y:04}-{m:02}-{d:02}"),
+    }
+}
+
+/// A period cell of the wide layout: a number is a serial date, a date cell its date, text
+/// the period as written.
+fn period_cell(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<String, String> {
+    match d {
+        Data::Float(_) | Data::Int(_) => {
+            let serial = match d {
+                Data::Float(f) => *f,
+                Data::Int(i) => *i as f64,
+                _ => unreachable!("matched above"),
+            };
+            let (y, m, day) = serial_date(serial, is_1904)?;
+            date_period(y, m, day, serial, freq)
+        }
+        Data::String(s) => Ok(s.trim().to_string()),
+        other => render(other, is_1904, freq),
+    }
+}
+
+/// The wide layout: the first column holds periods, every other header cell names a series.
+fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
+    let series_id = options.series.as_deref().unwrap_or("series_id");
+    let period_col = grid.first_col;
+    // Series columns: header cells with text right of the period column.
+    let mut series: Vec<(u32, String)> = Vec::new();
+    let mut bad = false;
+    for (c, d) in grid.row(header).unwrap_or(&[]) {
+        if *c == period_col {
+            continue;
+        }
+        let id = match render(d, grid.is_1904, None) {
+            Ok(s) => s.trim().to_string(),
+            Err(e) => {
+                sink.error(grid.at((header, *c)), e);
+                bad = true;
+                continue;
+            }
+        };
+        if id.is_empty() {
+            continue;
+        }
+        if let Some((k, _)) = series.iter().find(|(_, s)| *s == id) {
+            sink.error(
+                grid.at((header, *c)),
+                format!(
+                    "duplicate series id `{}` (also in column {}), expected unique ids in the header row",
+                    excerpt(&id),
+                    column_name(*k)
+                ),
+            );
+            bad = true;
+            continue;
+        }
+        series.push((*c, id));
+    }
+    if series.is_empty() {
+        sink.error(
+            grid.at((header, period_col)),
+            format!(
+                "no series id in header row {} right of column {}, expected one per series column",
+                header + 1,
+                column_name(period_col)
+            ),
+        );
+        return;
+    }
+    let Some(meta) = metadata_rows(grid, header, options, series_id, sink) else {
+        return;
+    };
+    if bad {
+        return;
+    }
+
+    let mut components = vec![Component::new(series_id, Role::Dimension)];
+    components.extend(
+        meta.iter()
+            .map(|(id, _)| Component::new(id.as_str(), Role::Attribute)),
+    );
+    components.push(Component::new("period", Role::Time));
+    components.push(Component::new("value", Role::Measure));
+    let n_meta = meta.len();
+    let header_origin = |i: usize| match i {
+        0 => grid.at((header, series[0].0)),
+        i if i <= n_meta => grid.at((meta[i - 1].1, period_col)),
+        _ => grid.at((header, period_col)),
+    };
+    if !sink.components(&components, &header_origin) {
+        return;
+    }
+
+    // The metadata of each series, read once.
+    let freq = options.frequency;
+    let mut values: Vec<Vec<String>> = Vec::with_capacity(series.len());
+    for (c, _) in &series {
+        let mut v = Vec::with_capacity(n_meta);
+        for (_, r) in &meta {
+            match render(grid.cell((*r, *c)), grid.is_1904, None) {
+                Ok(s) => v.push(s.trim().to_string()),
+                Err(e) => {
+                    sink.error(grid.at((*r, *c)), e);
+                    v.push(String::new());
+                }
+            }
+        }
+        values.push(v);
+    }
+    if let Some(k) = meta.iter().position(|(id, _)| id == "description") {
+        for ((_, id), v) in series.iter().zip(&values) {
+            if !v[k].is_empty() {
+                sink.name(0, id, "", &v[k]);
+            }
+        }
+    }
+
+    // Series are in column order: a column is found by binary search.
+    let is_series = |c: u32| series.binary_search_by_key(&c, |s| s.0).is_ok();
+    for (r, cols) in grid.rows.iter().filter(|(r, _)| *r > header) {
+        let r = *r;
+        let has_values = cols.iter().any(|(c, _)| is_series(*c));
+        for (c, d) in cols {
+            if *c != period_col && !is_series(*c) && *d != Data::Empty {
+                sink.error(
+                    grid.at((r, *c)),
+                    format!(
+                        "a cell in column {} which has no series id in header row {}, expected it empty",
+                        column_name(*c),
+                        header + 1
+                    ),
+                );
+            }
+        }
+        let period_data = grid.cell((r, period_col));
+        let period = match period_cell(period_data, grid.is_1904, freq) {
+            Ok(p) => p,
+            Err(e) => {
+                sink.error(grid.at((r, period_col)), e);
+                continue;
+            }
+        };
+        if !has_values {
+            // A note under the data, or an empty row: no observations unless it has a period.
+            if period.is_empty() || crate::dataset::calendar::Period::parse(&period).is_none() {
+                continue;
+            }
+        }
+        if period.is_empty() {
+            sink.error(
+                grid.at((r, period_col)),
+                format!(
+                    "no period in column {}, expected a date, a serial number or a period such as 2024-Q1",
+                    column_name(period_col)
+                ),
+            );
+            continue;
+        }
+        for (k, (c, id)) in series.iter().enumerate() {
+            let pos = (r, *c);
+            let value = match render(grid.cell(pos), grid.is_1904, None) {
+                Ok(v) => v,
+                Err(e) => {
+                    sink.error(grid.at(pos), e);
+                    continue;
+                }
+            };
+            let mut fields: Vec<&str> = Vec::with_capacity(n_meta + 3);
+            fields.push(id);
+            fields.extend(values[k].iter().map(String::as_str));
+            fields.push(&period);
+            fields.push(&value);
+            let origin = |i: usize| match i {
+                0 => grid.at((header, *c)),
+                i if i <= n_meta => grid.at((meta[i - 1].1, *c)),
+                i if i == n_meta + 1 => grid.at((r, period_col)),
+                _ => grid.at(pos),
+            };
+            sink.row(&fields, &origin);
+        }
+    }
+}
+
+/// The metadata rows the options map, each above the header: (component id, 0-based row).
+fn metadata_rows(
+    grid: &Grid,
+    header: u32,
+    options: &ExcelOptions,
+    series_id: &str,
+    sink: &mut dyn Sink,
+) -> Option<Vec<(String, u32)>> {
+    let mut out = Vec::new();
+    let mut bad = false;
+    let first = grid.rows.first().map_or(0, |r| r.0);
+    for (id, row) in &options.metadata {
+        if [series_id, "period", "value"].contains(&id.as_str()) {
+            sink.error(
+                grid.at((header, grid.first_col)),
+                format!("metadata `{}` has the name of a component the wide layout has, expected another name than `{series_id}`, `period` and `value`", excerpt(id)),
+            );
+            bad = true;
+            continue;
+        }
+        let found = match row {
+            RowRef::Number(n) => (*n >= 1 && *n - 1 < header).then(|| n - 1),
+            RowRef::Label(l) => grid
+                .rows
+                .iter()
+                .map(|(r, _)| *r)
+                .take_while(|r| *r < header)
+                .find(|&r| {
+                    grid.label((r, grid.first_col))
+                        .eq_ignore_ascii_case(l.trim())
+                }),
+        };
+        match found {
+            Some(r) => out.push((id.clone(), r)),
+            None => {
+                let what = match row {
+                    RowRef::Number(n) => format!("row {n}"),
+                    RowRef::Label(l) => format!("no row labelled `{}`", excerpt(l)),
+                };
+                sink.error(
+                    grid.at((header, grid.first_col)),
+                    format!(
+                        "metadata `{}`: {what} above header row {}, expected a row 1 to {} or one of the labels: {}",
+                        excerpt(id),
+                        header + 1,
+                        header,
+                        labels(grid, first, header.saturating_sub(1))
+                    ),
+                );
+                bad = true;
+            }
+        }
+    }
+    (!bad).then_some(out)
+}
+
+/// The long layout: every header cell names a component; each row below is an observation.
+fn long(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
+    if !options.metadata.is_empty() {
+        sink.error(
+            Origin::File,
+            "metadata rows are read in the wide layout, expected no `metadata` with layout = \"long\"".into(),
+        );
+        return;
+    }
+    let mut columns: Vec<(u32, String)> = Vec::new();
+    let mut bad = false;
+    for (c, d) in grid.row(header).unwrap_or(&[]) {
+        let id = match render(d, grid.is_1904, None) {
+            Ok(s) => s.trim().to_string(),
+            Err(e) => {
+                sink.error(grid.at((header, *c)), e);
+                bad = true;
+                continue;
+            }
+        };
+        if id.is_empty() {
+            continue;
+        }
+        if let Some((k, _)) = columns.iter().find(|(_, s)| *s == id) {
+            sink.error(
+                grid.at((header, *c)),
+                format!(
+                    "duplicate column `{}` (also column {}), expected unique column names",
+                    excerpt(&id),
+                    column_name(*k)
+                ),
+            );
+            bad = true;
+            continue;
+        }
+        columns.push((*c, id));
+    }
+    if columns.is_empty() || bad {
+        if columns.is_empty() {
+            sink.error(
+                grid.at((header, grid.first_col)),
+                format!("header row {} is empty, expected column names", header + 1),
+            );
+        }
+        return;
+    }
+    let components: Vec<Component> = columns
+        .iter()
+        .map(|(_, id)| Component::new(id.as_str(), Role::Dimension))
+        .collect();
+    if !sink.components(&components, &|i| grid.at((header, columns[i].0))) {
+        return;
+    }
+    let freq = options.frequency;
+    let mut texts: Vec<String> = vec![String::new(); columns.len()];
+    for (r, cols) in grid.rows.iter().filter(|(r, _)| *r > header) {
+        let r = *r;
+        let mut ok = true;
+        for (c, d) in cols {
+            if *d != Data::Empty && !columns.iter().any(|k| k.0 == *c) {
+                sink.error(
+                    grid.at((r, *c)),
+                    format!(
+                        "a cell in column {} which has no name in header row {}, expected it empty",
+                        column_name(*c),
+                        header + 1
+                    ),
+                );
+                ok = false;
+            }
+        }
+        for (k, (c, _)) in columns.iter().enumerate() {
+            match render(grid.cell((r, *c)), grid.is_1904, freq) {
+                Ok(s) => texts[k] = s,
+                Err(e) => {
+                    sink.error(grid.at((r, *c)), e);
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let fields: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let first = columns[0].0;
+        sink.row(&fields, &|i| {
+            let c = columns.get(i).map_or(first, |k| k.0);
+            grid.at((r, c))
+        });
+    }
+}
