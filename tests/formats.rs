@@ -984,7 +984,7 @@ fn excel_abs_labour_force_xlsx_wide_with_metadata_rows() {
     // Data1!B11: serial 31017 (1984-12-01), 2923556.4816999999 thousand hours as stored: the
     // double 2923556.4817, times 1000.
     assert_eq!(got[&q("A84426298K", "1984-Q4")], (2_923_556_481.7, None));
-    // Data1!B158: serial 44440 (2021-08-01), 5219204.7937000003.
+    // Data1!B158: serial 44440 (2021-09-01), 5219204.7937000003.
     assert_eq!(got[&q("A84426298K", "2021-Q3")], (5_219_204_793.7, None));
     let ps = periods(&got, "quarter");
     assert_eq!(

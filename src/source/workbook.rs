@@ -220,14 +220,10 @@ fn kind(bytes: &[u8]) -> Result<Kind, String> {
         return Ok(Kind::Xls);
     }
     if bytes.starts_with(b"PK\x03\x04") {
-        // An OpenDocument file names its type in its first entry, `mimetype`, stored as is.
-        let head = &bytes[..bytes.len().min(128)];
-        let ods = b"application/vnd.oasis.opendocument.spreadsheet";
-        return Ok(if head.windows(ods.len()).any(|w| w == ods) {
-            Kind::Ods
-        } else {
-            Kind::Xlsx
-        });
+        // An OpenDocument spreadsheet keeps its cells in content.xml, Office Open XML in xl/.
+        let ods = zip::ZipArchive::new(Cursor::new(bytes))
+            .is_ok_and(|z| z.index_for_name("content.xml").is_some());
+        return Ok(if ods { Kind::Ods } else { Kind::Xlsx });
     }
     Err(unreadable(
         "neither a zip (.xlsx, .ods) nor a compound document (.xls)",
@@ -1009,5 +1005,570 @@ fn long(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
             let c = columns.get(i).map_or(first, |k| k.0);
             grid.at((r, c))
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Collect;
+    use std::io::Write;
+
+    const ABS_XLSX: &[u8] =
+        include_bytes!("../../tests/fixtures/publishers/xlsx/abs_6202021_labour_force.xlsx");
+
+    /// A zip of these entries, deflated.
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, data) in entries {
+            let o = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            w.start_file(*name, o).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    /// A cell of a test sheet: a number, or text written as an inline string.
+    enum V {
+        N(&'static str),
+        T(&'static str),
+    }
+
+    /// An .xlsx of sheets, each a list of (reference, value); `date1904` sets the 1904 system.
+    fn xlsx(sheets: &[(&str, Vec<(&str, V)>)], date1904: bool) -> Vec<u8> {
+        let mut workbook = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><workbookPr{}/><sheets>"#,
+            if date1904 { r#" date1904="1""# } else { "" }
+        );
+        let mut rels = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">"#,
+        );
+        let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
+        for (i, (name, cells)) in sheets.iter().enumerate() {
+            let n = i + 1;
+            workbook.push_str(&format!(
+                r#"<sheet name="{name}" sheetId="{n}" r:id="rId{n}"/>"#
+            ));
+            rels.push_str(&format!(
+                r#"<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{n}.xml"/>"#
+            ));
+            let mut rows: BTreeMap<u32, String> = BTreeMap::new();
+            for (r, v) in cells {
+                let row: u32 = r
+                    .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                    .parse()
+                    .unwrap();
+                let cell = match v {
+                    V::N(x) => format!(r#"<c r="{r}"><v>{x}</v></c>"#),
+                    V::T(t) => format!(r#"<c r="{r}" t="inlineStr"><is><t>{t}</t></is></c>"#),
+                };
+                rows.entry(row).or_default().push_str(&cell);
+            }
+            let data: String = rows
+                .iter()
+                .map(|(r, c)| format!(r#"<row r="{r}">{c}</row>"#))
+                .collect();
+            parts.push((
+                format!("xl/worksheets/sheet{n}.xml"),
+                format!(
+                    r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{data}</sheetData></worksheet>"#
+                )
+                .into_bytes(),
+            ));
+        }
+        workbook.push_str("</sheets></workbook>");
+        rels.push_str("</Relationships>");
+        let types = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>"#;
+        let root = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+        let mut entries: Vec<(&str, &[u8])> = vec![
+            ("[Content_Types].xml", types.as_bytes()),
+            ("_rels/.rels", root.as_bytes()),
+            ("xl/workbook.xml", workbook.as_bytes()),
+            ("xl/_rels/workbook.xml.rels", rels.as_bytes()),
+        ];
+        for (name, data) in &parts {
+            entries.push((name, data));
+        }
+        zip_of(&entries)
+    }
+
+    fn run(bytes: &[u8], options: &ExcelOptions) -> Collect {
+        let mut c = Collect::default();
+        read(bytes, options, &mut c);
+        c
+    }
+
+    fn at(cell: &str) -> Origin {
+        Origin::Path(format!("Data!{cell}"))
+    }
+
+    fn meta(pairs: &[(&str, RowRef)]) -> BTreeMap<String, RowRef> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    /// An ABS-like sheet: description and unit rows, the series ids in row 3, two quarters.
+    fn abs_like() -> Vec<(&'static str, V)> {
+        use V::*;
+        vec![
+            ("B1", T("Hours ;  Persons ;")),
+            ("C1", T("Hours ;  Males ;")),
+            ("A2", T("Unit")),
+            ("B2", T("000 Hours")),
+            ("C2", T("000 Hours")),
+            ("A3", T("Series ID")),
+            ("B3", T("A1X")),
+            ("C3", T("A2Y")),
+            ("A4", N("31017")),
+            ("B4", N("2923556.4816999999")),
+            ("C4", N("0.30000000000000004")),
+            ("A5", N("31107")),
+            ("B5", N("12")),
+        ]
+    }
+
+    fn abs_options() -> ExcelOptions {
+        ExcelOptions {
+            header: Some("series id".into()),
+            frequency: Some(Frequency::Quarterly),
+            metadata: meta(&[
+                ("description", RowRef::Number(1)),
+                ("unit", RowRef::Label("Unit".into())),
+            ]),
+            ..ExcelOptions::default()
+        }
+    }
+
+    #[test]
+    fn serial_numbers_in_the_1900_system_with_its_29_february() {
+        let d = |s: f64| serial_date(s, false);
+        assert_eq!(d(1.0), Ok((1900, 1, 1)));
+        assert_eq!(d(59.0), Ok((1900, 2, 28)));
+        assert_eq!(d(60.0), Ok((1900, 2, 29)));
+        assert_eq!(d(61.0), Ok((1900, 3, 1)));
+        assert_eq!(d(31017.0), Ok((1984, 12, 1)));
+        assert_eq!(d(44440.75), Ok((2021, 9, 1)));
+        assert_eq!(d(2_958_465.0), Ok((9999, 12, 31)));
+        assert_eq!(
+            d(0.0),
+            Err(
+                "serial number 0 is not a date of the 1900 date system, expected 1 to 2958465"
+                    .into()
+            )
+        );
+        assert!(d(2_958_466.0).is_err());
+        assert!(d(-3.0).is_err());
+        assert!(d(f64::NAN).is_err());
+        // 1900-02-29 is a month and a quarter, not a day.
+        assert_eq!(
+            date_period(1900, 2, 29, 60.0, Some(Frequency::Monthly)),
+            Ok("1900-02".into())
+        );
+        assert_eq!(
+            date_period(1900, 2, 29, 60.0, Some(Frequency::Daily)),
+            Err("serial number 60 is 1900-02-29, a day the 1900 date system counts but the calendar does not have, expected another date".into())
+        );
+    }
+
+    #[test]
+    fn serial_numbers_in_the_1904_system() {
+        let d = |s: f64| serial_date(s, true);
+        assert_eq!(d(0.0), Ok((1904, 1, 1)));
+        assert_eq!(d(59.0), Ok((1904, 2, 29)));
+        // 1462 days between the two systems' day counts.
+        assert_eq!(d(31017.0 - 1462.0), Ok((1984, 12, 1)));
+        assert_eq!(d(2_957_003.0), Ok((9999, 12, 31)));
+        assert!(d(-1.0).is_err());
+        assert!(d(2_957_004.0).is_err());
+    }
+
+    #[test]
+    fn periods_of_each_frequency() {
+        let p = |f| period_of(2024, 8, 1, f);
+        assert_eq!(p(Some(Frequency::Annual)), "2024");
+        assert_eq!(p(Some(Frequency::Quarterly)), "2024-Q3");
+        assert_eq!(p(Some(Frequency::Monthly)), "2024-08");
+        assert_eq!(p(Some(Frequency::Daily)), "2024-08-01");
+        assert_eq!(p(None), "2024-08-01");
+        assert_eq!(
+            period_of(2024, 12, 31, Some(Frequency::Quarterly)),
+            "2024-Q4"
+        );
+    }
+
+    #[test]
+    fn cell_names_and_sheet_references() {
+        assert_eq!(cell_name((0, 0)), "A1");
+        assert_eq!(cell_name((11, 2)), "C12");
+        assert_eq!(cell_name((0, 25)), "Z1");
+        assert_eq!(cell_name((0, 26)), "AA1");
+        assert_eq!(cell_name((1_048_575, 16_383)), "XFD1048576");
+        assert_eq!(sheet_ref("Data1"), "Data1");
+        assert_eq!(sheet_ref("My sheet"), "'My sheet'");
+        assert_eq!(sheet_ref("O'Brien"), "'O''Brien'");
+        assert_eq!(sheet_ref(&"x".repeat(100)), "x".repeat(40));
+    }
+
+    #[test]
+    fn numbers_in_their_shortest_round_trip_form() {
+        assert_eq!(number(2923556.4816999999), "2923556.4817");
+        assert_eq!(number(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(-0.0), "0");
+        assert_eq!(number(1e21), "1000000000000000000000");
+    }
+
+    #[test]
+    fn wide_sheet_with_metadata_rows_found_by_label_and_number() {
+        let c = run(&xlsx(&[("Data", abs_like())], false), &abs_options());
+        assert_eq!(c.errors, vec![]);
+        let ids: Vec<(&str, Role)> = c
+            .components
+            .iter()
+            .map(|c| (c.id.as_str(), c.role))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("series_id", Role::Dimension),
+                ("description", Role::Attribute),
+                ("unit", Role::Attribute),
+                ("period", Role::Time),
+                ("value", Role::Measure),
+            ]
+        );
+        assert_eq!(
+            c.headers,
+            [at("B3"), at("A1"), at("A2"), at("A3"), at("A3")]
+        );
+        assert_eq!(
+            c.rows,
+            [
+                [
+                    "A1X",
+                    "Hours ;  Persons ;",
+                    "000 Hours",
+                    "1984-Q4",
+                    "2923556.4817"
+                ],
+                [
+                    "A2Y",
+                    "Hours ;  Males ;",
+                    "000 Hours",
+                    "1984-Q4",
+                    "0.30000000000000004"
+                ],
+                ["A1X", "Hours ;  Persons ;", "000 Hours", "1985-Q1", "12"],
+                // An empty cell is an observation with no figure, never 0.
+                ["A2Y", "Hours ;  Males ;", "000 Hours", "1985-Q1", ""],
+            ]
+        );
+        assert_eq!(
+            c.origins[1],
+            [at("C3"), at("C1"), at("C2"), at("A4"), at("C4")]
+        );
+        assert_eq!(c.origins[3][4], at("C5"));
+        assert_eq!(
+            c.names,
+            [
+                (0, "A1X".into(), "".into(), "Hours ;  Persons ;".into()),
+                (0, "A2Y".into(), "".into(), "Hours ;  Males ;".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_1904_workbook_counts_serial_numbers_from_1904() {
+        use V::*;
+        let cells = vec![
+            ("A1", T("Date")),
+            ("B1", T("X")),
+            ("A2", N("0")),
+            ("B2", N("1")),
+            ("A3", N("29555")),
+            ("B3", N("2")),
+        ];
+        let c = run(&xlsx(&[("Data", cells)], true), &ExcelOptions::default());
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(c.column("period"), ["1904-01-01", "1984-12-01"]);
+        // The same serial numbers in the 1900 system: 0 is no date.
+        let cells = vec![
+            ("A1", T("Date")),
+            ("B1", T("X")),
+            ("A2", N("0")),
+            ("B2", N("1")),
+        ];
+        let c = run(&xlsx(&[("Data", cells)], false), &ExcelOptions::default());
+        assert_eq!(
+            c.error_lines(),
+            ["Data!A2: serial number 0 is not a date of the 1900 date system, expected 1 to 2958465"]
+        );
+    }
+
+    #[test]
+    fn header_row_by_number_or_first_non_empty_row_and_text_periods() {
+        use V::*;
+        let cells = vec![
+            ("B2", T("Note")),
+            ("A4", T("Period")),
+            ("B4", T("S1")),
+            ("A5", T("2024-Q1")),
+            ("B5", N("1.5")),
+            ("A6", T("Source: a note under the data")),
+        ];
+        let book = xlsx(&[("Other", vec![]), ("Data", cells)], false);
+        let by_number = ExcelOptions {
+            sheet: Some(SheetRef::Index(2)),
+            header_row: Some(4),
+            ..ExcelOptions::default()
+        };
+        let c = run(&book, &by_number);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(c.rows, [["S1", "2024-Q1", "1.5"]]);
+        // Default: the first non-empty row (row 2) is the header; `Note` is its series.
+        let by_name = ExcelOptions {
+            sheet: Some(SheetRef::Name("Data".into())),
+            ..ExcelOptions::default()
+        };
+        let c = run(&book, &by_name);
+        // Text periods are passed on as written, for the pipeline to check; a row with no
+        // value and no period (a note) is no observation.
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(
+            c.rows,
+            [["Note", "Period", "S1"], ["Note", "2024-Q1", "1.5"]]
+        );
+    }
+
+    #[test]
+    fn long_layout_reads_every_column_as_a_component() {
+        use V::*;
+        let cells = vec![
+            ("A1", T("REF_AREA")),
+            ("B1", T("TIME_PERIOD")),
+            ("C1", T("OBS_VALUE")),
+            ("A2", T("AU")),
+            ("B2", T("2024-Q1")),
+            ("C2", N("101.25")),
+            ("A4", T("NZ")),
+            ("B4", T("2024-Q1")),
+        ];
+        let options = ExcelOptions {
+            layout: Layout::Long,
+            ..ExcelOptions::default()
+        };
+        let c = run(&xlsx(&[("Data", cells)], false), &options);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(
+            c.components
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>(),
+            ["REF_AREA", "TIME_PERIOD", "OBS_VALUE"]
+        );
+        assert_eq!(c.rows, [["AU", "2024-Q1", "101.25"], ["NZ", "2024-Q1", ""]]);
+        assert_eq!(c.origins[1], [at("A4"), at("B4"), at("C4")]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_its_cell() {
+        use V::*;
+        let cells = vec![
+            ("A1", T("Series ID")),
+            ("B1", T("S1")),
+            ("C1", T("S1")),
+            ("A2", N("60")),
+            ("B2", N("1")),
+            ("A3", N("31017")),
+            ("B3", N("2")),
+            ("D3", N("9")),
+            ("B4", N("3")),
+        ];
+        let book = xlsx(&[("Data", cells)], false);
+        let c = run(&book, &ExcelOptions::default());
+        assert_eq!(
+            c.error_lines(),
+            ["Data!C1: duplicate series id `S1` (also in column B), expected unique ids in the header row"]
+        );
+        let cells = vec![
+            ("A1", T("Series ID")),
+            ("B1", T("S1")),
+            ("A2", N("60")),
+            ("B2", N("1")),
+            ("A3", N("31017")),
+            ("B3", N("2")),
+            ("D3", N("9")),
+            ("B4", N("3")),
+        ];
+        let c = run(&xlsx(&[("Data", cells)], false), &ExcelOptions::default());
+        assert_eq!(
+            c.error_lines(),
+            [
+                "Data!A2: serial number 60 is 1900-02-29, a day the 1900 date system counts but the calendar does not have, expected another date",
+                "Data!D3: a cell in column D which has no series id in header row 1, expected it empty",
+                "Data!A4: no period in column A, expected a date, a serial number or a period such as 2024-Q1",
+            ]
+        );
+        assert_eq!(c.rows, [["S1", "1984-12-01", "2"]]);
+    }
+
+    #[test]
+    fn options_that_do_not_match_the_workbook_are_reported() {
+        let book = xlsx(&[("Data", abs_like())], false);
+        let with = |f: &dyn Fn(&mut ExcelOptions)| {
+            let mut o = abs_options();
+            f(&mut o);
+            run(&book, &o).error_lines()
+        };
+        assert_eq!(
+            with(&|o| o.sheet = Some(SheetRef::Name("Data1".into()))),
+            ["no sheet `Data1` in the workbook, expected one of `Data`"]
+        );
+        assert_eq!(
+            with(&|o| o.sheet = Some(SheetRef::Index(2))),
+            ["no sheet 2 in the workbook, expected 1 to 1 (`Data`)"]
+        );
+        assert_eq!(
+            with(&|o| o.header = Some("Series Identifier".into())),
+            ["Data!A1: no row labelled `Series Identifier` in column A, expected the header row's first cell, one of: `Unit`, `Series ID`"]
+        );
+        assert_eq!(
+            with(&|o| {
+                o.metadata.insert("frequency".into(), RowRef::Label("Frequency".into()));
+            }),
+            ["Data!A3: metadata `frequency`: no row labelled `Frequency` above header row 3, expected a row 1 to 2 or one of the labels: `Unit`"]
+        );
+        assert_eq!(
+            with(&|o| o.header_row = Some(9)),
+            ["Data!A1: header_row 9 is not a row of the sheet, expected 1 to 5"]
+        );
+    }
+
+    #[test]
+    fn the_abs_workbook_reads_at_its_cells() {
+        let options = ExcelOptions {
+            sheet: Some(SheetRef::Name("Data1".into())),
+            header_row: Some(10),
+            frequency: Some(Frequency::Monthly),
+            metadata: meta(&[("unit", RowRef::Label("Unit".into()))]),
+            ..ExcelOptions::default()
+        };
+        let c = run(ABS_XLSX, &options);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(c.rows.len(), 7 * 148);
+        assert_eq!(
+            c.rows[0],
+            ["A84426298K", "000 Hours", "1984-12", "2923556.4817"]
+        );
+        assert_eq!(
+            c.origins[0],
+            [
+                Origin::Path("Data1!B10".into()),
+                Origin::Path("Data1!B2".into()),
+                Origin::Path("Data1!A11".into()),
+                Origin::Path("Data1!B11".into()),
+            ]
+        );
+        let last = c.rows.last().unwrap();
+        assert_eq!(last, &["A84426295C", "000 Hours", "2021-09", "1067782.869"]);
+        assert_eq!(
+            c.origins.last().unwrap()[3],
+            Origin::Path("Data1!H158".into())
+        );
+    }
+
+    #[test]
+    fn files_that_are_not_workbooks_are_refused_without_panic() {
+        let c = run(b"Date,Value\n2024,1\n", &ExcelOptions::default());
+        assert_eq!(
+            c.error_lines(),
+            ["unreadable workbook: neither a zip (.xlsx, .ods) nor a compound document (.xls), expected an .xlsx, .xlsm, .xls or .ods file"]
+        );
+        // Every truncation of a real workbook is an error, never a panic.
+        for cut in (0..ABS_XLSX.len()).step_by(997) {
+            let c = run(&ABS_XLSX[..cut], &abs_options());
+            assert_eq!(c.errors.len(), 1, "cut at {cut}: {:?}", c.errors);
+            assert!(c.rows.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_before_it_is_expanded() {
+        let zeros = vec![b'0'; 20 << 20];
+        let mut sheet = abs_like();
+        sheet.push(("D1", V::T("x")));
+        let book = xlsx(&[("Data", sheet)], false);
+        // The same workbook with one more entry of 20 MiB of zeros.
+        let mut z = zip::ZipArchive::new(Cursor::new(&book[..])).unwrap();
+        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+        for i in 0..z.len() {
+            let mut f = z.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            entries.push((f.name().to_string(), data));
+        }
+        entries.push(("xl/padding.xml".into(), zeros));
+        let refs: Vec<(&str, &[u8])> = entries.iter().map(|(n, d)| (n.as_str(), &d[..])).collect();
+        let bomb = zip_of(&refs);
+        assert!(bomb.len() < 100_000, "{}", bomb.len());
+        let c = run(&bomb, &abs_options());
+        assert_eq!(
+            c.error_lines(),
+            [format!("the workbook expands to more than 16 MiB, expected at most 100 times its size of {} bytes", bomb.len())]
+        );
+    }
+
+    #[test]
+    fn a_sheet_spanning_more_than_its_file_can_describe_is_refused() {
+        use V::*;
+        let cells = vec![
+            ("A1", T("Series ID")),
+            ("B1", T("S")),
+            ("XFD1048576", N("1")),
+        ];
+        let book = xlsx(&[("Data", cells)], false);
+        let c = run(&book, &ExcelOptions::default());
+        assert_eq!(
+            c.error_lines(),
+            [format!("sheet Data spans 1048576 rows × 16384 columns, expected at most 1048576 cells for a file of {} bytes", book.len())]
+        );
+    }
+
+    #[test]
+    fn an_xls_declaring_a_huge_sheet_is_refused_before_calamine_reads_it() {
+        let mut bytes = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        bytes.extend_from_slice(&[0; 100]);
+        // DIMENSIONS: rows 0 to 4294967294, columns 0 to 255.
+        bytes.extend_from_slice(&[0x00, 0x02, 14, 0]);
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(&0u16.to_le_bytes());
+        bytes.extend_from_slice(&256u16.to_le_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        let c = run(&bytes, &ExcelOptions::default());
+        assert_eq!(
+            c.error_lines(),
+            ["a sheet declares 4294967296 rows × 257 columns, expected at most 1048576 cells for a file of 126 bytes"]
+        );
+    }
+
+    #[test]
+    fn an_ods_repeating_a_cell_a_billion_times_is_refused() {
+        let content = r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"><office:body><office:spreadsheet><table:table table:name="Data"><table:table-row table:number-rows-repeated="1000"><table:table-cell office:value-type="float" office:value="1" table:number-columns-repeated="1000000"/></table:table-row><table:table-row table:number-rows-repeated="1048000"><table:table-cell table:number-columns-repeated="16384"/></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#;
+        let ods = zip_of(&[
+            (
+                "mimetype",
+                b"application/vnd.oasis.opendocument.spreadsheet",
+            ),
+            ("content.xml", content.as_bytes()),
+        ]);
+        let c = run(&ods, &ExcelOptions::default());
+        assert_eq!(
+            c.error_lines(),
+            [format!("the sheets repeat cells with values more than 1048576 times, expected at most that for a file of {} bytes", ods.len())]
+        );
     }
 }
