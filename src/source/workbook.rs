@@ -1214,7 +1214,11 @@ mod tests {
 
     #[test]
     fn numbers_in_their_shortest_round_trip_form() {
-        assert_eq!(number(2923556.4816999999), "2923556.4817");
+        // The text a cell stores, read as Excel does.
+        assert_eq!(
+            number("2923556.4816999999".parse().unwrap()),
+            "2923556.4817"
+        );
         assert_eq!(number(0.1 + 0.2), "0.30000000000000004");
         assert_eq!(number(3.0), "3");
         assert_eq!(number(-0.0), "0");
