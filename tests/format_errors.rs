@@ -210,6 +210,20 @@ cases!(json_stat in "json-stat": [
     missing_file,
 ]);
 
+cases!(excel in "excel": [
+    truncated,
+    not_a_workbook,
+    zip_bomb,
+    no_sheet,
+    no_metadata_row,
+    duplicate_column,
+    cell_outside_the_data,
+    non_numeric,
+    bad_periods,
+    unknown_unit_code,
+    options_of_another_format,
+]);
+
 const HEAD: &str = r#"[dataset]
 name = "many_bad_rows"
 title = "Thousands of bad rows"
