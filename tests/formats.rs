@@ -966,7 +966,7 @@ fn xlsx_cells(bytes: &[u8], sheet_xml: &str) -> BTreeMap<String, String> {
 fn excel_abs_labour_force_xlsx_wide_with_metadata_rows() {
     let ds = load("excel-abs-labour-force.toml");
     assert_eq!(ds.info.name, "abs_lfs_hours");
-    let name = "abs_hours_worked";
+    let name = "abs_labour_input_all_jobs";
     let got = shape(
         &ds,
         name,

@@ -710,8 +710,9 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
         if *c == period_col {
             continue;
         }
+        // Spaces padding a header cell are layout; other whitespace is part of the id.
         let id = match render(d, grid.is_1904, None) {
-            Ok(s) => s.trim().to_string(),
+            Ok(s) => s.trim_matches(' ').to_string(),
             Err(e) => {
                 sink.error(grid.at((header, *c)), e);
                 bad = true;
@@ -777,7 +778,7 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
         let mut v = Vec::with_capacity(n_meta);
         for (_, r) in &meta {
             match render(grid.cell((*r, *c)), grid.is_1904, None) {
-                Ok(s) => v.push(s.trim().to_string()),
+                Ok(s) => v.push(s.trim_matches(' ').to_string()),
                 Err(e) => {
                     sink.error(grid.at((*r, *c)), e);
                     v.push(String::new());
@@ -929,7 +930,7 @@ fn long(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
     let mut bad = false;
     for (c, d) in grid.row(header).unwrap_or(&[]) {
         let id = match render(d, grid.is_1904, None) {
-            Ok(s) => s.trim().to_string(),
+            Ok(s) => s.trim_matches(' ').to_string(),
             Err(e) => {
                 sink.error(grid.at((header, *c)), e);
                 bad = true;
