@@ -569,7 +569,7 @@ const WORKBOOK_WHOLE_FILE: &[&str] = &[
     "unreadable workbook",
     "the workbook expands",
     "a sheet declares",
-    "the sheets repeat",
+    "the sheets repeat cells",
     "the sheet has more than",
     "no sheet",
     "sheet ",

@@ -414,10 +414,11 @@ fn check_xls_dimensions(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// An .ods repeats a cell or a row by an attribute; calamine expands the repeats of cells
-/// with a value, so a small file could describe billions. Rows and cells repeated more than
-/// the bound allows are refused unless they are empty (trailing empty rows and columns are
-/// written that way).
+/// An .ods repeats a cell or a row by an attribute, and calamine expands the repeats into a
+/// dense sheet: a small file could describe billions of cells. The cells calamine would hold
+/// (those with a value, and the empty ones before them in their row) and the extent of the
+/// cells with a value, in any sheet, must stay within the bound (trailing empty rows and
+/// columns, which office suites write as huge repeats, cost nothing and are not counted).
 fn check_ods_repeats(bytes: &[u8]) -> Result<(), String> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(unreadable)?;
     let mut xml = Vec::new();
@@ -430,8 +431,7 @@ fn check_ods_repeats(bytes: &[u8]) -> Result<(), String> {
         let Some(at) = tag.windows(attr.len()).position(|w| w == attr) else {
             return 1;
         };
-        let rest = &tag[at + attr.len()..];
-        let digits: Vec<u8> = rest
+        let digits: Vec<u8> = tag[at + attr.len()..]
             .iter()
             .skip_while(|b| **b == b'"' || **b == b'\'')
             .take_while(|b| b.is_ascii_digit())
@@ -442,9 +442,15 @@ fn check_ods_repeats(bytes: &[u8]) -> Result<(), String> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(u64::MAX)
     };
-    // Cells with a value in the current row, times the row's repeats, summed.
-    let mut total: u64 = 0;
-    let mut row_repeats: u64 = 1;
+    let refuse = || {
+        Err(format!(
+            "the sheets repeat cells more than {bound} times, expected at most that for a file of {} bytes",
+            bytes.len()
+        ))
+    };
+    let (mut held, mut row, mut row_repeats, mut col, mut pending) = (0u64, 0u64, 1u64, 0u64, 0u64);
+    // First and last row and column of the cells with a value in the current sheet.
+    let mut span: Option<(u64, u64, u64, u64)> = None;
     let mut i = 0;
     while let Some(off) = xml[i..].iter().position(|&b| b == b'<') {
         let start = i + off;
@@ -453,22 +459,36 @@ fn check_ods_repeats(bytes: &[u8]) -> Result<(), String> {
             .position(|&b| b == b'>')
             .map_or(xml.len(), |e| start + e);
         let tag = &xml[start..end];
-        if tag.starts_with(b"<table:table-row") {
-            row_repeats = number(tag, b"table:number-rows-repeated=");
+        let closed = tag.ends_with(b"/");
+        if tag.starts_with(b"<table:table ") || tag == b"<table:table" {
+            (row, span) = (0, None);
+        } else if tag.starts_with(b"<table:table-row") {
+            (row_repeats, col, pending) = (number(tag, b"table:number-rows-repeated="), 0, 0);
+            if closed {
+                row = row.saturating_add(row_repeats);
+            }
+        } else if tag.starts_with(b"</table:table-row") {
+            row = row.saturating_add(row_repeats);
         } else if tag.starts_with(b"<table:table-cell")
             || tag.starts_with(b"<table:covered-table-cell")
         {
-            let valued = tag.windows(17).any(|w| w == b"office:value-type");
-            if valued {
-                let cells = number(tag, b"table:number-columns-repeated=");
-                total = total.saturating_add(cells.saturating_mul(row_repeats));
-                if total > bound {
-                    return Err(format!(
-                        "the sheets repeat cells with values more than {bound} times, expected at most that for a file of {} bytes",
-                        bytes.len()
-                    ));
+            let repeats = number(tag, b"table:number-columns-repeated=");
+            if tag.windows(17).any(|w| w == b"office:value-type") {
+                held = held.saturating_add(pending).saturating_add(repeats);
+                pending = 0;
+                let last_row = row.saturating_add(row_repeats - 1);
+                let last_col = col.saturating_add(repeats - 1);
+                let (r0, r1, c0, c1) = span.unwrap_or((row, last_row, col, last_col));
+                let s = (r0.min(row), r1.max(last_row), c0.min(col), c1.max(last_col));
+                span = Some(s);
+                let extent = (s.1 - s.0 + 1).saturating_mul(s.3 - s.2 + 1);
+                if held > bound || extent > bound {
+                    return refuse();
                 }
+            } else {
+                pending = pending.saturating_add(repeats);
             }
+            col = col.saturating_add(repeats);
         }
         i = end;
     }
@@ -1573,7 +1593,62 @@ mod tests {
         let c = run(&ods, &ExcelOptions::default());
         assert_eq!(
             c.error_lines(),
-            [format!("the sheets repeat cells with values more than 1048576 times, expected at most that for a file of {} bytes", ods.len())]
+            [format!("the sheets repeat cells more than 1048576 times, expected at most that for a file of {} bytes", ods.len())]
+        );
+    }
+
+    /// An .ods of one sheet `Data` whose table holds these rows (table XML).
+    fn ods(rows: &str) -> Vec<u8> {
+        let content = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="Data">{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
+        );
+        zip_of(&[
+            (
+                "mimetype",
+                b"application/vnd.oasis.opendocument.spreadsheet",
+            ),
+            ("META-INF/manifest.xml", MANIFEST.as_bytes()),
+            ("content.xml", content.as_bytes()),
+        ])
+    }
+
+    const MANIFEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#;
+
+    fn text_cell(t: &str) -> String {
+        format!(
+            r#"<table:table-cell office:value-type="string"><text:p>{t}</text:p></table:table-cell>"#
+        )
+    }
+
+    #[test]
+    fn an_ods_reads_with_iso_dates_and_trailing_repeats() {
+        let rows = format!(
+            r#"<table:table-row>{}{}</table:table-row><table:table-row><table:table-cell office:value-type="date" office:date-value="2024-03-31"><text:p>31/03/2024</text:p></table:table-cell><table:table-cell office:value-type="float" office:value="0.1"><text:p>0.1</text:p></table:table-cell></table:table-row><table:table-row><table:table-cell office:value-type="date" office:date-value="2024-06-30T00:00:00"/><table:table-cell/></table:table-row><table:table-row table:number-rows-repeated="1048573"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#,
+            text_cell("Series ID"),
+            text_cell("S1")
+        );
+        let options = ExcelOptions {
+            frequency: Some(Frequency::Quarterly),
+            ..ExcelOptions::default()
+        };
+        let c = run(&ods(&rows), &options);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(c.rows, [["S1", "2024-Q1", "0.1"], ["S1", "2024-Q2", ""]]);
+        assert_eq!(c.origins[1][2], at("B3"));
+    }
+
+    #[test]
+    fn an_ods_spreading_two_cells_over_a_huge_extent_is_refused() {
+        let rows = format!(
+            r#"<table:table-row>{}</table:table-row><table:table-row table:number-rows-repeated="2000000"><table:table-cell/></table:table-row><table:table-row><table:table-cell table:number-columns-repeated="3"/>{}</table:table-row>"#,
+            text_cell("a"),
+            text_cell("b")
+        );
+        let book = ods(&rows);
+        let c = run(&book, &ExcelOptions::default());
+        assert_eq!(
+            c.error_lines(),
+            [format!("the sheets repeat cells more than 1048576 times, expected at most that for a file of {} bytes", book.len())]
         );
     }
 }
