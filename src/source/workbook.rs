@@ -240,7 +240,7 @@ fn load(bytes: &[u8], options: &ExcelOptions) -> Result<Grid, String> {
     let kind = kind(bytes)?;
     match kind {
         Kind::Xlsx | Kind::Ods => check_expansion(bytes)?,
-        Kind::Xls => check_xls_dimensions(bytes)?,
+        Kind::Xls => check_xls(bytes)?,
     }
     if kind == Kind::Ods {
         check_ods_repeats(bytes)?;
@@ -373,43 +373,252 @@ fn check_expansion(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The extents an .xls declares for its sheets (BIFF DIMENSIONS records), checked before
-/// calamine reserves room for them: any such record in the file's bytes counts.
-fn check_xls_dimensions(bytes: &[u8]) -> Result<(), String> {
-    let bound = extent_bound(bytes.len());
-    let mut i = 0;
-    while i + 4 <= bytes.len() {
-        let typ = u16::from_le_bytes([bytes[i], bytes[i + 1]]);
-        let len = u16::from_le_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
-        let body = bytes.get(i + 4..i + 4 + len);
-        let dims = match (typ, len, body) {
-            (0x0200, 14, Some(b)) => Some((
-                u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64,
-                u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as u64,
-                u16::from_le_bytes([b[8], b[9]]) as u64,
-                u16::from_le_bytes([b[10], b[11]]) as u64,
-            )),
-            (0x0200, 10, Some(b)) => Some((
-                u16::from_le_bytes([b[0], b[1]]) as u64,
-                u16::from_le_bytes([b[2], b[3]]) as u64,
-                u16::from_le_bytes([b[4], b[5]]) as u64,
-                u16::from_le_bytes([b[6], b[7]]) as u64,
-            )),
-            _ => None,
+/// An .xls is a compound file (sectors chained by allocation tables) holding a BIFF
+/// `Workbook` stream. calamine trusts the sizes and chains it declares (a looping chain or a
+/// huge declared table would exhaust memory or never end) and makes each sheet a dense range
+/// from its farthest cells, so the structure is walked here first: every chain it follows
+/// must end within the file, every size fit the file, and every sheet's declared dimensions
+/// and cells span no more than the bound.
+fn check_xls(bytes: &[u8]) -> Result<(), String> {
+    let bad = |what: &str| unreadable(format!("compound document {what}"));
+    let u32_at = |b: &[u8], o: usize| -> u32 {
+        b.get(o..o + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if bytes.len() < 512 {
+        return Err(bad("shorter than its header"));
+    }
+    let ss: usize = match u16::from_le_bytes([bytes[30], bytes[31]]) {
+        9 => 512,
+        12 => 4096,
+        _ => return Err(bad("with a sector size other than 512 or 4096 bytes")),
+    };
+    // Sector ids that can lie in the file.
+    let n = (bytes.len() / ss) as u64 + 1;
+    // What calamine reserves room for from the header: the FAT's length, and a DIFAT
+    // capacity it reads from bytes 62-65.
+    if u64::from(u32_at(bytes, 44)) > n
+        || u64::from(u32_at(bytes, 64)) > n
+        || u32_at(bytes, 62) > 1 << 24
+    {
+        return Err(bad("declaring more sectors than the file holds"));
+    }
+    let sector = |id: u32| -> Result<&[u8], String> {
+        let start = (id as usize)
+            .checked_add(1)
+            .and_then(|i| i.checked_mul(ss))
+            .ok_or_else(|| bad("with a sector beyond its end"))?;
+        bytes
+            .get(start..start.saturating_add(ss))
+            .ok_or_else(|| bad("with a sector beyond its end"))
+    };
+    const END: u32 = 0xFFFF_FFFE;
+    const RESERVED: u32 = 0xFFFF_FFFA;
+    // The DIFAT: 109 entries in the header, then a chain of sectors, each ending with the
+    // next one's id.
+    let mut difat: Vec<u32> = (0..109).map(|k| u32_at(bytes, 76 + 4 * k)).collect();
+    let mut id = u32_at(bytes, 68);
+    let mut steps = 0;
+    while id < RESERVED {
+        steps += 1;
+        if steps > n {
+            return Err(bad("whose sector allocation chain loops"));
+        }
+        let s = sector(id)?;
+        difat.extend(s.chunks_exact(4).map(|c| u32_at(c, 0)));
+        id = difat.pop().unwrap_or(END);
+    }
+    let fat_sectors: Vec<u32> = difat.into_iter().filter(|&i| i < 0xFFFF_FFFC).collect();
+    if fat_sectors.len() as u64 > n {
+        return Err(bad("declaring more sectors than the file holds"));
+    }
+    let mut fat: Vec<u32> = Vec::new();
+    for id in fat_sectors {
+        fat.extend(sector(id)?.chunks_exact(4).map(|c| u32_at(c, 0)));
+    }
+    // A chain of sectors of `size` bytes from `first` through `table`, at most `len` bytes
+    // (None: the whole chain, which must end).
+    let chain = |first: u32,
+                 table: &[u32],
+                 size: usize,
+                 len: Option<usize>,
+                 get: &dyn Fn(u32) -> Result<Vec<u8>, String>|
+     -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let mut id = first;
+        let mut steps = 0u64;
+        let limit = len.map_or(n.saturating_mul(ss as u64 / size as u64), |l| {
+            (l / size) as u64 + 1
+        });
+        while id != END {
+            steps += 1;
+            if steps > limit.max(1) {
+                return Err(bad("whose sector chain loops"));
+            }
+            out.extend_from_slice(&get(id)?);
+            if len.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            id = *table
+                .get(id as usize)
+                .ok_or_else(|| bad("with a chain leaving its allocation table"))?;
+        }
+        if let Some(l) = len {
+            out.truncate(l);
+        }
+        Ok(out)
+    };
+    let whole = |id: u32| sector(id).map(<[u8]>::to_vec);
+    let dirs = chain(u32_at(bytes, 48), &fat, ss, None, &whole)?;
+    // Directory entries: a UTF-16 name, its start sector and its stream's size.
+    let entries: Vec<(String, u32, u64)> = dirs
+        .chunks_exact(128)
+        .map(|e| {
+            let name_len = (u16::from_le_bytes([e[64], e[65]]) as usize / 2).clamp(1, 32) - 1;
+            let units: Vec<u16> = e[..name_len * 2]
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let size = if ss == 512 {
+                u64::from(u32_at(e, 120))
+            } else {
+                u64::from(u32_at(e, 120)) | (u64::from(u32_at(e, 124)) << 32)
+            };
+            (String::from_utf16_lossy(&units), u32_at(e, 116), size)
+        })
+        .collect();
+    let Some(root) = entries.first() else {
+        return Err(bad("without a directory"));
+    };
+    let too_big = |size: u64| size > bytes.len() as u64;
+    let mini_fat_len = u32_at(bytes, 64) as usize;
+    let (mini_fat, mini_stream) = if mini_fat_len > 0 {
+        if too_big(root.2) {
+            return Err(bad("whose mini stream is larger than the file"));
+        }
+        let stream = chain(root.1, &fat, ss, Some(root.2 as usize), &whole)?;
+        let table = chain(u32_at(bytes, 60), &fat, ss, Some(mini_fat_len * ss), &whole)?;
+        (
+            table.chunks_exact(4).map(|c| u32_at(c, 0)).collect(),
+            stream,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let Some(book) = ["Workbook", "Book", "WORKBOOK", "BOOK"]
+        .iter()
+        .find_map(|name| entries.iter().find(|e| e.0 == *name))
+    else {
+        return Err(bad("without a Workbook stream"));
+    };
+    if too_big(book.2) {
+        return Err(bad("whose Workbook stream is larger than the file"));
+    }
+    let stream = if book.2 < 4096 {
+        let mini = |id: u32| -> Result<Vec<u8>, String> {
+            let start = (id as usize).saturating_mul(64);
+            mini_stream
+                .get(start..start.saturating_add(64))
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| bad("with a mini sector beyond its mini stream"))
         };
-        if let Some((r0, r1, c0, c1)) = dims {
-            let extent =
-                r1.saturating_sub(r0).saturating_add(1) * c1.saturating_sub(c0).saturating_add(1);
-            if r1 < r0 || c1 < c0 || extent > bound {
-                return Err(format!(
-                    "a sheet declares {} rows × {} columns, expected at most {bound} cells for a file of {} bytes",
-                    r1.saturating_sub(r0).saturating_add(1),
-                    c1.saturating_sub(c0).saturating_add(1),
-                    bytes.len()
-                ));
+        chain(book.1, &mini_fat, 64, Some(book.2 as usize), &mini)?
+    } else {
+        chain(book.1, &fat, ss, Some(book.2 as usize), &whole)?
+    };
+    check_biff(&stream, extent_bound(bytes.len()), bytes.len())
+}
+
+/// BIFF records from `at`, as calamine reads them: type, body.
+fn biff_records(stream: &[u8], at: usize) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut rest = stream.get(at..).unwrap_or(&[]);
+    std::iter::from_fn(move || {
+        if rest.len() < 4 {
+            return None;
+        }
+        let typ = u16::from_le_bytes([rest[0], rest[1]]);
+        let len = u16::from_le_bytes([rest[2], rest[3]]) as usize;
+        let body = rest.get(4..4 + len)?;
+        rest = &rest[4 + len..];
+        Some((typ, body))
+    })
+}
+
+/// Each sheet of a BIFF workbook stream (found as calamine finds them, by the positions its
+/// BOUNDSHEET records give): its declared dimensions and the extent of its cells.
+fn check_biff(stream: &[u8], bound: u64, file_len: usize) -> Result<(), String> {
+    let u16_at = |b: &[u8], o: usize| -> u64 {
+        b.get(o..o + 2)
+            .map_or(0, |b| u64::from(u16::from_le_bytes([b[0], b[1]])))
+    };
+    let u32_at = |b: &[u8], o: usize| -> u64 {
+        b.get(o..o + 4).map_or(0, |b| {
+            u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        })
+    };
+    let refuse = |rows: u64, cols: u64| {
+        Err(format!(
+            "a sheet spans {rows} rows × {cols} columns, expected at most {bound} cells for a file of {file_len} bytes"
+        ))
+    };
+    let mut sheets = Vec::new();
+    for (typ, body) in biff_records(stream, 0) {
+        match typ {
+            0x0085 if body.len() >= 4 => sheets.push(u32_at(body, 0) as usize),
+            0x000A => break,
+            _ => {}
+        }
+    }
+    for pos in sheets {
+        // First and last row and column of the sheet's cells.
+        let mut span: Option<(u64, u64, u64, u64)> = None;
+        for (typ, body) in biff_records(stream, pos) {
+            let cells = match typ {
+                0x0200 => {
+                    let (r0, r1, c0, c1) = if body.len() >= 14 {
+                        (
+                            u32_at(body, 0),
+                            u32_at(body, 4),
+                            u16_at(body, 8),
+                            u16_at(body, 10),
+                        )
+                    } else {
+                        (
+                            u16_at(body, 0),
+                            u16_at(body, 2),
+                            u16_at(body, 4),
+                            u16_at(body, 6),
+                        )
+                    };
+                    // calamine reserves (r1 - r0 + 1) × (c1 - c0 + 1) cells.
+                    let (rows, cols) = (r1.wrapping_sub(r0) + 1, c1.wrapping_sub(c0) + 1);
+                    if r1 < r0 || c1 < c0 || rows.saturating_mul(cols) > bound {
+                        return refuse(rows, cols);
+                    }
+                    None
+                }
+                0x0203 | 0x0204 | 0x0205 | 0x027E | 0x00FD | 0x0006 | 0x00D6 if body.len() >= 4 => {
+                    Some((u16_at(body, 0), u16_at(body, 2), u16_at(body, 2)))
+                }
+                0x00BD if body.len() >= 6 => {
+                    let count = ((body.len() - 6) / 6) as u64;
+                    let first = u16_at(body, 2);
+                    Some((u16_at(body, 0), first, first + count.max(1) - 1))
+                }
+                0x000A => break,
+                _ => None,
+            };
+            if let Some((r, c0, c1)) = cells {
+                let s = span.map_or((r, r, c0, c1), |(a, b, c, d)| {
+                    (a.min(r), b.max(r), c.min(c0), d.max(c1))
+                });
+                span = Some(s);
+                let (rows, cols) = (s.1 - s.0 + 1, s.3 - s.2 + 1);
+                if rows.saturating_mul(cols) > bound {
+                    return refuse(rows, cols);
+                }
             }
         }
-        i += 1;
     }
     Ok(())
 }
@@ -1562,22 +1771,73 @@ mod tests {
         );
     }
 
+    const CPI_XLS: &[u8] = include_bytes!("../../tests/fixtures/publishers/xls/abs_640101_cpi.xls");
+
+    /// The CPI workbook with `patch` written at `at`, read.
+    fn patched_xls(at: usize, patch: &[u8]) -> Vec<String> {
+        let mut b = CPI_XLS.to_vec();
+        b[at..at + patch.len()].copy_from_slice(patch);
+        let options = ExcelOptions {
+            sheet: Some(SheetRef::Name("Data1".into())),
+            header_row: Some(10),
+            ..ExcelOptions::default()
+        };
+        run(&b, &options).error_lines()
+    }
+
     #[test]
-    fn an_xls_declaring_a_huge_sheet_is_refused_before_calamine_reads_it() {
-        let mut bytes = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
-        bytes.extend_from_slice(&[0; 100]);
-        // DIMENSIONS: rows 0 to 4294967294, columns 0 to 255.
-        bytes.extend_from_slice(&[0x00, 0x02, 14, 0]);
-        bytes.extend_from_slice(&0u32.to_le_bytes());
-        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
-        bytes.extend_from_slice(&0u16.to_le_bytes());
-        bytes.extend_from_slice(&256u16.to_le_bytes());
-        bytes.extend_from_slice(&[0, 0]);
-        let c = run(&bytes, &ExcelOptions::default());
+    fn an_xls_declaring_or_holding_a_huge_sheet_is_refused_before_calamine_reads_it() {
+        // The workbook stream is stored in order: Data1's DIMENSIONS record (rows 0-294,
+        // columns 0-28) starts at byte 34412, a NUMBER record (row 11, column 8) at 38278.
+        assert_eq!(&CPI_XLS[34412..34416], [0x00, 0x02, 14, 0]);
+        assert_eq!(&CPI_XLS[38278..38286], [0x03, 0x02, 14, 0, 11, 0, 8, 0]);
         assert_eq!(
-            c.error_lines(),
-            ["a sheet declares 4294967296 rows × 257 columns, expected at most 1048576 cells for a file of 126 bytes"]
+            patched_xls(34412 + 8, &0xFFFF_FFF0u32.to_le_bytes()),
+            ["a sheet spans 4294967281 rows × 29 columns, expected at most 8192000 cells for a file of 128000 bytes"]
         );
+        // One cell moved to row 65536, column 256: the dense range would span them all.
+        assert_eq!(
+            patched_xls(38282, &[0xFF, 0xFF, 0xFF, 0x00]),
+            ["a sheet spans 65536 rows × 256 columns, expected at most 8192000 cells for a file of 128000 bytes"]
+        );
+        // The unpatched workbook reads.
+        assert!(patched_xls(0, &CPI_XLS[..8]).is_empty());
+    }
+
+    #[test]
+    fn an_xls_with_looping_chains_or_oversized_tables_is_refused() {
+        let bad = |what: &str| {
+            vec![format!(
+                "unreadable workbook: compound document {what}, expected an .xlsx, .xlsm, .xls or .ods file"
+            )]
+        };
+        // A FAT of 2^28 sectors in a file of 250.
+        assert_eq!(
+            patched_xls(44, &0x1000_0000u32.to_le_bytes()),
+            bad("declaring more sectors than the file holds")
+        );
+        // A DIFAT sector (the last one, 248) whose next DIFAT sector is itself.
+        let mut b = CPI_XLS.to_vec();
+        b[68..72].copy_from_slice(&248u32.to_le_bytes());
+        let end = 512 + 249 * 512;
+        b[end - 4..end].copy_from_slice(&248u32.to_le_bytes());
+        assert_eq!(
+            run(&b, &ExcelOptions::default()).error_lines(),
+            bad("whose sector allocation chain loops")
+        );
+        // The directory's first sector chained to itself in the FAT.
+        let dir = u32::from_le_bytes(CPI_XLS[48..52].try_into().unwrap()) as usize;
+        let fat0 = u32::from_le_bytes(CPI_XLS[76..80].try_into().unwrap()) as usize;
+        let entry = 512 + fat0 * 512 + 4 * dir;
+        assert_eq!(
+            patched_xls(entry, &(dir as u32).to_le_bytes()),
+            bad("whose sector chain loops")
+        );
+        // Every truncation is an error, never a panic or an abort.
+        for cut in (0..CPI_XLS.len()).step_by(4099) {
+            let c = run(&CPI_XLS[..cut], &ExcelOptions::default());
+            assert_eq!(c.errors.len(), 1, "cut at {cut}: {:?}", c.errors);
+        }
     }
 
     #[test]
