@@ -1911,4 +1911,54 @@ mod tests {
             [format!("the sheets repeat cells more than 1048576 times, expected at most that for a file of {} bytes", book.len())]
         );
     }
+
+    /// Bytes of both real workbooks changed at random (mostly in their headers and tables,
+    /// where sizes and chains are): every read ends, in rows or in errors, each error short
+    /// and at a cell or the whole file; calamine's panics are caught as malformed contents.
+    #[test]
+    fn mutated_real_workbooks_never_escape_the_reader() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let options = ExcelOptions {
+            sheet: Some(SheetRef::Name("Data1".into())),
+            header_row: Some(10),
+            ..ExcelOptions::default()
+        };
+        let (mut read_some, mut refused) = (0, 0);
+        for i in 0..400 {
+            let mut b = if i % 2 == 0 { CPI_XLS } else { ABS_XLSX }.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = if next() % 2 == 0 {
+                    (next() % 4096) as usize
+                } else {
+                    next() as usize
+                } % b.len();
+                b[at] = next() as u8;
+            }
+            let c = run(&b, &options);
+            for (origin, message) in &c.errors {
+                assert!(message.chars().count() < 400, "{message}");
+                assert!(
+                    matches!(origin, Origin::File)
+                        || matches!(origin, Origin::Path(p) if p.starts_with("Data1!")),
+                    "{origin:?}"
+                );
+            }
+            assert!(c.rows.len() <= 27 * 284, "{} rows", c.rows.len());
+            if c.errors.is_empty() {
+                read_some += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        assert!(
+            read_some > 50 && refused > 50,
+            "{read_some} read, {refused} refused"
+        );
+    }
 }
