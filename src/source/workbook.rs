@@ -910,8 +910,10 @@ fn period_of(y: i64, m: u32, d: u32, freq: Option<Frequency>) -> String {
     }
 }
 
-/// A period cell of the wide layout: a number is a serial date, a date cell its date, text
-/// the period as written.
+/// A period cell of the wide layout: a number is a serial date (or a year, when it is a whole
+/// number from 1000 to 2999: publishers type years as numbers, and those serial numbers are
+/// days of 1902 to 1912 that no series uses), a date cell its date, text the period as
+/// written.
 fn period_cell(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<String, String> {
     match d {
         Data::Float(_) | Data::Int(_) => {
@@ -920,6 +922,9 @@ fn period_cell(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<Strin
                 Data::Int(i) => *i as f64,
                 _ => unreachable!("matched above"),
             };
+            if serial.fract() == 0.0 && (1000.0..3000.0).contains(&serial) {
+                return Ok(number(serial));
+            }
             let (y, m, day) = serial_date(serial, is_1904)?;
             date_period(y, m, day, serial, freq)
         }
@@ -1960,5 +1965,24 @@ mod tests {
             read_some > 50 && refused > 50,
             "{read_some} read, {refused} refused"
         );
+    }
+
+    #[test]
+    fn whole_numbers_from_1000_to_2999_in_the_period_column_are_years() {
+        use V::*;
+        let cells = vec![
+            ("A1", T("Year")),
+            ("B1", T("GDP")),
+            ("A2", N("2023")),
+            ("B2", N("1.5")),
+            ("A3", N("2024")),
+            ("B3", N("2")),
+            ("A4", N("3000")),
+            ("B4", N("3")),
+        ];
+        let c = run(&xlsx(&[("Data", cells)], false), &ExcelOptions::default());
+        assert_eq!(c.errors, vec![]);
+        // 3000 is a serial number again: 1908-03-18.
+        assert_eq!(c.column("period"), ["2023", "2024", "1908-03-18"]);
     }
 }
