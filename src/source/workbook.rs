@@ -39,19 +39,61 @@ pub enum Frequency {
 }
 
 /// A sheet by name or by its 1-based place in the workbook.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SheetRef {
     Index(usize),
     Name(String),
 }
 
 /// A row by the text of its first cell or by its 1-based number.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowRef {
     Number(u32),
     Label(String),
+}
+
+/// Reads a positive whole number or a string, saying which `what` it is for in its message.
+struct NumberOrText(&'static str);
+
+impl serde::de::Visitor<'_> for NumberOrText {
+    type Value = Result<u32, String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        match u32::try_from(v) {
+            Ok(n) if n >= 1 => Ok(Ok(n)),
+            _ => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.visit_i64(i64::try_from(v).unwrap_or(-1))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Err(v.to_string()))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SheetRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = d.deserialize_any(NumberOrText(
+            "a sheet name or its place in the workbook (1 for the first)",
+        ))?;
+        Ok(v.map_or_else(SheetRef::Name, |n| SheetRef::Index(n as usize)))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RowRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = d.deserialize_any(NumberOrText(
+            "the text of the row's first cell or its number (1 for the first)",
+        ))?;
+        Ok(v.map_or_else(RowRef::Label, RowRef::Number))
+    }
 }
 
 /// Options of the workbook reader (`[input.excel]`).
@@ -1984,5 +2026,31 @@ mod tests {
         assert_eq!(c.errors, vec![]);
         // 3000 is a serial number again: 1908-03-18.
         assert_eq!(c.column("period"), ["2023", "2024", "1908-03-18"]);
+    }
+
+    #[test]
+    fn options_read_from_toml_with_messages_that_say_what_is_expected() {
+        let read = |t: &str| toml::from_str::<ExcelOptions>(t).map_err(|e| e.message().to_string());
+        assert_eq!(
+            read("sheet = 2\nheader = \"Series ID\"\nmetadata = { unit = \"Unit\", description = 1 }\nframe = 1"),
+            Err("unknown field `frame`, expected one of `sheet`, `header_row`, `header`, `layout`, `metadata`, `frequency`, `series`".into())
+        );
+        let o = read("sheet = \"Data1\"\nheader_row = 10\nlayout = \"long\"\nfrequency = \"monthly\"\nmetadata = { unit = \"Unit\", description = 1 }").unwrap();
+        assert_eq!(o.sheet, Some(SheetRef::Name("Data1".into())));
+        assert_eq!(
+            (o.header_row, o.layout, o.frequency),
+            (Some(10), Layout::Long, Some(Frequency::Monthly))
+        );
+        assert_eq!(o.metadata["unit"], RowRef::Label("Unit".into()));
+        assert_eq!(o.metadata["description"], RowRef::Number(1));
+        assert_eq!(read("sheet = 2").unwrap().sheet, Some(SheetRef::Index(2)));
+        assert_eq!(
+            read("sheet = 0"),
+            Err("invalid value: integer `0`, expected a sheet name or its place in the workbook (1 for the first)".into())
+        );
+        assert_eq!(
+            read("metadata = { unit = true }"),
+            Err("invalid type: boolean `true`, expected the text of the row's first cell or its number (1 for the first)".into())
+        );
     }
 }
