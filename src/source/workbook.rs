@@ -4,9 +4,10 @@
 //! per-series metadata rows above a `Series ID` row, dates as Excel serial numbers below) or
 //! one column per component (`long`). Positions are `Sheet!C12`.
 //!
-//! A workbook is a compressed or compound file that expands in memory, so sizes are checked
-//! before calamine holds a sheet: what a zip expands to, the extent an .xls declares, the
-//! repeats of an .ods, and the cells and extent of the sheet read.
+//! A workbook is a compressed or compound file that expands in memory, and calamine trusts
+//! what it declares, so sizes are checked before calamine reads it: what a zip expands to, the
+//! chains and tables of an .xls compound file and the extent its sheets declare and span, the
+//! repeats of an .ods; then the cells and extent of the sheet read.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
@@ -52,7 +53,7 @@ pub enum RowRef {
     Label(String),
 }
 
-/// Reads a positive whole number or a string, saying which `what` it is for in its message.
+/// Reads a positive whole number or a string; its text says what for, in messages.
 struct NumberOrText(&'static str);
 
 impl serde::de::Visitor<'_> for NumberOrText {
@@ -122,12 +123,14 @@ pub struct ExcelOptions {
 
 /// The most non-empty cells a sheet may hold.
 const MAX_CELLS: usize = 5_000_000;
-/// The extent (rows × columns from the first to the last non-empty cell) any sheet may span,
-/// whatever the file's size …
+/// The extent (rows × columns from the first to the last non-empty cell) a sheet may span:
+/// calamine holds .xls and .ods sheets as dense ranges of 32-byte cells, and a wide sheet
+/// yields one observation per row and series. At least this many cells …
 const MIN_EXTENT_BOUND: u64 = 1 << 20;
-/// … and per byte of the file beyond that: a sheet spans no more cells than its file could
-/// plausibly describe.
-const EXTENT_PER_BYTE: u64 = 64;
+/// … or this many per byte of the file (a dense .xls spends 14 bytes or more per cell) …
+const EXTENT_PER_BYTE: u64 = 4;
+/// … and never more than this (1 GiB of cells).
+const MAX_EXTENT_BOUND: u64 = 32 << 20;
 /// What a zip workbook may expand to, per byte of the file, with a floor and a ceiling.
 const EXPANSION_PER_BYTE: u64 = 100;
 const MIN_EXPANSION: u64 = 16 << 20;
@@ -274,7 +277,9 @@ fn kind(bytes: &[u8]) -> Result<Kind, String> {
 
 /// The bound on a sheet's extent for a file of `len` bytes.
 fn extent_bound(len: usize) -> u64 {
-    MIN_EXTENT_BOUND.max(EXTENT_PER_BYTE.saturating_mul(len as u64))
+    EXTENT_PER_BYTE
+        .saturating_mul(len as u64)
+        .clamp(MIN_EXTENT_BOUND, MAX_EXTENT_BOUND)
 }
 
 /// Opens the workbook and reads the chosen sheet's non-empty cells, within the bounds.
@@ -1840,12 +1845,12 @@ mod tests {
         assert_eq!(&CPI_XLS[38278..38286], [0x03, 0x02, 14, 0, 11, 0, 8, 0]);
         assert_eq!(
             patched_xls(34412 + 8, &0xFFFF_FFF0u32.to_le_bytes()),
-            ["a sheet spans 4294967281 rows × 29 columns, expected at most 8192000 cells for a file of 128000 bytes"]
+            ["a sheet spans 4294967281 rows × 29 columns, expected at most 1048576 cells for a file of 128000 bytes"]
         );
         // One cell moved to row 65536, column 256: the dense range would span them all.
         assert_eq!(
             patched_xls(38282, &[0xFF, 0xFF, 0xFF, 0x00]),
-            ["a sheet spans 65536 rows × 256 columns, expected at most 8192000 cells for a file of 128000 bytes"]
+            ["a sheet spans 65536 rows × 256 columns, expected at most 1048576 cells for a file of 128000 bytes"]
         );
         // The unpatched workbook reads.
         assert!(patched_xls(0, &CPI_XLS[..8]).is_empty());
