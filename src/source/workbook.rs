@@ -986,6 +986,8 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
     let period_col = grid.first_col;
     // Series columns: header cells with text right of the period column.
     let mut series: Vec<(u32, String)> = Vec::new();
+    // Each id's column, to find duplicates among thousands of series.
+    let mut seen: rustc_hash::FxHashMap<String, u32> = Default::default();
     let mut bad = false;
     for (c, d) in grid.row(header).unwrap_or(&[]) {
         if *c == period_col {
@@ -1003,7 +1005,7 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
         if id.is_empty() {
             continue;
         }
-        if let Some((k, _)) = series.iter().find(|(_, s)| *s == id) {
+        if let Some(k) = seen.get(&id) {
             sink.error(
                 grid.at((header, *c)),
                 format!(
@@ -1015,6 +1017,7 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
             bad = true;
             continue;
         }
+        seen.insert(id.clone(), *c);
         series.push((*c, id));
     }
     if series.is_empty() {
@@ -1208,6 +1211,7 @@ fn long(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
         return;
     }
     let mut columns: Vec<(u32, String)> = Vec::new();
+    let mut seen: rustc_hash::FxHashMap<String, u32> = Default::default();
     let mut bad = false;
     for (c, d) in grid.row(header).unwrap_or(&[]) {
         let id = match render(d, grid.is_1904, None) {
@@ -1221,7 +1225,7 @@ fn long(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
         if id.is_empty() {
             continue;
         }
-        if let Some((k, _)) = columns.iter().find(|(_, s)| *s == id) {
+        if let Some(k) = seen.get(&id) {
             sink.error(
                 grid.at((header, *c)),
                 format!(
@@ -1233,6 +1237,7 @@ fn long(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
             bad = true;
             continue;
         }
+        seen.insert(id.clone(), *c);
         columns.push((*c, id));
     }
     if columns.is_empty() || bad {
@@ -1257,7 +1262,9 @@ fn long(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
         let r = *r;
         let mut ok = true;
         for (c, d) in cols {
-            if *d != Data::Empty && !columns.iter().any(|k| k.0 == *c) {
+            // Columns are in column order, as the header row's cells are.
+            let named = columns.binary_search_by_key(c, |k| k.0).is_ok();
+            if *d != Data::Empty && !named {
                 sink.error(
                     grid.at((r, *c)),
                     format!(
