@@ -1,6 +1,6 @@
 //! Loading never panics, and every error it reports has a position: mutations of the bundled
 //! config, and of the data file of every example in examples/formats (CSV long and wide, JSON
-//! records, SDMX-CSV, SDMX-JSON, JSON-stat, Excel .xlsx and .xls), deterministic and seeded, through the whole load
+//! records, SDMX-CSV, SDMX-JSON, JSON-stat, PC-Axis, Excel .xlsx and .xls), deterministic and seeded, through the whole load
 //! pipeline. Every mutation that loads is then served, and both expositions are checked: the
 //! text format by `promtool check metrics`, OpenMetrics by the strict reader of tests/common/exposition.rs, and label
 //! values with quotes, backslashes and newlines read back exactly from both.
@@ -186,6 +186,7 @@ struct Example {
     json: bool,
     /// A workbook: codes are replaced inside the zip (.xlsx) or not at all (.xls).
     workbook: bool,
+    px: bool,
 }
 
 fn examples() -> Vec<Example> {
@@ -216,10 +217,11 @@ fn examples() -> Vec<Example> {
             data,
             json: ext == "json",
             workbook: matches!(ext, "xlsx" | "xls" | "ods"),
+            px: ext == "px",
             file_name,
         });
     }
-    assert_eq!(out.len(), 12, "one example per publisher format variant");
+    assert_eq!(out.len(), 15, "one example per publisher format variant");
     out
 }
 
@@ -363,6 +365,8 @@ fn replace_code(
         xlsx_replace(data, rng, fixed, hostile)
     } else if e.json {
         json_replace(data, rng, fixed, hostile)
+    } else if e.px {
+        px_replace(data, rng, fixed, hostile)
     } else {
         csv_replace(data, rng, fixed, hostile)
     }
@@ -494,6 +498,55 @@ fn at_cell(message: &str) -> bool {
         && !letters.is_empty()
         && letters.len() < cell.len()
         && letters.chars().all(|c| c.is_ascii_uppercase())
+}
+
+/// A quoted code-like string of a PC-Axis file replaced, wherever it occurs, by `hostile` in
+/// the file's code page; None when PC-Axis cannot write it (it has no escapes: no quote, no
+/// line break) or the code page has no such characters.
+fn px_replace(
+    data: &[u8],
+    rng: &mut Rng,
+    fixed: Option<&str>,
+    hostile: &str,
+) -> Option<(String, Vec<u8>)> {
+    if hostile.contains(['"', '\n', '\r']) {
+        return None;
+    }
+    let encoding = if find(data, b"CODEPAGE=\"iso-8859-15\"").is_some() {
+        encoding_rs::ISO_8859_15
+    } else {
+        encoding_rs::WINDOWS_1252
+    };
+    let (text, _, _) = encoding.decode(data);
+    let code = match fixed {
+        Some(c) => c.to_string(),
+        None => {
+            let quoted: Vec<&str> = text
+                .split('"')
+                .skip(1)
+                .step_by(2)
+                .filter(|s| (1..=12).contains(&s.len()) && s.parse::<f64>().is_err())
+                .collect();
+            quoted.get(rng.below(quoted.len().max(1)))?.to_string()
+        }
+    };
+    let (with, _, unmappable) = encoding.encode(hostile);
+    if unmappable {
+        return None;
+    }
+    let quoted = format!("\"{code}\"");
+    let (quoted, _, _) = encoding.encode(&quoted);
+    let mut out = Vec::with_capacity(data.len());
+    let mut rest = data;
+    while let Some(i) = find(rest, &quoted) {
+        out.extend_from_slice(&rest[..i]);
+        out.push(b'"');
+        out.extend_from_slice(&with);
+        out.push(b'"');
+        rest = &rest[i + quoted.len()..];
+    }
+    out.extend_from_slice(rest);
+    Some((code, out))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -26,6 +26,9 @@ const EXAMPLES: &[&str] = &[
     "json-records.toml",
     "jsonstat-cso-bundle.toml",
     "jsonstat-eurostat.toml",
+    "pcaxis-ine-ipri.toml",
+    "pcaxis-scb-cpi.toml",
+    "pcaxis-statfin-cpi.toml",
     "sdmx-csv-bis.toml",
     "sdmx-csv-eurostat.toml",
     "sdmx-json-agri.toml",
@@ -880,6 +883,209 @@ fn json_stat_1_cso_bundle() {
     }
     same(unadj, &got_unadj, &want_unadj);
     same(sa, &got_sa, &want_sa);
+}
+
+/// A PC-Axis fixture decoded in the code page its test names.
+fn px_fixture(path: &str, encoding: &'static encoding_rs::Encoding) -> String {
+    let bytes = std::fs::read(repo(&format!("tests/fixtures/publishers/{path}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (text, _, bad) = encoding.decode(&bytes);
+    assert!(!bad, "{path} is not {}", encoding.name());
+    text.replace("\r\n", "\n")
+}
+
+/// The strings of record `key` (`VALUES("Product group")`), a deliberately simple reading: from
+/// the line starting `key=` to the first `;` ending a line, `TLIST(..),` dropped, strings
+/// continued over lines joined, items split at `","`.
+fn px_items(text: &str, key: &str) -> Vec<String> {
+    let head = format!("\n{key}=");
+    let start = text.find(&head).unwrap_or_else(|| panic!("no {key}")) + head.len();
+    let body = &text[start..];
+    let body = &body[..body.find(";\n").expect("end of record")];
+    let body = body.replace(",\n", ",").replace("\"\n\"", "");
+    let body = match body.strip_prefix("TLIST(") {
+        Some(rest) => rest[rest.find("),").expect("TLIST list") + 2..].to_string(),
+        None => body,
+    };
+    body.trim()
+        .trim_matches('"')
+        .split("\",\"")
+        .map(str::to_string)
+        .collect()
+}
+
+/// The cells after `DATA=`, quotes dropped.
+fn px_data(text: &str) -> Vec<String> {
+    let data = &text[text.find("\nDATA=").expect("DATA") + 6..];
+    data.trim_end()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .map(|c| c.trim_matches('"').to_string())
+        .collect()
+}
+
+/// Every cell of a table with variables of these sizes: its coordinates, last fastest.
+fn px_coordinates(sizes: &[usize]) -> Vec<Vec<usize>> {
+    let cells: usize = sizes.iter().product();
+    (0..cells)
+        .map(|mut i| {
+            let mut c = vec![0; sizes.len()];
+            for k in (0..sizes.len()).rev() {
+                c[k] = i % sizes[k];
+                i /= sizes[k];
+            }
+            c
+        })
+        .collect()
+}
+
+#[test]
+fn pc_axis_scb_cpi_windows_1252_timeval_months() {
+    let ds = load("pcaxis-scb-cpi.toml");
+    let name = "scb_cpi_coicop_index";
+    let got = shape(&ds, name, Some("index"), &["product_group", "month"], 324);
+    let at = |g: &str, m: &str| key(&[("product_group", g), ("month", m)]);
+    // The first cell of DATA: "01" in TIMEVAL's first period "200610".
+    assert_eq!(got[&at("01", "2006-10")], (240.25, None));
+    // The last: "01.2" in "200812".
+    assert_eq!(got[&at("01.2", "2008-12")], (182.84, None));
+    // Row 4 ("01.1.2"), column 4 ("200701").
+    assert_eq!(got[&at("01.1.2", "2007-01")], (233.91, None));
+    let names = names(&ds, "product_group", "en");
+    assert_eq!(names["01.1.2"], "01.1.2 Meat");
+    assert_eq!(
+        names["01.1.8"],
+        "01.1.8 Sugar, jam, honey, chocolate and confectionery"
+    );
+    assert_eq!(names.len(), 12);
+    assert!(missing(&ds).is_empty());
+    no_status(&ds);
+
+    // Second reading: STUB "Product group" (CODES) x HEADING "period" (TIMEVAL CCYYMM).
+    let text = px_fixture(
+        "pcaxis/scb_PR0101B3_cpi_monthly.px",
+        encoding_rs::WINDOWS_1252,
+    );
+    let groups = px_items(&text, "CODES(\"Product group\")");
+    let months: Vec<String> = px_items(&text, "TIMEVAL(\"period\")")
+        .iter()
+        .map(|t| format!("{}-{}", &t[..4], &t[4..]))
+        .collect();
+    assert_eq!(months.len(), 27);
+    let cells = px_data(&text);
+    let coords = px_coordinates(&[groups.len(), months.len()]);
+    assert_eq!(cells.len(), coords.len());
+    let mut want = Series::new();
+    for (cell, c) in cells.iter().zip(&coords) {
+        want.insert(at(&groups[c[0]], &months[c[1]]), (shift(cell, 0), None));
+    }
+    same(name, &got, &want);
+}
+
+#[test]
+fn pc_axis_ine_iso_8859_15_missing_symbols() {
+    let ds = load("pcaxis-ine-ipri.toml");
+    let name = "ine_industrial_producer_prices_index";
+    let labels = ["region", "division", "month"];
+    let got = shape(&ds, name, Some("index"), &labels, 91);
+    let food = "10 Industria de la alimentación";
+    let at = |d: &str, m: &str| key(&[("region", "CA06"), ("division", d), ("month", m)]);
+    // Division 4 ("10 …"), "Índice", the first period "2018M12" and the last "2018M06".
+    assert_eq!(got[&at(food, "2018-12")], (102.787, None));
+    assert_eq!(got[&at(food, "2018-06")], (104.388, None));
+    assert_eq!(
+        got[&at("08 Otras industrias extractivas", "2018-09")],
+        (100.0, None)
+    );
+    // Division "05 …" is all "..": no sample.
+    assert!(!got.keys().any(|k| k["division"].starts_with("05 ")));
+    assert_eq!(names(&ds, "region", "es")["CA06"], "06 Cantabria");
+    assert_eq!(named_labels(&ds), ["region"]);
+    no_status(&ds);
+
+    // Second reading: Comunidad (CODES) x Divisiones x Índice y tasas x Periodo (VALUES).
+    let text = px_fixture(
+        "pcaxis/ine_27067_ipri_cantabria_monthly.px",
+        encoding_rs::ISO_8859_15,
+    );
+    let region = px_items(&text, "CODES(\"Comunidades y Ciudades Autónomas\")");
+    let divisions = px_items(&text, "VALUES(\"Divisiones\")");
+    let measures = px_items(&text, "VALUES(\"Índice y tasas\")");
+    let months: Vec<String> = px_items(&text, "VALUES(\"Periodo\")")
+        .iter()
+        .map(|t| format!("{}-{}", &t[..4], &t[5..]))
+        .collect();
+    assert_eq!((divisions.len(), measures.len(), months.len()), (29, 4, 7));
+    let cells = px_data(&text);
+    let sizes = [region.len(), divisions.len(), measures.len(), months.len()];
+    let coords = px_coordinates(&sizes);
+    assert_eq!(cells.len(), coords.len());
+    let mut want = Series::new();
+    let mut symbols = 0;
+    for (cell, c) in cells.iter().zip(&coords) {
+        if measures[c[2]] != "Índice" {
+            continue;
+        }
+        if cell == "." || cell == ".." {
+            symbols += 1;
+            continue;
+        }
+        let k = key(&[
+            ("region", &region[c[0]]),
+            ("division", &divisions[c[1]]),
+            ("month", &months[c[3]]),
+        ]);
+        want.insert(k, (shift(cell, 0), None));
+    }
+    assert_eq!(symbols, 29 * 7 - 91);
+    assert_eq!(
+        missing(&ds),
+        [(name.to_string(), "not_available".to_string(), symbols)]
+    );
+    same(name, &got, &want);
+}
+
+#[test]
+fn pc_axis_statfin_three_languages_content_units() {
+    let ds = load("pcaxis-statfin-cpi.toml");
+    let name = "statfin_cpi_annual_change_ratio";
+    let got = shape(&ds, name, Some("ratio"), &["measure", "year"], 44);
+    let at = |y: &str| key(&[("measure", "Vuosimuutos"), ("year", y)]);
+    assert_eq!(got[&at("1980")], (0.116, None));
+    assert_eq!(got[&at("2015")], (-0.002, None));
+    assert_eq!(got[&at("2023")], (0.062, None));
+    // The content's name in each of the file's languages, main language first.
+    let l = ds.labels.iter().find(|l| l.name == "measure").unwrap();
+    assert_eq!(l.languages, ["en", "fi", "sv"]);
+    assert_eq!(
+        l.values,
+        [(
+            "Vuosimuutos".to_string(),
+            vec![
+                "Annual change (%)".to_string(),
+                "Vuosimuutos (%)".to_string(),
+                "Årsförändring (%)".to_string()
+            ]
+        )]
+    );
+    assert!(missing(&ds).is_empty());
+    no_status(&ds);
+
+    // Second reading: STUB "Year" (TIMEVAL A1) x HEADING "Information" (one content).
+    let text = px_fixture(
+        "pcaxis/statfin_khi_pxt_122q_cpi_annual_change.px",
+        encoding_rs::ISO_8859_15,
+    );
+    let years = px_items(&text, "TIMEVAL[en](\"Year\")");
+    assert_eq!(px_items(&text, "UNITS[en](\"Annual change (%)\")"), ["%"]);
+    let cells = px_data(&text);
+    assert_eq!(cells.len(), years.len());
+    let want: Series = years
+        .iter()
+        .zip(&cells)
+        .map(|(y, c)| (at(y), (shift(c, -2), None)))
+        .collect();
+    same(name, &got, &want);
 }
 
 /// Fixture bytes.

@@ -8,6 +8,7 @@ pub mod csv;
 pub mod fetch;
 pub mod json;
 pub mod jsonstat;
+pub mod pcaxis;
 pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
@@ -24,18 +25,20 @@ pub enum Format {
     SdmxCsv,
     SdmxJson,
     JsonStat,
+    PcAxis,
     /// .xlsx, .xlsm, .xls or .ods, told apart by content.
     Excel,
 }
 
 impl Format {
     /// Every format, in the order the error message lists them.
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Csv,
         Format::Json,
         Format::SdmxCsv,
         Format::SdmxJson,
         Format::JsonStat,
+        Format::PcAxis,
         Format::Excel,
     ];
 
@@ -47,6 +50,7 @@ impl Format {
             Format::SdmxCsv => "sdmx-csv",
             Format::SdmxJson => "sdmx-json",
             Format::JsonStat => "json-stat",
+            Format::PcAxis => "pc-axis",
             Format::Excel => "excel",
         }
     }
@@ -71,7 +75,9 @@ impl Format {
     /// Whether the format is UTF-8 text. Others decode their bytes themselves: a binary
     /// workbook, a file that names its own code page.
     pub fn is_text(self) -> bool {
-        !matches!(self, Format::Excel)
+        // A PC-Axis file names its code page (CODEPAGE), Windows-1252 when it does not.
+        // A workbook is binary.
+        !matches!(self, Format::PcAxis | Format::Excel)
     }
 
     /// A file's bytes as this format's reader takes them: text checked (UTF-8, no NUL, no
@@ -109,6 +115,7 @@ pub enum Options {
     SdmxCsv(sdmx_csv::SdmxCsvOptions),
     SdmxJson(sdmx_json::SdmxJsonOptions),
     JsonStat(jsonstat::JsonStatOptions),
+    PcAxis(pcaxis::PcAxisOptions),
     Excel(workbook::ExcelOptions),
 }
 
@@ -116,13 +123,15 @@ impl Options {
     /// Reads `content` (as [`Format::content`] made it for this format) with the reader these
     /// options are for, into `sink`.
     pub fn read(&self, content: Content<'_>, sink: &mut dyn Sink) {
-        if let Options::Excel(o) = self {
-            return workbook::read(content.bytes(), o, sink);
-        }
-        let Content::Text(text) = content else {
-            // Format::content gives text formats text.
-            sink.error(Origin::File, "expected text, got bytes".into());
-            return;
+        let text = match (self, content) {
+            (Options::PcAxis(o), content) => return pcaxis::read(content.bytes(), o, sink),
+            (Options::Excel(o), content) => return workbook::read(content.bytes(), o, sink),
+            (_, Content::Text(text)) => text,
+            (_, Content::Bytes(_)) => {
+                // Format::content gives text formats text.
+                sink.error(Origin::File, "expected text, got bytes".into());
+                return;
+            }
         };
         match self {
             Options::Csv(o) => csv::read(text, o, sink),
@@ -130,7 +139,7 @@ impl Options {
             Options::SdmxCsv(o) => sdmx_csv::read(text, o, sink),
             Options::SdmxJson(o) => sdmx_json::read(text, o, sink),
             Options::JsonStat(o) => jsonstat::read(text, o, sink),
-            Options::Excel(_) => unreachable!("read as bytes above"),
+            Options::PcAxis(_) | Options::Excel(_) => {} // read above, from their bytes
         }
     }
 }
