@@ -220,6 +220,20 @@ cases!(pc_axis in "pc-axis": [
     options_of_another_format,
 ]);
 
+cases!(excel in "excel": [
+    truncated,
+    not_a_workbook,
+    zip_bomb,
+    no_sheet,
+    no_metadata_row,
+    duplicate_column,
+    cell_outside_the_data,
+    non_numeric,
+    bad_periods,
+    unknown_unit_code,
+    options_of_another_format,
+]);
+
 const HEAD: &str = r#"[dataset]
 name = "many_bad_rows"
 title = "Thousands of bad rows"

@@ -21,6 +21,8 @@ type Series = BTreeMap<Key, (f64, Option<String>)>;
 const EXAMPLES: &[&str] = &[
     "csv-unicef-long.toml",
     "csv-worldbank-wide.toml",
+    "excel-abs-cpi-xls.toml",
+    "excel-abs-labour-force.toml",
     "json-records.toml",
     "jsonstat-cso-bundle.toml",
     "jsonstat-eurostat.toml",
@@ -1083,6 +1085,214 @@ fn pc_axis_statfin_three_languages_content_units() {
         .zip(&cells)
         .map(|(y, c)| (at(y), (shift(c, -2), None)))
         .collect();
+    same(name, &got, &want);
+}
+
+/// Fixture bytes.
+fn fixture_bytes(path: &str) -> Vec<u8> {
+    std::fs::read(repo(&format!("tests/fixtures/publishers/{path}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `YYYY-Qn` of an Excel 1900-system serial number counted by hand: day 1 is 1899-12-31 for
+/// serials after the fictitious 1900-02-29 (60), so day n is n days after 1899-12-30.
+fn quarter_of_serial(serial: u32) -> String {
+    assert!(serial > 60);
+    let (mut y, mut m, mut d) = (1899u32, 12u32, 30u32);
+    let mut left = serial;
+    let month_len = |y: u32, m: u32| match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    while left > 0 {
+        let step = left.min(month_len(y, m) - d + 1);
+        left -= step;
+        d += step;
+        if d > month_len(y, m) {
+            d = 1;
+            m += 1;
+            if m == 13 {
+                m = 1;
+                y += 1;
+            }
+        }
+    }
+    format!("{y}-Q{}", (m - 1) / 3 + 1)
+}
+
+/// The cells of one worksheet of an .xlsx, read with the zip crate and plain string search:
+/// reference (`B11`) -> text (shared strings resolved).
+fn xlsx_cells(bytes: &[u8], sheet_xml: &str) -> BTreeMap<String, String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+    let mut read = |name: &str| {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name(name).expect(name), &mut s).expect(name);
+        s
+    };
+    let strings: Vec<String> = read("xl/sharedStrings.xml")
+        .split("<si>")
+        .skip(1)
+        .map(|si| {
+            // Text of every <t> run, tags dropped, the five XML entities decoded.
+            let mut text = String::new();
+            for part in si.split("<t").skip(1) {
+                let body = &part[part.find('>').unwrap() + 1..];
+                text.push_str(&body[..body.find("</t>").unwrap_or(0)]);
+            }
+            text.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect();
+    let xml = read(sheet_xml);
+    let mut cells = BTreeMap::new();
+    for c in xml.split("<c r=\"").skip(1) {
+        let r = &c[..c.find('"').unwrap()];
+        let open = &c[..c.find('>').unwrap()];
+        if open.ends_with('/') {
+            continue;
+        }
+        let Some(v) = c.find("<v>") else { continue };
+        let v = &c[v + 3..v + c[v..].find("</v>").unwrap()];
+        let text = if open.contains("t=\"s\"") {
+            strings[v.parse::<usize>().unwrap()].clone()
+        } else {
+            v.to_string()
+        };
+        cells.insert(r.to_string(), text);
+    }
+    cells
+}
+
+#[test]
+fn excel_abs_labour_force_xlsx_wide_with_metadata_rows() {
+    let ds = load("excel-abs-labour-force.toml");
+    assert_eq!(ds.info.name, "abs_lfs_hours");
+    let name = "abs_labour_input_all_jobs";
+    let got = shape(
+        &ds,
+        name,
+        None,
+        &["series_id", "series_type", "quarter"],
+        7 * 148,
+    );
+    let q = |id: &str, p: &str| {
+        key(&[
+            ("series_id", id),
+            ("series_type", "Seasonally Adjusted"),
+            ("quarter", p),
+        ])
+    };
+    // Data1!B11: serial 31017 (1984-12-01), 2923556.4816999999 thousand hours as stored: the
+    // double 2923556.4817, times 1000.
+    assert_eq!(got[&q("A84426298K", "1984-Q4")], (2_923_556_481.7, None));
+    // Data1!B158: serial 44440 (2021-09-01), 5219204.7937000003.
+    assert_eq!(got[&q("A84426298K", "2021-Q3")], (5_219_204_793.7, None));
+    let ps = periods(&got, "quarter");
+    assert_eq!(
+        (ps.len(), ps[0].as_str(), ps[147].as_str()),
+        (148, "1984-Q4", "2021-Q3")
+    );
+    assert!(ds.missing.is_empty(), "every cell has a figure");
+    no_status(&ds);
+    assert_eq!(named_labels(&ds), ["series_id"]);
+    let n = names(&ds, "series_id", "en");
+    assert_eq!(n.len(), 7);
+    assert_eq!(n["A84426298K"], "Quarterly hours worked in all jobs ;");
+    assert_eq!(
+        n["A84426294A"],
+        "Quarterly hours worked in all jobs ;  Market ;"
+    );
+
+    // Second reading: the sheet's XML, with the zip crate and string search.
+    let cells = xlsx_cells(
+        &fixture_bytes("xlsx/abs_6202021_labour_force.xlsx"),
+        "xl/worksheets/sheet2.xml",
+    );
+    assert_eq!(cells["A10"], "Series ID");
+    assert_eq!(cells["A2"], "Unit");
+    let mut want = Series::new();
+    for col in ["B", "C", "D", "E", "F", "G", "H"] {
+        let id = &cells[&format!("{col}10")];
+        assert_eq!(cells[&format!("{col}2")], "000 Hours");
+        assert_eq!(cells[&format!("{col}3")], "Seasonally Adjusted");
+        assert_eq!(&n[id], &cells[&format!("{col}1")]);
+        for row in 11..=158 {
+            let serial: u32 = cells[&format!("A{row}")].parse().unwrap();
+            let stored: f64 = cells[&format!("{col}{row}")].parse().unwrap();
+            // The double the cell holds, in its shortest form, scaled on the text.
+            want.insert(
+                q(id, &quarter_of_serial(serial)),
+                (shift(&stored.to_string(), 3), None),
+            );
+        }
+    }
+    same(name, &got, &want);
+}
+
+#[test]
+fn excel_abs_cpi_xls_filtered_by_unit_with_missing_cells() {
+    use calamine::Reader;
+    let ds = load("excel-abs-cpi-xls.toml");
+    let name = "abs_cpi_all_groups_index";
+    let got = shape(
+        &ds,
+        name,
+        Some("index"),
+        &["series_id", "quarter"],
+        9 * 284 - 128,
+    );
+    let q = |id: &str, p: &str| key(&[("series_id", id), ("quarter", p)]);
+    // Sydney: Data1!B11, 1948-09-01, 3.7; Data1!B294, 2019-06-01, 115.9.
+    assert_eq!(got[&q("A2325806K", "1948-Q3")], (3.7, None));
+    assert_eq!(got[&q("A2325806K", "2019-Q2")], (115.9, None));
+    // Darwin's index starts in 1980-Q3 (Data1!H139, 28.8): 128 empty cells before it.
+    assert!(!got.contains_key(&q("A2325836X", "1980-Q2")));
+    assert_eq!(got[&q("A2325836X", "1980-Q3")], (28.8, None));
+    assert_eq!(
+        missing(&ds),
+        [(name.to_string(), "missing".to_string(), 128)]
+    );
+    assert_eq!(
+        names(&ds, "series_id", "en")["A2325846C"],
+        "Index Numbers ;  All groups CPI ;  Australia ;"
+    );
+
+    // Second reading: calamine's own range of the sheet, dates by calamine's conversion.
+    let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(
+        fixture_bytes("xls/abs_640101_cpi.xls"),
+    ))
+    .unwrap();
+    let range = wb.worksheet_range("Data1").unwrap();
+    let rows: Vec<_> = range.rows().collect();
+    let text = |d: &calamine::Data| d.to_string();
+    assert_eq!(text(&rows[9][0]), "Series ID");
+    let mut want = Series::new();
+    let mut empty = 0;
+    for c in 1..rows[9].len() {
+        if text(&rows[1][c]) != "Index Numbers" {
+            continue;
+        }
+        for row in &rows[10..] {
+            let calamine::Data::DateTime(dt) = &row[0] else {
+                panic!("not a date: {:?}", row[0]);
+            };
+            let (y, m, ..) = dt.to_ymd_hms_milli();
+            let period = format!("{y}-Q{}", (m - 1) / 3 + 1);
+            match &row[c] {
+                calamine::Data::Empty => empty += 1,
+                calamine::Data::Float(f) => {
+                    want.insert(q(&text(&rows[9][c]), &period), (*f, None));
+                }
+                other => panic!("not a number: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(empty, 128);
     same(name, &got, &want);
 }
 

@@ -18,6 +18,7 @@ use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::source::fetch::FetchOptions;
+use crate::source::workbook::ExcelOptions;
 use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
 use crate::source::{pcaxis::PcAxisOptions, sdmx_csv::SdmxCsvOptions, sdmx_json::SdmxJsonOptions};
 use crate::source::{Format, Options};
@@ -188,7 +189,7 @@ impl OneOrMany {
 pub struct InputConfig {
     /// The data file, relative to the config file.
     pub file: Spanned<String>,
-    /// `csv`, `json`, `sdmx-csv`, `sdmx-json`, `json-stat` or `pc-axis`.
+    /// `csv`, `json`, `sdmx-csv`, `sdmx-json`, `json-stat`, `pc-axis` or `excel`.
     pub format: Spanned<String>,
     /// The `[[metric]]` every observation feeds.
     pub metric: Option<Spanned<String>>,
@@ -234,6 +235,7 @@ pub struct InputConfig {
     pub sdmx_json: Option<Spanned<SdmxJsonOptions>>,
     pub json_stat: Option<Spanned<JsonStatOptions>>,
     pub pc_axis: Option<Spanned<PcAxisOptions>>,
+    pub excel: Option<Spanned<ExcelOptions>>,
     /// How this file is fetched when it is a URL, over the dataset's `[fetch]`.
     pub fetch: Option<Spanned<FetchOptions>>,
 }
@@ -248,6 +250,7 @@ impl InputConfig {
             Format::SdmxJson => self.sdmx_json.as_ref().map(|s| s.span()),
             Format::JsonStat => self.json_stat.as_ref().map(|s| s.span()),
             Format::PcAxis => self.pc_axis.as_ref().map(|s| s.span()),
+            Format::Excel => self.excel.as_ref().map(|s| s.span()),
         }
     }
 
@@ -264,6 +267,7 @@ impl InputConfig {
             Format::SdmxJson => Options::SdmxJson(opts(&self.sdmx_json)),
             Format::JsonStat => Options::JsonStat(opts(&self.json_stat)),
             Format::PcAxis => Options::PcAxis(opts(&self.pc_axis)),
+            Format::Excel => Options::Excel(opts(&self.excel)),
         }
     }
 }
@@ -549,6 +553,7 @@ fn schema(path: &str) -> Option<&'static [&'static str]> {
         "input.sdmx_csv" => fields::<SdmxCsvOptions>(),
         "input.sdmx_json" => fields::<SdmxJsonOptions>(),
         "input.json_stat" => fields::<JsonStatOptions>(),
+        "input.excel" => fields::<ExcelOptions>(),
         _ => return None,
     })
 }

@@ -12,6 +12,7 @@ pub mod pcaxis;
 pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
+pub mod workbook;
 
 use std::fmt;
 
@@ -25,17 +26,20 @@ pub enum Format {
     SdmxJson,
     JsonStat,
     PcAxis,
+    /// .xlsx, .xlsm, .xls or .ods, told apart by content.
+    Excel,
 }
 
 impl Format {
     /// Every format, in the order the error message lists them.
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Csv,
         Format::Json,
         Format::SdmxCsv,
         Format::SdmxJson,
         Format::JsonStat,
         Format::PcAxis,
+        Format::Excel,
     ];
 
     /// The name as written in configs (`format = "sdmx-csv"`).
@@ -47,6 +51,7 @@ impl Format {
             Format::SdmxJson => "sdmx-json",
             Format::JsonStat => "json-stat",
             Format::PcAxis => "pc-axis",
+            Format::Excel => "excel",
         }
     }
 
@@ -71,7 +76,8 @@ impl Format {
     /// workbook, a file that names its own code page.
     pub fn is_text(self) -> bool {
         // A PC-Axis file names its code page (CODEPAGE), Windows-1252 when it does not.
-        !matches!(self, Format::PcAxis)
+        // A workbook is binary.
+        !matches!(self, Format::PcAxis | Format::Excel)
     }
 
     /// A file's bytes as this format's reader takes them: text checked (UTF-8, no NUL, no
@@ -110,6 +116,7 @@ pub enum Options {
     SdmxJson(sdmx_json::SdmxJsonOptions),
     JsonStat(jsonstat::JsonStatOptions),
     PcAxis(pcaxis::PcAxisOptions),
+    Excel(workbook::ExcelOptions),
 }
 
 impl Options {
@@ -118,6 +125,7 @@ impl Options {
     pub fn read(&self, content: Content<'_>, sink: &mut dyn Sink) {
         let text = match (self, content) {
             (Options::PcAxis(o), content) => return pcaxis::read(content.bytes(), o, sink),
+            (Options::Excel(o), content) => return workbook::read(content.bytes(), o, sink),
             (_, Content::Text(text)) => text,
             (_, Content::Bytes(_)) => {
                 // Format::content gives text formats text.
@@ -131,7 +139,7 @@ impl Options {
             Options::SdmxCsv(o) => sdmx_csv::read(text, o, sink),
             Options::SdmxJson(o) => sdmx_json::read(text, o, sink),
             Options::JsonStat(o) => jsonstat::read(text, o, sink),
-            Options::PcAxis(_) => {} // read above, from its bytes
+            Options::PcAxis(_) | Options::Excel(_) => {} // read above, from their bytes
         }
     }
 }
