@@ -984,42 +984,7 @@ fn period_cell(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<Strin
 fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
     let series_id = options.series.as_deref().unwrap_or("series_id");
     let period_col = grid.first_col;
-    // Series columns: header cells with text right of the period column.
-    let mut series: Vec<(u32, String)> = Vec::new();
-    // Each id's column, to find duplicates among thousands of series.
-    let mut seen: rustc_hash::FxHashMap<String, u32> = Default::default();
-    let mut bad = false;
-    for (c, d) in grid.row(header).unwrap_or(&[]) {
-        if *c == period_col {
-            continue;
-        }
-        // Spaces padding a header cell are layout; other whitespace is part of the id.
-        let id = match render(d, grid.is_1904, None) {
-            Ok(s) => s.trim_matches(' ').to_string(),
-            Err(e) => {
-                sink.error(grid.at((header, *c)), e);
-                bad = true;
-                continue;
-            }
-        };
-        if id.is_empty() {
-            continue;
-        }
-        if let Some(k) = seen.get(&id) {
-            sink.error(
-                grid.at((header, *c)),
-                format!(
-                    "duplicate series id `{}` (also in column {}), expected unique ids in the header row",
-                    excerpt(&id),
-                    column_name(*k)
-                ),
-            );
-            bad = true;
-            continue;
-        }
-        seen.insert(id.clone(), *c);
-        series.push((*c, id));
-    }
+    let (series, bad) = series_columns(grid, header, sink);
     if series.is_empty() {
         sink.error(
             grid.at((header, period_col)),
@@ -1054,13 +1019,71 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
     if !sink.components(&components, &header_origin) {
         return;
     }
+    let values = series_metadata(grid, &series, &meta, sink);
+    let wide = Wide {
+        grid,
+        header,
+        series: &series,
+        meta: &meta,
+        values: &values,
+    };
+    for (r, cols) in grid.rows.iter().filter(|(r, _)| *r > header) {
+        wide.row(*r, cols, options.frequency, sink);
+    }
+}
 
-    // The metadata of each series, read once.
-    let freq = options.frequency;
+/// The series columns of a wide sheet: header cells with text right of the period column, in
+/// column order; and whether any was refused (reported).
+fn series_columns(grid: &Grid, header: u32, sink: &mut dyn Sink) -> (Vec<(u32, String)>, bool) {
+    let mut series: Vec<(u32, String)> = Vec::new();
+    // Each id's column, to find duplicates among thousands of series.
+    let mut seen: rustc_hash::FxHashMap<String, u32> = Default::default();
+    let mut bad = false;
+    for (c, d) in grid.row(header).unwrap_or(&[]) {
+        if *c == grid.first_col {
+            continue;
+        }
+        // Spaces padding a header cell are layout; other whitespace is part of the id.
+        let id = match render(d, grid.is_1904, None) {
+            Ok(s) => s.trim_matches(' ').to_string(),
+            Err(e) => {
+                sink.error(grid.at((header, *c)), e);
+                bad = true;
+                continue;
+            }
+        };
+        if id.is_empty() {
+            continue;
+        }
+        if let Some(k) = seen.get(&id) {
+            sink.error(
+                grid.at((header, *c)),
+                format!(
+                    "duplicate series id `{}` (also in column {}), expected unique ids in the header row",
+                    excerpt(&id),
+                    column_name(*k)
+                ),
+            );
+            bad = true;
+            continue;
+        }
+        seen.insert(id.clone(), *c);
+        series.push((*c, id));
+    }
+    (series, bad)
+}
+
+/// The metadata of each series, read once; and its descriptions as display names.
+fn series_metadata(
+    grid: &Grid,
+    series: &[(u32, String)],
+    meta: &[(String, u32)],
+    sink: &mut dyn Sink,
+) -> Vec<Vec<String>> {
     let mut values: Vec<Vec<String>> = Vec::with_capacity(series.len());
-    for (c, _) in &series {
-        let mut v = Vec::with_capacity(n_meta);
-        for (_, r) in &meta {
+    for (c, _) in series {
+        let mut v = Vec::with_capacity(meta.len());
+        for (_, r) in meta {
             match render(grid.cell((*r, *c)), grid.is_1904, None) {
                 Ok(s) => v.push(s.trim_matches(' ').to_string()),
                 Err(e) => {
@@ -1078,11 +1101,27 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
             }
         }
     }
+    values
+}
 
-    // Series are in column order: a column is found by binary search.
-    let is_series = |c: u32| series.binary_search_by_key(&c, |s| s.0).is_ok();
-    for (r, cols) in grid.rows.iter().filter(|(r, _)| *r > header) {
-        let r = *r;
+/// A wide sheet's layout, found above its data rows.
+struct Wide<'a> {
+    grid: &'a Grid,
+    header: u32,
+    /// (column, series id), in column order.
+    series: &'a [(u32, String)],
+    /// (component id, row) of each mapped metadata row.
+    meta: &'a [(String, u32)],
+    /// Each series' metadata values, in `meta` order.
+    values: &'a [Vec<String>],
+}
+
+impl Wide<'_> {
+    /// One data row: an observation per series column.
+    fn row(&self, r: u32, cols: &[(u32, Data)], freq: Option<Frequency>, sink: &mut dyn Sink) {
+        let (grid, header, period_col) = (self.grid, self.header, self.grid.first_col);
+        // Series are in column order: a column is found by binary search.
+        let is_series = |c: u32| self.series.binary_search_by_key(&c, |s| s.0).is_ok();
         let has_values = cols.iter().any(|(c, _)| is_series(*c));
         for (c, d) in cols {
             if *c != period_col && !is_series(*c) && *d != Data::Empty {
@@ -1096,18 +1135,17 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
                 );
             }
         }
-        let period_data = grid.cell((r, period_col));
-        let period = match period_cell(period_data, grid.is_1904, freq) {
+        let period = match period_cell(grid.cell((r, period_col)), grid.is_1904, freq) {
             Ok(p) => p,
             Err(e) => {
                 sink.error(grid.at((r, period_col)), e);
-                continue;
+                return;
             }
         };
         if !has_values {
             // A note under the data, or an empty row: no observations unless it has a period.
             if period.is_empty() || crate::dataset::calendar::Period::parse(&period).is_none() {
-                continue;
+                return;
             }
         }
         if period.is_empty() {
@@ -1118,9 +1156,10 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
                     column_name(period_col)
                 ),
             );
-            continue;
+            return;
         }
-        for (k, (c, id)) in series.iter().enumerate() {
+        let n_meta = self.meta.len();
+        for (k, (c, id)) in self.series.iter().enumerate() {
             let pos = (r, *c);
             let value = match render(grid.cell(pos), grid.is_1904, None) {
                 Ok(v) => v,
@@ -1131,12 +1170,12 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
             };
             let mut fields: Vec<&str> = Vec::with_capacity(n_meta + 3);
             fields.push(id);
-            fields.extend(values[k].iter().map(String::as_str));
+            fields.extend(self.values[k].iter().map(String::as_str));
             fields.push(&period);
             fields.push(&value);
             let origin = |i: usize| match i {
                 0 => grid.at((header, *c)),
-                i if i <= n_meta => grid.at((meta[i - 1].1, *c)),
+                i if i <= n_meta => grid.at((self.meta[i - 1].1, *c)),
                 i if i == n_meta + 1 => grid.at((r, period_col)),
                 _ => grid.at(pos),
             };
