@@ -427,80 +427,155 @@ fn check_expansion(bytes: &[u8]) -> Result<(), String> {
 /// must end within the file, every size fit the file, and every sheet's declared dimensions
 /// and cells span no more than the bound.
 fn check_xls(bytes: &[u8]) -> Result<(), String> {
-    let bad = |what: &str| unreadable(format!("compound document {what}"));
-    let u32_at = |b: &[u8], o: usize| -> u32 {
-        b.get(o..o + 4)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    let cfb = Compound::open(bytes)?;
+    let fat = cfb.fat()?;
+    let whole = |id: u32| cfb.sector(id).map(<[u8]>::to_vec);
+    let dirs = cfb.chain(u32_at(bytes, 48), &fat, cfb.ss, None, &whole)?;
+    let entries = directory(&dirs, cfb.ss);
+    let Some(root) = entries.first() else {
+        return Err(bad_cfb("without a directory"));
     };
-    if bytes.len() < 512 {
-        return Err(bad("shorter than its header"));
-    }
-    let ss: usize = match u16::from_le_bytes([bytes[30], bytes[31]]) {
-        9 => 512,
-        12 => 4096,
-        _ => return Err(bad("with a sector size other than 512 or 4096 bytes")),
+    let too_big = |size: u64| size > bytes.len() as u64;
+    let mini_fat_len = u32_at(bytes, 64) as usize;
+    let (mini_fat, mini_stream) = if mini_fat_len > 0 {
+        if too_big(root.2) {
+            return Err(bad_cfb("whose mini stream is larger than the file"));
+        }
+        let stream = cfb.chain(root.1, &fat, cfb.ss, Some(root.2 as usize), &whole)?;
+        let len = Some(mini_fat_len * cfb.ss);
+        let table = cfb.chain(u32_at(bytes, 60), &fat, cfb.ss, len, &whole)?;
+        (
+            table.chunks_exact(4).map(|c| u32_at(c, 0)).collect(),
+            stream,
+        )
+    } else {
+        (Vec::new(), Vec::new())
     };
-    // Sector ids that can lie in the file.
-    let n = (bytes.len() / ss) as u64 + 1;
-    // What calamine reserves room for from the header: the FAT's length, and a DIFAT
-    // capacity it reads from bytes 62-65.
-    if u64::from(u32_at(bytes, 44)) > n
-        || u64::from(u32_at(bytes, 64)) > n
-        || u32_at(bytes, 62) > 1 << 24
-    {
-        return Err(bad("declaring more sectors than the file holds"));
+    let Some(book) = ["Workbook", "Book", "WORKBOOK", "BOOK"]
+        .iter()
+        .find_map(|name| entries.iter().find(|e| e.0 == *name))
+    else {
+        return Err(bad_cfb("without a Workbook stream"));
+    };
+    if too_big(book.2) {
+        return Err(bad_cfb("whose Workbook stream is larger than the file"));
     }
-    let sector = |id: u32| -> Result<&[u8], String> {
+    let stream = if book.2 < 4096 {
+        let mini = |id: u32| -> Result<Vec<u8>, String> {
+            let start = (id as usize).saturating_mul(64);
+            mini_stream
+                .get(start..start.saturating_add(64))
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| bad_cfb("with a mini sector beyond its mini stream"))
+        };
+        cfb.chain(book.1, &mini_fat, 64, Some(book.2 as usize), &mini)?
+    } else {
+        cfb.chain(book.1, &fat, cfb.ss, Some(book.2 as usize), &whole)?
+    };
+    check_biff(&stream, extent_bound(bytes.len()), bytes.len())
+}
+
+fn bad_cfb(what: &str) -> String {
+    unreadable(format!("compound document {what}"))
+}
+
+/// The little-endian u32 at `o`, 0 past the end.
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    b.get(o..o + 4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+const CFB_END: u32 = 0xFFFF_FFFE;
+const CFB_RESERVED: u32 = 0xFFFF_FFFA;
+
+/// A compound document (the container of an .xls) whose header was checked.
+struct Compound<'b> {
+    bytes: &'b [u8],
+    /// Sector size.
+    ss: usize,
+    /// Sector ids that can lie in the file.
+    n: u64,
+}
+
+impl<'b> Compound<'b> {
+    fn open(bytes: &'b [u8]) -> Result<Compound<'b>, String> {
+        if bytes.len() < 512 {
+            return Err(bad_cfb("shorter than its header"));
+        }
+        let ss: usize = match u16::from_le_bytes([bytes[30], bytes[31]]) {
+            9 => 512,
+            12 => 4096,
+            _ => return Err(bad_cfb("with a sector size other than 512 or 4096 bytes")),
+        };
+        let n = (bytes.len() / ss) as u64 + 1;
+        // What calamine reserves room for from the header: the FAT's length, and a DIFAT
+        // capacity it reads from bytes 62-65.
+        if u64::from(u32_at(bytes, 44)) > n
+            || u64::from(u32_at(bytes, 64)) > n
+            || u32_at(bytes, 62) > 1 << 24
+        {
+            return Err(bad_cfb("declaring more sectors than the file holds"));
+        }
+        Ok(Compound { bytes, ss, n })
+    }
+
+    fn sector(&self, id: u32) -> Result<&'b [u8], String> {
         let start = (id as usize)
             .checked_add(1)
-            .and_then(|i| i.checked_mul(ss))
-            .ok_or_else(|| bad("with a sector beyond its end"))?;
-        bytes
-            .get(start..start.saturating_add(ss))
-            .ok_or_else(|| bad("with a sector beyond its end"))
-    };
-    const END: u32 = 0xFFFF_FFFE;
-    const RESERVED: u32 = 0xFFFF_FFFA;
-    // The DIFAT: 109 entries in the header, then a chain of sectors, each ending with the
-    // next one's id.
-    let mut difat: Vec<u32> = (0..109).map(|k| u32_at(bytes, 76 + 4 * k)).collect();
-    let mut id = u32_at(bytes, 68);
-    let mut steps = 0;
-    while id < RESERVED {
-        steps += 1;
-        if steps > n {
-            return Err(bad("whose sector allocation chain loops"));
+            .and_then(|i| i.checked_mul(self.ss))
+            .ok_or_else(|| bad_cfb("with a sector beyond its end"))?;
+        self.bytes
+            .get(start..start.saturating_add(self.ss))
+            .ok_or_else(|| bad_cfb("with a sector beyond its end"))
+    }
+
+    /// The sector allocation table, through the DIFAT: 109 entries in the header, then a
+    /// chain of sectors, each ending with the next one's id.
+    fn fat(&self) -> Result<Vec<u32>, String> {
+        let bytes = self.bytes;
+        let mut difat: Vec<u32> = (0..109).map(|k| u32_at(bytes, 76 + 4 * k)).collect();
+        let mut id = u32_at(bytes, 68);
+        let mut steps = 0;
+        while id < CFB_RESERVED {
+            steps += 1;
+            if steps > self.n {
+                return Err(bad_cfb("whose sector allocation chain loops"));
+            }
+            let s = self.sector(id)?;
+            difat.extend(s.chunks_exact(4).map(|c| u32_at(c, 0)));
+            id = difat.pop().unwrap_or(CFB_END);
         }
-        let s = sector(id)?;
-        difat.extend(s.chunks_exact(4).map(|c| u32_at(c, 0)));
-        id = difat.pop().unwrap_or(END);
+        let fat_sectors: Vec<u32> = difat.into_iter().filter(|&i| i < 0xFFFF_FFFC).collect();
+        if fat_sectors.len() as u64 > self.n {
+            return Err(bad_cfb("declaring more sectors than the file holds"));
+        }
+        let mut fat: Vec<u32> = Vec::new();
+        for id in fat_sectors {
+            fat.extend(self.sector(id)?.chunks_exact(4).map(|c| u32_at(c, 0)));
+        }
+        Ok(fat)
     }
-    let fat_sectors: Vec<u32> = difat.into_iter().filter(|&i| i < 0xFFFF_FFFC).collect();
-    if fat_sectors.len() as u64 > n {
-        return Err(bad("declaring more sectors than the file holds"));
-    }
-    let mut fat: Vec<u32> = Vec::new();
-    for id in fat_sectors {
-        fat.extend(sector(id)?.chunks_exact(4).map(|c| u32_at(c, 0)));
-    }
-    // A chain of sectors of `size` bytes from `first` through `table`, at most `len` bytes
-    // (None: the whole chain, which must end).
-    let chain = |first: u32,
-                 table: &[u32],
-                 size: usize,
-                 len: Option<usize>,
-                 get: &dyn Fn(u32) -> Result<Vec<u8>, String>|
-     -> Result<Vec<u8>, String> {
+
+    /// A chain of sectors of `size` bytes from `first` through `table`, at most `len` bytes
+    /// (None: the whole chain, which must end).
+    fn chain(
+        &self,
+        first: u32,
+        table: &[u32],
+        size: usize,
+        len: Option<usize>,
+        get: &dyn Fn(u32) -> Result<Vec<u8>, String>,
+    ) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         let mut id = first;
         let mut steps = 0u64;
-        let limit = len.map_or(n.saturating_mul(ss as u64 / size as u64), |l| {
+        let limit = len.map_or(self.n.saturating_mul(self.ss as u64 / size as u64), |l| {
             (l / size) as u64 + 1
         });
-        while id != END {
+        while id != CFB_END {
             steps += 1;
             if steps > limit.max(1) {
-                return Err(bad("whose sector chain loops"));
+                return Err(bad_cfb("whose sector chain loops"));
             }
             out.extend_from_slice(&get(id)?);
             if len.is_some_and(|l| out.len() >= l) {
@@ -508,18 +583,18 @@ fn check_xls(bytes: &[u8]) -> Result<(), String> {
             }
             id = *table
                 .get(id as usize)
-                .ok_or_else(|| bad("with a chain leaving its allocation table"))?;
+                .ok_or_else(|| bad_cfb("with a chain leaving its allocation table"))?;
         }
         if let Some(l) = len {
             out.truncate(l);
         }
         Ok(out)
-    };
-    let whole = |id: u32| sector(id).map(<[u8]>::to_vec);
-    let dirs = chain(u32_at(bytes, 48), &fat, ss, None, &whole)?;
-    // Directory entries: a UTF-16 name, its start sector and its stream's size.
-    let entries: Vec<(String, u32, u64)> = dirs
-        .chunks_exact(128)
+    }
+}
+
+/// Directory entries: a UTF-16 name, its start sector and its stream's size.
+fn directory(dirs: &[u8], ss: usize) -> Vec<(String, u32, u64)> {
+    dirs.chunks_exact(128)
         .map(|e| {
             let name_len = (u16::from_le_bytes([e[64], e[65]]) as usize / 2).clamp(1, 32) - 1;
             let units: Vec<u16> = e[..name_len * 2]
@@ -533,47 +608,7 @@ fn check_xls(bytes: &[u8]) -> Result<(), String> {
             };
             (String::from_utf16_lossy(&units), u32_at(e, 116), size)
         })
-        .collect();
-    let Some(root) = entries.first() else {
-        return Err(bad("without a directory"));
-    };
-    let too_big = |size: u64| size > bytes.len() as u64;
-    let mini_fat_len = u32_at(bytes, 64) as usize;
-    let (mini_fat, mini_stream) = if mini_fat_len > 0 {
-        if too_big(root.2) {
-            return Err(bad("whose mini stream is larger than the file"));
-        }
-        let stream = chain(root.1, &fat, ss, Some(root.2 as usize), &whole)?;
-        let table = chain(u32_at(bytes, 60), &fat, ss, Some(mini_fat_len * ss), &whole)?;
-        (
-            table.chunks_exact(4).map(|c| u32_at(c, 0)).collect(),
-            stream,
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let Some(book) = ["Workbook", "Book", "WORKBOOK", "BOOK"]
-        .iter()
-        .find_map(|name| entries.iter().find(|e| e.0 == *name))
-    else {
-        return Err(bad("without a Workbook stream"));
-    };
-    if too_big(book.2) {
-        return Err(bad("whose Workbook stream is larger than the file"));
-    }
-    let stream = if book.2 < 4096 {
-        let mini = |id: u32| -> Result<Vec<u8>, String> {
-            let start = (id as usize).saturating_mul(64);
-            mini_stream
-                .get(start..start.saturating_add(64))
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| bad("with a mini sector beyond its mini stream"))
-        };
-        chain(book.1, &mini_fat, 64, Some(book.2 as usize), &mini)?
-    } else {
-        chain(book.1, &fat, ss, Some(book.2 as usize), &whole)?
-    };
-    check_biff(&stream, extent_bound(bytes.len()), bytes.len())
+        .collect()
 }
 
 /// BIFF records from `at`, as calamine reads them: type, body.
