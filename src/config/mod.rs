@@ -18,6 +18,7 @@ use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::source::fetch::FetchOptions;
+use crate::source::sdmx_ml::SdmxMlOptions;
 use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
 use crate::source::{sdmx_csv::SdmxCsvOptions, sdmx_json::SdmxJsonOptions};
 use crate::source::{Format, Options};
@@ -188,7 +189,7 @@ impl OneOrMany {
 pub struct InputConfig {
     /// The data file, relative to the config file.
     pub file: Spanned<String>,
-    /// `csv`, `json`, `sdmx-csv`, `sdmx-json` or `json-stat`.
+    /// `csv`, `json`, `sdmx-csv`, `sdmx-json`, `json-stat` or `sdmx-ml`.
     pub format: Spanned<String>,
     /// The `[[metric]]` every observation feeds.
     pub metric: Option<Spanned<String>>,
@@ -233,6 +234,7 @@ pub struct InputConfig {
     pub sdmx_csv: Option<Spanned<SdmxCsvOptions>>,
     pub sdmx_json: Option<Spanned<SdmxJsonOptions>>,
     pub json_stat: Option<Spanned<JsonStatOptions>>,
+    pub sdmx_ml: Option<Spanned<SdmxMlOptions>>,
     /// How this file is fetched when it is a URL, over the dataset's `[fetch]`.
     pub fetch: Option<Spanned<FetchOptions>>,
 }
@@ -246,6 +248,7 @@ impl InputConfig {
             Format::SdmxCsv => self.sdmx_csv.as_ref().map(|s| s.span()),
             Format::SdmxJson => self.sdmx_json.as_ref().map(|s| s.span()),
             Format::JsonStat => self.json_stat.as_ref().map(|s| s.span()),
+            Format::SdmxMl => self.sdmx_ml.as_ref().map(|s| s.span()),
         }
     }
 
@@ -261,6 +264,7 @@ impl InputConfig {
             Format::SdmxCsv => Options::SdmxCsv(opts(&self.sdmx_csv)),
             Format::SdmxJson => Options::SdmxJson(opts(&self.sdmx_json)),
             Format::JsonStat => Options::JsonStat(opts(&self.json_stat)),
+            Format::SdmxMl => Options::SdmxMl(opts(&self.sdmx_ml)),
         }
     }
 }
@@ -546,6 +550,7 @@ fn schema(path: &str) -> Option<&'static [&'static str]> {
         "input.sdmx_csv" => fields::<SdmxCsvOptions>(),
         "input.sdmx_json" => fields::<SdmxJsonOptions>(),
         "input.json_stat" => fields::<JsonStatOptions>(),
+        "input.sdmx_ml" => fields::<SdmxMlOptions>(),
         _ => return None,
     })
 }

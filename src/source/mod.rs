@@ -11,6 +11,7 @@ pub mod jsonstat;
 pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
+pub mod sdmx_ml;
 
 use std::fmt;
 
@@ -23,16 +24,18 @@ pub enum Format {
     SdmxCsv,
     SdmxJson,
     JsonStat,
+    SdmxMl,
 }
 
 impl Format {
     /// Every format, in the order the error message lists them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Csv,
         Format::Json,
         Format::SdmxCsv,
         Format::SdmxJson,
         Format::JsonStat,
+        Format::SdmxMl,
     ];
 
     /// The name as written in configs (`format = "sdmx-csv"`).
@@ -43,6 +46,7 @@ impl Format {
             Format::SdmxCsv => "sdmx-csv",
             Format::SdmxJson => "sdmx-json",
             Format::JsonStat => "json-stat",
+            Format::SdmxMl => "sdmx-ml",
         }
     }
 
@@ -104,6 +108,7 @@ pub enum Options {
     SdmxCsv(sdmx_csv::SdmxCsvOptions),
     SdmxJson(sdmx_json::SdmxJsonOptions),
     JsonStat(jsonstat::JsonStatOptions),
+    SdmxMl(sdmx_ml::SdmxMlOptions),
 }
 
 impl Options {
@@ -121,6 +126,7 @@ impl Options {
             Options::SdmxCsv(o) => sdmx_csv::read(text, o, sink),
             Options::SdmxJson(o) => sdmx_json::read(text, o, sink),
             Options::JsonStat(o) => jsonstat::read(text, o, sink),
+            Options::SdmxMl(o) => sdmx_ml::read(text, o, sink),
         }
     }
 }
