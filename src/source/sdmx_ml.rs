@@ -1492,7 +1492,7 @@ mod tests {
         );
         let currencies: std::collections::BTreeSet<&str> =
             c.column("CURRENCY").into_iter().collect();
-        // Six series: three currencies, each twice (the second with the same key).
+        // Six series: three currencies, each as the average (A) and end of period (E).
         assert_eq!(
             currencies.into_iter().collect::<Vec<_>>(),
             ["CAD", "CHF", "LTL"]
