@@ -174,6 +174,11 @@ const DATA_TOKENS: &[&[u8]] = &[
     "\u{feff}".as_bytes(),
     b"null",
     b"\"\":",
+    b"<",
+    b"/>",
+    b"&",
+    b"&x;",
+    b"<!DOCTYPE m [<!ENTITY x \"xx\">]>",
 ];
 
 /// One example of examples/formats, with its data file.
@@ -184,6 +189,7 @@ struct Example {
     data: Vec<u8>,
     file_name: String,
     json: bool,
+    xml: bool,
 }
 
 fn examples() -> Vec<Example> {
@@ -213,10 +219,11 @@ fn examples() -> Vec<Example> {
             config: text.replace(line, &format!("file = \"{file_name}\"")),
             data,
             json: ext == "json",
+            xml: ext == "xml",
             file_name,
         });
     }
-    assert_eq!(out.len(), 10, "one example per publisher format variant");
+    assert_eq!(out.len(), 13, "one example per publisher format variant");
     out
 }
 
@@ -358,6 +365,8 @@ fn replace_code(
 ) -> Option<(String, Vec<u8>)> {
     if e.json {
         json_replace(data, rng, fixed, hostile)
+    } else if e.xml {
+        xml_replace(data, rng, fixed, hostile)
     } else {
         csv_replace(data, rng, fixed, hostile)
     }
@@ -419,6 +428,45 @@ fn csv_replace(
         w.write_record(&cells).ok()?;
     }
     Some((code, w.into_inner().ok()?))
+}
+
+/// A code-like XML attribute value replaced, wherever it is a whole value, by `hostile` (escaped
+/// as XML escapes it; line breaks and tabs as character references, which attribute value
+/// normalisation keeps).
+fn xml_replace(
+    data: &[u8],
+    rng: &mut Rng,
+    fixed: Option<&str>,
+    hostile: &str,
+) -> Option<(String, Vec<u8>)> {
+    let text = std::str::from_utf8(data).ok()?;
+    let values: Vec<&str> = text
+        .split("=\"")
+        .skip(1)
+        .filter_map(|v| v.split('"').next())
+        .filter(|v| (1..=12).contains(&v.len()) && v.parse::<f64>().is_err())
+        .filter(|v| !v.contains(['<', '&', ':']))
+        .collect();
+    let code = match fixed {
+        Some(c) => c.to_string(),
+        None => values.get(rng.below(values.len().max(1)))?.to_string(),
+    };
+    let mut escaped = String::new();
+    for c in hostile.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            '\n' => escaped.push_str("&#10;"),
+            '\r' => escaped.push_str("&#13;"),
+            '\t' => escaped.push_str("&#9;"),
+            c => escaped.push(c),
+        }
+    }
+    let out = text.replace(&format!("=\"{code}\""), &format!("=\"{escaped}\""));
+    Some((code, out.into_bytes()))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
