@@ -178,7 +178,15 @@ pub fn read_with(text: &str, roles: &Roles, sink: &mut dyn Sink) {
         }
         return;
     };
-    let headers: Vec<Origin> = layout.first.iter().map(|&at| origin_at(text, at)).collect();
+    // Each component's first place, found in one scan of the text in byte order.
+    let mut order: Vec<usize> = (0..layout.first.len()).collect();
+    order.sort_by_key(|&i| layout.first[i]);
+    let mut headers = vec![Origin::File; order.len()];
+    let mut pos = Pos::START;
+    for i in order {
+        pos = pos.advanced(text, layout.first[i]);
+        headers[i] = pos.origin();
+    }
     if !sink.components(&layout.components, &|i| headers[i].clone()) {
         return;
     }
