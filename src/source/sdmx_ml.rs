@@ -15,6 +15,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use quick_xml::events::attributes::Attributes;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
@@ -301,7 +303,10 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
             Err(e) => {
                 return Err(Fatal {
                     at: (reader.error_position() as usize).min(text.len()),
-                    message: format!("malformed XML: {e}, expected a well-formed document"),
+                    message: format!(
+                        "malformed XML: {}, expected a well-formed document",
+                        excerpt(&e.to_string(), 200)
+                    ),
                 })
             }
         };
@@ -474,22 +479,20 @@ impl Pos {
 
     fn advanced(self, text: &str, to: usize) -> Pos {
         let to = to.min(text.len()).max(self.byte);
-        let seg = &text.as_bytes()[self.byte..to];
-        let chars = |s: &[u8]| s.iter().filter(|&&b| (b & 0xC0) != 0x80).count() as u32;
-        match seg.iter().rposition(|&b| b == b'\n') {
-            Some(last) => {
-                let newlines = seg.iter().filter(|&&b| b == b'\n').count() as u32;
-                Pos {
-                    byte: to,
-                    line: self.line.saturating_add(newlines),
-                    col: 1u32.saturating_add(chars(&seg[last + 1..])),
-                }
+        let (mut line, mut col) = (self.line, self.col);
+        for &b in &text.as_bytes()[self.byte..to] {
+            if b == b'\n' {
+                line = line.saturating_add(1);
+                col = 1;
+            } else if (b & 0xC0) != 0x80 {
+                // Not a UTF-8 continuation byte: a character starts.
+                col = col.saturating_add(1);
             }
-            None => Pos {
-                byte: to,
-                line: self.line,
-                col: self.col.saturating_add(chars(seg)),
-            },
+        }
+        Pos {
+            byte: to,
+            line,
+            col,
         }
     }
 
@@ -524,7 +527,9 @@ struct Places {
 #[derive(Default)]
 struct Scan {
     ids: Vec<(String, Places, usize)>,
-    index: HashMap<Vec<u8>, usize>,
+    index: FxHashMap<Vec<u8>, usize>,
+    /// The id each XML attribute position of the last `Obs` was (see `Emit::obs_cache`).
+    obs_cache: Vec<usize>,
     root: Option<String>,
     data_sets: usize,
     /// `dimensionAtObservation` of the header, when it names a dimension.
@@ -556,16 +561,33 @@ impl Scan {
     }
 
     fn xml_components(&mut self, e: &Element, set: impl Fn(&mut Places), skip: &[&str]) {
-        for a in e.attributes().flatten() {
+        let mut attrs = e.attributes();
+        // Duplicates are reported by the second reading.
+        attrs.with_checks(false);
+        for (position, a) in attrs.flatten().enumerate() {
             let key = a.key;
-            if key.prefix().is_some() || key.as_ref() == b"xmlns" {
+            let id = key.as_ref();
+            // Most observations repeat the ids of the last one, in its order.
+            if let Some(&i) = self.obs_cache.get(position).filter(|_| skip.is_empty()) {
+                if self.ids[i].0.as_bytes() == id {
+                    set(&mut self.ids[i].1);
+                    continue;
+                }
+            }
+            if key.prefix().is_some() || id == b"xmlns" {
                 continue;
             }
-            let id = key.as_ref();
             if skip.iter().any(|s| s.as_bytes() == id) {
                 continue;
             }
             self.note(id, e.at, &set);
+            if let Some(&i) = self.index.get(id) {
+                if position < self.obs_cache.len() {
+                    self.obs_cache[position] = i;
+                } else if position == self.obs_cache.len() {
+                    self.obs_cache.push(i);
+                }
+            }
         }
     }
 
@@ -641,7 +663,7 @@ impl Scan {
                 source.push(None);
             }
         }
-        let mut index = HashMap::new();
+        let mut index = FxHashMap::default();
         for (c, s) in source.iter().enumerate() {
             if let Some(i) = s {
                 index.insert(self.ids[*i].0.as_bytes().to_vec(), c);
@@ -723,7 +745,7 @@ struct Layout {
     components: Vec<Component>,
     /// Byte where each component is first written (0 for the period or value, when none is).
     first: Vec<usize>,
-    index: HashMap<Vec<u8>, usize>,
+    index: FxHashMap<Vec<u8>, usize>,
     time: usize,
     value: usize,
     too_many: bool,
@@ -901,8 +923,9 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
                     from,
                     at,
                     format!(
-                        "unreadable attribute value: {e}, expected text with only the five \
-                         predefined entities and character references"
+                        "unreadable attribute value: {}, expected text with only the five \
+                         predefined entities and character references",
+                        excerpt(&e.to_string(), 200)
                     ),
                 );
                 None
@@ -924,7 +947,10 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
                     self.report(
                         from,
                         e.at,
-                        format!("malformed attribute: {err}, expected name=\"value\""),
+                        format!(
+                            "malformed attribute: {}, expected name=\"value\"",
+                            excerpt(&err.to_string(), 200)
+                        ),
                     );
                     self.level(w).bad = true;
                     return;
@@ -1021,7 +1047,10 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
                     self.report(
                         from,
                         e.at,
-                        format!("malformed attribute: {err}, expected name=\"value\""),
+                        format!(
+                            "malformed attribute: {}, expected name=\"value\"",
+                            excerpt(&err.to_string(), 200)
+                        ),
                     );
                     self.level(w).bad = true;
                     return;
