@@ -1194,7 +1194,7 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
                 .find_map(|l| l.fields.get(i).and_then(Option::as_ref))
                 .map_or(row.origin(), |f| f.from.advanced(text, f.at).origin())
         };
-        if self.delete || self.header_delete {
+        if self.delete {
             self.sink.delete(&fields, &origin);
         } else {
             self.sink.row(&fields, &origin);
@@ -1234,7 +1234,8 @@ impl<'a> Handler<'a> for Emit<'a, '_, '_> {
             Tag::DataSet => {
                 self.ds.clear(pos);
                 self.patterns.clear();
-                self.delete = false;
+                // The header's action, unless the data set says its own.
+                self.delete = self.header_delete;
                 self.xml_components(e, Which::DataSet, &DATASET_XML_ATTRIBUTES);
             }
             Tag::Group => {
@@ -1283,7 +1284,7 @@ impl<'a> Handler<'a> for Emit<'a, '_, '_> {
                 self.group.clear(self.cursor);
             }
             Tag::Series => {
-                if self.series_obs == 0 && (self.delete || self.header_delete) {
+                if self.series_obs == 0 && self.delete {
                     let pos = self.series.pos;
                     self.sink.error(
                         pos.origin(),
@@ -1706,14 +1707,14 @@ mod tests {
                  or Delete",
             ]
         );
-        // The header may say it for every data set.
+        // The header may say it for every data set that does not say its own.
         let text = text.replace(
             "</m:Header>",
             "<m:DataSetAction>Delete</m:DataSetAction></m:Header>",
         );
         let c = read_default(&text.replace("action=\"Sideways\"", ""));
-        assert!(c.rows.is_empty());
-        assert_eq!(c.deleted.len(), 4);
+        assert_eq!(c.rows.len(), 2, "the Replace data set");
+        assert_eq!(c.deleted, vec![vec!["a", "3", ""], vec!["c", "4", "1"]]);
     }
 
     fn errors(text: &str) -> Vec<String> {
