@@ -1186,3 +1186,39 @@ fn sdmx_ml_30_ecb_structure_specific_sample() {
     assert_eq!(want.len(), 116);
     same(name, &got, &want);
 }
+
+/// An SDMX-ML message whose second data set has `action="Delete"`: the observations it names
+/// are not served, the others are; a missing value (`NaN`) gives no sample and is counted.
+#[test]
+fn sdmx_ml_delete_data_sets_remove_what_the_message_gave_before() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("d.xml"),
+        r#"<?xml version="1.0"?>
+<mes:StructureSpecificData xmlns:mes="http://www.sdmx.org/resources/sdmxml/schemas/v3_0/message">
+<mes:DataSet action="Replace" UNIT_MEASURE="EUR">
+<Series REF_AREA="DE"><Obs TIME_PERIOD="2023" OBS_VALUE="1.5"/><Obs TIME_PERIOD="2024" OBS_VALUE="2.5"/></Series>
+<Series REF_AREA="FR"><Obs TIME_PERIOD="2024" OBS_VALUE="NaN"/></Series>
+</mes:DataSet>
+<mes:DataSet action="Delete"><Series REF_AREA="DE"><Obs TIME_PERIOD="2023"/></Series></mes:DataSet>
+</mes:StructureSpecificData>
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[dataset]\nname = \"d\"\ntitle = \"t\"\npublisher = \"p\"\nsource_url = \"u\"\npublished = \"2025-01-01\"\nmetric_prefix = \"x_\"\n\
+         [dataset.period]\nlabel = \"year\"\ncadence = \"annual\"\n\
+         [[metric]]\nname = \"gdp\"\nunit = \"eur\"\nhelp = \"h\"\n\
+         [[input]]\nfile = \"d.xml\"\nformat = \"sdmx-ml\"\nmetric = \"gdp\"\nlabels = { area = \"REF_AREA\" }\n",
+    )
+    .unwrap();
+    let ds = indicator_exporter::check(&config).unwrap_or_else(|e| panic!("{e}"));
+    let got = shape(&ds, "x_gdp_eur", Some("eur"), &["area", "year"], 1);
+    assert_eq!(got[&key(&[("area", "DE"), ("year", "2024")])], (2.5, None));
+    assert_eq!(
+        missing(&ds),
+        [("x_gdp_eur".to_string(), "missing".to_string(), 1)]
+    );
+}
