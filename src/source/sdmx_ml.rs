@@ -264,7 +264,7 @@ trait Handler<'a> {
     /// An element opens: its kind, its parent's kind, its start tag (from `<`'s byte `at`).
     fn open(&mut self, tag: Tag, parent: Tag, e: &Element<'a>);
     /// The element of kind `tag` closes (an empty element closes at once).
-    fn close(&mut self, tag: Tag, parent: Tag);
+    fn close(&mut self, tag: Tag);
     /// Text inside an element of kind `tag`.
     fn text(&mut self, tag: Tag, text: &str) {
         let _ = (tag, text);
@@ -339,15 +339,14 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
                 };
                 h.open(tag, parent, &element);
                 if empty {
-                    h.close(tag, parent);
+                    h.close(tag);
                 } else {
                     stack.push((tag, element.at));
                 }
             }
             Event::End(_) => {
                 if let Some((tag, _)) = stack.pop() {
-                    let parent = stack.last().map_or(Tag::Document, |&(t, _)| t);
-                    h.close(tag, parent);
+                    h.close(tag);
                 }
             }
             Event::Text(t) => {
@@ -735,7 +734,7 @@ impl<'a> Handler<'a> for Scan {
         }
     }
 
-    fn close(&mut self, _tag: Tag, _parent: Tag) {}
+    fn close(&mut self, _tag: Tag) {}
 
     fn problem(&mut self, _at: usize, _message: String) {}
 }
@@ -1273,7 +1272,7 @@ impl<'a> Handler<'a> for Emit<'a, '_, '_> {
         }
     }
 
-    fn close(&mut self, tag: Tag, _parent: Tag) {
+    fn close(&mut self, tag: Tag) {
         match tag {
             Tag::Obs => {
                 self.end_obs();
