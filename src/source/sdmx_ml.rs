@@ -956,17 +956,19 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
                 }
             };
             let key = a.key.as_ref();
+            // The data set's action, whatever its prefix.
+            if w == Which::DataSet && a.key.local_name().as_ref() == b"action" {
+                let v = a.normalized_value(XmlVersion::Implicit1_0);
+                let raw = a.value.clone();
+                if let Some((v, at)) = self.value(&raw, v, from) {
+                    self.delete = self.action(&v, from, at);
+                }
+                continue;
+            }
             if a.key.prefix().is_some() || key == b"xmlns" {
                 continue;
             }
             if skip.iter().any(|s| s.as_bytes() == key) {
-                if w == Which::DataSet && key == b"action" {
-                    let v = a.normalized_value(XmlVersion::Implicit1_0);
-                    let raw = a.value.clone();
-                    if let Some((v, at)) = self.value(&raw, v, from) {
-                        self.delete = self.action(&v, from, at);
-                    }
-                }
                 continue;
             }
             let cached = if w == Which::Obs {
@@ -1684,7 +1686,7 @@ mod tests {
     fn deletes_and_missing_values() {
         let text = ss(
             r#"<m:DataSet action="Replace"><Series K="a"><Obs TIME_PERIOD="1" OBS_VALUE="NaN"/><Obs TIME_PERIOD="2"/></Series></m:DataSet>
-<m:DataSet action="Delete"><Series K="a"><Obs TIME_PERIOD="3"/></Series><Series K="b"/></m:DataSet>
+<m:DataSet s:action="Delete"><Series K="a"><Obs TIME_PERIOD="3"/></Series><Series K="b"/></m:DataSet>
 <m:DataSet action="Sideways"><Series K="c"><Obs TIME_PERIOD="4" OBS_VALUE="1"/></Series></m:DataSet>"#,
         );
         let c = read_default(&text);
@@ -1700,7 +1702,7 @@ mod tests {
         assert_eq!(
             c.error_lines(),
             vec![
-                "5:73: series without observations in a Delete data set, expected the \
+                "5:75: series without observations in a Delete data set, expected the \
                  observations to delete (deleting a whole series is not supported)",
                 "6:20: unknown action `Sideways`, expected Append, Replace, Merge, Information \
                  or Delete",
