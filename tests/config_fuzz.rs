@@ -1,6 +1,6 @@
 //! Loading never panics, and every error it reports has a position: mutations of the bundled
 //! config, and of the data file of every example in examples/formats (CSV long and wide, JSON
-//! records, SDMX-CSV, SDMX-JSON, JSON-stat), deterministic and seeded, through the whole load
+//! records, SDMX-CSV, SDMX-JSON, JSON-stat, PC-Axis, Excel .xlsx and .xls), deterministic and seeded, through the whole load
 //! pipeline. Every mutation that loads is then served, and both expositions are checked: the
 //! text format by `promtool check metrics`, OpenMetrics by the strict reader of tests/common/exposition.rs, and label
 //! values with quotes, backslashes and newlines read back exactly from both.
@@ -189,6 +189,9 @@ struct Example {
     data: Vec<u8>,
     file_name: String,
     json: bool,
+    /// A workbook: codes are replaced inside the zip (.xlsx) or not at all (.xls).
+    workbook: bool,
+    px: bool,
     xml: bool,
 }
 
@@ -219,11 +222,13 @@ fn examples() -> Vec<Example> {
             config: text.replace(line, &format!("file = \"{file_name}\"")),
             data,
             json: ext == "json",
+            workbook: matches!(ext, "xlsx" | "xls" | "ods"),
+            px: ext == "px",
             xml: ext == "xml",
             file_name,
         });
     }
-    assert_eq!(out.len(), 13, "one example per publisher format variant");
+    assert_eq!(out.len(), 18, "one example per publisher format variant");
     out
 }
 
@@ -363,8 +368,12 @@ fn replace_code(
     fixed: Option<&str>,
     hostile: &str,
 ) -> Option<(String, Vec<u8>)> {
-    if e.json {
+    if e.workbook {
+        xlsx_replace(data, rng, fixed, hostile)
+    } else if e.json {
         json_replace(data, rng, fixed, hostile)
+    } else if e.px {
+        px_replace(data, rng, fixed, hostile)
     } else if e.xml {
         xml_replace(data, rng, fixed, hostile)
     } else {
@@ -428,6 +437,125 @@ fn csv_replace(
         w.write_record(&cells).ok()?;
     }
     Some((code, w.into_inner().ok()?))
+}
+
+/// A code-like shared string of an .xlsx replaced by `hostile` (escaped as XML escapes it,
+/// line ends as character references so that no parser normalises them), the zip rewritten;
+/// None for an .xls or a zip that does not open.
+fn xlsx_replace(
+    data: &[u8],
+    rng: &mut Rng,
+    fixed: Option<&str>,
+    hostile: &str,
+) -> Option<(String, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(data)).ok()?;
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).ok()?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).ok()?;
+        entries.push((f.name().to_string(), bytes));
+    }
+    let k = entries
+        .iter()
+        .position(|(n, _)| n == "xl/sharedStrings.xml")?;
+    let xml = String::from_utf8(entries[k].1.clone()).ok()?;
+    let texts: Vec<&str> = xml
+        .split("<t>")
+        .skip(1)
+        .filter_map(|t| t.split("</t>").next())
+        .filter(|t| (1..=12).contains(&t.len()) && t.parse::<f64>().is_err() && !t.contains('&'))
+        .collect();
+    let code = match fixed {
+        Some(c) => c.to_string(),
+        None => texts.get(rng.below(texts.len().max(1)))?.to_string(),
+    };
+    let escaped = hostile
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\n', "&#10;")
+        .replace('\r', "&#13;")
+        .replace('\t', "&#9;");
+    let replaced = xml.replace(&format!("<t>{code}</t>"), &format!("<t>{escaped}</t>"));
+    if replaced == xml {
+        return None;
+    }
+    entries[k].1 = replaced.into_bytes();
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in &entries {
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file(name.as_str(), o).ok()?;
+        w.write_all(bytes).ok()?;
+    }
+    Some((code, w.finish().ok()?.into_inner()))
+}
+
+/// Whether a message is positioned at a workbook cell: `Data1!C12: …`, `'My sheet'!A1: …`.
+fn at_cell(message: &str) -> bool {
+    let Some((sheet, rest)) = message.split_once('!') else {
+        return false;
+    };
+    let Some((cell, _)) = rest.split_once(": ") else {
+        return false;
+    };
+    let letters = cell.trim_end_matches(|c: char| c.is_ascii_digit());
+    !sheet.is_empty()
+        && !sheet.contains(": ")
+        && !letters.is_empty()
+        && letters.len() < cell.len()
+        && letters.chars().all(|c| c.is_ascii_uppercase())
+}
+
+/// A quoted code-like string of a PC-Axis file replaced, wherever it occurs, by `hostile` in
+/// the file's code page; None when PC-Axis cannot write it (it has no escapes: no quote, no
+/// line break) or the code page has no such characters.
+fn px_replace(
+    data: &[u8],
+    rng: &mut Rng,
+    fixed: Option<&str>,
+    hostile: &str,
+) -> Option<(String, Vec<u8>)> {
+    if hostile.contains(['"', '\n', '\r']) {
+        return None;
+    }
+    let encoding = if find(data, b"CODEPAGE=\"iso-8859-15\"").is_some() {
+        encoding_rs::ISO_8859_15
+    } else {
+        encoding_rs::WINDOWS_1252
+    };
+    let (text, _, _) = encoding.decode(data);
+    let code = match fixed {
+        Some(c) => c.to_string(),
+        None => {
+            let quoted: Vec<&str> = text
+                .split('"')
+                .skip(1)
+                .step_by(2)
+                .filter(|s| (1..=12).contains(&s.len()) && s.parse::<f64>().is_err())
+                .collect();
+            quoted.get(rng.below(quoted.len().max(1)))?.to_string()
+        }
+    };
+    let (with, _, unmappable) = encoding.encode(hostile);
+    if unmappable {
+        return None;
+    }
+    let quoted = format!("\"{code}\"");
+    let (quoted, _, _) = encoding.encode(&quoted);
+    let mut out = Vec::with_capacity(data.len());
+    let mut rest = data;
+    while let Some(i) = find(rest, &quoted) {
+        out.extend_from_slice(&rest[..i]);
+        out.push(b'"');
+        out.extend_from_slice(&with);
+        out.push(b'"');
+        rest = &rest[i + quoted.len()..];
+    }
+    out.extend_from_slice(rest);
+    Some((code, out))
 }
 
 /// A code-like XML attribute value replaced, wherever it is a whole value, by `hostile` (escaped
@@ -537,6 +665,17 @@ fn load_case(
         .unwrap_or_else(|_| panic!("loading panicked: {} with {what}", config.display()))
 }
 
+/// Problems of a workbook as a whole: it does not open, is too large, or has no such sheet.
+const WORKBOOK_WHOLE_FILE: &[&str] = &[
+    "unreadable workbook",
+    "the workbook expands",
+    "a sheet declares",
+    "the sheets repeat cells",
+    "the sheet has more than",
+    "no sheet",
+    "sheet ",
+];
+
 /// Every problem has a place: a line and column, a JSON path, or it is about the whole file.
 fn assert_positioned(
     errors: &indicator_exporter::diagnostic::Diagnostics,
@@ -556,9 +695,10 @@ fn assert_positioned(
         }
         let whole_file = d.message.starts_with("empty dataset")
             || d.message.starts_with("cannot read")
-            || d.message.starts_with("display names in language");
+            || d.message.starts_with("display names in language")
+            || WORKBOOK_WHOLE_FILE.iter().any(|p| d.message.starts_with(p));
         assert!(
-            d.line > 0 || d.message.starts_with('$') || whole_file,
+            d.line > 0 || d.message.starts_with('$') || at_cell(&d.message) || whole_file,
             "{what}: no position: {d}"
         );
         if d.line > 0 && d.path.ends_with("config.toml") {

@@ -232,6 +232,30 @@ cases!(json_stat in "json-stat": [
     missing_file,
 ]);
 
+cases!(pc_axis in "pc-axis": [
+    truncated,
+    bad_records,
+    bad_periods,
+    non_numeric,
+    unknown_codepage,
+    language_not_in_file,
+    options_of_another_format,
+]);
+
+cases!(excel in "excel": [
+    truncated,
+    not_a_workbook,
+    zip_bomb,
+    no_sheet,
+    no_metadata_row,
+    duplicate_column,
+    cell_outside_the_data,
+    non_numeric,
+    bad_periods,
+    unknown_unit_code,
+    options_of_another_format,
+]);
+
 const HEAD: &str = r#"[dataset]
 name = "many_bad_rows"
 title = "Thousands of bad rows"
@@ -484,4 +508,34 @@ tests/fixtures/bad-formats/check/coverage.csv:3:30: invalid value `ninety-five`,
 "
     );
     assert_eq!(stderr, want);
+}
+
+/// The well-formed PC-Axis file's symbol cells through the whole pipeline: `".."` is not
+/// available, `"..."` is confidential as its DATASYMBOL3 text says; neither is served.
+#[test]
+fn pc_axis_symbols_are_counted_by_reason() {
+    let ds = indicator_exporter::check(Path::new(&format!("{ROOT}/pc-axis/good.toml")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut missing: Vec<(String, String, u64)> = ds
+        .missing
+        .iter()
+        .map(|(m, r, n)| (m.clone(), r.to_string(), *n))
+        .collect();
+    missing.sort();
+    assert_eq!(
+        missing,
+        [
+            (
+                "t_population_persons".to_string(),
+                "confidential".to_string(),
+                1
+            ),
+            (
+                "t_population_persons".to_string(),
+                "not_available".to_string(),
+                1
+            ),
+        ]
+    );
+    assert_eq!(ds.series_count(), 4);
 }

@@ -21,9 +21,14 @@ type Series = BTreeMap<Key, (f64, Option<String>)>;
 const EXAMPLES: &[&str] = &[
     "csv-unicef-long.toml",
     "csv-worldbank-wide.toml",
+    "excel-abs-cpi-xls.toml",
+    "excel-abs-labour-force.toml",
     "json-records.toml",
     "jsonstat-cso-bundle.toml",
     "jsonstat-eurostat.toml",
+    "pcaxis-ine-ipri.toml",
+    "pcaxis-scb-cpi.toml",
+    "pcaxis-statfin-cpi.toml",
     "sdmx-csv-bis.toml",
     "sdmx-csv-eurostat.toml",
     "sdmx-json-agri.toml",
@@ -881,6 +886,417 @@ fn json_stat_1_cso_bundle() {
     }
     same(unadj, &got_unadj, &want_unadj);
     same(sa, &got_sa, &want_sa);
+}
+
+/// A PC-Axis fixture decoded in the code page its test names.
+fn px_fixture(path: &str, encoding: &'static encoding_rs::Encoding) -> String {
+    let bytes = std::fs::read(repo(&format!("tests/fixtures/publishers/{path}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (text, _, bad) = encoding.decode(&bytes);
+    assert!(!bad, "{path} is not {}", encoding.name());
+    text.replace("\r\n", "\n")
+}
+
+/// The strings of record `key` (`VALUES("Product group")`), a deliberately simple reading: from
+/// the line starting `key=` to the first `;` ending a line, `TLIST(..),` dropped, strings
+/// continued over lines joined, items split at `","`.
+fn px_items(text: &str, key: &str) -> Vec<String> {
+    let head = format!("\n{key}=");
+    let start = text.find(&head).unwrap_or_else(|| panic!("no {key}")) + head.len();
+    let body = &text[start..];
+    let body = &body[..body.find(";\n").expect("end of record")];
+    let body = body.replace(",\n", ",").replace("\"\n\"", "");
+    let body = match body.strip_prefix("TLIST(") {
+        Some(rest) => rest[rest.find("),").expect("TLIST list") + 2..].to_string(),
+        None => body,
+    };
+    body.trim()
+        .trim_matches('"')
+        .split("\",\"")
+        .map(str::to_string)
+        .collect()
+}
+
+/// The cells after `DATA=`, quotes dropped.
+fn px_data(text: &str) -> Vec<String> {
+    let data = &text[text.find("\nDATA=").expect("DATA") + 6..];
+    data.trim_end()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .map(|c| c.trim_matches('"').to_string())
+        .collect()
+}
+
+/// Every cell of a table with variables of these sizes: its coordinates, last fastest.
+fn px_coordinates(sizes: &[usize]) -> Vec<Vec<usize>> {
+    let cells: usize = sizes.iter().product();
+    (0..cells)
+        .map(|mut i| {
+            let mut c = vec![0; sizes.len()];
+            for k in (0..sizes.len()).rev() {
+                c[k] = i % sizes[k];
+                i /= sizes[k];
+            }
+            c
+        })
+        .collect()
+}
+
+#[test]
+fn pc_axis_scb_cpi_windows_1252_timeval_months() {
+    let ds = load("pcaxis-scb-cpi.toml");
+    let name = "scb_cpi_coicop_index";
+    let got = shape(&ds, name, Some("index"), &["product_group", "month"], 324);
+    let at = |g: &str, m: &str| key(&[("product_group", g), ("month", m)]);
+    // The first cell of DATA: "01" in TIMEVAL's first period "200610".
+    assert_eq!(got[&at("01", "2006-10")], (240.25, None));
+    // The last: "01.2" in "200812".
+    assert_eq!(got[&at("01.2", "2008-12")], (182.84, None));
+    // Row 4 ("01.1.2"), column 4 ("200701").
+    assert_eq!(got[&at("01.1.2", "2007-01")], (233.91, None));
+    let names = names(&ds, "product_group", "en");
+    assert_eq!(names["01.1.2"], "01.1.2 Meat");
+    assert_eq!(
+        names["01.1.8"],
+        "01.1.8 Sugar, jam, honey, chocolate and confectionery"
+    );
+    assert_eq!(names.len(), 12);
+    assert!(missing(&ds).is_empty());
+    no_status(&ds);
+
+    // Second reading: STUB "Product group" (CODES) x HEADING "period" (TIMEVAL CCYYMM).
+    let text = px_fixture(
+        "pcaxis/scb_PR0101B3_cpi_monthly.px",
+        encoding_rs::WINDOWS_1252,
+    );
+    let groups = px_items(&text, "CODES(\"Product group\")");
+    let months: Vec<String> = px_items(&text, "TIMEVAL(\"period\")")
+        .iter()
+        .map(|t| format!("{}-{}", &t[..4], &t[4..]))
+        .collect();
+    assert_eq!(months.len(), 27);
+    let cells = px_data(&text);
+    let coords = px_coordinates(&[groups.len(), months.len()]);
+    assert_eq!(cells.len(), coords.len());
+    let mut want = Series::new();
+    for (cell, c) in cells.iter().zip(&coords) {
+        want.insert(at(&groups[c[0]], &months[c[1]]), (shift(cell, 0), None));
+    }
+    same(name, &got, &want);
+}
+
+#[test]
+fn pc_axis_ine_iso_8859_15_missing_symbols() {
+    let ds = load("pcaxis-ine-ipri.toml");
+    let name = "ine_industrial_producer_prices_index";
+    let labels = ["region", "division", "month"];
+    let got = shape(&ds, name, Some("index"), &labels, 91);
+    let food = "10 Industria de la alimentación";
+    let at = |d: &str, m: &str| key(&[("region", "CA06"), ("division", d), ("month", m)]);
+    // Division 4 ("10 …"), "Índice", the first period "2018M12" and the last "2018M06".
+    assert_eq!(got[&at(food, "2018-12")], (102.787, None));
+    assert_eq!(got[&at(food, "2018-06")], (104.388, None));
+    assert_eq!(
+        got[&at("08 Otras industrias extractivas", "2018-09")],
+        (100.0, None)
+    );
+    // Division "05 …" is all "..": no sample.
+    assert!(!got.keys().any(|k| k["division"].starts_with("05 ")));
+    assert_eq!(names(&ds, "region", "es")["CA06"], "06 Cantabria");
+    assert_eq!(named_labels(&ds), ["region"]);
+    no_status(&ds);
+
+    // Second reading: Comunidad (CODES) x Divisiones x Índice y tasas x Periodo (VALUES).
+    let text = px_fixture(
+        "pcaxis/ine_27067_ipri_cantabria_monthly.px",
+        encoding_rs::ISO_8859_15,
+    );
+    let region = px_items(&text, "CODES(\"Comunidades y Ciudades Autónomas\")");
+    let divisions = px_items(&text, "VALUES(\"Divisiones\")");
+    let measures = px_items(&text, "VALUES(\"Índice y tasas\")");
+    let months: Vec<String> = px_items(&text, "VALUES(\"Periodo\")")
+        .iter()
+        .map(|t| format!("{}-{}", &t[..4], &t[5..]))
+        .collect();
+    assert_eq!((divisions.len(), measures.len(), months.len()), (29, 4, 7));
+    let cells = px_data(&text);
+    let sizes = [region.len(), divisions.len(), measures.len(), months.len()];
+    let coords = px_coordinates(&sizes);
+    assert_eq!(cells.len(), coords.len());
+    let mut want = Series::new();
+    let mut symbols = 0;
+    for (cell, c) in cells.iter().zip(&coords) {
+        if measures[c[2]] != "Índice" {
+            continue;
+        }
+        if cell == "." || cell == ".." {
+            symbols += 1;
+            continue;
+        }
+        let k = key(&[
+            ("region", &region[c[0]]),
+            ("division", &divisions[c[1]]),
+            ("month", &months[c[3]]),
+        ]);
+        want.insert(k, (shift(cell, 0), None));
+    }
+    assert_eq!(symbols, 29 * 7 - 91);
+    assert_eq!(
+        missing(&ds),
+        [(name.to_string(), "not_available".to_string(), symbols)]
+    );
+    same(name, &got, &want);
+}
+
+#[test]
+fn pc_axis_statfin_three_languages_content_units() {
+    let ds = load("pcaxis-statfin-cpi.toml");
+    let name = "statfin_cpi_annual_change_ratio";
+    let got = shape(&ds, name, Some("ratio"), &["measure", "year"], 44);
+    let at = |y: &str| key(&[("measure", "Vuosimuutos"), ("year", y)]);
+    assert_eq!(got[&at("1980")], (0.116, None));
+    assert_eq!(got[&at("2015")], (-0.002, None));
+    assert_eq!(got[&at("2023")], (0.062, None));
+    // The content's name in each of the file's languages, main language first.
+    let l = ds.labels.iter().find(|l| l.name == "measure").unwrap();
+    assert_eq!(l.languages, ["en", "fi", "sv"]);
+    assert_eq!(
+        l.values,
+        [(
+            "Vuosimuutos".to_string(),
+            vec![
+                "Annual change (%)".to_string(),
+                "Vuosimuutos (%)".to_string(),
+                "Årsförändring (%)".to_string()
+            ]
+        )]
+    );
+    assert!(missing(&ds).is_empty());
+    no_status(&ds);
+
+    // Second reading: STUB "Year" (TIMEVAL A1) x HEADING "Information" (one content).
+    let text = px_fixture(
+        "pcaxis/statfin_khi_pxt_122q_cpi_annual_change.px",
+        encoding_rs::ISO_8859_15,
+    );
+    let years = px_items(&text, "TIMEVAL[en](\"Year\")");
+    assert_eq!(px_items(&text, "UNITS[en](\"Annual change (%)\")"), ["%"]);
+    let cells = px_data(&text);
+    assert_eq!(cells.len(), years.len());
+    let want: Series = years
+        .iter()
+        .zip(&cells)
+        .map(|(y, c)| (at(y), (shift(c, -2), None)))
+        .collect();
+    same(name, &got, &want);
+}
+
+/// Fixture bytes.
+fn fixture_bytes(path: &str) -> Vec<u8> {
+    std::fs::read(repo(&format!("tests/fixtures/publishers/{path}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `YYYY-Qn` of an Excel 1900-system serial number counted by hand: day 1 is 1899-12-31 for
+/// serials after the fictitious 1900-02-29 (60), so day n is n days after 1899-12-30.
+fn quarter_of_serial(serial: u32) -> String {
+    assert!(serial > 60);
+    let (mut y, mut m, mut d) = (1899u32, 12u32, 30u32);
+    let mut left = serial;
+    let month_len = |y: u32, m: u32| match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    while left > 0 {
+        let step = left.min(month_len(y, m) - d + 1);
+        left -= step;
+        d += step;
+        if d > month_len(y, m) {
+            d = 1;
+            m += 1;
+            if m == 13 {
+                m = 1;
+                y += 1;
+            }
+        }
+    }
+    format!("{y}-Q{}", (m - 1) / 3 + 1)
+}
+
+/// The cells of one worksheet of an .xlsx, read with the zip crate and plain string search:
+/// reference (`B11`) -> text (shared strings resolved).
+fn xlsx_cells(bytes: &[u8], sheet_xml: &str) -> BTreeMap<String, String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+    let mut read = |name: &str| {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name(name).expect(name), &mut s).expect(name);
+        s
+    };
+    let strings: Vec<String> = read("xl/sharedStrings.xml")
+        .split("<si>")
+        .skip(1)
+        .map(|si| {
+            // Text of every <t> run, tags dropped, the five XML entities decoded.
+            let mut text = String::new();
+            for part in si.split("<t").skip(1) {
+                let body = &part[part.find('>').unwrap() + 1..];
+                text.push_str(&body[..body.find("</t>").unwrap_or(0)]);
+            }
+            text.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect();
+    let xml = read(sheet_xml);
+    let mut cells = BTreeMap::new();
+    for c in xml.split("<c r=\"").skip(1) {
+        let r = &c[..c.find('"').unwrap()];
+        let open = &c[..c.find('>').unwrap()];
+        if open.ends_with('/') {
+            continue;
+        }
+        let Some(v) = c.find("<v>") else { continue };
+        let v = &c[v + 3..v + c[v..].find("</v>").unwrap()];
+        let text = if open.contains("t=\"s\"") {
+            strings[v.parse::<usize>().unwrap()].clone()
+        } else {
+            v.to_string()
+        };
+        cells.insert(r.to_string(), text);
+    }
+    cells
+}
+
+#[test]
+fn excel_abs_labour_force_xlsx_wide_with_metadata_rows() {
+    let ds = load("excel-abs-labour-force.toml");
+    assert_eq!(ds.info.name, "abs_lfs_hours");
+    let name = "abs_labour_input_all_jobs";
+    let got = shape(
+        &ds,
+        name,
+        None,
+        &["series_id", "series_type", "quarter"],
+        7 * 148,
+    );
+    let q = |id: &str, p: &str| {
+        key(&[
+            ("series_id", id),
+            ("series_type", "Seasonally Adjusted"),
+            ("quarter", p),
+        ])
+    };
+    // Data1!B11: serial 31017 (1984-12-01), 2923556.4816999999 thousand hours as stored: the
+    // double 2923556.4817, times 1000.
+    assert_eq!(got[&q("A84426298K", "1984-Q4")], (2_923_556_481.7, None));
+    // Data1!B158: serial 44440 (2021-09-01), 5219204.7937000003.
+    assert_eq!(got[&q("A84426298K", "2021-Q3")], (5_219_204_793.7, None));
+    let ps = periods(&got, "quarter");
+    assert_eq!(
+        (ps.len(), ps[0].as_str(), ps[147].as_str()),
+        (148, "1984-Q4", "2021-Q3")
+    );
+    assert!(ds.missing.is_empty(), "every cell has a figure");
+    no_status(&ds);
+    assert_eq!(named_labels(&ds), ["series_id"]);
+    let n = names(&ds, "series_id", "en");
+    assert_eq!(n.len(), 7);
+    assert_eq!(n["A84426298K"], "Quarterly hours worked in all jobs ;");
+    assert_eq!(
+        n["A84426294A"],
+        "Quarterly hours worked in all jobs ;  Market ;"
+    );
+
+    // Second reading: the sheet's XML, with the zip crate and string search.
+    let cells = xlsx_cells(
+        &fixture_bytes("xlsx/abs_6202021_labour_force.xlsx"),
+        "xl/worksheets/sheet2.xml",
+    );
+    assert_eq!(cells["A10"], "Series ID");
+    assert_eq!(cells["A2"], "Unit");
+    let mut want = Series::new();
+    for col in ["B", "C", "D", "E", "F", "G", "H"] {
+        let id = &cells[&format!("{col}10")];
+        assert_eq!(cells[&format!("{col}2")], "000 Hours");
+        assert_eq!(cells[&format!("{col}3")], "Seasonally Adjusted");
+        assert_eq!(&n[id], &cells[&format!("{col}1")]);
+        for row in 11..=158 {
+            let serial: u32 = cells[&format!("A{row}")].parse().unwrap();
+            let stored: f64 = cells[&format!("{col}{row}")].parse().unwrap();
+            // The double the cell holds, in its shortest form, scaled on the text.
+            want.insert(
+                q(id, &quarter_of_serial(serial)),
+                (shift(&stored.to_string(), 3), None),
+            );
+        }
+    }
+    same(name, &got, &want);
+}
+
+#[test]
+fn excel_abs_cpi_xls_filtered_by_unit_with_missing_cells() {
+    use calamine::Reader;
+    let ds = load("excel-abs-cpi-xls.toml");
+    let name = "abs_cpi_all_groups_index";
+    let got = shape(
+        &ds,
+        name,
+        Some("index"),
+        &["series_id", "quarter"],
+        9 * 284 - 128,
+    );
+    let q = |id: &str, p: &str| key(&[("series_id", id), ("quarter", p)]);
+    // Sydney: Data1!B11, 1948-09-01, 3.7; Data1!B294, 2019-06-01, 115.9.
+    assert_eq!(got[&q("A2325806K", "1948-Q3")], (3.7, None));
+    assert_eq!(got[&q("A2325806K", "2019-Q2")], (115.9, None));
+    // Darwin's index starts in 1980-Q3 (Data1!H139, 28.8): 128 empty cells before it.
+    assert!(!got.contains_key(&q("A2325836X", "1980-Q2")));
+    assert_eq!(got[&q("A2325836X", "1980-Q3")], (28.8, None));
+    assert_eq!(
+        missing(&ds),
+        [(name.to_string(), "missing".to_string(), 128)]
+    );
+    assert_eq!(
+        names(&ds, "series_id", "en")["A2325846C"],
+        "Index Numbers ;  All groups CPI ;  Australia ;"
+    );
+
+    // Second reading: calamine's own range of the sheet, dates by calamine's conversion.
+    let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(
+        fixture_bytes("xls/abs_640101_cpi.xls"),
+    ))
+    .unwrap();
+    let range = wb.worksheet_range("Data1").unwrap();
+    let rows: Vec<_> = range.rows().collect();
+    let text = |d: &calamine::Data| d.to_string();
+    assert_eq!(text(&rows[9][0]), "Series ID");
+    let mut want = Series::new();
+    let mut empty = 0;
+    for c in 1..rows[9].len() {
+        if text(&rows[1][c]) != "Index Numbers" {
+            continue;
+        }
+        for row in &rows[10..] {
+            let calamine::Data::DateTime(dt) = &row[0] else {
+                panic!("not a date: {:?}", row[0]);
+            };
+            let (y, m, ..) = dt.to_ymd_hms_milli();
+            let period = format!("{y}-Q{}", (m - 1) / 3 + 1);
+            match &row[c] {
+                calamine::Data::Empty => empty += 1,
+                calamine::Data::Float(f) => {
+                    want.insert(q(&text(&rows[9][c]), &period), (*f, None));
+                }
+                other => panic!("not a number: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(empty, 128);
+    same(name, &got, &want);
 }
 
 #[test]

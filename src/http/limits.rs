@@ -65,6 +65,20 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+impl Limits {
+    /// The shortest of the connection timeouts that are on.
+    fn shortest(&self) -> Option<Duration> {
+        [
+            self.read_header_timeout,
+            self.idle_timeout,
+            self.write_timeout,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -167,12 +181,41 @@ struct Phase {
     /// Told to close, and why.
     evicted: Option<Reason>,
     next_request: u64,
+    /// When the watchdog wakes next (see [`Conn::arm`]); None while it waits for news alone.
+    /// Only a deadline sooner than this wakes it early.
+    armed: Option<Instant>,
+}
+
+impl Phase {
+    /// When the connection must be closed next, and why; None while nothing bounds it (a
+    /// handler at work, a TLS handshake under its own deadline).
+    fn deadline(&self, limits: &Limits) -> Option<(Instant, Reason)> {
+        if let Some(reason) = self.evicted {
+            return Some((Instant::now(), reason));
+        }
+        if self.handshaking {
+            return None;
+        }
+        if self.requests == 0 {
+            if self.first || self.reading_head {
+                limits
+                    .read_header_timeout
+                    .map(|t| (self.since + t, Reason::Head))
+            } else {
+                limits.idle_timeout.map(|t| (self.since + t, Reason::Idle))
+            }
+        } else {
+            let first = self.writes.iter().map(|(_, d)| *d).min();
+            first.map(|d| (d, Reason::Write))
+        }
+    }
 }
 
 /// The state one connection's I/O, requests and watchdog share.
 #[derive(Debug)]
 pub struct Conn {
     phase: Mutex<Phase>,
+    limits: Limits,
     /// Set while idle between requests, so the read path checks one atomic, not a lock.
     idle: AtomicBool,
     /// Since when writes have found the socket full ([`millis`] + 1); 0 while they do not.
@@ -208,8 +251,9 @@ fn millis() -> u64 {
 }
 
 impl Conn {
-    fn new(handshaking: bool) -> Conn {
+    fn new(handshaking: bool, limits: Limits) -> Conn {
         Conn {
+            limits,
             phase: Mutex::new(Phase {
                 requests: 0,
                 since: Instant::now(),
@@ -219,6 +263,7 @@ impl Conn {
                 writes: Vec::new(),
                 evicted: None,
                 next_request: 0,
+                armed: None,
             }),
             idle: AtomicBool::new(false),
             blocked_since: AtomicU64::new(0),
@@ -277,8 +322,21 @@ impl Conn {
         let mut p = lock(&self.phase);
         p.handshaking = false;
         p.since = Instant::now();
+        self.changed(p);
+    }
+
+    /// Wakes the watchdog if the phase just changed to one with a sooner deadline than the
+    /// one it sleeps until.
+    fn changed(&self, p: MutexGuard<'_, Phase>) {
+        let sooner = match (p.deadline(&self.limits), p.armed) {
+            (Some((at, _)), Some(armed)) => at < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
         drop(p);
-        self.wake.notify_one();
+        if sooner {
+            self.wake.notify_one();
+        }
     }
 
     /// Bytes arrived: on an idle HTTP/1 connection they begin a request head.
@@ -292,8 +350,7 @@ impl Conn {
             p.since = Instant::now();
         }
         self.idle.store(false, Ordering::Relaxed);
-        drop(p);
-        self.wake.notify_one();
+        self.changed(p);
     }
 
     /// A request head was read: the request is in progress until [`Request`] is dropped.
@@ -312,10 +369,11 @@ impl Conn {
         }
     }
 
-    fn respond(&self, id: u64, write_timeout: Option<Duration>) {
-        if let Some(t) = write_timeout {
-            lock(&self.phase).writes.push((id, Instant::now() + t));
-            self.wake.notify_one();
+    fn respond(&self, id: u64) {
+        if let Some(t) = self.limits.write_timeout {
+            let mut p = lock(&self.phase);
+            p.writes.push((id, Instant::now() + t));
+            self.changed(p);
         }
     }
 
@@ -327,32 +385,29 @@ impl Conn {
             p.since = Instant::now();
             self.idle.store(true, Ordering::Relaxed);
         }
-        drop(p);
-        self.wake.notify_one();
+        self.changed(p);
     }
 
-    /// When the connection must be closed next, and why; None while nothing bounds it (a
-    /// handler at work, a TLS handshake under its own deadline).
-    fn deadline(&self, limits: &Limits) -> Option<(Instant, Reason)> {
-        let p = lock(&self.phase);
-        if let Some(reason) = p.evicted {
-            return Some((Instant::now(), reason));
-        }
-        if p.handshaking {
-            return None;
-        }
-        if p.requests == 0 {
-            if p.first || p.reading_head {
-                limits
-                    .read_header_timeout
-                    .map(|t| (p.since + t, Reason::Head))
-            } else {
-                limits.idle_timeout.map(|t| (p.since + t, Reason::Idle))
-            }
-        } else {
-            let first = p.writes.iter().map(|(_, d)| *d).min();
-            first.map(|d| (d, Reason::Write))
-        }
+    /// When the connection must be closed next, and why (see [`Phase::deadline`]).
+    #[cfg(test)]
+    fn deadline(&self) -> Option<(Instant, Reason)> {
+        lock(&self.phase).deadline(&self.limits)
+    }
+
+    /// The deadline, and when the watchdog wakes next: at the deadline, or sooner, within the
+    /// shortest timeout from now. Any phase the connection enters later has its deadline at
+    /// least that far off, so no change of phase needs to wake the watchdog early, and the
+    /// requests of a keep-alive connection wake no other task; the watchdog looks again by
+    /// itself and so still closes the connection at its deadline exactly.
+    fn arm(&self) -> (Option<(Instant, Reason)>, Option<Instant>) {
+        let mut p = lock(&self.phase);
+        let next = p.deadline(&self.limits);
+        let horizon = self.limits.shortest().map(|t| Instant::now() + t);
+        p.armed = match (next, horizon) {
+            (Some((at, _)), Some(h)) => Some(at.min(h)),
+            (next, h) => next.map(|(at, _)| at).or(h),
+        };
+        (next, p.armed)
     }
 
     /// Oldest wait first, for the connections with no request in progress.
@@ -369,11 +424,17 @@ impl Conn {
 
 /// Resolves when `conn` must be closed: its request head, idle time or response write is
 /// overdue, or it was evicted. Run beside the connection; dropping the connection closes it.
-pub async fn watchdog(conn: &Conn, limits: &Limits) -> Reason {
+pub async fn watchdog(conn: &Conn) -> Reason {
     loop {
-        match conn.deadline(limits) {
-            Some((at, reason)) if at <= Instant::now() => return reason,
-            Some((at, _)) => {
+        // A notification sent after `arm` is kept by the Notify for the wait below.
+        let (next, wake_at) = conn.arm();
+        if let Some((at, reason)) = next {
+            if at <= Instant::now() {
+                return reason;
+            }
+        }
+        match wake_at {
+            Some(at) => {
                 tokio::select! {
                     _ = tokio::time::sleep_until(at) => {}
                     _ = conn.wake.notified() => {}
@@ -398,13 +459,9 @@ pub struct Request {
 impl Request {
     /// The response is ready: from now on it has `write_timeout` to be read, and it holds
     /// `permit` until then.
-    pub fn respond(
-        mut self,
-        permit: Option<Permit>,
-        write_timeout: Option<Duration>,
-    ) -> Arc<Request> {
+    pub fn respond(mut self, permit: Option<Permit>) -> Arc<Request> {
         self.permit = permit;
-        self.conn.respond(self.id, write_timeout);
+        self.conn.respond(self.id);
         Arc::new(self)
     }
 }
@@ -525,6 +582,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
 /// The open connections, and the cap on them.
 pub struct Connections {
     cap: usize,
+    limits: Limits,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
     next: AtomicU64,
 }
@@ -545,9 +603,10 @@ impl Drop for Admitted {
 }
 
 impl Connections {
-    pub fn new(cap: usize) -> Arc<Connections> {
+    pub fn new(cap: usize, limits: Limits) -> Arc<Connections> {
         Arc::new(Connections {
             cap: cap.max(1),
+            limits,
             open: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
         })
@@ -589,7 +648,7 @@ impl Connections {
             }
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Conn::new(handshaking));
+        let conn = Arc::new(Conn::new(handshaking, self.limits.clone()));
         open.insert(id, conn.clone());
         Some(Admitted {
             conn,
@@ -794,32 +853,32 @@ mod tests {
             write_timeout: Some(Duration::from_secs(30)),
             ..Limits::default()
         };
-        let conn = Arc::new(Conn::new(true));
-        assert_eq!(conn.deadline(&limits), None, "the handshake has its own");
+        let conn = Arc::new(Conn::new(true, limits.clone()));
+        assert_eq!(conn.deadline(), None, "the handshake has its own");
         let t0 = Instant::now();
         conn.start();
         assert_eq!(
-            conn.deadline(&limits),
+            conn.deadline(),
             Some((t0 + Duration::from_secs(10), Reason::Head))
         );
         let request = conn.begin();
-        assert_eq!(conn.deadline(&limits), None, "a handler at work");
+        assert_eq!(conn.deadline(), None, "a handler at work");
         tokio::time::advance(Duration::from_secs(5)).await;
-        let request = request.respond(None, limits.write_timeout);
+        let request = request.respond(None);
         let t1 = Instant::now();
         assert_eq!(
-            conn.deadline(&limits),
+            conn.deadline(),
             Some((t1 + Duration::from_secs(30), Reason::Write))
         );
         drop(request);
         assert_eq!(
-            conn.deadline(&limits),
+            conn.deadline(),
             Some((t1 + Duration::from_secs(120), Reason::Idle))
         );
         tokio::time::advance(Duration::from_secs(60)).await;
         conn.bytes_arrived();
         assert_eq!(
-            conn.deadline(&limits),
+            conn.deadline(),
             Some((Instant::now() + Duration::from_secs(10), Reason::Head)),
             "a new head has the head deadline from its first byte"
         );
@@ -827,21 +886,99 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3)).await;
         conn.bytes_arrived();
         assert_eq!(
-            conn.deadline(&limits).unwrap().0,
+            conn.deadline().unwrap().0,
             Instant::now() + Duration::from_secs(7)
         );
         let watch = tokio::spawn({
             let conn = conn.clone();
-            let limits = limits.clone();
-            async move { watchdog(&conn, &limits).await }
+            async move { watchdog(&conn).await }
         });
         tokio::time::advance(Duration::from_secs(8)).await;
         assert_eq!(watch.await.unwrap(), Reason::Head);
     }
 
+    /// Whether the watchdog was told of a change since it last looked (and forgets it).
+    fn woken(conn: &Conn) -> bool {
+        let n = std::pin::pin!(conn.wake.notified());
+        n.enable()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn between_two_looks_of_the_watchdog_only_an_eviction_wakes_it() {
+        let conn = Arc::new(Conn::new(false, Limits::default()));
+        conn.start();
+        assert!(woken(&conn), "a first deadline");
+        // The watchdog looks: the head deadline, 10 s away, is when it wakes next.
+        let t0 = Instant::now();
+        assert_eq!(
+            conn.arm(),
+            (
+                Some((t0 + Duration::from_secs(10), Reason::Head)),
+                Some(t0 + Duration::from_secs(10))
+            )
+        );
+        // Keep-alive scrapes (head 10 s, then none, write 30 s, idle 120 s): nothing wakes it.
+        for _ in 0..3 {
+            conn.bytes_arrived();
+            drop(conn.begin().respond(None));
+            assert!(!woken(&conn), "a scrape woke the watchdog");
+            tokio::time::advance(Duration::from_secs(3)).await;
+        }
+        // Idle, 120 s away: it still wakes within the shortest timeout, so that a head that
+        // begins later needs no wake-up.
+        let t1 = Instant::now();
+        assert_eq!(
+            conn.arm(),
+            (
+                Some((
+                    t1 - Duration::from_secs(3) + Duration::from_secs(120),
+                    Reason::Idle
+                )),
+                Some(t1 + Duration::from_secs(10))
+            )
+        );
+        tokio::time::advance(Duration::from_secs(9)).await;
+        conn.bytes_arrived();
+        assert!(!woken(&conn));
+        conn.evict(Reason::Evicted);
+        assert!(woken(&conn));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_closes_at_the_deadline_exactly() {
+        for (idle, after, reason) in [(false, 10, Reason::Head), (true, 120, Reason::Idle)] {
+            let conn = Arc::new(Conn::new(false, Limits::default()));
+            conn.start();
+            let watch = tokio::spawn({
+                let conn = conn.clone();
+                async move { watchdog(&conn).await }
+            });
+            // A minute of keep-alive scrapes, every 5 s.
+            for _ in 0..12 {
+                conn.bytes_arrived();
+                let request = conn.begin();
+                tokio::time::advance(Duration::from_millis(10)).await;
+                drop(request.respond(None));
+                tokio::time::advance(Duration::from_secs(5)).await;
+            }
+            // Then a head that never ends, or nothing at all.
+            if !idle {
+                conn.bytes_arrived();
+            }
+            let from = Instant::now();
+            let since = if idle {
+                from - Duration::from_secs(5)
+            } else {
+                from
+            };
+            assert_eq!(watch.await.unwrap(), reason);
+            assert_eq!(Instant::now() - since, Duration::from_secs(after));
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn at_the_cap_the_longest_idle_connection_makes_room() {
-        let registry = Connections::new(2);
+        let registry = Connections::new(2, Limits::default());
         let a = registry.admit(false).unwrap();
         a.conn.start();
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -849,14 +986,8 @@ mod tests {
         b.conn.start();
         let c = registry.admit(false).unwrap();
         assert!(c.evicted_another);
-        assert_eq!(
-            a.conn.deadline(&Limits::default()).map(|d| d.1),
-            Some(Reason::Evicted)
-        );
-        assert_ne!(
-            b.conn.deadline(&Limits::default()).map(|d| d.1),
-            Some(Reason::Evicted)
-        );
+        assert_eq!(a.conn.deadline().map(|d| d.1), Some(Reason::Evicted));
+        assert_ne!(b.conn.deadline().map(|d| d.1), Some(Reason::Evicted));
         drop(a);
         // b and c busy: a new connection is refused.
         let _rb = b.conn.begin();
@@ -891,7 +1022,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn request_limit_takes_over_from_a_stalled_response() {
         let l = RequestLimit::new(1);
-        let (a, b) = (Arc::new(Conn::new(false)), Arc::new(Conn::new(false)));
+        let (a, b) = (
+            Arc::new(Conn::new(false, Limits::default())),
+            Arc::new(Conn::new(false, Limits::default())),
+        );
         let held = l.acquire(&a).await.unwrap().into_permit();
         assert!(held.is_some());
         assert_eq!(l.acquire(&b).await, Err(LimitReached));
@@ -916,10 +1050,7 @@ mod tests {
             other => panic!("expected a takeover, got {other:?}"),
         }
         closing.await.unwrap();
-        assert_eq!(
-            a.deadline(&Limits::default()).map(|d| d.1),
-            Some(Reason::TakenOver)
-        );
+        assert_eq!(a.deadline().map(|d| d.1), Some(Reason::TakenOver));
         assert_eq!(
             RequestLimit::new(0).acquire(&b).await,
             Ok(Acquired::Unlimited)

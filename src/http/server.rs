@@ -231,7 +231,7 @@ fn gate(l: Limits) -> (Arc<Connections>, Arc<Gate>) {
         refused: Throttle::new(WARN_EVERY),
         stalled: Throttle::new(WARN_EVERY),
     });
-    (Connections::new(cap), gate)
+    (Connections::new(cap, gate.limits.clone()), gate)
 }
 
 /// A connection just accepted, and what it is served with.
@@ -289,9 +289,18 @@ async fn connection(a: Accepted, state: Arc<AppState>, protocols: Arc<Protocols>
             }
         }
     };
+    // The watchdog is a task of its own: it sleeps until a deadline and is rarely woken, so
+    // the connection's task, woken several times per request, polls only a join handle.
+    let mut watchdog = tokio::spawn({
+        let conn = conn.clone();
+        async move { limits::watchdog(&conn).await }
+    });
     tokio::select! {
-        _ = work => {}
-        reason = limits::watchdog(&conn, &gate.limits) => {
+        biased;
+        _ = work => watchdog.abort(),
+        reason = &mut watchdog => {
+            // It cannot panic or be aborted while the connection is served.
+            let Ok(reason) = reason else { return };
             debug!(%peer, reason = reason.as_str(), "connection closed by the server");
             if matches!(reason, Reason::Write | Reason::TakenOver) {
                 if let Some(n) = gate.stalled.hit() {
@@ -372,7 +381,7 @@ async fn serve_connection<I>(
         async move {
             let request = conn.begin();
             let (parts, mut chunks) = answer(&state, &gate, &conn, req).await.into_parts();
-            let request = request.respond(chunks.permit.take(), gate.limits.write_timeout);
+            let request = request.respond(chunks.permit.take());
             let body = Body {
                 chunks: chunks.chunks,
                 request,

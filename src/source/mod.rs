@@ -8,10 +8,12 @@ pub mod csv;
 pub mod fetch;
 pub mod json;
 pub mod jsonstat;
+pub mod pcaxis;
 pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
 pub mod sdmx_ml;
+pub mod workbook;
 
 use std::fmt;
 
@@ -24,17 +26,22 @@ pub enum Format {
     SdmxCsv,
     SdmxJson,
     JsonStat,
+    PcAxis,
+    /// .xlsx, .xlsm, .xls or .ods, told apart by content.
+    Excel,
     SdmxMl,
 }
 
 impl Format {
     /// Every format, in the order the error message lists them.
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 8] = [
         Format::Csv,
         Format::Json,
         Format::SdmxCsv,
         Format::SdmxJson,
         Format::JsonStat,
+        Format::PcAxis,
+        Format::Excel,
         Format::SdmxMl,
     ];
 
@@ -46,6 +53,8 @@ impl Format {
             Format::SdmxCsv => "sdmx-csv",
             Format::SdmxJson => "sdmx-json",
             Format::JsonStat => "json-stat",
+            Format::PcAxis => "pc-axis",
+            Format::Excel => "excel",
             Format::SdmxMl => "sdmx-ml",
         }
     }
@@ -70,7 +79,9 @@ impl Format {
     /// Whether the format is UTF-8 text. Others decode their bytes themselves: a binary
     /// workbook, a file that names its own code page.
     pub fn is_text(self) -> bool {
-        true
+        // A PC-Axis file names its code page (CODEPAGE), Windows-1252 when it does not.
+        // A workbook is binary.
+        !matches!(self, Format::PcAxis | Format::Excel)
     }
 
     /// A file's bytes as this format's reader takes them: text checked (UTF-8, no NUL, no
@@ -108,6 +119,8 @@ pub enum Options {
     SdmxCsv(sdmx_csv::SdmxCsvOptions),
     SdmxJson(sdmx_json::SdmxJsonOptions),
     JsonStat(jsonstat::JsonStatOptions),
+    PcAxis(pcaxis::PcAxisOptions),
+    Excel(workbook::ExcelOptions),
     SdmxMl(sdmx_ml::SdmxMlOptions),
 }
 
@@ -115,10 +128,15 @@ impl Options {
     /// Reads `content` (as [`Format::content`] made it for this format) with the reader these
     /// options are for, into `sink`.
     pub fn read(&self, content: Content<'_>, sink: &mut dyn Sink) {
-        let Content::Text(text) = content else {
-            // Format::content gives text formats text.
-            sink.error(Origin::File, "expected text, got bytes".into());
-            return;
+        let text = match (self, content) {
+            (Options::PcAxis(o), content) => return pcaxis::read(content.bytes(), o, sink),
+            (Options::Excel(o), content) => return workbook::read(content.bytes(), o, sink),
+            (_, Content::Text(text)) => text,
+            (_, Content::Bytes(_)) => {
+                // Format::content gives text formats text.
+                sink.error(Origin::File, "expected text, got bytes".into());
+                return;
+            }
         };
         match self {
             Options::Csv(o) => csv::read(text, o, sink),
@@ -126,6 +144,7 @@ impl Options {
             Options::SdmxCsv(o) => sdmx_csv::read(text, o, sink),
             Options::SdmxJson(o) => sdmx_json::read(text, o, sink),
             Options::JsonStat(o) => jsonstat::read(text, o, sink),
+            Options::PcAxis(_) | Options::Excel(_) => {} // read above, from their bytes
             Options::SdmxMl(o) => sdmx_ml::read(text, o, sink),
         }
     }
