@@ -365,30 +365,7 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
                     }
                 }
             }
-            Event::GeneralRef(r) => {
-                let name = &text[r.as_ptr() as usize - base..][..r.len()];
-                let known =
-                    r.is_char_ref() || quick_xml::escape::resolve_predefined_entity(name).is_some();
-                if !known {
-                    return Err(Fatal {
-                        at: r.as_ptr() as usize - base - 1,
-                        message: format!(
-                            "unknown entity `&{}`, expected one of the five predefined entities \
-                             (&lt; &gt; &amp; &apos; &quot;) or a character reference",
-                            excerpt(name, 40)
-                        ),
-                    });
-                }
-                if r.is_char_ref() && !matches!(r.resolve_char_ref(), Ok(Some(_))) {
-                    return Err(Fatal {
-                        at: r.as_ptr() as usize - base - 1,
-                        message: format!(
-                            "invalid character reference `&{}`, expected a Unicode character",
-                            excerpt(name, 40)
-                        ),
-                    });
-                }
-            }
+            Event::GeneralRef(r) => check_ref(text, &r)?,
             Event::DocType(d) => {
                 return Err(Fatal {
                     at: text[..(d.as_ptr() as usize - base).min(text.len())]
@@ -399,30 +376,7 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
                         .into(),
                 });
             }
-            Event::Eof => {
-                if let Some(&(_, at)) = stack.last() {
-                    let name_len = text[at + 1..]
-                        .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
-                        .unwrap_or(0);
-                    let name = &text[at + 1..at + 1 + name_len];
-                    let o = origin_at(text, at);
-                    return Err(Fatal {
-                        at: text.len(),
-                        message: format!(
-                            "truncated document: element `{}` opened at {o} is not closed, \
-                             expected the whole message",
-                            excerpt(name, 40)
-                        ),
-                    });
-                }
-                if !seen_any(text) {
-                    return Err(Fatal {
-                        at: 0,
-                        message: "no element, expected an SDMX-ML data message".into(),
-                    });
-                }
-                return Ok(());
-            }
+            Event::Eof => return at_end(text, stack.last().map(|&(_, at)| at)),
             Event::CData(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
         }
     }
@@ -430,6 +384,60 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
 
 fn seen_any(text: &str) -> bool {
     text.contains('<')
+}
+
+/// An entity or character reference: only the five predefined entities and characters.
+fn check_ref(text: &str, r: &quick_xml::events::BytesRef) -> Result<(), Fatal> {
+    let at = r.as_ptr() as usize - text.as_ptr() as usize;
+    let name = &text[at..][..r.len()];
+    let known = r.is_char_ref() || quick_xml::escape::resolve_predefined_entity(name).is_some();
+    if !known {
+        return Err(Fatal {
+            at: at - 1,
+            message: format!(
+                "unknown entity `&{}`, expected one of the five predefined entities \
+                 (&lt; &gt; &amp; &apos; &quot;) or a character reference",
+                excerpt(name, 40)
+            ),
+        });
+    }
+    if r.is_char_ref() && !matches!(r.resolve_char_ref(), Ok(Some(_))) {
+        return Err(Fatal {
+            at: at - 1,
+            message: format!(
+                "invalid character reference `&{}`, expected a Unicode character",
+                excerpt(name, 40)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The end of the text: an error if an element is still open (its `<` at `open`) or there
+/// was none.
+fn at_end(text: &str, open: Option<usize>) -> Result<(), Fatal> {
+    if let Some(at) = open {
+        let name_len = text[at + 1..]
+            .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+            .unwrap_or(0);
+        let name = &text[at + 1..at + 1 + name_len];
+        let o = origin_at(text, at);
+        return Err(Fatal {
+            at: text.len(),
+            message: format!(
+                "truncated document: element `{}` opened at {o} is not closed, \
+                 expected the whole message",
+                excerpt(name, 40)
+            ),
+        });
+    }
+    if !seen_any(text) {
+        return Err(Fatal {
+            at: 0,
+            message: "no element, expected an SDMX-ML data message".into(),
+        });
+    }
+    Ok(())
 }
 
 fn start_of(e: &BytesStart, base: usize) -> usize {
