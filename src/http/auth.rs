@@ -1,6 +1,7 @@
 //! Basic auth against bcrypt hashes, with a cache of verified credentials so bcrypt (tens of
-//! milliseconds by design) runs once per user and password, not once per scrape; and
-//! exporter-toolkit's `rate_limit` token bucket.
+//! milliseconds by design) runs once per user and password, not once per scrape; failed
+//! logins limited by client address ([`lockout`]); and exporter-toolkit's `rate_limit` token
+//! bucket.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
@@ -11,17 +12,29 @@ use ring::digest;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
+use crate::http::limits::Throttle;
+use crate::http::lockout::{Admission, Client, Failures};
+
 /// How many verified credentials are remembered (exporter-toolkit keeps 100 too).
 pub const CACHE_SIZE: usize = 100;
 
+/// How often failed and throttled logins may each be logged.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// What outlives a reload: the cache (its keys include the stored hash, so a changed password
-/// hash never matches an old entry) and the bcrypt gate.
+/// hash never matches an old entry), the bcrypt gate and the failures by address.
 pub struct Verifier {
     /// SHA-256 digests of (user, password, stored hash) that bcrypt accepted, oldest first.
     verified: Mutex<VecDeque<[u8; 32]>>,
     /// One bcrypt at a time: each takes a CPU for tens of milliseconds, so a burst of wrong
-    /// passwords cannot take every core.
+    /// passwords cannot take every core. Its queue is first come, first served, and each
+    /// address has at most one place in it (its slot in `failures`), so a new address waits
+    /// for at most one check of each other address, however many requests those send.
     bcrypt: Semaphore,
+    pub failures: Failures,
+    /// The warnings about failed and throttled logins.
+    pub failed_log: Throttle,
+    pub throttled_log: Throttle,
 }
 
 impl Default for Verifier {
@@ -29,19 +42,51 @@ impl Default for Verifier {
         Verifier {
             verified: Mutex::new(VecDeque::with_capacity(CACHE_SIZE)),
             bcrypt: Semaphore::new(1),
+            failures: Failures::default(),
+            failed_log: Throttle::new(LOG_EVERY),
+            throttled_log: Throttle::new(LOG_EVERY),
         }
     }
 }
 
+/// What a login came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A user of the web config and its password.
+    Passed,
+    /// No credentials, or unreadable ones: refused without a check.
+    Missing,
+    /// A password check refused them; the lock-out of the address it started, if any.
+    Failed(Option<Duration>),
+    /// Refused without a check (429): the address is locked out, or already has too many
+    /// requests waiting for their check. Retry after this long.
+    Throttled(Duration),
+}
+
+/// The address's turn ended: its entry goes if it holds nothing more (dropped after the
+/// address's slot, which is declared after it).
+struct Turn<'a>(&'a Failures, Client);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
 impl Verifier {
-    /// Whether the `Authorization` header carries a user of `users` and its password.
-    /// Credentials are never logged.
-    pub async fn check(&self, users: &[(String, String)], authorization: Option<&[u8]>) -> bool {
+    /// Whether the `Authorization` header carries a user of `users` and its password, for a
+    /// request from `client`. Credentials are never logged.
+    pub async fn login(
+        &self,
+        users: &[(String, String)],
+        authorization: Option<&[u8]>,
+        client: Client,
+    ) -> Outcome {
         let Some((user, password)) = authorization.and_then(parse_basic) else {
-            return false;
+            return Outcome::Missing;
         };
         let Some(first) = users.first() else {
-            return false;
+            return Outcome::Missing;
         };
         // Every name is compared, in constant time, so the time taken does not tell which
         // users exist; an unknown user is checked against a real hash, and refused.
@@ -54,16 +99,29 @@ impl Verifier {
         let known = found.is_some();
         let hash = found.unwrap_or(&first.1).to_string();
         let key = cache_key(&user, &password, &hash);
+        // Verified credentials cost no check, so they pass even from a locked-out address.
         if known && self.cached(&key) {
-            return true;
+            return Outcome::Passed;
+        }
+        let slot = match self.failures.admit(client) {
+            Admission::Refused(retry) => return Outcome::Throttled(retry),
+            Admission::Check(slot) => slot,
+        };
+        let _turn = Turn(&self.failures, client);
+        let Ok(_slot) = slot.acquire_owned().await else {
+            return Outcome::Missing;
+        };
+        // The address's check before this one may have locked it out, or verified the same
+        // credentials.
+        if let Some(retry) = self.failures.locked(client) {
+            return Outcome::Throttled(retry);
+        }
+        if known && self.cached(&key) {
+            return Outcome::Passed;
         }
         let Ok(_permit) = self.bcrypt.acquire().await else {
-            return false;
+            return Outcome::Missing;
         };
-        // Another request may have verified the same credentials while this one waited.
-        if known && self.cached(&key) {
-            return true;
-        }
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
             .await
             .ok()
@@ -75,8 +133,19 @@ impl Verifier {
                 v.pop_front();
             }
             v.push_back(key);
+            drop(v);
+            self.failures.succeeded(client);
+            Outcome::Passed
+        } else {
+            Outcome::Failed(self.failures.failed(client))
         }
-        ok && known
+    }
+
+    /// [`Verifier::login`] as a yes or no.
+    #[cfg(test)]
+    pub async fn check(&self, users: &[(String, String)], authorization: Option<&[u8]>) -> bool {
+        let client = Client::of(std::net::Ipv4Addr::LOCALHOST.into());
+        self.login(users, authorization, client).await == Outcome::Passed
     }
 
     /// Whether `key` was verified before; every entry is compared, in constant time. (The
