@@ -78,7 +78,8 @@ impl Entry {
     fn forgotten(&self, now: Instant) -> bool {
         !self.in_use()
             && self.locked_until.is_none_or(|t| t <= now)
-            && (self.failures == 0 || now.saturating_duration_since(self.last_failure) >= FORGET_AFTER)
+            && (self.failures == 0
+                || now.saturating_duration_since(self.last_failure) >= FORGET_AFTER)
     }
 }
 
@@ -145,8 +146,7 @@ impl Failures {
             make_room(&mut table, self.cap, now);
         }
         let entry = table.entry(client).or_insert_with(|| Entry::new(now));
-        if entry.failures > 0 && now.saturating_duration_since(entry.last_failure) >= FORGET_AFTER
-        {
+        if entry.failures > 0 && now.saturating_duration_since(entry.last_failure) >= FORGET_AFTER {
             entry.failures = 0;
         }
         entry.failures = entry.failures.saturating_add(1);
@@ -303,15 +303,25 @@ mod tests {
         let Admission::Check(same) = f.admit(c) else {
             panic!("admitted")
         };
-        assert!(same.try_acquire().is_err(), "one check at a time per address");
+        assert!(
+            same.try_acquire().is_err(),
+            "one check at a time per address"
+        );
         let Admission::Check(other) = f.admit(v4(2)) else {
             panic!("admitted")
         };
-        assert!(other.try_acquire().is_ok(), "other addresses are not held up");
+        assert!(
+            other.try_acquire().is_ok(),
+            "other addresses are not held up"
+        );
         // `same` waits; up to MAX_WAITING in all.
         let waiting: Vec<_> = (1..MAX_WAITING).map(|_| f.admit(c)).collect();
         assert!(waiting.iter().all(|a| matches!(a, Admission::Check(_))));
-        assert_eq!(lockout(&f, c), Some(Duration::from_secs(1)), "too many waiting");
+        assert_eq!(
+            lockout(&f, c),
+            Some(Duration::from_secs(1)),
+            "too many waiting"
+        );
     }
 
     #[test]

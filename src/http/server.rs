@@ -380,9 +380,7 @@ async fn serve_connection<I>(
         let (state, gate, conn) = (state.clone(), gate.clone(), conn.clone());
         async move {
             let request = conn.begin();
-            let (parts, mut chunks) = answer(&state, &gate, &conn, peer, req)
-                .await
-                .into_parts();
+            let (parts, mut chunks) = answer(&state, &gate, &conn, peer, req).await.into_parts();
             let request = request.respond(chunks.permit.take());
             let body = Body {
                 chunks: chunks.chunks,
