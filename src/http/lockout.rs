@@ -271,10 +271,11 @@ mod tests {
         assert_eq!(f.len(), 3);
         f.failed(v4(4));
         assert_eq!(f.len(), 3);
-        let table = f.table.lock().unwrap();
-        assert!(!table.contains_key(&v4(1)), "the oldest went");
-        assert!(table.contains_key(&v4(4)));
-        drop(table);
+        assert!(
+            !f.table.lock().unwrap().contains_key(&v4(1)),
+            "the oldest went"
+        );
+        assert!(f.table.lock().unwrap().contains_key(&v4(4)));
         // Expired entries go before any live one.
         tokio::time::advance(FORGET_AFTER).await;
         f.failed(v4(5));
