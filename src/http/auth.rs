@@ -4,7 +4,7 @@
 //! bucket.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -25,13 +25,13 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 /// hash never matches an old entry), the bcrypt gate and the failures by address.
 pub struct Verifier {
     /// SHA-256 digests of (user, password, stored hash) that bcrypt accepted, oldest first.
-    verified: Mutex<VecDeque<[u8; 32]>>,
+    verified: Arc<Mutex<VecDeque<[u8; 32]>>>,
     /// One bcrypt at a time: each takes a CPU for tens of milliseconds, so a burst of wrong
     /// passwords cannot take every core. Its queue is first come, first served, and each
     /// address has at most one place in it (its slot in `failures`), so a new address waits
     /// for at most one check of each other address, however many requests those send.
-    bcrypt: Semaphore,
-    pub failures: Failures,
+    bcrypt: Arc<Semaphore>,
+    pub failures: Arc<Failures>,
     /// The warnings about failed and throttled logins.
     pub failed_log: Throttle,
     pub throttled_log: Throttle,
@@ -40,9 +40,9 @@ pub struct Verifier {
 impl Default for Verifier {
     fn default() -> Self {
         Verifier {
-            verified: Mutex::new(VecDeque::with_capacity(CACHE_SIZE)),
-            bcrypt: Semaphore::new(1),
-            failures: Failures::default(),
+            verified: Arc::new(Mutex::new(VecDeque::with_capacity(CACHE_SIZE))),
+            bcrypt: Arc::new(Semaphore::new(1)),
+            failures: Arc::default(),
             failed_log: Throttle::new(LOG_EVERY),
             throttled_log: Throttle::new(LOG_EVERY),
         }
@@ -108,7 +108,7 @@ impl Verifier {
             Admission::Check(slot) => slot,
         };
         let _turn = Turn(&self.failures, client);
-        let Ok(_slot) = slot.acquire_owned().await else {
+        let Ok(slot) = slot.acquire_owned().await else {
             return Outcome::Missing;
         };
         // The address's check before this one may have locked it out, or verified the same
@@ -119,26 +119,34 @@ impl Verifier {
         if known && self.cached(&key) {
             return Outcome::Passed;
         }
-        let Ok(_permit) = self.bcrypt.acquire().await else {
+        let Ok(permit) = self.bcrypt.clone().acquire_owned().await else {
             return Outcome::Missing;
         };
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false);
-        if ok && known {
-            let mut v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-            if v.len() >= CACHE_SIZE {
-                v.pop_front();
-            }
-            v.push_back(key);
-            drop(v);
-            self.failures.succeeded(client);
-            Outcome::Passed
-        } else {
-            Outcome::Failed(self.failures.failed(client))
-        }
+        // The check owns the bcrypt permit and the address's slot, and counts its own result:
+        // a client that hangs up during its check frees neither early (which would let it
+        // start more checks than the one thread) and is counted all the same.
+        // The credentials are remembered before the slot is freed, so the address's next
+        // login with them finds them.
+        let (failures, verified) = (self.failures.clone(), self.verified.clone());
+        let check = tokio::task::spawn_blocking(move || {
+            let ok = bcrypt::verify(password, &hash).unwrap_or(false) && known;
+            let outcome = if ok {
+                let mut v = verified.lock().unwrap_or_else(PoisonError::into_inner);
+                if v.len() >= CACHE_SIZE {
+                    v.pop_front();
+                }
+                v.push_back(key);
+                drop(v);
+                failures.succeeded(client);
+                Outcome::Passed
+            } else {
+                Outcome::Failed(failures.failed(client))
+            };
+            drop((permit, slot));
+            failures.release(client);
+            outcome
+        });
+        check.await.unwrap_or(Outcome::Missing)
     }
 
     /// [`Verifier::login`] as a yes or no.
@@ -257,6 +265,43 @@ mod tests {
         let rehashed = vec![("alice".to_string(), bcrypt::hash("secret", 4).unwrap())];
         assert!(v.check(&rehashed, Some(&header("alice", "secret"))).await);
         assert_eq!(v.verified.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_check_whose_client_hung_up_keeps_the_thread_and_is_counted() {
+        // Cost 12 (a few hundred ms): the check is still running when its request is dropped.
+        let users = vec![("alice".to_string(), bcrypt::hash("secret", 12).unwrap())];
+        let v = Arc::new(Verifier::default());
+        let client = Client::of(std::net::Ipv4Addr::new(10, 0, 0, 1).into());
+        for _ in 1..crate::http::lockout::FAILURE_BUDGET {
+            v.failures.failed(client);
+        }
+        let request = tokio::spawn({
+            let (v, users) = (v.clone(), users.clone());
+            async move {
+                v.login(&users, Some(&header("alice", "wrong")), client)
+                    .await
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while v.bcrypt.available_permits() > 0 {
+            assert!(Instant::now() < deadline, "the check never started");
+            tokio::task::yield_now().await;
+        }
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        assert_eq!(
+            v.bcrypt.available_permits(),
+            0,
+            "the check still has the thread"
+        );
+        let _next = tokio::time::timeout(Duration::from_secs(10), v.bcrypt.acquire())
+            .await
+            .expect("the check ends");
+        assert!(
+            v.failures.locked(client).is_some(),
+            "the failure was counted: the budget is spent"
+        );
     }
 
     #[test]
