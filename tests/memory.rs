@@ -18,6 +18,8 @@ const SDMX_JSON_CONFIG: &str = "tests/fixtures/bad-formats/sdmx-json/good.toml";
 /// Runs `--config.check` on `config` to its end: its exit code, stdout and stderr, and peak
 /// resident set in bytes. `wait4` reports the peak of exactly this child, start-up included, with no
 /// sampling to miss a short spike.
+// The child is reaped by `wait4`, which `Child` does not know of.
+#[allow(clippy::zombie_processes)]
 fn check(config: &Path) -> (Option<i32>, String, u64) {
     let mut child = command()
         .args(["--config.check", "--config.file", config.to_str().unwrap()])

@@ -965,12 +965,7 @@ impl<'a> DatasetReader<'a, '_> {
     }
 
     /// Gives the sink the components; false when it refuses them.
-    fn announce(
-        &mut self,
-        ids: &[&str],
-        roles: &Roles,
-        unit_dim: Option<usize>,
-    ) -> bool {
+    fn announce(&mut self, ids: &[&str], roles: &Roles, unit_dim: Option<usize>) -> bool {
         let p = self.p;
         let dims_path = format!("{p}.dimension");
         let header = |i: usize| match ids.get(i) {

@@ -222,7 +222,14 @@ impl<'a> Structure<'a> {
             obs_dims,
             measures,
             ds_attrs: coded(structure, table, "attributes", "dataSet", s_path, sink),
-            group_attrs: coded(structure, table, "attributes", "dimensionGroup", s_path, sink),
+            group_attrs: coded(
+                structure,
+                table,
+                "attributes",
+                "dimensionGroup",
+                s_path,
+                sink,
+            ),
             series_attrs: coded(structure, table, "attributes", "series", s_path, sink),
             obs_attrs: coded(structure, table, "attributes", "observation", s_path, sink),
         }
