@@ -3,6 +3,8 @@
 //! fastest). Yields one row per cell: each dimension's category code (the time dimension as
 //! [`Role::Time`]), `value`, `status`, and `unit` when a metric dimension labels its units.
 
+use std::collections::{BTreeSet, HashSet};
+
 use super::{json_kind, json_syntax_error, strip_bom, Component, Origin, Role, Sink, ROW};
 use serde_json::{Map, Value};
 
@@ -226,8 +228,6 @@ struct Dim {
     code_at: CodeAt,
     /// Codes by position ("" where the file gives none).
     codes: Vec<String>,
-    /// (code, label) in position order, then labels of codes not in the index.
-    labels: Vec<(String, String)>,
     /// Unit labels by position, when the dimension is a metric with `unit`.
     units: Vec<Option<String>>,
 }
@@ -260,10 +260,9 @@ fn read_dimension(
     let cp = format!("{dim_path}.category");
     let label_map = label_map(category, &cp, sink);
     let (codes, code_at) = category_codes(id, category, label_map, &cp, sink, broken)?;
-    let labels = match label_map {
-        Some(m) => labels(m, &codes, &cp, sink),
-        None => Vec::new(),
-    };
+    if let Some(m) = label_map {
+        check_labels(m, &codes, &cp, sink);
+    }
     let units = if metric {
         unit_labels(category, &codes)
     } else {
@@ -273,7 +272,6 @@ fn read_dimension(
         category_path: cp,
         code_at,
         codes,
-        labels,
         units,
     })
 }
@@ -437,33 +435,29 @@ fn object_codes(
         .collect()
 }
 
-/// (code, label) of the indexed codes in position order, then of the codes `label` alone has;
-/// labels that are not strings are reported and skipped.
-fn labels(
-    m: &Map<String, Value>,
-    codes: &[String],
-    cp: &str,
-    sink: &mut dyn Sink,
-) -> Vec<(String, String)> {
-    let mut labels = Vec::new();
-    let mut label_of = |code: &str, v: &Value| match v.as_str() {
-        Some(l) => labels.push((code.to_string(), l.to_string())),
-        None => sink.error(
-            Origin::Path(format!("{cp}.label{}", key(code))),
-            format!("label of `{code}` is {}, expected a string", json_kind(v)),
-        ),
+/// Reports the labels that are not strings: of the indexed codes in position order, then of
+/// the codes `label` alone has. The labels themselves are read once the rows are known, for
+/// the codes they use only.
+fn check_labels(m: &Map<String, Value>, codes: &[String], cp: &str, sink: &mut dyn Sink) {
+    let mut check = |code: &str, v: &Value| {
+        if !v.is_string() {
+            sink.error(
+                Origin::Path(format!("{cp}.label{}", key(code))),
+                format!("label of `{code}` is {}, expected a string", json_kind(v)),
+            );
+        }
     };
     for code in codes {
         if let Some(v) = m.get(code) {
-            label_of(code, v);
+            check(code, v);
         }
     }
+    let indexed: HashSet<&str> = codes.iter().map(String::as_str).collect();
     for (code, v) in m {
-        if !codes.contains(code) {
-            label_of(code, v);
+        if !indexed.contains(code.as_str()) {
+            check(code, v);
         }
     }
-    labels
 }
 
 /// A metric dimension's unit labels by position (`category.unit[code].label`), or none when
@@ -758,7 +752,7 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
     let roles = Roles::of(r.located("role").and_then(|(v, _)| v.as_object()));
     let dims = r.dimensions(&ids, sizes.as_deref(), &roles.metric);
     let unit_dim = unit_dimension(&dims, &ids);
-    if !r.announce(&ids, &dims, &roles, unit_dim) {
+    if !r.announce(&ids, &roles, unit_dim) {
         return;
     }
 
@@ -792,7 +786,8 @@ fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
         value_path: &value_path,
         status_path: &status_path,
     };
-    rows.emit(&values, r.sink);
+    let used = rows.emit(&values, r.sink);
+    r.names(&ids, &dims, &used);
 }
 
 impl<'a> DatasetReader<'a, '_> {
@@ -969,15 +964,8 @@ impl<'a> DatasetReader<'a, '_> {
         dims
     }
 
-    /// Gives the sink the components, then the dimensions' category labels; false when the
-    /// sink refuses the components.
-    fn announce(
-        &mut self,
-        ids: &[&str],
-        dims: &[Option<Dim>],
-        roles: &Roles,
-        unit_dim: Option<usize>,
-    ) -> bool {
+    /// Gives the sink the components; false when it refuses them.
+    fn announce(&mut self, ids: &[&str], roles: &Roles, unit_dim: Option<usize>) -> bool {
         let p = self.p;
         let dims_path = format!("{p}.dimension");
         let header = |i: usize| match ids.get(i) {
@@ -991,12 +979,27 @@ impl<'a> DatasetReader<'a, '_> {
         {
             return false;
         }
-        for (k, dim) in dims.iter().enumerate() {
-            for (code, label) in dim.iter().flat_map(|d| &d.labels) {
-                self.sink.name(k, code, "", label);
+        true
+    }
+
+    /// Gives the sink the category labels of the codes at the `used` positions of each
+    /// dimension: a dimension may declare far more categories than the values use.
+    fn names(&mut self, ids: &[&str], dims: &[Dim], used: &[BTreeSet<usize>]) {
+        for (k, ((id, dim), used)) in ids.iter().zip(dims).zip(used).enumerate() {
+            let labels = self
+                .dimension
+                .get(*id)
+                .and_then(|v| v.get("category"))
+                .and_then(|c| c.get("label"))
+                .and_then(Value::as_object);
+            let Some(labels) = labels else { continue };
+            for &pos in used {
+                let code = &dim.codes[pos];
+                if let Some(label) = labels.get(code).and_then(Value::as_str) {
+                    self.sink.name(k, code, "", label);
+                }
             }
         }
-        true
     }
 
     /// The `status` member, every entry checked.
@@ -1121,9 +1124,11 @@ struct Rows<'r, 'a> {
 }
 
 impl Rows<'_, '_> {
-    /// Yields a row for every cell with a valid value, in `values` order.
-    fn emit(&self, values: &Values, sink: &mut dyn Sink) {
+    /// Yields a row for every cell with a valid value, in `values` order; returns the positions
+    /// each dimension's rows used.
+    fn emit(&self, values: &Values, sink: &mut dyn Sink) -> Vec<BTreeSet<usize>> {
         let n = self.dims.len();
+        let mut used = vec![BTreeSet::new(); n];
         let mut coords = vec![0usize; n];
         let mut fields: Vec<&str> = Vec::with_capacity(n + 3);
         for (cell, value_at, text) in values {
@@ -1133,6 +1138,7 @@ impl Rows<'_, '_> {
             fields.clear();
             for (k, d) in self.dims.iter().enumerate() {
                 fields.push(&d.codes[coords[k]]);
+                used[k].insert(coords[k]);
             }
             fields.push(text);
             fields.push(status_text);
@@ -1144,6 +1150,7 @@ impl Rows<'_, '_> {
             };
             sink.row(&fields, &origin);
         }
+        used
     }
 
     /// Where field `i` of the row at `coords` is written (`ROW`: the row's value).
@@ -1280,9 +1287,12 @@ mod tests {
             Some(("", "Percentage of population in the labour force"))
         );
         assert_eq!(find(5, "DE"), Some(("", "Germany")));
-        assert_eq!(find(6, "2026-08"), Some(("", "2026-08")));
-        // Six one-category dimensions and 32 months; the dataset label is not a name.
-        assert_eq!(c.names.len(), 6 + 32);
+        assert_eq!(find(6, "2026-07"), Some(("", "2026-07")));
+        // 2026-08 is declared but has no value: no row uses it, so it is not named.
+        assert_eq!(find(6, "2026-08"), None);
+        // Six one-category dimensions and the 31 months with a value; the dataset label is
+        // not a name.
+        assert_eq!(c.names.len(), 6 + 31);
         assert!(!c.names.iter().any(|n| n.3.starts_with("Unemployment")));
     }
 
@@ -1985,7 +1995,6 @@ mod tests {
             category_path: "$.dimension.d.category".into(),
             code_at: CodeAt::Array,
             codes: codes.iter().map(|c| c.to_string()).collect(),
-            labels: Vec::new(),
             units: units.iter().map(|u| u.map(str::to_string)).collect(),
         })
     }

@@ -3,8 +3,11 @@
 //! series or observation key, measure and attribute is resolved against the structure: one row
 //! per observation of every dimension, the measure(s) and every attribute, as codes.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{json_kind, json_syntax_error, strip_bom, Component, Origin, Role, Sink};
@@ -17,19 +20,17 @@ pub struct SdmxJsonOptions {
     pub dataset: usize,
 }
 
-/// A dimension of the structure, with the codes of its values in `values` order.
+/// A dimension of the structure and its values.
 struct Dim<'a> {
     id: &'a str,
-    values: &'a [Value],
-    codes: Vec<String>,
+    values: Values<'a>,
 }
 
 /// A measure or an attribute: coded when the structure lists its `values` (the data then hold
 /// indexes into them), otherwise the data hold the values themselves.
 struct Coded<'a> {
     id: &'a str,
-    values: &'a [Value],
-    codes: Option<Vec<String>>,
+    codes: Option<Values<'a>>,
     default: Option<String>,
 }
 
@@ -56,7 +57,7 @@ struct GroupPattern {
 /// Reads the data set `options.dataset` of an SDMX-JSON data message.
 pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
     let text = strip_bom(text);
-    let doc: Value = match serde_json::from_str(text) {
+    let (doc, table) = match parse(text) {
         Ok(v) => v,
         Err(e) => {
             let (origin, message) = json_syntax_error(text, &e);
@@ -77,14 +78,12 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
         return;
     };
 
-    let st = Structure::read(structure, &s_path, sink);
+    let st = Structure::read(structure, &table, &s_path, sink);
     let (components, slots) = st.components(structure);
     let structure_at = Origin::Path(s_path.clone());
     if !sink.components(&components, &|_| structure_at.clone()) {
         return;
     }
-    st.names(sink);
-
     let layout = Layout {
         ds_dims: &st.ds_dims,
         series_dims: &st.series_dims,
@@ -114,6 +113,7 @@ pub fn read(text: &str, options: &SdmxJsonOptions, sink: &mut dyn Sink) {
     };
     layout.all_series(ds, sink);
     layout.flat_observations(ds, sink);
+    st.names(sink);
 }
 
 /// The data set to read, and the object holding it and the structure(s).
@@ -197,30 +197,41 @@ struct Structure<'a> {
 
 impl<'a> Structure<'a> {
     /// Reads the dimensions, measures and attributes of `structure`, reporting bad ones.
-    fn read(structure: &'a Map<String, Value>, s_path: &str, sink: &mut dyn Sink) -> Self {
+    fn read(
+        structure: &'a Map<String, Value>,
+        table: &'a [Vec<&'a RawValue>],
+        s_path: &str,
+        sink: &mut dyn Sink,
+    ) -> Self {
         // Dimensions in structure order: dataSet, series, observation level. Dimension group
         // keys give a position to each of them in this order.
-        let ds_dims = dims(structure, "dataSet", s_path, sink);
-        let series_dims = dims(structure, "series", s_path, sink);
-        let obs_dims = dims(structure, "observation", s_path, sink);
+        let ds_dims = dims(structure, table, "dataSet", s_path, sink);
+        let series_dims = dims(structure, table, "series", s_path, sink);
+        let obs_dims = dims(structure, table, "observation", s_path, sink);
         let measures: Vec<Coded> = match structure.get("measures") {
             None | Some(Value::Null) => vec![Coded {
                 id: "OBS_VALUE",
-                values: &[],
                 codes: None,
                 default: None,
             }],
-            Some(_) => coded(structure, "measures", "observation", s_path, sink),
+            Some(_) => coded(structure, table, "measures", "observation", s_path, sink),
         };
         Structure {
             ds_dims,
             series_dims,
             obs_dims,
             measures,
-            ds_attrs: coded(structure, "attributes", "dataSet", s_path, sink),
-            group_attrs: coded(structure, "attributes", "dimensionGroup", s_path, sink),
-            series_attrs: coded(structure, "attributes", "series", s_path, sink),
-            obs_attrs: coded(structure, "attributes", "observation", s_path, sink),
+            ds_attrs: coded(structure, table, "attributes", "dataSet", s_path, sink),
+            group_attrs: coded(
+                structure,
+                table,
+                "attributes",
+                "dimensionGroup",
+                s_path,
+                sink,
+            ),
+            series_attrs: coded(structure, table, "attributes", "series", s_path, sink),
+            obs_attrs: coded(structure, table, "attributes", "observation", s_path, sink),
         }
     }
 
@@ -266,8 +277,8 @@ impl<'a> Structure<'a> {
         (components, slots)
     }
 
-    /// Gives the sink the display names of every dimension and attribute value, in component
-    /// order.
+    /// Gives the sink the display names of the dimension and attribute values the rows used, in
+    /// component order.
     fn names(&self, sink: &mut dyn Sink) {
         let mut col = 0;
         for d in self
@@ -276,7 +287,7 @@ impl<'a> Structure<'a> {
             .chain(&self.series_dims)
             .chain(&self.obs_dims)
         {
-            emit_names(sink, col, d.values, &d.codes);
+            d.values.names(sink, col);
             col += 1;
         }
         col += self.measures.len();
@@ -288,7 +299,7 @@ impl<'a> Structure<'a> {
             .chain(&self.obs_attrs)
         {
             if let Some(codes) = &a.codes {
-                emit_names(sink, col, a.values, codes);
+                codes.names(sink, col);
             }
             col += 1;
         }
@@ -471,14 +482,14 @@ impl Layout<'_> {
 
         let mut fields: Vec<String> = Vec::with_capacity(self.slots.len());
         for d in self.ds_dims {
-            fields.push(d.codes.first().cloned().unwrap_or_default());
+            fields.push(d.values.code(0).unwrap_or_default());
         }
         for (k, d) in self.series_dims.iter().enumerate() {
-            let code = series_idx.get(k).and_then(|&i| d.codes.get(i));
-            fields.push(code.cloned().unwrap_or_default());
+            let code = series_idx.get(k).and_then(|&i| d.values.code(i));
+            fields.push(code.unwrap_or_default());
         }
         for (d, &i) in self.obs_dims.iter().zip(&obs_idx) {
-            fields.push(d.codes.get(i).cloned().unwrap_or_default());
+            fields.push(d.values.code(i).unwrap_or_default());
         }
         fields.extend(measures);
         fields.extend(self.ds_attr_values.iter().cloned());
@@ -642,8 +653,8 @@ impl Coded<'_> {
             return Ok(Some(text_of(v)));
         };
         match v.as_u64() {
-            Some(i) => match usize::try_from(i).ok().and_then(|i| codes.get(i)) {
-                Some(c) => Ok(Some(c.clone())),
+            Some(i) => match usize::try_from(i).ok().and_then(|i| codes.code(i)) {
+                Some(c) => Ok(Some(c)),
                 None => Err(format!(
                     "index {i} is out of range of attribute `{}`, expected {}",
                     self.id,
@@ -670,9 +681,9 @@ impl Coded<'_> {
                 Some(codes) => match n
                     .as_u64()
                     .and_then(|i| usize::try_from(i).ok())
-                    .and_then(|i| codes.get(i))
+                    .and_then(|i| codes.code(i))
                 {
-                    Some(c) => Ok(c.clone()),
+                    Some(c) => Ok(c),
                     None => Err(format!(
                         "index {n} is out of range of measure `{}`, expected {}",
                         self.id,
@@ -685,7 +696,7 @@ impl Coded<'_> {
                 self.id,
                 json_kind(v),
                 compact(v),
-                attr_range(self.codes.as_ref().map_or(0, Vec::len))
+                attr_range(self.codes.as_ref().map_or(0, Values::len))
             )),
             _ => Err(format!(
                 "value of measure `{}` is {}, expected a number, string or null",
@@ -757,6 +768,12 @@ fn find_structure<'a>(
     }
 }
 
+/// A component's `values` array, as `parse` kept it; None when it has none.
+fn values_of<'a>(c: &Value, table: &'a [Vec<&'a RawValue>]) -> Option<&'a [&'a RawValue]> {
+    let at = c.get(VALUES_AT)?.as_u64()?;
+    table.get(usize::try_from(at).ok()?).map(Vec::as_slice)
+}
+
 /// The components of `structure.<group>.<level>`, or none.
 fn level_array<'a>(structure: &'a Map<String, Value>, group: &str, level: &str) -> &'a [Value] {
     structure
@@ -781,6 +798,7 @@ fn component_id<'a>(c: &'a Value, path: &str, sink: &mut dyn Sink) -> &'a str {
 
 fn dims<'a>(
     structure: &'a Map<String, Value>,
+    table: &'a [Vec<&'a RawValue>],
     level: &str,
     s_path: &str,
     sink: &mut dyn Sink,
@@ -792,10 +810,7 @@ fn dims<'a>(
     {
         let path = format!("{s_path}.dimensions.{level}[{i}]");
         let id = component_id(c, &path, sink);
-        let values = c
-            .get("values")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice);
+        let values = Values::new(values_of(c, table).unwrap_or(&[]));
         if level == "dataSet" && values.len() != 1 {
             sink.error(
                 Origin::Path(path),
@@ -805,17 +820,14 @@ fn dims<'a>(
                 ),
             );
         }
-        out.push(Dim {
-            id,
-            values,
-            codes: values.iter().map(value_code).collect(),
-        });
+        out.push(Dim { id, values });
     }
     out
 }
 
 fn coded<'a>(
     structure: &'a Map<String, Value>,
+    table: &'a [Vec<&'a RawValue>],
     group: &str,
     level: &str,
     s_path: &str,
@@ -825,11 +837,9 @@ fn coded<'a>(
     for (i, c) in level_array(structure, group, level).iter().enumerate() {
         let path = format!("{s_path}.{group}.{level}[{i}]");
         let id = component_id(c, &path, sink);
-        let values = c.get("values").and_then(Value::as_array);
         out.push(Coded {
             id,
-            values: values.map_or(&[][..], Vec::as_slice),
-            codes: values.map(|v| v.iter().map(value_code).collect()),
+            codes: values_of(c, table).map(Values::new),
             default: c.get("default").filter(|d| !d.is_null()).map(text_of),
         });
     }
@@ -861,8 +871,8 @@ fn dataset_attributes(
         .map(|(j, a)| {
             let fallback = || a.default.clone().unwrap_or_default();
             match given {
-                None => match a.codes.as_deref() {
-                    Some([only]) => only.clone(),
+                None => match &a.codes {
+                    Some(only) if only.len() == 1 => only.code(0).unwrap_or_default(),
                     _ => fallback(),
                 },
                 Some(g) => match g.get(j) {
@@ -1019,14 +1029,15 @@ fn parse_key(
 }
 
 fn dim_index(part: &str, d: &Dim) -> Result<usize, String> {
-    let range = if d.codes.is_empty() {
+    let n = d.values.len();
+    let range = if n == 0 {
         "none: the dimension has no values".to_string()
     } else {
-        format!("0 to {}", d.codes.len() - 1)
+        format!("0 to {}", n - 1)
     };
     let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
     match part.parse::<usize>() {
-        Ok(i) if digits && i < d.codes.len() => Ok(i),
+        Ok(i) if digits && i < n => Ok(i),
         _ if digits => Err(format!(
             "index {part} is out of range of dimension `{}`, expected {range}",
             d.id
@@ -1098,21 +1109,6 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-fn emit_names(sink: &mut dyn Sink, col: usize, values: &[Value], codes: &[String]) {
-    for (v, code) in values.iter().zip(codes) {
-        if let Some(name) = v.get("name").and_then(Value::as_str) {
-            sink.name(col, code, "", name);
-        }
-        if let Some(Value::Object(names)) = v.get("names") {
-            for (lang, name) in names {
-                if let Some(name) = name.as_str() {
-                    sink.name(col, code, lang, name);
-                }
-            }
-        }
-    }
-}
-
 /// A short rendering of a JSON value for a message.
 fn compact(v: &Value) -> String {
     let s = v.to_string();
@@ -1127,6 +1123,163 @@ fn compact(v: &Value) -> String {
 /// A key as a JSON string, for paths and messages.
 fn quote(s: &str) -> String {
     Value::String(s.to_string()).to_string()
+}
+
+/// Where `parse` keeps a component's `values` array: under this key, the index of the array in
+/// its table. No key of a document can start with NUL once parsed, as `parse` drops such keys.
+const VALUES_AT: &str = "\0values";
+
+/// The magic key serde_json's `arbitrary_precision` numbers arrive under.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// Parses the message into a tree, except every `values` array: a structure may declare far
+/// more values than the data use, and a tree of each (an object, its strings) costs tens of
+/// times its text. Those arrays stay text, one slice of `text` per value, in the returned
+/// table; the object holding one gets `VALUES_AT` with its index instead.
+fn parse(text: &str) -> Result<(Value, Vec<Vec<&RawValue>>), serde_json::Error> {
+    let table = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_str(text);
+    let doc = Tree { table: &table }.deserialize(&mut de)?;
+    de.end()?;
+    Ok((doc, table.into_inner()))
+}
+
+#[derive(Clone, Copy)]
+struct Tree<'t, 'a> {
+    table: &'t RefCell<Vec<Vec<&'a RawValue>>>,
+}
+
+impl<'a> DeserializeSeed<'a> for Tree<'_, 'a> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'a> Visitor<'a> for Tree<'_, 'a> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(self)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == NUMBER_TOKEN {
+                let n: String = map.next_value()?;
+                return n
+                    .parse()
+                    .map(Value::Number)
+                    .map_err(serde::de::Error::custom);
+            }
+            if key == "values" {
+                let raw: &'a RawValue = map.next_value()?;
+                if raw.get().trim_start().starts_with('[') {
+                    let values: Vec<&'a RawValue> =
+                        serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+                    let mut table = self.table.borrow_mut();
+                    out.insert(VALUES_AT.into(), Value::from(table.len()));
+                    table.push(values);
+                    out.remove("values");
+                } else {
+                    let v = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+                    out.remove(VALUES_AT);
+                    out.insert(key, v);
+                }
+            } else if key.starts_with('\0') {
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                let v = map.next_value_seed(self)?;
+                out.insert(key, v);
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// A component's `values`, kept as text: only the values the data use are parsed, into the
+/// codes that fill rows and, once the rows are read, the names of those codes.
+struct Values<'a> {
+    raw: &'a [&'a RawValue],
+    used: RefCell<BTreeMap<usize, String>>,
+}
+
+impl<'a> Values<'a> {
+    fn new(raw: &'a [&'a RawValue]) -> Self {
+        Values {
+            raw,
+            used: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    fn value(&self, i: usize) -> Value {
+        self.raw
+            .get(i)
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The code of value `i`, which counts as used; None out of range.
+    fn code(&self, i: usize) -> Option<String> {
+        if i >= self.raw.len() {
+            return None;
+        }
+        let mut used = self.used.borrow_mut();
+        let code = used.entry(i).or_insert_with(|| value_code(&self.value(i)));
+        Some(code.clone())
+    }
+
+    /// Gives the sink the display names of the values used.
+    fn names(&self, sink: &mut dyn Sink, col: usize) {
+        for (&i, code) in self.used.borrow().iter() {
+            let v = self.value(i);
+            if let Some(name) = v.get("name").and_then(Value::as_str) {
+                sink.name(col, code, "", name);
+            }
+            if let Some(Value::Object(names)) = v.get("names") {
+                for (lang, name) in names {
+                    if let Some(name) = name.as_str() {
+                        sink.name(col, code, lang, name);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,147 @@
+//! Peak memory of a load against the size of its body, for publishers whose structure declares
+//! far more codes than their data use: the real binary's `--config.check`, its peak resident
+//! set read from `wait4` once it has exited.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::Path;
+use std::process::Stdio;
+
+use common::exporter::command;
+
+/// The SDMX-JSON fixture every format test knows, its config naming `file`.
+const SDMX_JSON: &str = "tests/fixtures/bad-formats/sdmx-json/good.json";
+const SDMX_JSON_CONFIG: &str = "tests/fixtures/bad-formats/sdmx-json/good.toml";
+
+/// Runs `--config.check` on `config` to its end: its exit code, stdout and stderr, and peak
+/// resident set in bytes. `wait4` reports the peak of exactly this child, start-up included, with no
+/// sampling to miss a short spike.
+// The child is reaped by `wait4`, which `Child` does not know of.
+#[allow(clippy::zombie_processes)]
+fn check(config: &Path) -> (Option<i32>, String, u64) {
+    let mut child = command()
+        .args(["--config.check", "--config.file", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run indicator_exporter");
+    let mut output = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .expect("read stderr");
+    // Both are a few lines: reading one after the other cannot fill a pipe.
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .expect("read stdout");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 only writes the status and struct given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // Linux gives ru_maxrss in KiB.
+    (code, output, usage.ru_maxrss as u64 * 1024)
+}
+
+/// A directory with the SDMX-JSON config and `json` as its data file.
+fn sdmx_json_dataset(json: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("good.toml");
+    std::fs::copy(SDMX_JSON_CONFIG, &config).expect("copy config");
+    std::fs::write(dir.path().join("good.json"), json).expect("write data");
+    (dir, config)
+}
+
+/// `n` values of a dimension, codes `<prefix><i>`, each with a name.
+fn values(prefix: &str, n: usize) -> String {
+    let mut out = String::with_capacity(n * 40);
+    for i in 0..n {
+        if i > 0 {
+            out.push(',');
+        }
+        write!(out, r#"{{"id":"{prefix}{i:06}","name":"{prefix} {i}"}}"#).unwrap();
+    }
+    out
+}
+
+/// The fixture with its two series dimensions declaring `n` values each, its second series
+/// keyed `second` instead.
+fn sdmx_json_wide(n: usize, second: &str) -> String {
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SDMX_JSON).unwrap()).unwrap();
+    let text = serde_json::to_string(&fixture).unwrap();
+    let mut out = text.clone();
+    for (id, prefix) in [("REF_AREA", "A"), ("MEASURE", "M")] {
+        let dims = &fixture["data"]["structures"][0]["dimensions"]["series"];
+        let dim = dims
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .unwrap();
+        let declared = serde_json::to_string(&dim["values"]).unwrap();
+        assert!(out.contains(&declared), "{id} values in the fixture");
+        out = out.replace(&declared, &format!("[{}]", values(prefix, n)));
+    }
+    assert!(out.contains(r#""1:0""#));
+    out.replace(r#""1:0""#, &format!("\"{second}\""))
+}
+
+/// Peak of a load of the small fixture: the process itself, its allocator and start-up.
+fn baseline() -> u64 {
+    let json = std::fs::read_to_string(SDMX_JSON).unwrap();
+    let (_dir, config) = sdmx_json_dataset(&json);
+    let (code, output, peak) = check(&config);
+    assert_eq!(code, Some(0), "{output}");
+    peak
+}
+
+const MB: f64 = 1048576.0;
+
+#[test]
+fn sdmx_json_declaring_200000_codes_per_dimension_loads_within_5x_its_body() {
+    let base = baseline();
+    let n = 200_000;
+    let last = n - 1;
+    let json = sdmx_json_wide(n, &format!("{last}:{last}"));
+    let body = json.len() as u64;
+    let (_dir, config) = sdmx_json_dataset(&json);
+    let (code, output, peak) = check(&config);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("4 series"), "{output}");
+    eprintln!(
+        "body {:.1} MB, peak {:.1} MB, baseline {:.1} MB",
+        body as f64 / MB,
+        peak as f64 / MB,
+        base as f64 / MB
+    );
+    assert!(
+        peak <= 5 * body + base,
+        "peak {peak} B over 5 x body {body} B + baseline {base} B"
+    );
+
+    // A series key out of range is refused, within the same bound.
+    let json = sdmx_json_wide(n, &format!("{n}:{last}"));
+    let (_dir, config) = sdmx_json_dataset(&json);
+    let (code, output, peak) = check(&config);
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&format!(
+            "index {n} is out of range of dimension `REF_AREA`, expected 0 to {last}"
+        )),
+        "{output}"
+    );
+    assert!(
+        peak <= 5 * body + base,
+        "peak {peak} B over 5 x body {body} B + baseline {base} B"
+    );
+}
