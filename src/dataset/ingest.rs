@@ -1070,6 +1070,17 @@ impl Sink for Plan<'_, '_> {
     }
 
     fn name(&mut self, component: usize, code: &str, lang: &str, name: &str) {
+        self.name_at(component, code, lang, name, &|| Origin::File);
+    }
+
+    fn name_at(
+        &mut self,
+        component: usize,
+        code: &str,
+        lang: &str,
+        name: &str,
+        origin: &dyn Fn() -> Origin,
+    ) {
         if let Some(Some(label)) = self.name_labels.get(component) {
             let lang = if lang.is_empty() {
                 self.spec.language.as_str()
@@ -1078,7 +1089,7 @@ impl Sink for Plan<'_, '_> {
             };
             let lang = lang.replace('-', "_").to_ascii_lowercase();
             let label = label.clone();
-            self.b.name(&label, code, &lang, name);
+            self.b.name(&label, code, &lang, name, &|| loc(origin()));
         }
     }
 
