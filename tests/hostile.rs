@@ -473,4 +473,16 @@ fn a_display_name_over_the_length_limit_is_refused_at_its_cell() {
         errors,
         format!("{}:3:7: display name of label `region` is 5000 bytes long, expected at most 4096 (max_label_value_length in [dataset])", dir.path().join("data.csv").display())
     );
+    // SDMX-CSV gives names in the code's own cell (`FR: France`).
+    let config_text = CONFIG.replace(
+        "samples_file = \"data.csv\"\n",
+        "\n[[input]]\nfile = \"data.csv\"\nformat = \"sdmx-csv\"\nmetric = \"rate\"\nlabels = { region = \"REF_AREA\", year = \"TIME_PERIOD\" }\nsdmx_csv = { labels = \"both\" }\n",
+    );
+    let data = format!("STRUCTURE,STRUCTURE_ID,ACTION,REF_AREA: Reference area,TIME_PERIOD: Time,OBS_VALUE\ndataflow,X:Y(1.0),I,DE: Germany,2024,12.5\ndataflow,X:Y(1.0),I,FR: {name},2024,40\n");
+    let (dir, config) = dataset(&config_text, data.as_bytes());
+    let errors = indicator_exporter::check(&config).unwrap_err().to_string();
+    assert_eq!(
+        errors,
+        format!("{}:3:21: display name of label `region` is 5000 bytes long, expected at most 4096 (max_label_value_length in [dataset])", dir.path().join("data.csv").display())
+    );
 }
