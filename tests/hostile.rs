@@ -485,4 +485,18 @@ fn a_display_name_over_the_length_limit_is_refused_at_its_cell() {
         errors,
         format!("{}:3:21: display name of label `region` is 5000 bytes long, expected at most 4096 (max_label_value_length in [dataset])", dir.path().join("data.csv").display())
     );
+    // JSON-stat: at the label's JSON path.
+    let config_text = CONFIG.replace(
+        "samples_file = \"data.csv\"\n",
+        "\n[[input]]\nfile = \"data.csv\"\nformat = \"json-stat\"\nmetric = \"rate\"\nlabels = { region = \"geo\", year = \"time\" }\n",
+    );
+    let data = format!(
+        r#"{{"version":"2.0","class":"dataset","id":["geo","time"],"size":[2,1],"dimension":{{"geo":{{"category":{{"index":["DE","FR"],"label":{{"DE":"Germany","FR":"{name}"}}}}}},"time":{{"category":{{"index":["2024"]}}}}}},"value":[12.5,40]}}"#
+    );
+    let (dir, config) = dataset(&config_text, data.as_bytes());
+    let errors = indicator_exporter::check(&config).unwrap_err().to_string();
+    assert_eq!(
+        errors,
+        format!("{}: $.dimension.geo.category.label.FR: display name of label `region` is 5000 bytes long, expected at most 4096 (max_label_value_length in [dataset])", dir.path().join("data.csv").display())
+    );
 }

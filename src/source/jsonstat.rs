@@ -993,7 +993,11 @@ impl<'a> DatasetReader<'a, '_> {
         }
         for (k, dim) in dims.iter().enumerate() {
             for (code, label) in dim.iter().flat_map(|d| &d.labels) {
-                self.sink.name(k, code, "", label);
+                let origin = || {
+                    let (id, code) = (member(ids[k]), member(code));
+                    Origin::Path(format!("{dims_path}{id}.category.label{code}"))
+                };
+                self.sink.name_at(k, code, "", label, &origin);
             }
         }
         true
