@@ -76,7 +76,8 @@ struct Source {
     settled: Arc<Notify>,
     /// Whether the candidate came from the task, which waits on `settled`.
     task_waits: bool,
-    /// The hash of the last body that failed to load: fetched again, it is not parsed again.
+    /// The hash of the last body that failed to load: fetched again, it is not parsed again
+    /// (until the dataset is loaded for another reason).
     refused: Option<u64>,
     status: SourceStatus,
     generation: u64,
@@ -156,6 +157,11 @@ impl Sources {
         telemetry: &Arc<Telemetry>,
         triggers: &WeakSender<Trigger>,
     ) -> Result<Arc<RemoteBodies>, Diagnostics> {
+        // A load may fail for reasons outside the body (the config, a clash with another
+        // dataset): a body refused before this load is parsed again at its next fetch.
+        for s in self.sources.values_mut() {
+            s.refused = None;
+        }
         let mut errors = self.set_up(wanted, dataset, telemetry);
         errors.extend(self.first_fetches(dataset, telemetry).await);
         self.start_refreshes(key, triggers);
