@@ -255,7 +255,10 @@ impl Builder {
     pub fn name(&mut self, label: &str, code: &str, lang: &str, name: &str, at: &dyn Fn() -> Loc) {
         let file = self.files.len() as u32 - 1;
         // Checked before the language: the limit is the problem worth saying of a huge name.
-        if let Some(msg) = self.too_long("display name of", label, code.len().max(name.len())) {
+        let too_long = self
+            .too_long("value of", label, code.len())
+            .or_else(|| self.too_long("display name of", label, name.len()));
+        if let Some(msg) = too_long {
             self.error(file, at(), msg);
             return;
         }
