@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a synthetic indicator dataset of a given size: OUT/config.toml plus one CSV per metric.
 
-    benches/generate.py SERIES OUT [--seed N] [--format metric-csv|long-csv|sdmx-csv]
+    benches/generate.py SERIES OUT [--seed N] [--format metric-csv|long-csv|sdmx-csv|sdmx-ml]
     benches/generate.py SERIES OUT --datasets N [--seed N] [--format ...]
 
 The dataset is shaped like a regional enterprise survey: six metrics (units percent, count and
@@ -12,7 +12,9 @@ derives latest/change series on top. Output is deterministic for a given SERIES 
 With --format long-csv the same observations go into one long CSV (an `indicator` column
 picks the metric) read through an [[input]]; with sdmx-csv into one SDMX-CSV 1.0 file
 (DATAFLOW, INDICATOR, REF_AREA, INDUSTRY, SIZE, TIME_PERIOD, OBS_VALUE, OBS_STATUS), as a
-publisher would write it. With --datasets N, OUT/config.toml is a catalogue whose directory
+publisher would write it; with sdmx-ml into one SDMX-ML 2.1 StructureSpecificData message (a Series
+element per series with its dimensions, an Obs element per observation with TIME_PERIOD,
+OBS_VALUE and OBS_STATUS). With --datasets N, OUT/config.toml is a catalogue whose directory
 OUT/datasets.d holds N dataset config files (dNNN.toml, data in dNNN/), each of SERIES series
 with its own name (bench_survey_NNN), metric prefix (benchNNN_) and seed (SEED + NNN - 1);
 their label sets are drawn by a faster method than a single dataset's, so dNNN.toml differs
@@ -269,6 +271,8 @@ def write_metric_csv(path, rng, unit, labels, count, region_list, industry_list,
 def convert(out, data, fmt):
     """Rewrites the per-metric CSVs in OUT/DATA as one publisher file; returns the [[input]] lines."""
     dims = ["region", "industry", "size"]
+    if fmt == "sdmx-ml":
+        return convert_sdmx_ml(out, data, dims)
     if fmt == "long-csv":
         target = data + "/all.csv"
         header = ["indicator"] + dims + ["year", "value"]
@@ -308,6 +312,56 @@ def convert(out, data, fmt):
         ]
     lines += ["metrics = { %s }" % codes, ""]
     return lines
+
+
+def convert_sdmx_ml(out, data, dims):
+    """Rewrites the per-metric CSVs as one SDMX-ML 2.1 StructureSpecificData message."""
+    target = data + "/all.xml"
+    with open(os.path.join(out, target), "w", encoding="utf-8") as f:
+        f.write(
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<message:StructureSpecificData xmlns:message="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message"'
+            ' xmlns:ss="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/data/structurespecific">\n'
+            "<message:Header><message:ID>bench</message:ID>"
+            '<message:Structure structureID="SURVEY" dimensionAtObservation="TIME_PERIOD"/></message:Header>\n'
+            '<message:DataSet ss:structureRef="SURVEY" action="Replace">\n'
+        )
+        for name, _unit, labels, _, _ in METRICS:
+            path = os.path.join(out, data, "%s.csv" % name)
+            last = None
+            with open(path, encoding="utf-8") as src:
+                cols = src.readline().rstrip("\n").split(",")
+                for line in src:
+                    fields = line.rstrip("\n").split(",")
+                    row = dict(zip(cols, fields))
+                    codes = [row.get(d, "_Z") for d in dims]
+                    if codes != last:
+                        if last is not None:
+                            f.write("</Series>\n")
+                        f.write(
+                            '<Series INDICATOR="%s" REF_AREA="%s" INDUSTRY="%s" SIZE="%s">\n'
+                            % tuple([name] + codes)
+                        )
+                        last = codes
+                    status = "P" if row["year"] == "2025" else "A"
+                    f.write(
+                        '<Obs TIME_PERIOD="%s" OBS_VALUE="%s" OBS_STATUS="%s"/>\n'
+                        % (row["year"], row["value"], status)
+                    )
+                if last is not None:
+                    f.write("</Series>\n")
+            os.remove(path)
+        f.write("</message:DataSet>\n</message:StructureSpecificData>\n")
+    codes = ", ".join("%s = %s" % (toml_str(m[0]), toml_str(m[0])) for m in METRICS)
+    return [
+        "[[input]]",
+        "file = " + toml_str(target),
+        'format = "sdmx-ml"',
+        'metric_dimension = "INDICATOR"',
+        'labels = { region = "REF_AREA", industry = "INDUSTRY", size = "SIZE" }',
+        "metrics = { %s }" % codes,
+        "",
+    ]
 
 
 def write_dataset(out, data, series, seed, fmt, dataset_name, prefix, sample=False):
@@ -390,7 +444,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     ap.add_argument(
         "--format",
-        choices=["metric-csv", "long-csv", "sdmx-csv"],
+        choices=["metric-csv", "long-csv", "sdmx-csv", "sdmx-ml"],
         default="metric-csv",
         help="how the observations are written (default: one CSV per metric)",
     )

@@ -129,6 +129,8 @@ pub struct Telemetry {
     source_requests: CounterVec,
     source_failures: CounterVec,
     source_bytes: CounterVec,
+    /// Failed and throttled logins (basic auth).
+    auth: [Counter; 2],
     /// Label sets of `missing` now set, per dataset, so a load can remove the ones that went.
     missing_sets: Mutex<HashMap<String, Vec<[String; 3]>>>,
     /// The declared metrics of each dataset in service, which keep their change counters.
@@ -327,6 +329,22 @@ fn source_metrics() -> ([GaugeVec; 2], [CounterVec; 3]) {
     )
 }
 
+/// The logins that basic auth refused after a password check, and those answered 429 without
+/// one.
+fn auth_metrics() -> [Counter; 2] {
+    [
+        (
+            "http_auth_failures_total",
+            "Logins refused after a password check: an unknown user or a wrong password (requests without credentials are not counted).",
+        ),
+        (
+            "http_auth_throttled_total",
+            "Logins answered 429 without a password check: the client address failed too often and is locked out, or has too many logins waiting.",
+        ),
+    ]
+    .map(|(name, help)| Counter::with_opts(opts(name, help)).expect("static metric definition"))
+}
+
 /// A registry of `collectors`.
 fn registry(collectors: Vec<Box<dyn Collector>>) -> Registry {
     let registry = Registry::new();
@@ -365,6 +383,7 @@ impl Telemetry {
         let ([revised, added, removed], last_change) = change_metrics();
         let ([source_ok, source_ok_time], [source_requests, source_failures, source_bytes]) =
             source_metrics();
+        let auth = auth_metrics();
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(missing.clone()),
             Box::new(build_info()),
@@ -386,6 +405,8 @@ impl Telemetry {
             Box::new(source_requests.clone()),
             Box::new(source_failures.clone()),
             Box::new(source_bytes.clone()),
+            Box::new(auth[0].clone()),
+            Box::new(auth[1].clone()),
         ];
         Telemetry {
             registry: registry(collectors),
@@ -409,6 +430,7 @@ impl Telemetry {
             source_requests,
             source_failures,
             source_bytes,
+            auth,
             missing_sets: Mutex::default(),
             metrics: Mutex::default(),
             removed_metrics: Mutex::new(Vec::new()),
@@ -670,6 +692,13 @@ impl Telemetry {
     /// The added, removed and revised counters of `metric`, created at zero if new.
     fn change_counters(&self, dataset: &str, metric: &str) -> [Counter; 3] {
         [&self.added, &self.removed, &self.revised].map(|c| c.with_label_values(&[dataset, metric]))
+    }
+
+    /// A login was refused after a password check (`throttled`: false), or answered 429
+    /// without one (true).
+    pub fn login_refused(&self, throttled: bool) {
+        self.auth[usize::from(throttled)].inc();
+        self.touched();
     }
 
     /// Marks the self-metrics changed, after the change: a cached tail is never newer.

@@ -174,6 +174,11 @@ const DATA_TOKENS: &[&[u8]] = &[
     "\u{feff}".as_bytes(),
     b"null",
     b"\"\":",
+    b"<",
+    b"/>",
+    b"&",
+    b"&x;",
+    b"<!DOCTYPE m [<!ENTITY x \"xx\">]>",
 ];
 
 /// One example of examples/formats, with its data file.
@@ -187,6 +192,7 @@ struct Example {
     /// A workbook: codes are replaced inside the zip (.xlsx) or not at all (.xls).
     workbook: bool,
     px: bool,
+    xml: bool,
 }
 
 fn examples() -> Vec<Example> {
@@ -218,10 +224,11 @@ fn examples() -> Vec<Example> {
             json: ext == "json",
             workbook: matches!(ext, "xlsx" | "xls" | "ods"),
             px: ext == "px",
+            xml: ext == "xml",
             file_name,
         });
     }
-    assert_eq!(out.len(), 15, "one example per publisher format variant");
+    assert_eq!(out.len(), 18, "one example per publisher format variant");
     out
 }
 
@@ -367,6 +374,8 @@ fn replace_code(
         json_replace(data, rng, fixed, hostile)
     } else if e.px {
         px_replace(data, rng, fixed, hostile)
+    } else if e.xml {
+        xml_replace(data, rng, fixed, hostile)
     } else {
         csv_replace(data, rng, fixed, hostile)
     }
@@ -547,6 +556,45 @@ fn px_replace(
     }
     out.extend_from_slice(rest);
     Some((code, out))
+}
+
+/// A code-like XML attribute value replaced, wherever it is a whole value, by `hostile` (escaped
+/// as XML escapes it; line breaks and tabs as character references, which attribute value
+/// normalisation keeps).
+fn xml_replace(
+    data: &[u8],
+    rng: &mut Rng,
+    fixed: Option<&str>,
+    hostile: &str,
+) -> Option<(String, Vec<u8>)> {
+    let text = std::str::from_utf8(data).ok()?;
+    let values: Vec<&str> = text
+        .split("=\"")
+        .skip(1)
+        .filter_map(|v| v.split('"').next())
+        .filter(|v| (1..=12).contains(&v.len()) && v.parse::<f64>().is_err())
+        .filter(|v| !v.contains(['<', '&', ':']))
+        .collect();
+    let code = match fixed {
+        Some(c) => c.to_string(),
+        None => values.get(rng.below(values.len().max(1)))?.to_string(),
+    };
+    let mut escaped = String::new();
+    for c in hostile.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            '\n' => escaped.push_str("&#10;"),
+            '\r' => escaped.push_str("&#13;"),
+            '\t' => escaped.push_str("&#9;"),
+            c => escaped.push(c),
+        }
+    }
+    let out = text.replace(&format!("=\"{code}\""), &format!("=\"{escaped}\""));
+    Some((code, out.into_bytes()))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

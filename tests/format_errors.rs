@@ -187,6 +187,28 @@ cases!(sdmx_json in "sdmx-json": [
     missing_file,
 ]);
 
+cases!(sdmx_ml in "sdmx-ml": [
+    truncated,
+    billion_laughs,
+    external_entity,
+    too_deep,
+    unknown_entity,
+    structure_message,
+    generic_value_without_id,
+    bad_action,
+    filter_unknown_dimension,
+    non_numeric,
+    bad_periods,
+    duplicate_in_one_file,
+    unknown_unit_code,
+    unknown_multiplier,
+    label_not_a_component,
+    options_of_another_format,
+    unknown_sdmx_ml_option,
+    unknown_format,
+    missing_file,
+]);
+
 cases!(json_stat in "json-stat": [
     truncated,
     no_value,
@@ -329,6 +351,18 @@ fn many_bad_rows(format: &str) -> (&'static str, &'static str, String) {
             .unwrap();
             ("json-stat", "", t)
         }
+        "sdmx-ml" => {
+            t.push_str("<m:StructureSpecificData xmlns:m=\"urn:m\">\n<m:DataSet>\n");
+            for i in 0..ROWS {
+                writeln!(
+                    t,
+                    "<Series REF_AREA=\"C{i}\"><Obs TIME_PERIOD=\"2020\" OBS_VALUE=\"bad{i}\"/></Series>"
+                )
+                .unwrap();
+            }
+            t.push_str("</m:DataSet>\n</m:StructureSpecificData>\n");
+            ("sdmx-ml", "", t)
+        }
         other => unreachable!("no generator for {other}"),
     }
 }
@@ -365,6 +399,7 @@ fn thousands_of_bad_rows_are_capped_per_file() {
         "sdmx-csv2",
         "sdmx-json",
         "json-stat",
+        "sdmx-ml",
     ] {
         let (data, errors) = many_bad_rows_read(dir.path(), format);
         let lines: Vec<&str> = errors.lines().collect();
@@ -411,6 +446,7 @@ fn the_count_of_problems_beyond_the_cap_names_only_the_file() {
         "sdmx-csv2",
         "sdmx-json",
         "json-stat",
+        "sdmx-ml",
     ] {
         let (data, errors) = many_bad_rows_read(dir.path(), format);
         let lines: Vec<&str> = errors.lines().collect();

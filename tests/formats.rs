@@ -34,6 +34,9 @@ const EXAMPLES: &[&str] = &[
     "sdmx-json-agri.toml",
     "sdmx-json-exr.toml",
     "sdmx-json-oecd.toml",
+    "sdmx-ml-30-ecb.toml",
+    "sdmx-ml-bis-structurespecific.toml",
+    "sdmx-ml-ecb-generic.toml",
 ];
 
 fn repo(path: &str) -> PathBuf {
@@ -1421,4 +1424,217 @@ fn dropped_labels_have_no_display_names() {
             l.name
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SDMX-ML, read a second time by splitting the text at `<`: each piece up to `>` is one tag, its
+// local name and `NAME="value"` attributes found by plain string search.
+
+/// The tags of an XML text: (local name, attribute text), end tags and declarations left out.
+fn xml_tags(text: &str) -> Vec<(&str, &str)> {
+    text.split('<')
+        .skip(1)
+        .filter(|t| !t.starts_with(['/', '?', '!']))
+        .map(|t| {
+            let t = &t[..t.find('>').expect("tag closed")];
+            let end = t.find(char::is_whitespace).unwrap_or(t.len());
+            let name = &t[..end];
+            (name.rsplit(':').next().unwrap(), &t[end..])
+        })
+        .collect()
+}
+
+/// The value of attribute `name` in a tag's attribute text (no entity in these files).
+fn xml_attr<'t>(attrs: &'t str, name: &str) -> Option<&'t str> {
+    let at = attrs
+        .match_indices(&format!("{name}=\""))
+        .find(|(i, _)| attrs[..*i].ends_with(char::is_whitespace))?
+        .0;
+    let rest = &attrs[at + name.len() + 2..];
+    Some(&rest[..rest.find('"').expect("closing quote")])
+}
+
+#[test]
+fn sdmx_ml_ecb_generic_data_reply() {
+    let ds = load("sdmx-ml-ecb-generic.toml");
+    assert_eq!(ds.info.name, "ecb_exr_usd_monthly");
+    let name = "ecb_euro_reference_exchange_rate_ratio";
+    let got = shape(&ds, name, Some("ratio"), &["currency", "month"], 252);
+    let m = |p: &str| key(&[("currency", "USD"), ("month", p)]);
+    // Lines 32-34: `<generic:Obs>`, `<generic:ObsDimension value="1999-01"/>`,
+    // `<generic:ObsValue value="1.16078"/>`.
+    assert_eq!(got[&m("1999-01")], (1.16078, None));
+    assert_eq!(got[&m("1999-03")], (1.088_295_652_173_913, None));
+    assert_eq!(got[&m("2019-12")], (1.111345, None));
+    let months = periods(&got, "month");
+    assert_eq!(
+        (months[0].as_str(), months[251].as_str()),
+        ("1999-01", "2019-12")
+    );
+    assert!(missing(&ds).is_empty());
+    assert!(ds.labels.is_empty(), "a data message gives no names");
+    no_status(&ds);
+
+    // Second reading.
+    let text = fixture("sdmx-ml/ecb_exr_M.USD.EUR.SP00.A_generic.xml");
+    let mut want = Series::new();
+    let mut period = None;
+    let mut statuses = 0;
+    for (tag, attrs) in xml_tags(&text) {
+        match tag {
+            "ObsDimension" => period = xml_attr(attrs, "value"),
+            "ObsValue" => {
+                let v = xml_attr(attrs, "value").expect("value");
+                let p = period.take().expect("ObsDimension before ObsValue");
+                assert!(want.insert(m(p), (shift(v, 0), None)).is_none());
+            }
+            "Value" if xml_attr(attrs, "id") == Some("OBS_STATUS") => {
+                assert_eq!(xml_attr(attrs, "value"), Some("A"));
+                statuses += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((want.len(), statuses), (252, 252));
+    same(name, &got, &want);
+}
+
+#[test]
+fn sdmx_ml_bis_structure_specific_equals_the_bis_sdmx_csv() {
+    let ds = load("sdmx-ml-bis-structurespecific.toml");
+    let name = "bis_fx_turnover_daily_average_usd";
+    let labels = ["currency_leg1", "currency_leg2", "year"];
+    let got = shape(&ds, name, Some("usd"), &labels, 360);
+    let yr = |l1: &str, l2: &str, y: &str| {
+        key(&[("currency_leg1", l1), ("currency_leg2", l2), ("year", y)])
+    };
+    // Line 29: `<Obs TIME_PERIOD="2004" OBS_VALUE="14206.490766" OBS_STATUS="A" .../>` in the
+    // HKD/TO1 series, UNIT_MULT="6" on the DataSet: 14206490766 USD.
+    assert_eq!(got[&yr("HKD", "TO1", "2004")], (14_206_490_766.0, None));
+    assert!(!got.contains_key(&yr("HKD", "TO1", "2002")));
+    assert_eq!(
+        missing(&ds),
+        [(name.to_string(), "not_available".to_string(), 640)]
+    );
+    no_status(&ds);
+
+    // The same observations as SDMX-CSV: every series and every missing count equal.
+    let csv = load("sdmx-csv-bis.toml");
+    let want = shape(&csv, name, Some("usd"), &labels, 360);
+    same(name, &got, &want);
+    assert_eq!(missing(&ds), missing(&csv));
+
+    // Second reading of the XML.
+    let text = fixture("sdmx-ml/bis_der_structurespecific.xml");
+    let mut want = Series::new();
+    let (mut legs, mut m, mut obs) = ((String::new(), String::new()), 0, 0);
+    let mut unit_mult = None;
+    for (tag, attrs) in xml_tags(&text) {
+        match tag {
+            "DataSet" => unit_mult = xml_attr(attrs, "UNIT_MULT"),
+            "Series" => {
+                legs = (
+                    xml_attr(attrs, "DER_CURR_LEG1").unwrap().to_string(),
+                    xml_attr(attrs, "DER_CURR_LEG2").unwrap().to_string(),
+                )
+            }
+            "Obs" => {
+                obs += 1;
+                let v = xml_attr(attrs, "OBS_VALUE").unwrap();
+                let status = xml_attr(attrs, "OBS_STATUS").unwrap();
+                if v.is_empty() {
+                    assert_eq!(status, "M");
+                    m += 1;
+                    continue;
+                }
+                assert_eq!(status, "A");
+                let t = xml_attr(attrs, "TIME_PERIOD").unwrap();
+                want.insert(yr(&legs.0, &legs.1, t), (shift(v, 6), None));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((obs, m, unit_mult), (1000, 640, Some("6")));
+    same(name, &got, &want);
+}
+
+#[test]
+fn sdmx_ml_30_ecb_structure_specific_sample() {
+    let ds = load("sdmx-ml-30-ecb.toml");
+    let name = "ecb_euro_reference_exchange_rate_ratio";
+    let got = shape(
+        &ds,
+        name,
+        Some("ratio"),
+        &["currency", "suffix", "year"],
+        116,
+    );
+    let k = |c: &str, s: &str, y: &str| key(&[("currency", c), ("suffix", s), ("year", y)]);
+    // Line 20: the first Obs of the CAD average series.
+    assert_eq!(got[&k("CAD", "A", "1999")], (1.583_993_822_393_823, None));
+    // Line 112: the first Obs of the LTL average series; line 130: of its end-of-year series.
+    assert_eq!(got[&k("LTL", "A", "1999")], (4.264_074_131_274_129, None));
+    assert_eq!(got[&k("LTL", "E", "1999")], (4.0169, None));
+    assert!(missing(&ds).is_empty());
+    no_status(&ds);
+
+    // Second reading.
+    let text = fixture("sdmx-ml/ecb_exr_sdmxml30_structurespecific.xml");
+    let mut want = Series::new();
+    let mut series = (String::new(), String::new());
+    for (tag, attrs) in xml_tags(&text) {
+        match tag {
+            "Series" => {
+                assert_eq!(xml_attr(attrs, "UNIT_MULT"), Some("0"));
+                series = (
+                    xml_attr(attrs, "CURRENCY").unwrap().to_string(),
+                    xml_attr(attrs, "EXR_SUFFIX").unwrap().to_string(),
+                );
+            }
+            "Obs" => {
+                let (t, v) = (xml_attr(attrs, "TIME_PERIOD"), xml_attr(attrs, "OBS_VALUE"));
+                let kk = k(&series.0, &series.1, t.unwrap());
+                assert!(want.insert(kk, (shift(v.unwrap(), 0), None)).is_none());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(want.len(), 116);
+    same(name, &got, &want);
+}
+
+/// An SDMX-ML message whose second data set has `action="Delete"`: the observations it names
+/// are not served, the others are; a missing value (`NaN`) gives no sample and is counted.
+#[test]
+fn sdmx_ml_delete_data_sets_remove_what_the_message_gave_before() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("d.xml"),
+        r#"<?xml version="1.0"?>
+<mes:StructureSpecificData xmlns:mes="http://www.sdmx.org/resources/sdmxml/schemas/v3_0/message">
+<mes:DataSet action="Replace" UNIT_MEASURE="EUR">
+<Series REF_AREA="DE"><Obs TIME_PERIOD="2023" OBS_VALUE="1.5"/><Obs TIME_PERIOD="2024" OBS_VALUE="2.5"/></Series>
+<Series REF_AREA="FR"><Obs TIME_PERIOD="2024" OBS_VALUE="NaN"/></Series>
+</mes:DataSet>
+<mes:DataSet action="Delete"><Series REF_AREA="DE"><Obs TIME_PERIOD="2023"/></Series></mes:DataSet>
+</mes:StructureSpecificData>
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[dataset]\nname = \"d\"\ntitle = \"t\"\npublisher = \"p\"\nsource_url = \"u\"\npublished = \"2025-01-01\"\nmetric_prefix = \"x_\"\n\
+         [dataset.period]\nlabel = \"year\"\ncadence = \"annual\"\n\
+         [[metric]]\nname = \"gdp\"\nunit = \"eur\"\nhelp = \"h\"\n\
+         [[input]]\nfile = \"d.xml\"\nformat = \"sdmx-ml\"\nmetric = \"gdp\"\nlabels = { area = \"REF_AREA\" }\n",
+    )
+    .unwrap();
+    let ds = indicator_exporter::check(&config).unwrap_or_else(|e| panic!("{e}"));
+    let got = shape(&ds, "x_gdp_eur", Some("eur"), &["area", "year"], 1);
+    assert_eq!(got[&key(&[("area", "DE"), ("year", "2024")])], (2.5, None));
+    assert_eq!(
+        missing(&ds),
+        [("x_gdp_eur".to_string(), "missing".to_string(), 1)]
+    );
 }

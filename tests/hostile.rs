@@ -500,3 +500,93 @@ fn a_display_name_over_the_length_limit_is_refused_at_its_cell() {
         format!("{}: $.dimension.geo.category.label.FR: display name of label `region` is 5000 bytes long, expected at most 4096 (max_label_value_length in [dataset])", dir.path().join("data.csv").display())
     );
 }
+
+/// A dataset read from `data.xml`, an SDMX-ML StructureSpecific message.
+const XML_CONFIG: &str = r#"[dataset]
+name = "hostile_xml"
+title = "Hostile XML"
+publisher = "Test office"
+source_url = "https://example.org/"
+published = "2025-01-01"
+metric_prefix = "x_"
+
+[dataset.period]
+label = "year"
+cadence = "annual"
+
+[[metric]]
+name = "rate"
+unit = "percent"
+help = "A rate."
+
+[[input]]
+file = "data.xml"
+format = "sdmx-ml"
+metric = "rate"
+labels = { region = "REF_AREA" }
+"#;
+
+const XML_DATA: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<message:StructureSpecificData xmlns:message="http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message">
+  <message:DataSet>
+    <Series REF_AREA="north"><Obs TIME_PERIOD="2024" OBS_VALUE="12.5"/></Series>
+  </message:DataSet>
+</message:StructureSpecificData>
+"#;
+
+/// Hostile SDMX-ML documents: each refused at once with one positioned error, at
+/// `--config.check` and on reload, where the last good data stay served.
+#[test]
+fn hostile_xml_documents_give_one_positioned_error_and_keep_the_last_good_data() {
+    let laughs = format!(
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n{}]>\n<lolz>&lol9;</lolz>\n",
+        (1..10)
+            .map(|i| format!(" <!ENTITY lol{i} \"{}\">\n", format!("&lol{};", i - 1).repeat(10)))
+            .collect::<String>()
+            .replace("&lol0;", "&lol;")
+    );
+    let external = XML_DATA.replacen(
+        "\n",
+        "\n<!DOCTYPE m [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>\n",
+        1,
+    );
+    let external = external.replace("\"north\"", "\"&x;\"");
+    let deep = format!("<a>\n{}", "<a>".repeat(100_000));
+    let truncated = XML_DATA[..XML_DATA.find("OBS_VALUE").unwrap()].to_string();
+    let doctype =
+        "a DOCTYPE declaration, expected none: DTDs and the entities they declare are refused";
+    let cases = [
+        (laughs, format!("data.xml:2:1: {doctype}")),
+        (external, format!("data.xml:2:1: {doctype}")),
+        (
+            deep,
+            "data.xml:2:190: elements nested deeper than 64 levels, expected an SDMX-ML message (a few levels)".to_string(),
+        ),
+        (
+            truncated,
+            "data.xml:4:30: malformed XML: syntax error: tag not closed: `>` not found before end of input, expected a well-formed document".to_string(),
+        ),
+    ];
+    let (dir, config) = dataset(XML_CONFIG, b"");
+    std::fs::write(dir.path().join("data.xml"), XML_DATA).unwrap();
+    let series = "x_rate_ratio{region=\"north\",year=\"2024\"}";
+    let s = Server::start(&config);
+    assert_eq!(sample(&s.metrics(), series).as_deref(), Some("0.125"));
+    for (text, want) in &cases {
+        std::fs::write(dir.path().join("data.xml"), text).unwrap();
+        let started = Instant::now();
+        let errors = indicator_exporter::check(&config).unwrap_err();
+        let took = started.elapsed();
+        let lines: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].ends_with(want.as_str()),
+            "{lines:?}, expected {want}"
+        );
+        assert!(took < Duration::from_secs(1), "{want}: {took:?}");
+        let r = s.post("/-/reload");
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert!(r.text().contains(want.as_str()), "{}", r.text());
+        assert_eq!(sample(&s.metrics(), series).as_deref(), Some("0.125"));
+    }
+}

@@ -18,6 +18,7 @@ use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::source::fetch::FetchOptions;
+use crate::source::sdmx_ml::SdmxMlOptions;
 use crate::source::workbook::ExcelOptions;
 use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
 use crate::source::{pcaxis::PcAxisOptions, sdmx_csv::SdmxCsvOptions, sdmx_json::SdmxJsonOptions};
@@ -193,7 +194,7 @@ impl OneOrMany {
 pub struct InputConfig {
     /// The data file, relative to the config file.
     pub file: Spanned<String>,
-    /// `csv`, `json`, `sdmx-csv`, `sdmx-json`, `json-stat`, `pc-axis` or `excel`.
+    /// `csv`, `json`, `sdmx-csv`, `sdmx-json`, `json-stat`, `pc-axis`, `excel` or `sdmx-ml`.
     pub format: Spanned<String>,
     /// The `[[metric]]` every observation feeds.
     pub metric: Option<Spanned<String>>,
@@ -240,6 +241,7 @@ pub struct InputConfig {
     pub json_stat: Option<Spanned<JsonStatOptions>>,
     pub pc_axis: Option<Spanned<PcAxisOptions>>,
     pub excel: Option<Spanned<ExcelOptions>>,
+    pub sdmx_ml: Option<Spanned<SdmxMlOptions>>,
     /// How this file is fetched when it is a URL, over the dataset's `[fetch]`.
     pub fetch: Option<Spanned<FetchOptions>>,
 }
@@ -255,6 +257,7 @@ impl InputConfig {
             Format::JsonStat => self.json_stat.as_ref().map(|s| s.span()),
             Format::PcAxis => self.pc_axis.as_ref().map(|s| s.span()),
             Format::Excel => self.excel.as_ref().map(|s| s.span()),
+            Format::SdmxMl => self.sdmx_ml.as_ref().map(|s| s.span()),
         }
     }
 
@@ -272,6 +275,7 @@ impl InputConfig {
             Format::JsonStat => Options::JsonStat(opts(&self.json_stat)),
             Format::PcAxis => Options::PcAxis(opts(&self.pc_axis)),
             Format::Excel => Options::Excel(opts(&self.excel)),
+            Format::SdmxMl => Options::SdmxMl(opts(&self.sdmx_ml)),
         }
     }
 }
@@ -558,6 +562,7 @@ fn schema(path: &str) -> Option<&'static [&'static str]> {
         "input.sdmx_json" => fields::<SdmxJsonOptions>(),
         "input.json_stat" => fields::<JsonStatOptions>(),
         "input.excel" => fields::<ExcelOptions>(),
+        "input.sdmx_ml" => fields::<SdmxMlOptions>(),
         _ => return None,
     })
 }

@@ -5,6 +5,7 @@
 pub(crate) mod auth;
 pub mod limits;
 pub mod listen;
+pub(crate) mod lockout;
 pub mod pages;
 pub(crate) mod server;
 pub(crate) mod tls;

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{
     HeaderValue, ACCEPT, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
-    CONTENT_LENGTH, CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
+    CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, VARY, WWW_AUTHENTICATE,
 };
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
@@ -380,7 +380,7 @@ async fn serve_connection<I>(
         let (state, gate, conn) = (state.clone(), gate.clone(), conn.clone());
         async move {
             let request = conn.begin();
-            let (parts, mut chunks) = answer(&state, &gate, &conn, req).await.into_parts();
+            let (parts, mut chunks) = answer(&state, &gate, &conn, peer, req).await.into_parts();
             let request = request.respond(chunks.permit.take());
             let body = Body {
                 chunks: chunks.chunks,
@@ -408,10 +408,11 @@ async fn answer(
     state: &AppState,
     gate: &Gate,
     conn: &Arc<limits::Conn>,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Chunks> {
     let (method, uri) = (req.method().clone(), req.uri().clone());
-    match limits::catch_unwind(handle(state, gate, conn, req)).await {
+    match limits::catch_unwind(handle(state, gate, conn, peer, req)).await {
         Ok(resp) => resp,
         Err(payload) => {
             error!(%method, path = uri.path(), panic = limits::panic_message(&*payload), "request handler panicked, answered 500");
@@ -445,10 +446,12 @@ async fn has_body(body: &mut Incoming) -> bool {
 /// The web config's part of every request, as exporter-toolkit wraps the whole handler: the
 /// rate limit, then basic auth (every path), then the route; the configured headers on every
 /// response. A request with a body is refused first, its body unread: no endpoint takes one.
+/// `peer` is the client's address, which failed logins are limited by.
 async fn handle(
     state: &AppState,
     gate: &Gate,
     conn: &Arc<limits::Conn>,
+    peer: SocketAddr,
     mut req: Request<Incoming>,
 ) -> Response<Chunks> {
     let web = state.web.current();
@@ -465,20 +468,8 @@ async fn handle(
         r
     } else if web.rate_limit.as_ref().is_some_and(|r| !r.allow()) {
         plain(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
-    } else if !web.users.is_empty()
-        && !state
-            .web
-            .verifier
-            .check(
-                &web.users,
-                req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes),
-            )
-            .await
-    {
-        let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-        r.headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
-        r
+    } else if let Some(refused) = login(state, &web.users, peer, &req).await {
+        refused
     } else {
         route(state, gate, conn, req).await
     };
@@ -486,6 +477,49 @@ async fn handle(
         resp.headers_mut().insert(name.clone(), value.clone());
     }
     resp
+}
+
+/// Basic auth, when the web config has users: None when the request may go on, else its
+/// answer, 401 or 429 (counted, and logged at most once a minute).
+async fn login(
+    state: &AppState,
+    users: &[(String, String)],
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+) -> Option<Response<Chunks>> {
+    use crate::http::{auth::Outcome, lockout::Client};
+    if users.is_empty() {
+        return None;
+    }
+    let verifier = &state.web.verifier;
+    let client = Client::of(peer.ip());
+    let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    match verifier.login(users, header, client).await {
+        Outcome::Passed => None,
+        Outcome::Throttled(retry) => {
+            state.telemetry.login_refused(true);
+            if let Some(n) = verifier.throttled_log.hit() {
+                warn!(%client, throttled = n, "logins answered 429 without a password check: the address failed too often, or has too many logins waiting");
+            }
+            let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
+            let secs = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            Some(r)
+        }
+        outcome => {
+            if let Outcome::Failed(lockout) = outcome {
+                state.telemetry.login_refused(false);
+                if let Some(n) = verifier.failed_log.hit() {
+                    warn!(%client, failed = n, locked_out_for = ?lockout, "failed logins (unknown user or wrong password)");
+                }
+            }
+            let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            Some(r)
+        }
+    }
 }
 
 /// The answer of a request that passed the web config's checks; `conn` is its connection,

@@ -12,6 +12,7 @@ pub mod pcaxis;
 pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
+pub mod sdmx_ml;
 pub mod workbook;
 
 use std::fmt;
@@ -28,11 +29,12 @@ pub enum Format {
     PcAxis,
     /// .xlsx, .xlsm, .xls or .ods, told apart by content.
     Excel,
+    SdmxMl,
 }
 
 impl Format {
     /// Every format, in the order the error message lists them.
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Csv,
         Format::Json,
         Format::SdmxCsv,
@@ -40,6 +42,7 @@ impl Format {
         Format::JsonStat,
         Format::PcAxis,
         Format::Excel,
+        Format::SdmxMl,
     ];
 
     /// The name as written in configs (`format = "sdmx-csv"`).
@@ -52,6 +55,7 @@ impl Format {
             Format::JsonStat => "json-stat",
             Format::PcAxis => "pc-axis",
             Format::Excel => "excel",
+            Format::SdmxMl => "sdmx-ml",
         }
     }
 
@@ -117,6 +121,7 @@ pub enum Options {
     JsonStat(jsonstat::JsonStatOptions),
     PcAxis(pcaxis::PcAxisOptions),
     Excel(workbook::ExcelOptions),
+    SdmxMl(sdmx_ml::SdmxMlOptions),
 }
 
 impl Options {
@@ -140,6 +145,7 @@ impl Options {
             Options::SdmxJson(o) => sdmx_json::read(text, o, sink),
             Options::JsonStat(o) => jsonstat::read(text, o, sink),
             Options::PcAxis(_) | Options::Excel(_) => {} // read above, from their bytes
+            Options::SdmxMl(o) => sdmx_ml::read(text, o, sink),
         }
     }
 }

@@ -232,64 +232,16 @@ fn record(c: &mut Cursor, at: Pos, budget: &mut usize) -> Result<Record, (Pos, S
             ),
         ));
     }
-    let mut lang = String::new();
-    if c.peek() == Some('[') {
-        c.bump();
-        let from = c.i;
-        while c
-            .peek()
-            .is_some_and(|ch| ch != ']' && ch != '\n' && ch != ';')
-        {
-            c.bump();
-        }
-        if c.peek() != Some(']') {
-            return Err((
-                c.pos,
-                format!(
-                    "unexpected {}, expected `]` closing the language",
-                    found(c.peek())
-                ),
-            ));
-        }
-        lang = c.text[from..c.i].trim().to_string();
-        c.bump();
-    }
-    let mut subs = Vec::new();
-    if c.peek() == Some('(') {
-        c.bump();
-        loop {
-            c.skip_ws();
-            if c.peek() != Some('"') {
-                return Err((
-                    c.pos,
-                    format!(
-                        "unexpected {}, expected a quoted name in `{keyword}(…)`",
-                        found(c.peek())
-                    ),
-                ));
-            }
-            if *budget == 0 {
-                return Err((
-                    c.pos,
-                    format!("more than {MAX_ITEMS} values before DATA, expected a table header of fewer"),
-                ));
-            }
-            *budget -= 1;
-            subs.push(c.quoted()?);
-            c.skip_ws();
-            let before = c.pos;
-            match c.bump() {
-                Some(',') => continue,
-                Some(')') => break,
-                other => {
-                    return Err((
-                        before,
-                        format!("unexpected {}, expected `,` or `)`", found(other)),
-                    ))
-                }
-            }
-        }
-    }
+    let lang = if c.peek() == Some('[') {
+        language(c)?
+    } else {
+        String::new()
+    };
+    let subs = if c.peek() == Some('(') {
+        sub_keys(c, &keyword, budget)?
+    } else {
+        Vec::new()
+    };
     c.skip_ws();
     if c.peek() != Some('=') {
         return Err((
@@ -312,63 +264,93 @@ fn record(c: &mut Cursor, at: Pos, budget: &mut usize) -> Result<Record, (Pos, S
         items: Vec::new(),
         at,
     };
+    values(c, &mut entry, budget)?;
+    Ok(Record::Entry(Box::new(entry)))
+}
+
+/// Counts one more value against the header's [`MAX_ITEMS`].
+fn spend(budget: &mut usize, at: Pos) -> Result<(), (Pos, String)> {
+    if *budget == 0 {
+        return Err((
+            at,
+            format!("more than {MAX_ITEMS} values before DATA, expected a table header of fewer"),
+        ));
+    }
+    *budget -= 1;
+    Ok(())
+}
+
+/// The language of `KEYWORD[lang]`, from its `[` to past its `]`.
+fn language(c: &mut Cursor) -> Result<String, (Pos, String)> {
+    c.bump();
+    let from = c.i;
+    while c
+        .peek()
+        .is_some_and(|ch| ch != ']' && ch != '\n' && ch != ';')
+    {
+        c.bump();
+    }
+    if c.peek() != Some(']') {
+        return Err((
+            c.pos,
+            format!(
+                "unexpected {}, expected `]` closing the language",
+                found(c.peek())
+            ),
+        ));
+    }
+    let lang = c.text[from..c.i].trim().to_string();
+    c.bump();
+    Ok(lang)
+}
+
+/// The sub-keys of `KEYWORD("sub", …)`, from its `(` to past its `)`.
+fn sub_keys(
+    c: &mut Cursor,
+    keyword: &str,
+    budget: &mut usize,
+) -> Result<Vec<String>, (Pos, String)> {
+    c.bump();
+    let mut subs = Vec::new();
     loop {
         c.skip_ws();
-        let item_at = c.pos;
-        if *budget == 0 {
+        if c.peek() != Some('"') {
             return Err((
-                item_at,
+                c.pos,
                 format!(
-                    "more than {MAX_ITEMS} values before DATA, expected a table header of fewer"
+                    "unexpected {}, expected a quoted name in `{keyword}(…)`",
+                    found(c.peek())
                 ),
             ));
         }
-        *budget -= 1;
-        match c.peek() {
-            Some('"') => {
-                let mut text = c.quoted()?;
-                // A string split over lines: `"abc"` then `"def"` on the next is one value.
-                loop {
-                    c.skip_ws();
-                    if c.peek() != Some('"') {
-                        break;
-                    }
-                    text.push_str(&c.quoted()?);
-                }
-                entry.items.push(Item {
-                    text,
-                    quoted: true,
-                    at: item_at,
-                });
-            }
-            Some(ch) if !matches!(ch, ',' | ';' | '(' | ')' | '=') => {
-                let word = c.word().to_string();
-                if word.eq_ignore_ascii_case("TLIST") && c.peek() == Some('(') {
-                    entry.tlist = Some(tlist(c, item_at)?);
-                } else {
-                    entry.items.push(Item {
-                        text: word,
-                        quoted: false,
-                        at: item_at,
-                    });
-                }
-                c.skip_ws();
-            }
-            other => {
-                return Err((
-                    c.pos,
-                    format!(
-                        "unexpected {} in `{}`, expected a quoted string or a word",
-                        found(other),
-                        entry.keyword
-                    ),
-                ))
-            }
-        }
+        spend(budget, c.pos)?;
+        subs.push(c.quoted()?);
+        c.skip_ws();
         let before = c.pos;
         match c.bump() {
             Some(',') => continue,
-            Some(';') => return Ok(Record::Entry(Box::new(entry))),
+            Some(')') => return Ok(subs),
+            other => {
+                return Err((
+                    before,
+                    format!("unexpected {}, expected `,` or `)`", found(other)),
+                ))
+            }
+        }
+    }
+}
+
+/// The values after `=`, to past the `;` that ends the record.
+fn values(c: &mut Cursor, entry: &mut Entry, budget: &mut usize) -> Result<(), (Pos, String)> {
+    loop {
+        c.skip_ws();
+        let item_at = c.pos;
+        spend(budget, item_at)?;
+        value(c, entry, item_at)?;
+        let before = c.pos;
+        match c.bump() {
+            Some(',') => continue,
+            Some(';') => return Ok(()),
             other => {
                 return Err((
                     before,
@@ -381,6 +363,52 @@ fn record(c: &mut Cursor, at: Pos, budget: &mut usize) -> Result<Record, (Pos, S
             }
         }
     }
+}
+
+/// One value: a string (its quoted parts joined), a bare word, or `TLIST(…)`.
+fn value(c: &mut Cursor, entry: &mut Entry, item_at: Pos) -> Result<(), (Pos, String)> {
+    match c.peek() {
+        Some('"') => {
+            let mut text = c.quoted()?;
+            // A string split over lines: `"abc"` then `"def"` on the next is one value.
+            loop {
+                c.skip_ws();
+                if c.peek() != Some('"') {
+                    break;
+                }
+                text.push_str(&c.quoted()?);
+            }
+            entry.items.push(Item {
+                text,
+                quoted: true,
+                at: item_at,
+            });
+        }
+        Some(ch) if !matches!(ch, ',' | ';' | '(' | ')' | '=') => {
+            let word = c.word().to_string();
+            if word.eq_ignore_ascii_case("TLIST") && c.peek() == Some('(') {
+                entry.tlist = Some(tlist(c, item_at)?);
+            } else {
+                entry.items.push(Item {
+                    text: word,
+                    quoted: false,
+                    at: item_at,
+                });
+            }
+            c.skip_ws();
+        }
+        other => {
+            return Err((
+                c.pos,
+                format!(
+                    "unexpected {} in `{}`, expected a quoted string or a word",
+                    found(other),
+                    entry.keyword
+                ),
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// `TLIST(kind)` or `TLIST(kind, "from"-"to")`, from its `(`.
@@ -692,6 +720,104 @@ impl<'e> Meta<'e> {
     fn get1(&self, keyword: &str, lang: &str, sub: &str) -> Option<&'e Entry> {
         self.get(keyword, lang, &[sub.to_string()])
     }
+
+    /// The languages of the file (`LANGUAGES`), the main one first.
+    fn languages(&self) -> Vec<String> {
+        let mut langs = vec![self.main.clone()];
+        if let Some(e) = self.get("LANGUAGES", &self.main, &[]) {
+            for i in &e.items {
+                let l = i.text.trim().to_string();
+                if !langs.contains(&l) {
+                    langs.push(l);
+                }
+            }
+        }
+        langs
+    }
+
+    /// The variables `STUB` then `HEADING` name in `lang`; None when there are neither.
+    fn stub_heading(&self, lang: &str) -> Option<Vec<&'e Item>> {
+        let stub = self.get("STUB", lang, &[]);
+        let heading = self.get("HEADING", lang, &[]);
+        if stub.is_none() && heading.is_none() {
+            return None;
+        }
+        Some(
+            stub.into_iter()
+                .chain(heading)
+                .flat_map(|e| &e.items)
+                .collect(),
+        )
+    }
+
+    /// The time variable and its `TIMEVAL` (in `lang`, else in the main language) when it
+    /// has one.
+    fn time_variable(
+        &self,
+        lang: &str,
+        langs: &[String],
+        selected: &[&Item],
+        names: &[Vec<Option<String>>],
+    ) -> (Option<(usize, &'e Entry)>, Option<usize>) {
+        let time_name = |l: &str| -> Option<(usize, &'e Entry)> {
+            selected.iter().enumerate().find_map(|(v, _)| {
+                let n = names[v].get(langs.iter().position(|x| x == l)?)?.as_ref()?;
+                self.get1("TIMEVAL", l, n).map(|e| (v, e))
+            })
+        };
+        let timeval = time_name(lang).or_else(|| time_name(&self.main));
+        let time = timeval.map(|(v, _)| v).or_else(|| {
+            // Without TIMEVAL, the variable whose VARIABLE-TYPE is Time (Statistics Finland).
+            selected.iter().position(|item| {
+                self.get1("VARIABLE-TYPE", lang, &item.text)
+                    .and_then(|e| e.items.first())
+                    .is_some_and(|i| i.text.eq_ignore_ascii_case("time"))
+            })
+        });
+        (timeval, time)
+    }
+
+    /// The file's `UNITS`, and the unit of each value of the content variable (its own
+    /// `UNITS("value")`, else the file's).
+    fn units(&self, lang: &str, content: Option<&Variable>) -> (Option<String>, Vec<String>) {
+        let unit = self
+            .get("UNITS", lang, &[])
+            .and_then(|e| e.items.first())
+            .map(|i| i.text.trim().to_string());
+        let content_units = match content {
+            Some(var) => var
+                .values
+                .iter()
+                .map(|value| {
+                    self.get1("UNITS", lang, value)
+                        .and_then(|e| e.items.first())
+                        .map(|i| i.text.trim().to_string())
+                        .or_else(|| unit.clone())
+                        .unwrap_or_default()
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        (unit, content_units)
+    }
+
+    /// What the file says each standard symbol means, and the status that gives its cells.
+    fn symbols(&self, lang: &str) -> Vec<(String, &'static str)> {
+        SYMBOLS
+            .iter()
+            .zip(SYMBOL_KEYWORDS)
+            .map(|(s, k)| {
+                let text = self
+                    .get(k, lang, &[])
+                    .and_then(|e| e.items.first())
+                    .map(|i| i.text.trim().to_string())
+                    .unwrap_or_default();
+                let status =
+                    symbol_status(s, Some(&text).filter(|t| !t.is_empty()).map(String::as_str));
+                (text, status)
+            })
+            .collect()
+    }
 }
 
 /// One `STUB` or `HEADING` variable.
@@ -760,6 +886,211 @@ pub fn read(bytes: &[u8], options: &PcAxisOptions, sink: &mut dyn Sink) {
     table.emit(&meta, data, sink);
 }
 
+/// The language the options select, else the file's main one; None when the file does not
+/// have it (reported).
+fn chosen_language(
+    meta: &Meta,
+    options: &PcAxisOptions,
+    langs: &[String],
+    data_at: Pos,
+    sink: &mut dyn Sink,
+) -> Option<String> {
+    match &options.language {
+        Some(l) if !langs.contains(l) => {
+            let have: Vec<String> = langs
+                .iter()
+                .filter(|l| !l.is_empty())
+                .map(|l| format!("`{l}`"))
+                .collect();
+            let at = meta
+                .get("LANGUAGES", &meta.main, &[])
+                .or_else(|| meta.get("LANGUAGE", "", &[]))
+                .map_or(data_at, |e| e.at);
+            sink.error(
+                at.origin(),
+                format!(
+                    "language `{l}` is not in the file, expected one of its LANGUAGE and LANGUAGES: {}",
+                    if have.is_empty() { "none given".to_string() } else { have.join(", ") }
+                ),
+            );
+            None
+        }
+        Some(l) => Some(l.clone()),
+        None => Some(meta.main.clone()),
+    }
+}
+
+/// The variables STUB and HEADING name in `lang`; None when they name none (reported).
+fn table_variables<'e>(
+    meta: &Meta<'e>,
+    lang: &str,
+    data_at: Pos,
+    sink: &mut dyn Sink,
+) -> Option<Vec<&'e Item>> {
+    let Some(selected) = meta.stub_heading(lang) else {
+        sink.error(
+            data_at.origin(),
+            format!(
+                "no STUB or HEADING{}, expected the variables of the table in order",
+                in_lang(lang, &meta.main)
+            ),
+        );
+        return None;
+    };
+    if selected.is_empty() {
+        sink.error(
+            data_at.origin(),
+            "STUB and HEADING name no variable, expected at least one".into(),
+        );
+        return None;
+    }
+    Some(selected)
+}
+
+/// Each variable's name in each language (by the index in `langs`); a language whose STUB
+/// and HEADING name another count of variables is reported and left out.
+fn names_by_language(
+    meta: &Meta,
+    langs: &[String],
+    lang: &str,
+    selected: &[&Item],
+    data_at: Pos,
+    sink: &mut dyn Sink,
+) -> Vec<Vec<Option<String>>> {
+    // Each language names the variables in the same order.
+    let mut names: Vec<Vec<Option<String>>> = vec![vec![None; langs.len()]; selected.len()];
+    for (k, l) in langs.iter().enumerate() {
+        let Some(list) = meta.stub_heading(l) else {
+            continue;
+        };
+        if list.len() != selected.len() {
+            sink.error(
+                list.first().map_or(data_at.origin(), |i| i.at.origin()),
+                format!(
+                    "STUB and HEADING{} name {} variables, expected {} as in language `{lang}`",
+                    in_lang(l, &meta.main),
+                    list.len(),
+                    selected.len()
+                ),
+            );
+            continue;
+        }
+        for (v, item) in list.iter().enumerate() {
+            names[v][k] = Some(item.text.clone());
+        }
+    }
+    names
+}
+
+/// False when a variable is named twice or like a component the reader adds (reported).
+fn unique_names(selected: &[&Item], sink: &mut dyn Sink) -> bool {
+    let mut ok = true;
+    let mut seen = HashMap::new();
+    for item in selected {
+        let id = item.text.as_str();
+        if ["value", "status", "unit"]
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(id))
+        {
+            sink.error(item.at.origin(), format!("variable `{id}` has the name of a component the reader adds, expected a name other than value, status and unit"));
+            ok = false;
+        }
+        if let Some(first) = seen.insert(id, item.at) {
+            sink.error(
+                item.at.origin(),
+                format!(
+                    "variable `{id}` is named twice (first at {}:{}), expected unique names",
+                    first.line, first.col
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// A variable's VALUES, CODES and, for the time variable (`timeval` Some, holding its
+/// TIMEVAL if any), periods; None when one of them cannot be read (each reported).
+fn variable(
+    meta: &Meta,
+    lang: &str,
+    item: &Item,
+    names: &[Option<String>],
+    timeval: Option<Option<&Entry>>,
+    sink: &mut dyn Sink,
+) -> Option<Variable> {
+    let name = &item.text;
+    let Some(values) = meta.get1("VALUES", lang, name) else {
+        sink.error(
+            item.at.origin(),
+            format!(
+                "no VALUES(\"{name}\"){}, expected the values of every variable",
+                in_lang(lang, &meta.main)
+            ),
+        );
+        return None;
+    };
+    let values: Vec<String> = values.items.iter().map(|i| i.text.clone()).collect();
+    let mut ok = true;
+    // Codes are the same in every language; some files give them in the main one only.
+    let main_name = names[0].as_deref().unwrap_or(name);
+    let codes_entry = meta
+        .get1("CODES", lang, name)
+        .or_else(|| meta.get1("CODES", &meta.main, main_name));
+    let codes = match codes_entry {
+        Some(c) if c.items.len() != values.len() => {
+            sink.error(
+                c.at.origin(),
+                format!(
+                    "CODES(\"{name}\") has {} codes, expected {} like its VALUES",
+                    c.items.len(),
+                    values.len()
+                ),
+            );
+            ok = false;
+            values.clone()
+        }
+        Some(c) => c.items.iter().map(|i| i.text.clone()).collect(),
+        None => values.clone(),
+    };
+    // Read even after bad CODES: the periods' errors are reported too.
+    let periods = match timeval {
+        Some(tv) => periods(tv, &codes, name, sink)?,
+        None => Vec::new(),
+    };
+    ok.then(|| Variable {
+        names: names.to_vec(),
+        codes,
+        values,
+        periods,
+        at: item.at,
+    })
+}
+
+/// The variable `CONTVARIABLE` names, if any; one that is not in the table is reported.
+fn content_variable(
+    meta: &Meta,
+    lang: &str,
+    selected: &[&Item],
+    sink: &mut dyn Sink,
+) -> Option<usize> {
+    meta.get("CONTVARIABLE", lang, &[])
+        .and_then(|e| e.items.first())
+        .and_then(|n| {
+            let v = selected.iter().position(|i| i.text == n.text);
+            if v.is_none() {
+                sink.error(
+                    n.at.origin(),
+                    format!(
+                        "CONTVARIABLE `{}` is not a STUB or HEADING variable, expected one of them",
+                        n.text
+                    ),
+                );
+            }
+            v
+        })
+}
+
 /// What the metadata says about the cells.
 struct Table {
     lang: String,
@@ -783,226 +1114,28 @@ impl Table {
         data_at: Pos,
         sink: &mut dyn Sink,
     ) -> Option<Table> {
-        let mut langs = vec![meta.main.clone()];
-        if let Some(e) = meta.get("LANGUAGES", &meta.main, &[]) {
-            for i in &e.items {
-                let l = i.text.trim().to_string();
-                if !langs.contains(&l) {
-                    langs.push(l);
-                }
-            }
-        }
-        let lang = match &options.language {
-            Some(l) if !langs.contains(l) => {
-                let have: Vec<String> = langs
-                    .iter()
-                    .filter(|l| !l.is_empty())
-                    .map(|l| format!("`{l}`"))
-                    .collect();
-                let at = meta
-                    .get("LANGUAGES", &meta.main, &[])
-                    .or_else(|| meta.get("LANGUAGE", "", &[]))
-                    .map_or(data_at, |e| e.at);
-                sink.error(
-                    at.origin(),
-                    format!(
-                        "language `{l}` is not in the file, expected one of its LANGUAGE and LANGUAGES: {}",
-                        if have.is_empty() { "none given".to_string() } else { have.join(", ") }
-                    ),
-                );
-                return None;
-            }
-            Some(l) => l.clone(),
-            None => meta.main.clone(),
-        };
-        let names_in = |l: &str| -> Option<Vec<&Item>> {
-            let stub = meta.get("STUB", l, &[]);
-            let heading = meta.get("HEADING", l, &[]);
-            if stub.is_none() && heading.is_none() {
-                return None;
-            }
-            Some(
-                stub.iter()
-                    .chain(heading.iter())
-                    .flat_map(|e| e.items.iter())
-                    .collect(),
-            )
-        };
-        let Some(selected) = names_in(&lang) else {
-            sink.error(
-                data_at.origin(),
-                format!(
-                    "no STUB or HEADING{}, expected the variables of the table in order",
-                    in_lang(&lang, &meta.main)
-                ),
-            );
-            return None;
-        };
-        if selected.is_empty() {
-            sink.error(
-                data_at.origin(),
-                "STUB and HEADING name no variable, expected at least one".into(),
-            );
-            return None;
-        }
-        // Each language names the variables in the same order.
-        let mut names: Vec<Vec<Option<String>>> = vec![vec![None; langs.len()]; selected.len()];
-        for (k, l) in langs.iter().enumerate() {
-            let Some(list) = names_in(l) else { continue };
-            if list.len() != selected.len() {
-                sink.error(
-                    list.first().map_or(data_at.origin(), |i| i.at.origin()),
-                    format!(
-                        "STUB and HEADING{} name {} variables, expected {} as in language `{lang}`",
-                        in_lang(l, &meta.main),
-                        list.len(),
-                        selected.len()
-                    ),
-                );
-                continue;
-            }
-            for (v, item) in list.iter().enumerate() {
-                names[v][k] = Some(item.text.clone());
-            }
-        }
-        let mut ok = true;
-        let mut seen = HashMap::new();
-        for item in &selected {
-            let id = item.text.as_str();
-            if ["value", "status", "unit"]
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(id))
-            {
-                sink.error(item.at.origin(), format!("variable `{id}` has the name of a component the reader adds, expected a name other than value, status and unit"));
-                ok = false;
-            }
-            if let Some(first) = seen.insert(id, item.at) {
-                sink.error(
-                    item.at.origin(),
-                    format!(
-                        "variable `{id}` is named twice (first at {}:{}), expected unique names",
-                        first.line, first.col
-                    ),
-                );
-                ok = false;
-            }
-        }
-        let time_name = |l: &str| -> Option<(usize, &Entry)> {
-            selected.iter().enumerate().find_map(|(v, _)| {
-                let n = names[v].get(langs.iter().position(|x| x == l)?)?.as_ref()?;
-                meta.get1("TIMEVAL", l, n).map(|e| (v, e))
-            })
-        };
-        let timeval = time_name(&lang).or_else(|| time_name(&meta.main));
-        let time = timeval.map(|(v, _)| v).or_else(|| {
-            // Without TIMEVAL, the variable whose VARIABLE-TYPE is Time (Statistics Finland).
-            selected.iter().position(|item| {
-                meta.get1("VARIABLE-TYPE", &lang, &item.text)
-                    .and_then(|e| e.items.first())
-                    .is_some_and(|i| i.text.eq_ignore_ascii_case("time"))
-            })
-        });
+        let langs = meta.languages();
+        let lang = chosen_language(meta, options, &langs, data_at, sink)?;
+        let selected = table_variables(meta, &lang, data_at, sink)?;
+        let names = names_by_language(meta, &langs, &lang, &selected, data_at, sink);
+        // A bad name stops nothing yet: every variable's own errors are reported too.
+        let mut ok = unique_names(&selected, sink);
+        let (timeval, time) = meta.time_variable(&lang, &langs, &selected, &names);
         let mut vars = Vec::with_capacity(selected.len());
         for (v, item) in selected.iter().enumerate() {
-            let name = &item.text;
-            let Some(values) = meta.get1("VALUES", &lang, name) else {
-                sink.error(
-                    item.at.origin(),
-                    format!(
-                        "no VALUES(\"{name}\"){}, expected the values of every variable",
-                        in_lang(&lang, &meta.main)
-                    ),
-                );
-                ok = false;
-                continue;
-            };
-            let values: Vec<String> = values.items.iter().map(|i| i.text.clone()).collect();
-            // Codes are the same in every language; some files give them in the main one only.
-            let main_name = names[v][0].as_deref().unwrap_or(name);
-            let codes_entry = meta
-                .get1("CODES", &lang, name)
-                .or_else(|| meta.get1("CODES", &meta.main, main_name));
-            let codes = match codes_entry {
-                Some(c) if c.items.len() != values.len() => {
-                    sink.error(
-                        c.at.origin(),
-                        format!(
-                            "CODES(\"{name}\") has {} codes, expected {} like its VALUES",
-                            c.items.len(),
-                            values.len()
-                        ),
-                    );
-                    ok = false;
-                    values.clone()
-                }
-                Some(c) => c.items.iter().map(|i| i.text.clone()).collect(),
-                None => values.clone(),
-            };
-            let periods = if Some(v) == time {
-                let tv = timeval.filter(|(t, _)| *t == v).map(|(_, e)| e);
-                match periods(tv, &codes, name, sink) {
-                    Some(p) => p,
-                    None => {
-                        ok = false;
-                        Vec::new()
-                    }
-                }
-            } else {
-                Vec::new()
-            };
-            vars.push(Variable {
-                names: names[v].clone(),
-                codes,
-                values,
-                periods,
-                at: item.at,
-            });
+            let timeval =
+                (Some(v) == time).then(|| timeval.filter(|(t, _)| *t == v).map(|(_, e)| e));
+            match variable(meta, &lang, item, &names[v], timeval, sink) {
+                Some(var) => vars.push(var),
+                None => ok = false,
+            }
         }
         if !ok {
             return None;
         }
-        let content = meta
-            .get("CONTVARIABLE", &lang, &[])
-            .and_then(|e| e.items.first())
-            .and_then(|n| {
-                let v = selected.iter().position(|i| i.text == n.text);
-                if v.is_none() {
-                    sink.error(n.at.origin(), format!("CONTVARIABLE `{}` is not a STUB or HEADING variable, expected one of them", n.text));
-                }
-                v
-            });
-        let unit = meta
-            .get("UNITS", &lang, &[])
-            .and_then(|e| e.items.first())
-            .map(|i| i.text.trim().to_string());
-        let content_units = match content {
-            Some(c) => vars[c]
-                .values
-                .iter()
-                .map(|value| {
-                    meta.get1("UNITS", &lang, value)
-                        .and_then(|e| e.items.first())
-                        .map(|i| i.text.trim().to_string())
-                        .or_else(|| unit.clone())
-                        .unwrap_or_default()
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let symbols = SYMBOLS
-            .iter()
-            .zip(SYMBOL_KEYWORDS)
-            .map(|(s, k)| {
-                let text = meta
-                    .get(k, &lang, &[])
-                    .and_then(|e| e.items.first())
-                    .map(|i| i.text.trim().to_string())
-                    .unwrap_or_default();
-                let status =
-                    symbol_status(s, Some(&text).filter(|t| !t.is_empty()).map(String::as_str));
-                (text, status)
-            })
-            .collect();
+        let content = content_variable(meta, &lang, &selected, sink);
+        let (unit, content_units) = meta.units(&lang, content.map(|c| &vars[c]));
+        let symbols = meta.symbols(&lang);
         let has_unit = unit.is_some() || content_units.iter().any(|u| !u.is_empty());
         Some(Table {
             lang,

@@ -427,80 +427,155 @@ fn check_expansion(bytes: &[u8]) -> Result<(), String> {
 /// must end within the file, every size fit the file, and every sheet's declared dimensions
 /// and cells span no more than the bound.
 fn check_xls(bytes: &[u8]) -> Result<(), String> {
-    let bad = |what: &str| unreadable(format!("compound document {what}"));
-    let u32_at = |b: &[u8], o: usize| -> u32 {
-        b.get(o..o + 4)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    let cfb = Compound::open(bytes)?;
+    let fat = cfb.fat()?;
+    let whole = |id: u32| cfb.sector(id).map(<[u8]>::to_vec);
+    let dirs = cfb.chain(u32_at(bytes, 48), &fat, cfb.ss, None, &whole)?;
+    let entries = directory(&dirs, cfb.ss);
+    let Some(root) = entries.first() else {
+        return Err(bad_cfb("without a directory"));
     };
-    if bytes.len() < 512 {
-        return Err(bad("shorter than its header"));
-    }
-    let ss: usize = match u16::from_le_bytes([bytes[30], bytes[31]]) {
-        9 => 512,
-        12 => 4096,
-        _ => return Err(bad("with a sector size other than 512 or 4096 bytes")),
+    let too_big = |size: u64| size > bytes.len() as u64;
+    let mini_fat_len = u32_at(bytes, 64) as usize;
+    let (mini_fat, mini_stream) = if mini_fat_len > 0 {
+        if too_big(root.2) {
+            return Err(bad_cfb("whose mini stream is larger than the file"));
+        }
+        let stream = cfb.chain(root.1, &fat, cfb.ss, Some(root.2 as usize), &whole)?;
+        let len = Some(mini_fat_len * cfb.ss);
+        let table = cfb.chain(u32_at(bytes, 60), &fat, cfb.ss, len, &whole)?;
+        (
+            table.chunks_exact(4).map(|c| u32_at(c, 0)).collect(),
+            stream,
+        )
+    } else {
+        (Vec::new(), Vec::new())
     };
-    // Sector ids that can lie in the file.
-    let n = (bytes.len() / ss) as u64 + 1;
-    // What calamine reserves room for from the header: the FAT's length, and a DIFAT
-    // capacity it reads from bytes 62-65.
-    if u64::from(u32_at(bytes, 44)) > n
-        || u64::from(u32_at(bytes, 64)) > n
-        || u32_at(bytes, 62) > 1 << 24
-    {
-        return Err(bad("declaring more sectors than the file holds"));
+    let Some(book) = ["Workbook", "Book", "WORKBOOK", "BOOK"]
+        .iter()
+        .find_map(|name| entries.iter().find(|e| e.0 == *name))
+    else {
+        return Err(bad_cfb("without a Workbook stream"));
+    };
+    if too_big(book.2) {
+        return Err(bad_cfb("whose Workbook stream is larger than the file"));
     }
-    let sector = |id: u32| -> Result<&[u8], String> {
+    let stream = if book.2 < 4096 {
+        let mini = |id: u32| -> Result<Vec<u8>, String> {
+            let start = (id as usize).saturating_mul(64);
+            mini_stream
+                .get(start..start.saturating_add(64))
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| bad_cfb("with a mini sector beyond its mini stream"))
+        };
+        cfb.chain(book.1, &mini_fat, 64, Some(book.2 as usize), &mini)?
+    } else {
+        cfb.chain(book.1, &fat, cfb.ss, Some(book.2 as usize), &whole)?
+    };
+    check_biff(&stream, extent_bound(bytes.len()), bytes.len())
+}
+
+fn bad_cfb(what: &str) -> String {
+    unreadable(format!("compound document {what}"))
+}
+
+/// The little-endian u32 at `o`, 0 past the end.
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    b.get(o..o + 4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+const CFB_END: u32 = 0xFFFF_FFFE;
+const CFB_RESERVED: u32 = 0xFFFF_FFFA;
+
+/// A compound document (the container of an .xls) whose header was checked.
+struct Compound<'b> {
+    bytes: &'b [u8],
+    /// Sector size.
+    ss: usize,
+    /// Sector ids that can lie in the file.
+    n: u64,
+}
+
+impl<'b> Compound<'b> {
+    fn open(bytes: &'b [u8]) -> Result<Compound<'b>, String> {
+        if bytes.len() < 512 {
+            return Err(bad_cfb("shorter than its header"));
+        }
+        let ss: usize = match u16::from_le_bytes([bytes[30], bytes[31]]) {
+            9 => 512,
+            12 => 4096,
+            _ => return Err(bad_cfb("with a sector size other than 512 or 4096 bytes")),
+        };
+        let n = (bytes.len() / ss) as u64 + 1;
+        // What calamine reserves room for from the header: the FAT's length, and a DIFAT
+        // capacity it reads from bytes 62-65.
+        if u64::from(u32_at(bytes, 44)) > n
+            || u64::from(u32_at(bytes, 64)) > n
+            || u32_at(bytes, 62) > 1 << 24
+        {
+            return Err(bad_cfb("declaring more sectors than the file holds"));
+        }
+        Ok(Compound { bytes, ss, n })
+    }
+
+    fn sector(&self, id: u32) -> Result<&'b [u8], String> {
         let start = (id as usize)
             .checked_add(1)
-            .and_then(|i| i.checked_mul(ss))
-            .ok_or_else(|| bad("with a sector beyond its end"))?;
-        bytes
-            .get(start..start.saturating_add(ss))
-            .ok_or_else(|| bad("with a sector beyond its end"))
-    };
-    const END: u32 = 0xFFFF_FFFE;
-    const RESERVED: u32 = 0xFFFF_FFFA;
-    // The DIFAT: 109 entries in the header, then a chain of sectors, each ending with the
-    // next one's id.
-    let mut difat: Vec<u32> = (0..109).map(|k| u32_at(bytes, 76 + 4 * k)).collect();
-    let mut id = u32_at(bytes, 68);
-    let mut steps = 0;
-    while id < RESERVED {
-        steps += 1;
-        if steps > n {
-            return Err(bad("whose sector allocation chain loops"));
+            .and_then(|i| i.checked_mul(self.ss))
+            .ok_or_else(|| bad_cfb("with a sector beyond its end"))?;
+        self.bytes
+            .get(start..start.saturating_add(self.ss))
+            .ok_or_else(|| bad_cfb("with a sector beyond its end"))
+    }
+
+    /// The sector allocation table, through the DIFAT: 109 entries in the header, then a
+    /// chain of sectors, each ending with the next one's id.
+    fn fat(&self) -> Result<Vec<u32>, String> {
+        let bytes = self.bytes;
+        let mut difat: Vec<u32> = (0..109).map(|k| u32_at(bytes, 76 + 4 * k)).collect();
+        let mut id = u32_at(bytes, 68);
+        let mut steps = 0;
+        while id < CFB_RESERVED {
+            steps += 1;
+            if steps > self.n {
+                return Err(bad_cfb("whose sector allocation chain loops"));
+            }
+            let s = self.sector(id)?;
+            difat.extend(s.chunks_exact(4).map(|c| u32_at(c, 0)));
+            id = difat.pop().unwrap_or(CFB_END);
         }
-        let s = sector(id)?;
-        difat.extend(s.chunks_exact(4).map(|c| u32_at(c, 0)));
-        id = difat.pop().unwrap_or(END);
+        let fat_sectors: Vec<u32> = difat.into_iter().filter(|&i| i < 0xFFFF_FFFC).collect();
+        if fat_sectors.len() as u64 > self.n {
+            return Err(bad_cfb("declaring more sectors than the file holds"));
+        }
+        let mut fat: Vec<u32> = Vec::new();
+        for id in fat_sectors {
+            fat.extend(self.sector(id)?.chunks_exact(4).map(|c| u32_at(c, 0)));
+        }
+        Ok(fat)
     }
-    let fat_sectors: Vec<u32> = difat.into_iter().filter(|&i| i < 0xFFFF_FFFC).collect();
-    if fat_sectors.len() as u64 > n {
-        return Err(bad("declaring more sectors than the file holds"));
-    }
-    let mut fat: Vec<u32> = Vec::new();
-    for id in fat_sectors {
-        fat.extend(sector(id)?.chunks_exact(4).map(|c| u32_at(c, 0)));
-    }
-    // A chain of sectors of `size` bytes from `first` through `table`, at most `len` bytes
-    // (None: the whole chain, which must end).
-    let chain = |first: u32,
-                 table: &[u32],
-                 size: usize,
-                 len: Option<usize>,
-                 get: &dyn Fn(u32) -> Result<Vec<u8>, String>|
-     -> Result<Vec<u8>, String> {
+
+    /// A chain of sectors of `size` bytes from `first` through `table`, at most `len` bytes
+    /// (None: the whole chain, which must end).
+    fn chain(
+        &self,
+        first: u32,
+        table: &[u32],
+        size: usize,
+        len: Option<usize>,
+        get: &dyn Fn(u32) -> Result<Vec<u8>, String>,
+    ) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         let mut id = first;
         let mut steps = 0u64;
-        let limit = len.map_or(n.saturating_mul(ss as u64 / size as u64), |l| {
+        let limit = len.map_or(self.n.saturating_mul(self.ss as u64 / size as u64), |l| {
             (l / size) as u64 + 1
         });
-        while id != END {
+        while id != CFB_END {
             steps += 1;
             if steps > limit.max(1) {
-                return Err(bad("whose sector chain loops"));
+                return Err(bad_cfb("whose sector chain loops"));
             }
             out.extend_from_slice(&get(id)?);
             if len.is_some_and(|l| out.len() >= l) {
@@ -508,18 +583,18 @@ fn check_xls(bytes: &[u8]) -> Result<(), String> {
             }
             id = *table
                 .get(id as usize)
-                .ok_or_else(|| bad("with a chain leaving its allocation table"))?;
+                .ok_or_else(|| bad_cfb("with a chain leaving its allocation table"))?;
         }
         if let Some(l) = len {
             out.truncate(l);
         }
         Ok(out)
-    };
-    let whole = |id: u32| sector(id).map(<[u8]>::to_vec);
-    let dirs = chain(u32_at(bytes, 48), &fat, ss, None, &whole)?;
-    // Directory entries: a UTF-16 name, its start sector and its stream's size.
-    let entries: Vec<(String, u32, u64)> = dirs
-        .chunks_exact(128)
+    }
+}
+
+/// Directory entries: a UTF-16 name, its start sector and its stream's size.
+fn directory(dirs: &[u8], ss: usize) -> Vec<(String, u32, u64)> {
+    dirs.chunks_exact(128)
         .map(|e| {
             let name_len = (u16::from_le_bytes([e[64], e[65]]) as usize / 2).clamp(1, 32) - 1;
             let units: Vec<u16> = e[..name_len * 2]
@@ -533,47 +608,7 @@ fn check_xls(bytes: &[u8]) -> Result<(), String> {
             };
             (String::from_utf16_lossy(&units), u32_at(e, 116), size)
         })
-        .collect();
-    let Some(root) = entries.first() else {
-        return Err(bad("without a directory"));
-    };
-    let too_big = |size: u64| size > bytes.len() as u64;
-    let mini_fat_len = u32_at(bytes, 64) as usize;
-    let (mini_fat, mini_stream) = if mini_fat_len > 0 {
-        if too_big(root.2) {
-            return Err(bad("whose mini stream is larger than the file"));
-        }
-        let stream = chain(root.1, &fat, ss, Some(root.2 as usize), &whole)?;
-        let table = chain(u32_at(bytes, 60), &fat, ss, Some(mini_fat_len * ss), &whole)?;
-        (
-            table.chunks_exact(4).map(|c| u32_at(c, 0)).collect(),
-            stream,
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let Some(book) = ["Workbook", "Book", "WORKBOOK", "BOOK"]
-        .iter()
-        .find_map(|name| entries.iter().find(|e| e.0 == *name))
-    else {
-        return Err(bad("without a Workbook stream"));
-    };
-    if too_big(book.2) {
-        return Err(bad("whose Workbook stream is larger than the file"));
-    }
-    let stream = if book.2 < 4096 {
-        let mini = |id: u32| -> Result<Vec<u8>, String> {
-            let start = (id as usize).saturating_mul(64);
-            mini_stream
-                .get(start..start.saturating_add(64))
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| bad("with a mini sector beyond its mini stream"))
-        };
-        chain(book.1, &mini_fat, 64, Some(book.2 as usize), &mini)?
-    } else {
-        chain(book.1, &fat, ss, Some(book.2 as usize), &whole)?
-    };
-    check_biff(&stream, extent_bound(bytes.len()), bytes.len())
+        .collect()
 }
 
 /// BIFF records from `at`, as calamine reads them: type, body.
@@ -984,42 +1019,7 @@ fn period_cell(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<Strin
 fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
     let series_id = options.series.as_deref().unwrap_or("series_id");
     let period_col = grid.first_col;
-    // Series columns: header cells with text right of the period column.
-    let mut series: Vec<(u32, String)> = Vec::new();
-    // Each id's column, to find duplicates among thousands of series.
-    let mut seen: rustc_hash::FxHashMap<String, u32> = Default::default();
-    let mut bad = false;
-    for (c, d) in grid.row(header).unwrap_or(&[]) {
-        if *c == period_col {
-            continue;
-        }
-        // Spaces padding a header cell are layout; other whitespace is part of the id.
-        let id = match render(d, grid.is_1904, None) {
-            Ok(s) => s.trim_matches(' ').to_string(),
-            Err(e) => {
-                sink.error(grid.at((header, *c)), e);
-                bad = true;
-                continue;
-            }
-        };
-        if id.is_empty() {
-            continue;
-        }
-        if let Some(k) = seen.get(&id) {
-            sink.error(
-                grid.at((header, *c)),
-                format!(
-                    "duplicate series id `{}` (also in column {}), expected unique ids in the header row",
-                    excerpt(&id),
-                    column_name(*k)
-                ),
-            );
-            bad = true;
-            continue;
-        }
-        seen.insert(id.clone(), *c);
-        series.push((*c, id));
-    }
+    let (series, bad) = series_columns(grid, header, sink);
     if series.is_empty() {
         sink.error(
             grid.at((header, period_col)),
@@ -1054,13 +1054,71 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
     if !sink.components(&components, &header_origin) {
         return;
     }
+    let values = series_metadata(grid, &series, &meta, sink);
+    let wide = Wide {
+        grid,
+        header,
+        series: &series,
+        meta: &meta,
+        values: &values,
+    };
+    for (r, cols) in grid.rows.iter().filter(|(r, _)| *r > header) {
+        wide.row(*r, cols, options.frequency, sink);
+    }
+}
 
-    // The metadata of each series, read once.
-    let freq = options.frequency;
+/// The series columns of a wide sheet: header cells with text right of the period column, in
+/// column order; and whether any was refused (reported).
+fn series_columns(grid: &Grid, header: u32, sink: &mut dyn Sink) -> (Vec<(u32, String)>, bool) {
+    let mut series: Vec<(u32, String)> = Vec::new();
+    // Each id's column, to find duplicates among thousands of series.
+    let mut seen: rustc_hash::FxHashMap<String, u32> = Default::default();
+    let mut bad = false;
+    for (c, d) in grid.row(header).unwrap_or(&[]) {
+        if *c == grid.first_col {
+            continue;
+        }
+        // Spaces padding a header cell are layout; other whitespace is part of the id.
+        let id = match render(d, grid.is_1904, None) {
+            Ok(s) => s.trim_matches(' ').to_string(),
+            Err(e) => {
+                sink.error(grid.at((header, *c)), e);
+                bad = true;
+                continue;
+            }
+        };
+        if id.is_empty() {
+            continue;
+        }
+        if let Some(k) = seen.get(&id) {
+            sink.error(
+                grid.at((header, *c)),
+                format!(
+                    "duplicate series id `{}` (also in column {}), expected unique ids in the header row",
+                    excerpt(&id),
+                    column_name(*k)
+                ),
+            );
+            bad = true;
+            continue;
+        }
+        seen.insert(id.clone(), *c);
+        series.push((*c, id));
+    }
+    (series, bad)
+}
+
+/// The metadata of each series, read once; and its descriptions as display names.
+fn series_metadata(
+    grid: &Grid,
+    series: &[(u32, String)],
+    meta: &[(String, u32)],
+    sink: &mut dyn Sink,
+) -> Vec<Vec<String>> {
     let mut values: Vec<Vec<String>> = Vec::with_capacity(series.len());
-    for (c, _) in &series {
-        let mut v = Vec::with_capacity(n_meta);
-        for (_, r) in &meta {
+    for (c, _) in series {
+        let mut v = Vec::with_capacity(meta.len());
+        for (_, r) in meta {
             match render(grid.cell((*r, *c)), grid.is_1904, None) {
                 Ok(s) => v.push(s.trim_matches(' ').to_string()),
                 Err(e) => {
@@ -1078,11 +1136,27 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
             }
         }
     }
+    values
+}
 
-    // Series are in column order: a column is found by binary search.
-    let is_series = |c: u32| series.binary_search_by_key(&c, |s| s.0).is_ok();
-    for (r, cols) in grid.rows.iter().filter(|(r, _)| *r > header) {
-        let r = *r;
+/// A wide sheet's layout, found above its data rows.
+struct Wide<'a> {
+    grid: &'a Grid,
+    header: u32,
+    /// (column, series id), in column order.
+    series: &'a [(u32, String)],
+    /// (component id, row) of each mapped metadata row.
+    meta: &'a [(String, u32)],
+    /// Each series' metadata values, in `meta` order.
+    values: &'a [Vec<String>],
+}
+
+impl Wide<'_> {
+    /// One data row: an observation per series column.
+    fn row(&self, r: u32, cols: &[(u32, Data)], freq: Option<Frequency>, sink: &mut dyn Sink) {
+        let (grid, header, period_col) = (self.grid, self.header, self.grid.first_col);
+        // Series are in column order: a column is found by binary search.
+        let is_series = |c: u32| self.series.binary_search_by_key(&c, |s| s.0).is_ok();
         let has_values = cols.iter().any(|(c, _)| is_series(*c));
         for (c, d) in cols {
             if *c != period_col && !is_series(*c) && *d != Data::Empty {
@@ -1096,18 +1170,17 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
                 );
             }
         }
-        let period_data = grid.cell((r, period_col));
-        let period = match period_cell(period_data, grid.is_1904, freq) {
+        let period = match period_cell(grid.cell((r, period_col)), grid.is_1904, freq) {
             Ok(p) => p,
             Err(e) => {
                 sink.error(grid.at((r, period_col)), e);
-                continue;
+                return;
             }
         };
         if !has_values {
             // A note under the data, or an empty row: no observations unless it has a period.
             if period.is_empty() || crate::dataset::calendar::Period::parse(&period).is_none() {
-                continue;
+                return;
             }
         }
         if period.is_empty() {
@@ -1118,9 +1191,10 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
                     column_name(period_col)
                 ),
             );
-            continue;
+            return;
         }
-        for (k, (c, id)) in series.iter().enumerate() {
+        let n_meta = self.meta.len();
+        for (k, (c, id)) in self.series.iter().enumerate() {
             let pos = (r, *c);
             let value = match render(grid.cell(pos), grid.is_1904, None) {
                 Ok(v) => v,
@@ -1131,12 +1205,12 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
             };
             let mut fields: Vec<&str> = Vec::with_capacity(n_meta + 3);
             fields.push(id);
-            fields.extend(values[k].iter().map(String::as_str));
+            fields.extend(self.values[k].iter().map(String::as_str));
             fields.push(&period);
             fields.push(&value);
             let origin = |i: usize| match i {
                 0 => grid.at((header, *c)),
-                i if i <= n_meta => grid.at((meta[i - 1].1, *c)),
+                i if i <= n_meta => grid.at((self.meta[i - 1].1, *c)),
                 i if i == n_meta + 1 => grid.at((r, period_col)),
                 _ => grid.at(pos),
             };
