@@ -97,3 +97,7 @@ fn unreadable_config_files() {
         )
     );
 }
+#[test]
+fn a_samples_file_without_a_period_column_is_named_at_its_key() {
+    check("samples_file_without_period");
+}

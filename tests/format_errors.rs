@@ -479,7 +479,7 @@ fn config_check_reports_every_config_error_in_one_run() {
     assert_eq!(stdout, "");
     let lines: Vec<&str> = stderr.lines().collect();
     for want in [
-        format!("{CHECK}:8:1: unknown field `colour`, expected one of `name`, `title`, `publisher`, `source_url`, `published`, `description`, `metric_prefix`, `period`"),
+        format!("{CHECK}:8:1: unknown field `colour`, expected one of `name`, `title`, `publisher`, `source_url`, `published`, `description`, `metric_prefix`, `period`, `max_label_value_length`"),
         format!("{CHECK}:12:1: unknown field `cadance`, expected one of `label`, `cadence`, `expected_release_lag_days`, `overdue_release_lag_days`"),
         format!("{CHECK}:19:1: missing field `help`"),
         format!("{CHECK}:22:1: unknown field `shade`, expected one of `name`, `help`, `unit`, `multiplier`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`"),
@@ -498,7 +498,7 @@ fn config_check_also_reports_bad_data_rows() {
     let (status, _, stderr) = config_check(CHECK);
     assert_eq!(status, Some(1), "{stderr}");
     let want = format!(
-        "{CHECK}:8:1: unknown field `colour`, expected one of `name`, `title`, `publisher`, `source_url`, `published`, `description`, `metric_prefix`, `period`
+        "{CHECK}:8:1: unknown field `colour`, expected one of `name`, `title`, `publisher`, `source_url`, `published`, `description`, `metric_prefix`, `period`, `max_label_value_length`
 {CHECK}:12:1: unknown field `cadance`, expected one of `label`, `cadence`, `expected_release_lag_days`, `overdue_release_lag_days`
 {CHECK}:19:1: missing field `help`
 {CHECK}:22:1: unknown field `shade`, expected one of `name`, `help`, `unit`, `multiplier`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`

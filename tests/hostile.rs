@@ -389,6 +389,118 @@ fn a_thousand_renames_keep_the_self_metrics_bounded() {
     assert!(max - min < 512, "{sizes:?}");
 }
 
+/// The dataset's own lines of an exposition (its families and samples), without the
+/// exporter's self-metrics, which a failed reload changes on purpose.
+fn dataset_lines(body: &str) -> Vec<&str> {
+    body.lines()
+        .filter(|l| l.starts_with("h_") || l.starts_with("# HELP h_") || l.starts_with("# TYPE h_"))
+        .collect()
+}
+
+#[test]
+fn a_label_value_over_the_length_limit_is_refused_at_its_cell() {
+    let huge = "n".repeat(1 << 20);
+    let bad = format!("region,year,value\nnorth,2024,12.5\n{huge},2024,40\n");
+    let (dir, config) = dataset(CONFIG, bad.as_bytes());
+    let errors = indicator_exporter::check(&config).unwrap_err().to_string();
+    let data = dir.path().join("data.csv");
+    assert_eq!(
+        errors,
+        format!("{}:3:1: value of label `region` is 1048576 bytes long, expected at most 4096 (max_label_value_length in [dataset])", data.display())
+    );
+
+    // The key raises the limit (or lifts it with 0).
+    for max in ["1048576", "0"] {
+        let raised = CONFIG.replace(
+            "metric_prefix = \"h_\"\n",
+            &format!("metric_prefix = \"h_\"\nmax_label_value_length = {max}\n"),
+        );
+        std::fs::write(&config, raised).unwrap();
+        indicator_exporter::check(&config).expect("within the raised limit");
+    }
+    std::fs::write(
+        &config,
+        CONFIG.replace(
+            "metric_prefix = \"h_\"\n",
+            "metric_prefix = \"h_\"\nmax_label_value_length = 10\n",
+        ),
+    )
+    .unwrap();
+    let errors = indicator_exporter::check(&config).unwrap_err().to_string();
+    assert!(
+        errors.ends_with("data.csv:3:1: value of label `region` is 1048576 bytes long, expected at most 10 (max_label_value_length in [dataset])"),
+        "{errors}"
+    );
+
+    // On reload: refused, and the last good data is served as it was.
+    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&data, DATA).unwrap();
+    let s = Server::start(&config);
+    let before = s.metrics();
+    assert_eq!(sample(&before, SERIES).as_deref(), Some("0.125"));
+    std::fs::write(&data, &bad).unwrap();
+    let r = s.post("/-/reload");
+    assert_eq!(r.status, 500);
+    assert!(
+        r.text().contains(
+            "data.csv:3:1: value of label `region` is 1048576 bytes long, expected at most 4096"
+        ),
+        "{}",
+        r.text()
+    );
+    let after = s.metrics();
+    assert!(after.len() < 64 << 10, "{} bytes", after.len());
+    assert_eq!(dataset_lines(&after), dataset_lines(&before));
+    assert!(!dataset_lines(&before).is_empty());
+    assert_eq!(
+        sample(&after, "indicator_exporter_config_last_reload_successful").as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn a_display_name_over_the_length_limit_is_refused_at_its_cell() {
+    let config_text = CONFIG.replace(
+        "samples_file = \"data.csv\"\n",
+        "\n[[input]]\nfile = \"data.csv\"\nformat = \"csv\"\nmetric = \"rate\"\ncsv = { names = { region = \"region_name\" } }\n",
+    );
+    let name = "N".repeat(5000);
+    let data =
+        format!("region,region_name,year,value\nnorth,North,2024,12.5\nsouth,{name},2024,40\n");
+    let (dir, config) = dataset(&config_text, data.as_bytes());
+    let errors = indicator_exporter::check(&config).unwrap_err().to_string();
+    assert_eq!(
+        errors,
+        format!("{}:3:7: display name of label `region` is 5000 bytes long, expected at most 4096 (max_label_value_length in [dataset])", dir.path().join("data.csv").display())
+    );
+    // SDMX-CSV gives names in the code's own cell (`FR: France`).
+    let config_text = CONFIG.replace(
+        "samples_file = \"data.csv\"\n",
+        "\n[[input]]\nfile = \"data.csv\"\nformat = \"sdmx-csv\"\nmetric = \"rate\"\nlabels = { region = \"REF_AREA\", year = \"TIME_PERIOD\" }\nsdmx_csv = { labels = \"both\" }\n",
+    );
+    let data = format!("STRUCTURE,STRUCTURE_ID,ACTION,REF_AREA: Reference area,TIME_PERIOD: Time,OBS_VALUE\ndataflow,X:Y(1.0),I,DE: Germany,2024,12.5\ndataflow,X:Y(1.0),I,FR: {name},2024,40\n");
+    let (dir, config) = dataset(&config_text, data.as_bytes());
+    let errors = indicator_exporter::check(&config).unwrap_err().to_string();
+    assert_eq!(
+        errors,
+        format!("{}:3:21: display name of label `region` is 5000 bytes long, expected at most 4096 (max_label_value_length in [dataset])", dir.path().join("data.csv").display())
+    );
+    // JSON-stat: at the label's JSON path.
+    let config_text = CONFIG.replace(
+        "samples_file = \"data.csv\"\n",
+        "\n[[input]]\nfile = \"data.csv\"\nformat = \"json-stat\"\nmetric = \"rate\"\nlabels = { region = \"geo\", year = \"time\" }\n",
+    );
+    let data = format!(
+        r#"{{"version":"2.0","class":"dataset","id":["geo","time"],"size":[2,1],"dimension":{{"geo":{{"category":{{"index":["DE","FR"],"label":{{"DE":"Germany","FR":"{name}"}}}}}},"time":{{"category":{{"index":["2024"]}}}}}},"value":[12.5,40]}}"#
+    );
+    let (dir, config) = dataset(&config_text, data.as_bytes());
+    let errors = indicator_exporter::check(&config).unwrap_err().to_string();
+    assert_eq!(
+        errors,
+        format!("{}: $.dimension.geo.category.label.FR: display name of label `region` is 5000 bytes long, expected at most 4096 (max_label_value_length in [dataset])", dir.path().join("data.csv").display())
+    );
+}
+
 /// A dataset read from `data.xml`, an SDMX-ML StructureSpecific message.
 const XML_CONFIG: &str = r#"[dataset]
 name = "hostile_xml"

@@ -275,6 +275,29 @@ fn an_invalid_body_keeps_the_last_good_data_and_shows_why() {
 }
 
 #[test]
+fn an_unchanged_invalid_body_is_parsed_once() {
+    let (_dir, source, exporter) = running("");
+    let url = source.url();
+    source.set(|b| {
+        b.body = "area,year,value\nAA,2024,lots\n".into();
+        b.etag = false;
+    });
+    // Fetched again and again (the backoff is capped by the 1 s refresh), refused each time,
+    // loaded once.
+    let m = until(&exporter, "the bad body refused three times", |m| {
+        m.failures(&url, "invalid") >= 3.0
+    });
+    assert_eq!(m.loads("failure"), 1.0, "{}", m.ours());
+    assert_eq!(m.served(), Some(2.0), "{}", m.ours());
+    // A new body is parsed, and served.
+    source.set(|b| b.body = csv(7));
+    let m = until(&exporter, "the good body served", |m| {
+        m.served() == Some(7.0)
+    });
+    assert_eq!(m.loads("failure"), 1.0, "{}", m.ours());
+}
+
+#[test]
 fn a_source_down_at_start_up_fails_the_start_by_default() {
     let dir = tempfile::tempdir().unwrap();
     // A port nothing listens on.

@@ -71,6 +71,10 @@ pub struct DatasetConfig {
     /// Prepended to every metric name of the dataset, e.g. `cnipa_`.
     pub metric_prefix: Spanned<String>,
     pub period: Option<Spanned<PeriodConfig>>,
+    /// Longest label value or display name taken from the data, in bytes (default
+    /// [`crate::dataset::DEFAULT_MAX_LABEL_VALUE_LENGTH`]; 0: no limit, as Prometheus's
+    /// `label_value_length_limit`).
+    pub max_label_value_length: Option<Spanned<i64>>,
 }
 
 /// Which label carries the reporting period, and the release calendar.

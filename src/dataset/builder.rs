@@ -181,6 +181,8 @@ pub struct Builder {
     counts: Vec<usize>,
     /// Languages of display names refused, per file.
     bad_languages: HashSet<(u32, String)>,
+    /// Longest label value or display name, in bytes (`usize::MAX`: no limit).
+    pub max_label_value_length: usize,
 }
 
 impl Builder {
@@ -204,6 +206,7 @@ impl Builder {
             names: BTreeMap::new(),
             counts: vec![0],
             bad_languages: HashSet::new(),
+            max_label_value_length: super::DEFAULT_MAX_LABEL_VALUE_LENGTH,
         }
     }
 
@@ -249,9 +252,17 @@ impl Builder {
     /// A display name a data file gives for a code of a label. Its language becomes label
     /// `name_<lang>`, so a language that cannot be part of a label name is refused, once per
     /// file and language; names arrive while their file is read, the last one added.
-    pub fn name(&mut self, label: &str, code: &str, lang: &str, name: &str) {
+    pub fn name(&mut self, label: &str, code: &str, lang: &str, name: &str, at: &dyn Fn() -> Loc) {
+        let file = self.files.len() as u32 - 1;
+        // Checked before the language: the limit is the problem worth saying of a huge name.
+        let too_long = self
+            .too_long("value of", label, code.len())
+            .or_else(|| self.too_long("display name of", label, name.len()));
+        if let Some(msg) = too_long {
+            self.error(file, at(), msg);
+            return;
+        }
         if !super::is_label_name(lang) {
-            let file = self.files.len() as u32 - 1;
             if self.bad_languages.insert((file, lang.to_string())) {
                 let msg = format!(
                     "display names in language `{}` cannot be served as label `name_{}`, expected a language code of letters, digits, `_` and `-`",
@@ -460,7 +471,11 @@ impl Builder {
     fn label_ids(&mut self, o: &Obs, ids: &mut [u32], at: &dyn Fn(Field) -> Loc) -> bool {
         let mut ok = true;
         for (i, v) in o.labels.iter().enumerate() {
-            if Some(i) == self.metrics[o.metric].period_col {
+            let label = || &self.metrics[o.metric].labels.as_ref().expect("checked")[i];
+            if let Some(msg) = self.too_long("value of", label(), v.len()) {
+                self.error(o.file, at(Field::Label(i)), msg);
+                ok = false;
+            } else if Some(i) == self.metrics[o.metric].period_col {
                 match self.period(o.metric, i, v, o.file, at) {
                     Some(id) => ids[i] = id,
                     None => ok = false,
@@ -475,6 +490,17 @@ impl Builder {
             }
         }
         ok
+    }
+
+    /// The message for a value of `len` bytes over the limit, None within it. The value itself
+    /// is not quoted: its start says nothing its position does not.
+    fn too_long(&self, what: &str, label: &str, len: usize) -> Option<String> {
+        let max = self.max_label_value_length;
+        (len > max).then(|| {
+            format!(
+                "{what} label `{label}` is {len} bytes long, expected at most {max} (max_label_value_length in [dataset])"
+            )
+        })
     }
 
     /// Where the observation is, kept compact: a JSON path is stored once in `paths`.

@@ -42,6 +42,9 @@ pub(crate) fn samples_file(
     };
     let (file, text) = text;
     let spec = Spec {
+        // Problems of the file as a whole are at the `samples_file` key naming it.
+        span: f.span(),
+        file_name: f.get_ref().clone(),
         metric: Some(metric),
         strict: true,
         missing: FxHashSet::default(),
@@ -450,7 +453,11 @@ impl<'a, 'm> Plan<'a, 'm> {
         names.extend_from_slice(PERIOD_NAMES);
         let found = self.default_col(Some(Role::Time), &names);
         if found.is_none() {
-            let msg = format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
+            let msg = if self.spec.strict {
+                format!("no period in `{}`, expected a column `{period_label}`, the period label (columns: {})", self.spec.file_name, self.ids())
+            } else {
+                format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids())
+            };
             self.config_error(self.spec.span.clone(), msg);
         }
         found
@@ -464,7 +471,15 @@ impl<'a, 'm> Plan<'a, 'm> {
         }
         let found = self.default_col(Some(Role::Measure), VALUE_NAMES);
         if found.is_none() {
-            let msg = format!("no value in `{}`, expected a measure component or `value = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids());
+            let msg = if self.spec.strict {
+                format!(
+                    "no value in `{}`, expected a column `value` (columns: {})",
+                    self.spec.file_name,
+                    self.ids()
+                )
+            } else {
+                format!("no value in `{}`, expected a measure component or `value = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids())
+            };
             self.config_error(self.spec.span.clone(), msg);
         }
         found
@@ -1070,6 +1085,17 @@ impl Sink for Plan<'_, '_> {
     }
 
     fn name(&mut self, component: usize, code: &str, lang: &str, name: &str) {
+        self.name_at(component, code, lang, name, &|| Origin::File);
+    }
+
+    fn name_at(
+        &mut self,
+        component: usize,
+        code: &str,
+        lang: &str,
+        name: &str,
+        origin: &dyn Fn() -> Origin,
+    ) {
         if let Some(Some(label)) = self.name_labels.get(component) {
             let lang = if lang.is_empty() {
                 self.spec.language.as_str()
@@ -1078,7 +1104,7 @@ impl Sink for Plan<'_, '_> {
             };
             let lang = lang.replace('-', "_").to_ascii_lowercase();
             let label = label.clone();
-            self.b.name(&label, code, &lang, name);
+            self.b.name(&label, code, &lang, name, &|| loc(origin()));
         }
     }
 

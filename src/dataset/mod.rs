@@ -284,7 +284,8 @@ pub fn build(
         });
     let mut labels = labels(&map, config, &mut errs);
 
-    let b = Builder::new(path.to_path_buf(), period.label.clone(), source_ids, errs);
+    let mut b = Builder::new(path.to_path_buf(), period.label.clone(), source_ids, errs);
+    b.max_label_value_length = max_label_value_length(&map, ds, &mut b.errs);
     let out = observations(&map, config, b, &info.prefix, &period, data);
     let mut errs = out.errs;
     for &i in &out.unitless {
@@ -372,6 +373,35 @@ fn dataset_info(map: &SourceMap, ds: &DatasetConfig, errs: &mut Vec<Diagnostic>)
         published_timestamp,
         description: ds.description.clone(),
         prefix,
+    }
+}
+
+/// Label values and display names longer than this (bytes) are refused: one huge cell would
+/// otherwise be served in every scrape.
+pub const DEFAULT_MAX_LABEL_VALUE_LENGTH: usize = 4096;
+
+/// `[dataset] max_label_value_length`, checked; 0 means no limit.
+fn max_label_value_length(
+    map: &SourceMap,
+    ds: &DatasetConfig,
+    errs: &mut Vec<Diagnostic>,
+) -> usize {
+    match &ds.max_label_value_length {
+        None => DEFAULT_MAX_LABEL_VALUE_LENGTH,
+        Some(n) => match usize::try_from(*n.get_ref()) {
+            Ok(0) => usize::MAX,
+            Ok(n) => n,
+            Err(_) => {
+                errs.push(map.diag(
+                    n.span(),
+                    format!(
+                        "max_label_value_length {} is negative, expected a number of bytes, or 0 for no limit",
+                        n.get_ref()
+                    ),
+                ));
+                DEFAULT_MAX_LABEL_VALUE_LENGTH
+            }
+        },
     }
 }
 

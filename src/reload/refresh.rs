@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::WeakSender;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::reload::load::{RemoteBodies, RemoteSource};
@@ -70,6 +71,14 @@ struct Source {
     validators: Arc<Mutex<Validators>>,
     /// Failures in a row, for the backoff; shared with the task.
     failures: Arc<Mutex<u32>>,
+    /// Told to the task once the body it fetched is dealt with (loaded, refused or unchanged),
+    /// so that its next wait counts a body that failed to load as a failure.
+    settled: Arc<Notify>,
+    /// Whether the candidate came from the task, which waits on `settled`.
+    task_waits: bool,
+    /// The hash of the last body that failed to load: fetched again, it is not parsed again
+    /// (until the dataset is loaded for another reason).
+    refused: Option<u64>,
     status: SourceStatus,
     generation: u64,
     task: Option<JoinHandle<()>>,
@@ -148,6 +157,11 @@ impl Sources {
         telemetry: &Arc<Telemetry>,
         triggers: &WeakSender<Trigger>,
     ) -> Result<Arc<RemoteBodies>, Diagnostics> {
+        // A load may fail for reasons outside the body (the config, a clash with another
+        // dataset): a body refused before this load is parsed again at its next fetch.
+        for s in self.sources.values_mut() {
+            s.refused = None;
+        }
         let mut errors = self.set_up(wanted, dataset, telemetry);
         errors.extend(self.first_fetches(dataset, telemetry).await);
         self.start_refreshes(key, triggers);
@@ -216,6 +230,9 @@ impl Sources {
                 candidate: None,
                 validators: Arc::new(Mutex::new(validators)),
                 failures: Arc::default(),
+                settled: Arc::default(),
+                task_waits: false,
+                refused: None,
                 generation: 0,
                 task: None,
             };
@@ -264,6 +281,7 @@ impl Sources {
                 generation: s.generation,
                 validators: s.validators.clone(),
                 failures: s.failures.clone(),
+                settled: s.settled.clone(),
                 triggers: triggers.clone(),
             };
             let task = refresh(schedule, s.fetcher.clone(), Jitter::from_clock());
@@ -291,11 +309,22 @@ impl Sources {
                 s.status.last_success = Some(SystemTime::now());
                 s.status.last_result = "changed".into();
                 s.good = Some(c);
-            } else if s.good.is_some() {
-                // A body already counted as fetched, then refused by the load.
-                telemetry.fetched(dataset, &s.status.url, FetchResult::Failed("invalid"), 0);
-                s.status.failures += 1;
-                s.status.last_result = "failed: invalid".into();
+                s.refused = None;
+            } else {
+                // A body that does not load is a failure for the backoff, like a failed fetch.
+                let mut f = s.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                *f = f.saturating_add(1);
+                drop(f);
+                s.refused = Some(c.hash);
+                if s.good.is_some() {
+                    // A body already counted as fetched, then refused by the load.
+                    telemetry.fetched(dataset, &s.status.url, FetchResult::Failed("invalid"), 0);
+                    s.status.failures += 1;
+                    s.status.last_result = "failed: invalid".into();
+                }
+            }
+            if std::mem::take(&mut s.task_waits) {
+                s.settled.notify_one();
             }
         }
     }
@@ -328,13 +357,28 @@ impl Sources {
                     telemetry.fetched(dataset, &url, FetchResult::Unchanged, n);
                     *s.validators.lock().unwrap_or_else(PoisonError::into_inner) =
                         b.validators.clone();
+                    *s.failures.lock().unwrap_or_else(PoisonError::into_inner) = 0;
                     s.status.last_success = s.status.last_attempt;
                     s.status.last_result = "unchanged".into();
+                    s.settled.notify_one();
+                    return false;
+                }
+                if s.refused == Some(b.hash) {
+                    // It would fail to load as it did: a failure, and no parse.
+                    debug!(dataset, source = %url, "remote source unchanged since it failed to load, not parsed again");
+                    telemetry.fetched(dataset, &url, FetchResult::Failed("invalid"), n);
+                    let mut f = s.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                    *f = f.saturating_add(1);
+                    drop(f);
+                    s.status.failures += 1;
+                    s.status.last_result = "failed: invalid".into();
+                    s.settled.notify_one();
                     return false;
                 }
                 telemetry.fetched(dataset, &url, FetchResult::Changed, n);
                 info!(dataset, source = %url, bytes = n, "remote source changed, loading");
                 s.candidate = Some(b);
+                s.task_waits = true;
                 true
             }
             Err(e) => {
@@ -394,13 +438,17 @@ struct Schedule {
     validators: Arc<Mutex<Validators>>,
     /// Failures in a row, for the backoff.
     failures: Arc<Mutex<u32>>,
+    /// Notified when a fetched body has been dealt with (see [`Source::settled`]).
+    settled: Arc<Notify>,
     triggers: WeakSender<Trigger>,
 }
 
 /// Fetches one source on its schedule until the load task is gone: after `refresh` (±10 %)
-/// while it succeeds, after a growing backoff while it fails.
+/// while it succeeds, after a growing backoff while it fails (a body that fails to load is a
+/// failure), and never sooner than a 429 or 503 asked in `Retry-After` (at most a day).
 async fn refresh(s: Schedule, fetcher: Arc<impl Fetch>, mut jitter: Jitter) {
     let every = fetcher.every();
+    let mut not_before = Duration::ZERO;
     loop {
         let failed = *s.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let wait = if failed > 0 {
@@ -408,20 +456,29 @@ async fn refresh(s: Schedule, fetcher: Arc<impl Fetch>, mut jitter: Jitter) {
         } else {
             fetch::next_refresh(every, jitter.next_f64())
         };
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep(wait.max(not_before)).await;
         let previous = s
             .validators
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let result = fetcher.fetch(&s.url, &previous).await;
-        {
-            let mut f = s.failures.lock().unwrap_or_else(PoisonError::into_inner);
-            *f = if result.is_err() {
-                f.saturating_add(1)
-            } else {
-                0
-            };
+        not_before = result
+            .as_ref()
+            .err()
+            .and_then(FetchError::retry_after)
+            .map_or(Duration::ZERO, |d| d.min(fetch::MAX_RETRY_AFTER));
+        // A body counts as a success or a failure once the load task has dealt with it.
+        let body = matches!(result, Ok(Fetched::Body { .. }));
+        match &result {
+            Err(_) => {
+                let mut f = s.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                *f = f.saturating_add(1);
+            }
+            Ok(Fetched::NotModified) => {
+                *s.failures.lock().unwrap_or_else(PoisonError::into_inner) = 0;
+            }
+            Ok(Fetched::Body { .. }) => {}
         }
         let Some(tx) = s.triggers.upgrade() else {
             return;
@@ -434,6 +491,10 @@ async fn refresh(s: Schedule, fetcher: Arc<impl Fetch>, mut jitter: Jitter) {
         };
         if tx.send(Trigger::Fetched(Box::new(done))).await.is_err() {
             return;
+        }
+        drop(tx);
+        if body {
+            s.settled.notified().await;
         }
     }
 }
@@ -479,24 +540,45 @@ mod tests {
         })
     }
 
+    fn too_many_requests(retry_after: Option<Duration>) -> Result<Fetched, FetchError> {
+        Err(FetchError::HttpStatus {
+            url: "http://127.0.0.1:9/x".into(),
+            status: reqwest::StatusCode::TOO_MANY_REQUESTS,
+            retry_after,
+        })
+    }
+
     /// Runs a refresh task on `answers` with a seeded jitter; returns the times of its first
-    /// `n` reports after its start, and the results, on a paused clock.
+    /// `n` reports after its start, and the results, on a paused clock. Every body loads.
     async fn schedule(
         answers: Vec<Result<Fetched, FetchError>>,
         every: Duration,
         n: usize,
+    ) -> Vec<(Duration, bool)> {
+        schedule_loading(answers, every, n, true).await
+    }
+
+    /// [`schedule`], the load task taking each body as loaded or not as `loads` says.
+    async fn schedule_loading(
+        answers: Vec<Result<Fetched, FetchError>>,
+        every: Duration,
+        n: usize,
+        loads: bool,
     ) -> Vec<(Duration, bool)> {
         let (tx, mut rx) = mpsc::channel(1);
         let script = Arc::new(Script {
             answers: Mutex::new(answers.into()),
             every,
         });
+        let failures: Arc<Mutex<u32>> = Arc::default();
+        let settled: Arc<Notify> = Arc::default();
         let s = Schedule {
             key: "k".into(),
             url: "http://127.0.0.1:9/x".into(),
             generation: 7,
             validators: Arc::default(),
-            failures: Arc::default(),
+            failures: failures.clone(),
+            settled: settled.clone(),
             triggers: tx.downgrade(),
         };
         let started = Instant::now();
@@ -508,6 +590,12 @@ mod tests {
             };
             assert_eq!((done.key.as_str(), done.generation), ("k", 7));
             out.push((started.elapsed(), done.result.is_ok()));
+            // What `Sources::loaded` does with a body.
+            if let Ok(Fetched::Body { .. }) = done.result {
+                let mut f = failures.lock().unwrap();
+                *f = if loads { 0 } else { *f + 1 };
+                settled.notify_one();
+            }
         }
         // The load task goes: the refresh task ends at its next report.
         drop((tx, rx));
@@ -569,6 +657,52 @@ mod tests {
         assert!(last <= Duration::from_millis(9_600), "{last:?}");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_429_is_not_retried_before_its_retry_after() {
+        let hour = Duration::from_secs(3600);
+        let two_minutes = Some(Duration::from_secs(120));
+        let answers = vec![too_many_requests(two_minutes), body("a"), body("a")];
+        let got = schedule(answers, hour, 3).await;
+        let times: Vec<Duration> = got.iter().map(|g| g.0).collect();
+        // 120 s, not the 5 s backoff; then the interval again.
+        let gap = times[1] - times[0];
+        assert!(
+            (Duration::from_secs(120)..Duration::from_millis(120_001)).contains(&gap),
+            "{times:?}"
+        );
+        assert!(
+            times[2] - times[1] > Duration::from_secs(3_000),
+            "{times:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_capped_at_a_day_and_never_shortens_the_backoff() {
+        let hour = Duration::from_secs(3600);
+        let week = Some(Duration::from_secs(7 * 86_400));
+        let answers = vec![
+            too_many_requests(week),
+            too_many_requests(Some(Duration::ZERO)),
+        ];
+        let got = schedule(answers, hour, 3).await;
+        let times: Vec<Duration> = got.iter().map(|g| g.0).collect();
+        assert_eq!(times[1] - times[0], Duration::from_secs(86_400));
+        // `Retry-After: 0` after two failures: the backoff's 10 s (±20 %), not at once.
+        let gap = times[2] - times[1];
+        assert!(
+            (Duration::from_secs(8)..=Duration::from_secs(12)).contains(&gap),
+            "{times:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_fails_to_load_backs_off_like_a_failed_fetch() {
+        let hour = Duration::from_secs(3600);
+        let got = schedule_loading(vec![body("bad")], hour, 4, false).await;
+        let times: Vec<Duration> = got.iter().map(|g| g.0).collect();
+        assert_eq!(times, expected(&[0, 1, 2, 3], hour));
+    }
+
     fn source(good: Option<&str>) -> Sources {
         let settings = fetch::FetchOptions::default()
             .settings(std::path::Path::new("."))
@@ -585,6 +719,9 @@ mod tests {
                 candidate: None,
                 validators: Arc::default(),
                 failures: Arc::default(),
+                settled: Arc::default(),
+                task_waits: false,
+                refused: None,
                 status: SourceStatus::default(),
                 generation: 3,
                 task: None,
@@ -621,6 +758,36 @@ mod tests {
         assert!(s.take(done(3, body("b")), "d", &t));
         // Bytes fetched count every body, unchanged ones too.
         assert_eq!(s.status()[0].bytes, 2);
+    }
+
+    #[test]
+    fn an_unchanged_body_that_failed_to_load_is_parsed_once() {
+        let t = Telemetry::new();
+        let mut s = source(Some("a"));
+        let failures = s.sources["http://127.0.0.1:9/x"].failures.clone();
+        // `take` answering true is what starts a load, the only parse of a body.
+        assert!(s.take(done(3, body("bad")), "d", &t));
+        s.loaded(false, "d", &t);
+        assert_eq!(*failures.lock().unwrap(), 1);
+        for n in 2..5 {
+            assert!(!s.take(done(3, body("bad")), "d", &t), "parsed again");
+            assert_eq!(*failures.lock().unwrap(), n, "backs off further");
+            assert_eq!(s.status()[0].failures, n as u64);
+            assert_eq!(s.status()[0].last_result, "failed: invalid");
+        }
+        let exposed = String::from_utf8(t.render(crate::expose::encode::Format::Text)).unwrap();
+        assert!(
+            exposed.contains(
+                "indicator_exporter_source_failures_total{dataset=\"d\",reason=\"invalid\",source=\"\"} 4"
+            ),
+            "each refusal is counted: {exposed}"
+        );
+        // Another body is parsed; the good one again ends the failures.
+        assert!(s.take(done(3, body("bad2")), "d", &t));
+        s.loaded(false, "d", &t);
+        assert!(!s.take(done(3, body("a")), "d", &t));
+        assert_eq!(s.status()[0].last_result, "unchanged");
+        assert_eq!(*failures.lock().unwrap(), 0);
     }
 
     #[test]

@@ -355,7 +355,7 @@ impl<'c> Rows<'c> {
         if !self.fits(record, at, sink) {
             return;
         }
-        self.names(record, sink);
+        self.names(record, at, sink);
         let dims = &self.columns.dims;
         let locate = self.locate;
         let mut fields = recycle(std::mem::take(&mut self.store));
@@ -409,7 +409,8 @@ impl<'c> Rows<'c> {
     }
 
     /// The display names a record gives, each (code, name) once.
-    fn names(&mut self, record: &Record, sink: &mut dyn Sink) {
+    fn names(&mut self, record: &Record, at: Start, sink: &mut dyn Sink) {
+        let locate = self.locate;
         for nc in &mut self.names {
             let (code, name) = (&record[nc.code], &record[nc.name]);
             if code.is_empty() || name.is_empty() {
@@ -421,7 +422,8 @@ impl<'c> Rows<'c> {
             self.key.push_str(name);
             if !nc.seen.contains(self.key.as_str()) {
                 nc.seen.insert(self.key.clone());
-                sink.name(nc.component, code, "", name);
+                let origin = || locate.field(at, nc.name);
+                sink.name_at(nc.component, code, "", name, &origin);
             }
         }
     }

@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_REDIRECTS: u32 = 5;
 /// The first retry after a failure; later ones double, up to [`MAX_BACKOFF`] (or the refresh).
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// The longest `Retry-After` obeyed: a server asking for more is asked again after a day.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
 /// Largest `ca_file` or `header_file` read: both are a few KiB at most.
 const MAX_SMALL_FILE: u64 = 1 << 20;
@@ -430,6 +432,13 @@ pub enum FetchError {
     HttpStatus {
         url: String,
         status: StatusCode,
+        /// What a 429 or 503 said in `Retry-After`: no retry before it.
+        retry_after: Option<Duration>,
+    },
+    /// The answer's status line and headers are over the HTTP client's limit (hyper's:
+    /// about 400 KiB or 100 headers); nothing more of it is read.
+    HeadTooLarge {
+        url: String,
     },
     /// The body is over `limit`: as announced by Content-Length, or found while reading.
     TooLarge {
@@ -458,7 +467,7 @@ impl FetchError {
             FetchError::Tls { .. } => "tls",
             FetchError::Timeout { .. } => "timeout",
             FetchError::HttpStatus { .. } => "http_status",
-            FetchError::TooLarge { .. } => "too_large",
+            FetchError::TooLarge { .. } | FetchError::HeadTooLarge { .. } => "too_large",
             FetchError::Redirects { .. } => "redirects",
             FetchError::Body { .. } => "body",
         }
@@ -477,6 +486,14 @@ impl FetchError {
         "body",
     ];
 
+    /// How long the server asked not to be asked again (`Retry-After` on a 429 or 503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::HttpStatus { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     pub fn url(&self) -> &str {
         match self {
             FetchError::InvalidUrl { url, .. }
@@ -487,6 +504,7 @@ impl FetchError {
             | FetchError::Timeout { url, .. }
             | FetchError::HttpStatus { url, .. }
             | FetchError::TooLarge { url, .. }
+            | FetchError::HeadTooLarge { url }
             | FetchError::Redirects { url, .. }
             | FetchError::Body { url, .. } => url,
         }
@@ -522,7 +540,7 @@ impl fmt::Display for FetchError {
                 "{url}: no complete answer within {} (timeout), expected the whole response sooner",
                 show_duration(*after)
             ),
-            FetchError::HttpStatus { url, status } => write!(
+            FetchError::HttpStatus { url, status, .. } => write!(
                 f,
                 "{url}: HTTP {} {}, expected 200 or 304",
                 status.as_u16(),
@@ -543,6 +561,10 @@ impl fmt::Display for FetchError {
             } => write!(
                 f,
                 "{url}: the body is over {limit} bytes, expected at most {limit} (max_size)"
+            ),
+            FetchError::HeadTooLarge { url } => write!(
+                f,
+                "{url}: the answer's header block is too large (over 100 headers or about 400 KiB), expected a usual HTTP head"
             ),
             FetchError::Redirects { url, limit, last } => write!(
                 f,
@@ -727,7 +749,14 @@ impl Fetcher {
                     self.settings.max_redirects,
                 )?,
                 Outcome::NotModified => return Ok(Fetched::NotModified),
-                Outcome::Refused => return Err(FetchError::HttpStatus { url: at, status }),
+                Outcome::Refused => {
+                    let retry_after = retry_after(status, resp.headers(), SystemTime::now());
+                    return Err(FetchError::HttpStatus {
+                        url: at,
+                        status,
+                        retry_after,
+                    });
+                }
                 Outcome::Body => return read_body(resp, at, self.settings.max_size).await,
             }
         }
@@ -778,6 +807,9 @@ impl Fetcher {
                 url,
                 after: self.settings.connect_timeout,
             };
+        }
+        if head_too_large(e) {
+            return FetchError::HeadTooLarge { url };
         }
         if e.is_builder() {
             return FetchError::InvalidUrl {
@@ -868,6 +900,43 @@ impl Hop {
         self.current = next;
         Ok(())
     }
+}
+
+/// Whether the client gave up on an answer because its head was too large.
+fn head_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// The delay a 429 or 503 asks for in `Retry-After` (delay-seconds or an HTTP date, RFC 9110
+/// 10.2.3), from `now`; None for other statuses or a value that is neither.
+fn retry_after(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    now: SystemTime,
+) -> Option<Duration> {
+    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits beyond u64 are more than any cap: the longest delay.
+        return Some(v.parse().map_or(Duration::MAX, Duration::from_secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// What an answer's status makes of the fetch.
@@ -1603,6 +1672,100 @@ mod tests {
             e.to_string(),
             format!("{url}: HTTP 500 Internal Server Error, expected 200 or 304")
         );
+    }
+
+    #[tokio::test]
+    async fn a_429_or_503_carries_its_retry_after_and_other_statuses_do_not() {
+        let in_an_hour = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+        let server = TestServer::start(move |req| match req.uri().path() {
+            "/429" => Answer::new(429, "").header("Retry-After", "120"),
+            "/503" => Answer::new(503, "").header("Retry-After", &in_an_hour),
+            _ => Answer::new(500, "").header("Retry-After", "120"),
+        })
+        .await;
+        let f = fetcher(|_| {});
+        let after = |path: &'static str| {
+            let (f, url) = (&f, server.url(path));
+            async move {
+                let e = f.fetch(&url, &Validators::default()).await.unwrap_err();
+                assert_eq!(e.reason(), "http_status");
+                e.retry_after()
+            }
+        };
+        assert_eq!(after("/429").await, Some(Duration::from_secs(120)));
+        let d = after("/503").await.unwrap();
+        assert!(
+            (Duration::from_secs(3590)..=Duration::from_secs(3600)).contains(&d),
+            "{d:?}"
+        );
+        assert_eq!(after("/500").await, None);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let read = |v: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(
+                reqwest::header::RETRY_AFTER,
+                HeaderValue::from_str(v).unwrap(),
+            );
+            retry_after(StatusCode::SERVICE_UNAVAILABLE, &h, now)
+        };
+        assert_eq!(read("0"), Some(Duration::ZERO));
+        assert_eq!(read(" 86400 "), Some(Duration::from_secs(86_400)));
+        assert_eq!(read("99999999999999999999999"), Some(Duration::MAX));
+        assert_eq!(
+            read("Wed, 21 Oct 2015 07:29:30 GMT"),
+            Some(Duration::from_secs(90))
+        );
+        // A date already past: no wait of its own (the backoff still applies).
+        assert_eq!(read("Wed, 21 Oct 2015 07:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(read("soon"), None);
+        assert_eq!(read("-5"), None);
+        assert_eq!(read("1.5"), None);
+    }
+
+    /// A loopback server that answers every request with `head` as its status line and
+    /// headers, then an empty body.
+    async fn raw_server(head: String) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let head = head.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    // The client hangs up once the head is too large: errors are expected.
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(b"content-length: 0\r\n\r\n").await;
+                });
+            }
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_header_block_too_large_is_counted_as_too_large_not_connect() {
+        let one_huge = format!("HTTP/1.1 200 OK\r\nx-pad: {}\r\n", "a".repeat(1 << 20));
+        let many: String = (0..150).map(|i| format!("x-pad-{i}: a\r\n")).collect();
+        let many = format!("HTTP/1.1 200 OK\r\n{many}");
+        for head in [one_huge, many] {
+            let (addr, task) = raw_server(head).await;
+            let url = format!("http://{addr}/data.csv");
+            let e = fetcher(|_| {})
+                .fetch(&url, &Validators::default())
+                .await
+                .unwrap_err();
+            task.abort();
+            assert_eq!(e.reason(), "too_large", "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!("{url}: the answer's header block is too large (over 100 headers or about 400 KiB), expected a usual HTTP head")
+            );
+        }
     }
 
     #[tokio::test]

@@ -985,6 +985,7 @@ impl<'a> DatasetReader<'a, '_> {
     /// Gives the sink the category labels of the codes at the `used` positions of each
     /// dimension: a dimension may declare far more categories than the values use.
     fn names(&mut self, ids: &[&str], dims: &[Dim], used: &[BTreeSet<usize>]) {
+        let dims_path = format!("{}.dimension", self.p);
         for (k, ((id, dim), used)) in ids.iter().zip(dims).zip(used).enumerate() {
             let labels = self
                 .dimension
@@ -996,7 +997,11 @@ impl<'a> DatasetReader<'a, '_> {
             for &pos in used {
                 let code = &dim.codes[pos];
                 if let Some(label) = labels.get(code).and_then(Value::as_str) {
-                    self.sink.name(k, code, "", label);
+                    let origin = || {
+                        let (id, code) = (member(id), member(code));
+                        Origin::Path(format!("{dims_path}{id}.category.label{code}"))
+                    };
+                    self.sink.name_at(k, code, "", label, &origin);
                 }
             }
         }

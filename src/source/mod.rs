@@ -228,6 +228,20 @@ pub trait Sink {
     /// as `en`, or "" when the file does not say).
     fn name(&mut self, component: usize, code: &str, lang: &str, name: &str);
 
+    /// [`Sink::name`] from a reader that can say where the name is (`origin` is called only
+    /// when there is a problem to report), so a bad name is reported at its cell.
+    fn name_at(
+        &mut self,
+        component: usize,
+        code: &str,
+        lang: &str,
+        name: &str,
+        origin: &dyn Fn() -> Origin,
+    ) {
+        let _ = origin;
+        self.name(component, code, lang, name);
+    }
+
     /// A problem with the file; the reader goes on where it can, so every problem is reported.
     /// `message` says what is wrong and what was expected: `row has 3 fields, expected 5 like
     /// the header`.

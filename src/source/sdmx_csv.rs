@@ -192,7 +192,13 @@ impl Rows<'_> {
         for (i, last) in self.last_names.iter_mut().enumerate() {
             let (code, name) = code_and_name(record, layout, i);
             if !code.is_empty() && !name.is_empty() && (last.0 != code || last.1 != name) {
-                sink.name(i, code, "", name);
+                // The name's own column, else the `CODE: Name` cell it was split from.
+                let origin = || {
+                    let named = layout.name_cols[i]
+                        .filter(|&c| record.get(c).is_some_and(|n| !n.is_empty()));
+                    at(named.unwrap_or(layout.cols[i]))
+                };
+                sink.name_at(i, code, "", name, &origin);
                 last.0.clear();
                 last.0.push_str(code);
                 last.1.clear();
