@@ -145,3 +145,93 @@ fn sdmx_json_declaring_200000_codes_per_dimension_loads_within_5x_its_body() {
         "peak {peak} B over 5 x body {body} B + baseline {base} B"
     );
 }
+
+/// The JSON-stat fixture every format test knows, its config naming `good.json`.
+const JSON_STAT: &str = "tests/fixtures/bad-formats/json-stat/good.json";
+const JSON_STAT_CONFIG: &str = "tests/fixtures/bad-formats/json-stat/good.toml";
+
+/// The JSON-stat fixture with its `geo` dimension declaring `n` categories, `index` an object
+/// written last position first (with `last_at` as the position of the last one written) and
+/// every category labelled; a value for each `time` of the first and last `geo`, sparse.
+fn json_stat_wide(n: usize, last_at: &str) -> String {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(JSON_STAT).unwrap()).unwrap();
+    let ids: Vec<&str> = doc["id"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let geo = ids.iter().position(|id| *id == "geo").unwrap();
+    assert_eq!(ids.last(), Some(&"time"), "time varies fastest");
+    doc["size"][geo] = n.into();
+    let last = 2 * n - 1;
+    doc["value"] =
+        serde_json::json!({"0": 1.5, "1": 2.5, (last - 1).to_string(): 3.5, last.to_string(): 4.5});
+    doc["dimension"]["geo"]["category"] = serde_json::json!("CATEGORY");
+    let text = serde_json::to_string(&doc).unwrap();
+    let mut index = String::with_capacity(n * 20);
+    let mut label = String::with_capacity(n * 30);
+    for i in (0..n).rev() {
+        let sep = if i + 1 < n { "," } else { "" };
+        let at = if i == 0 {
+            last_at.to_string()
+        } else {
+            i.to_string()
+        };
+        write!(index, r#"{sep}"G{i:06}":{at}"#).unwrap();
+        write!(label, r#"{sep}"G{i:06}":"Region {i}""#).unwrap();
+    }
+    text.replace(
+        r#""CATEGORY""#,
+        &format!(r#"{{"index":{{{index}}},"label":{{{label}}}}}"#),
+    )
+}
+
+/// A directory with the JSON-stat config and `json` as its data file.
+fn json_stat_dataset(json: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("good.toml");
+    std::fs::copy(JSON_STAT_CONFIG, &config).expect("copy config");
+    std::fs::write(dir.path().join("good.json"), json).expect("write data");
+    (dir, config)
+}
+
+#[test]
+fn json_stat_declaring_200000_categories_loads_within_5x_its_body() {
+    let base = baseline();
+    let n = 200_000;
+    let json = json_stat_wide(n, "0");
+    let body = json.len() as u64;
+    let (_dir, config) = json_stat_dataset(&json);
+    let (code, output, peak) = check(&config);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("4 series"), "{output}");
+    eprintln!(
+        "body {:.1} MB, peak {:.1} MB, baseline {:.1} MB",
+        body as f64 / MB,
+        peak as f64 / MB,
+        base as f64 / MB
+    );
+    assert!(
+        peak <= 5 * body + base,
+        "peak {peak} B over 5 x body {body} B + baseline {base} B"
+    );
+
+    // A position out of range is refused, within the same bound.
+    let json = json_stat_wide(n, &n.to_string());
+    let (_dir, config) = json_stat_dataset(&json);
+    let (code, output, peak) = check(&config);
+    assert_eq!(code, Some(1), "{output}");
+    let last = n - 1;
+    assert!(
+        output.contains(&format!(
+            "position of `G000000` is {n}, expected a whole number from 0 to {last}"
+        )),
+        "{output}"
+    );
+    assert!(
+        peak <= 5 * body + base,
+        "peak {peak} B over 5 x body {body} B + baseline {base} B"
+    );
+}

@@ -3,9 +3,14 @@
 //! fastest). Yields one row per cell: each dimension's category code (the time dimension as
 //! [`Role::Time`]), `value`, `status`, and `unit` when a metric dimension labels its units.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
 
 use super::{json_kind, json_syntax_error, strip_bom, Component, Origin, Role, Sink, ROW};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Options of the JSON-stat reader.
@@ -20,8 +25,8 @@ pub struct JsonStatOptions {
 /// Reads a JSON-stat document into `sink`.
 pub fn read(text: &str, options: &JsonStatOptions, sink: &mut dyn Sink) {
     let text = strip_bom(text);
-    let doc: Value = match serde_json::from_str(text) {
-        Ok(doc) => doc,
+    let (doc, table) = match parse(text) {
+        Ok(parsed) => parsed,
         Err(e) => {
             let (origin, message) = json_syntax_error(text, &e);
             sink.error(origin, message);
@@ -29,7 +34,7 @@ pub fn read(text: &str, options: &JsonStatOptions, sink: &mut dyn Sink) {
         }
     };
     if let Some((dataset, path)) = select(&doc, options, sink) {
-        read_dataset(dataset, &path, sink);
+        read_dataset(dataset, &table, &path, sink);
     }
 }
 
@@ -222,17 +227,18 @@ enum CodeAt {
     Label,
 }
 
-struct Dim {
+struct Dim<'a> {
     /// Path of the dimension's `category`.
     category_path: String,
     code_at: CodeAt,
-    /// Codes by position ("" where the file gives none).
-    codes: Vec<String>,
+    /// Codes by position ("" where the file gives none), borrowing the text unless escaped: a
+    /// dimension may declare far more categories than the values use.
+    codes: Vec<Cow<'a, str>>,
     /// Unit labels by position, when the dimension is a metric with `unit`.
     units: Vec<Option<String>>,
 }
 
-impl Dim {
+impl Dim<'_> {
     /// Where the code at position `pos` is written.
     fn code_path(&self, pos: usize) -> String {
         match self.code_at {
@@ -245,22 +251,24 @@ impl Dim {
 
 /// Reads dimension `id`: its codes by position, their labels and units. None, with `broken`
 /// set, when its codes cannot be known.
-fn read_dimension(
+fn read_dimension<'a>(
     id: &str,
-    v: &Value,
+    v: &'a Value,
+    table: &'a [&'a RawValue],
     dim_path: &str,
     metric: bool,
     sink: &mut dyn Sink,
     broken: &mut bool,
-) -> Option<Dim> {
+) -> Option<Dim<'a>> {
     let Some(category) = category_of(id, v, dim_path, sink) else {
         *broken = true;
         return None;
     };
     let cp = format!("{dim_path}.category");
-    let label_map = label_map(category, &cp, sink);
-    let (codes, code_at) = category_codes(id, category, label_map, &cp, sink, broken)?;
-    if let Some(m) = label_map {
+    let label_map = label_map(category, table, &cp, sink);
+    let (codes, code_at) =
+        category_codes(id, category, table, label_map.as_deref(), &cp, sink, broken)?;
+    if let Some(m) = &label_map {
         check_labels(m, &codes, &cp, sink);
     }
     let units = if metric {
@@ -305,21 +313,129 @@ fn category_of<'a>(
     category
 }
 
+/// A category's `index` or `label`: an object or array is text (see `parse`), else a tree.
+enum Member<'a> {
+    Text(&'a RawValue),
+    Tree(&'a Value),
+}
+
+impl Member<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Member::Tree(v) => json_kind(v),
+            Member::Text(r) if r.get().starts_with('[') => "an array",
+            Member::Text(_) => "an object",
+        }
+    }
+}
+
+/// Member `name` (`index` or `label`) of a category.
+fn category_member<'a>(
+    category: &'a Map<String, Value>,
+    table: &'a [&'a RawValue],
+    name: &str,
+) -> Option<Member<'a>> {
+    let at = if name == "index" { INDEX_AT } else { LABEL_AT };
+    match category.get(at) {
+        Some(i) => i
+            .as_u64()
+            .and_then(|i| table.get(usize::try_from(i).ok()?))
+            .map(|r| Member::Text(r)),
+        None => category.get(name).map(Member::Tree),
+    }
+}
+
+/// An object's members as text, in key order, the last of a repeated key only: the order and
+/// the choice a parsed `Map` makes. Keys borrow the text unless they hold escapes.
+type Entries<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// The members of object text `raw` (see `Entries`).
+fn entries(raw: &RawValue) -> Entries<'_> {
+    let mut out: Entries =
+        serde_json::from_str::<EntryList>(raw.get()).map_or_else(|_| Vec::new(), |l| l.0);
+    // Reversed, a stable sort puts the last of equal keys first, which `dedup_by` keeps.
+    out.reverse();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+/// The entry of `code` in `m`.
+fn entry<'a>(m: &[(Cow<'a, str>, &'a RawValue)], code: &str) -> Option<&'a RawValue> {
+    m.binary_search_by(|(k, _)| k.as_ref().cmp(code))
+        .ok()
+        .map(|i| m[i].1)
+}
+
+/// An object's members in document order, as `entries` reads them.
+struct EntryList<'a>(Entries<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for EntryList<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = EntryList<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Key(k)) = map.next_key()? {
+                    out.push((k, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(EntryList(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A key borrowed from the text when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// The parsed value of `raw`, for messages.
+fn parsed(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
 /// The category's `label` object, reported (and ignored) when it is not one.
 fn label_map<'a>(
     category: &'a Map<String, Value>,
+    table: &'a [&'a RawValue],
     cp: &str,
     sink: &mut dyn Sink,
-) -> Option<&'a Map<String, Value>> {
-    match category.get("label") {
+) -> Option<Entries<'a>> {
+    match category_member(category, table, "label") {
         None => None,
-        Some(Value::Object(m)) => Some(m),
+        Some(Member::Text(r)) if r.get().starts_with('{') => Some(entries(r)),
         Some(other) => {
             sink.error(
                 Origin::Path(format!("{cp}.label")),
                 format!(
                     "`label` is {}, expected an object of names by code",
-                    json_kind(other)
+                    other.kind()
                 ),
             );
             None
@@ -328,34 +444,37 @@ fn label_map<'a>(
 }
 
 /// The category codes by position, from `index`, else from a single-entry `label`.
-fn category_codes(
+fn category_codes<'a>(
     id: &str,
-    category: &Map<String, Value>,
-    label_map: Option<&Map<String, Value>>,
+    category: &'a Map<String, Value>,
+    table: &'a [&'a RawValue],
+    label_map: Option<&[(Cow<'a, str>, &'a RawValue)]>,
     cp: &str,
     sink: &mut dyn Sink,
     broken: &mut bool,
-) -> Option<(Vec<String>, CodeAt)> {
+) -> Option<(Vec<Cow<'a, str>>, CodeAt)> {
     let mut err = |path: String, message: String| {
         sink.error(Origin::Path(path), message);
         *broken = true;
     };
-    match category.get("index") {
-        Some(Value::Array(a)) => Some((array_codes(a, cp, &mut err), CodeAt::Array)),
-        Some(Value::Object(m)) => Some((object_codes(m, cp, &mut err), CodeAt::Object)),
+    match category_member(category, table, "index") {
+        Some(Member::Text(r)) if r.get().starts_with('[') => {
+            Some((array_codes(r, cp, &mut err), CodeAt::Array))
+        }
+        Some(Member::Text(r)) => Some((object_codes(entries(r), cp, &mut err), CodeAt::Object)),
         Some(other) => {
             err(
                 format!("{cp}.index"),
                 format!(
                     "`index` is {}, expected an array of codes or an object of positions",
-                    json_kind(other)
+                    other.kind()
                 ),
             );
             None
         }
         None => {
             match label_map {
-                Some(m) if m.len() == 1 => Some((m.keys().cloned().collect(), CodeAt::Label)),
+                Some(m) if m.len() == 1 => Some((vec![m[0].0.clone()], CodeAt::Label)),
                 Some(m) => {
                     err(
                     cp.to_string(),
@@ -379,17 +498,25 @@ fn category_codes(
 }
 
 /// Codes of an `index` array, "" for an entry that is not a string (reported with `err`).
-fn array_codes(a: &[Value], cp: &str, err: &mut dyn FnMut(String, String)) -> Vec<String> {
+fn array_codes<'a>(
+    raw: &'a RawValue,
+    cp: &str,
+    err: &mut dyn FnMut(String, String),
+) -> Vec<Cow<'a, str>> {
+    let a: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
     let mut codes = Vec::with_capacity(a.len());
     for (i, c) in a.iter().enumerate() {
-        match c.as_str() {
-            Some(c) => codes.push(c.to_string()),
-            None => {
+        match serde_json::from_str::<Key>(c.get()) {
+            Ok(Key(c)) => codes.push(c),
+            Err(_) => {
                 err(
                     format!("{cp}.index[{i}]"),
-                    format!("category code is {}, expected a string", json_kind(c)),
+                    format!(
+                        "category code is {}, expected a string",
+                        json_kind(&parsed(c))
+                    ),
                 );
-                codes.push(String::new());
+                codes.push(Cow::Borrowed(""));
             }
         }
     }
@@ -398,29 +525,33 @@ fn array_codes(a: &[Value], cp: &str, err: &mut dyn FnMut(String, String)) -> Ve
 
 /// Codes of an `index` object of positions, "" for a position no valid entry holds; bad and
 /// shared positions are reported with `err`.
-fn object_codes(
-    m: &Map<String, Value>,
+fn object_codes<'a>(
+    m: Entries<'a>,
     cp: &str,
     err: &mut dyn FnMut(String, String),
-) -> Vec<String> {
+) -> Vec<Cow<'a, str>> {
     let n = m.len();
-    let mut codes: Vec<Option<&str>> = vec![None; n];
+    let mut codes: Vec<Option<Cow<'a, str>>> = vec![None; n];
     for (code, pos) in m {
+        // A whole number's text is its decimal digits: what `Value::as_u64` accepts.
         let at = pos
-            .as_u64()
+            .get()
+            .parse::<u64>()
+            .ok()
             .and_then(|p| usize::try_from(p).ok())
             .filter(|p| *p < n);
         match at {
             None => err(
-                format!("{cp}.index{}", key(code)),
+                format!("{cp}.index{}", key(&code)),
                 format!(
-                    "position of `{code}` is {pos}, expected a whole number from 0 to {}",
+                    "position of `{code}` is {}, expected a whole number from 0 to {}",
+                    parsed(pos),
                     n - 1
                 ),
             ),
-            Some(p) => match codes[p] {
+            Some(p) => match &codes[p] {
                 Some(other) => err(
-                    format!("{cp}.index{}", key(code)),
+                    format!("{cp}.index{}", key(&code)),
                     format!(
                         "position {p} of `{code}` is also that of `{other}`, expected one position per category"
                     ),
@@ -429,32 +560,42 @@ fn object_codes(
             },
         }
     }
-    codes
-        .into_iter()
-        .map(|c| c.unwrap_or_default().to_string())
-        .collect()
+    codes.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// Reports the labels that are not strings: of the indexed codes in position order, then of
 /// the codes `label` alone has. The labels themselves are read once the rows are known, for
 /// the codes they use only.
-fn check_labels(m: &Map<String, Value>, codes: &[String], cp: &str, sink: &mut dyn Sink) {
-    let mut check = |code: &str, v: &Value| {
-        if !v.is_string() {
+fn check_labels(
+    m: &[(Cow<'_, str>, &RawValue)],
+    codes: &[Cow<'_, str>],
+    cp: &str,
+    sink: &mut dyn Sink,
+) {
+    let is_string = |v: &RawValue| v.get().starts_with('"');
+    // Labels are nearly always strings: the lookups below are for the rare file with others.
+    if m.iter().all(|(_, v)| is_string(v)) {
+        return;
+    }
+    let mut check = |code: &str, v: &RawValue| {
+        if !is_string(v) {
             sink.error(
                 Origin::Path(format!("{cp}.label{}", key(code))),
-                format!("label of `{code}` is {}, expected a string", json_kind(v)),
+                format!(
+                    "label of `{code}` is {}, expected a string",
+                    json_kind(&parsed(v))
+                ),
             );
         }
     };
     for code in codes {
-        if let Some(v) = m.get(code) {
+        if let Some(v) = entry(m, code) {
             check(code, v);
         }
     }
-    let indexed: HashSet<&str> = codes.iter().map(String::as_str).collect();
+    let indexed: HashSet<&str> = codes.iter().map(AsRef::as_ref).collect();
     for (code, v) in m {
-        if !indexed.contains(code.as_str()) {
+        if !indexed.contains(code.as_ref()) {
             check(code, v);
         }
     }
@@ -462,14 +603,14 @@ fn check_labels(m: &Map<String, Value>, codes: &[String], cp: &str, sink: &mut d
 
 /// A metric dimension's unit labels by position (`category.unit[code].label`), or none when
 /// the category has no `unit` object.
-fn unit_labels(category: &Map<String, Value>, codes: &[String]) -> Vec<Option<String>> {
+fn unit_labels(category: &Map<String, Value>, codes: &[Cow<'_, str>]) -> Vec<Option<String>> {
     let Some(u) = category.get("unit").and_then(Value::as_object) else {
         return Vec::new();
     };
     codes
         .iter()
         .map(|c| {
-            u.get(c)
+            u.get(c.as_ref())
                 .and_then(|u| u.get("label"))
                 .and_then(Value::as_str)
                 .map(str::to_string)
@@ -627,7 +768,7 @@ impl<'a> Roles<'a> {
 
 /// The unit component's dimension: the first metric dimension whose categories label their
 /// units, unless a dimension is itself called `unit`.
-fn unit_dimension(dims: &[Option<Dim>], ids: &[&str]) -> Option<usize> {
+fn unit_dimension(dims: &[Option<Dim<'_>>], ids: &[&str]) -> Option<usize> {
     dims.iter()
         .position(|d| {
             d.as_ref()
@@ -723,6 +864,8 @@ fn with_status_only_cells<'a>(mut values: Values<'a>, status: &Status) -> Values
 /// (checks go on after one, so that every problem is reported).
 struct DatasetReader<'a, 's> {
     ds: &'a Map<String, Value>,
+    /// The objects and arrays `parse` kept as text.
+    table: &'a [&'a RawValue],
     /// The dataset's `dimension` object.
     dimension: &'a Map<String, Value>,
     /// The dataset's JSON path.
@@ -733,12 +876,18 @@ struct DatasetReader<'a, 's> {
 
 /// Reads the dataset at path `p`: its layout, statuses and values are checked in full, then,
 /// when all is sound, its rows are yielded in cell order.
-fn read_dataset(ds: &Map<String, Value>, p: &str, sink: &mut dyn Sink) {
+fn read_dataset<'a>(
+    ds: &'a Map<String, Value>,
+    table: &'a [&'a RawValue],
+    p: &str,
+    sink: &mut dyn Sink,
+) {
     let Some(dimension) = dimension_member(ds, p, sink) else {
         return;
     };
     let mut r = DatasetReader {
         ds,
+        table,
         dimension,
         p,
         sink,
@@ -918,9 +1067,9 @@ impl<'a> DatasetReader<'a, '_> {
         ids: &[&str],
         sizes: Option<&[usize]>,
         metric: &[&str],
-    ) -> Vec<Option<Dim>> {
+    ) -> Vec<Option<Dim<'a>>> {
         let dims_path = format!("{}.dimension", self.p);
-        let mut dims: Vec<Option<Dim>> = Vec::with_capacity(ids.len());
+        let mut dims: Vec<Option<Dim<'a>>> = Vec::with_capacity(ids.len());
         for (k, id) in ids.iter().enumerate() {
             let Some(v) = self.dimension.get(*id) else {
                 self.sink.error(
@@ -937,6 +1086,7 @@ impl<'a> DatasetReader<'a, '_> {
             let dim = read_dimension(
                 id,
                 v,
+                self.table,
                 &dim_path,
                 metric.contains(id),
                 self.sink,
@@ -991,17 +1141,25 @@ impl<'a> DatasetReader<'a, '_> {
                 .dimension
                 .get(*id)
                 .and_then(|v| v.get("category"))
-                .and_then(|c| c.get("label"))
-                .and_then(Value::as_object);
-            let Some(labels) = labels else { continue };
+                .and_then(Value::as_object)
+                .and_then(|c| category_member(c, self.table, "label"));
+            let Some(Member::Text(labels)) = labels else {
+                continue;
+            };
+            if !labels.get().starts_with('{') {
+                continue;
+            }
+            let labels = entries(labels);
             for &pos in used {
                 let code = &dim.codes[pos];
-                if let Some(label) = labels.get(code).and_then(Value::as_str) {
+                let label =
+                    entry(&labels, code).and_then(|v| serde_json::from_str::<String>(v.get()).ok());
+                if let Some(label) = label {
                     let origin = || {
                         let (id, code) = (member(id), member(code));
                         Origin::Path(format!("{dims_path}{id}.category.label{code}"))
                     };
-                    self.sink.name_at(k, code, "", label, &origin);
+                    self.sink.name_at(k, code, "", &label, &origin);
                 }
             }
         }
@@ -1120,7 +1278,7 @@ fn coordinates(cell: usize, sizes: &[usize], coords: &mut [usize]) {
 
 /// What a sound dataset's rows are made of.
 struct Rows<'r, 'a> {
-    dims: &'r [Dim],
+    dims: &'r [Dim<'a>],
     sizes: &'r [usize],
     status: &'r Status<'a>,
     unit_dim: Option<usize>,
@@ -1176,6 +1334,130 @@ impl Rows<'_, '_> {
             let d = &self.dims[u];
             format!("{}.unit{}.label", d.category_path, key(&d.codes[coords[u]]))
         }
+    }
+}
+
+/// Where `parse` keeps a category's `index` or `label` object or array: under these keys, its
+/// index in the table. No key of a category can start with NUL once parsed, as `parse` drops
+/// such keys there.
+const INDEX_AT: &str = "\0index";
+const LABEL_AT: &str = "\0label";
+
+/// The magic key serde_json's `arbitrary_precision` numbers arrive under.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// Parses the document into a tree, except every category's `index` and `label` object or
+/// array: a dimension may declare far more categories than the values use, and a tree of each
+/// (a key, a value) costs ten times its text. Those stay text, one slice of `text` each, in the
+/// returned table; the category holding one gets `INDEX_AT` or `LABEL_AT` with its index.
+fn parse(text: &str) -> Result<(Value, Vec<&RawValue>), serde_json::Error> {
+    let table = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_str(text);
+    let doc = Tree {
+        table: &table,
+        category: false,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok((doc, table.into_inner()))
+}
+
+#[derive(Clone, Copy)]
+struct Tree<'t, 'a> {
+    table: &'t RefCell<Vec<&'a RawValue>>,
+    /// The value is a member named `category`.
+    category: bool,
+}
+
+impl<'a> DeserializeSeed<'a> for Tree<'_, 'a> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'a> Visitor<'a> for Tree<'_, 'a> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let child = Tree {
+            category: false,
+            ..self
+        };
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(child)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == NUMBER_TOKEN {
+                let n: String = map.next_value()?;
+                return n
+                    .parse()
+                    .map(Value::Number)
+                    .map_err(serde::de::Error::custom);
+            }
+            let at = match key.as_str() {
+                "index" => INDEX_AT,
+                "label" => LABEL_AT,
+                _ => "",
+            };
+            if self.category && !at.is_empty() {
+                let raw: &'a RawValue = map.next_value()?;
+                // An object or array stays text, the last of a repeated member winning as in
+                // a parsed `Map`.
+                if raw.get().starts_with(['{', '[']) {
+                    let mut table = self.table.borrow_mut();
+                    out.insert(at.into(), Value::from(table.len()));
+                    table.push(raw);
+                    out.remove(&key);
+                } else {
+                    let v = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+                    out.remove(at);
+                    out.insert(key, v);
+                }
+            } else if self.category && key.starts_with('\0') {
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                let child = Tree {
+                    category: key == "category",
+                    ..self
+                };
+                let v = map.next_value_seed(child)?;
+                out.insert(key, v);
+            }
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -1995,11 +2277,11 @@ mod tests {
         }
     }
 
-    fn dim(codes: &[&str], units: &[Option<&str>]) -> Option<Dim> {
+    fn dim(codes: &[&'static str], units: &[Option<&str>]) -> Option<Dim<'static>> {
         Some(Dim {
             category_path: "$.dimension.d.category".into(),
             code_at: CodeAt::Array,
-            codes: codes.iter().map(|c| c.to_string()).collect(),
+            codes: codes.iter().map(|c| Cow::Borrowed(*c)).collect(),
             units: units.iter().map(|u| u.map(str::to_string)).collect(),
         })
     }
