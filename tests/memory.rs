@@ -5,49 +5,49 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
-
-use common::exporter::command;
 
 /// The SDMX-JSON fixture every format test knows, its config naming `file`.
 const SDMX_JSON: &str = "tests/fixtures/bad-formats/sdmx-json/good.json";
 const SDMX_JSON_CONFIG: &str = "tests/fixtures/bad-formats/sdmx-json/good.toml";
 
 /// Runs `--config.check` on `config` to its end: its exit code, stdout and stderr, and peak
-/// resident set in bytes. `wait4` reports the peak of exactly this child, start-up included, with no
-/// sampling to miss a short spike.
-// The child is reaped by `wait4`, which `Child` does not know of.
-#[allow(clippy::zombie_processes)]
+/// resident set in bytes, from `wait4`: the peak of exactly this process, start-up included,
+/// with no sampling to miss a short spike.
+///
+/// Linux carries a process's peak across `exec` from the memory it had before, and a child
+/// spawned straight from this test process (vfork) starts with this process's memory: its
+/// peak would be this process's, large bodies generated in it included. So the binary is
+/// started by a small shell, which exits at once; this process, a subreaper, inherits the
+/// binary and reaps it.
 fn check(config: &Path) -> (Option<i32>, String, u64) {
-    let mut child = command()
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag of this process.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }, 0);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let shell = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#""$0" "$@" >"$OUT" 2>"$ERR" </dev/null & echo $!"#)
+        .arg(common::exporter::BIN)
         .args(["--config.check", "--config.file", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run indicator_exporter");
-    let mut output = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .expect("read stderr");
-    // Both are a few lines: reading one after the other cannot fill a pipe.
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .expect("read stdout");
-    let pid = child.id() as libc::pid_t;
+        .env("OUT", &out)
+        .env("ERR", &err)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run /bin/sh");
+    let pid: libc::pid_t = String::from_utf8_lossy(&shell.stdout)
+        .trim()
+        .parse()
+        .expect("the shell prints the binary's pid");
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid; wait4 only writes the status and struct given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let mut output = std::fs::read_to_string(&err).expect("read stderr");
+    output.push_str(&std::fs::read_to_string(&out).expect("read stdout"));
     // Linux gives ru_maxrss in KiB.
     (code, output, usage.ru_maxrss as u64 * 1024)
 }

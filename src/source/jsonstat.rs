@@ -4,11 +4,12 @@
 //! [`Role::Time`]), `value`, `status`, and `unit` when a metric dimension labels its units.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
 
-use super::{json_kind, json_syntax_error, strip_bom, Component, Origin, Role, Sink, ROW};
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use super::{
+    json_kind, json_syntax_error, json_tree, strip_bom, Component, Origin, Role, Sink, ROW,
+};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -1343,122 +1344,19 @@ impl Rows<'_, '_> {
 const INDEX_AT: &str = "\0index";
 const LABEL_AT: &str = "\0label";
 
-/// The magic key serde_json's `arbitrary_precision` numbers arrive under.
-const NUMBER_TOKEN: &str = "$serde_json::private::Number";
-
 /// Parses the document into a tree, except every category's `index` and `label` object or
-/// array: a dimension may declare far more categories than the values use, and a tree of each
-/// (a key, a value) costs ten times its text. Those stay text, one slice of `text` each, in the
-/// returned table; the category holding one gets `INDEX_AT` or `LABEL_AT` with its index.
+/// array: a dimension may declare far more categories than the values use. Those stay text in
+/// the returned table; the category holding one gets `INDEX_AT` or `LABEL_AT` with its index.
 fn parse(text: &str) -> Result<(Value, Vec<&RawValue>), serde_json::Error> {
-    let table = RefCell::new(Vec::new());
-    let mut de = serde_json::Deserializer::from_str(text);
-    let doc = Tree {
-        table: &table,
-        category: false,
-    }
-    .deserialize(&mut de)?;
-    de.end()?;
-    Ok((doc, table.into_inner()))
-}
-
-#[derive(Clone, Copy)]
-struct Tree<'t, 'a> {
-    table: &'t RefCell<Vec<&'a RawValue>>,
-    /// The value is a member named `category`.
-    category: bool,
-}
-
-impl<'a> DeserializeSeed<'a> for Tree<'_, 'a> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'a> Visitor<'a> for Tree<'_, 'a> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
-    }
-    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(s.to_string()))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::String(s))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let child = Tree {
-            category: false,
-            ..self
-        };
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(child)? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == NUMBER_TOKEN {
-                let n: String = map.next_value()?;
-                return n
-                    .parse()
-                    .map(Value::Number)
-                    .map_err(serde::de::Error::custom);
-            }
-            let at = match key.as_str() {
-                "index" => INDEX_AT,
-                "label" => LABEL_AT,
-                _ => "",
-            };
-            if self.category && !at.is_empty() {
-                let raw: &'a RawValue = map.next_value()?;
-                // An object or array stays text, the last of a repeated member winning as in
-                // a parsed `Map`.
-                if raw.get().starts_with(['{', '[']) {
-                    let mut table = self.table.borrow_mut();
-                    out.insert(at.into(), Value::from(table.len()));
-                    table.push(raw);
-                    out.remove(&key);
-                } else {
-                    let v = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
-                    out.remove(at);
-                    out.insert(key, v);
-                }
-            } else if self.category && key.starts_with('\0') {
-                map.next_value::<IgnoredAny>()?;
-            } else {
-                let child = Tree {
-                    category: key == "category",
-                    ..self
-                };
-                let v = map.next_value_seed(child)?;
-                out.insert(key, v);
-            }
-        }
-        Ok(Value::Object(out))
-    }
+    const KEEP: json_tree::Keep = json_tree::Keep {
+        hidden: |parent, key| match (parent, key) {
+            ("category", "index") => Some(INDEX_AT),
+            ("category", "label") => Some(LABEL_AT),
+            _ => None,
+        },
+        opens: &['{', '['],
+    };
+    json_tree::parse(text, &KEEP)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod csv;
 pub mod fetch;
 pub mod json;
+pub mod json_tree;
 pub mod jsonstat;
 pub mod pcaxis;
 pub mod records;

@@ -6,11 +6,10 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{json_kind, json_syntax_error, strip_bom, Component, Origin, Role, Sink};
+use super::{json_kind, json_syntax_error, json_tree, strip_bom, Component, Origin, Role, Sink};
 
 /// Options of the SDMX-JSON reader.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -1129,103 +1128,21 @@ fn quote(s: &str) -> String {
 /// its table. No key of a document can start with NUL once parsed, as `parse` drops such keys.
 const VALUES_AT: &str = "\0values";
 
-/// The magic key serde_json's `arbitrary_precision` numbers arrive under.
-const NUMBER_TOKEN: &str = "$serde_json::private::Number";
-
 /// Parses the message into a tree, except every `values` array: a structure may declare far
-/// more values than the data use, and a tree of each (an object, its strings) costs tens of
-/// times its text. Those arrays stay text, one slice of `text` per value, in the returned
-/// table; the object holding one gets `VALUES_AT` with its index instead.
+/// more values than the data use. Those arrays stay text, one slice of `text` per value, in the
+/// returned table; the object holding one gets `VALUES_AT` with its index instead.
 fn parse(text: &str) -> Result<(Value, Vec<Vec<&RawValue>>), serde_json::Error> {
-    let table = RefCell::new(Vec::new());
-    let mut de = serde_json::Deserializer::from_str(text);
-    let doc = Tree { table: &table }.deserialize(&mut de)?;
-    de.end()?;
-    Ok((doc, table.into_inner()))
-}
-
-#[derive(Clone, Copy)]
-struct Tree<'t, 'a> {
-    table: &'t RefCell<Vec<Vec<&'a RawValue>>>,
-}
-
-impl<'a> DeserializeSeed<'a> for Tree<'_, 'a> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'a>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'a> Visitor<'a> for Tree<'_, 'a> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
-    }
-    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
-        Ok(Value::Number(n.into()))
-    }
-    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(s.to_string()))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::String(s))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(self)? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == NUMBER_TOKEN {
-                let n: String = map.next_value()?;
-                return n
-                    .parse()
-                    .map(Value::Number)
-                    .map_err(serde::de::Error::custom);
-            }
-            if key == "values" {
-                let raw: &'a RawValue = map.next_value()?;
-                if raw.get().trim_start().starts_with('[') {
-                    let values: Vec<&'a RawValue> =
-                        serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
-                    let mut table = self.table.borrow_mut();
-                    out.insert(VALUES_AT.into(), Value::from(table.len()));
-                    table.push(values);
-                    out.remove("values");
-                } else {
-                    let v = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
-                    out.remove(VALUES_AT);
-                    out.insert(key, v);
-                }
-            } else if key.starts_with('\0') {
-                map.next_value::<IgnoredAny>()?;
-            } else {
-                let v = map.next_value_seed(self)?;
-                out.insert(key, v);
-            }
-        }
-        Ok(Value::Object(out))
-    }
+    const KEEP: json_tree::Keep = json_tree::Keep {
+        hidden: |_, key| (key == "values").then_some(VALUES_AT),
+        opens: &['['],
+    };
+    let (doc, table) = json_tree::parse(text, &KEEP)?;
+    // Each is a whole JSON array already checked by the parse: it splits into its values.
+    let table = table
+        .into_iter()
+        .map(|array| serde_json::from_str(array.get()))
+        .collect::<Result<_, _>>()?;
+    Ok((doc, table))
 }
 
 /// A component's `values`, kept as text: only the values the data use are parsed, into the
