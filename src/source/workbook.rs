@@ -16,6 +16,7 @@ use calamine::{Data, DataRef, Reader};
 
 use super::{Component, Origin, Role, Sink};
 use crate::dataset::calendar::{civil_from_days, days_from_civil};
+use crate::diagnostic::excerpt;
 
 /// How the cells of the sheet hold observations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
@@ -879,14 +880,6 @@ fn column_name(c: u32) -> String {
     name.trim_end_matches('1').to_string()
 }
 
-fn excerpt(s: &str) -> String {
-    let mut out: String = s.chars().take(60).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
-}
-
 /// A cell's value as written: a number in its shortest round-trip form, a date as a period
 /// of the frequency (or an error), text as it is, "" for nothing.
 fn render(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<String, String> {
@@ -1019,7 +1012,10 @@ fn period_cell(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<Strin
 fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
     let series_id = options.series.as_deref().unwrap_or("series_id");
     let period_col = grid.first_col;
-    let (series, bad) = series_columns(grid, header, sink);
+    let duplicate = |id: &str, other: &str| {
+        format!("duplicate series id `{id}` (also in column {other}), expected unique ids in the header row")
+    };
+    let (series, bad) = header_ids(grid, header, period_col + 1, &duplicate, sink);
     if series.is_empty() {
         sink.error(
             grid.at((header, period_col)),
@@ -1067,15 +1063,23 @@ fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
     }
 }
 
-/// The series columns of a wide sheet: header cells with text right of the period column, in
-/// column order; and whether any was refused (reported).
-fn series_columns(grid: &Grid, header: u32, sink: &mut dyn Sink) -> (Vec<(u32, String)>, bool) {
-    let mut series: Vec<(u32, String)> = Vec::new();
-    // Each id's column, to find duplicates among thousands of series.
+/// The named columns of a header row, in column order: (column, id), padding spaces trimmed,
+/// empty cells skipped; and whether any was refused (reported). `from` is the first column
+/// read (a wide sheet's series right of its period column); `duplicate(id, other column)` says
+/// what a repeated id is.
+fn header_ids(
+    grid: &Grid,
+    header: u32,
+    from: u32,
+    duplicate: &dyn Fn(&str, &str) -> String,
+    sink: &mut dyn Sink,
+) -> (Vec<(u32, String)>, bool) {
+    let mut out: Vec<(u32, String)> = Vec::new();
+    // Each id's column, to find duplicates among thousands of columns.
     let mut seen: rustc_hash::FxHashMap<String, u32> = Default::default();
     let mut bad = false;
     for (c, d) in grid.row(header).unwrap_or(&[]) {
-        if *c == grid.first_col {
+        if *c < from {
             continue;
         }
         // Spaces padding a header cell are layout; other whitespace is part of the id.
@@ -1093,19 +1097,15 @@ fn series_columns(grid: &Grid, header: u32, sink: &mut dyn Sink) -> (Vec<(u32, S
         if let Some(k) = seen.get(&id) {
             sink.error(
                 grid.at((header, *c)),
-                format!(
-                    "duplicate series id `{}` (also in column {}), expected unique ids in the header row",
-                    excerpt(&id),
-                    column_name(*k)
-                ),
+                duplicate(&excerpt(&id), &column_name(*k)),
             );
             bad = true;
             continue;
         }
         seen.insert(id.clone(), *c);
-        series.push((*c, id));
+        out.push((*c, id));
     }
-    (series, bad)
+    (out, bad)
 }
 
 /// The metadata of each series, read once; and its descriptions as display names.
@@ -1284,36 +1284,10 @@ fn long(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
         );
         return;
     }
-    let mut columns: Vec<(u32, String)> = Vec::new();
-    let mut seen: rustc_hash::FxHashMap<String, u32> = Default::default();
-    let mut bad = false;
-    for (c, d) in grid.row(header).unwrap_or(&[]) {
-        let id = match render(d, grid.is_1904, None) {
-            Ok(s) => s.trim_matches(' ').to_string(),
-            Err(e) => {
-                sink.error(grid.at((header, *c)), e);
-                bad = true;
-                continue;
-            }
-        };
-        if id.is_empty() {
-            continue;
-        }
-        if let Some(k) = seen.get(&id) {
-            sink.error(
-                grid.at((header, *c)),
-                format!(
-                    "duplicate column `{}` (also column {}), expected unique column names",
-                    excerpt(&id),
-                    column_name(*k)
-                ),
-            );
-            bad = true;
-            continue;
-        }
-        seen.insert(id.clone(), *c);
-        columns.push((*c, id));
-    }
+    let duplicate = |id: &str, other: &str| {
+        format!("duplicate column `{id}` (also column {other}), expected unique column names")
+    };
+    let (columns, bad) = header_ids(grid, header, 0, &duplicate, sink);
     if columns.is_empty() || bad {
         if columns.is_empty() {
             sink.error(
