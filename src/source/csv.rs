@@ -606,13 +606,6 @@ mod tests {
         Origin::At { line, col }
     }
 
-    fn ids(c: &Collect) -> Vec<(&str, Role)> {
-        c.components
-            .iter()
-            .map(|c| (c.id.as_str(), c.role))
-            .collect()
-    }
-
     /// A deliberately simple CSV splitter for checking the reader: fields of one line (no
     /// embedded newlines) with the 1-based character column where each starts.
     fn naive_split(line: &str) -> Vec<(String, u32)> {
@@ -664,7 +657,7 @@ mod tests {
         let c = run(WORLD_BANK, &world_bank_options());
         assert_eq!(c.errors, vec![]);
         assert_eq!(
-            ids(&c),
+            c.ids(),
             vec![
                 ("Country Code", Role::Dimension),
                 ("Indicator Code", Role::Dimension),
@@ -814,7 +807,7 @@ mod tests {
             "OBS_FOOTNOTE",
         ];
         assert_eq!(
-            ids(&c),
+            c.ids(),
             expected_ids
                 .iter()
                 .map(|i| (*i, Role::Dimension))
@@ -932,7 +925,7 @@ mod tests {
             &options,
         );
         assert_eq!(c.errors, vec![]);
-        assert_eq!(ids(&c), [("geo", Role::Dimension), ("v", Role::Dimension)]);
+        assert_eq!(c.ids(), [("geo", Role::Dimension), ("v", Role::Dimension)]);
         assert_eq!(c.rows, [["DE", "1"]]);
         assert_eq!(c.origins, [[at(4, 1), at(4, 4)]]);
 
@@ -965,7 +958,7 @@ mod tests {
         let c = run(text, &wide());
         assert_eq!(c.errors, vec![]);
         assert_eq!(
-            ids(&c),
+            c.ids(),
             [
                 ("geo", Role::Dimension),
                 ("note", Role::Dimension),
@@ -1019,7 +1012,7 @@ mod tests {
         let text = "geo,Geo name,v\nDE,Germany,1\nDE,Germany,2\nFR,France,3\nDE,Deutschland,4\n,Nowhere,5\nIT,,6\nDE,Germany,7\n";
         let c = run(text, &options);
         assert_eq!(c.errors, vec![]);
-        assert_eq!(ids(&c), [("geo", Role::Dimension), ("v", Role::Dimension)]);
+        assert_eq!(c.ids(), [("geo", Role::Dimension), ("v", Role::Dimension)]);
         assert_eq!(c.rows.len(), 7);
         assert_eq!(
             c.names,
@@ -1062,7 +1055,7 @@ mod tests {
             ["3:8: cell `x` in column 3 which has no header, expected it empty"]
         );
         assert_eq!(c.rows, [["DE", "1"], ["IT", "3"]]);
-        assert_eq!(ids(&c), [("geo", Role::Dimension), ("v", Role::Dimension)]);
+        assert_eq!(c.ids(), [("geo", Role::Dimension), ("v", Role::Dimension)]);
     }
 
     #[test]
@@ -1075,7 +1068,7 @@ mod tests {
                 "1:16: duplicate column `v` (also column 3), expected unique column names",
             ]
         );
-        assert_eq!(ids(&c).len(), 3);
+        assert_eq!(c.ids().len(), 3);
         assert_eq!(c.rows, [["DE", "2024", "1"]]);
     }
 
@@ -1131,7 +1124,7 @@ mod tests {
         let text = "\u{feff}\"g,eo\",note,v\r\n\r\n\"DE\",\"say \"\"hi\"\"\",1\r\nFR,\"two\nlines, ü\",\"2\"\r\nIT,é,3";
         let c = run(text, &long());
         assert_eq!(c.errors, vec![]);
-        assert_eq!(ids(&c)[0], ("g,eo", Role::Dimension));
+        assert_eq!(c.ids()[0], ("g,eo", Role::Dimension));
         assert_eq!(
             c.rows,
             [

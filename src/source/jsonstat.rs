@@ -1380,20 +1380,6 @@ mod tests {
         c
     }
 
-    fn components(c: &Collect) -> Vec<(&str, Role)> {
-        c.components
-            .iter()
-            .map(|c| (c.id.as_str(), c.role))
-            .collect()
-    }
-
-    fn rows(c: &Collect) -> Vec<Vec<&str>> {
-        c.rows
-            .iter()
-            .map(|r| r.iter().map(String::as_str).collect())
-            .collect()
-    }
-
     fn path(p: &str) -> Origin {
         Origin::Path(p.into())
     }
@@ -1404,7 +1390,7 @@ mod tests {
         assert_eq!(c.errors, vec![]);
         use Role::*;
         assert_eq!(
-            components(&c),
+            c.ids(),
             vec![
                 ("freq", Dimension),
                 ("s_adj", Dimension),
@@ -1421,15 +1407,15 @@ mod tests {
         assert_eq!(c.rows.len(), 31);
         // "0": 3.2 -> the first month.
         assert_eq!(
-            rows(&c)[0],
+            c.row_fields()[0],
             ["M", "SA", "TOTAL", "PC_ACT", "T", "DE", "2024-01", "3.2", ""]
         );
         // "12": 3.5 -> time position 12 is "2025-01".
-        assert_eq!(rows(&c)[12][6..], ["2025-01", "3.5", ""]);
+        assert_eq!(c.row_fields()[12][6..], ["2025-01", "3.5", ""]);
         // "29": 4.0 (written `4.0`) -> "2026-06".
-        assert_eq!(rows(&c)[29][6..], ["2026-06", "4.0", ""]);
+        assert_eq!(c.row_fields()[29][6..], ["2026-06", "4.0", ""]);
         // "30": 4.0 -> "2026-07", the last row.
-        assert_eq!(rows(&c)[30][6..], ["2026-07", "4.0", ""]);
+        assert_eq!(c.row_fields()[30][6..], ["2026-07", "4.0", ""]);
         // Rows come in cell order although the object's keys sort as "0", "1", "10", ...
         let times = c.column("time");
         assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
@@ -1488,7 +1474,7 @@ mod tests {
         use Role::*;
         // `unit` of the metric `Statistic` has only `base`, no `label`: no unit component.
         assert_eq!(
-            components(&c),
+            c.ids(),
             vec![
                 ("Sector", Dimension),
                 ("Quarter", Time),
@@ -1498,7 +1484,7 @@ mod tests {
             ]
         );
         assert_eq!(c.rows.len(), 8 * 76 * 2);
-        let r = rows(&c);
+        let r = c.row_fields();
         // value[0] = 19960: Sector "0", 1997Q1, NQQ25C01.
         assert_eq!(r[0], ["0", "1997Q1", "NQQ25C01", "19960", ""]);
         // value[1] = 20342: Statistic varies fastest.
@@ -1679,7 +1665,7 @@ mod tests {
         let c = run(doc);
         assert_eq!(c.errors, vec![]);
         assert_eq!(
-            components(&c),
+            c.ids(),
             vec![
                 ("time", Role::Dimension),
                 ("year", Role::Time),
@@ -1688,7 +1674,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            rows(&c),
+            c.row_fields(),
             vec![
                 ["a", "2000", "1", "p"],
                 ["a", "2001", "", ""],
@@ -1729,7 +1715,7 @@ mod tests {
         assert_eq!(c.errors, vec![]);
         assert_eq!(c.components[1], Component::new("time", Role::Time));
         assert_eq!(
-            rows(&c),
+            c.row_fields(),
             vec![
                 ["DE", "t0", "0.1", "|C"],
                 ["DE", "t2", "7", ""],
@@ -1750,7 +1736,7 @@ mod tests {
         // A single status does not turn absent cells of a sparse value into rows.
         let c = run(&doc.replace(r#"{"3":":","0":"|C","4":""}"#, r#""p""#));
         assert_eq!(
-            rows(&c),
+            c.row_fields(),
             vec![["DE", "t0", "0.1", "p"], ["DE", "t2", "7", "p"]]
         );
     }
@@ -1766,7 +1752,7 @@ mod tests {
         let c = run(doc);
         assert_eq!(c.errors, vec![]);
         assert_eq!(
-            components(&c),
+            c.ids(),
             vec![
                 ("concept", Role::Dimension),
                 ("TIME", Role::Time),
@@ -1776,7 +1762,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            rows(&c),
+            c.row_fields(),
             vec![
                 ["gdp", "2020", "5", "", "euro"],
                 ["pop", "2020", "6", "", ""]
@@ -1832,7 +1818,7 @@ mod tests {
         };
         let c = pick(&collection, "b label");
         assert_eq!(c.errors, vec![]);
-        assert_eq!(rows(&c), vec![["b", "2", ""]]);
+        assert_eq!(c.row_fields(), vec![["b", "2", ""]]);
         assert_eq!(c.origins[0][1], path("$.link.item[2].value[0]"));
 
         let bundle = format!(
@@ -1846,10 +1832,10 @@ mod tests {
             ["$: found 2 datasets (`first`, `second set`), expected the `dataset` option to name one"]
         );
         let c = pick(&bundle, "second set");
-        assert_eq!(rows(&c), vec![["b", "2", ""]]);
+        assert_eq!(c.row_fields(), vec![["b", "2", ""]]);
         assert_eq!(c.origins[0][1], path("$[\"second set\"].value[0]"));
         let c = pick(&bundle, "a label");
-        assert_eq!(rows(&c), vec![["a", "1", ""]]);
+        assert_eq!(c.row_fields(), vec![["a", "1", ""]]);
         let c = pick(&bundle, "third");
         assert_eq!(
             c.error_lines(),
@@ -1859,7 +1845,7 @@ mod tests {
         // A byte order mark is skipped; an option naming no dataset of a lone one is ignored.
         let c = pick(&format!("\u{feff}{}", tiny("a", 1)), "other");
         assert_eq!(c.errors, vec![]);
-        assert_eq!(rows(&c), vec![["a", "1", ""]]);
+        assert_eq!(c.row_fields(), vec![["a", "1", ""]]);
     }
 
     fn errors(text: &str) -> Vec<String> {
@@ -1939,7 +1925,7 @@ mod tests {
         let c = run(GOOD);
         assert_eq!(c.errors, vec![]);
         assert_eq!(c.rows.len(), 4);
-        assert_eq!(rows(&c)[2], ["FR", "2020", "3", ""]);
+        assert_eq!(c.row_fields()[2], ["FR", "2020", "3", ""]);
     }
 
     #[test]
@@ -2052,7 +2038,7 @@ mod tests {
                 "$.value[\"3\"]: value is an array, expected a number, a string or null",
             ]
         );
-        assert_eq!(rows(&c), vec![["DE", "2020", "1", ""]]);
+        assert_eq!(c.row_fields(), vec![["DE", "2020", "1", ""]]);
 
         assert_eq!(
             broken("[1,2,3,4]", r#""1,2""#).error_lines(),

@@ -269,6 +269,22 @@ pub struct Collect {
 
 #[cfg(test)]
 impl Collect {
+    /// Each component's id and role.
+    pub fn ids(&self) -> Vec<(&str, Role)> {
+        self.components
+            .iter()
+            .map(|c| (c.id.as_str(), c.role))
+            .collect()
+    }
+
+    /// The rows' fields, borrowed.
+    pub fn row_fields(&self) -> Vec<Vec<&str>> {
+        self.rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect()
+    }
+
     /// Index of the component with this id.
     pub fn col(&self, id: &str) -> usize {
         self.components

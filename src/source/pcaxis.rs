@@ -1547,20 +1547,6 @@ mod tests {
         Origin::At { line, col }
     }
 
-    fn ids(c: &Collect) -> Vec<(&str, Role)> {
-        c.components
-            .iter()
-            .map(|c| (c.id.as_str(), c.role))
-            .collect()
-    }
-
-    fn rows(c: &Collect) -> Vec<Vec<&str>> {
-        c.rows
-            .iter()
-            .map(|r| r.iter().map(String::as_str).collect())
-            .collect()
-    }
-
     /// A small table: `head` records, then STUB/HEADING over region x year, then DATA.
     fn table(head: &str, data: &str) -> Vec<u8> {
         format!(
@@ -1678,7 +1664,7 @@ mod tests {
             )
         };
         let c = run(file("TLIST(Q1),\"20234\",\"20241\",\"20242\"").as_bytes());
-        assert_eq!(ids(&c)[0], ("q", Role::Time));
+        assert_eq!(c.ids()[0], ("q", Role::Time));
         assert_eq!(c.column("q"), ["2023-Q4", "2024-Q1", "2024-Q2"]);
         let c = run(file("TLIST(M1, \"202311\"-\"202401\")").as_bytes());
         assert_eq!(c.column("q"), ["2023-11", "2023-12", "2024-01"]);
@@ -1711,7 +1697,7 @@ mod tests {
         let c = run(&table("", "1 2\n3\t4"));
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(
-            ids(&c),
+            c.ids(),
             [
                 ("region", Role::Dimension),
                 ("year", Role::Time),
@@ -1721,7 +1707,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            rows(&c),
+            c.row_fields(),
             [
                 ["N", "2023", "1", "", "persons"],
                 ["N", "2024", "2", "", "persons"],
@@ -1769,14 +1755,14 @@ mod tests {
         let c = run(file.as_bytes());
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(
-            rows(&c),
+            c.row_fields(),
             [
                 ["2024", "V", "1", "", "MIO_EUR"],
                 ["2024", "C", "2", "", "NR"]
             ]
         );
         // Without TIMEVAL, a year variable is a dimension named `year`: the pipeline finds it.
-        assert_eq!(ids(&c)[0], ("year", Role::Dimension));
+        assert_eq!(c.ids()[0], ("year", Role::Dimension));
     }
 
     #[test]
@@ -1791,7 +1777,7 @@ mod tests {
         let c = run(file.as_bytes());
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(
-            ids(&c)[..2],
+            c.ids()[..2],
             [("region", Role::Dimension), ("år", Role::Time)]
         );
         assert_eq!(c.column("region"), ["N", "S"]);
@@ -1815,7 +1801,7 @@ mod tests {
         let c = run_with(file.as_bytes(), &en);
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(
-            ids(&c)[..2],
+            c.ids()[..2],
             [("area", Role::Dimension), ("year", Role::Time)]
         );
         assert_eq!(c.column("year"), ["2024", "2024"]);
@@ -1842,7 +1828,7 @@ mod tests {
             b"LANGUAGE=\"fi\";\nSTUB[fi]=\"alue\";\nVALUES[fi](\"alue\")=\"Koko maa\";\nDATA=\n7;",
         );
         assert!(c.errors.is_empty(), "{:?}", c.errors);
-        assert_eq!(rows(&c), [["Koko maa", "7", ""]]);
+        assert_eq!(c.row_fields(), [["Koko maa", "7", ""]]);
     }
 
     #[test]
@@ -1936,7 +1922,7 @@ mod tests {
         let c = run(SCB);
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(
-            ids(&c),
+            c.ids(),
             [
                 ("Product group", Role::Dimension),
                 ("period", Role::Time),
