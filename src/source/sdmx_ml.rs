@@ -940,6 +940,25 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
         }
     }
 
+    /// An attribute of `e` the XML reader could not split: reported, and level `w` refused.
+    fn malformed_attribute(
+        &mut self,
+        from: Pos,
+        e: &Element<'a>,
+        w: Which,
+        err: &dyn std::fmt::Display,
+    ) {
+        self.report(
+            from,
+            e.at,
+            format!(
+                "malformed attribute: {}, expected name=\"value\"",
+                excerpt(&err.to_string(), 200)
+            ),
+        );
+        self.level(w).bad = true;
+    }
+
     /// The XML attributes of a StructureSpecific element as components of level `w`.
     fn xml_components(&mut self, e: &Element<'a>, w: Which, skip: &[&str]) {
         let from = self.cursor;
@@ -951,15 +970,7 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
                 Some(Ok(a)) => a,
                 Some(Err(err)) => {
                     // Attribute syntax: the reader has checked the tag, so this is rare.
-                    self.report(
-                        from,
-                        e.at,
-                        format!(
-                            "malformed attribute: {}, expected name=\"value\"",
-                            excerpt(&err.to_string(), 200)
-                        ),
-                    );
-                    self.level(w).bad = true;
+                    self.malformed_attribute(from, e, w, &err);
                     return;
                 }
             };
@@ -1053,15 +1064,7 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
             let a = match a {
                 Ok(a) => a,
                 Err(err) => {
-                    self.report(
-                        from,
-                        e.at,
-                        format!(
-                            "malformed attribute: {}, expected name=\"value\"",
-                            excerpt(&err.to_string(), 200)
-                        ),
-                    );
-                    self.level(w).bad = true;
+                    self.malformed_attribute(from, e, w, &err);
                     return;
                 }
             };
