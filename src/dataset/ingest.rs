@@ -415,9 +415,9 @@ impl<'a, 'm> Plan<'a, 'm> {
     /// Maps the components onto the period, the value, the attributes and the labels of each
     /// metric the input feeds; None when the config and the file disagree (reported).
     fn resolve(&mut self, origin: &dyn Fn(usize) -> Origin) -> Option<()> {
-        let period_col = self.resolve_period()?;
-        self.value_col = self.resolve_value()?;
         let fed = self.fed_metrics();
+        let period_col = self.resolve_period(&fed)?;
+        self.value_col = self.resolve_value()?;
         self.unit_col = self.resolve_unit(&fed)?;
         self.resolve_attributes()?;
         self.resolve_metric_dimension()?;
@@ -434,8 +434,10 @@ impl<'a, 'm> Plan<'a, 'm> {
     }
 
     /// The period: the component named by `period` or by the period label in `labels`, else
-    /// the format's time component or one of the usual names.
-    fn resolve_period(&mut self) -> Option<usize> {
+    /// the format's time component or one of the usual names; Some(None) when the file has
+    /// none and no metric it feeds declares the period label (figures without a period, as
+    /// inline samples can be).
+    fn resolve_period(&mut self, fed: &[usize]) -> Option<Option<usize>> {
         let spec_period = self.spec.period.clone();
         let period_label = self.b.period_label.clone();
         let explicit_period = self.spec.labels.as_ref().and_then(|l| {
@@ -447,20 +449,29 @@ impl<'a, 'm> Plan<'a, 'm> {
             .named("period", &spec_period.or(explicit_period))
             .ok()?
         {
-            return Some(i);
+            return Some(Some(i));
         }
         let mut names = vec![period_label.as_str()];
         names.extend_from_slice(PERIOD_NAMES);
         let found = self.default_col(Some(Role::Time), &names);
+        let wants_period = fed.iter().any(|&mi| {
+                self.b.metrics[mi]
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains(&period_label))
+            });
+        if found.is_none() && !wants_period {
+            return Some(None);
+        }
         if found.is_none() {
             let msg = if self.spec.strict {
                 format!("no period in `{}`, expected a column `{period_label}`, the period label (columns: {})", self.spec.file_name, self.ids())
             } else {
-                format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids())
+                format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {} (or leave `{period_label}` out of the metric's labels to serve figures without a period)", self.spec.file_name, self.ids())
             };
             self.config_error(self.spec.span.clone(), msg);
         }
-        found
+        found.map(Some)
     }
 
     /// The value: the component named by `value`, else the format's measure or a usual name.
@@ -600,9 +611,9 @@ impl<'a, 'm> Plan<'a, 'm> {
     }
 
     /// Components with another job, which are not labels: a filter keeping one code is one.
-    fn used_columns(&self, period_col: usize) -> HashSet<usize> {
+    fn used_columns(&self, period_col: Option<usize>) -> HashSet<usize> {
         let mut used: HashSet<usize> = [
-            Some(period_col),
+            period_col,
             Some(self.value_col),
             self.unit_col,
             self.multiplier_col,
@@ -628,7 +639,7 @@ impl<'a, 'm> Plan<'a, 'm> {
     fn resolve_labels(
         &mut self,
         mi: usize,
-        period_col: usize,
+        period_col: Option<usize>,
         used: &HashSet<usize>,
     ) -> Option<()> {
         let period_label = self.b.period_label.clone();
@@ -641,10 +652,12 @@ impl<'a, 'm> Plan<'a, 'm> {
         } else {
             self.inferred_pairs(used)
         };
-        pairs.push((period_label, period_col));
-        droppable.push(false);
+        if let Some(p) = period_col {
+            pairs.push((period_label, p));
+            droppable.push(false);
+        }
         for (label, i) in &pairs {
-            if self.name_labels[*i].is_none() && *i != period_col {
+            if self.name_labels[*i].is_none() && Some(*i) != period_col {
                 self.name_labels[*i] = Some(label.clone());
             }
         }
@@ -792,7 +805,7 @@ impl<'a, 'm> Plan<'a, 'm> {
     fn resolve_strict(
         &mut self,
         mi: usize,
-        _period_col: usize,
+        _period_col: Option<usize>,
         origin: &dyn Fn(usize) -> Origin,
     ) -> Option<()> {
         let labels = self.b.metrics[mi].labels.clone().unwrap_or_default();

@@ -296,10 +296,16 @@ pub fn build(
         ));
     }
     let (mut symbols, metrics) = (out.symbols, out.metrics);
-    if !config.metrics.is_empty() && errs.is_empty() && metrics.iter().all(Metric::is_empty) {
+    // A dataset whose every figure is missing or confidential still loads: it serves its
+    // missing counts and provenance (a source may turn all-confidential on a refresh).
+    if !config.metrics.is_empty()
+        && errs.is_empty()
+        && metrics.iter().all(Metric::is_empty)
+        && out.missing.is_empty()
+    {
         errs.push(Diagnostic::file(
             path,
-            "empty dataset: no samples in any [[metric]], expected at least one",
+            "empty dataset: no samples and no missing figures in any [[metric]], expected at least one",
         ));
     }
     // Display names from data files fill in what the config did not give.
