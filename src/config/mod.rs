@@ -226,8 +226,13 @@ pub struct InputConfig {
     pub status: Option<Spanned<String>>,
     /// The component holding confidentiality (`OBS_CONF`, `CONF_STATUS`).
     pub confidentiality: Option<Spanned<String>>,
-    /// Values that mean "no figure" (no sample, counted as missing).
+    /// Values that mean "no figure" (no sample, counted as missing), besides the defaults.
     pub missing: Option<Spanned<Vec<String>>>,
+    /// `false`: `missing` replaces the default missing values instead of extending them.
+    pub missing_defaults: Option<Spanned<bool>>,
+    /// Value or status code -> why there is no figure (`missing`, `not_available`,
+    /// `confidential`); a value listed here means no figure too.
+    pub missing_reasons: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     /// The component holding the `[[source]]` id of each observation.
     pub source_column: Option<Spanned<String>>,
     /// The `[[source]]` every observation of this file comes from.
@@ -451,6 +456,7 @@ fn read<T: DeserializeOwned>(
     errs: &mut Vec<Diagnostic>,
 ) -> Option<Spanned<T>> {
     let span = v.span();
+    let v_copy = v.clone();
     match T::deserialize(ValueDeserializer::from(v)) {
         Ok(t) => Some(Spanned::new(span, t)),
         Err(e) => {
@@ -458,10 +464,51 @@ fn read<T: DeserializeOwned>(
             if e.span().is_none() {
                 d = map.diag(span, d.message);
             }
+            if let Some(name) = missing_field(&e) {
+                let all = all_missing::<T>(&v_copy, name);
+                d.message = if all.len() == 1 {
+                    format!("missing field `{}`", all[0])
+                } else {
+                    format!("missing fields {}", all.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "))
+                };
+            }
             errs.push(d);
             None
         }
     }
+}
+
+/// The field an error says is missing.
+fn missing_field(e: &toml::de::Error) -> Option<String> {
+    let rest = e.message().strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Every required field missing from table `v`, the first being `first`: serde stops at one,
+/// and a new config missing four would take four runs to learn them.
+fn all_missing<T: DeserializeOwned>(v: &Spanned<DeValue>, first: String) -> Vec<String> {
+    let mut missing = vec![first];
+    let DeValue::Table(t) = v.get_ref() else {
+        return missing;
+    };
+    let mut t = t.clone();
+    // Each pass fills the last one found with a stand-in, so serde names the next.
+    while missing.len() < 64 {
+        let name = missing.last().expect("one").clone();
+        t.insert(
+            Spanned::new(0..0, name.into()),
+            Spanned::new(0..0, DeValue::String(String::new().into())),
+        );
+        let table = Spanned::new(v.span(), DeValue::Table(t.clone()));
+        match T::deserialize(ValueDeserializer::from(table)) {
+            Err(e) => match missing_field(&e) {
+                Some(next) if !missing.contains(&next) => missing.push(next),
+                _ => break,
+            },
+            Ok(_) => break,
+        }
+    }
+    missing
 }
 
 fn read_array<T: DeserializeOwned>(
@@ -656,8 +703,12 @@ metric_prefix = "x_"
             e.contains("\nc.toml:2:1: unknown field `nme`, expected one of"),
             "{e}"
         );
-        // The misspelt key is also a missing one: both are said.
-        assert!(e.starts_with("c.toml:1:1: missing field `name`"), "{e}");
+        // The misspelt key is also a missing one: both are said, with every other missing
+        // field in the same message.
+        assert!(
+            e.starts_with("c.toml:1:1: missing fields `name`, `title`, `publisher`, `source_url`, `published`, `metric_prefix`\n"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -151,6 +151,8 @@ struct Spec {
     status: Option<(String, Range<usize>)>,
     confidentiality: Option<(String, Range<usize>)>,
     missing: FxHashSet<String>,
+    /// The operator's reasons for missing figures, by value or status code.
+    missing_reasons: FxHashMap<String, &'static str>,
     source_column: Option<(String, Range<usize>)>,
     language: String,
     /// A `samples_file`: every column must be a label, `value`, `source` or `basis`.
@@ -176,12 +178,10 @@ impl Spec {
                 .language
                 .as_ref()
                 .map_or("en".into(), |l| l.get_ref().clone()),
-            missing: match &c.missing {
-                Some(m) => m.get_ref().iter().cloned().collect(),
-                None => DEFAULT_MISSING.iter().map(|s| s.to_string()).collect(),
-            },
+            missing: missing_values(c),
             ..Spec::default()
         };
+        spec.missing_reasons(map, b, c);
         check_language(map, b, c);
         spec.metrics(map, b, c);
         if let Some(labels) = &c.labels {
@@ -236,6 +236,29 @@ impl Spec {
                 m.span(),
                 "both `metric` and `metric_dimension`, expected one of them",
             )),
+        }
+    }
+
+    /// `missing_reasons`: each code's reason checked; a value listed there means no figure.
+    fn missing_reasons(&mut self, map: &SourceMap, b: &mut Builder, c: &InputConfig) {
+        let Some(reasons) = &c.missing_reasons else {
+            return;
+        };
+        for (code, reason) in reasons.get_ref() {
+            match MISSING_REASONS.iter().find(|r| **r == reason.get_ref()) {
+                Some(r) => {
+                    self.missing.insert(code.get_ref().trim().to_string());
+                    self.missing_reasons.insert(code.get_ref().trim().to_string(), r);
+                }
+                None => b.errs.push(map.diag(
+                    reason.span(),
+                    format!(
+                        "unknown missing reason `{}`, expected one of {}",
+                        crate::diagnostic::excerpt(reason.get_ref()),
+                        MISSING_REASONS.join(", ")
+                    ),
+                )),
+            }
         }
     }
 
@@ -898,7 +921,11 @@ impl<'a, 'm> Plan<'a, 'm> {
     /// A row's value as written, or why it has no figure when it is one of the missing marks.
     fn value_of<'v>(&self, raw: &'v str, status: &str, conf: &str) -> Value<'v> {
         if self.spec.missing.contains(raw.trim()) {
-            Value::Missing(missing_reason(raw, status, conf))
+            let mapped = [raw, conf]
+                .into_iter()
+                .chain(status_codes(status))
+                .find_map(|code| self.spec.missing_reasons.get(code.trim()).copied());
+            Value::Missing(mapped.unwrap_or_else(|| missing_reason(raw, status, conf)))
         } else {
             Value::Text(raw)
         }
@@ -998,6 +1025,29 @@ fn header_loc(origin: &dyn Fn(usize) -> Origin) -> Loc {
         Origin::At { line, .. } => Loc::At(line, 1),
         o => loc(o),
     }
+}
+
+/// Why a figure may be missing, as `indicator_exporter_dataset_missing_observations` says.
+const MISSING_REASONS: &[&str] = &["missing", "not_available", "confidential"];
+
+/// The values that mean no figure: the defaults and the input's `missing`, or its `missing`
+/// alone with `missing_defaults = false`.
+fn missing_values(c: &InputConfig) -> FxHashSet<String> {
+    let defaults = c.missing_defaults.as_ref().is_none_or(|d| *d.get_ref());
+    let extra = c.missing.iter().flat_map(|m| m.get_ref().iter().cloned());
+    DEFAULT_MISSING
+        .iter()
+        .filter(|_| defaults)
+        .map(|s| s.to_string())
+        .chain(extra)
+        .collect()
+}
+
+/// The flags of a status that may combine several (`B; E`, `p,e`, `B|E`).
+pub(crate) fn status_codes(status: &str) -> impl Iterator<Item = &str> {
+    status
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '|' | '/'))
+        .filter(|s| !s.is_empty())
 }
 
 /// Why an observation has no figure, from its value and flags.
@@ -1362,13 +1412,20 @@ mod tests {
 
     #[test]
     fn a_missing_period_value_or_unit_is_reported_at_the_input() {
-        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let mut b = builder(&[("gdp", Some("count"), Some(&["area", "year"]))]);
         let r = resolve(&mut b, spec(), &[("area", D), ("OBS_VALUE", M)]);
         assert!(!r.ok);
         assert_eq!(
             r.errors,
-            vec!["config.toml:2:1: no period in `data.csv`, expected a time component or `period = \"COMPONENT\"`, one of: area, OBS_VALUE"]
+            vec!["config.toml:2:1: no period in `data.csv`, expected a time component or `period = \"COMPONENT\"`, one of: area, OBS_VALUE (or leave `year` out of the metric's labels to serve figures without a period)"]
         );
+        // A metric that does not take the period label is served without one.
+        for labels in [None, Some(&["area"][..])] {
+            let mut b = builder(&[("gdp", Some("count"), labels)]);
+            let r = resolve(&mut b, spec(), &[("area", D), ("OBS_VALUE", M)]);
+            assert!(r.ok, "{:?}", r.errors);
+            assert_eq!(b.metrics[0].labels, Some(vec!["area".to_string()]));
+        }
 
         let mut b = builder(&[("gdp", Some("count"), None)]);
         let r = resolve(&mut b, spec(), &[("area", D), ("year", D)]);

@@ -838,7 +838,8 @@ fn inline_samples(map: &SourceMap, b: &mut Builder, mi: usize, m: &Spanned<Metri
 }
 
 /// What an observation status code means, for the `flag` label: SDMX `OBS_STATUS` codes
-/// and Eurostat flags (a code may combine several, as Eurostat's `bp`).
+/// and Eurostat flags (a code may combine several, as Eurostat's `bp`, or list them, as
+/// `B; E` or `p,e`).
 pub fn status_flag(code: &str) -> String {
     let word = |c: char| match c.to_ascii_lowercase() {
         'b' => "break",
@@ -858,12 +859,12 @@ pub fn status_flag(code: &str) -> String {
         'z' => "not_applicable",
         _ => "other",
     };
-    let mut words: Vec<&str> = code
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '|' && *c != ',')
-        .map(word)
-        .collect();
-    words.dedup();
+    let mut words: Vec<&str> = Vec::new();
+    for w in ingest::status_codes(code).flat_map(str::chars).map(word) {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
     if words.is_empty() {
         "other".into()
     } else {
