@@ -243,7 +243,11 @@ fn condense(list: Vec<Diagnostic>) -> Vec<Diagnostic> {
             .take(REPEATS_LISTED)
             .map(|(l, c)| format!("{l}:{c}"))
             .collect();
-        let rest = if more.len() > REPEATS_LISTED { " …" } else { "" };
+        let rest = if more.len() > REPEATS_LISTED {
+            " …"
+        } else {
+            ""
+        };
         d.message = format!(
             "{} (the same at {} more place{}: {}{rest})",
             d.message,
@@ -304,7 +308,12 @@ mod tests {
             .collect();
         list.push(Diagnostic::at(a, 7, 3, "invalid period `20x`"));
         list.push(Diagnostic::at(a, 9, 3, "invalid period `20x`"));
-        list.push(Diagnostic::at(b, 4, 9, "invalid value `x`, expected a number"));
+        list.push(Diagnostic::at(
+            b,
+            4,
+            9,
+            "invalid value `x`, expected a number",
+        ));
         let d = Diagnostics::new(list).to_string();
         assert_eq!(
             d,

@@ -134,8 +134,9 @@ pub struct MetricConfig {
     pub help: Spanned<String>,
     /// The unit as published; optional when an `[[input]]` gives it per observation.
     pub unit: Option<Spanned<String>>,
-    /// A scale the published figures are in: `thousand`, `million`, `10k`, or a power of ten.
-    pub multiplier: Option<Spanned<ScalarOrString>>,
+    /// The scale the published figures are in: `thousand`, `million`, `10k`, or a power of
+    /// ten. (An `[[input]]`'s `multiplier` names a component holding one per observation.)
+    pub scale: Option<Spanned<ScalarOrString>>,
     /// The base period of an index (`unit = "index"`), e.g. `2015` or `2015-Q1`.
     pub index_base: Option<Spanned<String>>,
     /// Label names; optional when the metric is fed only by `[[input]]`s.
@@ -469,7 +470,13 @@ fn read<T: DeserializeOwned>(
                 d.message = if all.len() == 1 {
                     format!("missing field `{}`", all[0])
                 } else {
-                    format!("missing fields {}", all.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "missing fields {}",
+                        all.iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 };
             }
             errs.push(d);
@@ -533,6 +540,13 @@ fn read_array<T: DeserializeOwned>(
     }
 }
 
+/// Keys that were renamed: (table, old key, what to write instead).
+const RENAMED: &[(&str, &str, &str)] = &[(
+    "metric",
+    "multiplier",
+    "`multiplier` of a [[metric]] is now `scale` (the scale its figures are published in: `scale = \"million\"`); `multiplier` names an [[input]]'s component that holds one per observation",
+)];
+
 /// Reports every key of `table` (and of the tables below it) that its struct does not have,
 /// and removes them, so that reading the table reports its other problems.
 fn check_keys(
@@ -553,6 +567,11 @@ fn check_keys(
         .collect::<Vec<_>>()
         .join(", ");
     for (k, span) in unknown {
+        if let Some((_, _, why)) = RENAMED.iter().find(|(t, old, _)| *t == at && *old == k) {
+            errs.push(map.diag(span, *why));
+            table.remove(k.as_str());
+            continue;
+        }
         let what = if at.is_empty() {
             "top-level key"
         } else {
@@ -621,7 +640,7 @@ struct MetricConfigKeys {
     name: (),
     help: (),
     unit: (),
-    multiplier: (),
+    scale: (),
     index_base: (),
     labels: (),
     cadence: (),

@@ -248,7 +248,8 @@ impl Spec {
             match MISSING_REASONS.iter().find(|r| **r == reason.get_ref()) {
                 Some(r) => {
                     self.missing.insert(code.get_ref().trim().to_string());
-                    self.missing_reasons.insert(code.get_ref().trim().to_string(), r);
+                    self.missing_reasons
+                        .insert(code.get_ref().trim().to_string(), r);
                 }
                 None => b.errs.push(map.diag(
                     reason.span(),
@@ -478,11 +479,11 @@ impl<'a, 'm> Plan<'a, 'm> {
         names.extend_from_slice(PERIOD_NAMES);
         let found = self.default_col(Some(Role::Time), &names);
         let wants_period = fed.iter().any(|&mi| {
-                self.b.metrics[mi]
-                    .labels
-                    .as_ref()
-                    .is_some_and(|l| l.contains(&period_label))
-            });
+            self.b.metrics[mi]
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains(&period_label))
+        });
         if found.is_none() && !wants_period {
             return Some(None);
         }

@@ -672,9 +672,9 @@ fn metric_unit(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnostic>) ->
     parsed
 }
 
-/// The metric's `multiplier` as a power of ten (0 without one).
+/// The metric's `scale` as a power of ten (0 without one).
 fn metric_multiplier(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnostic>) -> i32 {
-    let Some(mu) = &m.multiplier else { return 0 };
+    let Some(mu) = &m.scale else { return 0 };
     let text = match mu.get_ref() {
         crate::config::ScalarOrString::Integer(i) => i.to_string(),
         crate::config::ScalarOrString::Text(s) => s.clone(),
@@ -685,7 +685,7 @@ fn metric_multiplier(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnosti
             errs.push(map.diag(
                 mu.span(),
                 format!(
-                    "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
+                    "unknown scale `{}`, expected {MULTIPLIER_FORMS}",
                     excerpt(&text)
                 ),
             ));
