@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::exporter::run;
 use common::exposition::{parse, Exposition};
@@ -32,7 +32,7 @@ fn dataset(rest: &str, data: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// `--config.check`'s verdict: Ok(its stdout) or Err(its stderr, the file's directory cut).
-fn check(dir: &tempfile::TempDir, config: &PathBuf) -> Result<String, String> {
+fn check(dir: &tempfile::TempDir, config: &Path) -> Result<String, String> {
     let out = run(&["--config.check", "--config.file", config.to_str().unwrap()]);
     let cut =
         |b: &[u8]| String::from_utf8_lossy(b).replace(&format!("{}/", dir.path().display()), "");
@@ -43,7 +43,7 @@ fn check(dir: &tempfile::TempDir, config: &PathBuf) -> Result<String, String> {
     }
 }
 
-fn serve(config: &PathBuf) -> Exposition {
+fn serve(config: &Path) -> Exposition {
     let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
     parse(&e.metrics())
 }
