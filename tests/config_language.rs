@@ -267,3 +267,42 @@ fn a_pre_2_0_json_stat_status_object_is_read() {
     assert_eq!(flag.as_deref(), Some("provisional"));
     assert_eq!(missing(&x, "not_available"), Some(1.0));
 }
+
+#[test]
+fn a_unit_code_that_states_a_scale_cannot_be_mapped_to_a_unit_without_it() {
+    let metric = GDP.replace("unit = \"eur\"\n", "");
+    let data = "area,year,value,unit\nDE,2020,1.5,Million euro\n";
+    let input = "\n[[input]]\nfile = \"data.csv\"\nformat = \"csv\"\nmetric = \"gdp\"\nunit_codes = { \"Million euro\" = \"eur\" }\n";
+    let (d, config) = dataset(&format!("{metric}{input}"), data);
+    assert_eq!(
+        check(&d, &config),
+        Err("dataset.toml:22:33: unit code `Million euro` is in millions (×10^6) but `eur` drops that scale, expected a unit that keeps it (`MIO_EUR`) or `scale = \"million\"` on the metric\n\
+             dataset.toml: 1 error(s)\n".into())
+    );
+    // Kept by the unit, or stated by the metric: both serve euros.
+    for (metric, input) in [
+        (metric.clone(), input.replace("= \"eur\"", "= \"MIO_EUR\"")),
+        (
+            metric.replace("help =", "scale = \"million\"\nhelp ="),
+            input.to_string(),
+        ),
+    ] {
+        let (_d, config) = dataset(&format!("{metric}{input}"), data);
+        let x = serve(&config);
+        assert_eq!(
+            x.value("t_gdp_eur", &[("area", "DE"), ("year", "2020")]),
+            Some(1_500_000.0),
+            "{metric}{input}"
+        );
+    }
+    // A publisher's own code carries its scale without any mapping.
+    let (_d, config) = dataset(
+        &format!("{metric}\n[[input]]\nfile = \"data.csv\"\nformat = \"csv\"\nmetric = \"gdp\"\n"),
+        "area,year,value,UNIT_MEASURE\nDE,2020,23962.1,MIO_EUR\n",
+    );
+    let x = serve(&config);
+    assert_eq!(
+        x.value("t_gdp_eur", &[("area", "DE"), ("year", "2020")]),
+        Some(23_962_100_000.0)
+    );
+}

@@ -271,18 +271,62 @@ impl Spec {
         for (code, unit) in codes.get_ref() {
             match Unit::parse(unit.get_ref()) {
                 Some(u) => {
+                    if let Some(msg) = self.dropped_scale(b, c, code.get_ref(), unit.get_ref(), u) {
+                        b.errs.push(map.diag(unit.span(), msg));
+                    }
                     self.unit_codes.insert(code.get_ref().clone(), u);
                 }
                 None => b.errs.push(map.diag(
                     unit.span(),
                     format!(
-                        "unknown unit `{}`, expected one of {} or an ISO 4217 currency code",
+                        "unknown unit `{}`, expected one of {}, an ISO 4217 currency code or a publisher code with its scale (MIO_EUR, THS_PER)",
                         unit.get_ref(),
                         crate::dataset::units::UNIT_NAMES.join(", ")
                     ),
                 )),
             }
         }
+    }
+
+    /// Why mapping `code` to `unit` would change the figures' magnitude unsaid: the code
+    /// states a scale (`Million euro`) that neither the unit (`MIO_EUR`), the fed metrics'
+    /// `scale` nor a multiplier component keeps.
+    fn dropped_scale(
+        &self,
+        b: &Builder,
+        c: &InputConfig,
+        code: &str,
+        name: &str,
+        unit: Unit,
+    ) -> Option<String> {
+        let (stated, word) = units::stated_scale(code)?;
+        if c.multiplier.is_some() {
+            return None;
+        }
+        let fed: Vec<usize> = self
+            .metric
+            .into_iter()
+            .chain(self.metric_codes.values().copied())
+            .collect();
+        let kept = |mi: &usize| unit.exponent + b.metrics[*mi].scale() == stated;
+        if fed.is_empty() || fed.iter().all(kept) {
+            return None;
+        }
+        let keep = match (stated, unit.suffix()) {
+            (3 | 6 | 9, Some(suffix)) if unit.exponent == 0 => {
+                let prefix = ["THS", "MIO", "BN"][(stated / 3 - 1) as usize];
+                format!(
+                    "a unit that keeps it (`{prefix}_{}`) or ",
+                    suffix.to_ascii_uppercase()
+                )
+            }
+            _ => String::new(),
+        };
+        Some(format!(
+            "unit code `{}` is in {word}s (×10^{stated}) but `{}` drops that scale, expected {keep}`scale = \"{word}\"` on the metric",
+            crate::diagnostic::excerpt(code),
+            crate::diagnostic::excerpt(name),
+        ))
     }
 }
 

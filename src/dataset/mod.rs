@@ -288,7 +288,9 @@ pub fn build(
     b.max_label_value_length = max_label_value_length(&map, ds, &mut b.errs);
     let out = observations(&map, config, b, &info.prefix, &period, data);
     let mut errs = out.errs;
-    for &i in &out.unitless {
+    // An input refused by the config gave no unit; saying so again would only repeat it.
+    let config_refused = errs.iter().any(|d| d.path == path);
+    for &i in out.unitless.iter().filter(|_| !config_refused) {
         let m = config.metrics[i].get_ref();
         errs.push(map.diag(
             m.name.span(),
