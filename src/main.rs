@@ -34,12 +34,18 @@ fn main() -> ExitCode {
                 (Ok(ds), None) => {
                     for d in ds {
                         println!("{}: OK: {}", d.files[0].display(), d.summary());
+                        for line in d.served() {
+                            println!("  {line}");
+                        }
                     }
                     ExitCode::SUCCESS
                 }
                 (Ok(ds), Some((p, Ok(summary)))) => {
                     for d in ds {
                         println!("{}: OK: {}", d.files[0].display(), d.summary());
+                        for line in d.served() {
+                            println!("  {line}");
+                        }
                     }
                     println!("{}: OK: web config, {summary}", p.display());
                     ExitCode::SUCCESS

@@ -180,7 +180,7 @@ fn a_dataset_whose_every_figure_is_missing_loads_and_serves_its_counts() {
     let (d, config) = dataset(&format!("{GDP}{input}"), data);
     assert_eq!(
         check(&d, &config),
-        Ok("dataset.toml: OK: dataset lang, 1 metrics, 0 series\n".into())
+        Ok("dataset.toml: OK: dataset lang, 1 metrics, 0 series\n  t_gdp_eur  0 series, 1 confidential, 1 not_available\n".into())
     );
     let x = serve(&config);
     assert_eq!(missing(&x, "confidential"), Some(1.0));

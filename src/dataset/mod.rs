@@ -223,6 +223,48 @@ impl Dataset {
     }
 
     /// `dataset NAME, N metrics, N series`: what a load reports.
+    /// What each metric will serve, one line each, so a wrong scale or period is seen before
+    /// it is served: its series, the periods they cover, the unit as published and as served,
+    /// the range of the served values and the cells without a figure, by reason.
+    pub fn served(&self) -> Vec<String> {
+        let width = self.metrics.iter().map(|m| m.name.len()).max().unwrap_or(0);
+        self.metrics
+            .iter()
+            .map(|m| {
+                let mut line = format!("{:width$}  {} series", m.name, m.len());
+                if let Some(p) = m.label_names.iter().position(|l| *l == self.period_label) {
+                    let periods = (0..m.len()).map(|i| &*self.symbols[m.labels(i)[p] as usize]);
+                    let (lo, hi) =
+                        periods.fold((None, None), |(lo, hi): (Option<&str>, Option<&str>), p| {
+                            (
+                                Some(lo.map_or(p, |l| l.min(p))),
+                                Some(hi.map_or(p, |h| h.max(p))),
+                            )
+                        });
+                    if let (Some(lo), Some(hi)) = (lo, hi) {
+                        line += &format!(", {} {lo}..{hi}", self.period_label);
+                    }
+                }
+                if m.unit.exponent != 0 {
+                    let served = m.unit.suffix().unwrap_or("count");
+                    line += &format!(", published in {} and served in {served}", m.unit);
+                }
+                let values = (0..m.len()).map(|i| m.value(i));
+                let lo = values.clone().fold(f64::INFINITY, f64::min);
+                let hi = values.fold(f64::NEG_INFINITY, f64::max);
+                if lo.is_finite() {
+                    line += &format!(", values {lo}..{hi}");
+                }
+                for (metric, reason, n) in &self.missing {
+                    if *metric == m.name {
+                        line += &format!(", {n} {reason}");
+                    }
+                }
+                line
+            })
+            .collect()
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "dataset {}, {} metrics, {} series",
