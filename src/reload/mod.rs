@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::config::catalog::{self, Entry};
+use crate::config::shard::Shard;
 use crate::dataset::changes::diff;
 use crate::dataset::Dataset;
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -80,6 +81,8 @@ struct Slot {
     snapshot: Option<Arc<Snapshot>>,
     status: DatasetStatus,
     remote: refresh::Sources,
+    /// Assigned to another shard: its config is parsed for its name, nothing more is read.
+    elsewhere: bool,
 }
 
 impl Slot {
@@ -106,6 +109,7 @@ impl Slot {
             dataset: None,
             snapshot: None,
             remote: refresh::Sources::default(),
+            elsewhere: false,
         }
     }
 
@@ -151,6 +155,8 @@ pub struct Reloader<C: Companion> {
     pub telemetry: Arc<Telemetry>,
     pub status: Status,
     pub limits: Limits,
+    /// The part of the catalogue this process serves.
+    shard: Shard,
     /// The web config (`--web.config.file`), re-read by every full reload too.
     pub web: Arc<C>,
     /// Tells the watcher which files each dataset was read from.
@@ -175,18 +181,21 @@ impl<C: Companion> Reloader<C> {
     pub async fn start(
         config_file: PathBuf,
         limits: Limits,
+        shard: Shard,
         web: Arc<C>,
         telemetry: Arc<Telemetry>,
         files: watch::Sender<Watched>,
         triggers: mpsc::WeakSender<Trigger>,
     ) -> Result<Reloader<C>, Diagnostics> {
-        Reloader::open(config_file, limits, web, telemetry, files, triggers, true).await
+        telemetry.shard(shard.index(), shard.count());
+        let (open, render) = ((limits, shard), true);
+        Reloader::open(config_file, open, web, telemetry, files, triggers, render).await
     }
 
     /// The first load of the catalogue, its datasets rendered for serving or only validated.
     async fn open(
         config_file: PathBuf,
-        limits: Limits,
+        (limits, shard): (Limits, Shard),
         web: Arc<C>,
         telemetry: Arc<Telemetry>,
         files: watch::Sender<Watched>,
@@ -200,6 +209,7 @@ impl<C: Companion> Reloader<C> {
             telemetry,
             status: Status::default(),
             limits,
+            shard,
             web,
             files,
             triggers,
@@ -320,10 +330,15 @@ impl<C: Companion> Reloader<C> {
     /// Loads the datasets at `which` (indices into the catalogue), puts each that succeeded
     /// in service, and publishes the result. Returns every problem.
     async fn load(&mut self, which: &[usize], trigger: &str) -> Vec<Diagnostic> {
-        let mut outcomes = self.load_each(which).await;
-        self.refuse_clashes(which, &mut outcomes);
+        let (mine, mut outcomes): (Vec<usize>, Vec<_>) = self
+            .load_each(which)
+            .await
+            .into_iter()
+            .map(|(i, outcome, took)| (i, (outcome, took)))
+            .unzip();
+        self.refuse_clashes(&mine, &mut outcomes);
         let mut errors = Vec::new();
-        for (&i, (outcome, took)) in which.iter().zip(outcomes) {
+        for (&i, (outcome, took)) in mine.iter().zip(outcomes) {
             match self.put(i, outcome, took, trigger) {
                 Ok(()) => self.recompress(i),
                 Err(e) => errors.extend(e.0),
@@ -356,8 +371,9 @@ impl<C: Companion> Reloader<C> {
 
     /// Runs the pipeline for each dataset at `which`, as many at once as there are cores:
     /// its config parsed (read once for the whole load), its remote sources fetched (those
-    /// not fetched yet), then its data files read and the dataset built and rendered.
-    async fn load_each(&mut self, which: &[usize]) -> Vec<(Outcome, Duration)> {
+    /// not fetched yet), then its data files read and the dataset built and rendered. A
+    /// dataset of another shard stops after the parse that names it, and has no outcome.
+    async fn load_each(&mut self, which: &[usize]) -> Vec<(usize, Outcome, Duration)> {
         let parses: Vec<_> = which
             .iter()
             .map(|&i| {
@@ -378,29 +394,62 @@ impl<C: Companion> Reloader<C> {
             let (parsed, parse_took) = parse
                 .await
                 .unwrap_or_else(|e| (Err(internal(e)), Duration::ZERO));
+            if !self.assign(i, parsed.as_ref().ok()) {
+                continue;
+            }
             let prepared = match parsed {
                 Ok(p) => self.prepare(i, p).await,
                 Err(e) => Err(e),
             };
             let (limits, permits, render) = (self.limits.clone(), permits.clone(), self.render);
-            tasks.push(tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let started = Instant::now();
-                let loaded = match prepared {
-                    Ok((parsed, bodies)) => build_off_thread(parsed, &limits, bodies, render).await,
-                    Err(e) => Err(e),
-                };
-                (loaded, parse_took + started.elapsed())
-            }));
+            tasks.push((
+                i,
+                tokio::spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    let started = Instant::now();
+                    let loaded = match prepared {
+                        Ok((parsed, bodies)) => {
+                            build_off_thread(parsed, &limits, bodies, render).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    (loaded, parse_took + started.elapsed())
+                }),
+            ));
         }
         let mut out = Vec::new();
-        for t in tasks {
-            out.push(
-                t.await
-                    .unwrap_or_else(|e| (Err(internal(e)), Duration::ZERO)),
-            );
+        for (i, t) in tasks {
+            let (outcome, took) = t
+                .await
+                .unwrap_or_else(|e| (Err(internal(e)), Duration::ZERO));
+            out.push((i, outcome, took));
         }
         out
+    }
+
+    /// Whether slot `i` is this shard's, by the name its config declares (else the name it
+    /// had). A dataset that moved to another shard stops being served here.
+    fn assign(&mut self, i: usize, parsed: Option<&Parsed>) -> bool {
+        let slot = &mut self.slots[i];
+        let name = parsed.and_then(Parsed::name).unwrap_or(&slot.name);
+        if self.shard.owns(name) {
+            slot.elsewhere = false;
+            return true;
+        }
+        if !slot.elsewhere && slot.status.last_attempt.is_some() {
+            info!(dataset = slot.name, shard = %self.shard, "the dataset now belongs to another shard, no longer served here");
+            self.telemetry.dataset_removed(&slot.name);
+        }
+        slot.remote.stop();
+        let mut fresh = Slot::new(slot.entry.clone());
+        if let Some(name) = parsed.and_then(Parsed::name) {
+            fresh.name = name.to_string();
+            fresh.status.name = fresh.name.clone();
+            fresh.unnamed = false;
+        }
+        fresh.elsewhere = true;
+        *slot = fresh;
+        false
     }
 
     /// Names slot `i` from its parsed config and fetches its remote sources that have no body
@@ -542,10 +591,13 @@ impl<C: Companion> Reloader<C> {
                 .collect(),
         };
         self.store.store(Arc::new(served));
+        let mine = || self.slots.iter().filter(|s| !s.elsewhere);
+        self.telemetry
+            .catalog_datasets(mine().count(), self.slots.len() - mine().count());
         self.status
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .datasets = self.slots.iter().map(|s| s.status.clone()).collect();
+            .datasets = mine().map(|s| s.status.clone()).collect();
         let mut watched: Watched = self
             .slots
             .iter()
@@ -657,7 +709,7 @@ impl Reloader<()> {
         let web = Arc::new(());
         let r = Reloader::open(
             config_file,
-            limits,
+            (limits, Shard::default()),
             web,
             telemetry,
             files,
@@ -763,6 +815,7 @@ mod tests {
         let r = Reloader::start(
             main,
             Limits::default(),
+            Shard::default(),
             Arc::new(()),
             Arc::new(Telemetry::new()),
             watch::channel(Watched::new()).0,
