@@ -167,15 +167,25 @@ fn config_check_checks_the_whole_catalogue_and_bad_shards_are_refused() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert_eq!(stdout.matches(": OK: dataset ").count(), DATASETS, "{stdout}");
+    assert_eq!(
+        stdout.matches(": OK: dataset ").count(),
+        DATASETS,
+        "{stdout}"
+    );
     for (args, why) in [
         (
             &["--catalog.shard=4", "--catalog.shards=4"][..],
             "--catalog.shard=4 is not below --catalog.shards=4",
         ),
-        (&["--catalog.shards=0"][..], "--catalog.shards must be at least 1"),
         (
-            &["--catalog.shard-from-pod-name=indicator-exporter", "--catalog.shards=4"][..],
+            &["--catalog.shards=0"][..],
+            "--catalog.shards must be at least 1",
+        ),
+        (
+            &[
+                "--catalog.shard-from-pod-name=indicator-exporter",
+                "--catalog.shards=4",
+            ][..],
             "does not end with `-N`",
         ),
     ] {
@@ -302,7 +312,11 @@ fn two_replicas_of_a_shard_are_stored_once_after_deduplication() {
     let (_prometheus, prom) = start_prometheus_config(tmp.path(), &sharded_config(&groups, &vm));
     let agent = agent();
     poll("both replicas up in Prometheus", || {
-        let up = query(&agent, &prom, r#"sum(up{job="indicator_exporter",shard="0"})"#)?;
+        let up = query(
+            &agent,
+            &prom,
+            r#"sum(up{job="indicator_exporter",shard="0"})"#,
+        )?;
         match up.first().map(prom_value) {
             Some(2.0) => Ok(()),
             other => Err(format!("up: {other:?}")),
