@@ -29,7 +29,7 @@ fn dataset(i: usize, url: Option<&str>) -> String {
     );
     match url {
         Some(url) => format!(
-            "{head}[fetch]\nrefresh = \"1h\"\n\n[[metric]]\nname = \"widgets\"\nunit = \"count\"\nhelp = \"Widgets counted.\"\n\n[[input]]\nfile = \"{url}\"\nformat = \"csv\"\nmetric = \"widgets\"\n"
+            "{head}[fetch]\nrefresh = \"1h\"\non_start_failure = \"not-ready\"\n\n[[metric]]\nname = \"widgets\"\nunit = \"count\"\nhelp = \"Widgets counted.\"\n\n[[input]]\nfile = \"{url}\"\nformat = \"csv\"\nmetric = \"widgets\"\n"
         ),
         None => format!(
             "{head}[[metric]]\nname = \"level\"\nunit = \"count\"\nhelp = \"A level.\"\nlabels = [\"k\"]\nsamples = [{{ labels = {{ k = \"x\" }}, value = {i} }}, {{ labels = {{ k = \"y\" }}, value = {} }}]\n",
@@ -150,6 +150,50 @@ fn four_shards_together_serve_exactly_the_unsharded_catalogue() {
     assert_eq!(union, want, "the shards' union is the unsharded exposition");
     // Only the remote dataset's shard fetched it (and the unsharded exporter).
     assert_eq!(source.stats().requests, 2, "fetches of {REMOTE}");
+}
+
+/// The self-metrics the README's "Sharding" section says how to aggregate.
+fn readme_aggregation_table() -> Vec<String> {
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).expect("README.md");
+    let section = readme
+        .split("**Aggregating self-metrics.**")
+        .nth(1)
+        .expect("the README has the aggregation table");
+    let rows = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| Self-metric"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'));
+    rows.flat_map(|row| {
+        let first = row.split('|').nth(1).unwrap_or_default();
+        first
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    })
+    .collect()
+}
+
+#[test]
+fn every_self_metric_of_the_readme_aggregation_table_is_served() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let source = source();
+    let main = catalogue(tmp.path(), &source);
+    // The shard of the remote dataset, its source failing: it has every kind of self-metric.
+    source.set(|b| b.status = Some(503));
+    let e = shard(&main, Shard::of(REMOTE, SHARDS));
+    let m = parse(&e.metrics());
+    let names = readme_aggregation_table();
+    assert!(names.len() >= 20, "{names:?}");
+    for name in names {
+        let family = name.strip_suffix("_total").unwrap_or(&name);
+        assert!(
+            m.family(&name).is_some() || m.family(family).is_some(),
+            "{name} is in the README's table but not on /metrics"
+        );
+    }
 }
 
 #[test]
