@@ -871,6 +871,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_shard_reads_only_the_configs_of_other_shards_datasets() {
+        // FNV-1a 64 puts `a` on shard 0 of 2 and `b`, `d` on shard 1.
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main.toml");
+        std::fs::write(&main, "[catalog]\ndatasets = [\"a.toml\", \"b.toml\"]\n").unwrap();
+        std::fs::write(dir.path().join("a.toml"), dataset("a", "a_", "10")).unwrap();
+        // b's data file does not exist: shard 0 never looks for it.
+        let b = dataset("b", "b_", "20").replace(
+            "samples = [{ labels = { k = \"x\" }, value = 20 }]",
+            "samples_file = \"missing.csv\"",
+        );
+        std::fs::write(dir.path().join("b.toml"), b).unwrap();
+        let (tx, _) = mpsc::channel(8);
+        let telemetry = Arc::new(Telemetry::new());
+        let mut r = Reloader::start(
+            main,
+            Limits::default(),
+            Shard::new(0, 2).unwrap(),
+            Arc::new(()),
+            telemetry.clone(),
+            watch::channel(Watched::new()).0,
+            tx.downgrade(),
+        )
+        .await
+        .expect("shard 0 loads");
+        assert_eq!(served(&r), [("a".into(), 0.1)]);
+        let status: Vec<String> = r
+            .status
+            .lock()
+            .unwrap()
+            .datasets
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        assert_eq!(
+            status,
+            ["a"],
+            "only its own datasets in /-/ready and the pages"
+        );
+        let m = String::from_utf8(telemetry.render(crate::expose::encode::Format::Text)).unwrap();
+        assert!(
+            m.contains("indicator_exporter_catalog_datasets{assignment=\"skipped\"} 1\n"),
+            "{m}"
+        );
+        assert!(!m.contains("dataset=\"b\""), "no self-metrics for b: {m}");
+        // Renamed to `d`, a moves to shard 1: no longer served here, its self-metrics gone.
+        std::fs::write(dir.path().join("a.toml"), dataset("d", "a_", "10")).unwrap();
+        r.reload_all("signal").await.unwrap();
+        assert_eq!(served(&r), []);
+        let m = String::from_utf8(telemetry.render(crate::expose::encode::Format::Text)).unwrap();
+        assert!(
+            m.contains("indicator_exporter_catalog_datasets{assignment=\"served\"} 0\n"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("dataset=\"a\""),
+            "a's self-metrics removed: {m}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_file_change_reloads_its_dataset_alone() {
         let (dir, mut r, _tx) = catalogue().await;
         std::fs::write(dir.path().join("a.toml"), dataset("a", "a_", "12")).unwrap();
