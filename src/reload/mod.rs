@@ -188,11 +188,12 @@ impl<C: Companion> Reloader<C> {
         triggers: mpsc::WeakSender<Trigger>,
     ) -> Result<Reloader<C>, Diagnostics> {
         telemetry.shard(shard.index(), shard.count());
-        let (open, render) = ((limits, shard), true);
-        Reloader::open(config_file, open, web, telemetry, files, triggers, render).await
+        let load = (limits, shard);
+        Reloader::open(config_file, load, web, telemetry, files, triggers, true).await
     }
 
-    /// The first load of the catalogue, its datasets rendered for serving or only validated.
+    /// The first load of the catalogue, its datasets rendered for serving or only validated;
+    /// only the datasets of `shard` are loaded.
     async fn open(
         config_file: PathBuf,
         (limits, shard): (Limits, Shard),
