@@ -189,7 +189,13 @@ impl<C: Companion> Reloader<C> {
     ) -> Result<Reloader<C>, Diagnostics> {
         telemetry.shard(shard.index(), shard.count());
         let load = (limits, shard);
-        Reloader::open(config_file, load, web, telemetry, files, triggers, true).await
+        let r = Reloader::open(config_file, load, web, telemetry, files, triggers, true).await?;
+        if shard.count() > 1 {
+            let served = r.slots.iter().filter(|s| !s.elsewhere).count();
+            let skipped = r.slots.len() - served;
+            info!(%shard, served, skipped, "serving one shard of the catalogue");
+        }
+        Ok(r)
     }
 
     /// The first load of the catalogue, its datasets rendered for serving or only validated;
