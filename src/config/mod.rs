@@ -6,6 +6,7 @@
 //! Fields that a later stage checks keep their position through `toml::Spanned`.
 
 pub mod catalog;
+pub mod shard;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
