@@ -18,6 +18,7 @@ use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::source::fetch::FetchOptions;
+use crate::source::pxweb::PxWebConfig;
 use crate::source::sdmx_ml::SdmxMlOptions;
 use crate::source::workbook::ExcelOptions;
 use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
@@ -192,7 +193,9 @@ impl OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
-    /// The data file, relative to the config file.
+    /// The data file, relative to the config file, or its URL. Absent when `[input.pxweb]`
+    /// names a table: then the query's key (see [`PxWebConfig::key`]).
+    #[serde(default = "no_file")]
     pub file: Spanned<String>,
     /// `csv`, `json`, `sdmx-csv`, `sdmx-json`, `json-stat`, `pc-axis`, `excel` or `sdmx-ml`.
     pub format: Spanned<String>,
@@ -244,6 +247,44 @@ pub struct InputConfig {
     pub sdmx_ml: Option<Spanned<SdmxMlOptions>>,
     /// How this file is fetched when it is a URL, over the dataset's `[fetch]`.
     pub fetch: Option<Spanned<FetchOptions>>,
+    /// A PxWeb table queried instead of a file.
+    pub pxweb: Option<Spanned<PxWebConfig>>,
+}
+
+/// `file` as written when the input has none.
+fn no_file() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
+}
+
+/// Each input names exactly one of `file` and `[input.pxweb]`; a PxWeb input's file is its
+/// query's key. An input with neither is left out.
+fn pxweb_inputs(map: &SourceMap, inputs: &mut Vec<Spanned<InputConfig>>, errs: &mut Vec<Diagnostic>) {
+    inputs.retain_mut(|input| {
+        let span = input.span();
+        let i = input.get_mut();
+        let no_file = i.file.span() == (0..0);
+        match (&i.pxweb, no_file) {
+            (Some(px), true) => {
+                i.file = Spanned::new(px.get_ref().table.span(), px.get_ref().key());
+                true
+            }
+            (Some(px), false) => {
+                errs.push(map.diag(
+                    px.span(),
+                    "`[input.pxweb]` and `file` both given, expected one of them",
+                ));
+                true
+            }
+            (None, true) => {
+                errs.push(map.diag(
+                    span.start..span.start,
+                    "missing field `file`, expected a data file, a URL or `[input.pxweb]`",
+                ));
+                false
+            }
+            (None, false) => true,
+        }
+    });
 }
 
 impl InputConfig {
@@ -372,7 +413,8 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
         .and_then(|v| read::<FetchOptions>(&map, path, v, &mut errs));
     let sources = read_array(&map, path, root.remove("source"), "source", &mut errs);
     let labels = read_array(&map, path, root.remove("label"), "label", &mut errs);
-    let inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
+    let mut inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
+    pxweb_inputs(&map, &mut inputs, &mut errs);
     let mut metrics = Vec::new();
     let mut unread_metrics = Vec::new();
     if let Some(metric_tables) = root.remove("metric") {
@@ -563,6 +605,7 @@ fn schema(path: &str) -> Option<&'static [&'static str]> {
         "input.json_stat" => fields::<JsonStatOptions>(),
         "input.excel" => fields::<ExcelOptions>(),
         "input.sdmx_ml" => fields::<SdmxMlOptions>(),
+        "input.pxweb" => fields::<PxWebConfig>(),
         _ => return None,
     })
 }
