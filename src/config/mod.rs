@@ -258,7 +258,11 @@ fn no_file() -> Spanned<String> {
 
 /// Each input names exactly one of `file` and `[input.pxweb]`; a PxWeb input's file is its
 /// query's key. An input with neither is left out.
-fn pxweb_inputs(map: &SourceMap, inputs: &mut Vec<Spanned<InputConfig>>, errs: &mut Vec<Diagnostic>) {
+fn pxweb_inputs(
+    map: &SourceMap,
+    inputs: &mut Vec<Spanned<InputConfig>>,
+    errs: &mut Vec<Diagnostic>,
+) {
     inputs.retain_mut(|input| {
         let span = input.span();
         let i = input.get_mut();

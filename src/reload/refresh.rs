@@ -745,12 +745,13 @@ mod tests {
         let settings = fetch::FetchOptions::default()
             .settings(std::path::Path::new("."))
             .unwrap();
-        let fetcher = Arc::new(Fetcher::new(&settings).unwrap());
+        let fetcher = Arc::new(Client::new(&settings, None).unwrap());
         let mut sources = Sources::default();
         sources.sources.insert(
             "http://127.0.0.1:9/x".into(),
             Source {
                 settings,
+                pxweb: None,
                 fetcher,
                 at: Diagnostic::file(std::path::Path::new("d.toml"), ""),
                 good: good.map(|t| super::body(&Bytes::from(t.to_string()), Validators::default())),

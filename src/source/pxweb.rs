@@ -16,8 +16,8 @@ use toml::Spanned;
 
 use crate::config::OneOrMany;
 use crate::diagnostic::Diagnostic;
-use crate::source::fetch::{self, BuildError, FetchError, FetchSettings, Fetched, Fetcher};
 use crate::source::fetch::Validators;
+use crate::source::fetch::{self, BuildError, FetchError, FetchSettings, Fetched, Fetcher};
 
 /// A 429 asking to wait longer than this fails the fetch (the refresh loop then waits as
 /// asked) instead of holding a split query open.
@@ -439,7 +439,9 @@ pub fn config_url(api: Api, table: &str) -> Result<String, String> {
             let v = segments
                 .iter()
                 .position(|s| s.len() == 2 && s.starts_with('v') && s[1..].parse::<u8>().is_ok())
-                .ok_or("no `v1` segment in the table's path, expected …/api/v1/<lang>/<table path>")?;
+                .ok_or(
+                    "no `v1` segment in the table's path, expected …/api/v1/<lang>/<table path>",
+                )?;
             let end = (v + 2).min(segments.len());
             url.set_query(Some("config"));
             format!("{}/", segments[..end].join("/"))
@@ -463,7 +465,8 @@ pub fn metadata_url(api: Api, table: &str) -> Result<String, String> {
         Api::V1 => Ok(table.to_string()),
         Api::V2 => {
             let mut url = v2_endpoint(table, "metadata")?;
-            url.query_pairs_mut().append_pair("outputFormat", "json-stat2");
+            url.query_pairs_mut()
+                .append_pair("outputFormat", "json-stat2");
             Ok(url.to_string())
         }
     }
@@ -782,7 +785,10 @@ impl Client {
     }
 
     async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
-        self.fetcher.fetch(url, &Validators::default()).await.map(whole)
+        self.fetcher
+            .fetch(url, &Validators::default())
+            .await
+            .map(whole)
     }
 
     async fn post(&self, url: &str, body: &Bytes) -> Result<Bytes, FetchError> {
@@ -803,5 +809,336 @@ fn whole(fetched: Fetched) -> Bytes {
     match fetched {
         Fetched::Body { body, .. } => body,
         Fetched::NotModified => Bytes::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn at(what: &str) -> Diagnostic {
+        Diagnostic::at(Path::new("c.toml"), 9, 1, what)
+    }
+
+    fn query(select: &[(&str, Selection)]) -> Query {
+        Query {
+            api: Api::V1,
+            table: "http://h/api/v1/en/ssd/PR/KPI".into(),
+            select: select
+                .iter()
+                .map(|(v, s)| Select {
+                    variable: v.to_string(),
+                    selection: s.clone(),
+                    at: at(v),
+                })
+                .collect(),
+        }
+    }
+
+    fn codes(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i:02}")).collect()
+    }
+
+    /// Product groups (12) by months (27), as the SCB CPI table.
+    fn cpi() -> Table {
+        Table {
+            variables: vec![
+                Variable {
+                    code: "Group".into(),
+                    values: codes("G", 12),
+                    time: false,
+                },
+                Variable {
+                    code: "Tid".into(),
+                    values: codes("M", 27),
+                    time: true,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_query_within_the_limit_is_one_request() {
+        let q = query(&[("Group", Selection::All), ("Tid", Selection::Top(3))]);
+        let p = plan(&q, &cpi(), 36).unwrap();
+        assert_eq!(p.chunks.len(), 1);
+        assert_eq!(p.split, None);
+    }
+
+    #[test]
+    fn a_query_over_the_limit_is_split_along_the_variable_needing_fewest_requests() {
+        let q = query(&[("Group", Selection::All), ("Tid", Selection::All)]);
+        // 324 cells, 72 a request: 6 months a request (5 requests) beats 2 groups (6).
+        let p = plan(&q, &cpi(), 72).unwrap();
+        assert_eq!(p.split.as_deref(), Some("Tid"));
+        assert_eq!(p.chunks.len(), 5);
+        assert_eq!(p.chunks[0], codes("M", 6));
+        assert_eq!(p.chunks[4], codes("M", 27)[24..].to_vec());
+        // 108 a request: 9 months (3 requests) ties 4 groups (3 requests): time wins the tie.
+        let p = plan(&q, &cpi(), 108).unwrap();
+        assert_eq!(p.split.as_deref(), Some("Tid"));
+        assert_eq!(p.chunks.len(), 3);
+        // 30 a request: 1 group of 27 months (12 requests) beats 2 months of 12 groups (14).
+        let p = plan(&q, &cpi(), 30).unwrap();
+        assert_eq!((p.split.as_deref(), p.chunks.len()), (Some("Group"), 12));
+        // 20 a request: a group's 27 months do not fit, a month's 12 groups do.
+        let p = plan(&q, &cpi(), 20).unwrap();
+        assert_eq!((p.split.as_deref(), p.chunks.len()), (Some("Tid"), 27));
+        let e = plan(&q, &cpi(), 10).unwrap_err();
+        assert!(e.problem.contains("324 cells"), "{}", e.problem);
+    }
+
+    #[test]
+    fn groups_are_split_when_that_takes_fewer_requests() {
+        let q = query(&[
+            ("Group", Selection::All),
+            ("Tid", Selection::Codes(vec!["M00".into(), "M01".into()])),
+        ]);
+        // 24 cells, 8 a request: 4 groups a request (3 requests); months cannot (12 > 8).
+        let p = plan(&q, &cpi(), 8).unwrap();
+        assert_eq!(p.split.as_deref(), Some("Group"));
+        assert_eq!(
+            p.chunks,
+            vec![
+                codes("G", 4),
+                codes("G", 8)[4..].to_vec(),
+                codes("G", 12)[8..].to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn top_takes_the_latest_periods_and_the_first_other_values() {
+        let q = query(&[("Group", Selection::Top(2)), ("Tid", Selection::Top(3))]);
+        let table = cpi();
+        let r = resolve(&q, &table).unwrap();
+        assert_eq!(r[0].1, vec!["G00", "G01"]);
+        assert_eq!(r[1].1, vec!["M24", "M25", "M26"]);
+    }
+
+    #[test]
+    fn an_unknown_variable_or_value_is_positioned_at_its_key_and_lists_the_table() {
+        let q = query(&[(
+            "Tid",
+            Selection::Codes(vec!["M01".into(), "2031M01".into()]),
+        )]);
+        let e = plan(&q, &cpi(), 1000).unwrap_err();
+        assert_eq!(e.at, Some(at("Tid")));
+        assert!(
+            e.problem.starts_with("unknown value `2031M01` of variable `Tid` in table http://h/api/v1/en/ssd/PR/KPI, expected one of `M00`, `M01`,"),
+            "{}",
+            e.problem
+        );
+        assert!(e.problem.ends_with("`M19` and 7 more"), "{}", e.problem);
+        let q = query(&[("Region", Selection::All)]);
+        let e = plan(&q, &cpi(), 1000).unwrap_err();
+        assert_eq!(e.at, Some(at("Region")));
+        assert!(
+            e.problem.ends_with("expected one of `Group`, `Tid`"),
+            "{}",
+            e.problem
+        );
+    }
+
+    #[test]
+    fn selections_read_codes_all_and_top() {
+        let one = |s: &str| Selection::of(&OneOrMany::One(s.into()));
+        assert_eq!(one("*"), Ok(Selection::All));
+        assert_eq!(one("top(12)"), Ok(Selection::Top(12)));
+        assert_eq!(
+            one("000003TJ"),
+            Ok(Selection::Codes(vec!["000003TJ".into()]))
+        );
+        assert!(one("top(0)").unwrap_err().contains("expected `top(N)`"));
+        assert!(one("top(x)").is_err());
+    }
+
+    #[test]
+    fn limits_read_both_apis() {
+        let v1 =
+            br#"{"maxValues":150000,"maxCells":150000,"maxCalls":30,"timeWindow":10,"CORS":true}"#;
+        assert_eq!(
+            limits(Api::V1, v1),
+            Ok(Limits {
+                max_cells: 150_000,
+                max_calls: 30,
+                window: Duration::from_secs(10)
+            })
+        );
+        let v2 = br#"{"apiVersion":"2.0.0","maxDataCells":100000,"maxCallsPerTimeWindow":30,"timeWindow":10}"#;
+        assert_eq!(limits(Api::V2, v2).unwrap().max_cells, 100_000);
+        assert!(limits(Api::V2, v1).unwrap_err().contains("maxDataCells"));
+    }
+
+    #[test]
+    fn urls_of_the_config_the_metadata_and_the_data() {
+        let v1 = "http://h:1/api/v1/en/ssd/PR/PR0101/KPI2020M";
+        assert_eq!(
+            config_url(Api::V1, v1).unwrap(),
+            "http://h:1/api/v1/en/?config"
+        );
+        assert_eq!(metadata_url(Api::V1, v1).unwrap(), v1);
+        let v2 = "http://h:1/api/v2/tables/TAB5737?lang=en";
+        assert_eq!(config_url(Api::V2, v2).unwrap(), "http://h:1/api/v2/config");
+        assert_eq!(
+            metadata_url(Api::V2, v2).unwrap(),
+            "http://h:1/api/v2/tables/TAB5737/metadata?lang=en&outputFormat=json-stat2"
+        );
+        let mut q = query(&[("Group", Selection::Top(2)), ("Tid", Selection::All)]);
+        q.table = v2.into();
+        let p = Plan {
+            chunks: vec![vec!["M00".into(), "M01".into()]],
+            split: Some("Tid".into()),
+        };
+        assert_eq!(
+            v2_url(&q, &p, 0).unwrap(),
+            "http://h:1/api/v2/tables/TAB5737/data?lang=en&valueCodes%5BGroup%5D=top%282%29&valueCodes%5BTid%5D=M00%2CM01&outputFormat=json-stat2"
+        );
+        let body: Value = serde_json::from_slice(&v1_body(&q, &p, 0)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"query": [
+                {"code": "Group", "selection": {"filter": "top", "values": ["2"]}},
+                {"code": "Tid", "selection": {"filter": "item", "values": ["M00", "M01"]}}
+            ], "response": {"format": "json-stat2"}})
+        );
+    }
+
+    /// A JSON-stat 2 dataset of `groups` by `months`, each cell's value from its codes, with
+    /// a status on some cells and a missing value on one.
+    fn dataset(groups: &[String], months: &[String]) -> Value {
+        let mut values = Vec::new();
+        let mut status = Map::new();
+        for g in groups {
+            for m in months {
+                let i = values.len();
+                let v: Value = if g == "G03" && m == "M05" {
+                    Value::Null
+                } else {
+                    let (gi, mi): (u32, u32) = (g[1..].parse().unwrap(), m[1..].parse().unwrap());
+                    serde_json::from_str(&format!("{}.{mi:02}", 100 + gi)).unwrap()
+                };
+                values.push(v);
+                if m == "M07" {
+                    status.insert(i.to_string(), Value::from(format!("p{g}")));
+                }
+            }
+        }
+        let index = |c: &[String]| -> Map<String, Value> {
+            c.iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), Value::from(i)))
+                .collect()
+        };
+        let label = |c: &[String]| -> Map<String, Value> {
+            c.iter()
+                .map(|c| (c.clone(), Value::from(format!("label {c}"))))
+                .collect()
+        };
+        serde_json::json!({
+            "version": "2.0", "class": "dataset", "label": "CPI",
+            "id": ["Group", "Tid"], "size": [groups.len(), months.len()],
+            "role": {"time": ["Tid"]},
+            "dimension": {
+                "Group": {"label": "group", "category": {"index": index(groups), "label": label(groups)}},
+                "Tid": {"label": "month", "category": {"index": index(months), "label": label(months)}}
+            },
+            "value": values, "status": status
+        })
+    }
+
+    fn bytes(v: &Value) -> Bytes {
+        Bytes::from(v.to_string())
+    }
+
+    #[test]
+    fn joined_answers_are_the_one_answer_of_an_unlimited_request() {
+        let (groups, months) = (codes("G", 12), codes("M", 27));
+        let whole = dataset(&groups, &months);
+        for (split, max) in [("Tid", 72), ("Group", 54)] {
+            let q = query(&[("Group", Selection::All), ("Tid", Selection::All)]);
+            let p = plan(&q, &cpi(), max).unwrap();
+            assert_eq!(p.split.as_deref(), Some(split));
+            let parts: Vec<Bytes> = p
+                .chunks
+                .iter()
+                .map(|c| match split {
+                    "Tid" => bytes(&dataset(&groups, c)),
+                    _ => bytes(&dataset(c, &months)),
+                })
+                .collect();
+            assert!(parts.len() > 1);
+            let joined: Value =
+                serde_json::from_slice(&join(&parts, Some(split)).unwrap()).unwrap();
+            assert_eq!(joined["value"], whole["value"], "split along {split}");
+            assert_eq!(joined["status"], whole["status"]);
+            assert_eq!(joined["size"], whole["size"]);
+            assert_eq!(joined["dimension"], whole["dimension"]);
+            assert_eq!(joined, whole);
+        }
+    }
+
+    #[test]
+    fn answers_that_differ_outside_the_split_dimension_are_refused() {
+        let months = codes("M", 4);
+        let a = dataset(&codes("G", 2), &months[..2]);
+        let b = dataset(&codes("G", 3), &months[2..]);
+        let e = join(&[bytes(&a), bytes(&b)], Some("Tid")).unwrap_err();
+        assert!(e.contains("differ in dimensions other than `Tid`"), "{e}");
+    }
+
+    fn limits_of(max_calls: u32, secs: u64) -> Limits {
+        Limits {
+            max_cells: 1000,
+            max_calls,
+            window: Duration::from_secs(secs),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_beyond_the_limit_wait_for_the_window() {
+        let pacer = Pacer::default();
+        let limits = limits_of(3, 10);
+        let start = tokio::time::Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            pacer.call(&limits).await;
+            times.push((tokio::time::Instant::now() - start).as_secs());
+        }
+        assert_eq!(times, vec![0, 0, 0, 10, 10, 10, 20]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_is_retried_after_its_retry_after() {
+        let pacer = Pacer::default();
+        let limits = limits_of(100, 10);
+        let start = tokio::time::Instant::now();
+        let asked = Mutex::new(Vec::new());
+        let too_many = |secs| FetchError::HttpStatus {
+            url: "http://h/x".into(),
+            status: reqwest::StatusCode::TOO_MANY_REQUESTS,
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        let r = paced(&pacer, &limits, || {
+            let mut a = asked.lock().unwrap();
+            a.push((tokio::time::Instant::now() - start).as_secs());
+            let n = a.len();
+            async move {
+                match n {
+                    1 => Err(too_many(7)),
+                    _ => Ok(n),
+                }
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(2));
+        assert_eq!(*asked.lock().unwrap(), vec![0, 7]);
+        // A wait longer than a short pause fails the fetch: the refresh loop honours it.
+        let r: Result<usize, _> = paced(&pacer, &limits, || async { Err(too_many(3600)) }).await;
+        assert_eq!(
+            r.unwrap_err().retry_after(),
+            Some(Duration::from_secs(3600))
+        );
     }
 }
