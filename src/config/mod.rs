@@ -269,6 +269,15 @@ fn pxweb_inputs(
         let no_file = i.file.span() == (0..0);
         match (&i.pxweb, no_file) {
             (Some(px), true) => {
+                if i.format.get_ref() != Format::JsonStat.name() {
+                    errs.push(map.diag(
+                        i.format.span(),
+                        format!(
+                            "format `{}` with `[input.pxweb]`, expected \"json-stat\" (the query is answered in JSON-stat 2)",
+                            crate::diagnostic::excerpt(i.format.get_ref())
+                        ),
+                    ));
+                }
                 i.file = Spanned::new(px.get_ref().table.span(), px.get_ref().key());
                 true
             }
@@ -751,6 +760,51 @@ metric_prefix = "x_"
             .as_ref()
             .unwrap();
         assert_eq!(*v.get_ref(), 1_908_000.0);
+    }
+
+    #[test]
+    fn a_pxweb_input_is_named_by_its_query_and_needs_no_file() {
+        let input = "[[input]]\nformat = \"json-stat\"\nmetric = \"m\"\n[input.pxweb]\ntable = \"http://h/api/v1/en/ssd/T\"\n[input.pxweb.select]\nTid = \"top(2)\"\nGroup = [\"A\", \"B\"]\n";
+        let c = parse(Path::new("c.toml"), &format!("{HEAD}{input}")).unwrap();
+        let i = c.inputs[0].get_ref();
+        assert_eq!(
+            i.file.get_ref(),
+            "http://h/api/v1/en/ssd/T#pxweb-v1:Group=A,B&Tid=top(2)"
+        );
+        let px = i.pxweb.as_ref().unwrap().get_ref();
+        let map = SourceMap::new(Path::new("c.toml"), "");
+        let q = px.query(|span, m| map.diag(span, m)).unwrap();
+        assert_eq!(q.select.len(), 2);
+    }
+
+    #[test]
+    fn an_input_names_exactly_one_of_file_and_pxweb_and_a_pxweb_one_is_json_stat() {
+        let table = "[input.pxweb]\ntable = \"http://h/api/v1/en/ssd/T\"\n";
+        let e = err(&format!(
+            "{HEAD}[[input]]\nfile = \"d.json\"\nformat = \"json-stat\"\n{table}"
+        ));
+        assert!(
+            e.starts_with("c.toml:12:1: `[input.pxweb]` and `file` both given"),
+            "{e}"
+        );
+        let e = err(&format!("{HEAD}[[input]]\nformat = \"json-stat\"\n"));
+        assert!(
+            e.starts_with(
+                "c.toml:9:1: missing field `file`, expected a data file, a URL or `[input.pxweb]`"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("{HEAD}[[input]]\nformat = \"csv\"\n{table}"));
+        assert!(
+            e.starts_with(
+                "c.toml:10:10: format `csv` with `[input.pxweb]`, expected \"json-stat\""
+            ),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{HEAD}[[input]]\nformat = \"json-stat\"\n{table}api = \"v3\"\n"
+        ));
+        assert!(e.starts_with("c.toml:13:7: unknown variant `v3`"), "{e}");
     }
 
     #[test]
