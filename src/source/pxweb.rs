@@ -580,6 +580,12 @@ pub fn join(parts: &[Bytes], split: Option<&str>) -> Result<Bytes, String> {
         }
         codes[d].extend(l.codes[d].iter().cloned());
     }
+    let distinct: std::collections::BTreeSet<&String> = codes[d].iter().collect();
+    if distinct.len() != codes[d].len() {
+        return Err(format!(
+            "the answers repeat values of `{split}`, expected each in one answer"
+        ));
+    }
     let total: usize = codes.iter().map(Vec::len).product();
     let mut values = vec![Value::Null; total];
     let mut status = Map::new();
@@ -1086,6 +1092,9 @@ mod tests {
         let b = dataset(&codes("G", 3), &months[2..]);
         let e = join(&[bytes(&a), bytes(&b)], Some("Tid")).unwrap_err();
         assert!(e.contains("differ in dimensions other than `Tid`"), "{e}");
+        let c = dataset(&codes("G", 2), &months[1..3]);
+        let e = join(&[bytes(&a), bytes(&c)], Some("Tid")).unwrap_err();
+        assert!(e.contains("repeat values of `Tid`"), "{e}");
     }
 
     fn limits_of(max_calls: u32, secs: u64) -> Limits {
