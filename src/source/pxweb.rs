@@ -16,8 +16,9 @@ use toml::Spanned;
 
 use crate::config::OneOrMany;
 use crate::diagnostic::Diagnostic;
-use crate::source::fetch::Validators;
-use crate::source::fetch::{self, BuildError, FetchError, FetchSettings, Fetched, Fetcher};
+use crate::source::fetch::{
+    self, BuildError, FetchError, FetchSettings, Fetched, Fetcher, Validators,
+};
 
 /// A 429 asking to wait longer than this fails the fetch (the refresh loop then waits as
 /// asked) instead of holding a split query open.
@@ -69,7 +70,8 @@ impl Selection {
         if one == "*" {
             return Ok(Selection::All);
         }
-        let top = one
+        let lower = one.to_ascii_lowercase();
+        let top = lower
             .strip_prefix("top(")
             .and_then(|r| r.strip_suffix(')'))
             .map(|n| n.trim().parse::<usize>());
@@ -436,13 +438,16 @@ pub fn config_url(api: Api, table: &str) -> Result<String, String> {
     let segments: Vec<String> = url.path().split('/').map(str::to_string).collect();
     let path = match api {
         Api::V1 => {
+            // The language follows the version, after a database name at some offices
+            // (Statistics Sweden: `/OV0104/v1/doris/en/ssd/…`).
+            let language = |s: &String| s.len() == 2 && s.bytes().all(|b| b.is_ascii_lowercase());
             let v = segments
                 .iter()
-                .position(|s| s.len() == 2 && s.starts_with('v') && s[1..].parse::<u8>().is_ok())
-                .ok_or(
-                    "no `v1` segment in the table's path, expected …/api/v1/<lang>/<table path>",
-                )?;
-            let end = (v + 2).min(segments.len());
+                .position(|s| s.len() == 2 && s.starts_with('v') && s[1..].parse::<u8>().is_ok());
+            let lang = v.and_then(|v| Some(v + 1 + segments[v + 1..].iter().position(language)?));
+            let end = lang.ok_or(
+                "no `v1/<lang>` in the table's path, expected …/api/v1/<lang>/<table path>",
+            )? + 1;
             url.set_query(Some("config"));
             format!("{}/", segments[..end].join("/"))
         }
@@ -952,6 +957,7 @@ mod tests {
         let one = |s: &str| Selection::of(&OneOrMany::One(s.into()));
         assert_eq!(one("*"), Ok(Selection::All));
         assert_eq!(one("top(12)"), Ok(Selection::Top(12)));
+        assert_eq!(one("TOP(3)"), Ok(Selection::Top(3)));
         assert_eq!(
             one("000003TJ"),
             Ok(Selection::Codes(vec!["000003TJ".into()]))
@@ -984,6 +990,12 @@ mod tests {
             config_url(Api::V1, v1).unwrap(),
             "http://h:1/api/v1/en/?config"
         );
+        let scb = "https://api.scb.se/OV0104/v1/doris/sv/ssd/PR/PR0101/PR0101A/KPItotM";
+        assert_eq!(
+            config_url(Api::V1, scb).unwrap(),
+            "https://api.scb.se/OV0104/v1/doris/sv/?config"
+        );
+        assert!(config_url(Api::V1, "http://h/tables/x").is_err());
         assert_eq!(metadata_url(Api::V1, v1).unwrap(), v1);
         let v2 = "http://h:1/api/v2/tables/TAB5737?lang=en";
         assert_eq!(config_url(Api::V2, v2).unwrap(), "http://h:1/api/v2/config");
