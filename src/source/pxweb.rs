@@ -726,6 +726,8 @@ pub struct Client {
     fetcher: Fetcher,
     query: Arc<Query>,
     pacer: Pacer,
+    /// The limits the service gave last, which pace the next fetch's first call.
+    known: Mutex<Option<Limits>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -736,10 +738,10 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Until the service's limits are read, one call at a time is all that is assumed.
+/// Before the service's limits are first read there is no call to count against them.
 const FIRST_LIMITS: Limits = Limits {
     max_cells: u64::MAX,
-    max_calls: 1,
+    max_calls: u32::MAX,
     window: Duration::ZERO,
 };
 
@@ -749,6 +751,7 @@ impl Client {
             fetcher: Fetcher::new(settings)?,
             query,
             pacer: Pacer::default(),
+            known: Mutex::default(),
         })
     }
 
@@ -766,8 +769,11 @@ impl Client {
             problem,
         };
         let config = config_url(q.api, &q.table).map_err(invalid)?;
-        let body = paced(&self.pacer, &FIRST_LIMITS, || self.get(&config)).await?;
+        let last = *self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = last.unwrap_or(FIRST_LIMITS);
+        let body = paced(&self.pacer, &first, || self.get(&config)).await?;
         let limits = limits(q.api, &body).map_err(|e| self.query_error(&config, None, e))?;
+        *self.known.lock().unwrap_or_else(PoisonError::into_inner) = Some(limits);
         let meta = metadata_url(q.api, &q.table).map_err(invalid)?;
         let body = paced(&self.pacer, &limits, || self.get(&meta)).await?;
         let table = table(q.api, &body).map_err(|e| self.query_error(&meta, None, e))?;
