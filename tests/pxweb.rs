@@ -103,6 +103,10 @@ struct State {
     too_many_once: Option<u64>,
     /// Data requests answered 429.
     refused: usize,
+    /// A cell (by its position in the table) served with another value, as a revision.
+    revised: Option<(usize, String)>,
+    /// A value code the metadata no longer lists, as a table changed by its publisher.
+    withdrawn: Option<String>,
 }
 
 /// A loopback PxWeb service, stopped on drop.
@@ -214,10 +218,10 @@ fn answer(
             200,
             json!({"apiVersion": "2.0.0", "maxDataCells": s.max_cells, "maxCallsPerTimeWindow": s.max_calls, "timeWindow": s.window.as_secs()}).to_string(),
         ),
-        ("GET", V1_TABLE) => reply(200, v1_metadata(t)),
+        ("GET", V1_TABLE) => reply(200, v1_metadata(t, s.withdrawn.as_deref())),
         ("GET", p) if p == format!("{V2_TABLE}/metadata") => {
             let all: Vec<Vec<usize>> = t.variables.iter().map(|v| (0..v.values.len()).collect()).collect();
-            reply(200, dataset(t, &all, false))
+            reply(200, dataset(t, &all, None))
         }
         ("POST", V1_TABLE) => {
             let q: Value = serde_json::from_slice(body).expect("a JSON query");
@@ -296,15 +300,20 @@ fn data(s: &mut State, t: &Table, selections: Vec<Vec<usize>>) -> http::Response
         return r;
     }
     s.data_requests += 1;
-    reply(200, dataset(t, &selections, true))
+    reply(200, dataset(t, &selections, Some(&s.revised)))
 }
 
-fn v1_metadata(t: &Table) -> String {
+fn v1_metadata(t: &Table, withdrawn: Option<&str>) -> String {
     let variables: Vec<Value> = t
         .variables
         .iter()
         .map(|v| {
-            json!({"code": v.code, "text": v.code, "values": v.values, "valueTexts": v.texts,
+            let values: Vec<&String> = v
+                .values
+                .iter()
+                .filter(|c| Some(c.as_str()) != withdrawn)
+                .collect();
+            json!({"code": v.code, "text": v.code, "values": values, "valueTexts": v.texts,
                    "elimination": false, "time": v.time})
         })
         .collect();
@@ -312,8 +321,13 @@ fn v1_metadata(t: &Table) -> String {
         .to_string()
 }
 
-/// A JSON-stat 2 dataset of the selected positions per variable, with values when `values`.
-fn dataset(t: &Table, selections: &[Vec<usize>], values: bool) -> String {
+/// A JSON-stat 2 dataset of the selected positions per variable; with values when `values`
+/// is given (it says which cell is revised, if one is).
+fn dataset(
+    t: &Table,
+    selections: &[Vec<usize>],
+    values: Option<&Option<(usize, String)>>,
+) -> String {
     let mut dimension = Map::new();
     for (v, sel) in t.variables.iter().zip(selections) {
         let index: Map<String, Value> = sel
@@ -339,14 +353,17 @@ fn dataset(t: &Table, selections: &[Vec<usize>], values: bool) -> String {
         "role": {"time": ["period"]},
         "dimension": dimension,
     });
-    if values {
+    if let Some(revised) = values {
         let width = t.variables[1].values.len();
         let mut cells = Vec::new();
         for &g in &selections[0] {
             for &m in &selections[1] {
-                cells.push(
-                    serde_json::from_str::<Value>(&t.cells[g * width + m]).unwrap_or(Value::Null),
-                );
+                let at = g * width + m;
+                let cell = match revised {
+                    Some((r, v)) if *r == at => v,
+                    _ => &t.cells[at],
+                };
+                cells.push(serde_json::from_str::<Value>(cell).unwrap_or(Value::Null));
             }
         }
         doc["value"] = Value::Array(cells);
@@ -535,4 +552,62 @@ fn the_readme_example_serves_the_table() {
     let m = parse(&e.metrics());
     assert!(cpi(&m, "01.1.1", "2008-01").is_some(), "{lines:?}");
     assert!(cpi(&m, "01.1.1", "2007-12").is_none(), "{lines:?}");
+}
+
+#[test]
+fn a_refresh_serves_revisions_and_a_query_the_table_no_longer_fits_keeps_the_last_good_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(100_000, 100, Duration::from_secs(10));
+    let select = "\"Product group\" = [\"01\", \"01.1.1\"]\nperiod = \"top(2)\"\n";
+    let path = config(dir.path(), &service.base(), "v1", select);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("refresh = \"1d\"", "refresh = \"1s\"")).unwrap();
+    let e = start(&path);
+    assert_eq!(every_cell(&served(&e, "the query served")), 4);
+    assert_eq!(cpi(&parse(&e.metrics()), "01", "2008-12"), Some(266.36));
+    // Group "01", December 2008: the 27th cell of the table.
+    service.with(|s| s.revised = Some((26, "266.5".into())));
+    poll_until_ok(
+        "the revision served",
+        DEADLINE,
+        Duration::from_millis(100),
+        || {
+            let m = parse(&e.metrics());
+            (cpi(&m, "01", "2008-12") == Some(266.5))
+                .then_some(())
+                .ok_or_else(|| e.metrics())
+        },
+    );
+    service.with(|s| s.withdrawn = Some("01.1.1".into()));
+    let source = format!("{}{V1_TABLE}#pxweb-v1:", service.base());
+    let failures = |m: &Exposition| {
+        m.samples
+            .iter()
+            .find(|s| {
+                s.name == "indicator_exporter_source_failures_total"
+                    && s.label("reason") == Some("query")
+                    && s.label("source").is_some_and(|u| u.starts_with(&source))
+            })
+            .map_or(0.0, |s| s.value)
+    };
+    let m = poll_until_ok(
+        "the failed query counted",
+        DEADLINE,
+        Duration::from_millis(100),
+        || {
+            let m = parse(&e.metrics());
+            if failures(&m) >= 1.0 {
+                Ok(m)
+            } else {
+                Err(e.metrics())
+            }
+        },
+    );
+    assert_eq!(cpi(&m, "01", "2008-12"), Some(266.5), "the last good data");
+    assert_eq!(cpi(&m, "01.1.1", "2008-12"), Some(284.69));
+    let log = e.stderr();
+    assert!(
+        log.contains("unknown value `01.1.1` of variable `Product group`"),
+        "{log}"
+    );
 }
