@@ -563,7 +563,9 @@ pub fn join(parts: &[Bytes], split: Option<&str>) -> Result<Bytes, String> {
         .map(|b| serde_json::from_slice(b).map_err(|e| format!("an answer is not JSON ({e})")))
         .collect::<Result<_, _>>()?;
     let layouts: Vec<Dataset> = docs.iter().map(Dataset::of).collect::<Result<_, _>>()?;
-    let first = &layouts[0];
+    let Some(first) = layouts.first() else {
+        return Err("no answer".into());
+    };
     let d = first
         .ids
         .iter()
@@ -1113,6 +1115,7 @@ mod tests {
         let c = dataset(&codes("G", 2), &months[1..3]);
         let e = join(&[bytes(&a), bytes(&c)], Some("Tid")).unwrap_err();
         assert!(e.contains("repeat values of `Tid`"), "{e}");
+        assert_eq!(join(&[], Some("Tid")), Err("no answer".to_string()));
     }
 
     fn limits_of(max_calls: u32, secs: u64) -> Limits {
