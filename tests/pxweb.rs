@@ -187,11 +187,11 @@ fn reply(status: u16, body: String) -> http::Response<Full<Bytes>> {
         .unwrap()
 }
 
-/// Counts a call against the window; the service's own check is a little lenient (50 ms)
+/// Counts a call against the window; the service's own check is a little lenient (200 ms)
 /// for the time a request spends on the way.
 fn count_call(s: &mut State) {
     let now = Instant::now();
-    let window = s.window.saturating_sub(Duration::from_millis(50));
+    let window = s.window.saturating_sub(Duration::from_millis(200));
     let recent = s.calls.iter().filter(|t| now - **t < window).count();
     if recent >= s.max_calls {
         s.over_limit += 1;
