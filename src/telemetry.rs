@@ -318,7 +318,7 @@ fn source_metrics() -> ([GaugeVec; 2], [CounterVec; 3]) {
     );
     let source_failures = counters(
         "source_failures_total",
-        "Failed fetches of the remote source, by reason (connect, timeout, tls, http_status, redirects, too_large, body, invalid, api_key, invalid_url). The last good data stays in service.",
+        "Failed fetches of the remote source, by reason (connect, timeout, tls, http_status, redirects, too_large, body, invalid, api_key, invalid_url, query). The last good data stays in service.",
         &["dataset", "source", "reason"],
     );
     let source_bytes = counters(

@@ -19,6 +19,7 @@ use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::source::fetch::FetchOptions;
+use crate::source::pxweb::PxWebConfig;
 use crate::source::sdmx_ml::SdmxMlOptions;
 use crate::source::workbook::ExcelOptions;
 use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
@@ -194,7 +195,9 @@ impl OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
-    /// The data file, relative to the config file.
+    /// The data file, relative to the config file, or its URL. Absent when `[input.pxweb]`
+    /// names a table: then the query's key (see [`PxWebConfig::key`]).
+    #[serde(default = "no_file")]
     pub file: Spanned<String>,
     /// `csv`, `json`, `sdmx-csv`, `sdmx-json`, `json-stat`, `pc-axis`, `excel` or `sdmx-ml`.
     pub format: Spanned<String>,
@@ -251,6 +254,57 @@ pub struct InputConfig {
     pub sdmx_ml: Option<Spanned<SdmxMlOptions>>,
     /// How this file is fetched when it is a URL, over the dataset's `[fetch]`.
     pub fetch: Option<Spanned<FetchOptions>>,
+    /// A PxWeb table queried instead of a file.
+    pub pxweb: Option<Spanned<PxWebConfig>>,
+}
+
+/// `file` as written when the input has none.
+fn no_file() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
+}
+
+/// Each input names exactly one of `file` and `[input.pxweb]`; a PxWeb input's file is its
+/// query's key. An input with neither is left out.
+fn pxweb_inputs(
+    map: &SourceMap,
+    inputs: &mut Vec<Spanned<InputConfig>>,
+    errs: &mut Vec<Diagnostic>,
+) {
+    inputs.retain_mut(|input| {
+        let span = input.span();
+        let i = input.get_mut();
+        let no_file = i.file.span() == (0..0);
+        match (&i.pxweb, no_file) {
+            (Some(px), true) => {
+                if i.format.get_ref() != Format::JsonStat.name() {
+                    errs.push(map.diag(
+                        i.format.span(),
+                        format!(
+                            "format `{}` with `[input.pxweb]`, expected \"json-stat\" (the query is answered in JSON-stat 2)",
+                            crate::diagnostic::excerpt(i.format.get_ref())
+                        ),
+                    ));
+                }
+                i.file = Spanned::new(px.get_ref().table.span(), px.get_ref().key());
+                true
+            }
+            (Some(px), false) => {
+                errs.push(map.diag(
+                    px.span(),
+                    "`[input.pxweb]` and `file` both given, expected one of them",
+                ));
+                true
+            }
+            (None, true) => {
+                errs.push(map.diag(
+                    span.start..span.start,
+                    "missing field `file`, expected a data file, a URL or `[input.pxweb]`",
+                ));
+                false
+            }
+            (None, false) => true,
+        }
+    });
 }
 
 impl InputConfig {
@@ -379,7 +433,8 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
         .and_then(|v| read::<FetchOptions>(&map, path, v, &mut errs));
     let sources = read_array(&map, path, root.remove("source"), "source", &mut errs);
     let labels = read_array(&map, path, root.remove("label"), "label", &mut errs);
-    let inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
+    let mut inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
+    pxweb_inputs(&map, &mut inputs, &mut errs);
     let mut metrics = Vec::new();
     let mut unread_metrics = Vec::new();
     if let Some(metric_tables) = root.remove("metric") {
@@ -630,6 +685,7 @@ fn schema(path: &str) -> Option<&'static [&'static str]> {
         "input.json_stat" => fields::<JsonStatOptions>(),
         "input.excel" => fields::<ExcelOptions>(),
         "input.sdmx_ml" => fields::<SdmxMlOptions>(),
+        "input.pxweb" => fields::<PxWebConfig>(),
         _ => return None,
     })
 }
@@ -775,6 +831,51 @@ metric_prefix = "x_"
             .as_ref()
             .unwrap();
         assert_eq!(*v.get_ref(), 1_908_000.0);
+    }
+
+    #[test]
+    fn a_pxweb_input_is_named_by_its_query_and_needs_no_file() {
+        let input = "[[input]]\nformat = \"json-stat\"\nmetric = \"m\"\n[input.pxweb]\ntable = \"http://h/api/v1/en/ssd/T\"\n[input.pxweb.select]\nTid = \"top(2)\"\nGroup = [\"A\", \"B\"]\n";
+        let c = parse(Path::new("c.toml"), &format!("{HEAD}{input}")).unwrap();
+        let i = c.inputs[0].get_ref();
+        assert_eq!(
+            i.file.get_ref(),
+            "http://h/api/v1/en/ssd/T#pxweb-v1:Group=A,B&Tid=top(2)"
+        );
+        let px = i.pxweb.as_ref().unwrap().get_ref();
+        let map = SourceMap::new(Path::new("c.toml"), "");
+        let q = px.query(|span, m| map.diag(span, m)).unwrap();
+        assert_eq!(q.select.len(), 2);
+    }
+
+    #[test]
+    fn an_input_names_exactly_one_of_file_and_pxweb_and_a_pxweb_one_is_json_stat() {
+        let table = "[input.pxweb]\ntable = \"http://h/api/v1/en/ssd/T\"\n";
+        let e = err(&format!(
+            "{HEAD}[[input]]\nfile = \"d.json\"\nformat = \"json-stat\"\n{table}"
+        ));
+        assert!(
+            e.starts_with("c.toml:12:1: `[input.pxweb]` and `file` both given"),
+            "{e}"
+        );
+        let e = err(&format!("{HEAD}[[input]]\nformat = \"json-stat\"\n"));
+        assert!(
+            e.starts_with(
+                "c.toml:9:1: missing field `file`, expected a data file, a URL or `[input.pxweb]`"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("{HEAD}[[input]]\nformat = \"csv\"\n{table}"));
+        assert!(
+            e.starts_with(
+                "c.toml:10:10: format `csv` with `[input.pxweb]`, expected \"json-stat\""
+            ),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{HEAD}[[input]]\nformat = \"json-stat\"\n{table}api = \"v3\"\n"
+        ));
+        assert!(e.starts_with("c.toml:13:7: unknown variant `v3`"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::expose::snapshot::Snapshot;
 use crate::read::{read_file, read_text, DEFAULT_MAX_FILE_SIZE};
 use crate::source::fetch::{self, FetchSettings};
+use crate::source::pxweb;
 
 /// How long a load may take before its caller stops waiting for it.
 pub const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -71,6 +72,8 @@ pub struct RemoteSource {
     pub url: String,
     pub settings: FetchSettings,
     pub at: Diagnostic,
+    /// The PxWeb query asked instead of a GET of `url` (then the query's key).
+    pub pxweb: Option<Arc<pxweb::Query>>,
 }
 
 impl Parsed {
@@ -177,14 +180,17 @@ fn remote_sources(
     let named = config
         .inputs
         .iter()
-        .map(|i| (&i.get_ref().file, i.get_ref().fetch.as_ref()))
+        .map(|i| {
+            let i = i.get_ref();
+            (&i.file, i.fetch.as_ref(), i.pxweb.as_ref())
+        })
         .chain(
             config
                 .metrics
                 .iter()
-                .filter_map(|m| m.get_ref().samples_file.as_ref().map(|f| (f, None))),
+                .filter_map(|m| m.get_ref().samples_file.as_ref().map(|f| (f, None, None))),
         );
-    for (file, own) in named {
+    for (file, own, px) in named {
         if !fetch::is_remote(file.get_ref()) || out.iter().any(|r| r.url == *file.get_ref()) {
             continue;
         }
@@ -192,11 +198,20 @@ fn remote_sources(
             Some(o) => dataset.merged(o.get_ref()),
             None => dataset.clone(),
         };
+        let query = match px.map(|p| p.get_ref().query(|span, m| map.diag(span, m))) {
+            Some(Err(problems)) => {
+                errors.extend(problems);
+                continue;
+            }
+            Some(Ok(q)) => Some(Arc::new(q)),
+            None => None,
+        };
         match options.settings(base) {
             Ok(settings) => out.push(RemoteSource {
                 url: file.get_ref().clone(),
                 settings,
                 at: map.diag(file.span(), String::new()),
+                pxweb: query,
             }),
             Err(problems) => {
                 errors.extend(problems.into_iter().map(|(span, m)| map.diag(span, m)));

@@ -20,6 +20,7 @@ use crate::reload::Trigger;
 use crate::source::fetch::{
     self, FetchError, FetchSettings, Fetched, Fetcher, Jitter, OnStartFailure, Validators,
 };
+use crate::source::pxweb;
 use crate::telemetry::{FetchResult, Telemetry};
 
 /// The end of one scheduled fetch, sent to the load task.
@@ -60,7 +61,9 @@ fn xxhash(b: &[u8]) -> u64 {
 
 struct Source {
     settings: FetchSettings,
-    fetcher: Arc<Fetcher>,
+    /// The PxWeb query, when the source is one (a changed query is another source).
+    pxweb: Option<Arc<pxweb::Query>>,
+    fetcher: Arc<Client>,
     /// Where the URL is written, for errors at start-up.
     at: Diagnostic,
     /// The last body that loaded.
@@ -122,7 +125,7 @@ impl Source {
                 *self.failures.lock().unwrap_or_else(PoisonError::into_inner) += 1;
                 Some(Diagnostic {
                     message: format!("{e}"),
-                    ..self.at.clone()
+                    ..e.at().unwrap_or(&self.at).clone()
                 })
             }
         }
@@ -193,15 +196,21 @@ impl Sources {
         self.sources
             .retain(|u, _| wanted.iter().any(|r| r.url == *u));
         telemetry.sources_removed(dataset, &keep);
-        for RemoteSource { url, settings, at } in wanted.iter().cloned() {
+        for RemoteSource {
+            url,
+            settings,
+            at,
+            pxweb,
+        } in wanted.iter().cloned()
+        {
             if self
                 .sources
                 .get(&url)
-                .is_some_and(|s| s.settings == settings)
+                .is_some_and(|s| s.settings == settings && s.pxweb == pxweb)
             {
                 continue;
             }
-            let fetcher = match Fetcher::new(&settings) {
+            let fetcher = match Client::new(&settings, pxweb.clone()) {
                 Ok(f) => Arc::new(f),
                 Err(e) => {
                     errors.push(Diagnostic {
@@ -224,6 +233,7 @@ impl Sources {
             let source = Source {
                 status,
                 settings,
+                pxweb,
                 fetcher,
                 at,
                 good,
@@ -416,16 +426,44 @@ pub(crate) trait Fetch: Send + Sync + 'static {
     fn every(&self) -> Duration;
 }
 
-impl Fetch for Fetcher {
+/// A source's HTTP client: a GET of its URL, or the requests of a PxWeb query.
+enum Client {
+    Get(Fetcher),
+    PxWeb(pxweb::Client),
+}
+
+impl Client {
+    fn new(
+        settings: &FetchSettings,
+        pxweb: Option<Arc<pxweb::Query>>,
+    ) -> Result<Client, fetch::BuildError> {
+        Ok(match pxweb {
+            Some(q) => Client::PxWeb(pxweb::Client::new(settings, q)?),
+            None => Client::Get(Fetcher::new(settings)?),
+        })
+    }
+
+    async fn fetch(&self, url: &str, previous: &Validators) -> Result<Fetched, FetchError> {
+        match self {
+            Client::Get(f) => f.fetch(url, previous).await,
+            Client::PxWeb(p) => p.fetch().await,
+        }
+    }
+}
+
+impl Fetch for Client {
     fn fetch(
         &self,
         url: &str,
         previous: &Validators,
     ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send {
-        Fetcher::fetch(self, url, previous)
+        Client::fetch(self, url, previous)
     }
     fn every(&self) -> Duration {
-        self.settings().refresh
+        match self {
+            Client::Get(f) => f.settings().refresh,
+            Client::PxWeb(p) => p.settings().refresh,
+        }
     }
 }
 
@@ -707,12 +745,13 @@ mod tests {
         let settings = fetch::FetchOptions::default()
             .settings(std::path::Path::new("."))
             .unwrap();
-        let fetcher = Arc::new(Fetcher::new(&settings).unwrap());
+        let fetcher = Arc::new(Client::new(&settings, None).unwrap());
         let mut sources = Sources::default();
         sources.sources.insert(
             "http://127.0.0.1:9/x".into(),
             Source {
                 settings,
+                pxweb: None,
                 fetcher,
                 at: Diagnostic::file(std::path::Path::new("d.toml"), ""),
                 good: good.map(|t| super::body(&Bytes::from(t.to_string()), Validators::default())),

@@ -455,6 +455,14 @@ pub enum FetchError {
         url: String,
         cause: String,
     },
+    /// A query the service cannot answer as configured (a PxWeb selection naming what the
+    /// table does not have), or answers that do not make one dataset; `at` is where in the
+    /// config, when it is one key's fault.
+    Query {
+        url: String,
+        at: Option<Box<crate::diagnostic::Diagnostic>>,
+        problem: String,
+    },
 }
 
 impl FetchError {
@@ -470,11 +478,12 @@ impl FetchError {
             FetchError::TooLarge { .. } | FetchError::HeadTooLarge { .. } => "too_large",
             FetchError::Redirects { .. } => "redirects",
             FetchError::Body { .. } => "body",
+            FetchError::Query { .. } => "query",
         }
     }
 
     /// Every reason [`FetchError::reason`] gives, so counters can start at 0.
-    pub const REASONS: [&'static str; 9] = [
+    pub const REASONS: [&'static str; 10] = [
         "invalid_url",
         "api_key",
         "connect",
@@ -484,12 +493,21 @@ impl FetchError {
         "too_large",
         "redirects",
         "body",
+        "query",
     ];
 
     /// How long the server asked not to be asked again (`Retry-After` on a 429 or 503).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             FetchError::HttpStatus { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Where in the config the failure is written, when it is one key's fault.
+    pub fn at(&self) -> Option<&crate::diagnostic::Diagnostic> {
+        match self {
+            FetchError::Query { at, .. } => at.as_deref(),
             _ => None,
         }
     }
@@ -506,7 +524,8 @@ impl FetchError {
             | FetchError::TooLarge { url, .. }
             | FetchError::HeadTooLarge { url }
             | FetchError::Redirects { url, .. }
-            | FetchError::Body { url, .. } => url,
+            | FetchError::Body { url, .. }
+            | FetchError::Query { url, .. } => url,
         }
     }
 }
@@ -573,6 +592,7 @@ impl fmt::Display for FetchError {
             FetchError::Body { url, cause } => {
                 write!(f, "{url}: reading the body failed ({cause}), expected the whole body")
             }
+            FetchError::Query { url, problem, .. } => write!(f, "{url}: {problem}"),
         }
     }
 }
@@ -721,8 +741,22 @@ impl Fetcher {
     /// GETs `url`, conditionally on `previous`, following redirects, within the settings'
     /// limits. A 304 reads no body; a body is cut off as soon as it is over `max_size`.
     pub async fn fetch(&self, url: &str, previous: &Validators) -> Result<Fetched, FetchError> {
+        self.send(url, previous, None).await
+    }
+
+    /// POSTs `body` as JSON to `url` (a PxWeb v1 query), within the same limits as [`Self::fetch`].
+    pub async fn post_json(&self, url: &str, body: Bytes) -> Result<Fetched, FetchError> {
+        self.send(url, &Validators::default(), Some(&body)).await
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        previous: &Validators,
+        body: Option<&Bytes>,
+    ) -> Result<Fetched, FetchError> {
         let timeout = self.settings.timeout;
-        match tokio::time::timeout(timeout, self.fetch_within(url, previous)).await {
+        match tokio::time::timeout(timeout, self.fetch_within(url, previous, body)).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout {
                 url: redact(url),
@@ -731,13 +765,18 @@ impl Fetcher {
         }
     }
 
-    async fn fetch_within(&self, url: &str, previous: &Validators) -> Result<Fetched, FetchError> {
+    async fn fetch_within(
+        &self,
+        url: &str,
+        previous: &Validators,
+        body: Option<&Bytes>,
+    ) -> Result<Fetched, FetchError> {
         let mut hop = Hop::start(url)?;
         let key = self.key(&hop.shown).await?;
         loop {
             let at = hop.at();
             let resp = self
-                .request(&hop, previous, key.as_ref())
+                .request(&hop, previous, key.as_ref(), body)
                 .send()
                 .await
                 .map_err(|e| self.send_error(&e, at.clone()))?;
@@ -777,14 +816,23 @@ impl Fetcher {
         Ok(Some((k.name.clone(), value)))
     }
 
-    /// The GET of `hop`'s URL: conditional on `previous`, with the key only on the first origin.
+    /// The GET of `hop`'s URL (a POST of `body` if given): conditional on `previous`, with the
+    /// key only on the first origin.
     fn request(
         &self,
         hop: &Hop,
         previous: &Validators,
         key: Option<&(HeaderName, HeaderValue)>,
+        body: Option<&Bytes>,
     ) -> reqwest::RequestBuilder {
-        let mut req = self.client.get(hop.current.clone());
+        let mut req = match body {
+            Some(b) => self
+                .client
+                .post(hop.current.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.clone()),
+            None => self.client.get(hop.current.clone()),
+        };
         if let Some(etag) = previous.etag.as_deref().and_then(header_value) {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }

@@ -10,6 +10,7 @@ pub mod json;
 pub mod json_tree;
 pub mod jsonstat;
 pub mod pcaxis;
+pub mod pxweb;
 pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
