@@ -254,19 +254,48 @@ fn classify(parent: Tag, local: &[u8]) -> Tag {
 
 /// A problem that ends the reading.
 #[derive(Debug)]
-struct Fatal {
-    at: usize,
-    message: String,
+pub(super) struct Fatal {
+    pub(super) at: usize,
+    pub(super) message: String,
+}
+
+/// The kinds of element a reading tells apart (data messages here, structure messages in
+/// `sdmx_structure`): the walk classifies each element from its parent's kind.
+pub(super) trait Kinds: Copy + PartialEq {
+    /// The kind of the document itself, parent of the root element.
+    const DOCUMENT: Self;
+    /// What the document is expected to be, for messages: "an SDMX-ML data message".
+    const EXPECTED: &'static str;
+    /// The kind of an element of local name `local` inside one of kind `parent`.
+    fn classify(parent: Self, local: &[u8]) -> Self;
+    /// Whether the text inside elements of this kind is handed to the handler.
+    fn keeps_text(self) -> bool;
+}
+
+impl Kinds for Tag {
+    const DOCUMENT: Tag = Tag::Document;
+    const EXPECTED: &'static str = "an SDMX-ML data message";
+    fn classify(parent: Tag, local: &[u8]) -> Tag {
+        // What an element the reading skips holds is skipped too.
+        if parent == Tag::Other {
+            Tag::Other
+        } else {
+            classify(parent, local)
+        }
+    }
+    fn keeps_text(self) -> bool {
+        self == Tag::DataSetAction
+    }
 }
 
 /// What a reading does with the elements the walk meets.
-trait Handler<'a> {
+pub(super) trait Handler<'a, K: Kinds> {
     /// An element opens: its kind, its parent's kind, its start tag (from `<`'s byte `at`).
-    fn open(&mut self, tag: Tag, parent: Tag, e: &Element<'a>);
+    fn open(&mut self, tag: K, parent: K, e: &Element<'a>);
     /// The element of kind `tag` closes (an empty element closes at once).
-    fn close(&mut self, tag: Tag);
-    /// Text inside an element of kind `tag`.
-    fn text(&mut self, tag: Tag, text: &str) {
+    fn close(&mut self, tag: K);
+    /// Text inside an element of kind `tag` (one piece of it: text, a resolved reference).
+    fn text(&mut self, tag: K, text: &str) {
         let _ = (tag, text);
     }
     /// A problem that does not end the reading.
@@ -274,28 +303,28 @@ trait Handler<'a> {
 }
 
 /// A start tag, borrowed from the document.
-struct Element<'a> {
+pub(super) struct Element<'a> {
     /// Byte of its `<`.
-    at: usize,
-    local: &'a [u8],
+    pub(super) at: usize,
+    pub(super) local: &'a [u8],
     /// The tag's text after `<`, up to `>` or `/>`.
     raw: &'a str,
     name_len: usize,
 }
 
 impl<'a> Element<'a> {
-    fn attributes(&self) -> Attributes<'a> {
+    pub(super) fn attributes(&self) -> Attributes<'a> {
         Attributes::new(self.raw, self.name_len)
     }
 }
 
 /// Reads the document's events, checking what every reading needs checked, and hands the
 /// elements to `h`.
-fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
+pub(super) fn walk<'a, K: Kinds>(text: &'a str, h: &mut impl Handler<'a, K>) -> Result<(), Fatal> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     // Kind and `<` byte of each open element.
-    let mut stack: Vec<(Tag, usize)> = Vec::with_capacity(16);
+    let mut stack: Vec<(K, usize)> = Vec::with_capacity(16);
     let base = text.as_ptr() as usize;
     loop {
         let event = match reader.read_event() {
@@ -331,12 +360,8 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
                     raw,
                     name_len: e.name().as_ref().len(),
                 };
-                let parent = stack.last().map_or(Tag::Document, |&(t, _)| t);
-                let tag = if parent == Tag::Other {
-                    Tag::Other
-                } else {
-                    classify(parent, element.local)
-                };
+                let parent = stack.last().map_or(K::DOCUMENT, |&(t, _)| t);
+                let tag = K::classify(parent, element.local);
                 h.open(tag, parent, &element);
                 if empty {
                     h.close(tag);
@@ -358,14 +383,21 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
                             t.len()
                         ),
                     );
-                } else if let Some(&(tag, _)) = stack.last() {
-                    if tag == Tag::DataSetAction {
-                        let s = &text[t.as_ptr() as usize - base..][..t.len()];
-                        h.text(tag, s);
-                    }
+                } else if let Some(&(tag, _)) = stack.last().filter(|(t, _)| t.keeps_text()) {
+                    h.text(tag, &text[t.as_ptr() as usize - base..][..t.len()]);
                 }
             }
-            Event::GeneralRef(r) => check_ref(text, &r)?,
+            Event::CData(t) => {
+                if let Some(&(tag, _)) = stack.last().filter(|(t, _)| t.keeps_text()) {
+                    h.text(tag, &String::from_utf8_lossy(&t));
+                }
+            }
+            Event::GeneralRef(r) => {
+                let resolved = check_ref(text, &r)?;
+                if let Some(&(tag, _)) = stack.last().filter(|(t, _)| t.keeps_text()) {
+                    h.text(tag, &resolved);
+                }
+            }
             Event::DocType(d) => {
                 return Err(Fatal {
                     at: text[..(d.as_ptr() as usize - base).min(text.len())]
@@ -376,8 +408,8 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
                         .into(),
                 });
             }
-            Event::Eof => return at_end(text, stack.last().map(|&(_, at)| at)),
-            Event::CData(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            Event::Eof => return at_end(text, stack.last().map(|&(_, at)| at), K::EXPECTED),
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
         }
     }
 }
@@ -386,8 +418,9 @@ fn seen_any(text: &str) -> bool {
     text.contains('<')
 }
 
-/// An entity or character reference: only the five predefined entities and characters.
-fn check_ref(text: &str, r: &quick_xml::events::BytesRef) -> Result<(), Fatal> {
+/// An entity or character reference: only the five predefined entities and characters;
+/// what it stands for.
+fn check_ref(text: &str, r: &quick_xml::events::BytesRef) -> Result<String, Fatal> {
     let at = r.as_ptr() as usize - text.as_ptr() as usize;
     let name = &text[at..][..r.len()];
     let known = r.is_char_ref() || quick_xml::escape::resolve_predefined_entity(name).is_some();
@@ -401,21 +434,25 @@ fn check_ref(text: &str, r: &quick_xml::events::BytesRef) -> Result<(), Fatal> {
             ),
         });
     }
-    if r.is_char_ref() && !matches!(r.resolve_char_ref(), Ok(Some(_))) {
-        return Err(Fatal {
+    if !r.is_char_ref() {
+        let entity = quick_xml::escape::resolve_predefined_entity(name).unwrap_or_default();
+        return Ok(entity.to_string());
+    }
+    match r.resolve_char_ref() {
+        Ok(Some(c)) => Ok(c.to_string()),
+        _ => Err(Fatal {
             at: at - 1,
             message: format!(
                 "invalid character reference `&{}`, expected a Unicode character",
                 excerpt(name, 40)
             ),
-        });
+        }),
     }
-    Ok(())
 }
 
 /// The end of the text: an error if an element is still open (its `<` at `open`) or there
 /// was none.
-fn at_end(text: &str, open: Option<usize>) -> Result<(), Fatal> {
+fn at_end(text: &str, open: Option<usize>, expected: &str) -> Result<(), Fatal> {
     if let Some(at) = open {
         let name_len = text[at + 1..]
             .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
@@ -434,7 +471,7 @@ fn at_end(text: &str, open: Option<usize>) -> Result<(), Fatal> {
     if !seen_any(text) {
         return Err(Fatal {
             at: 0,
-            message: "no element, expected an SDMX-ML data message".into(),
+            message: format!("no element, expected {expected}"),
         });
     }
     Ok(())
@@ -454,7 +491,7 @@ fn local_of(raw: &str, name_len: usize) -> &[u8] {
 }
 
 /// At most `n` characters of `s`, with `…` when cut.
-fn excerpt(s: &str, n: usize) -> String {
+pub(super) fn excerpt(s: &str, n: usize) -> String {
     let mut out: String = s.chars().take(n).collect();
     if s.chars().nth(n).is_some() {
         out.push('…');
@@ -464,7 +501,7 @@ fn excerpt(s: &str, n: usize) -> String {
 
 /// Line and column (in characters) of byte `at`, counted from the start: for the few places
 /// reported once per file.
-fn origin_at(text: &str, at: usize) -> Origin {
+pub(super) fn origin_at(text: &str, at: usize) -> Origin {
     Pos::START.advanced(text, at).origin()
 }
 
@@ -689,7 +726,7 @@ impl Scan {
     }
 }
 
-impl<'a> Handler<'a> for Scan {
+impl<'a> Handler<'a, Tag> for Scan {
     fn open(&mut self, tag: Tag, parent: Tag, e: &Element<'a>) {
         match tag {
             Tag::Message => {
@@ -1215,7 +1252,7 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
     }
 }
 
-impl<'a> Handler<'a> for Emit<'a, '_, '_> {
+impl<'a> Handler<'a, Tag> for Emit<'a, '_, '_> {
     fn open(&mut self, tag: Tag, parent: Tag, e: &Element<'a>) {
         if matches!(
             tag,
