@@ -244,6 +244,10 @@ pub struct InputConfig {
     pub sdmx_ml: Option<Spanned<SdmxMlOptions>>,
     /// How this file is fetched when it is a URL, over the dataset's `[fetch]`.
     pub fetch: Option<Spanned<FetchOptions>>,
+    /// An SDMX-ML structure message (a file relative to the config file, or a URL fetched like
+    /// `file`) for an SDMX input: its DSD says which component is a dimension, an attribute or
+    /// the measure, its codelists give the codes' display names.
+    pub structure: Option<Spanned<String>>,
 }
 
 impl InputConfig {

@@ -34,6 +34,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// Loads still running after their timeout, shared by every load of one exporter.
     pub abandoned: Arc<AtomicUsize>,
+    /// `--storage.path`: where copies of remote structures are kept (`structures/`).
+    pub storage: Option<PathBuf>,
 }
 
 impl Default for Limits {
@@ -42,6 +44,7 @@ impl Default for Limits {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             timeout: LOAD_TIMEOUT,
             abandoned: Arc::default(),
+            storage: None,
         }
     }
 }
@@ -71,6 +74,9 @@ pub struct RemoteSource {
     pub url: String,
     pub settings: FetchSettings,
     pub at: Diagnostic,
+    /// Kept on disk under `--storage.path` (an SDMX structure), so that a start with the
+    /// publisher down uses the last copy.
+    pub kept: bool,
 }
 
 impl Parsed {
@@ -126,7 +132,8 @@ pub fn build(
         .metrics
         .iter()
         .filter_map(|m| m.get_ref().samples_file.as_ref())
-        .chain(config.inputs.iter().map(|i| &i.get_ref().file));
+        .chain(config.inputs.iter().map(|i| &i.get_ref().file))
+        .chain(config.inputs.iter().filter_map(|i| i.get_ref().structure.as_ref()));
     for f in named {
         if data.contains_key(f.get_ref()) {
             continue;
@@ -174,10 +181,19 @@ fn remote_sources(
         .unwrap_or_default();
     let mut out: Vec<RemoteSource> = Vec::new();
     let mut errors = Vec::new();
+    let structures: Vec<&String> = config
+        .inputs
+        .iter()
+        .filter_map(|i| i.get_ref().structure.as_ref().map(|s| s.get_ref()))
+        .collect();
     let named = config
         .inputs
         .iter()
         .map(|i| (&i.get_ref().file, i.get_ref().fetch.as_ref()))
+        .chain(config.inputs.iter().filter_map(|i| {
+            let i = i.get_ref();
+            i.structure.as_ref().map(|s| (s, i.fetch.as_ref()))
+        }))
         .chain(
             config
                 .metrics
@@ -197,6 +213,7 @@ fn remote_sources(
                 url: file.get_ref().clone(),
                 settings,
                 at: map.diag(file.span(), String::new()),
+                kept: structures.contains(&file.get_ref()),
             }),
             Err(problems) => {
                 errors.extend(problems.into_iter().map(|(span, m)| map.diag(span, m)));

@@ -152,6 +152,34 @@ impl Options {
     }
 }
 
+impl Options {
+    /// [`Options::read`] with an SDMX structure message's help: its DSD's roles under the
+    /// options' own (SDMX-ML, SDMX-CSV; SDMX-JSON carries its structure), and its codelists'
+    /// display names for every component it knows.
+    pub fn read_with_structure(
+        &self,
+        content: Content<'_>,
+        structure: &sdmx_structure::Structure,
+        sink: &mut dyn Sink,
+    ) {
+        let mut named = sdmx_structure::Named {
+            inner: sink,
+            structure,
+        };
+        match (self, content) {
+            (Options::SdmxMl(o), Content::Text(text)) => {
+                let mut roles = structure.roles();
+                roles.apply(o);
+                sdmx_ml::read_with(text, &roles, &mut named);
+            }
+            (Options::SdmxCsv(o), Content::Text(text)) => {
+                sdmx_csv::read(text, &structure.sdmx_csv_options(o), &mut named);
+            }
+            _ => self.read(content, &mut named),
+        }
+    }
+}
+
 /// What a component of the file is, as far as the format says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

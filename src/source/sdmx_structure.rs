@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use quick_xml::XmlVersion;
 
+use super::sdmx_csv::SdmxCsvOptions;
 use super::sdmx_ml::MAX_COMPONENTS;
 use super::sdmx_ml::{self, excerpt, origin_at, Element, Handler, Kinds, Roles};
 use super::{strip_bom, Component, Origin, Role, Sink};
@@ -108,6 +109,24 @@ impl Structure {
         let concept = c.and_then(|c| c.concept.as_deref()).unwrap_or(id);
         let via_concept = || self.concepts.get(concept)?.codelist.as_deref();
         self.codelists.get(own.or_else(via_concept)?)
+    }
+
+    /// SDMX-CSV options with the DSD's dimensions and attributes added to those the options
+    /// name (the options win).
+    pub fn sdmx_csv_options(&self, options: &SdmxCsvOptions) -> SdmxCsvOptions {
+        let mut out = options.clone();
+        let named = |list: &[String], id: &str| list.iter().any(|x| x.eq_ignore_ascii_case(id));
+        for c in self.dsd.iter().flat_map(|d| &d.components) {
+            let (own, other) = match c.role {
+                Role::Dimension => (&mut out.dimensions, &options.attributes),
+                Role::Attribute => (&mut out.attributes, &options.dimensions),
+                Role::Time | Role::Measure => continue,
+            };
+            if !named(other, &c.id) && !named(own, &c.id) {
+                own.push(c.id.clone());
+            }
+        }
+        out
     }
 
     /// The roles the DSD gives its components (empty without a DSD).
@@ -568,22 +587,22 @@ impl Sink for Named<'_> {
     }
 }
 
-/// A problem list as `origin: message` lines, for a diagnostic naming the structure file.
-pub fn describe(problems: &[(Origin, String)]) -> Vec<String> {
-    problems
-        .iter()
-        .map(|(o, m)| match o {
-            Origin::File => m.clone(),
-            o => format!("{o}: {}", excerpt(m, 400)),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::source::Collect;
     use std::time::{Duration, Instant};
+
+    /// A problem list as `origin: message` lines, for a diagnostic naming the structure file.
+    fn describe(problems: &[(Origin, String)]) -> Vec<String> {
+        problems
+            .iter()
+            .map(|(o, m)| match o {
+                Origin::File => m.clone(),
+                o => format!("{o}: {}", excerpt(m, 400)),
+            })
+            .collect()
+    }
 
     const ECB: &str = include_str!(
         "../../tests/fixtures/publishers/sdmx-ml/ecb_exr1_structure_full_with_codelists.xml"
