@@ -331,7 +331,12 @@ fn source_metrics() -> ([GaugeVec; 2], [CounterVec; 4]) {
     );
     (
         [source_ok, source_ok_time],
-        [source_requests, source_failures, source_bytes, source_copies],
+        [
+            source_requests,
+            source_failures,
+            source_bytes,
+            source_copies,
+        ],
     )
 }
 

@@ -133,7 +133,12 @@ pub fn build(
         .iter()
         .filter_map(|m| m.get_ref().samples_file.as_ref())
         .chain(config.inputs.iter().map(|i| &i.get_ref().file))
-        .chain(config.inputs.iter().filter_map(|i| i.get_ref().structure.as_ref()));
+        .chain(
+            config
+                .inputs
+                .iter()
+                .filter_map(|i| i.get_ref().structure.as_ref()),
+        );
     for f in named {
         if data.contains_key(f.get_ref()) {
             continue;

@@ -122,7 +122,9 @@ impl Source {
                 warn!(dataset, source = %url, copy = %path.display(), "publisher unreachable, using the copy kept on disk");
                 telemetry.copy_used(dataset, url);
                 self.candidate = Some(body(&Bytes::from(bytes), Validators::default()));
-                self.status.last_result.push_str(" (using the copy on disk)");
+                self.status
+                    .last_result
+                    .push_str(" (using the copy on disk)");
                 true
             }
             Err(why) => {

@@ -491,7 +491,7 @@ fn local_of(raw: &str, name_len: usize) -> &[u8] {
 }
 
 /// At most `n` characters of `s`, with `…` when cut.
-pub(super) fn excerpt(s: &str, n: usize) -> String {
+fn excerpt(s: &str, n: usize) -> String {
     let mut out: String = s.chars().take(n).collect();
     if s.chars().nth(n).is_some() {
         out.push('…');
