@@ -112,7 +112,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl Source {
     /// The copy on disk, when the first fetch failed and there is one: it becomes the
     /// candidate, and the start goes on with it.
-    fn from_copy(&mut self, dataset: &str, telemetry: &Telemetry) -> bool {
+    fn use_copy(&mut self, dataset: &str, telemetry: &Telemetry) -> bool {
         let Some(path) = &self.copy else {
             return false;
         };
@@ -177,7 +177,7 @@ impl Source {
                 self.status.failures += 1;
                 self.status.last_result = format!("failed: {}", e.reason());
                 *self.failures.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-                if self.from_copy(dataset, telemetry) {
+                if self.use_copy(dataset, telemetry) {
                     return None;
                 }
                 Some(Diagnostic {
