@@ -227,6 +227,12 @@ enum Tag {
     Attributes,
     /// A `Value` of a key or of `Attributes`; the parent says which.
     Value,
+    /// An SDMX-ML 3.0 component of several values (`<Comp id=".."><Value>a</Value>…`) of a
+    /// data set, group, series or observation; each `Value` holds text, or `Text` elements
+    /// (one per language) of which the first is read.
+    Comp,
+    CompValue,
+    CompText,
     /// Anything else (header details, footers, annotations): skipped with what it holds.
     Other,
 }
@@ -248,6 +254,9 @@ fn classify(parent: Tag, local: &[u8]) -> Tag {
         (Tag::Obs, b"ObsDimension") => Tag::ObsDimension,
         (Tag::Obs, b"ObsValue") => Tag::ObsValue,
         (Tag::GroupKey | Tag::SeriesKey | Tag::ObsKey | Tag::Attributes, b"Value") => Tag::Value,
+        (Tag::DataSet | Tag::Group | Tag::Series | Tag::Obs, b"Comp") => Tag::Comp,
+        (Tag::Comp, b"Value") => Tag::CompValue,
+        (Tag::CompValue, b"Text") => Tag::CompText,
         _ => Tag::Other,
     }
 }
@@ -284,7 +293,7 @@ impl Kinds for Tag {
         }
     }
     fn keeps_text(self) -> bool {
-        self == Tag::DataSetAction
+        matches!(self, Tag::DataSetAction | Tag::CompValue | Tag::CompText)
     }
 }
 
@@ -750,6 +759,16 @@ impl<'a> Handler<'a, Tag> for Scan {
             Tag::Series => self.xml_components(e, |p| p.series_xml = true, &[]),
             Tag::Obs if parent == Tag::Series => self.xml_components(e, |p| p.obs_xml = true, &[]),
             Tag::Obs => self.xml_components(e, |p| p.flat_obs_xml = true, &[]),
+            Tag::Comp => {
+                let id = e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.local_name().as_ref() == b"id")
+                    .map(|a| a.value.into_owned());
+                if let Some(id) = id {
+                    self.note(&id, e.at, |p| p.attribute = true);
+                }
+            }
             Tag::Value | Tag::ObsValue | Tag::ObsDimension => {
                 let id = e
                     .attributes()
@@ -880,7 +899,25 @@ struct Emit<'a, 'l, 's> {
     /// `Value` belongs to the innermost.
     open_levels: Vec<Which>,
     spare: Vec<&'static str>,
+    /// The `Comp` being read: its values so far.
+    comp: Option<Comp>,
 }
+
+/// An SDMX-ML 3.0 component of several values, as read so far.
+struct Comp {
+    /// Its component and the level it is given at, unless its id is unknown.
+    target: Option<(usize, Which)>,
+    at: usize,
+    from: Pos,
+    values: Vec<String>,
+    /// Whether the current `Value` holds `Text` elements (its own text is then white space),
+    /// and whether the one being read is its first.
+    texts: bool,
+    first_text: bool,
+}
+
+/// What joins the values of a component of several values in its one field.
+pub const VALUE_SEPARATOR: &str = ";";
 
 /// Which level's values an element fills.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -914,6 +951,7 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
             reported_too_many: false,
             open_levels: Vec::new(),
             spare: Vec::new(),
+            comp: None,
         }
     }
 
@@ -1318,6 +1356,7 @@ impl<'a> Handler<'a, Tag> for Emit<'a, '_, '_> {
                 let w = *self.open_levels.last().unwrap_or(&Which::DataSet);
                 self.generic_value(e, w, None);
             }
+            Tag::Comp | Tag::CompValue | Tag::CompText => self.open_comp(tag, e),
             _ => {}
         }
     }
@@ -1348,6 +1387,7 @@ impl<'a> Handler<'a, Tag> for Emit<'a, '_, '_> {
             Tag::DataSet => {
                 self.ds.clear(self.cursor);
             }
+            Tag::Comp => self.close_comp(),
             _ => {}
         }
         if matches!(tag, Tag::DataSet | Tag::Group | Tag::Series | Tag::Obs) {
@@ -1356,14 +1396,98 @@ impl<'a> Handler<'a, Tag> for Emit<'a, '_, '_> {
     }
 
     fn text(&mut self, tag: Tag, text: &str) {
-        if tag == Tag::DataSetAction {
-            self.header_delete = text.trim().eq_ignore_ascii_case("delete");
+        match (tag, self.comp.as_mut()) {
+            (Tag::DataSetAction, _) => {
+                self.header_delete = text.trim().eq_ignore_ascii_case("delete");
+            }
+            (Tag::CompValue, Some(c)) if !c.texts => c.push(text),
+            (Tag::CompText, Some(c)) if c.first_text => c.push(text),
+            _ => {}
         }
     }
 
     fn problem(&mut self, at: usize, message: String) {
         let o = self.at(self.cursor, at);
         self.sink.error(o, message);
+    }
+}
+
+impl Comp {
+    /// Text of the value being read; a value longer than any the reader takes is cut here
+    /// and refused when the component closes.
+    fn push(&mut self, text: &str) {
+        if let Some(v) = self.values.last_mut() {
+            if v.len() <= MAX_VALUE_BYTES {
+                v.push_str(text);
+            }
+        }
+    }
+}
+
+impl<'a> Emit<'a, '_, '_> {
+    /// A `Comp`, one of its `Value`s or a `Text` of one opens.
+    fn open_comp(&mut self, tag: Tag, e: &Element<'a>) {
+        if tag == Tag::Comp {
+            let id = e
+                .attributes()
+                .flatten()
+                .find(|a| a.key.local_name().as_ref() == b"id")
+                .map(|a| a.value);
+            let c = id.and_then(|id| self.layout.index.get(id.as_ref()).copied());
+            let w = *self.open_levels.last().unwrap_or(&Which::DataSet);
+            self.comp = Some(Comp {
+                target: c.map(|c| (c, w)),
+                at: e.at,
+                from: self.cursor,
+                values: Vec::new(),
+                texts: false,
+                first_text: false,
+            });
+            return;
+        }
+        let Some(c) = self.comp.as_mut() else { return };
+        if tag == Tag::CompValue {
+            c.values.push(String::new());
+            c.texts = false;
+        } else {
+            // The white space before the first `Text` is not part of the value.
+            c.first_text = !c.texts;
+            if !c.texts {
+                if let Some(v) = c.values.last_mut() {
+                    v.clear();
+                }
+            }
+            c.texts = true;
+        }
+    }
+
+    /// A `Comp` closes: its values, trimmed and joined, become its component's field.
+    fn close_comp(&mut self) {
+        let Some(c) = self.comp.take() else { return };
+        let Some((i, w)) = c.target else {
+            self.too_many(c.from, c.at);
+            return;
+        };
+        let values: Vec<&str> = c.values.iter().map(|v| v.trim()).collect();
+        let value = values.join(VALUE_SEPARATOR);
+        if value.len() > MAX_VALUE_BYTES {
+            self.report(
+                c.from,
+                c.at,
+                format!(
+                    "component value of {} bytes, expected at most {MAX_VALUE_BYTES}",
+                    value.len()
+                ),
+            );
+            self.level(w).bad = true;
+            return;
+        }
+        let field = Field {
+            value: Cow::Owned(value),
+            at: c.at,
+            from: c.from,
+        };
+        self.level(w).put(i, field);
     }
 }
 
@@ -1549,6 +1673,32 @@ mod tests {
             c.origins[2][c.col("OBS_VALUE")],
             Origin::At { line: 29, col: 48 }
         );
+    }
+
+    #[test]
+    fn components_of_several_values_in_30_data() {
+        let text = include_str!(
+            "../../tests/fixtures/publishers/sdmx-ml/ecb_exr_ca_sdmxml30_multivalued.xml"
+        );
+        let c = read_default(text);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(c.column("OBS_STATUS"), ["A;F", "J;U;N", "A"]);
+        assert_eq!(c.column("SOURCE_AGENCY"), ["4F0;4D0;CZ2"; 3]);
+        assert_eq!(
+            c.column("SOURCE_PUB"),
+            ["First publication source;Second publication source"; 3]
+        );
+        // A value in several languages is read in the first it is written in.
+        assert_eq!(
+            c.column("TITLE"),
+            ["Some English Text;Additional English Text where lang defaults to en"; 3]
+        );
+        assert_eq!(c.column("OBS_VALUE")[1], "1.529364705882353");
+        assert_eq!(c.column("UNIT"), ["CAD"; 3]);
+        let status = c.col("OBS_STATUS");
+        assert_eq!(c.components[status].role, A);
+        // Each value's place is its `Comp` element's: line 40, after four tabs.
+        assert_eq!(c.origins[0][status], Origin::At { line: 40, col: 5 });
     }
 
     #[test]
