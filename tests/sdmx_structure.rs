@@ -159,3 +159,42 @@ fn a_broken_structure_is_reported_at_its_place_and_nothing_is_served() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
 }
+
+#[test]
+fn a_structure_on_an_input_that_is_not_sdmx_is_refused_at_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.csv"), "year,value\n2024,1\n").unwrap();
+    let config = dir.path().join("d.toml");
+    std::fs::write(
+        &config,
+        r#"[dataset]
+name = "d"
+title = "D"
+publisher = "P"
+source_url = "https://example.org"
+published = "2025-01-01"
+metric_prefix = "d_"
+
+[[metric]]
+name = "widgets"
+unit = "count"
+help = "Widgets."
+
+[[input]]
+file = "d.csv"
+format = "csv"
+metric = "widgets"
+structure = "structure.xml"
+"#,
+    )
+    .unwrap();
+    let out = common::exporter::run(&["--config.file", config.to_str().unwrap(), "--config.check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let expected = format!(
+        "{}:18:13: a structure for an input of format `csv`, expected one only for sdmx-ml, \
+         sdmx-csv or sdmx-json",
+        config.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}

@@ -294,11 +294,13 @@ struct Reading {
     problems: Vec<(usize, String)>,
 }
 
-/// The value of attribute `name` (local name) of element `e`, unescaped.
+/// The value of attribute `name` (local name) of element `e`, unescaped; None when it is
+/// longer than any id or language code ([`sdmx_ml::MAX_VALUE_BYTES`]).
 fn attribute(e: &Element, name: &[u8]) -> Option<String> {
     e.attributes()
         .flatten()
         .find(|a| a.key.local_name().as_ref() == name)
+        .filter(|a| a.value.len() <= sdmx_ml::MAX_VALUE_BYTES)
         .map(|a| match a.normalized_value(XmlVersion::Implicit1_0) {
             Ok(v) => v.into_owned(),
             Err(_) => String::from_utf8_lossy(&a.value).into_owned(),
@@ -348,7 +350,8 @@ impl Reading {
         let Some(id) = attribute(e, b"id") else {
             self.problems.push((
                 e.at,
-                "a component without `id`, expected its id as the `id` attribute".into(),
+                "a component without `id`, expected its id as the `id` attribute (at most 64 KiB)"
+                    .into(),
             ));
             return;
         };
@@ -404,7 +407,10 @@ impl Reading {
         if id.is_none() {
             self.problems.push((
                 e.at,
-                format!("a {what} without `id`, expected its id as the `id` attribute"),
+                format!(
+                    "a {what} without `id`, expected its id as the `id` attribute (at most \
+                     64 KiB)"
+                ),
             ));
         }
         id
@@ -759,6 +765,37 @@ mod tests {
             .contains(&(freq, "M".into(), "en".into(), "Monthly".into())));
         // Only FREQ has a codelist among the components read.
         assert!(sink.names.iter().all(|(c, ..)| *c == freq));
+    }
+
+    #[test]
+    fn a_dsd_decides_the_roles_of_sdmx_csv_columns_and_names_their_codes() {
+        use crate::source::{Content, Options};
+        // Without a DSD, a column after TIME_PERIOD is an attribute.
+        let text = "DATAFLOW,FREQ,TIME_PERIOD,OBS_VALUE,CURRENCY,PUBL_ECB\n\
+                    ECB:EXR(1.0),M,2020-01,1.1,USD,x\n";
+        let options = Options::SdmxCsv(SdmxCsvOptions::default());
+        let mut guessed = Collect::default();
+        options.read(Content::Text(text), &mut guessed);
+        assert!(guessed.ids().contains(&("CURRENCY", Role::Attribute)));
+        let s = parse(ECB).unwrap();
+        let mut told = Collect::default();
+        options.read_with_structure(Content::Text(text), &s, &mut told);
+        assert_eq!(told.errors, vec![]);
+        let currency = told.col("CURRENCY");
+        assert_eq!(told.components[currency].role, Role::Dimension);
+        assert_eq!(told.components[told.col("PUBL_ECB")].role, Role::Attribute);
+        assert!(told
+            .names
+            .contains(&(currency, "USD".into(), "en".into(), "US dollar".into())));
+        // The options still win over the DSD.
+        let own = SdmxCsvOptions {
+            attributes: vec!["currency".into()],
+            ..SdmxCsvOptions::default()
+        };
+        let merged = s.sdmx_csv_options(&own);
+        assert!(!merged.dimensions.iter().any(|d| d == "CURRENCY"));
+        assert!(merged.dimensions.iter().any(|d| d == "FREQ"));
+        assert!(merged.attributes.iter().any(|a| a == "OBS_STATUS"));
     }
 
     #[test]
