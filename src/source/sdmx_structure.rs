@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use quick_xml::XmlVersion;
 
 use super::sdmx_csv::SdmxCsvOptions;
-use super::sdmx_ml::MAX_COMPONENTS;
 use super::sdmx_ml::{self, origin_at, Element, Handler, Kinds, Roles};
+use super::sdmx_ml::{SdmxMlOptions, MAX_COMPONENTS};
 use super::{strip_bom, Component, Origin, Role, Sink};
 
 /// Longest display name kept, in bytes: longer ones are a problem of the document.
@@ -129,11 +129,20 @@ impl Structure {
         out
     }
 
-    /// The roles the DSD gives its components (empty without a DSD).
+    /// The roles the DSD gives its components (empty without a DSD); its measure, when it
+    /// has one only, is the value whatever its id.
     pub fn roles(&self) -> Roles {
         let mut roles = Roles::default();
-        for c in self.dsd.iter().flat_map(|d| &d.components) {
+        let components = || self.dsd.iter().flat_map(|d| &d.components);
+        for c in components() {
             roles.set(&c.id, c.role);
+        }
+        let mut measures = components().filter(|c| c.role == Role::Measure);
+        if let (Some(m), None) = (measures.next(), measures.next()) {
+            roles.apply(&SdmxMlOptions {
+                measure: Some(m.id.clone()),
+                ..SdmxMlOptions::default()
+            });
         }
         roles
     }
@@ -748,6 +757,28 @@ mod tests {
                 ("PUBL_ECB", Role::Attribute),
             ]
         );
+    }
+
+    #[test]
+    fn the_one_measure_of_a_dsd_is_the_value_whatever_its_id() {
+        let dsd = ECB.replace("id=\"OBS_VALUE\"", "id=\"RATE\"");
+        let s = parse(&dsd).unwrap();
+        assert_eq!(ids(&s, Role::Measure), ["RATE"]);
+        let data = r#"<m:StructureSpecificData xmlns:m="m"><m:DataSet>
+<Series FREQ="M"><Obs TIME_PERIOD="2020-01" RATE="1.5"/></Series>
+</m:DataSet></m:StructureSpecificData>"#;
+        let mut sink = Collect::default();
+        sdmx_ml::read_with(data, &s.roles(), &mut sink);
+        assert_eq!(sink.errors, vec![]);
+        assert_eq!(
+            sink.ids(),
+            [
+                ("FREQ", Role::Dimension),
+                ("TIME_PERIOD", Role::Time),
+                ("RATE", Role::Measure)
+            ]
+        );
+        assert_eq!(sink.column("RATE"), ["1.5"]);
     }
 
     #[test]
