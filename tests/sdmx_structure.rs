@@ -81,6 +81,13 @@ fn a_structure_file_gives_display_names_on_metrics_and_the_dataset_page() {
         m.contains(r#"ecb_currency_denom_info{currency_denom="EUR",name_en="Euro"} 1"#),
         "{m}"
     );
+    // A label is described by its component's concept.
+    assert!(
+        m.contains(
+            "# HELP ecb_currency_info Display names of the codes of label `currency`: Currency\n"
+        ),
+        "{m}"
+    );
     // Only codes that are served get a name: the codelist has hundreds of currencies.
     assert!(!m.contains(r#"currency="JPY""#), "{m}");
     let page = e.get("/datasets/ecb_exr").text();

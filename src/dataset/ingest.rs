@@ -1149,6 +1149,13 @@ impl Sink for Plan<'_, '_> {
         }
     }
 
+    fn component_name(&mut self, component: usize, lang: &str, name: &str) {
+        if let Some(Some(label)) = self.name_labels.get(component) {
+            let preferred = lang.eq_ignore_ascii_case(&self.spec.language);
+            self.b.label_help(label, name, preferred);
+        }
+    }
+
     fn error(&mut self, origin: Origin, message: String) {
         self.b.error(self.file, loc(origin), message);
     }

@@ -272,6 +272,11 @@ pub trait Sink {
         self.name(component, code, lang, name);
     }
 
+    /// The display name of component `component` itself, in `lang` (an SDMX concept's name).
+    fn component_name(&mut self, component: usize, lang: &str, name: &str) {
+        let _ = (component, lang, name);
+    }
+
     /// A problem with the file; the reader goes on where it can, so every problem is reported.
     /// `message` says what is wrong and what was expected: `row has 3 fields, expected 5 like
     /// the header`.
@@ -291,6 +296,8 @@ pub struct Collect {
     pub deleted: Vec<Vec<String>>,
     /// (component, code, lang, name).
     pub names: Vec<(usize, String, String, String)>,
+    /// (component, lang, name) of components themselves.
+    pub component_names: Vec<(usize, String, String)>,
     pub errors: Vec<(Origin, String)>,
     /// Refuse the components, as a caller that cannot use them does.
     pub refuse: bool,
@@ -370,6 +377,11 @@ impl Sink for Collect {
     fn name(&mut self, component: usize, code: &str, lang: &str, name: &str) {
         self.names
             .push((component, code.into(), lang.into(), name.into()));
+    }
+
+    fn component_name(&mut self, component: usize, lang: &str, name: &str) {
+        self.component_names
+            .push((component, lang.into(), name.into()));
     }
 
     fn error(&mut self, origin: Origin, message: String) {

@@ -111,6 +111,16 @@ impl Structure {
         self.codelists.get(own.or_else(via_concept)?)
     }
 
+    /// The names of component `id`'s concept (its `ConceptIdentity`, else the concept of its
+    /// id); none when the message has no such concept.
+    pub fn concept_names(&self, id: &str) -> &[(String, String)] {
+        let concept = self
+            .component(id)
+            .and_then(|c| c.concept.as_deref())
+            .unwrap_or(id);
+        self.concepts.get(concept).map_or(&[], |c| &c.names)
+    }
+
     /// SDMX-CSV options with the DSD's dimensions and attributes added to those the options
     /// name (the options win).
     pub fn sdmx_csv_options(&self, options: &SdmxCsvOptions) -> SdmxCsvOptions {
@@ -562,6 +572,9 @@ impl Sink for Named<'_> {
             return false;
         }
         for (i, c) in components.iter().enumerate() {
+            for (lang, name) in self.structure.concept_names(&c.id) {
+                self.inner.component_name(i, lang, name);
+            }
             let Some(list) = self.structure.codelist_of(&c.id) else {
                 continue;
             };
@@ -595,6 +608,10 @@ impl Sink for Named<'_> {
         origin: &dyn Fn() -> Origin,
     ) {
         self.inner.name_at(component, code, lang, name, origin);
+    }
+
+    fn component_name(&mut self, component: usize, lang: &str, name: &str) {
+        self.inner.component_name(component, lang, name);
     }
 
     fn error(&mut self, origin: Origin, message: String) {
@@ -796,6 +813,10 @@ mod tests {
             .contains(&(freq, "M".into(), "en".into(), "Monthly".into())));
         // Only FREQ has a codelist among the components read.
         assert!(sink.names.iter().all(|(c, ..)| *c == freq));
+        // Components are named by their concepts.
+        assert!(sink
+            .component_names
+            .contains(&(freq, "en".into(), "Frequency".into())));
     }
 
     #[test]
