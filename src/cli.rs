@@ -65,6 +65,11 @@ pub struct Cli {
     #[arg(long = "config.max-file-size", value_name = "SIZE", default_value = "256MiB", value_parser = crate::read::parse_size, global = true)]
     pub max_file_size: u64,
 
+    /// Directory for what the exporter keeps between runs; the copies of remote SDMX
+    /// structures go in its `structures/` (a start with the publisher down uses them).
+    #[arg(long = "storage.path", value_name = "DIR")]
+    pub storage_path: Option<PathBuf>,
+
     /// Address to listen on for web interface and telemetry; repeat to listen on several
     /// (`:PORT` listens on all IPv4 and IPv6 interfaces).
     #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = DEFAULT_LISTEN_ADDRESS)]

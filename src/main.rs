@@ -94,6 +94,7 @@ fn main() -> ExitCode {
             watch: cli.config_watch,
             limits: load::Limits {
                 max_file_size: cli.max_file_size,
+                storage: cli.storage_path.clone(),
                 ..load::Limits::default()
             },
             web_config_file: cli.web_config_file.clone(),

@@ -130,6 +130,7 @@ pub struct Telemetry {
     source_requests: CounterVec,
     source_failures: CounterVec,
     source_bytes: CounterVec,
+    source_copies: CounterVec,
     /// Failed and throttled logins (basic auth).
     auth: [Counter; 2],
     /// The shard served, the datasets served and skipped, and what the HTTP limits did.
@@ -299,7 +300,7 @@ fn change_metrics() -> ([CounterVec; 3], GaugeVec) {
 
 /// The fetches of remote sources: last attempt successful and the time of the last success;
 /// requests by result, failures by reason, and bytes received.
-fn source_metrics() -> ([GaugeVec; 2], [CounterVec; 3]) {
+fn source_metrics() -> ([GaugeVec; 2], [CounterVec; 4]) {
     let ds = &["dataset", "source"];
     let source_ok = gauges(
         "source_last_attempt_successful",
@@ -326,9 +327,19 @@ fn source_metrics() -> ([GaugeVec; 2], [CounterVec; 3]) {
         "Body bytes received from the remote source.",
         ds,
     );
+    let source_copies = counters(
+        "source_disk_copy_uses_total",
+        "Loads that used the copy of the remote source kept under --storage.path, because the first fetch since start failed.",
+        ds,
+    );
     (
         [source_ok, source_ok_time],
-        [source_requests, source_failures, source_bytes],
+        [
+            source_requests,
+            source_failures,
+            source_bytes,
+            source_copies,
+        ],
     )
 }
 
@@ -462,8 +473,10 @@ impl Telemetry {
         );
         let (reload_ok, reload_ok_time, reloads) = config_metrics();
         let ([revised, added, removed], last_change) = change_metrics();
-        let ([source_ok, source_ok_time], [source_requests, source_failures, source_bytes]) =
-            source_metrics();
+        let (
+            [source_ok, source_ok_time],
+            [source_requests, source_failures, source_bytes, source_copies],
+        ) = source_metrics();
         let auth = auth_metrics();
         let serving = Serving::new();
         let process = process_registry();
@@ -491,6 +504,7 @@ impl Telemetry {
             Box::new(source_requests.clone()),
             Box::new(source_failures.clone()),
             Box::new(source_bytes.clone()),
+            Box::new(source_copies.clone()),
             Box::new(auth[0].clone()),
             Box::new(auth[1].clone()),
         ];
@@ -518,6 +532,7 @@ impl Telemetry {
             source_requests,
             source_failures,
             source_bytes,
+            source_copies,
             auth,
             missing_sets: Mutex::default(),
             metrics: Mutex::default(),
@@ -660,6 +675,7 @@ impl Telemetry {
         remove_where(&self.source_requests, stays);
         remove_where(&self.source_failures, stays);
         remove_where(&self.source_bytes, stays);
+        remove_where(&self.source_copies, stays);
         self.touched();
     }
 
@@ -692,6 +708,14 @@ impl Telemetry {
                 self.source_ok_time.with_label_values(&l).set(unix_now());
             }
         }
+        self.touched();
+    }
+
+    /// A start used the copy of a remote source kept on disk.
+    pub fn copy_used(&self, dataset: &str, source: &str) {
+        self.source_copies
+            .with_label_values(&[dataset, source])
+            .inc();
         self.touched();
     }
 

@@ -217,9 +217,16 @@ fn examples() -> Vec<Example> {
             .unwrap_or("txt");
         let file_name = format!("data.{ext}");
         let data = std::fs::read(dir.join(rel)).expect("example data file");
+        let mut config = text.replace(line, &format!("file = \"{file_name}\""));
+        // An SDMX structure is not mutated: the case reads it where it is.
+        if let Some(s) = text.lines().find(|l| l.starts_with("structure = \"")) {
+            let rel = s["structure = \"".len()..].trim_end_matches('"');
+            let abs = format!("structure = \"{}\"", dir.join(rel).display());
+            config = config.replace(s, &abs);
+        }
         out.push(Example {
             name: p.file_name().unwrap().to_string_lossy().into_owned(),
-            config: text.replace(line, &format!("file = \"{file_name}\"")),
+            config,
             data,
             json: ext == "json",
             workbook: matches!(ext, "xlsx" | "xls" | "ods"),

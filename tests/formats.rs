@@ -1472,7 +1472,13 @@ fn sdmx_ml_ecb_generic_data_reply() {
         ("1999-01", "2019-12")
     );
     assert!(missing(&ds).is_empty());
-    assert!(ds.labels.is_empty(), "a data message gives no names");
+    // The data message gives no names; the structure message the input names does.
+    let currency = ds.labels.iter().find(|l| l.name == "currency").unwrap();
+    assert_eq!(currency.languages, ["en"]);
+    assert_eq!(
+        currency.values,
+        [("USD".to_string(), vec!["US dollar".to_string()])]
+    );
     no_status(&ds);
 
     // Second reading.

@@ -256,6 +256,10 @@ pub struct InputConfig {
     pub fetch: Option<Spanned<FetchOptions>>,
     /// A PxWeb table queried instead of a file.
     pub pxweb: Option<Spanned<PxWebConfig>>,
+    /// An SDMX-ML structure message (a file relative to the config file, or a URL fetched like
+    /// `file`) for an SDMX input: its DSD says which component is a dimension, an attribute or
+    /// the measure, its codelists give the codes' display names.
+    pub structure: Option<Spanned<String>>,
 }
 
 /// `file` as written when the input has none.

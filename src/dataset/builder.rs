@@ -167,6 +167,8 @@ pub struct Built {
     pub names: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
     /// Metrics that got no unit from the config nor from a file.
     pub unitless: Vec<usize>,
+    /// What labels stand for, from data files (an SDMX concept's name): label -> text.
+    pub helps: BTreeMap<String, String>,
 }
 
 pub struct Builder {
@@ -182,6 +184,8 @@ pub struct Builder {
     paths: Vec<String>,
     buf: String,
     names: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// Label -> what it stands for, and whether in the input's language.
+    helps: BTreeMap<String, (String, bool)>,
     /// Problems per file (index into `files`), to cap what is listed.
     counts: Vec<usize>,
     /// Languages of display names refused, per file.
@@ -209,6 +213,7 @@ impl Builder {
             paths: Vec::new(),
             buf: String::new(),
             names: BTreeMap::new(),
+            helps: BTreeMap::new(),
             counts: vec![0],
             bad_languages: HashSet::new(),
             max_label_value_length: super::DEFAULT_MAX_LABEL_VALUE_LENGTH,
@@ -285,6 +290,19 @@ impl Builder {
             .or_default()
             .entry(lang.to_string())
             .or_insert_with(|| name.to_string());
+    }
+
+    /// What `label` stands for, as a data file names its component; the first name in the
+    /// input's language (`preferred`) wins, else the first of any.
+    pub fn label_help(&mut self, label: &str, name: &str, preferred: bool) {
+        if name.len() > self.max_label_value_length {
+            return;
+        }
+        let kept = self.helps.get(label).is_some_and(|(_, p)| *p || !preferred);
+        if !kept {
+            self.helps
+                .insert(label.to_string(), (name.to_string(), preferred));
+        }
     }
 
     /// Counts an observation without a figure.
@@ -643,6 +661,11 @@ impl Builder {
         names.retain(|label, codes| {
             !codes.is_empty() && metrics.iter().any(|m| m.label_names.contains(label))
         });
+        let helps = std::mem::take(&mut self.helps)
+            .into_iter()
+            .filter(|(label, _)| names.contains_key(label))
+            .map(|(label, (help, _))| (label, help))
+            .collect();
         Built {
             metrics,
             symbols,
@@ -651,6 +674,7 @@ impl Builder {
             missing,
             names,
             unitless,
+            helps,
         }
     }
 }

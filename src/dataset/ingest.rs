@@ -94,12 +94,53 @@ pub(crate) fn input(
     if bad_options {
         return;
     }
+    // Read first: the data file is the builder's current file while its rows are read.
+    let structure = match &c.structure {
+        Some(s) => match structure(map, b, s, format, data) {
+            Some(s) => Some(s),
+            None => return,
+        },
+        None => None,
+    };
     let decode = |bytes| format.content(bytes);
     let Some((file, content)) = open(map, b, &c.file, "input file", data, decode) else {
         return;
     };
     let mut plan = Plan::new(map, b, spec, file);
-    c.options(format).read(content, &mut plan);
+    match &structure {
+        Some(s) => c.options(format).read_with_structure(content, s, &mut plan),
+        None => c.options(format).read(content, &mut plan),
+    }
+}
+
+/// The SDMX structure message an input names, parsed; None when it cannot be used (the
+/// reason reported at the config key, or in the structure file at its place).
+fn structure(
+    map: &SourceMap,
+    b: &mut Builder,
+    key: &Spanned<String>,
+    format: Format,
+    data: &DataFiles,
+) -> Option<source::sdmx_structure::Structure> {
+    if !matches!(format, Format::SdmxMl | Format::SdmxCsv | Format::SdmxJson) {
+        let msg = format!(
+            "a structure for an input of format `{}`, expected one only for sdmx-ml, sdmx-csv or sdmx-json",
+            format.name()
+        );
+        b.errs.push(map.diag(key.span(), msg));
+        return None;
+    }
+    let decode = |bytes| crate::read::as_text(bytes);
+    let (file, text) = open(map, b, key, "structure", data, decode)?;
+    match source::sdmx_structure::parse(text) {
+        Ok(s) => Some(s),
+        Err(problems) => {
+            for (origin, message) in problems {
+                b.error(file, loc(origin), message);
+            }
+            None
+        }
+    }
 }
 
 /// The file's contents as `decode` takes them (text checked, or the bytes as they are),
@@ -1213,6 +1254,13 @@ impl Sink for Plan<'_, '_> {
             let lang = lang.replace('-', "_").to_ascii_lowercase();
             let label = label.clone();
             self.b.name(&label, code, &lang, name, &|| loc(origin()));
+        }
+    }
+
+    fn component_name(&mut self, component: usize, lang: &str, name: &str) {
+        if let Some(Some(label)) = self.name_labels.get(component) {
+            let preferred = lang.eq_ignore_ascii_case(&self.spec.language);
+            self.b.label_help(label, name, preferred);
         }
     }
 

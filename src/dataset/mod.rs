@@ -356,6 +356,15 @@ pub fn build(
     for (label, names) in out.names {
         merge_names(&mut labels, &label, names);
     }
+    // So do the names of what labels stand for.
+    for (label, help) in out.helps {
+        if let Some(l) = labels
+            .iter_mut()
+            .find(|l| l.name == label && l.help.is_empty())
+        {
+            l.help = help;
+        }
+    }
 
     let derived = derive::derive(&metrics, &period.label, &symbols);
     let (release, metric_releases) = releases(&map, config, &metrics, &symbols, &period, &mut errs);

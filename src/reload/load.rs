@@ -35,6 +35,8 @@ pub struct Limits {
     pub timeout: Duration,
     /// Loads still running after their timeout, shared by every load of one exporter.
     pub abandoned: Arc<AtomicUsize>,
+    /// `--storage.path`: where copies of remote structures are kept (`structures/`).
+    pub storage: Option<PathBuf>,
 }
 
 impl Default for Limits {
@@ -43,6 +45,7 @@ impl Default for Limits {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             timeout: LOAD_TIMEOUT,
             abandoned: Arc::default(),
+            storage: None,
         }
     }
 }
@@ -74,6 +77,9 @@ pub struct RemoteSource {
     pub at: Diagnostic,
     /// The PxWeb query asked instead of a GET of `url` (then the query's key).
     pub pxweb: Option<Arc<pxweb::Query>>,
+    /// Kept on disk under `--storage.path` (an SDMX structure), so that a start with the
+    /// publisher down uses the last copy.
+    pub kept: bool,
 }
 
 impl Parsed {
@@ -129,7 +135,13 @@ pub fn build(
         .metrics
         .iter()
         .filter_map(|m| m.get_ref().samples_file.as_ref())
-        .chain(config.inputs.iter().map(|i| &i.get_ref().file));
+        .chain(config.inputs.iter().map(|i| &i.get_ref().file))
+        .chain(
+            config
+                .inputs
+                .iter()
+                .filter_map(|i| i.get_ref().structure.as_ref()),
+        );
     for f in named {
         if data.contains_key(f.get_ref()) {
             continue;
@@ -177,6 +189,11 @@ fn remote_sources(
         .unwrap_or_default();
     let mut out: Vec<RemoteSource> = Vec::new();
     let mut errors = Vec::new();
+    let structures: Vec<&String> = config
+        .inputs
+        .iter()
+        .filter_map(|i| i.get_ref().structure.as_ref().map(|s| s.get_ref()))
+        .collect();
     let named = config
         .inputs
         .iter()
@@ -184,6 +201,10 @@ fn remote_sources(
             let i = i.get_ref();
             (&i.file, i.fetch.as_ref(), i.pxweb.as_ref())
         })
+        .chain(config.inputs.iter().filter_map(|i| {
+            let i = i.get_ref();
+            i.structure.as_ref().map(|s| (s, i.fetch.as_ref(), None))
+        }))
         .chain(
             config
                 .metrics
@@ -212,6 +233,7 @@ fn remote_sources(
                 settings,
                 at: map.diag(file.span(), String::new()),
                 pxweb: query,
+                kept: structures.contains(&file.get_ref()),
             }),
             Err(problems) => {
                 errors.extend(problems.into_iter().map(|(span, m)| map.diag(span, m)));

@@ -476,6 +476,7 @@ impl<C: Companion> Reloader<C> {
                 &slot.name,
                 &self.telemetry,
                 &self.triggers,
+                self.limits.storage.as_deref(),
             )
             .await;
         let mut errors = parsed.fetch_errors.clone();

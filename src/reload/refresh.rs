@@ -4,6 +4,7 @@
 //! is dropped and the last good one kept; a 304 or an unchanged body costs no parse.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -85,9 +86,65 @@ struct Source {
     status: SourceStatus,
     generation: u64,
     task: Option<JoinHandle<()>>,
+    /// Where its last good body is kept on disk (an SDMX structure under `--storage.path`).
+    copy: Option<PathBuf>,
+}
+
+/// The file under `storage` that keeps the body of `url`: its URL made a file name, cut, and
+/// its hash, so that two URLs never share one.
+fn copy_path(storage: &Path, url: &str) -> PathBuf {
+    let readable: String = fetch::redact(url)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(80)
+        .collect();
+    let name = format!("{readable}-{:016x}.xml", xxhash(url.as_bytes()));
+    storage.join("structures").join(name)
+}
+
+/// Writes `bytes` to `path` whole or not at all: a temporary file, then a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("xml.tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 impl Source {
+    /// The copy on disk, when the first fetch failed and there is one: it becomes the
+    /// candidate, and the start goes on with it.
+    fn use_copy(&mut self, dataset: &str, telemetry: &Telemetry) -> bool {
+        let Some(path) = &self.copy else {
+            return false;
+        };
+        let url = &self.status.url;
+        match crate::read::read_file(path, self.settings.max_size) {
+            Ok(bytes) => {
+                warn!(dataset, source = %url, copy = %path.display(), "publisher unreachable, using the copy kept on disk");
+                telemetry.copy_used(dataset, url);
+                self.candidate = Some(body(&Bytes::from(bytes), Validators::default()));
+                self.status
+                    .last_result
+                    .push_str(" (using the copy on disk)");
+                true
+            }
+            Err(why) => {
+                debug!(dataset, source = %url, copy = %path.display(), why, "no copy on disk");
+                false
+            }
+        }
+    }
+
+    /// Keeps a body that loaded on disk, when this source is kept.
+    fn keep(&self, bytes: &[u8]) {
+        let Some(path) = &self.copy else { return };
+        if let Err(e) = write_atomically(path, bytes) {
+            warn!(source = %self.status.url, copy = %path.display(), error = %e, "cannot keep a copy on disk");
+        }
+    }
+
     /// Takes in the result of the first fetch: a body becomes the candidate for the load;
     /// anything else is the load's error.
     fn first(
@@ -123,6 +180,9 @@ impl Source {
                 self.status.failures += 1;
                 self.status.last_result = format!("failed: {}", e.reason());
                 *self.failures.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+                if self.use_copy(dataset, telemetry) {
+                    return None;
+                }
                 Some(Diagnostic {
                     message: format!("{e}"),
                     ..e.at().unwrap_or(&self.at).clone()
@@ -159,13 +219,14 @@ impl Sources {
         dataset: &str,
         telemetry: &Arc<Telemetry>,
         triggers: &WeakSender<Trigger>,
+        storage: Option<&Path>,
     ) -> Result<Arc<RemoteBodies>, Diagnostics> {
         // A load may fail for reasons outside the body (the config, a clash with another
         // dataset): a body refused before this load is parsed again at its next fetch.
         for s in self.sources.values_mut() {
             s.refused = None;
         }
-        let mut errors = self.set_up(wanted, dataset, telemetry);
+        let mut errors = self.set_up(wanted, dataset, telemetry, storage);
         errors.extend(self.first_fetches(dataset, telemetry).await);
         self.start_refreshes(key, triggers);
         let bodies: RemoteBodies = self
@@ -190,6 +251,7 @@ impl Sources {
         wanted: &[RemoteSource],
         dataset: &str,
         telemetry: &Telemetry,
+        storage: Option<&Path>,
     ) -> Vec<Diagnostic> {
         let mut errors = Vec::new();
         let keep: Vec<String> = wanted.iter().map(|r| fetch::redact(&r.url)).collect();
@@ -201,6 +263,7 @@ impl Sources {
             settings,
             at,
             pxweb,
+            kept,
         } in wanted.iter().cloned()
         {
             if self
@@ -245,6 +308,7 @@ impl Sources {
                 refused: None,
                 generation: 0,
                 task: None,
+                copy: storage.filter(|_| kept).map(|s| copy_path(s, &url)),
             };
             self.sources.insert(url, source);
         }
@@ -318,6 +382,7 @@ impl Sources {
                 *s.failures.lock().unwrap_or_else(PoisonError::into_inner) = 0;
                 s.status.last_success = Some(SystemTime::now());
                 s.status.last_result = "changed".into();
+                s.keep(&c.bytes);
                 s.good = Some(c);
                 s.refused = None;
             } else {
@@ -764,6 +829,7 @@ mod tests {
                 status: SourceStatus::default(),
                 generation: 3,
                 task: None,
+                copy: None,
             },
         );
         sources

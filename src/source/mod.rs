@@ -15,6 +15,7 @@ pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
 pub mod sdmx_ml;
+pub mod sdmx_structure;
 pub mod workbook;
 
 use std::fmt;
@@ -152,6 +153,34 @@ impl Options {
     }
 }
 
+impl Options {
+    /// [`Options::read`] with an SDMX structure message's help: its DSD's roles under the
+    /// options' own (SDMX-ML, SDMX-CSV; SDMX-JSON carries its structure), and its codelists'
+    /// display names for every component it knows.
+    pub fn read_with_structure(
+        &self,
+        content: Content<'_>,
+        structure: &sdmx_structure::Structure,
+        sink: &mut dyn Sink,
+    ) {
+        let mut named = sdmx_structure::Named {
+            inner: sink,
+            structure,
+        };
+        match (self, content) {
+            (Options::SdmxMl(o), Content::Text(text)) => {
+                let mut roles = structure.roles();
+                roles.apply(o);
+                sdmx_ml::read_with(text, &roles, &mut named);
+            }
+            (Options::SdmxCsv(o), Content::Text(text)) => {
+                sdmx_csv::read(text, &structure.sdmx_csv_options(o), &mut named);
+            }
+            _ => self.read(content, &mut named),
+        }
+    }
+}
+
 /// What a component of the file is, as far as the format says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -244,6 +273,11 @@ pub trait Sink {
         self.name(component, code, lang, name);
     }
 
+    /// The display name of component `component` itself, in `lang` (an SDMX concept's name).
+    fn component_name(&mut self, component: usize, lang: &str, name: &str) {
+        let _ = (component, lang, name);
+    }
+
     /// A problem with the file; the reader goes on where it can, so every problem is reported.
     /// `message` says what is wrong and what was expected: `row has 3 fields, expected 5 like
     /// the header`.
@@ -263,6 +297,8 @@ pub struct Collect {
     pub deleted: Vec<Vec<String>>,
     /// (component, code, lang, name).
     pub names: Vec<(usize, String, String, String)>,
+    /// (component, lang, name) of components themselves.
+    pub component_names: Vec<(usize, String, String)>,
     pub errors: Vec<(Origin, String)>,
     /// Refuse the components, as a caller that cannot use them does.
     pub refuse: bool,
@@ -342,6 +378,11 @@ impl Sink for Collect {
     fn name(&mut self, component: usize, code: &str, lang: &str, name: &str) {
         self.names
             .push((component, code.into(), lang.into(), name.into()));
+    }
+
+    fn component_name(&mut self, component: usize, lang: &str, name: &str) {
+        self.component_names
+            .push((component, lang.into(), name.into()));
     }
 
     fn error(&mut self, origin: Origin, message: String) {

@@ -227,6 +227,12 @@ enum Tag {
     Attributes,
     /// A `Value` of a key or of `Attributes`; the parent says which.
     Value,
+    /// An SDMX-ML 3.0 component of several values (`<Comp id=".."><Value>a</Value>…`) of a
+    /// data set, group, series or observation; each `Value` holds text, or `Text` elements
+    /// (one per language) of which the first is read.
+    Comp,
+    CompValue,
+    CompText,
     /// Anything else (header details, footers, annotations): skipped with what it holds.
     Other,
 }
@@ -248,25 +254,57 @@ fn classify(parent: Tag, local: &[u8]) -> Tag {
         (Tag::Obs, b"ObsDimension") => Tag::ObsDimension,
         (Tag::Obs, b"ObsValue") => Tag::ObsValue,
         (Tag::GroupKey | Tag::SeriesKey | Tag::ObsKey | Tag::Attributes, b"Value") => Tag::Value,
+        (Tag::DataSet | Tag::Group | Tag::Series | Tag::Obs, b"Comp") => Tag::Comp,
+        (Tag::Comp, b"Value") => Tag::CompValue,
+        (Tag::CompValue, b"Text") => Tag::CompText,
         _ => Tag::Other,
     }
 }
 
 /// A problem that ends the reading.
 #[derive(Debug)]
-struct Fatal {
-    at: usize,
-    message: String,
+pub(super) struct Fatal {
+    pub(super) at: usize,
+    pub(super) message: String,
+}
+
+/// The kinds of element a reading tells apart (data messages here, structure messages in
+/// `sdmx_structure`): the walk classifies each element from its parent's kind.
+pub(super) trait Kinds: Copy + PartialEq {
+    /// The kind of the document itself, parent of the root element.
+    const DOCUMENT: Self;
+    /// What the document is expected to be, for messages: "an SDMX-ML data message".
+    const EXPECTED: &'static str;
+    /// The kind of an element of local name `local` inside one of kind `parent`.
+    fn classify(parent: Self, local: &[u8]) -> Self;
+    /// Whether the text inside elements of this kind is handed to the handler.
+    fn keeps_text(self) -> bool;
+}
+
+impl Kinds for Tag {
+    const DOCUMENT: Tag = Tag::Document;
+    const EXPECTED: &'static str = "an SDMX-ML data message";
+    fn classify(parent: Tag, local: &[u8]) -> Tag {
+        // What an element the reading skips holds is skipped too.
+        if parent == Tag::Other {
+            Tag::Other
+        } else {
+            classify(parent, local)
+        }
+    }
+    fn keeps_text(self) -> bool {
+        matches!(self, Tag::DataSetAction | Tag::CompValue | Tag::CompText)
+    }
 }
 
 /// What a reading does with the elements the walk meets.
-trait Handler<'a> {
+pub(super) trait Handler<'a, K: Kinds> {
     /// An element opens: its kind, its parent's kind, its start tag (from `<`'s byte `at`).
-    fn open(&mut self, tag: Tag, parent: Tag, e: &Element<'a>);
+    fn open(&mut self, tag: K, parent: K, e: &Element<'a>);
     /// The element of kind `tag` closes (an empty element closes at once).
-    fn close(&mut self, tag: Tag);
-    /// Text inside an element of kind `tag`.
-    fn text(&mut self, tag: Tag, text: &str) {
+    fn close(&mut self, tag: K);
+    /// Text inside an element of kind `tag` (one piece of it: text, a resolved reference).
+    fn text(&mut self, tag: K, text: &str) {
         let _ = (tag, text);
     }
     /// A problem that does not end the reading.
@@ -274,28 +312,28 @@ trait Handler<'a> {
 }
 
 /// A start tag, borrowed from the document.
-struct Element<'a> {
+pub(super) struct Element<'a> {
     /// Byte of its `<`.
-    at: usize,
-    local: &'a [u8],
+    pub(super) at: usize,
+    pub(super) local: &'a [u8],
     /// The tag's text after `<`, up to `>` or `/>`.
     raw: &'a str,
     name_len: usize,
 }
 
 impl<'a> Element<'a> {
-    fn attributes(&self) -> Attributes<'a> {
+    pub(super) fn attributes(&self) -> Attributes<'a> {
         Attributes::new(self.raw, self.name_len)
     }
 }
 
 /// Reads the document's events, checking what every reading needs checked, and hands the
 /// elements to `h`.
-fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
+pub(super) fn walk<'a, K: Kinds>(text: &'a str, h: &mut impl Handler<'a, K>) -> Result<(), Fatal> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     // Kind and `<` byte of each open element.
-    let mut stack: Vec<(Tag, usize)> = Vec::with_capacity(16);
+    let mut stack: Vec<(K, usize)> = Vec::with_capacity(16);
     let base = text.as_ptr() as usize;
     loop {
         let event = match reader.read_event() {
@@ -331,12 +369,8 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
                     raw,
                     name_len: e.name().as_ref().len(),
                 };
-                let parent = stack.last().map_or(Tag::Document, |&(t, _)| t);
-                let tag = if parent == Tag::Other {
-                    Tag::Other
-                } else {
-                    classify(parent, element.local)
-                };
+                let parent = stack.last().map_or(K::DOCUMENT, |&(t, _)| t);
+                let tag = K::classify(parent, element.local);
                 h.open(tag, parent, &element);
                 if empty {
                     h.close(tag);
@@ -358,14 +392,21 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
                             t.len()
                         ),
                     );
-                } else if let Some(&(tag, _)) = stack.last() {
-                    if tag == Tag::DataSetAction {
-                        let s = &text[t.as_ptr() as usize - base..][..t.len()];
-                        h.text(tag, s);
-                    }
+                } else if let Some(&(tag, _)) = stack.last().filter(|(t, _)| t.keeps_text()) {
+                    h.text(tag, &text[t.as_ptr() as usize - base..][..t.len()]);
                 }
             }
-            Event::GeneralRef(r) => check_ref(text, &r)?,
+            Event::CData(t) => {
+                if let Some(&(tag, _)) = stack.last().filter(|(t, _)| t.keeps_text()) {
+                    h.text(tag, &String::from_utf8_lossy(&t));
+                }
+            }
+            Event::GeneralRef(r) => {
+                let resolved = check_ref(text, &r)?;
+                if let Some(&(tag, _)) = stack.last().filter(|(t, _)| t.keeps_text()) {
+                    h.text(tag, &resolved);
+                }
+            }
             Event::DocType(d) => {
                 return Err(Fatal {
                     at: text[..(d.as_ptr() as usize - base).min(text.len())]
@@ -376,8 +417,8 @@ fn walk<'a>(text: &'a str, h: &mut impl Handler<'a>) -> Result<(), Fatal> {
                         .into(),
                 });
             }
-            Event::Eof => return at_end(text, stack.last().map(|&(_, at)| at)),
-            Event::CData(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            Event::Eof => return at_end(text, stack.last().map(|&(_, at)| at), K::EXPECTED),
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
         }
     }
 }
@@ -386,8 +427,9 @@ fn seen_any(text: &str) -> bool {
     text.contains('<')
 }
 
-/// An entity or character reference: only the five predefined entities and characters.
-fn check_ref(text: &str, r: &quick_xml::events::BytesRef) -> Result<(), Fatal> {
+/// An entity or character reference: only the five predefined entities and characters;
+/// what it stands for.
+fn check_ref(text: &str, r: &quick_xml::events::BytesRef) -> Result<String, Fatal> {
     let at = r.as_ptr() as usize - text.as_ptr() as usize;
     let name = &text[at..][..r.len()];
     let known = r.is_char_ref() || quick_xml::escape::resolve_predefined_entity(name).is_some();
@@ -401,21 +443,25 @@ fn check_ref(text: &str, r: &quick_xml::events::BytesRef) -> Result<(), Fatal> {
             ),
         });
     }
-    if r.is_char_ref() && !matches!(r.resolve_char_ref(), Ok(Some(_))) {
-        return Err(Fatal {
+    if !r.is_char_ref() {
+        let entity = quick_xml::escape::resolve_predefined_entity(name).unwrap_or_default();
+        return Ok(entity.to_string());
+    }
+    match r.resolve_char_ref() {
+        Ok(Some(c)) => Ok(c.to_string()),
+        _ => Err(Fatal {
             at: at - 1,
             message: format!(
                 "invalid character reference `&{}`, expected a Unicode character",
                 excerpt(name, 40)
             ),
-        });
+        }),
     }
-    Ok(())
 }
 
 /// The end of the text: an error if an element is still open (its `<` at `open`) or there
 /// was none.
-fn at_end(text: &str, open: Option<usize>) -> Result<(), Fatal> {
+fn at_end(text: &str, open: Option<usize>, expected: &str) -> Result<(), Fatal> {
     if let Some(at) = open {
         let name_len = text[at + 1..]
             .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
@@ -434,7 +480,7 @@ fn at_end(text: &str, open: Option<usize>) -> Result<(), Fatal> {
     if !seen_any(text) {
         return Err(Fatal {
             at: 0,
-            message: "no element, expected an SDMX-ML data message".into(),
+            message: format!("no element, expected {expected}"),
         });
     }
     Ok(())
@@ -464,7 +510,7 @@ fn excerpt(s: &str, n: usize) -> String {
 
 /// Line and column (in characters) of byte `at`, counted from the start: for the few places
 /// reported once per file.
-fn origin_at(text: &str, at: usize) -> Origin {
+pub(super) fn origin_at(text: &str, at: usize) -> Origin {
     Pos::START.advanced(text, at).origin()
 }
 
@@ -689,7 +735,7 @@ impl Scan {
     }
 }
 
-impl<'a> Handler<'a> for Scan {
+impl<'a> Handler<'a, Tag> for Scan {
     fn open(&mut self, tag: Tag, parent: Tag, e: &Element<'a>) {
         match tag {
             Tag::Message => {
@@ -713,6 +759,16 @@ impl<'a> Handler<'a> for Scan {
             Tag::Series => self.xml_components(e, |p| p.series_xml = true, &[]),
             Tag::Obs if parent == Tag::Series => self.xml_components(e, |p| p.obs_xml = true, &[]),
             Tag::Obs => self.xml_components(e, |p| p.flat_obs_xml = true, &[]),
+            Tag::Comp => {
+                let id = e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.local_name().as_ref() == b"id")
+                    .map(|a| a.value.into_owned());
+                if let Some(id) = id {
+                    self.note(&id, e.at, |p| p.attribute = true);
+                }
+            }
             Tag::Value | Tag::ObsValue | Tag::ObsDimension => {
                 let id = e
                     .attributes()
@@ -843,7 +899,25 @@ struct Emit<'a, 'l, 's> {
     /// `Value` belongs to the innermost.
     open_levels: Vec<Which>,
     spare: Vec<&'static str>,
+    /// The `Comp` being read: its values so far.
+    comp: Option<Comp>,
 }
+
+/// An SDMX-ML 3.0 component of several values, as read so far.
+struct Comp {
+    /// Its component and the level it is given at, unless its id is unknown.
+    target: Option<(usize, Which)>,
+    at: usize,
+    from: Pos,
+    values: Vec<String>,
+    /// Whether the current `Value` holds `Text` elements (its own text is then white space),
+    /// and whether the one being read is its first.
+    texts: bool,
+    first_text: bool,
+}
+
+/// What joins the values of a component of several values in its one field.
+pub const VALUE_SEPARATOR: &str = ";";
 
 /// Which level's values an element fills.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -877,6 +951,7 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
             reported_too_many: false,
             open_levels: Vec::new(),
             spare: Vec::new(),
+            comp: None,
         }
     }
 
@@ -1215,7 +1290,7 @@ impl<'a, 'l, 's> Emit<'a, 'l, 's> {
     }
 }
 
-impl<'a> Handler<'a> for Emit<'a, '_, '_> {
+impl<'a> Handler<'a, Tag> for Emit<'a, '_, '_> {
     fn open(&mut self, tag: Tag, parent: Tag, e: &Element<'a>) {
         if matches!(
             tag,
@@ -1281,6 +1356,7 @@ impl<'a> Handler<'a> for Emit<'a, '_, '_> {
                 let w = *self.open_levels.last().unwrap_or(&Which::DataSet);
                 self.generic_value(e, w, None);
             }
+            Tag::Comp | Tag::CompValue | Tag::CompText => self.open_comp(tag, e),
             _ => {}
         }
     }
@@ -1311,6 +1387,7 @@ impl<'a> Handler<'a> for Emit<'a, '_, '_> {
             Tag::DataSet => {
                 self.ds.clear(self.cursor);
             }
+            Tag::Comp => self.close_comp(),
             _ => {}
         }
         if matches!(tag, Tag::DataSet | Tag::Group | Tag::Series | Tag::Obs) {
@@ -1319,14 +1396,98 @@ impl<'a> Handler<'a> for Emit<'a, '_, '_> {
     }
 
     fn text(&mut self, tag: Tag, text: &str) {
-        if tag == Tag::DataSetAction {
-            self.header_delete = text.trim().eq_ignore_ascii_case("delete");
+        match (tag, self.comp.as_mut()) {
+            (Tag::DataSetAction, _) => {
+                self.header_delete = text.trim().eq_ignore_ascii_case("delete");
+            }
+            (Tag::CompValue, Some(c)) if !c.texts => c.push(text),
+            (Tag::CompText, Some(c)) if c.first_text => c.push(text),
+            _ => {}
         }
     }
 
     fn problem(&mut self, at: usize, message: String) {
         let o = self.at(self.cursor, at);
         self.sink.error(o, message);
+    }
+}
+
+impl Comp {
+    /// Text of the value being read; a value longer than any the reader takes is cut here
+    /// and refused when the component closes.
+    fn push(&mut self, text: &str) {
+        if let Some(v) = self.values.last_mut() {
+            if v.len() <= MAX_VALUE_BYTES {
+                v.push_str(text);
+            }
+        }
+    }
+}
+
+impl<'a> Emit<'a, '_, '_> {
+    /// A `Comp`, one of its `Value`s or a `Text` of one opens.
+    fn open_comp(&mut self, tag: Tag, e: &Element<'a>) {
+        if tag == Tag::Comp {
+            let id = e
+                .attributes()
+                .flatten()
+                .find(|a| a.key.local_name().as_ref() == b"id")
+                .map(|a| a.value);
+            let c = id.and_then(|id| self.layout.index.get(id.as_ref()).copied());
+            let w = *self.open_levels.last().unwrap_or(&Which::DataSet);
+            self.comp = Some(Comp {
+                target: c.map(|c| (c, w)),
+                at: e.at,
+                from: self.cursor,
+                values: Vec::new(),
+                texts: false,
+                first_text: false,
+            });
+            return;
+        }
+        let Some(c) = self.comp.as_mut() else { return };
+        if tag == Tag::CompValue {
+            c.values.push(String::new());
+            c.texts = false;
+        } else {
+            // The white space before the first `Text` is not part of the value.
+            c.first_text = !c.texts;
+            if !c.texts {
+                if let Some(v) = c.values.last_mut() {
+                    v.clear();
+                }
+            }
+            c.texts = true;
+        }
+    }
+
+    /// A `Comp` closes: its values, trimmed and joined, become its component's field.
+    fn close_comp(&mut self) {
+        let Some(c) = self.comp.take() else { return };
+        let Some((i, w)) = c.target else {
+            self.too_many(c.from, c.at);
+            return;
+        };
+        let values: Vec<&str> = c.values.iter().map(|v| v.trim()).collect();
+        let value = values.join(VALUE_SEPARATOR);
+        if value.len() > MAX_VALUE_BYTES {
+            self.report(
+                c.from,
+                c.at,
+                format!(
+                    "component value of {} bytes, expected at most {MAX_VALUE_BYTES}",
+                    value.len()
+                ),
+            );
+            self.level(w).bad = true;
+            return;
+        }
+        let field = Field {
+            value: Cow::Owned(value),
+            at: c.at,
+            from: c.from,
+        };
+        self.level(w).put(i, field);
     }
 }
 
@@ -1512,6 +1673,32 @@ mod tests {
             c.origins[2][c.col("OBS_VALUE")],
             Origin::At { line: 29, col: 48 }
         );
+    }
+
+    #[test]
+    fn components_of_several_values_in_30_data() {
+        let text = include_str!(
+            "../../tests/fixtures/publishers/sdmx-ml/ecb_exr_ca_sdmxml30_multivalued.xml"
+        );
+        let c = read_default(text);
+        assert_eq!(c.errors, vec![]);
+        assert_eq!(c.column("OBS_STATUS"), ["A;F", "J;U;N", "A"]);
+        assert_eq!(c.column("SOURCE_AGENCY"), ["4F0;4D0;CZ2"; 3]);
+        assert_eq!(
+            c.column("SOURCE_PUB"),
+            ["First publication source;Second publication source"; 3]
+        );
+        // A value in several languages is read in the first it is written in.
+        assert_eq!(
+            c.column("TITLE"),
+            ["Some English Text;Additional English Text where lang defaults to en"; 3]
+        );
+        assert_eq!(c.column("OBS_VALUE")[1], "1.529364705882353");
+        assert_eq!(c.column("UNIT"), ["CAD"; 3]);
+        let status = c.col("OBS_STATUS");
+        assert_eq!(c.components[status].role, A);
+        // Each value's place is its `Comp` element's: line 40, after four tabs.
+        assert_eq!(c.origins[0][status], Origin::At { line: 40, col: 5 });
     }
 
     #[test]
