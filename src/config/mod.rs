@@ -19,6 +19,7 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::source::fetch::FetchOptions;
 use crate::source::sdmx_ml::SdmxMlOptions;
+use crate::source::sdmx_query::{self, QueryConfig, Request, SdmxConfig};
 use crate::source::workbook::ExcelOptions;
 use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
 use crate::source::{pcaxis::PcAxisOptions, sdmx_csv::SdmxCsvOptions, sdmx_json::SdmxJsonOptions};
@@ -40,6 +41,8 @@ pub struct Config {
     pub unread_metrics: Vec<String>,
     /// How the dataset's remote sources (data files that are URLs) are fetched.
     pub fetch: Option<Spanned<FetchOptions>>,
+    /// SDMX services added or changed for this dataset's queries.
+    pub sdmx: Option<Spanned<SdmxConfig>>,
 }
 
 /// Only to name the top-level keys in messages.
@@ -50,6 +53,7 @@ struct TopLevel {
     catalog: (),
     dataset: (),
     fetch: (),
+    sdmx: (),
     source: (),
     label: (),
     metric: (),
@@ -192,8 +196,13 @@ impl OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
-    /// The data file, relative to the config file.
-    pub file: Spanned<String>,
+    /// The data file, relative to the config file, or its URL. An `[input.query]` sets it.
+    pub file: Option<Spanned<String>>,
+    /// An SDMX query instead of `file`: its URL is built from the service, dataflow and key.
+    pub query: Option<Spanned<QueryConfig>>,
+    /// The query's request, once resolved against the SDMX services.
+    #[serde(skip)]
+    pub request: Option<Request>,
     /// `csv`, `json`, `sdmx-csv`, `sdmx-json`, `json-stat`, `pc-axis`, `excel` or `sdmx-ml`.
     pub format: Spanned<String>,
     /// The `[[metric]]` every observation feeds.
@@ -372,7 +381,11 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
         .and_then(|v| read::<FetchOptions>(&map, path, v, &mut errs));
     let sources = read_array(&map, path, root.remove("source"), "source", &mut errs);
     let labels = read_array(&map, path, root.remove("label"), "label", &mut errs);
-    let inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
+    let sdmx = root
+        .remove("sdmx")
+        .and_then(|v| read::<SdmxConfig>(&map, path, v, &mut errs));
+    let mut inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
+    resolve_queries(&map, sdmx.as_ref(), &mut inputs, &mut errs);
     let mut metrics = Vec::new();
     let mut unread_metrics = Vec::new();
     if let Some(metric_tables) = root.remove("metric") {
@@ -421,8 +434,56 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
         inputs,
         unread_metrics,
         fetch,
+        sdmx,
     });
     (config, errs)
+}
+
+/// Gives each input with an `[input.query]` its request and, as its `file`, the query's URL;
+/// reports an input with both a file and a query, or neither.
+fn resolve_queries(
+    map: &SourceMap,
+    sdmx: Option<&Spanned<SdmxConfig>>,
+    inputs: &mut [Spanned<InputConfig>],
+    errs: &mut Vec<Diagnostic>,
+) {
+    let overrides = sdmx
+        .map(|s| s.get_ref().services.clone())
+        .unwrap_or_default();
+    let mut services = None;
+    for input in inputs.iter_mut() {
+        let span = input.span();
+        let i = input.get_mut();
+        let Some(q) = &i.query else {
+            if i.file.is_none() {
+                errs.push(map.diag(
+                    span.start..span.start,
+                    "input has no `file`, expected `file` naming the data file or an `[input.query]`",
+                ));
+            }
+            continue;
+        };
+        if let Some(f) = &i.file {
+            errs.push(map.diag(
+                f.span(),
+                "input has both `file` and `[input.query]`, expected one of them",
+            ));
+            continue;
+        }
+        let services = services.get_or_insert_with(|| {
+            sdmx_query::services(&overrides).unwrap_or_else(|problems| {
+                errs.extend(problems.into_iter().map(|(at, m)| map.diag(at, m)));
+                Default::default()
+            })
+        });
+        match sdmx_query::request(q.get_ref(), q.span(), i.format.get_ref(), services) {
+            Ok(r) => {
+                i.file = Some(Spanned::new(q.span(), r.url.clone()));
+                i.request = Some(r);
+            }
+            Err((at, m)) => errs.push(map.diag(at, m)),
+        }
+    }
 }
 
 fn toml_error(map: &SourceMap, path: &Path, e: &toml::de::Error) -> Diagnostic {
@@ -556,6 +617,8 @@ fn schema(path: &str) -> Option<&'static [&'static str]> {
         "metric.release" => fields::<ReleaseConfig>(),
         "input" => fields::<InputConfig>(),
         "fetch" | "input.fetch" => fields::<FetchOptions>(),
+        "input.query" => fields::<QueryConfig>(),
+        "sdmx" => fields::<SdmxConfig>(),
         "input.csv" => fields::<CsvOptions>(),
         "input.json" => fields::<JsonOptions>(),
         "input.sdmx_csv" => fields::<SdmxCsvOptions>(),

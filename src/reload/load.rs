@@ -126,7 +126,12 @@ pub fn build(
         .metrics
         .iter()
         .filter_map(|m| m.get_ref().samples_file.as_ref())
-        .chain(config.inputs.iter().map(|i| &i.get_ref().file));
+        .chain(
+            config
+                .inputs
+                .iter()
+                .filter_map(|i| i.get_ref().file.as_ref()),
+        );
     for f in named {
         if data.contains_key(f.get_ref()) {
             continue;
@@ -177,14 +182,17 @@ fn remote_sources(
     let named = config
         .inputs
         .iter()
-        .map(|i| (&i.get_ref().file, i.get_ref().fetch.as_ref()))
+        .filter_map(|i| {
+            let i = i.get_ref();
+            Some((i.file.as_ref()?, i.fetch.as_ref(), i.request.as_ref()))
+        })
         .chain(
             config
                 .metrics
                 .iter()
-                .filter_map(|m| m.get_ref().samples_file.as_ref().map(|f| (f, None))),
+                .filter_map(|m| m.get_ref().samples_file.as_ref().map(|f| (f, None, None))),
         );
-    for (file, own) in named {
+    for (file, own, query) in named {
         if !fetch::is_remote(file.get_ref()) || out.iter().any(|r| r.url == *file.get_ref()) {
             continue;
         }
@@ -193,9 +201,14 @@ fn remote_sources(
             None => dataset.clone(),
         };
         match options.settings(base) {
-            Ok(settings) => out.push(RemoteSource {
+            Ok(mut settings) => out.push(RemoteSource {
+                settings: {
+                    if let Some(q) = query {
+                        q.apply(&options, &mut settings);
+                    }
+                    settings
+                },
                 url: file.get_ref().clone(),
-                settings,
                 at: map.diag(file.span(), String::new()),
             }),
             Err(problems) => {
