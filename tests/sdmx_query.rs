@@ -69,6 +69,11 @@ fn the_readme_query_asks_for_its_url_and_media_type_and_is_served() {
     let dir = tempfile::tempdir().unwrap();
     // The README's example as written, its service moved to the loopback publisher.
     let example = std::fs::read_to_string(repo("examples/sdmx-query-ecb.toml")).unwrap();
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```toml\n{example}```\n")),
+        "the README shows examples/sdmx-query-ecb.toml as it is"
+    );
     let config = dir.path().join("ecb.toml");
     let moved = format!(
         "{example}\n[sdmx.services.ECB]\nurl = \"{}/service\"\n",
