@@ -304,62 +304,61 @@ impl Request {
     }
 }
 
+/// Which characters a query value may hold: none that has a meaning in a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chars {
+    Id,
+    Agency,
+    Version,
+    Key,
+    Period,
+}
+
+impl Chars {
+    fn allows(self, c: char) -> bool {
+        let id = c.is_ascii_alphanumeric() || "_-@$".contains(c);
+        id || match self {
+            Chars::Id => false,
+            Chars::Agency => c == '.',
+            Chars::Version => ".+~*".contains(c),
+            Chars::Key => ".+*".contains(c),
+            Chars::Period => ":.+".contains(c),
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Chars::Id => "letters, digits, _ - @ $",
+            Chars::Agency => "letters, digits, _ - @ $ .",
+            Chars::Version => "a version such as 1.0",
+            Chars::Key => "codes joined by . and +",
+            Chars::Period => "a period such as 2020, 2020-Q1 or 2024-01-01T00:00:00Z",
+        }
+    }
+}
+
 /// Refuses ids and periods holding characters that have a meaning in the URL.
 fn check_ids(q: &QueryConfig) -> Result<(), (Range<usize>, String)> {
-    let id = |c: char| c.is_ascii_alphanumeric() || "_-@$".contains(c);
-    let checks: [(&str, Option<&Spanned<String>>, &dyn Fn(char) -> bool, &str); 7] = [
-        (
-            "dataflow",
-            Some(&q.dataflow),
-            &id,
-            "letters, digits, _ - @ $",
-        ),
-        (
-            "agency",
-            q.agency.as_ref(),
-            &|c| id(c) || c == '.',
-            "letters, digits, _ - @ $ .",
-        ),
-        (
-            "version",
-            q.version.as_ref(),
-            &|c| id(c) || ".+~*".contains(c),
-            "a version such as 1.0",
-        ),
-        (
-            "key",
-            q.key.as_ref(),
-            &|c| id(c) || ".+*".contains(c),
-            "codes joined by . and +",
-        ),
-        (
-            "start_period",
-            q.start_period.as_ref(),
-            &|c| id(c) || ":.+".contains(c),
-            "a period such as 2020 or 2020-Q1",
-        ),
-        (
-            "end_period",
-            q.end_period.as_ref(),
-            &|c| id(c) || ":.+".contains(c),
-            "a period such as 2024-12",
-        ),
-        (
-            "updated_after",
-            q.updated_after.as_ref(),
-            &|c| id(c) || ":.+".contains(c),
-            "a time such as 2024-01-01T00:00:00Z",
-        ),
+    let checks = [
+        ("dataflow", Some(&q.dataflow), Chars::Id),
+        ("agency", q.agency.as_ref(), Chars::Agency),
+        ("version", q.version.as_ref(), Chars::Version),
+        ("key", q.key.as_ref(), Chars::Key),
+        ("start_period", q.start_period.as_ref(), Chars::Period),
+        ("end_period", q.end_period.as_ref(), Chars::Period),
+        ("updated_after", q.updated_after.as_ref(), Chars::Period),
     ];
-    for (key, v, ok, expected) in checks {
+    for (key, v, chars) in checks {
         let Some(v) = v else { continue };
-        let empty_ok = key == "key";
-        if (!empty_ok && v.get_ref().is_empty()) || !v.get_ref().chars().all(ok) {
+        // An empty key asks for everything; an empty id names nothing.
+        let empty = v.get_ref().is_empty() && chars != Chars::Key;
+        if empty || !v.get_ref().chars().all(|c| chars.allows(c)) {
             return Err((
                 v.span(),
                 format!(
-                    "{key} = \"{}\" is not usable in a query, expected {expected}",
-                    crate::diagnostic::excerpt(v.get_ref())
+                    "{key} = \"{}\" is not usable in a query, expected {}",
+                    crate::diagnostic::excerpt(v.get_ref()),
+                    chars.expected()
                 ),
             ));
         }
@@ -392,7 +391,10 @@ pub fn data_url(q: &QueryConfig, service: &Service, format: &str) -> String {
             };
             params.extend(period(&q.start_period).map(|p| format!("startPeriod={p}")));
             params.extend(period(&q.end_period).map(|p| format!("endPeriod={p}")));
-            format!("data/{flow_ref}/{}", key.unwrap_or("all"))
+            format!(
+                "data/{flow_ref}/{}",
+                key.filter(|k| !k.is_empty()).unwrap_or("all")
+            )
         }
         Api::V30 => {
             let a = agency.unwrap_or(&service.agency);
