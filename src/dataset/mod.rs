@@ -296,10 +296,16 @@ pub fn build(
         ));
     }
     let (mut symbols, metrics) = (out.symbols, out.metrics);
-    if !config.metrics.is_empty() && errs.is_empty() && metrics.iter().all(Metric::is_empty) {
+    // A dataset whose every figure is missing or confidential still loads: it serves its
+    // missing counts and provenance (a source may turn all-confidential on a refresh).
+    if !config.metrics.is_empty()
+        && errs.is_empty()
+        && metrics.iter().all(Metric::is_empty)
+        && out.missing.is_empty()
+    {
         errs.push(Diagnostic::file(
             path,
-            "empty dataset: no samples in any [[metric]], expected at least one",
+            "empty dataset: no samples and no missing figures in any [[metric]], expected at least one",
         ));
     }
     // Display names from data files fill in what the config did not give.
@@ -666,9 +672,9 @@ fn metric_unit(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnostic>) ->
     parsed
 }
 
-/// The metric's `multiplier` as a power of ten (0 without one).
+/// The metric's `scale` as a power of ten (0 without one).
 fn metric_multiplier(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnostic>) -> i32 {
-    let Some(mu) = &m.multiplier else { return 0 };
+    let Some(mu) = &m.scale else { return 0 };
     let text = match mu.get_ref() {
         crate::config::ScalarOrString::Integer(i) => i.to_string(),
         crate::config::ScalarOrString::Text(s) => s.clone(),
@@ -679,7 +685,7 @@ fn metric_multiplier(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnosti
             errs.push(map.diag(
                 mu.span(),
                 format!(
-                    "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
+                    "unknown scale `{}`, expected {MULTIPLIER_FORMS}",
                     excerpt(&text)
                 ),
             ));
@@ -832,7 +838,8 @@ fn inline_samples(map: &SourceMap, b: &mut Builder, mi: usize, m: &Spanned<Metri
 }
 
 /// What an observation status code means, for the `flag` label: SDMX `OBS_STATUS` codes
-/// and Eurostat flags (a code may combine several, as Eurostat's `bp`).
+/// and Eurostat flags (a code may combine several, as Eurostat's `bp`, or list them, as
+/// `B; E` or `p,e`).
 pub fn status_flag(code: &str) -> String {
     let word = |c: char| match c.to_ascii_lowercase() {
         'b' => "break",
@@ -852,12 +859,12 @@ pub fn status_flag(code: &str) -> String {
         'z' => "not_applicable",
         _ => "other",
     };
-    let mut words: Vec<&str> = code
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '|' && *c != ',')
-        .map(word)
-        .collect();
-    words.dedup();
+    let mut words: Vec<&str> = Vec::new();
+    for w in ingest::status_codes(code).flat_map(str::chars).map(word) {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
     if words.is_empty() {
         "other".into()
     } else {
