@@ -1258,8 +1258,9 @@ impl Host {
 static HOSTS: std::sync::Mutex<std::collections::BTreeMap<String, std::sync::Arc<Host>>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-/// The turn-taking of `url`'s host; made anew when its bound changed (a reload), the
-/// fetches under the old bound keeping theirs.
+/// The turn-taking of `url`'s host. Sources of one host asking different bounds share the
+/// smallest: an entry is made anew only for a smaller one (the fetches under the old bound
+/// keep theirs), so a larger bound takes effect at the next start.
 fn host(url: &Url, slots: u32) -> std::sync::Arc<Host> {
     let name = format!(
         "{}:{}",
@@ -1270,7 +1271,7 @@ fn host(url: &Url, slots: u32) -> std::sync::Arc<Host> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let entry = hosts.entry(name).or_insert_with(|| new_host(slots));
-    if entry.size != slots {
+    if slots < entry.size {
         // Keeps the pace: the new entry starts from the old one's last request.
         let last = entry.last.try_lock().ok().and_then(|l| *l);
         let fresh = new_host(slots);
@@ -2418,5 +2419,57 @@ mod tests {
             text.ends_with("expected a certificate trusted by the system roots or ca_file"),
             "{text}"
         );
+    }
+
+    // ---- polite fetching ----
+
+    #[test]
+    fn the_polite_keys_are_read_and_a_zero_bound_refused() {
+        let s =
+            options("min_interval = \"2s\"\nmax_concurrent_per_host = 1\nasync_timeout = \"1m\"\n")
+                .settings(Path::new("/"))
+                .unwrap();
+        assert_eq!(
+            (s.min_interval, s.max_concurrent_per_host, s.async_timeout),
+            (Duration::from_secs(2), 1, Duration::from_secs(60))
+        );
+        assert_eq!(
+            problems("max_concurrent_per_host = 0\n", Path::new("/")),
+            ["1:27: max_concurrent_per_host = 0 would never fetch, expected at least 1"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_host_spaces_the_requests_of_every_fetcher_and_keeps_the_smallest_bound() {
+        let url = Url::parse("http://pace.invalid:81/a").unwrap();
+        let (a, b) = (host(&url, 3), host(&url, 2));
+        assert!(!Arc::ptr_eq(&a, &b), "a smaller bound makes a new entry");
+        let c = host(&url, 5);
+        assert!(Arc::ptr_eq(&b, &c), "a larger one shares the smaller");
+        assert_eq!(c.slots.available_permits(), 2);
+        let start = tokio::time::Instant::now();
+        // Two fetchers of one host, three requests: each waits a second after the one before.
+        b.pace(Duration::from_secs(1)).await;
+        c.pace(Duration::from_secs(1)).await;
+        b.pace(Duration::from_secs(1)).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_queued_answer_and_its_status_are_read() {
+        let queued = b"<env:Envelope><env:Body><ns0:syncResponse><queued><id>a1b2-c3</id><status>SUBMITTED</status></queued></ns0:syncResponse></env:Body></env:Envelope>";
+        assert_eq!(queued_id(queued).as_deref(), Some("a1b2-c3"));
+        assert_eq!(
+            queued_id(b"DATAFLOW,TIME_PERIOD,OBS_VALUE\nX,2024,1\n"),
+            None
+        );
+        // An id that would change the polled URL's path is not followed.
+        assert_eq!(queued_id(b"<queued><id>../x</id></queued>"), None);
+        let status = |s: &str| {
+            async_status(format!("<status><key>a1</key><status>{s}</status></status>").as_bytes())
+        };
+        assert_eq!(status("AVAILABLE"), AsyncStatus::Available);
+        assert_eq!(status("PROCESSING"), AsyncStatus::Waiting);
+        assert_eq!(status("EXPIRED"), AsyncStatus::Gone("expired".into()));
     }
 }
