@@ -296,3 +296,33 @@ key = "M.SA.TOTAL.PC_ACT.T.DE"
         ]
     );
 }
+
+#[test]
+fn start_up_fetches_different_hosts_at_once_and_one_host_within_its_bound() {
+    let slow = Duration::from_millis(800);
+    let one = Publisher::start(slow, |_, _| Answer::ok(csv(1)));
+    let other = Publisher::start(slow, |_, _| Answer::ok(csv(2)));
+    let dir = tempfile::tempdir().unwrap();
+    let fetch = "max_concurrent_per_host = 1\n";
+    csv_dataset(dir.path(), "a", &format!("{}/a.csv", one.base()), fetch);
+    csv_dataset(dir.path(), "b", &format!("{}/b.csv", one.base()), fetch);
+    csv_dataset(dir.path(), "c", &format!("{}/c.csv", other.base()), fetch);
+    let main = dir.path().join("main.toml");
+    std::fs::write(
+        &main,
+        "[catalog]\ndatasets = [\"a.toml\", \"b.toml\", \"c.toml\"]\n",
+    )
+    .unwrap();
+    let e = start(&main);
+    until_served(&e, "c_widgets", &[("area", "AA"), ("period", "2024")], 2.0);
+    let (first, second) = match &until_seen(&one, 2)[..] {
+        [a, b, ..] => (a.at, b.at),
+        seen => panic!("{seen:?}"),
+    };
+    let c = other.seen()[0].at;
+    // One host, one at a time: the second request waits for the first answer.
+    assert!(second - first >= slow, "{:?}", second - first);
+    // Another host does not wait for the first one's turn.
+    let apart = if c > first { c - first } else { first - c };
+    assert!(apart < slow / 2, "{apart:?}");
+}
