@@ -21,6 +21,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 use crate::source::fetch::FetchOptions;
 use crate::source::pxweb::PxWebConfig;
 use crate::source::sdmx_ml::SdmxMlOptions;
+use crate::source::sdmx_query::{self, QueryConfig, Request, SdmxConfig};
 use crate::source::workbook::ExcelOptions;
 use crate::source::{csv::CsvOptions, json::JsonOptions, jsonstat::JsonStatOptions};
 use crate::source::{pcaxis::PcAxisOptions, sdmx_csv::SdmxCsvOptions, sdmx_json::SdmxJsonOptions};
@@ -42,6 +43,8 @@ pub struct Config {
     pub unread_metrics: Vec<String>,
     /// How the dataset's remote sources (data files that are URLs) are fetched.
     pub fetch: Option<Spanned<FetchOptions>>,
+    /// SDMX services added or changed for this dataset's queries.
+    pub sdmx: Option<Spanned<SdmxConfig>>,
 }
 
 /// Only to name the top-level keys in messages.
@@ -52,6 +55,7 @@ struct TopLevel {
     catalog: (),
     dataset: (),
     fetch: (),
+    sdmx: (),
     source: (),
     label: (),
     metric: (),
@@ -199,6 +203,11 @@ pub struct InputConfig {
     /// names a table: then the query's key (see [`PxWebConfig::key`]).
     #[serde(default = "no_file")]
     pub file: Spanned<String>,
+    /// An SDMX query instead of `file`: its URL is built from the service, dataflow and key.
+    pub query: Option<Spanned<QueryConfig>>,
+    /// The query's request, once resolved against the SDMX services.
+    #[serde(skip)]
+    pub request: Option<Request>,
     /// `csv`, `json`, `sdmx-csv`, `sdmx-json`, `json-stat`, `pc-axis`, `excel` or `sdmx-ml`.
     pub format: Spanned<String>,
     /// The `[[metric]]` every observation feeds.
@@ -267,8 +276,8 @@ fn no_file() -> Spanned<String> {
     Spanned::new(0..0, String::new())
 }
 
-/// Each input names exactly one of `file` and `[input.pxweb]`; a PxWeb input's file is its
-/// query's key. An input with neither is left out.
+/// Each input names exactly one of `file`, `[input.query]` and `[input.pxweb]`; a PxWeb
+/// input's file is its query's key. An input with none is left out.
 fn pxweb_inputs(
     map: &SourceMap,
     inputs: &mut Vec<Spanned<InputConfig>>,
@@ -299,10 +308,12 @@ fn pxweb_inputs(
                 ));
                 true
             }
+            // A query that could not be resolved was reported by `resolve_queries`.
+            (None, true) if i.query.is_some() => false,
             (None, true) => {
                 errs.push(map.diag(
                     span.start..span.start,
-                    "missing field `file`, expected a data file, a URL or `[input.pxweb]`",
+                    "missing field `file`, expected a data file, a URL, `[input.query]` or `[input.pxweb]`",
                 ));
                 false
             }
@@ -437,7 +448,11 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
         .and_then(|v| read::<FetchOptions>(&map, path, v, &mut errs));
     let sources = read_array(&map, path, root.remove("source"), "source", &mut errs);
     let labels = read_array(&map, path, root.remove("label"), "label", &mut errs);
+    let sdmx = root
+        .remove("sdmx")
+        .and_then(|v| read::<SdmxConfig>(&map, path, v, &mut errs));
     let mut inputs = read_array(&map, path, root.remove("input"), "input", &mut errs);
+    resolve_queries(&map, sdmx.as_ref(), &mut inputs, &mut errs);
     pxweb_inputs(&map, &mut inputs, &mut errs);
     let mut metrics = Vec::new();
     let mut unread_metrics = Vec::new();
@@ -487,8 +502,49 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
         inputs,
         unread_metrics,
         fetch,
+        sdmx,
     });
     (config, errs)
+}
+
+/// Gives each input with an `[input.query]` its request and, as its `file`, the query's URL;
+/// reports an input with both a file and a query, or neither.
+fn resolve_queries(
+    map: &SourceMap,
+    sdmx: Option<&Spanned<SdmxConfig>>,
+    inputs: &mut [Spanned<InputConfig>],
+    errs: &mut Vec<Diagnostic>,
+) {
+    let overrides = sdmx
+        .map(|s| s.get_ref().services.clone())
+        .unwrap_or_default();
+    let mut services = None;
+    for input in inputs.iter_mut() {
+        let i = input.get_mut();
+        let Some(q) = &i.query else {
+            continue;
+        };
+        if i.file.span() != (0..0) {
+            errs.push(map.diag(
+                i.file.span(),
+                "input has both `file` and `[input.query]`, expected one of them",
+            ));
+            continue;
+        }
+        let services = services.get_or_insert_with(|| {
+            sdmx_query::services(&overrides).unwrap_or_else(|problems| {
+                errs.extend(problems.into_iter().map(|(at, m)| map.diag(at, m)));
+                Default::default()
+            })
+        });
+        match sdmx_query::request(q.get_ref(), q.span(), i.format.get_ref(), services) {
+            Ok(r) => {
+                i.file = Spanned::new(q.span(), r.url.clone());
+                i.request = Some(r);
+            }
+            Err((at, m)) => errs.push(map.diag(at, m)),
+        }
+    }
 }
 
 fn toml_error(map: &SourceMap, path: &Path, e: &toml::de::Error) -> Diagnostic {
@@ -682,6 +738,8 @@ fn schema(path: &str) -> Option<&'static [&'static str]> {
         "metric.release" => fields::<ReleaseConfig>(),
         "input" => fields::<InputConfig>(),
         "fetch" | "input.fetch" => fields::<FetchOptions>(),
+        "input.query" => fields::<QueryConfig>(),
+        "sdmx" => fields::<SdmxConfig>(),
         "input.csv" => fields::<CsvOptions>(),
         "input.json" => fields::<JsonOptions>(),
         "input.sdmx_csv" => fields::<SdmxCsvOptions>(),
@@ -865,7 +923,7 @@ metric_prefix = "x_"
         let e = err(&format!("{HEAD}[[input]]\nformat = \"json-stat\"\n"));
         assert!(
             e.starts_with(
-                "c.toml:9:1: missing field `file`, expected a data file, a URL or `[input.pxweb]`"
+                "c.toml:9:1: missing field `file`, expected a data file, a URL, `[input.query]` or `[input.pxweb]`"
             ),
             "{e}"
         );

@@ -88,7 +88,8 @@ pub(crate) fn input(
             bad_options = true;
         }
     }
-    let Some(spec) = Spec::from_config(map, b, c) else {
+    let f = &c.file;
+    let Some(spec) = Spec::from_config(map, b, c, f) else {
         return;
     };
     if bad_options {
@@ -103,7 +104,7 @@ pub(crate) fn input(
         None => None,
     };
     let decode = |bytes| format.content(bytes);
-    let Some((file, content)) = open(map, b, &c.file, "input file", data, decode) else {
+    let Some((file, content)) = open(map, b, f, "input file", data, decode) else {
         return;
     };
     let mut plan = Plan::new(map, b, spec, file);
@@ -201,12 +202,17 @@ struct Spec {
 }
 
 impl Spec {
-    fn from_config(map: &SourceMap, b: &mut Builder, c: &InputConfig) -> Option<Spec> {
+    fn from_config(
+        map: &SourceMap,
+        b: &mut Builder,
+        c: &InputConfig,
+        file: &Spanned<String>,
+    ) -> Option<Spec> {
         let before = b.errs.len();
         let s = |v: &Option<Spanned<String>>| v.as_ref().map(|x| (x.get_ref().clone(), x.span()));
         let mut spec = Spec {
-            span: c.file.span(),
-            file_name: c.file.get_ref().clone(),
+            span: file.span(),
+            file_name: file.get_ref().clone(),
             drop_single_valued: c.drop_single_valued,
             period: s(&c.period),
             value: s(&c.value),
@@ -270,7 +276,7 @@ impl Spec {
                 "`metrics` without `metric_dimension`, expected the component whose codes the table maps",
             )),
             (None, None, None) => b.errs.push(map.diag(
-                c.file.span(),
+                self.span.clone(),
                 "input feeds no metric, expected `metric = \"NAME\"` or `metric_dimension` with `metrics`",
             )),
             (Some(m), _, _) => b.errs.push(map.diag(

@@ -199,19 +199,26 @@ fn remote_sources(
         .iter()
         .map(|i| {
             let i = i.get_ref();
-            (&i.file, i.fetch.as_ref(), i.pxweb.as_ref())
+            (
+                &i.file,
+                i.fetch.as_ref(),
+                i.pxweb.as_ref(),
+                i.request.as_ref(),
+            )
         })
         .chain(config.inputs.iter().filter_map(|i| {
             let i = i.get_ref();
-            i.structure.as_ref().map(|s| (s, i.fetch.as_ref(), None))
+            i.structure
+                .as_ref()
+                .map(|s| (s, i.fetch.as_ref(), None, None))
         }))
-        .chain(
-            config
-                .metrics
-                .iter()
-                .filter_map(|m| m.get_ref().samples_file.as_ref().map(|f| (f, None, None))),
-        );
-    for (file, own, px) in named {
+        .chain(config.metrics.iter().filter_map(|m| {
+            m.get_ref()
+                .samples_file
+                .as_ref()
+                .map(|f| (f, None, None, None))
+        }));
+    for (file, own, px, request) in named {
         if !fetch::is_remote(file.get_ref()) || out.iter().any(|r| r.url == *file.get_ref()) {
             continue;
         }
@@ -228,9 +235,14 @@ fn remote_sources(
             None => None,
         };
         match options.settings(base) {
-            Ok(settings) => out.push(RemoteSource {
+            Ok(mut settings) => out.push(RemoteSource {
+                settings: {
+                    if let Some(r) = request {
+                        r.apply(&options, &mut settings);
+                    }
+                    settings
+                },
                 url: file.get_ref().clone(),
-                settings,
                 at: map.diag(file.span(), String::new()),
                 pxweb: query,
                 kept: structures.contains(&file.get_ref()),

@@ -376,10 +376,11 @@ impl<C: Companion> Reloader<C> {
         });
     }
 
-    /// Runs the pipeline for each dataset at `which`, as many at once as there are cores:
-    /// its config parsed (read once for the whole load), its remote sources fetched (those
-    /// not fetched yet), then its data files read and the dataset built and rendered. A
-    /// dataset of another shard stops after the parse that names it, and has no outcome.
+    /// Runs the pipeline for each dataset at `which`: its config parsed (read once for the
+    /// whole load), its remote sources fetched (those not fetched yet; every dataset's at
+    /// once, each host taking its own turns), then its data files read and the dataset built
+    /// and rendered, as many at once as there are cores. A dataset of another shard stops
+    /// after the parse that names it, and has no outcome.
     async fn load_each(&mut self, which: &[usize]) -> Vec<(usize, Outcome, Duration)> {
         let parses: Vec<_> = which
             .iter()
@@ -404,14 +405,27 @@ impl<C: Companion> Reloader<C> {
             if !self.assign(i, parsed.as_ref().ok()) {
                 continue;
             }
-            let prepared = match parsed {
-                Ok(p) => self.prepare(i, p).await,
-                Err(e) => Err(e),
+            let slot = &mut self.slots[i];
+            if let Ok(p) = &parsed {
+                slot.named(p);
+            }
+            // The task owns the sources while it fetches; they come back with its outcome.
+            let mut remote = std::mem::take(&mut slot.remote);
+            let fetching = Fetching {
+                key: slot.key.clone(),
+                name: slot.name.clone(),
+                telemetry: self.telemetry.clone(),
+                triggers: self.triggers.clone(),
+                storage: self.limits.storage.clone(),
             };
             let (limits, permits, render) = (self.limits.clone(), permits.clone(), self.render);
             tasks.push((
                 i,
                 tokio::spawn(async move {
+                    let prepared = match parsed {
+                        Ok(p) => fetching.prepare(&mut remote, p).await,
+                        Err(e) => Err(e),
+                    };
                     let _permit = permits.acquire_owned().await;
                     let started = Instant::now();
                     let loaded = match prepared {
@@ -420,16 +434,19 @@ impl<C: Companion> Reloader<C> {
                         }
                         Err(e) => Err(e),
                     };
-                    (loaded, parse_took + started.elapsed())
+                    (remote, loaded, parse_took + started.elapsed())
                 }),
             ));
         }
         let mut out = Vec::new();
         for (i, t) in tasks {
-            let (outcome, took) = t
-                .await
-                .unwrap_or_else(|e| (Err(internal(e)), Duration::ZERO));
-            out.push((i, outcome, took));
+            match t.await {
+                Ok((remote, loaded, took)) => {
+                    self.slots[i].remote = remote;
+                    out.push((i, loaded, took));
+                }
+                Err(e) => out.push((i, Err(internal(e)), Duration::ZERO)),
+            }
         }
         out
     }
@@ -457,37 +474,6 @@ impl<C: Companion> Reloader<C> {
         fresh.elsewhere = true;
         *slot = fresh;
         false
-    }
-
-    /// Names slot `i` from its parsed config and fetches its remote sources that have no body
-    /// yet; a source that cannot be fetched, or whose options are wrong, fails the load.
-    async fn prepare(
-        &mut self,
-        i: usize,
-        parsed: Parsed,
-    ) -> Result<(Parsed, Arc<RemoteBodies>), Diagnostics> {
-        let slot = &mut self.slots[i];
-        slot.named(&parsed);
-        let fetched = slot
-            .remote
-            .prepare(
-                &parsed.remote,
-                &slot.key,
-                &slot.name,
-                &self.telemetry,
-                &self.triggers,
-                self.limits.storage.as_deref(),
-            )
-            .await;
-        let mut errors = parsed.fetch_errors.clone();
-        match fetched {
-            Ok(bodies) if errors.is_empty() => Ok((parsed, bodies)),
-            Ok(_) => Err(Diagnostics::new(errors)),
-            Err(e) => {
-                errors.extend(e.0);
-                Err(Diagnostics::new(errors))
-            }
-        }
     }
 
     /// Turns each new dataset that clashes with another into an error. The datasets kept as
@@ -729,6 +715,46 @@ impl Reloader<()> {
             s.remote.stop();
         }
         Ok(r.slots.iter().filter_map(|s| s.dataset.clone()).collect())
+    }
+}
+
+/// What a dataset's load task needs to fetch its remote sources.
+struct Fetching {
+    key: String,
+    name: String,
+    telemetry: Arc<Telemetry>,
+    triggers: mpsc::WeakSender<Trigger>,
+    /// `--storage.path`, where sources kept on disk are written.
+    storage: Option<PathBuf>,
+}
+
+impl Fetching {
+    /// Fetches the dataset's remote sources that have no body yet; a source that cannot be
+    /// fetched, or whose options are wrong, fails the load.
+    async fn prepare(
+        &self,
+        remote: &mut refresh::Sources,
+        parsed: Parsed,
+    ) -> Result<(Parsed, Arc<RemoteBodies>), Diagnostics> {
+        let fetched = remote
+            .prepare(
+                &parsed.remote,
+                &self.key,
+                &self.name,
+                &self.telemetry,
+                &self.triggers,
+                self.storage.as_deref(),
+            )
+            .await;
+        let mut errors = parsed.fetch_errors.clone();
+        match fetched {
+            Ok(bodies) if errors.is_empty() => Ok((parsed, bodies)),
+            Ok(_) => Err(Diagnostics::new(errors)),
+            Err(e) => {
+                errors.extend(e.0);
+                Err(Diagnostics::new(errors))
+            }
+        }
     }
 }
 

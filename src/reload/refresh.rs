@@ -86,6 +86,8 @@ struct Source {
     status: SourceStatus,
     generation: u64,
     task: Option<JoinHandle<()>>,
+    /// What the first fetch's 429 or 503 asked in `Retry-After`: the refresh task waits it.
+    retry_after: Duration,
     /// Where its last good body is kept on disk (an SDMX structure under `--storage.path`).
     copy: Option<PathBuf>,
 }
@@ -180,6 +182,7 @@ impl Source {
                 self.status.failures += 1;
                 self.status.last_result = format!("failed: {}", e.reason());
                 *self.failures.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+                self.retry_after = asked_wait(&e);
                 if self.use_copy(dataset, telemetry) {
                     return None;
                 }
@@ -309,6 +312,7 @@ impl Sources {
                 generation: 0,
                 task: None,
                 copy: storage.filter(|_| kept).map(|s| copy_path(s, &url)),
+                retry_after: Duration::ZERO,
             };
             self.sources.insert(url, source);
         }
@@ -357,6 +361,7 @@ impl Sources {
                 failures: s.failures.clone(),
                 settled: s.settled.clone(),
                 triggers: triggers.clone(),
+                not_before: std::mem::take(&mut s.retry_after),
             };
             let task = refresh(schedule, s.fetcher.clone(), Jitter::from_clock());
             s.task = Some(tokio::spawn(task));
@@ -480,6 +485,12 @@ impl Sources {
     }
 }
 
+/// How long a failure asks not to be asked again: its `Retry-After`, at most a day.
+fn asked_wait(e: &FetchError) -> Duration {
+    e.retry_after()
+        .map_or(Duration::ZERO, |d| d.min(fetch::MAX_RETRY_AFTER))
+}
+
 /// What a source's refresh task fetches with: the source's HTTP client, or a test's script.
 pub(crate) trait Fetch: Send + Sync + 'static {
     fn fetch(
@@ -544,6 +555,8 @@ struct Schedule {
     /// Notified when a fetched body has been dealt with (see [`Source::settled`]).
     settled: Arc<Notify>,
     triggers: WeakSender<Trigger>,
+    /// No first fetch before this (the start-up fetch's `Retry-After`).
+    not_before: Duration,
 }
 
 /// Fetches one source on its schedule until the load task is gone: after `refresh` (±10 %)
@@ -551,7 +564,7 @@ struct Schedule {
 /// failure), and never sooner than a 429 or 503 asked in `Retry-After` (at most a day).
 async fn refresh(s: Schedule, fetcher: Arc<impl Fetch>, mut jitter: Jitter) {
     let every = fetcher.every();
-    let mut not_before = Duration::ZERO;
+    let mut not_before = s.not_before;
     loop {
         let failed = *s.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let wait = if failed > 0 {
@@ -566,11 +579,7 @@ async fn refresh(s: Schedule, fetcher: Arc<impl Fetch>, mut jitter: Jitter) {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let result = fetcher.fetch(&s.url, &previous).await;
-        not_before = result
-            .as_ref()
-            .err()
-            .and_then(FetchError::retry_after)
-            .map_or(Duration::ZERO, |d| d.min(fetch::MAX_RETRY_AFTER));
+        not_before = result.as_ref().err().map_or(Duration::ZERO, asked_wait);
         // A body counts as a success or a failure once the load task has dealt with it.
         let body = matches!(result, Ok(Fetched::Body { .. }));
         match &result {
@@ -658,7 +667,7 @@ mod tests {
         every: Duration,
         n: usize,
     ) -> Vec<(Duration, bool)> {
-        schedule_loading(answers, every, n, true).await
+        schedule_loading(answers, every, n, true, Duration::ZERO).await
     }
 
     /// [`schedule`], the load task taking each body as loaded or not as `loads` says.
@@ -667,6 +676,7 @@ mod tests {
         every: Duration,
         n: usize,
         loads: bool,
+        not_before: Duration,
     ) -> Vec<(Duration, bool)> {
         let (tx, mut rx) = mpsc::channel(1);
         let script = Arc::new(Script {
@@ -683,6 +693,7 @@ mod tests {
             failures: failures.clone(),
             settled: settled.clone(),
             triggers: tx.downgrade(),
+            not_before,
         };
         let started = Instant::now();
         let task = tokio::spawn(refresh(s, script, Jitter::seeded(42)));
@@ -780,6 +791,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_429_at_start_up_holds_the_first_refresh_until_its_retry_after() {
+        // What `Source::first` keeps of a start-up fetch answered 429 with `Retry-After: 120`.
+        let asked = asked_wait(&too_many_requests(Some(Duration::from_secs(120))).unwrap_err());
+        assert_eq!(asked, Duration::from_secs(120));
+        // One failure so far: the backoff alone would retry after 5 s (±20 %).
+        let answers = vec![body("a")];
+        let every = Duration::from_secs(8);
+        let got = schedule_loading(answers, every, 1, true, asked).await;
+        assert!(
+            (Duration::from_secs(120)..Duration::from_millis(120_001)).contains(&got[0].0),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn retry_after_is_capped_at_a_day_and_never_shortens_the_backoff() {
         let hour = Duration::from_secs(3600);
         let week = Some(Duration::from_secs(7 * 86_400));
@@ -801,7 +827,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_that_fails_to_load_backs_off_like_a_failed_fetch() {
         let hour = Duration::from_secs(3600);
-        let got = schedule_loading(vec![body("bad")], hour, 4, false).await;
+        let got = schedule_loading(vec![body("bad")], hour, 4, false, Duration::ZERO).await;
         let times: Vec<Duration> = got.iter().map(|g| g.0).collect();
         assert_eq!(times, expected(&[0, 1, 2, 3], hour));
     }
@@ -830,6 +856,7 @@ mod tests {
                 generation: 3,
                 task: None,
                 copy: None,
+                retry_after: Duration::ZERO,
             },
         );
         sources

@@ -16,6 +16,8 @@ use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::source::sdmx_query::AsyncPoll;
+
 /// How often a remote source is re-fetched unless its config says otherwise.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,6 +29,9 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// The longest `Retry-After` obeyed: a server asking for more is asked again after a day.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+/// Requests in flight to one host at once unless configured: a publisher is asked politely.
+pub const DEFAULT_MAX_CONCURRENT_PER_HOST: u32 = 2;
+pub const DEFAULT_ASYNC_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Largest `ca_file` or `header_file` read: both are a few KiB at most.
 const MAX_SMALL_FILE: u64 = 1 << 20;
@@ -68,6 +73,12 @@ pub struct FetchOptions {
     pub header_file: Option<Spanned<String>>,
     /// `fail` (start-up fails when the source cannot be fetched) or `not-ready`.
     pub on_start_failure: Option<Spanned<String>>,
+    /// Least time between two requests to the source's host, across every dataset (`1s`).
+    pub min_interval: Option<Spanned<String>>,
+    /// Most requests in flight to the source's host at once, across every dataset.
+    pub max_concurrent_per_host: Option<Spanned<u32>>,
+    /// How long a queued (asynchronous) answer is followed before the fetch fails.
+    pub async_timeout: Option<Spanned<String>>,
 }
 
 /// What start-up does when a dataset's remote source cannot be fetched.
@@ -110,6 +121,13 @@ pub struct FetchSettings {
     pub ca_certs: Vec<CertificateDer<'static>>,
     pub key_header: Option<KeyHeader>,
     pub on_start_failure: OnStartFailure,
+    pub min_interval: Duration,
+    pub max_concurrent_per_host: u32,
+    pub async_timeout: Duration,
+    /// Headers the request asks with (an SDMX query's Accept).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Where a queued answer is followed, for a service that queues large queries.
+    pub async_poll: Option<AsyncPoll>,
 }
 
 impl Default for FetchSettings {
@@ -124,6 +142,11 @@ impl Default for FetchSettings {
             ca_certs: Vec::new(),
             key_header: None,
             on_start_failure: OnStartFailure::Fail,
+            min_interval: Duration::ZERO,
+            max_concurrent_per_host: DEFAULT_MAX_CONCURRENT_PER_HOST,
+            async_timeout: DEFAULT_ASYNC_TIMEOUT,
+            headers: Vec::new(),
+            async_poll: None,
         }
     }
 }
@@ -148,6 +171,12 @@ impl FetchOptions {
             header: pick(&self.header, &over.header),
             header_file: pick(&self.header_file, &over.header_file),
             on_start_failure: pick(&self.on_start_failure, &over.on_start_failure),
+            min_interval: pick(&self.min_interval, &over.min_interval),
+            max_concurrent_per_host: pick(
+                &self.max_concurrent_per_host,
+                &over.max_concurrent_per_host,
+            ),
+            async_timeout: pick(&self.async_timeout, &over.async_timeout),
         }
     }
 
@@ -173,6 +202,18 @@ impl FetchOptions {
                 &mut s.connect_timeout,
             ),
             ("timeout", &self.timeout, min_timeout, &mut s.timeout),
+            (
+                "min_interval",
+                &self.min_interval,
+                Duration::ZERO,
+                &mut s.min_interval,
+            ),
+            (
+                "async_timeout",
+                &self.async_timeout,
+                min_timeout,
+                &mut s.async_timeout,
+            ),
         ];
         for (key, v, min, out) in durations {
             if let Some(v) = v {
@@ -190,6 +231,14 @@ impl FetchOptions {
         }
         if let Some(v) = &self.max_redirects {
             s.max_redirects = *v.get_ref();
+        }
+        match &self.max_concurrent_per_host {
+            Some(v) if *v.get_ref() == 0 => problems.push((
+                v.span(),
+                "max_concurrent_per_host = 0 would never fetch, expected at least 1".into(),
+            )),
+            Some(v) => s.max_concurrent_per_host = *v.get_ref(),
+            None => {}
         }
         if let Some(v) = &self.on_start_failure {
             match on_start_failure(v.get_ref()) {
@@ -446,10 +495,20 @@ pub enum FetchError {
         limit: u64,
         declared: Option<u64>,
     },
+    /// A gzip body whose decompressed bytes are over `limit`.
+    Inflated {
+        url: String,
+        limit: u64,
+    },
     Redirects {
         url: String,
         limit: u32,
         last: String,
+    },
+    /// A queued answer that did not become data: failed, expired, or not by the deadline.
+    Async {
+        url: String,
+        problem: String,
     },
     Body {
         url: String,
@@ -475,15 +534,18 @@ impl FetchError {
             FetchError::Tls { .. } => "tls",
             FetchError::Timeout { .. } => "timeout",
             FetchError::HttpStatus { .. } => "http_status",
-            FetchError::TooLarge { .. } | FetchError::HeadTooLarge { .. } => "too_large",
+            FetchError::TooLarge { .. }
+            | FetchError::HeadTooLarge { .. }
+            | FetchError::Inflated { .. } => "too_large",
             FetchError::Redirects { .. } => "redirects",
+            FetchError::Async { .. } => "async",
             FetchError::Body { .. } => "body",
             FetchError::Query { .. } => "query",
         }
     }
 
     /// Every reason [`FetchError::reason`] gives, so counters can start at 0.
-    pub const REASONS: [&'static str; 10] = [
+    pub const REASONS: [&'static str; 11] = [
         "invalid_url",
         "api_key",
         "connect",
@@ -492,6 +554,7 @@ impl FetchError {
         "http_status",
         "too_large",
         "redirects",
+        "async",
         "body",
         "query",
     ];
@@ -523,6 +586,8 @@ impl FetchError {
             | FetchError::HttpStatus { url, .. }
             | FetchError::TooLarge { url, .. }
             | FetchError::HeadTooLarge { url }
+            | FetchError::Inflated { url, .. }
+            | FetchError::Async { url, .. }
             | FetchError::Redirects { url, .. }
             | FetchError::Body { url, .. }
             | FetchError::Query { url, .. } => url,
@@ -584,6 +649,14 @@ impl fmt::Display for FetchError {
             FetchError::HeadTooLarge { url } => write!(
                 f,
                 "{url}: the answer's header block is too large (over 100 headers or about 400 KiB), expected a usual HTTP head"
+            ),
+            FetchError::Inflated { url, limit } => write!(
+                f,
+                "{url}: the gzip body decompresses to over {limit} bytes, expected at most {limit} (max_size, applied to the decompressed data)"
+            ),
+            FetchError::Async { url, problem } => write!(
+                f,
+                "{url}: the service queued the query and {problem}, expected the data within async_timeout"
             ),
             FetchError::Redirects { url, limit, last } => write!(
                 f,
@@ -739,7 +812,9 @@ impl Fetcher {
     }
 
     /// GETs `url`, conditionally on `previous`, following redirects, within the settings'
-    /// limits. A 304 reads no body; a body is cut off as soon as it is over `max_size`.
+    /// limits. A 304 reads no body; a body is cut off as soon as it is over `max_size`. A
+    /// queued answer of a service that queues large queries is followed until its data is
+    /// ready. Requests to one host wait for its turn ([`Host`]).
     pub async fn fetch(&self, url: &str, previous: &Validators) -> Result<Fetched, FetchError> {
         self.send(url, previous, None).await
     }
@@ -749,14 +824,43 @@ impl Fetcher {
         self.send(url, &Validators::default(), Some(&body)).await
     }
 
+    /// A GET (or a POST of `body`) of `url` within the host's turn, a queued answer followed.
     async fn send(
         &self,
         url: &str,
         previous: &Validators,
         body: Option<&Bytes>,
     ) -> Result<Fetched, FetchError> {
+        let host = Url::parse(url)
+            .ok()
+            .map(|u| host(&u, self.settings.max_concurrent_per_host));
+        // Held for the whole fetch, asynchronous polls included: one query is one slot.
+        let _slot = match &host {
+            Some(h) => h.slots.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let fetched = self
+            .fetch_once(url, previous, body, host.as_deref())
+            .await?;
+        let (Some(poll), Fetched::Body { body, .. }) = (&self.settings.async_poll, &fetched) else {
+            return Ok(fetched);
+        };
+        match queued_id(body) {
+            Some(id) => self.follow(url, poll, &id, host.as_deref()).await,
+            None => Ok(fetched),
+        }
+    }
+
+    /// One request of `url` (redirects followed) within `timeout`.
+    async fn fetch_once(
+        &self,
+        url: &str,
+        previous: &Validators,
+        body: Option<&Bytes>,
+        host: Option<&Host>,
+    ) -> Result<Fetched, FetchError> {
         let timeout = self.settings.timeout;
-        match tokio::time::timeout(timeout, self.fetch_within(url, previous, body)).await {
+        match tokio::time::timeout(timeout, self.fetch_within(url, previous, body, host)).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout {
                 url: redact(url),
@@ -765,16 +869,64 @@ impl Fetcher {
         }
     }
 
+    /// Polls a queued request's status every `poll.every` until it is available, then
+    /// fetches its data; gives up at `async_timeout` from now.
+    async fn follow(
+        &self,
+        url: &str,
+        poll: &AsyncPoll,
+        id: &str,
+        host: Option<&Host>,
+    ) -> Result<Fetched, FetchError> {
+        let deadline = tokio::time::Instant::now() + self.settings.async_timeout;
+        let failed = |problem: String| FetchError::Async {
+            url: redact(url),
+            problem,
+        };
+        let status_url = poll.status.replace("{id}", id);
+        tracing::info!(source = %redact(url), id, "the service queued the query, polling until its data is ready");
+        loop {
+            if tokio::time::Instant::now() + poll.every > deadline {
+                return Err(failed(format!(
+                    "request {id} was not ready within {} (async_timeout)",
+                    show_duration(self.settings.async_timeout)
+                )));
+            }
+            tokio::time::sleep(poll.every).await;
+            let status = match self
+                .fetch_once(&status_url, &Validators::default(), None, host)
+                .await?
+            {
+                Fetched::Body { body, .. } => async_status(&body),
+                Fetched::NotModified => AsyncStatus::Waiting,
+            };
+            match status {
+                AsyncStatus::Available => break,
+                AsyncStatus::Waiting => {}
+                AsyncStatus::Gone(why) => {
+                    return Err(failed(format!("request {id} is {why}")));
+                }
+            }
+        }
+        let data_url = poll.data.replace("{id}", id);
+        self.fetch_once(&data_url, &Validators::default(), None, host)
+            .await
+    }
+
     async fn fetch_within(
         &self,
         url: &str,
         previous: &Validators,
         body: Option<&Bytes>,
+        host: Option<&Host>,
     ) -> Result<Fetched, FetchError> {
         let mut hop = Hop::start(url)?;
         let key = self.key(&hop.shown).await?;
         loop {
             let at = hop.at();
+            if let Some(h) = host {
+                h.pace(self.settings.min_interval).await;
+            }
             let resp = self
                 .request(&hop, previous, key.as_ref(), body)
                 .send()
@@ -842,7 +994,10 @@ impl Fetcher {
         if let Some((name, value)) = key.filter(|_| hop.sends_key()) {
             req = req.header(name.clone(), value.clone());
         }
-        req
+        for (name, value) in &self.settings.headers {
+            req = req.header(name.clone(), value.clone());
+        }
+        req.header(reqwest::header::ACCEPT_ENCODING, "gzip")
     }
 
     fn send_error(&self, e: &reqwest::Error, url: String) -> FetchError {
@@ -1031,20 +1186,40 @@ async fn read_body(
         etag: header_text(&resp, ETAG),
         last_modified: header_text(&resp, LAST_MODIFIED),
     };
+    let gzip = resp
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let capacity = resp.content_length().unwrap_or(0).min(limit);
-    let mut body = BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    let mut body = Capped {
+        bytes: BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0)),
+        limit,
+    };
+    // Decompressed as it arrives, so a small body that inflates past the limit is cut off
+    // there and never held whole.
+    let mut inflate = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
+    let inflated = |at: String| FetchError::Inflated { url: at, limit };
     loop {
         match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if (body.len() + chunk.len()) as u64 > limit {
-                    return Err(FetchError::TooLarge {
-                        url: at,
-                        limit,
-                        declared: None,
-                    });
+            Ok(Some(chunk)) => match inflate.as_mut() {
+                Some(d) => {
+                    if let Err(e) = inflate_into(d, &chunk, &mut body) {
+                        return Err(match e {
+                            Inflate::Over => inflated(at),
+                            Inflate::Bad(cause) => FetchError::Body { url: at, cause },
+                        });
+                    }
                 }
-                body.extend_from_slice(&chunk);
-            }
+                None => {
+                    if body.push(&chunk).is_err() {
+                        return Err(FetchError::TooLarge {
+                            url: at,
+                            limit,
+                            declared: None,
+                        });
+                    }
+                }
+            },
             Ok(None) => break,
             Err(e) => {
                 return Err(FetchError::Body {
@@ -1054,10 +1229,160 @@ async fn read_body(
             }
         }
     }
+    if let Some(d) = inflate {
+        let rest = d.finish().map_err(|e| FetchError::Body {
+            url: at.clone(),
+            cause: format!("gzip: {e}"),
+        })?;
+        if body.push(&rest).is_err() {
+            return Err(inflated(at));
+        }
+    }
     Ok(Fetched::Body {
-        body: body.freeze(),
+        body: body.bytes.freeze(),
         validators,
     })
+}
+
+/// A body being read, refused past `limit` bytes.
+struct Capped {
+    bytes: BytesMut,
+    limit: u64,
+}
+
+impl Capped {
+    fn push(&mut self, chunk: &[u8]) -> Result<(), ()> {
+        if (self.bytes.len() + chunk.len()) as u64 > self.limit {
+            return Err(());
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+enum Inflate {
+    Over,
+    Bad(String),
+}
+
+/// Feeds one compressed chunk to the decoder and moves what it decompressed into `body`.
+fn inflate_into(
+    d: &mut flate2::write::GzDecoder<Vec<u8>>,
+    chunk: &[u8],
+    body: &mut Capped,
+) -> Result<(), Inflate> {
+    use std::io::Write;
+    // Small steps, so one chunk of a bomb never inflates far past the limit in memory.
+    for part in chunk.chunks(8 << 10) {
+        d.write_all(part)
+            .map_err(|e| Inflate::Bad(format!("gzip: {e}")))?;
+        let out = std::mem::take(d.get_mut());
+        body.push(&out).map_err(|()| Inflate::Over)?;
+    }
+    Ok(())
+}
+
+/// One host's turn-taking, shared by every [`Fetcher`] of the process: at most `slots`
+/// fetches in flight, and `min_interval` between the starts of two requests.
+pub(crate) struct Host {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    size: u32,
+    last: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Host {
+    /// Waits until `min_interval` has passed since the host's last request, and takes the
+    /// turn. Waiters queue on the lock, so each one keeps the interval after the one before.
+    async fn pace(&self, min_interval: Duration) {
+        let mut last = self.last.lock().await;
+        if let Some(at) = *last {
+            tokio::time::sleep_until(at + min_interval).await;
+        }
+        *last = Some(tokio::time::Instant::now());
+    }
+}
+
+/// Every host fetched from, by `host:port`.
+static HOSTS: std::sync::Mutex<std::collections::BTreeMap<String, std::sync::Arc<Host>>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The turn-taking of `url`'s host. Sources of one host asking different bounds share the
+/// smallest: an entry is made anew only for a smaller one (the fetches under the old bound
+/// keep theirs), so a larger bound takes effect at the next start.
+fn host(url: &Url, slots: u32) -> std::sync::Arc<Host> {
+    let name = format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(0)
+    );
+    let mut hosts = HOSTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let entry = hosts.entry(name).or_insert_with(|| new_host(slots));
+    if slots < entry.size {
+        // Keeps the pace: the new entry starts from the old one's last request.
+        let last = entry.last.try_lock().ok().and_then(|l| *l);
+        let fresh = new_host(slots);
+        *fresh.last.try_lock().expect("a new lock is free") = last;
+        *entry = fresh;
+    }
+    entry.clone()
+}
+
+fn new_host(slots: u32) -> std::sync::Arc<Host> {
+    std::sync::Arc::new(Host {
+        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(slots as usize)),
+        size: slots,
+        last: tokio::sync::Mutex::new(None),
+    })
+}
+
+/// The key of a queued request, when `body` is a service's "queued" answer (Eurostat's: a
+/// SOAP message `<queued><id>…</id><status>SUBMITTED</status></queued>`) rather than data.
+fn queued_id(body: &[u8]) -> Option<String> {
+    // A queued answer is a few hundred bytes; data is not looked into.
+    if body.len() > 16 << 10 {
+        return None;
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let queued = &text[text.find("<queued")?..];
+    let id = between(queued, "<id>", "</id>")?.trim();
+    let safe = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    safe.then(|| id.to_string())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum AsyncStatus {
+    Available,
+    Waiting,
+    /// Expired, unknown or failed: the data will not come.
+    Gone(String),
+}
+
+/// A queued request's status answer: `AVAILABLE`, or still `SUBMITTED`/`PROCESSING`, or gone.
+fn async_status(body: &[u8]) -> AsyncStatus {
+    let text = String::from_utf8_lossy(body);
+    let status = text
+        .rfind("<status>")
+        .and_then(|i| between(&text[i..], "<status>", "</status>"))
+        .map(str::trim)
+        .unwrap_or("");
+    match status {
+        "AVAILABLE" => AsyncStatus::Available,
+        "SUBMITTED" | "PROCESSING" => AsyncStatus::Waiting,
+        "" => AsyncStatus::Gone("answered without a status".into()),
+        other => AsyncStatus::Gone(crate::diagnostic::excerpt(other).to_lowercase()),
+    }
+}
+
+/// The text between the first `open` and the `close` after it.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let len = text[start..].find(close)?;
+    Some(&text[start..start + len])
 }
 
 fn check_scheme(u: &Url, shown: &str) -> Result<(), FetchError> {
@@ -2142,5 +2467,57 @@ mod tests {
             text.ends_with("expected a certificate trusted by the system roots or ca_file"),
             "{text}"
         );
+    }
+
+    // ---- polite fetching ----
+
+    #[test]
+    fn the_polite_keys_are_read_and_a_zero_bound_refused() {
+        let s =
+            options("min_interval = \"2s\"\nmax_concurrent_per_host = 1\nasync_timeout = \"1m\"\n")
+                .settings(Path::new("/"))
+                .unwrap();
+        assert_eq!(
+            (s.min_interval, s.max_concurrent_per_host, s.async_timeout),
+            (Duration::from_secs(2), 1, Duration::from_secs(60))
+        );
+        assert_eq!(
+            problems("max_concurrent_per_host = 0\n", Path::new("/")),
+            ["1:27: max_concurrent_per_host = 0 would never fetch, expected at least 1"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_host_spaces_the_requests_of_every_fetcher_and_keeps_the_smallest_bound() {
+        let url = Url::parse("http://pace.invalid:81/a").unwrap();
+        let (a, b) = (host(&url, 3), host(&url, 2));
+        assert!(!Arc::ptr_eq(&a, &b), "a smaller bound makes a new entry");
+        let c = host(&url, 5);
+        assert!(Arc::ptr_eq(&b, &c), "a larger one shares the smaller");
+        assert_eq!(c.slots.available_permits(), 2);
+        let start = tokio::time::Instant::now();
+        // Two fetchers of one host, three requests: each waits a second after the one before.
+        b.pace(Duration::from_secs(1)).await;
+        c.pace(Duration::from_secs(1)).await;
+        b.pace(Duration::from_secs(1)).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_queued_answer_and_its_status_are_read() {
+        let queued = b"<env:Envelope><env:Body><ns0:syncResponse><queued><id>a1b2-c3</id><status>SUBMITTED</status></queued></ns0:syncResponse></env:Body></env:Envelope>";
+        assert_eq!(queued_id(queued).as_deref(), Some("a1b2-c3"));
+        assert_eq!(
+            queued_id(b"DATAFLOW,TIME_PERIOD,OBS_VALUE\nX,2024,1\n"),
+            None
+        );
+        // An id that would change the polled URL's path is not followed.
+        assert_eq!(queued_id(b"<queued><id>../x</id></queued>"), None);
+        let status = |s: &str| {
+            async_status(format!("<status><key>a1</key><status>{s}</status></status>").as_bytes())
+        };
+        assert_eq!(status("AVAILABLE"), AsyncStatus::Available);
+        assert_eq!(status("PROCESSING"), AsyncStatus::Waiting);
+        assert_eq!(status("EXPIRED"), AsyncStatus::Gone("expired".into()));
     }
 }

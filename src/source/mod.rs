@@ -15,6 +15,7 @@ pub mod records;
 pub mod sdmx_csv;
 pub mod sdmx_json;
 pub mod sdmx_ml;
+pub mod sdmx_query;
 pub mod sdmx_structure;
 pub mod workbook;
 
