@@ -20,7 +20,7 @@ use bytes::Bytes;
 use prometheus::core::Collector;
 use prometheus::proto::MetricType;
 use prometheus::{Counter, CounterVec, Gauge, GaugeVec, Opts, Registry};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::dataset::changes::MetricChange;
 use crate::dataset::Dataset;
@@ -129,6 +129,8 @@ pub struct Telemetry {
     source_requests: CounterVec,
     source_failures: CounterVec,
     source_bytes: CounterVec,
+    /// State files (`--storage.path`) that could not be read or written, by reason.
+    state_errors: CounterVec,
     /// Failed and throttled logins (basic auth).
     auth: [Counter; 2],
     /// Label sets of `missing` now set, per dataset, so a load can remove the ones that went.
@@ -384,6 +386,11 @@ impl Telemetry {
         let ([source_ok, source_ok_time], [source_requests, source_failures, source_bytes]) =
             source_metrics();
         let auth = auth_metrics();
+        let state_errors = counters(
+            "storage_state_errors_total",
+            "State files under --storage.path that could not be used or written, by dataset and reason (missing, unreadable, truncated, corrupt, version, foreign: started fresh; write: the previous file kept).",
+            &["dataset", "reason"],
+        );
         let collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(missing.clone()),
             Box::new(build_info()),
@@ -405,6 +412,7 @@ impl Telemetry {
             Box::new(source_requests.clone()),
             Box::new(source_failures.clone()),
             Box::new(source_bytes.clone()),
+            Box::new(state_errors.clone()),
             Box::new(auth[0].clone()),
             Box::new(auth[1].clone()),
         ];
@@ -430,6 +438,7 @@ impl Telemetry {
             source_requests,
             source_failures,
             source_bytes,
+            state_errors,
             auth,
             missing_sets: Mutex::default(),
             metrics: Mutex::default(),
@@ -545,6 +554,7 @@ impl Telemetry {
         remove_dataset(&self.removed, dataset);
         remove_dataset(&self.last_change, dataset);
         remove_dataset(&self.missing, dataset);
+        remove_dataset(&self.state_errors, dataset);
         self.sources_removed(dataset, &[]);
         self.missing_sets
             .lock()
@@ -692,6 +702,27 @@ impl Telemetry {
     /// The added, removed and revised counters of `metric`, created at zero if new.
     fn change_counters(&self, dataset: &str, metric: &str) -> [Counter; 3] {
         [&self.added, &self.removed, &self.revised].map(|c| c.with_label_values(&[dataset, metric]))
+    }
+
+    /// A dataset's state file could not be used (it starts fresh) or written (the previous
+    /// one stays): logged and counted, never a reason to stop serving.
+    pub fn state_error(&self, dataset: &str, problem: crate::state::Problem, error: &str) {
+        let reason = problem.reason();
+        if problem == crate::state::Problem::Write {
+            warn!(
+                dataset,
+                error, "cannot write the dataset's state; the previous state file is kept"
+            );
+        } else {
+            warn!(
+                dataset,
+                reason, error, "stored state not usable, starting fresh"
+            );
+        }
+        self.state_errors
+            .with_label_values(&[dataset, reason])
+            .inc();
+        self.touched();
     }
 
     /// A login was refused after a password check (`throttled`: false), or answered 429

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-use crate::dataset::calendar::{civil_from_days, days_from_civil, Cadence, Period};
+use crate::dataset::calendar::{civil_from_days, days_from_civil, rfc3339, Cadence, Period};
 use crate::dataset::families::{Kind, Series};
 use crate::dataset::units::{scale_pow10, Base};
 use crate::dataset::{Dataset, Metric, ReleaseSchedule};
@@ -1237,18 +1237,6 @@ fn secs(t: SystemTime) -> i64 {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(t: i64) -> String {
-    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 fn date(t: i64) -> String {
     let (y, m, d) = civil_from_days(t.div_euclid(86_400));
     format!("{y:04}-{m:02}-{d:02}")
@@ -1334,6 +1322,7 @@ mod tests {
             }),
             errors: vec![],
             sources: vec![],
+            revisions: Default::default(),
         }
     }
 
@@ -1350,6 +1339,7 @@ mod tests {
             }),
             errors: vec!["c.toml:3:1: bad <thing>".into(), "c.toml:9:2: worse".into()],
             sources: vec![],
+            revisions: Default::default(),
         }
     }
 

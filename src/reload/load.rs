@@ -34,6 +34,9 @@ pub struct Limits {
     pub timeout: Duration,
     /// Loads still running after their timeout, shared by every load of one exporter.
     pub abandoned: Arc<AtomicUsize>,
+    /// Where each dataset's figures and vintages are kept across restarts
+    /// (`--storage.path`), if anywhere.
+    pub storage: Option<Arc<crate::state::Storage>>,
 }
 
 impl Default for Limits {
@@ -42,6 +45,7 @@ impl Default for Limits {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             timeout: LOAD_TIMEOUT,
             abandoned: Arc::default(),
+            storage: None,
         }
     }
 }

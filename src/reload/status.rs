@@ -40,6 +40,9 @@ pub struct DatasetStatus {
     /// Diagnostics of the last failed attempt (empty when it succeeded).
     pub errors: Vec<String>,
     pub sources: Vec<SourceStatus>,
+    /// Series whose value changed since they were first stored (`--storage.path`), as
+    /// (metric, labels, vintages oldest first).
+    pub revisions: Arc<Vec<(String, String, Vec<crate::state::Vintage>)>>,
 }
 
 /// The state of the catalogue that pages and `/-/ready` read.
