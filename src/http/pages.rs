@@ -439,6 +439,7 @@ pub fn dataset(page: &Page, status: &DatasetStatus, dataset: Option<&Dataset>) -
     match dataset {
         Some(d) => {
             provenance(&mut out, d);
+            revisions(&mut out, status);
             metrics(&mut out, page, d);
             labels(&mut out, d);
         }
@@ -506,6 +507,40 @@ fn status_section(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&D
             );
         }
         out.push_str("</tbody>\n</table>\n");
+    }
+}
+
+/// The series revised since they were first stored (`--storage.path`): every value each has
+/// had, when the exporter first served it, and the dataset's `published` date then.
+fn revisions(out: &mut String, s: &DatasetStatus) {
+    if s.revisions.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<h2>Revisions</h2>\n<p>{} revised since first stored; every value each has had, oldest first.</p>",
+        plural(s.revisions.len(), "series")
+    );
+    out.push_str("<table class=\"stack revisions\">\n<thead><tr><th>Series</th><th class=\"num\">Value</th><th>First seen</th><th>Published</th></tr></thead>\n<tbody>\n");
+    for (metric, labels, vintages) in s.revisions.iter().take(MAX_SERIES_PER_PAGE) {
+        let series = escape_html(&format!("{metric}{{{labels}}}"));
+        for (k, v) in vintages.iter().enumerate() {
+            let name = if k == 0 { series.as_str() } else { "" };
+            let mut value = Vec::new();
+            crate::expose::encode::write_value(&mut value, v.value);
+            let _ = writeln!(
+                out,
+                "<tr><td data-label=\"Series\"><code>{name}</code></td><td data-label=\"Value\" class=\"num\">{}</td><td data-label=\"First seen\">{}</td><td data-label=\"Published\">{}</td></tr>",
+                escape_html(&String::from_utf8_lossy(&value)),
+                rfc3339(v.seen_ms.div_euclid(1000)),
+                escape_html(&v.published)
+            );
+        }
+    }
+    out.push_str("</tbody>\n</table>\n");
+    if s.revisions.len() > MAX_SERIES_PER_PAGE {
+        let more = s.revisions.len() - MAX_SERIES_PER_PAGE;
+        let _ = writeln!(out, "<p class=\"small\">and {more} more, not shown.</p>");
     }
 }
 
