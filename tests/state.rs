@@ -213,7 +213,7 @@ fn sigkill_during_state_writes_leaves_the_previous_or_the_new_state_whole() {
     stop(start(dir.path()));
     let tmp = state_file(dir.path()).with_extension("state.tmp");
     let (mut kept, mut replaced) = (0, 0);
-    for round in 1..=6 {
+    for round in 1..=8 {
         let mut e = start(dir.path());
         // Start-up stored the figures of the last round if the kill came before.
         let started = stored_aa(&state(dir.path()));
@@ -222,22 +222,32 @@ fn sigkill_during_state_writes_leaves_the_previous_or_the_new_state_whole() {
         let before = std::fs::metadata(state_file(dir.path())).unwrap().modified().unwrap();
         write_csv(dir.path(), &large_csv(SERIES, round));
         e.signal(libc::SIGHUP);
-        match round % 3 {
+        let replaced_since = || {
+            let modified = std::fs::metadata(state_file(dir.path())).ok()?.modified().ok()?;
+            Some(modified != before)
+        };
+        match round % 4 {
             // At once: most likely before the write.
             0 => {}
             // As soon as the write shows: its temporary file, or the file replaced.
             1 => poll_until("a state write to start", DEADLINE, || {
-                let modified = std::fs::metadata(state_file(dir.path())).ok()?.modified().ok()?;
-                (tmp.exists() || modified != before).then_some(())
+                (tmp.exists() || replaced_since()?).then_some(())
             }),
             // Once the revision is logged: the write follows it.
-            _ => {
-                e.wait_for_log(&format!("new={round}"), DEADLINE);
+            2 => {
+                e.wait_for_log(&format!("new={round}.0"), DEADLINE);
             }
+            // Once the file is replaced: the new state must be there whole.
+            _ => poll_until("the state file to be replaced", DEADLINE, || {
+                replaced_since()?.then_some(())
+            }),
         }
         e.signal(libc::SIGKILL);
         e.wait_exit(DEADLINE);
         let now = stored_aa(&state(dir.path()));
+        if round % 4 == 3 {
+            assert_eq!(now, round as f64, "round {round}: the write was complete");
+        }
         assert!(
             now == stored || now == round as f64,
             "round {round}: AA 2024 stored as {now}, expected {stored} or {round}"
@@ -250,6 +260,7 @@ fn sigkill_during_state_writes_leaves_the_previous_or_the_new_state_whole() {
         assert_eq!(state(dir.path()).metrics[0].series.len(), SERIES);
     }
     eprintln!("after SIGKILL: previous state {kept} times, new state {replaced} times");
+    assert!(kept > 0 && replaced > 0, "kills before and after a write");
     // The next start reads it, without an error.
     let e = start(dir.path());
     let errors = [("dataset", DATASET)];
