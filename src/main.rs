@@ -245,6 +245,11 @@ fn export_vintages(cli: &Cli, args: &ExportArgs) -> ExitCode {
     };
     let files = match storage.read_all() {
         Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Nothing served with this --storage.path yet: an empty history.
+            eprintln!("warning: {}: no state stored yet", storage.dir.display());
+            Vec::new()
+        }
         Err(e) => {
             eprintln!(
                 "{}: cannot read the state directory: {e}",

@@ -164,7 +164,10 @@ fn a_truncated_or_garbage_state_file_is_a_warning_and_a_fresh_start() {
     ] {
         std::fs::write(state_file(dir.path()), damaged).unwrap();
         // A figure changed meanwhile cannot be told apart from a first start: not counted.
-        write_csv(dir.path(), &format!("area,year,value\nAA,2024,{}\n", reason.len()));
+        write_csv(
+            dir.path(),
+            &format!("area,year,value\nAA,2024,{}\n", reason.len()),
+        );
         let e = start(dir.path());
         let line = e.wait_for_log("stored state not usable", DEADLINE);
         assert!(
@@ -219,11 +222,17 @@ fn sigkill_during_state_writes_leaves_the_previous_or_the_new_state_whole() {
         let started = stored_aa(&state(dir.path()));
         assert_eq!(started, (round - 1) as f64, "round {round}");
         let stored = started;
-        let before = std::fs::metadata(state_file(dir.path())).unwrap().modified().unwrap();
+        let before = std::fs::metadata(state_file(dir.path()))
+            .unwrap()
+            .modified()
+            .unwrap();
         write_csv(dir.path(), &large_csv(SERIES, round));
         e.signal(libc::SIGHUP);
         let replaced_since = || {
-            let modified = std::fs::metadata(state_file(dir.path())).ok()?.modified().ok()?;
+            let modified = std::fs::metadata(state_file(dir.path()))
+                .ok()?
+                .modified()
+                .ok()?;
             Some(modified != before)
         };
         match round % 4 {
