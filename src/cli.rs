@@ -297,7 +297,23 @@ mod tests {
         };
         assert_eq!(e.format, ExportFormat::Openmetrics);
         assert_eq!(e.output, PathBuf::from("h.om"));
-        assert!(Cli::try_parse_from(["x", "export", "--format=csv"]).is_err());
+        assert!(Cli::try_parse_from(["x", "export", "--format=xml"]).is_err());
+    }
+
+    #[test]
+    fn retention_takes_days_weeks_years_and_go_durations() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(retention("400d"), Ok(day * 400));
+        assert_eq!(retention("8w"), Ok(day * 56));
+        assert_eq!(retention("5y"), Ok(day * 5 * 365));
+        assert_eq!(retention("720h"), Ok(day * 30));
+        assert_eq!(retention("0"), Ok(Duration::ZERO));
+        assert!(retention("xd").is_err() && retention("soon").is_err());
+        let c = Cli::try_parse_from(["x", "export", "--vintages", "--storage.path", "s"]).unwrap();
+        let storage = c.storage().expect("a storage");
+        assert_eq!(storage.dir, PathBuf::from("s/state"));
+        assert_eq!(storage.retention.max_per_series, 100);
+        assert_eq!(storage.retention.max_age, day * 1825);
     }
 
     #[test]

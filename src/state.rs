@@ -98,6 +98,12 @@ impl Problem {
     }
 }
 
+/// Why a state file is not used, and the details for the log.
+pub type Unusable = (Problem, String);
+
+/// A series with more than one vintage: (metric, `a="x",b="y"`, vintages oldest first).
+pub type Revised = (String, String, Vec<Vintage>);
+
 /// The state directory and the retention of vintages.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -119,7 +125,7 @@ impl Storage {
     }
 
     /// The stored state of `dataset`, or why there is none usable.
-    pub fn read(&self, dataset: &str) -> Result<State, (Problem, String)> {
+    pub fn read(&self, dataset: &str) -> Result<State, Unusable> {
         let path = self.file(dataset);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -186,7 +192,7 @@ impl Storage {
     }
 
     /// Every state file in the directory, read: what `export --vintages` writes out.
-    pub fn read_all(&self) -> std::io::Result<Vec<(PathBuf, Result<State, (Problem, String)>)>> {
+    pub fn read_all(&self) -> std::io::Result<Vec<(PathBuf, Result<State, Unusable>)>> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == EXTENSION))
@@ -286,8 +292,8 @@ impl State {
         }
     }
 
-    /// Every series with more than one vintage, as (metric, `a="x",b="y"`, vintages).
-    pub fn revised(&self) -> Vec<(String, String, Vec<Vintage>)> {
+    /// Every series with more than one vintage.
+    pub fn revised(&self) -> Vec<Revised> {
         self.metrics
             .iter()
             .flat_map(|m| {
@@ -423,7 +429,7 @@ impl Payload {
 }
 
 /// Reads a file's bytes back, checking its magic, version, length and checksum first.
-pub fn decode(bytes: &[u8]) -> Result<State, (Problem, String)> {
+pub fn decode(bytes: &[u8]) -> Result<State, Unusable> {
     if bytes.len() < HEADER || &bytes[..8] != MAGIC {
         let p = if MAGIC.starts_with(bytes) {
             Problem::Truncated
@@ -562,7 +568,7 @@ mod tests {
         let s2 = s1.advance(&second, at(200), KEEP);
         let revised = s2.revised();
         assert_eq!(revised.len(), 1);
-        assert_eq!(revised[0].0, "t_a_count");
+        assert_eq!(revised[0].0, "t_a");
         assert_eq!(revised[0].1, "geo=\"DE\",year=\"2024\"");
         let seen: Vec<(f64, i64, &str)> = revised[0]
             .2
@@ -594,7 +600,8 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_and_damage_is_named() {
-        let s = State::default().advance(&dataset("2025-01-01", [1.0, f64::NAN]), at(1), KEEP);
+        let mut s = State::default().advance(&dataset("2025-01-01", [1.0, 2.0]), at(1), KEEP);
+        s.metrics[0].series[1].vintages[0].value = f64::NAN;
         let bytes = encode(&s);
         let back = decode(&bytes).unwrap();
         assert_eq!(back.metrics[0].series[0], s.metrics[0].series[0]);
