@@ -74,7 +74,13 @@ fn state_file(dir: &Path) -> PathBuf {
 /// The exporter serving `dir`'s dataset with its state in `dir/storage`.
 #[track_caller]
 fn start(dir: &Path) -> Exporter {
-    let config = dir.join("jobs.toml");
+    start_config(dir, "jobs.toml")
+}
+
+/// The exporter serving `dir/config` with its state in `dir/storage`.
+#[track_caller]
+fn start_config(dir: &Path, config: &str) -> Exporter {
+    let config = dir.join(config);
     let storage = storage(dir);
     Exporter::start(&[
         "--config.file",
@@ -187,6 +193,34 @@ fn a_truncated_or_garbage_state_file_is_a_warning_and_a_fresh_start() {
     }
 }
 
+#[test]
+fn the_state_of_a_dataset_that_left_the_catalogue_is_deleted_at_the_next_catalogue_load() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), "area,year,value\nAA,2024,2\n");
+    std::fs::write(
+        dir.path().join("other.toml"),
+        "[dataset]\nname = \"other\"\ntitle = \"t\"\npublisher = \"p\"\nsource_url = \"u\"\npublished = \"2025-01-01\"\nmetric_prefix = \"o_\"\n\n[[metric]]\nname = \"rate\"\nunit = \"percent\"\nhelp = \"h\"\nlabels = [\"k\"]\nsamples = [{ labels = { k = \"x\" }, value = 1 }]\n",
+    )
+    .unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        "[catalog]\ndatasets = [\"jobs.toml\", \"other.toml\"]\n",
+    )
+    .unwrap();
+    let e = start_config(dir.path(), "catalog.toml");
+    let other = storage(dir.path()).join("state/other.state");
+    assert!(other.exists() && state_file(dir.path()).exists());
+    std::fs::write(&catalog, "[catalog]\ndatasets = [\"jobs.toml\"]\n").unwrap();
+    reload(&e);
+    assert!(!other.exists(), "the state of `other` is deleted");
+    assert_eq!(state(dir.path()).dataset, DATASET);
+    e.wait_for_log(
+        "state of a dataset no longer in the catalogue deleted",
+        DEADLINE,
+    );
+}
+
 /// `count` series (areas × years), AA 2024 at `v`.
 fn large_csv(count: usize, v: usize) -> String {
     let mut csv = String::from("area,year,value\nAA,2024,");
@@ -268,7 +302,8 @@ fn sigkill_during_state_writes_leaves_the_previous_or_the_new_state_whole() {
         }
         assert_eq!(state(dir.path()).metrics[0].series.len(), SERIES);
     }
-    eprintln!("after SIGKILL: previous state {kept} times, new state {replaced} times");
+    let size = std::fs::metadata(state_file(dir.path())).unwrap().len();
+    eprintln!("after SIGKILL: previous state {kept} times, new state {replaced} times; state file {size} bytes for {SERIES} series");
     assert!(kept > 0 && replaced > 0, "kills before and after a write");
     // The next start reads it, without an error.
     let e = start(dir.path());
