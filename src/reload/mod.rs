@@ -587,7 +587,9 @@ impl<C: Companion> Reloader<C> {
             return;
         };
         let old = slot.stored.clone();
+        let name = slot.name.clone();
         let job = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             let base = old.as_deref().cloned().unwrap_or_default();
             let new = base.advance(&dataset, SystemTime::now(), storage.retention);
             let unchanged = old.as_deref() == Some(&new);
@@ -596,6 +598,10 @@ impl<C: Companion> Reloader<C> {
             } else {
                 storage.write(&new)
             };
+            if !unchanged {
+                let took_ms = started.elapsed().as_millis() as u64;
+                debug!(dataset = name, took_ms, "state written");
+            }
             let revisions = new.revised();
             (new, written, revisions)
         });
