@@ -40,6 +40,25 @@ pub struct Cli {
     #[arg(long = "config.watch")]
     pub config_watch: bool,
 
+    /// Serve only this shard of the catalogue: the datasets whose name hashes to N (FNV-1a
+    /// 64 of the name, modulo --catalog.shards). Numbered from 0.
+    #[arg(
+        long = "catalog.shard",
+        value_name = "N",
+        default_value_t = 0,
+        conflicts_with = "shard_from_pod_name"
+    )]
+    pub shard: u64,
+
+    /// How many shards the catalogue is split into; each dataset is served by exactly one.
+    #[arg(long = "catalog.shards", value_name = "M", default_value_t = 1)]
+    pub shards: u64,
+
+    /// Take --catalog.shard from a StatefulSet pod's name: the ordinal it ends with
+    /// (`indicator-exporter-2` is shard 2). Pass `$(POD_NAME)` from the downward API.
+    #[arg(long = "catalog.shard-from-pod-name", value_name = "NAME")]
+    pub shard_from_pod_name: Option<String>,
+
     /// Largest configuration or data file read (bytes, or with a unit: KiB, MiB, GiB, KB, MB,
     /// GB); a larger file is an error that names it. Applies to start-up, reloads and
     /// --config.check.
@@ -206,6 +225,16 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// The shard of the catalogue this process serves, as the `--catalog.*` flags set it.
+    pub fn shard(&self) -> Result<crate::Shard, String> {
+        match &self.shard_from_pod_name {
+            Some(pod) => crate::Shard::from_pod_name(pod, self.shards),
+            None => crate::Shard::new(self.shard, self.shards),
+        }
+    }
+}
+
 fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -333,6 +362,32 @@ mod tests {
         assert_eq!(c.listen_address, ["127.0.0.1:1", "[::1]:2"]);
         assert_eq!(c.web_config_file, Some(PathBuf::from("web.yml")));
         assert!(c.systemd_socket);
+    }
+
+    #[test]
+    fn shard_flags() {
+        let shard = |args: &[&str]| Cli::try_parse_from(args).unwrap().shard();
+        assert_eq!(shard(&["x"]), Ok(crate::Shard::default()));
+        assert_eq!(
+            shard(&["x", "--catalog.shard=1", "--catalog.shards=4"]),
+            crate::Shard::new(1, 4)
+        );
+        assert_eq!(
+            shard(&[
+                "x",
+                "--catalog.shard-from-pod-name=ie-3",
+                "--catalog.shards=4"
+            ]),
+            crate::Shard::new(3, 4)
+        );
+        assert!(shard(&["x", "--catalog.shard=4", "--catalog.shards=4"]).is_err());
+        assert!(shard(&["x", "--catalog.shards=0"]).is_err());
+        assert!(Cli::try_parse_from([
+            "x",
+            "--catalog.shard=1",
+            "--catalog.shard-from-pod-name=a-1"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -152,6 +152,7 @@ impl Diagnostics {
         }
         list.sort();
         list.dedup();
+        let list = condense(list);
         let mut out: Vec<Diagnostic> = Vec::with_capacity(list.len().min(4 * MAX_ERRORS_PER_FILE));
         let mut list = list.into_iter().peekable();
         while let Some(first) = list.next() {
@@ -207,6 +208,57 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// Positions listed in a condensed problem; the rest are counted.
+const REPEATS_LISTED: usize = 3;
+
+/// Identical positioned problems of one file (a bad token on thousands of rows) become one,
+/// at the first place, saying how many more places have it and the first few of them.
+fn condense(list: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = Vec::with_capacity(list.len());
+    // Index in `out` of each message of the current file, and the places it repeats at.
+    let mut first: std::collections::HashMap<String, usize> = Default::default();
+    let mut repeats: Vec<Vec<(usize, usize)>> = Vec::new();
+    for d in list {
+        if out.last().is_some_and(|l| l.path != d.path) {
+            first.clear();
+        }
+        let positioned = d.line > 0 && !d.is_omitted();
+        match first.get(&d.message).filter(|_| positioned) {
+            Some(&i) => repeats[i].push((d.line, d.col)),
+            None => {
+                if positioned {
+                    first.insert(d.message.clone(), out.len());
+                }
+                out.push(d);
+                repeats.push(Vec::new());
+            }
+        }
+    }
+    for (d, more) in out.iter_mut().zip(repeats) {
+        if more.is_empty() {
+            continue;
+        }
+        let listed: Vec<String> = more
+            .iter()
+            .take(REPEATS_LISTED)
+            .map(|(l, c)| format!("{l}:{c}"))
+            .collect();
+        let rest = if more.len() > REPEATS_LISTED {
+            " …"
+        } else {
+            ""
+        };
+        d.message = format!(
+            "{} (the same at {} more place{}: {}{rest})",
+            d.message,
+            more.len(),
+            if more.len() == 1 { "" } else { "s" },
+            listed.join(", ")
+        );
+    }
+    out
+}
+
 /// A short excerpt of input for a message: a pasted megabyte stays out of the log.
 pub fn excerpt(s: &str) -> String {
     const MAX: usize = 40;
@@ -249,14 +301,37 @@ mod tests {
     }
 
     #[test]
+    fn identical_problems_on_many_rows_are_said_once_with_a_count() {
+        let (a, b) = (Path::new("a.csv"), Path::new("b.csv"));
+        let mut list: Vec<Diagnostic> = (2..=500)
+            .map(|i| Diagnostic::at(a, i, 9, "invalid value `x`, expected a number"))
+            .collect();
+        list.push(Diagnostic::at(a, 7, 3, "invalid period `20x`"));
+        list.push(Diagnostic::at(a, 9, 3, "invalid period `20x`"));
+        list.push(Diagnostic::at(
+            b,
+            4,
+            9,
+            "invalid value `x`, expected a number",
+        ));
+        let d = Diagnostics::new(list).to_string();
+        assert_eq!(
+            d,
+            "a.csv:2:9: invalid value `x`, expected a number (the same at 498 more places: 3:9, 4:9, 5:9 …)\n\
+             a.csv:7:3: invalid period `20x` (the same at 1 more place: 9:3)\n\
+             b.csv:4:9: invalid value `x`, expected a number"
+        );
+    }
+
+    #[test]
     fn each_file_lists_at_most_the_cap_and_counts_the_rest() {
         let (a, b) = (Path::new("a.csv"), Path::new("b.csv"));
         let mut list: Vec<Diagnostic> = (1..=150)
-            .map(|i| Diagnostic::at(a, i, 1, "bad row"))
+            .map(|i| Diagnostic::at(a, i, 1, format!("bad row {i}")))
             .collect();
         // A list capped earlier (by the validator) merges with later problems of the file.
         list.push(Diagnostic::omitted(a, 1000));
-        list.push(Diagnostic::at(b, 2, 1, "bad row"));
+        list.push(Diagnostic::at(b, 2, 1, "bad row 1"));
         let d = Diagnostics::new(list);
         assert_eq!(d.len(), MAX_ERRORS_PER_FILE + 2);
         assert_eq!(d.0[MAX_ERRORS_PER_FILE - 1].line, MAX_ERRORS_PER_FILE);
@@ -266,7 +341,7 @@ mod tests {
         );
         assert_eq!(
             d.0[MAX_ERRORS_PER_FILE + 1].to_string(),
-            "b.csv:2:1: bad row"
+            "b.csv:2:1: bad row 1"
         );
         // Capping again changes nothing.
         assert_eq!(Diagnostics::new(d.0.clone()), d);

@@ -25,6 +25,8 @@ pub(crate) mod source;
 pub mod state;
 pub mod telemetry;
 
+pub use crate::config::shard::Shard;
+
 use std::future::Future;
 
 use crate::http::{server, web};
@@ -55,6 +57,8 @@ pub struct Settings {
     pub web_config_file: Option<PathBuf>,
     /// Timeouts and caps on connections and requests (`--web.read-header-timeout`, …).
     pub web_limits: http::limits::Limits,
+    /// The part of the catalogue served (`--catalog.shard`, `--catalog.shards`).
+    pub shard: Shard,
 }
 
 /// Loads and validates the dataset, as start-up does, without serving it.
@@ -121,6 +125,7 @@ pub async fn run_on(
             let loaded = Reloader::start(
                 settings.config_file.clone(),
                 settings.limits.clone(),
+                settings.shard,
                 Arc::new(web::Web::load(None)?),
                 telemetry,
                 files_tx,
@@ -134,6 +139,7 @@ pub async fn run_on(
     let reloader = Reloader::start(
         settings.config_file.clone(),
         settings.limits.clone(),
+        settings.shard,
         web.clone(),
         telemetry.clone(),
         files_tx,

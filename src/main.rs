@@ -25,6 +25,13 @@ fn main() -> ExitCode {
         print!("{}", cli::version_text());
         return ExitCode::SUCCESS;
     }
+    // A usage error, reported as clap reports the others, before anything is read.
+    let shard = cli.shard().unwrap_or_else(|e| {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, e)
+            .exit()
+    });
     match &cli.command {
         Some(Command::Export(args)) => return export_history(&cli, args),
         None if cli.config_check => {
@@ -34,12 +41,18 @@ fn main() -> ExitCode {
                 (Ok(ds), None) => {
                     for d in ds {
                         println!("{}: OK: {}", d.files[0].display(), d.summary());
+                        for line in d.served() {
+                            println!("  {line}");
+                        }
                     }
                     ExitCode::SUCCESS
                 }
                 (Ok(ds), Some((p, Ok(summary)))) => {
                     for d in ds {
                         println!("{}: OK: {}", d.files[0].display(), d.summary());
+                        for line in d.served() {
+                            println!("  {line}");
+                        }
                     }
                     println!("{}: OK: web config, {summary}", p.display());
                     ExitCode::SUCCESS
@@ -86,6 +99,7 @@ fn main() -> ExitCode {
             },
             web_config_file: cli.web_config_file.clone(),
             web_limits: cli.web_limits(),
+            shard,
         };
         match run_on(settings, listeners, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

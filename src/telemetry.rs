@@ -6,9 +6,10 @@
 //! bumped by every event says so), never for a scrape. The `process_*` series (CPU time,
 //! memory, descriptors) change all the time: they are read at most once per [`MAX_AGE`], since
 //! reading `/proc` on every request would cost more than serving a mid-sized dataset, and
-//! follow as a small final part. No self-metric counts scrapes, so nothing else changes per
-//! scrape; a whole gzip response is reused until a dataset, an event or the process metrics
-//! change it ([`Telemetry::gzip_response`]).
+//! follow as a small final part, with the HTTP requests in flight (as changeable, as
+//! cheap to read stale). No self-metric counts scrapes, so nothing else changes per scrape; a
+//! whole gzip response is reused until a dataset, an event or the process metrics change it
+//! ([`Telemetry::gzip_response`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,7 @@ use bytes::Bytes;
 
 use prometheus::core::Collector;
 use prometheus::proto::MetricType;
-use prometheus::{Counter, CounterVec, Gauge, GaugeVec, Opts, Registry};
+use prometheus::{Counter, CounterVec, Gauge, GaugeVec, IntGauge, Opts, Registry};
 use tracing::{error, info, warn};
 
 use crate::dataset::changes::MetricChange;
@@ -133,6 +134,8 @@ pub struct Telemetry {
     state_errors: CounterVec,
     /// Failed and throttled logins (basic auth).
     auth: [Counter; 2],
+    /// The shard served, the datasets served and skipped, and what the HTTP limits did.
+    serving: Serving,
     /// Label sets of `missing` now set, per dataset, so a load can remove the ones that went.
     missing_sets: Mutex<HashMap<String, Vec<[String; 3]>>>,
     /// The declared metrics of each dataset in service, which keep their change counters.
@@ -347,6 +350,84 @@ fn auth_metrics() -> [Counter; 2] {
     .map(|(name, help)| Counter::with_opts(opts(name, help)).expect("static metric definition"))
 }
 
+/// The catalogue's shard and the HTTP limits at work.
+struct Serving {
+    shard_info: GaugeVec,
+    datasets: GaugeVec,
+    refused: Counter,
+    closed: CounterVec,
+    /// In the process registry: it changes with every request, not with events.
+    in_flight: IntGauge,
+}
+
+/// Why the server closed a connection, as `http_connections_closed_total` labels it.
+pub const CLOSE_REASONS: [&str; 6] = [
+    "read_header_timeout",
+    "idle_timeout",
+    "write_timeout",
+    "max_connections_evicted",
+    "max_connections_refused",
+    "stalled_permit_taken",
+];
+
+impl Serving {
+    fn new() -> Serving {
+        let shard_info = gauges(
+            "catalog_shard_info",
+            "The shard of the catalogue this process serves (--catalog.shard of --catalog.shards): the datasets whose name's FNV-1a 64 hash modulo shards is shard.",
+            &["shard", "shards"],
+        );
+        let datasets = gauges(
+            "catalog_datasets",
+            "Datasets of the catalogue by assignment: served by this shard, or skipped (another shard's, only their config is parsed).",
+            &["assignment"],
+        );
+        let refused = Counter::with_opts(opts(
+            "http_requests_refused_total",
+            "Scrapes answered 503 because --web.max-requests scrapes were already in progress.",
+        ))
+        .expect("static metric definition");
+        let closed = counters(
+            "http_connections_closed_total",
+            "Connections the server closed, by reason: read_header_timeout, idle_timeout, write_timeout, max_connections_evicted (idle, to make room), max_connections_refused (new, every connection busy), stalled_permit_taken (response not read, its scrape permit given to another scrape).",
+            &["reason"],
+        );
+        for r in CLOSE_REASONS {
+            closed.with_label_values(&[r]);
+        }
+        let in_flight = IntGauge::with_opts(opts(
+            "http_requests_in_flight",
+            "HTTP requests received and not yet answered to their last byte (read at most once a second).",
+        ))
+        .expect("static metric definition");
+        Serving {
+            shard_info,
+            datasets,
+            refused,
+            closed,
+            in_flight,
+        }
+    }
+
+    fn collectors(&self) -> [Box<dyn Collector>; 4] {
+        [
+            Box::new(self.shard_info.clone()),
+            Box::new(self.datasets.clone()),
+            Box::new(self.refused.clone()),
+            Box::new(self.closed.clone()),
+        ]
+    }
+}
+
+/// Counts a request in flight until dropped.
+pub struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// A registry of `collectors`.
 fn registry(collectors: Vec<Box<dyn Collector>>) -> Registry {
     let registry = Registry::new();
@@ -391,7 +472,12 @@ impl Telemetry {
             "State files under --storage.path that could not be used or written, by dataset and reason (missing, unreadable, truncated, corrupt, version, foreign: started fresh; write: the previous file kept).",
             &["dataset", "reason"],
         );
-        let collectors: Vec<Box<dyn Collector>> = vec![
+        let serving = Serving::new();
+        let process = process_registry();
+        process
+            .register(Box::new(serving.in_flight.clone()))
+            .expect("self-metric names are unique");
+        let mut collectors: Vec<Box<dyn Collector>> = vec![
             Box::new(missing.clone()),
             Box::new(build_info()),
             Box::new(series.clone()),
@@ -416,9 +502,11 @@ impl Telemetry {
             Box::new(auth[0].clone()),
             Box::new(auth[1].clone()),
         ];
+        collectors.extend(serving.collectors());
         Telemetry {
             registry: registry(collectors),
-            process: process_registry(),
+            process,
+            serving,
             series,
             ready,
             load_ok,
@@ -732,6 +820,48 @@ impl Telemetry {
         self.touched();
     }
 
+    /// This process serves shard `index` of `count`.
+    pub fn shard(&self, index: u64, count: u64) {
+        self.serving.shard_info.reset();
+        let l = [index.to_string(), count.to_string()];
+        self.serving
+            .shard_info
+            .with_label_values(&[l[0].as_str(), l[1].as_str()])
+            .set(1.0);
+        self.touched();
+    }
+
+    /// The catalogue holds `served` datasets of this shard and `skipped` of others.
+    pub fn catalog_datasets(&self, served: usize, skipped: usize) {
+        for (a, n) in [("served", served), ("skipped", skipped)] {
+            let g = self.serving.datasets.with_label_values(&[a]);
+            if g.get() != n as f64 {
+                g.set(n as f64);
+                self.touched();
+            }
+        }
+    }
+
+    /// A scrape was answered 503: `--web.max-requests` scrapes were in progress.
+    pub fn request_refused(&self) {
+        self.serving.refused.inc();
+        self.touched();
+    }
+
+    /// The server closed a connection, for `reason` (one of [`CLOSE_REASONS`]).
+    pub fn connection_closed(&self, reason: &str) {
+        if let Ok(c) = self.serving.closed.get_metric_with_label_values(&[reason]) {
+            c.inc();
+            self.touched();
+        }
+    }
+
+    /// A request arrived; it is in flight until the guard is dropped.
+    pub fn request_started(&self) -> InFlight {
+        self.serving.in_flight.inc();
+        InFlight(self.serving.in_flight.clone())
+    }
+
     /// Marks the self-metrics changed, after the change: a cached tail is never newer.
     fn touched(&self) {
         self.generation.fetch_add(1, Ordering::Release);
@@ -920,8 +1050,10 @@ mod tests {
         assert!(t.tail(Format::OpenMetrics).plain[1].ends_with(b"# EOF\n"));
         assert_eq!(t.tail_renders(), 2, "once per format");
         assert!(text(&first).contains("indicator_exporter_build_info{"));
+        // The second part changes without events: requests in flight, then process metrics.
+        assert!(first.plain[1].starts_with(b"# HELP indicator_exporter_http_requests_in_flight "));
         #[cfg(target_os = "linux")]
-        assert!(first.plain[1].starts_with(b"# HELP process_"));
+        assert!(String::from_utf8_lossy(&first.plain[1]).contains("\n# HELP process_"));
         change(&t, 2);
         let after = t.tail(Format::Text);
         assert!(!Arc::ptr_eq(&first, &after) && !Arc::ptr_eq(&first.events, &after.events));

@@ -11,9 +11,18 @@ use common::*;
 fn config_check_accepts_the_bundled_config() {
     let out = exporter(&["--config.check", "--config.file", "config.toml"]);
     assert!(out.status.success());
+    // What will be served, per metric: a wrong scale shows before it is served.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "config.toml: OK: dataset cnipa_patent_survey, 6 metrics, 37 series\n"
+        concat!(
+            "config.toml: OK: dataset cnipa_patent_survey, 6 metrics, 37 series\n",
+            "  cnipa_enterprise_invention_patent_industrialization_ratio                 22 series, year 2020..2025, published in percent and served in ratio, values 0.338..0.614\n",
+            "  cnipa_national_invention_patent_industrialization_ratio                   5 series, year 2019..2023, published in percent and served in ratio, values 0.329..0.396\n",
+            "  cnipa_industrialization_income_premium_vs_average_enterprise_ratio        2 series, year 2024..2024, published in percent and served in ratio, values 0.08..0.303\n",
+            "  cnipa_average_income_per_industrialized_enterprise_invention_patent_yuan  2 series, year 2022..2023, published in yuan ×10^4 and served in yuan, values 7992000..8296000\n",
+            "  cnipa_domestic_enterprise_valid_invention_patents                         4 series, year 2021..2024, values 1908000..3506000\n",
+            "  cnipa_domestic_enterprise_share_of_valid_invention_patents_ratio          2 series, year 2023..2024, published in percent and served in ratio, values 0.712..0.737\n"
+        )
     );
 }
 

@@ -482,8 +482,8 @@ fn config_check_reports_every_config_error_in_one_run() {
         format!("{CHECK}:8:1: unknown field `colour`, expected one of `name`, `title`, `publisher`, `source_url`, `published`, `description`, `metric_prefix`, `period`, `max_label_value_length`"),
         format!("{CHECK}:12:1: unknown field `cadance`, expected one of `label`, `cadence`, `expected_release_lag_days`, `overdue_release_lag_days`"),
         format!("{CHECK}:19:1: missing field `help`"),
-        format!("{CHECK}:22:1: unknown field `shade`, expected one of `name`, `help`, `unit`, `multiplier`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`"),
-        format!("{CHECK}:23:1: unknown field `tint`, expected one of `name`, `help`, `unit`, `multiplier`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`"),
+        format!("{CHECK}:22:1: unknown field `shade`, expected one of `name`, `help`, `unit`, `scale`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`"),
+        format!("{CHECK}:23:1: unknown field `tint`, expected one of `name`, `help`, `unit`, `scale`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`"),
     ] {
         assert!(lines.contains(&want.as_str()), "missing {want:?} in:\n{stderr}");
     }
@@ -501,8 +501,8 @@ fn config_check_also_reports_bad_data_rows() {
         "{CHECK}:8:1: unknown field `colour`, expected one of `name`, `title`, `publisher`, `source_url`, `published`, `description`, `metric_prefix`, `period`, `max_label_value_length`
 {CHECK}:12:1: unknown field `cadance`, expected one of `label`, `cadence`, `expected_release_lag_days`, `overdue_release_lag_days`
 {CHECK}:19:1: missing field `help`
-{CHECK}:22:1: unknown field `shade`, expected one of `name`, `help`, `unit`, `multiplier`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`
-{CHECK}:23:1: unknown field `tint`, expected one of `name`, `help`, `unit`, `multiplier`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`
+{CHECK}:22:1: unknown field `shade`, expected one of `name`, `help`, `unit`, `scale`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`
+{CHECK}:23:1: unknown field `tint`, expected one of `name`, `help`, `unit`, `scale`, `index_base`, `labels`, `cadence`, `release`, `samples`, `samples_file`
 tests/fixtures/bad-formats/check/coverage.csv:3:30: invalid value `ninety-five`, expected a number
 {CHECK}: 6 error(s)
 "

@@ -6,6 +6,7 @@
 //! Fields that a later stage checks keep their position through `toml::Spanned`.
 
 pub mod catalog;
+pub mod shard;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -134,8 +135,9 @@ pub struct MetricConfig {
     pub help: Spanned<String>,
     /// The unit as published; optional when an `[[input]]` gives it per observation.
     pub unit: Option<Spanned<String>>,
-    /// A scale the published figures are in: `thousand`, `million`, `10k`, or a power of ten.
-    pub multiplier: Option<Spanned<ScalarOrString>>,
+    /// The scale the published figures are in: `thousand`, `million`, `10k`, or a power of
+    /// ten. (An `[[input]]`'s `multiplier` names a component holding one per observation.)
+    pub scale: Option<Spanned<ScalarOrString>>,
     /// The base period of an index (`unit = "index"`), e.g. `2015` or `2015-Q1`.
     pub index_base: Option<Spanned<String>>,
     /// Label names; optional when the metric is fed only by `[[input]]`s.
@@ -226,8 +228,13 @@ pub struct InputConfig {
     pub status: Option<Spanned<String>>,
     /// The component holding confidentiality (`OBS_CONF`, `CONF_STATUS`).
     pub confidentiality: Option<Spanned<String>>,
-    /// Values that mean "no figure" (no sample, counted as missing).
+    /// Values that mean "no figure" (no sample, counted as missing), besides the defaults.
     pub missing: Option<Spanned<Vec<String>>>,
+    /// `false`: `missing` replaces the default missing values instead of extending them.
+    pub missing_defaults: Option<Spanned<bool>>,
+    /// Value or status code -> why there is no figure (`missing`, `not_available`,
+    /// `confidential`); a value listed here means no figure too.
+    pub missing_reasons: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     /// The component holding the `[[source]]` id of each observation.
     pub source_column: Option<Spanned<String>>,
     /// The `[[source]]` every observation of this file comes from.
@@ -451,6 +458,7 @@ fn read<T: DeserializeOwned>(
     errs: &mut Vec<Diagnostic>,
 ) -> Option<Spanned<T>> {
     let span = v.span();
+    let v_copy = v.clone();
     match T::deserialize(ValueDeserializer::from(v)) {
         Ok(t) => Some(Spanned::new(span, t)),
         Err(e) => {
@@ -458,10 +466,57 @@ fn read<T: DeserializeOwned>(
             if e.span().is_none() {
                 d = map.diag(span, d.message);
             }
+            if let Some(name) = missing_field(&e) {
+                let all = all_missing::<T>(&v_copy, name);
+                d.message = if all.len() == 1 {
+                    format!("missing field `{}`", all[0])
+                } else {
+                    format!(
+                        "missing fields {}",
+                        all.iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+            }
             errs.push(d);
             None
         }
     }
+}
+
+/// The field an error says is missing.
+fn missing_field(e: &toml::de::Error) -> Option<String> {
+    let rest = e.message().strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Every required field missing from table `v`, the first being `first`: serde stops at one,
+/// and a new config missing four would take four runs to learn them.
+fn all_missing<T: DeserializeOwned>(v: &Spanned<DeValue>, first: String) -> Vec<String> {
+    let mut missing = vec![first];
+    let DeValue::Table(t) = v.get_ref() else {
+        return missing;
+    };
+    let mut t = t.clone();
+    // Each pass fills the last one found with a stand-in, so serde names the next.
+    while missing.len() < 64 {
+        let name = missing.last().expect("one").clone();
+        t.insert(
+            Spanned::new(0..0, name.into()),
+            Spanned::new(0..0, DeValue::String(String::new().into())),
+        );
+        let table = Spanned::new(v.span(), DeValue::Table(t.clone()));
+        match T::deserialize(ValueDeserializer::from(table)) {
+            Err(e) => match missing_field(&e) {
+                Some(next) if !missing.contains(&next) => missing.push(next),
+                _ => break,
+            },
+            Ok(_) => break,
+        }
+    }
+    missing
 }
 
 fn read_array<T: DeserializeOwned>(
@@ -486,6 +541,13 @@ fn read_array<T: DeserializeOwned>(
     }
 }
 
+/// Keys that were renamed: (table, old key, what to write instead).
+const RENAMED: &[(&str, &str, &str)] = &[(
+    "metric",
+    "multiplier",
+    "`multiplier` of a [[metric]] is now `scale` (the scale its figures are published in: `scale = \"million\"`); `multiplier` names an [[input]]'s component that holds one per observation",
+)];
+
 /// Reports every key of `table` (and of the tables below it) that its struct does not have,
 /// and removes them, so that reading the table reports its other problems.
 fn check_keys(
@@ -506,6 +568,11 @@ fn check_keys(
         .collect::<Vec<_>>()
         .join(", ");
     for (k, span) in unknown {
+        if let Some((_, _, why)) = RENAMED.iter().find(|(t, old, _)| *t == at && *old == k) {
+            errs.push(map.diag(span, *why));
+            table.remove(k.as_str());
+            continue;
+        }
         let what = if at.is_empty() {
             "top-level key"
         } else {
@@ -574,7 +641,7 @@ struct MetricConfigKeys {
     name: (),
     help: (),
     unit: (),
-    multiplier: (),
+    scale: (),
     index_base: (),
     labels: (),
     cadence: (),
@@ -656,8 +723,12 @@ metric_prefix = "x_"
             e.contains("\nc.toml:2:1: unknown field `nme`, expected one of"),
             "{e}"
         );
-        // The misspelt key is also a missing one: both are said.
-        assert!(e.starts_with("c.toml:1:1: missing field `name`"), "{e}");
+        // The misspelt key is also a missing one: both are said, with every other missing
+        // field in the same message.
+        assert!(
+            e.starts_with("c.toml:1:1: missing fields `name`, `title`, `publisher`, `source_url`, `published`, `metric_prefix`\n"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -95,6 +95,11 @@ pub struct MetricDef {
 }
 
 impl MetricDef {
+    /// The metric's `scale` as a power of ten.
+    pub fn scale(&self) -> i32 {
+        self.multiplier
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         raw_name: String,

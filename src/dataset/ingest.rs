@@ -151,6 +151,8 @@ struct Spec {
     status: Option<(String, Range<usize>)>,
     confidentiality: Option<(String, Range<usize>)>,
     missing: FxHashSet<String>,
+    /// The operator's reasons for missing figures, by value or status code.
+    missing_reasons: FxHashMap<String, &'static str>,
     source_column: Option<(String, Range<usize>)>,
     language: String,
     /// A `samples_file`: every column must be a label, `value`, `source` or `basis`.
@@ -176,12 +178,10 @@ impl Spec {
                 .language
                 .as_ref()
                 .map_or("en".into(), |l| l.get_ref().clone()),
-            missing: match &c.missing {
-                Some(m) => m.get_ref().iter().cloned().collect(),
-                None => DEFAULT_MISSING.iter().map(|s| s.to_string()).collect(),
-            },
+            missing: missing_values(c),
             ..Spec::default()
         };
+        spec.missing_reasons(map, b, c);
         check_language(map, b, c);
         spec.metrics(map, b, c);
         if let Some(labels) = &c.labels {
@@ -239,6 +239,30 @@ impl Spec {
         }
     }
 
+    /// `missing_reasons`: each code's reason checked; a value listed there means no figure.
+    fn missing_reasons(&mut self, map: &SourceMap, b: &mut Builder, c: &InputConfig) {
+        let Some(reasons) = &c.missing_reasons else {
+            return;
+        };
+        for (code, reason) in reasons.get_ref() {
+            match MISSING_REASONS.iter().find(|r| **r == reason.get_ref()) {
+                Some(r) => {
+                    self.missing.insert(code.get_ref().trim().to_string());
+                    self.missing_reasons
+                        .insert(code.get_ref().trim().to_string(), r);
+                }
+                None => b.errs.push(map.diag(
+                    reason.span(),
+                    format!(
+                        "unknown missing reason `{}`, expected one of {}",
+                        crate::diagnostic::excerpt(reason.get_ref()),
+                        MISSING_REASONS.join(", ")
+                    ),
+                )),
+            }
+        }
+    }
+
     /// The input's own unit codes, each naming a known unit.
     fn unit_codes(&mut self, map: &SourceMap, b: &mut Builder, c: &InputConfig) {
         let Some(codes) = &c.unit_codes else {
@@ -247,18 +271,62 @@ impl Spec {
         for (code, unit) in codes.get_ref() {
             match Unit::parse(unit.get_ref()) {
                 Some(u) => {
+                    if let Some(msg) = self.dropped_scale(b, c, code.get_ref(), unit.get_ref(), u) {
+                        b.errs.push(map.diag(unit.span(), msg));
+                    }
                     self.unit_codes.insert(code.get_ref().clone(), u);
                 }
                 None => b.errs.push(map.diag(
                     unit.span(),
                     format!(
-                        "unknown unit `{}`, expected one of {} or an ISO 4217 currency code",
+                        "unknown unit `{}`, expected one of {}, an ISO 4217 currency code or a publisher code with its scale (MIO_EUR, THS_PER)",
                         unit.get_ref(),
                         crate::dataset::units::UNIT_NAMES.join(", ")
                     ),
                 )),
             }
         }
+    }
+
+    /// Why mapping `code` to `unit` would change the figures' magnitude unsaid: the code
+    /// states a scale (`Million euro`) that neither the unit (`MIO_EUR`), the fed metrics'
+    /// `scale` nor a multiplier component keeps.
+    fn dropped_scale(
+        &self,
+        b: &Builder,
+        c: &InputConfig,
+        code: &str,
+        name: &str,
+        unit: Unit,
+    ) -> Option<String> {
+        let (stated, word) = units::stated_scale(code)?;
+        if c.multiplier.is_some() {
+            return None;
+        }
+        let fed: Vec<usize> = self
+            .metric
+            .into_iter()
+            .chain(self.metric_codes.values().copied())
+            .collect();
+        let kept = |mi: &usize| unit.exponent + b.metrics[*mi].scale() == stated;
+        if fed.is_empty() || fed.iter().all(kept) {
+            return None;
+        }
+        let keep = match (stated, unit.suffix()) {
+            (3 | 6 | 9, Some(suffix)) if unit.exponent == 0 => {
+                let prefix = ["THS", "MIO", "BN"][(stated / 3 - 1) as usize];
+                format!(
+                    "a unit that keeps it (`{prefix}_{}`) or ",
+                    suffix.to_ascii_uppercase()
+                )
+            }
+            _ => String::new(),
+        };
+        Some(format!(
+            "unit code `{}` is in {word}s (×10^{stated}) but `{}` drops that scale, expected {keep}`scale = \"{word}\"` on the metric",
+            crate::diagnostic::excerpt(code),
+            crate::diagnostic::excerpt(name),
+        ))
     }
 }
 
@@ -415,9 +483,9 @@ impl<'a, 'm> Plan<'a, 'm> {
     /// Maps the components onto the period, the value, the attributes and the labels of each
     /// metric the input feeds; None when the config and the file disagree (reported).
     fn resolve(&mut self, origin: &dyn Fn(usize) -> Origin) -> Option<()> {
-        let period_col = self.resolve_period()?;
-        self.value_col = self.resolve_value()?;
         let fed = self.fed_metrics();
+        let period_col = self.resolve_period(&fed)?;
+        self.value_col = self.resolve_value()?;
         self.unit_col = self.resolve_unit(&fed)?;
         self.resolve_attributes()?;
         self.resolve_metric_dimension()?;
@@ -434,8 +502,10 @@ impl<'a, 'm> Plan<'a, 'm> {
     }
 
     /// The period: the component named by `period` or by the period label in `labels`, else
-    /// the format's time component or one of the usual names.
-    fn resolve_period(&mut self) -> Option<usize> {
+    /// the format's time component or one of the usual names; Some(None) when the file has
+    /// none and no metric it feeds declares the period label (figures without a period, as
+    /// inline samples can be).
+    fn resolve_period(&mut self, fed: &[usize]) -> Option<Option<usize>> {
         let spec_period = self.spec.period.clone();
         let period_label = self.b.period_label.clone();
         let explicit_period = self.spec.labels.as_ref().and_then(|l| {
@@ -447,20 +517,29 @@ impl<'a, 'm> Plan<'a, 'm> {
             .named("period", &spec_period.or(explicit_period))
             .ok()?
         {
-            return Some(i);
+            return Some(Some(i));
         }
         let mut names = vec![period_label.as_str()];
         names.extend_from_slice(PERIOD_NAMES);
         let found = self.default_col(Some(Role::Time), &names);
+        let wants_period = fed.iter().any(|&mi| {
+            self.b.metrics[mi]
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains(&period_label))
+        });
+        if found.is_none() && !wants_period {
+            return Some(None);
+        }
         if found.is_none() {
             let msg = if self.spec.strict {
                 format!("no period in `{}`, expected a column `{period_label}`, the period label (columns: {})", self.spec.file_name, self.ids())
             } else {
-                format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {}", self.spec.file_name, self.ids())
+                format!("no period in `{}`, expected a time component or `period = \"COMPONENT\"`, one of: {} (or leave `{period_label}` out of the metric's labels to serve figures without a period)", self.spec.file_name, self.ids())
             };
             self.config_error(self.spec.span.clone(), msg);
         }
-        found
+        found.map(Some)
     }
 
     /// The value: the component named by `value`, else the format's measure or a usual name.
@@ -600,9 +679,9 @@ impl<'a, 'm> Plan<'a, 'm> {
     }
 
     /// Components with another job, which are not labels: a filter keeping one code is one.
-    fn used_columns(&self, period_col: usize) -> HashSet<usize> {
+    fn used_columns(&self, period_col: Option<usize>) -> HashSet<usize> {
         let mut used: HashSet<usize> = [
-            Some(period_col),
+            period_col,
             Some(self.value_col),
             self.unit_col,
             self.multiplier_col,
@@ -628,7 +707,7 @@ impl<'a, 'm> Plan<'a, 'm> {
     fn resolve_labels(
         &mut self,
         mi: usize,
-        period_col: usize,
+        period_col: Option<usize>,
         used: &HashSet<usize>,
     ) -> Option<()> {
         let period_label = self.b.period_label.clone();
@@ -641,10 +720,12 @@ impl<'a, 'm> Plan<'a, 'm> {
         } else {
             self.inferred_pairs(used)
         };
-        pairs.push((period_label, period_col));
-        droppable.push(false);
+        if let Some(p) = period_col {
+            pairs.push((period_label, p));
+            droppable.push(false);
+        }
         for (label, i) in &pairs {
-            if self.name_labels[*i].is_none() && *i != period_col {
+            if self.name_labels[*i].is_none() && Some(*i) != period_col {
                 self.name_labels[*i] = Some(label.clone());
             }
         }
@@ -792,7 +873,7 @@ impl<'a, 'm> Plan<'a, 'm> {
     fn resolve_strict(
         &mut self,
         mi: usize,
-        _period_col: usize,
+        _period_col: Option<usize>,
         origin: &dyn Fn(usize) -> Origin,
     ) -> Option<()> {
         let labels = self.b.metrics[mi].labels.clone().unwrap_or_default();
@@ -885,7 +966,11 @@ impl<'a, 'm> Plan<'a, 'm> {
     /// A row's value as written, or why it has no figure when it is one of the missing marks.
     fn value_of<'v>(&self, raw: &'v str, status: &str, conf: &str) -> Value<'v> {
         if self.spec.missing.contains(raw.trim()) {
-            Value::Missing(missing_reason(raw, status, conf))
+            let mapped = [raw, conf]
+                .into_iter()
+                .chain(status_codes(status))
+                .find_map(|code| self.spec.missing_reasons.get(code.trim()).copied());
+            Value::Missing(mapped.unwrap_or_else(|| missing_reason(raw, status, conf)))
         } else {
             Value::Text(raw)
         }
@@ -985,6 +1070,29 @@ fn header_loc(origin: &dyn Fn(usize) -> Origin) -> Loc {
         Origin::At { line, .. } => Loc::At(line, 1),
         o => loc(o),
     }
+}
+
+/// Why a figure may be missing, as `indicator_exporter_dataset_missing_observations` says.
+const MISSING_REASONS: &[&str] = &["missing", "not_available", "confidential"];
+
+/// The values that mean no figure: the defaults and the input's `missing`, or its `missing`
+/// alone with `missing_defaults = false`.
+fn missing_values(c: &InputConfig) -> FxHashSet<String> {
+    let defaults = c.missing_defaults.as_ref().is_none_or(|d| *d.get_ref());
+    let extra = c.missing.iter().flat_map(|m| m.get_ref().iter().cloned());
+    DEFAULT_MISSING
+        .iter()
+        .filter(|_| defaults)
+        .map(|s| s.to_string())
+        .chain(extra)
+        .collect()
+}
+
+/// The flags of a status that may combine several (`B; E`, `p,e`, `B|E`).
+pub(crate) fn status_codes(status: &str) -> impl Iterator<Item = &str> {
+    status
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '|' | '/'))
+        .filter(|s| !s.is_empty())
 }
 
 /// Why an observation has no figure, from its value and flags.
@@ -1349,13 +1457,20 @@ mod tests {
 
     #[test]
     fn a_missing_period_value_or_unit_is_reported_at_the_input() {
-        let mut b = builder(&[("gdp", Some("count"), None)]);
+        let mut b = builder(&[("gdp", Some("count"), Some(&["area", "year"]))]);
         let r = resolve(&mut b, spec(), &[("area", D), ("OBS_VALUE", M)]);
         assert!(!r.ok);
         assert_eq!(
             r.errors,
-            vec!["config.toml:2:1: no period in `data.csv`, expected a time component or `period = \"COMPONENT\"`, one of: area, OBS_VALUE"]
+            vec!["config.toml:2:1: no period in `data.csv`, expected a time component or `period = \"COMPONENT\"`, one of: area, OBS_VALUE (or leave `year` out of the metric's labels to serve figures without a period)"]
         );
+        // A metric that does not take the period label is served without one.
+        for labels in [None, Some(&["area"][..])] {
+            let mut b = builder(&[("gdp", Some("count"), labels)]);
+            let r = resolve(&mut b, spec(), &[("area", D), ("OBS_VALUE", M)]);
+            assert!(r.ok, "{:?}", r.errors);
+            assert_eq!(b.metrics[0].labels, Some(vec!["area".to_string()]));
+        }
 
         let mut b = builder(&[("gdp", Some("count"), None)]);
         let r = resolve(&mut b, spec(), &[("area", D), ("year", D)]);

@@ -223,6 +223,48 @@ impl Dataset {
     }
 
     /// `dataset NAME, N metrics, N series`: what a load reports.
+    /// What each metric will serve, one line each, so a wrong scale or period is seen before
+    /// it is served: its series, the periods they cover, the unit as published and as served,
+    /// the range of the served values and the cells without a figure, by reason.
+    pub fn served(&self) -> Vec<String> {
+        let width = self.metrics.iter().map(|m| m.name.len()).max().unwrap_or(0);
+        self.metrics
+            .iter()
+            .map(|m| {
+                let mut line = format!("{:width$}  {} series", m.name, m.len());
+                if let Some(p) = m.label_names.iter().position(|l| *l == self.period_label) {
+                    let periods = (0..m.len()).map(|i| &*self.symbols[m.labels(i)[p] as usize]);
+                    let (lo, hi) =
+                        periods.fold((None, None), |(lo, hi): (Option<&str>, Option<&str>), p| {
+                            (
+                                Some(lo.map_or(p, |l| l.min(p))),
+                                Some(hi.map_or(p, |h| h.max(p))),
+                            )
+                        });
+                    if let (Some(lo), Some(hi)) = (lo, hi) {
+                        line += &format!(", {} {lo}..{hi}", self.period_label);
+                    }
+                }
+                if m.unit.exponent != 0 {
+                    let served = m.unit.suffix().unwrap_or("count");
+                    line += &format!(", published in {} and served in {served}", m.unit);
+                }
+                let values = (0..m.len()).map(|i| m.value(i));
+                let lo = values.clone().fold(f64::INFINITY, f64::min);
+                let hi = values.fold(f64::NEG_INFINITY, f64::max);
+                if lo.is_finite() {
+                    line += &format!(", values {lo}..{hi}");
+                }
+                for (metric, reason, n) in &self.missing {
+                    if *metric == m.name {
+                        line += &format!(", {n} {reason}");
+                    }
+                }
+                line
+            })
+            .collect()
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "dataset {}, {} metrics, {} series",
@@ -288,7 +330,9 @@ pub fn build(
     b.max_label_value_length = max_label_value_length(&map, ds, &mut b.errs);
     let out = observations(&map, config, b, &info.prefix, &period, data);
     let mut errs = out.errs;
-    for &i in &out.unitless {
+    // An input refused by the config gave no unit; saying so again would only repeat it.
+    let config_refused = errs.iter().any(|d| d.path == path);
+    for &i in out.unitless.iter().filter(|_| !config_refused) {
         let m = config.metrics[i].get_ref();
         errs.push(map.diag(
             m.name.span(),
@@ -296,10 +340,16 @@ pub fn build(
         ));
     }
     let (mut symbols, metrics) = (out.symbols, out.metrics);
-    if !config.metrics.is_empty() && errs.is_empty() && metrics.iter().all(Metric::is_empty) {
+    // A dataset whose every figure is missing or confidential still loads: it serves its
+    // missing counts and provenance (a source may turn all-confidential on a refresh).
+    if !config.metrics.is_empty()
+        && errs.is_empty()
+        && metrics.iter().all(Metric::is_empty)
+        && out.missing.is_empty()
+    {
         errs.push(Diagnostic::file(
             path,
-            "empty dataset: no samples in any [[metric]], expected at least one",
+            "empty dataset: no samples and no missing figures in any [[metric]], expected at least one",
         ));
     }
     // Display names from data files fill in what the config did not give.
@@ -666,9 +716,9 @@ fn metric_unit(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnostic>) ->
     parsed
 }
 
-/// The metric's `multiplier` as a power of ten (0 without one).
+/// The metric's `scale` as a power of ten (0 without one).
 fn metric_multiplier(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnostic>) -> i32 {
-    let Some(mu) = &m.multiplier else { return 0 };
+    let Some(mu) = &m.scale else { return 0 };
     let text = match mu.get_ref() {
         crate::config::ScalarOrString::Integer(i) => i.to_string(),
         crate::config::ScalarOrString::Text(s) => s.clone(),
@@ -679,7 +729,7 @@ fn metric_multiplier(map: &SourceMap, m: &MetricConfig, errs: &mut Vec<Diagnosti
             errs.push(map.diag(
                 mu.span(),
                 format!(
-                    "unknown multiplier `{}`, expected {MULTIPLIER_FORMS}",
+                    "unknown scale `{}`, expected {MULTIPLIER_FORMS}",
                     excerpt(&text)
                 ),
             ));
@@ -832,7 +882,8 @@ fn inline_samples(map: &SourceMap, b: &mut Builder, mi: usize, m: &Spanned<Metri
 }
 
 /// What an observation status code means, for the `flag` label: SDMX `OBS_STATUS` codes
-/// and Eurostat flags (a code may combine several, as Eurostat's `bp`).
+/// and Eurostat flags (a code may combine several, as Eurostat's `bp`, or list them, as
+/// `B; E` or `p,e`).
 pub fn status_flag(code: &str) -> String {
     let word = |c: char| match c.to_ascii_lowercase() {
         'b' => "break",
@@ -852,12 +903,12 @@ pub fn status_flag(code: &str) -> String {
         'z' => "not_applicable",
         _ => "other",
     };
-    let mut words: Vec<&str> = code
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '|' && *c != ',')
-        .map(word)
-        .collect();
-    words.dedup();
+    let mut words: Vec<&str> = Vec::new();
+    for w in ingest::status_codes(code).flat_map(str::chars).map(word) {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
     if words.is_empty() {
         "other".into()
     } else {

@@ -89,7 +89,12 @@ impl Unit {
             "100m_yuan" => Unit::of(Base::Yuan, 8),
             "seconds" => Unit::of(Base::Seconds, 0),
             "bytes" => Unit::of(Base::Bytes, 0),
-            _ => return currency(s).map(|c| Unit::of(Base::Currency(c), 0)),
+            // A publisher's code keeps its scale: `MIO_EUR`, `THS_PER`.
+            _ => {
+                return currency(s)
+                    .map(|c| Unit::of(Base::Currency(c), 0))
+                    .or_else(|| Unit::from_code(s).filter(|u| u.exponent != 0))
+            }
         })
     }
 
@@ -217,6 +222,36 @@ pub fn multiplier(s: &str) -> Option<i32> {
         "trillion" | "trillions" => 12,
         _ => return None,
     })
+}
+
+/// The scale a publisher's unit code or label states, as a power of ten and the word for it:
+/// `MIO_EUR` and "Million euro" say 10^6, "000 Hours" and `THS_PER` 10^3. None when it states
+/// none (`EUR`, "Euro", "Percent").
+pub fn stated_scale(code: &str) -> Option<(i32, &'static str)> {
+    let word = |e: i32| match e {
+        2 => "hundred",
+        3 => "thousand",
+        6 => "million",
+        9 => "billion",
+        12 => "trillion",
+        _ => "a power of ten",
+    };
+    if let Some(u) = Unit::from_code(code).filter(|u| u.exponent > 0) {
+        return Some((u.exponent, word(u.exponent)));
+    }
+    code.split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter_map(|t| {
+            Some(match t.to_ascii_lowercase().as_str() {
+                "hundred" | "hundreds" => 2,
+                "thousand" | "thousands" | "000" | "'000" | "ths" => 3,
+                "million" | "millions" | "mio" | "mln" => 6,
+                "billion" | "billions" | "bn" | "mrd" | "milliard" | "milliards" => 9,
+                "trillion" | "trillions" => 12,
+                _ => return None,
+            })
+        })
+        .next()
+        .map(|e| (e, word(e)))
 }
 
 /// The multiplier forms [`multiplier`] reads, for messages.
@@ -361,6 +396,18 @@ mod tests {
         assert_eq!(c("NR"), Some((None, 0)));
         assert_eq!(c("MIO_NAC"), None);
         assert_eq!(c("XYZ"), None);
+    }
+
+    #[test]
+    fn scales_stated_by_unit_codes() {
+        assert_eq!(stated_scale("MIO_EUR"), Some((6, "million")));
+        assert_eq!(stated_scale("Million euro"), Some((6, "million")));
+        assert_eq!(stated_scale("000 Hours"), Some((3, "thousand")));
+        assert_eq!(stated_scale("THS_PER"), Some((3, "thousand")));
+        assert_eq!(stated_scale("Euro, billions"), Some((9, "billion")));
+        assert_eq!(stated_scale("EUR"), None);
+        assert_eq!(stated_scale("Percent"), None);
+        assert_eq!(stated_scale("Index (2015=100)"), None);
     }
 
     #[test]

@@ -149,6 +149,17 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The `reason` label of `indicator_exporter_http_connections_closed_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Head => "read_header_timeout",
+            Reason::Idle => "idle_timeout",
+            Reason::Write => "write_timeout",
+            Reason::Evicted => "max_connections_evicted",
+            Reason::TakenOver => "stalled_permit_taken",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Head => "request head not received in time",

@@ -91,6 +91,8 @@ impl Chunks {
 pub struct Body {
     chunks: VecDeque<Bytes>,
     request: Arc<limits::Request>,
+    /// The request counts as in flight until hyper drops its body, after the last chunk.
+    _in_flight: crate::telemetry::InFlight,
 }
 
 impl http_body::Body for Body {
@@ -154,6 +156,7 @@ pub async fn serve(
         let active = state.web.current();
         let Some(admitted) = connections.admit(active.tls.is_some()) else {
             // Every connection is busy: refused at once rather than left waiting.
+            state.telemetry.connection_closed("max_connections_refused");
             if let Some(n) = gate.refused.hit() {
                 warn!(
                     refused = n,
@@ -258,6 +261,7 @@ async fn connection(a: Accepted, state: Arc<AppState>, protocols: Arc<Protocols>
         mut stop,
     } = a;
     let conn = admitted.conn.clone();
+    let telemetry = state.telemetry.clone();
     let work = async {
         let Some(tls) = &active.tls else {
             conn.start();
@@ -302,6 +306,7 @@ async fn connection(a: Accepted, state: Arc<AppState>, protocols: Arc<Protocols>
             // It cannot panic or be aborted while the connection is served.
             let Ok(reason) = reason else { return };
             debug!(%peer, reason = reason.as_str(), "connection closed by the server");
+            telemetry.connection_closed(reason.label());
             if matches!(reason, Reason::Write | Reason::TakenOver) {
                 if let Some(n) = gate.stalled.hit() {
                     warn!(connections = n, write_timeout = ?gate.limits.write_timeout, "clients did not read their responses, connections closed");
@@ -380,11 +385,13 @@ async fn serve_connection<I>(
         let (state, gate, conn) = (state.clone(), gate.clone(), conn.clone());
         async move {
             let request = conn.begin();
+            let in_flight = state.telemetry.request_started();
             let (parts, mut chunks) = answer(&state, &gate, &conn, peer, req).await.into_parts();
             let request = request.respond(chunks.permit.take());
             let body = Body {
                 chunks: chunks.chunks,
                 request,
+                _in_flight: in_flight,
             };
             Ok::<_, Infallible>(Response::from_parts(parts, body))
         }
@@ -543,6 +550,7 @@ async fn route(
             debug!(?stalled_for, "every scrape permit taken, closed the response stalled longest and took its permit");
         }
         let Ok(acquired) = acquired else {
+            state.telemetry.request_refused();
             if let Some(n) = gate.busy.hit() {
                 warn!(
                     answered_503 = n,

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::config::catalog::{self, Entry};
+use crate::config::shard::Shard;
 use crate::dataset::changes::{compare, diff};
 use crate::dataset::Dataset;
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -81,6 +82,8 @@ struct Slot {
     snapshot: Option<Arc<Snapshot>>,
     status: DatasetStatus,
     remote: refresh::Sources,
+    /// Assigned to another shard: its config is parsed for its name, nothing more is read.
+    elsewhere: bool,
     /// Its figures and vintages as last stored (`--storage.path`): read before its first
     /// good load, then the state after each load; None without storage or a usable file.
     stored: Option<Arc<State>>,
@@ -111,6 +114,7 @@ impl Slot {
             dataset: None,
             snapshot: None,
             remote: refresh::Sources::default(),
+            elsewhere: false,
             stored: None,
         }
     }
@@ -157,6 +161,8 @@ pub struct Reloader<C: Companion> {
     pub telemetry: Arc<Telemetry>,
     pub status: Status,
     pub limits: Limits,
+    /// The part of the catalogue this process serves.
+    shard: Shard,
     /// The web config (`--web.config.file`), re-read by every full reload too.
     pub web: Arc<C>,
     /// Tells the watcher which files each dataset was read from.
@@ -181,18 +187,28 @@ impl<C: Companion> Reloader<C> {
     pub async fn start(
         config_file: PathBuf,
         limits: Limits,
+        shard: Shard,
         web: Arc<C>,
         telemetry: Arc<Telemetry>,
         files: watch::Sender<Watched>,
         triggers: mpsc::WeakSender<Trigger>,
     ) -> Result<Reloader<C>, Diagnostics> {
-        Reloader::open(config_file, limits, web, telemetry, files, triggers, true).await
+        telemetry.shard(shard.index(), shard.count());
+        let load = (limits, shard);
+        let r = Reloader::open(config_file, load, web, telemetry, files, triggers, true).await?;
+        if shard.count() > 1 {
+            let served = r.slots.iter().filter(|s| !s.elsewhere).count();
+            let skipped = r.slots.len() - served;
+            info!(%shard, served, skipped, "serving one shard of the catalogue");
+        }
+        Ok(r)
     }
 
-    /// The first load of the catalogue, its datasets rendered for serving or only validated.
+    /// The first load of the catalogue, its datasets rendered for serving or only validated;
+    /// only the datasets of `shard` are loaded.
     async fn open(
         config_file: PathBuf,
-        limits: Limits,
+        (limits, shard): (Limits, Shard),
         web: Arc<C>,
         telemetry: Arc<Telemetry>,
         files: watch::Sender<Watched>,
@@ -206,6 +222,7 @@ impl<C: Companion> Reloader<C> {
             telemetry,
             status: Status::default(),
             limits,
+            shard,
             web,
             files,
             triggers,
@@ -328,10 +345,15 @@ impl<C: Companion> Reloader<C> {
     /// Loads the datasets at `which` (indices into the catalogue), puts each that succeeded
     /// in service, and publishes the result. Returns every problem.
     async fn load(&mut self, which: &[usize], trigger: &str) -> Vec<Diagnostic> {
-        let mut outcomes = self.load_each(which).await;
-        self.refuse_clashes(which, &mut outcomes);
+        let (mine, mut outcomes): (Vec<usize>, Vec<_>) = self
+            .load_each(which)
+            .await
+            .into_iter()
+            .map(|(i, outcome, took)| (i, (outcome, took)))
+            .unzip();
+        self.refuse_clashes(&mine, &mut outcomes);
         let mut errors = Vec::new();
-        for (&i, (outcome, took)) in which.iter().zip(outcomes) {
+        for (&i, (outcome, took)) in mine.iter().zip(outcomes) {
             if outcome.is_ok() && self.slots[i].dataset.is_none() {
                 self.read_state(i, &outcome).await;
             }
@@ -370,8 +392,9 @@ impl<C: Companion> Reloader<C> {
 
     /// Runs the pipeline for each dataset at `which`, as many at once as there are cores:
     /// its config parsed (read once for the whole load), its remote sources fetched (those
-    /// not fetched yet), then its data files read and the dataset built and rendered.
-    async fn load_each(&mut self, which: &[usize]) -> Vec<(Outcome, Duration)> {
+    /// not fetched yet), then its data files read and the dataset built and rendered. A
+    /// dataset of another shard stops after the parse that names it, and has no outcome.
+    async fn load_each(&mut self, which: &[usize]) -> Vec<(usize, Outcome, Duration)> {
         let parses: Vec<_> = which
             .iter()
             .map(|&i| {
@@ -392,29 +415,62 @@ impl<C: Companion> Reloader<C> {
             let (parsed, parse_took) = parse
                 .await
                 .unwrap_or_else(|e| (Err(internal(e)), Duration::ZERO));
+            if !self.assign(i, parsed.as_ref().ok()) {
+                continue;
+            }
             let prepared = match parsed {
                 Ok(p) => self.prepare(i, p).await,
                 Err(e) => Err(e),
             };
             let (limits, permits, render) = (self.limits.clone(), permits.clone(), self.render);
-            tasks.push(tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let started = Instant::now();
-                let loaded = match prepared {
-                    Ok((parsed, bodies)) => build_off_thread(parsed, &limits, bodies, render).await,
-                    Err(e) => Err(e),
-                };
-                (loaded, parse_took + started.elapsed())
-            }));
+            tasks.push((
+                i,
+                tokio::spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    let started = Instant::now();
+                    let loaded = match prepared {
+                        Ok((parsed, bodies)) => {
+                            build_off_thread(parsed, &limits, bodies, render).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    (loaded, parse_took + started.elapsed())
+                }),
+            ));
         }
         let mut out = Vec::new();
-        for t in tasks {
-            out.push(
-                t.await
-                    .unwrap_or_else(|e| (Err(internal(e)), Duration::ZERO)),
-            );
+        for (i, t) in tasks {
+            let (outcome, took) = t
+                .await
+                .unwrap_or_else(|e| (Err(internal(e)), Duration::ZERO));
+            out.push((i, outcome, took));
         }
         out
+    }
+
+    /// Whether slot `i` is this shard's, by the name its config declares (else the name it
+    /// had). A dataset that moved to another shard stops being served here.
+    fn assign(&mut self, i: usize, parsed: Option<&Parsed>) -> bool {
+        let slot = &mut self.slots[i];
+        let name = parsed.and_then(Parsed::name).unwrap_or(&slot.name);
+        if self.shard.owns(name) {
+            slot.elsewhere = false;
+            return true;
+        }
+        if !slot.elsewhere && slot.status.last_attempt.is_some() {
+            info!(dataset = slot.name, shard = %self.shard, "the dataset now belongs to another shard, no longer served here");
+            self.telemetry.dataset_removed(&slot.name);
+        }
+        slot.remote.stop();
+        let mut fresh = Slot::new(slot.entry.clone());
+        if let Some(name) = parsed.and_then(Parsed::name) {
+            fresh.name = name.to_string();
+            fresh.status.name = fresh.name.clone();
+            fresh.unnamed = false;
+        }
+        fresh.elsewhere = true;
+        *slot = fresh;
+        false
     }
 
     /// Names slot `i` from its parsed config and fetches its remote sources that have no body
@@ -660,10 +716,13 @@ impl<C: Companion> Reloader<C> {
                 .collect(),
         };
         self.store.store(Arc::new(served));
+        let mine = || self.slots.iter().filter(|s| !s.elsewhere);
+        self.telemetry
+            .catalog_datasets(mine().count(), self.slots.len() - mine().count());
         self.status
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .datasets = self.slots.iter().map(|s| s.status.clone()).collect();
+            .datasets = mine().map(|s| s.status.clone()).collect();
         let mut watched: Watched = self
             .slots
             .iter()
@@ -775,7 +834,7 @@ impl Reloader<()> {
         let web = Arc::new(());
         let r = Reloader::open(
             config_file,
-            limits,
+            (limits, Shard::default()),
             web,
             telemetry,
             files,
@@ -881,6 +940,7 @@ mod tests {
         let r = Reloader::start(
             main,
             Limits::default(),
+            Shard::default(),
             Arc::new(()),
             Arc::new(Telemetry::new()),
             watch::channel(Watched::new()).0,
@@ -933,6 +993,67 @@ mod tests {
             "loaded 2 datasets: dataset a, 1 metrics, 1 series; dataset b, 1 metrics, 1 series"
         );
         assert_eq!(served(&r), [("a".into(), 0.11), ("b".into(), 0.21)]);
+    }
+
+    #[tokio::test]
+    async fn a_shard_reads_only_the_configs_of_other_shards_datasets() {
+        // FNV-1a 64 puts `a` on shard 0 of 2 and `b`, `d` on shard 1.
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main.toml");
+        std::fs::write(&main, "[catalog]\ndatasets = [\"a.toml\", \"b.toml\"]\n").unwrap();
+        std::fs::write(dir.path().join("a.toml"), dataset("a", "a_", "10")).unwrap();
+        // b's data file does not exist: shard 0 never looks for it.
+        let b = dataset("b", "b_", "20").replace(
+            "samples = [{ labels = { k = \"x\" }, value = 20 }]",
+            "samples_file = \"missing.csv\"",
+        );
+        std::fs::write(dir.path().join("b.toml"), b).unwrap();
+        let (tx, _) = mpsc::channel(8);
+        let telemetry = Arc::new(Telemetry::new());
+        let mut r = Reloader::start(
+            main,
+            Limits::default(),
+            Shard::new(0, 2).unwrap(),
+            Arc::new(()),
+            telemetry.clone(),
+            watch::channel(Watched::new()).0,
+            tx.downgrade(),
+        )
+        .await
+        .expect("shard 0 loads");
+        assert_eq!(served(&r), [("a".into(), 0.1)]);
+        let status: Vec<String> = r
+            .status
+            .lock()
+            .unwrap()
+            .datasets
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        assert_eq!(
+            status,
+            ["a"],
+            "only its own datasets in /-/ready and the pages"
+        );
+        let m = String::from_utf8(telemetry.render(crate::expose::encode::Format::Text)).unwrap();
+        assert!(
+            m.contains("indicator_exporter_catalog_datasets{assignment=\"skipped\"} 1\n"),
+            "{m}"
+        );
+        assert!(!m.contains("dataset=\"b\""), "no self-metrics for b: {m}");
+        // Renamed to `d`, a moves to shard 1: no longer served here, its self-metrics gone.
+        std::fs::write(dir.path().join("a.toml"), dataset("d", "a_", "10")).unwrap();
+        r.reload_all("signal").await.unwrap();
+        assert_eq!(served(&r), []);
+        let m = String::from_utf8(telemetry.render(crate::expose::encode::Format::Text)).unwrap();
+        assert!(
+            m.contains("indicator_exporter_catalog_datasets{assignment=\"served\"} 0\n"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("dataset=\"a\""),
+            "a's self-metrics removed: {m}"
+        );
     }
 
     #[tokio::test]

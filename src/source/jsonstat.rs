@@ -1168,8 +1168,25 @@ impl<'a> DatasetReader<'a, '_> {
 
     /// The `status` member, every entry checked.
     fn status(&mut self, status_path: &str, cells: Option<usize>) -> Status<'a> {
+        let status = self.ds.get("status");
+        // Eurostat's pre-2.0 files wrap the statuses as `{"value": …, "category": {…}}`.
+        if let Some(Value::Object(m)) = status {
+            if let Some(v) = m.get("value") {
+                return self.status_of(Some(v), &format!("{status_path}.value"), cells);
+            }
+        }
+        self.status_of(status, status_path, cells)
+    }
+
+    /// Statuses written as `v`, at `status_path`.
+    fn status_of(
+        &mut self,
+        v: Option<&'a Value>,
+        status_path: &str,
+        cells: Option<usize>,
+    ) -> Status<'a> {
         let sink = &mut *self.sink;
-        match self.ds.get("status") {
+        match v {
             None | Some(Value::Null) => Status::None,
             Some(Value::String(s)) => Status::All(s),
             Some(Value::Array(a)) => {

@@ -187,12 +187,18 @@ pub fn prom_value(sample: &Value) -> f64 {
 /// Starts VictoriaMetrics storing in `dir/vm`, keeping everything (history is years old; the
 /// default retention is one month), and waits for it to be healthy.
 pub fn start_victoria_metrics(dir: &Path) -> (Guard, String) {
+    start_victoria_metrics_with(dir, &[])
+}
+
+/// [`start_victoria_metrics`] with more flags (`-dedup.minScrapeInterval=…`).
+pub fn start_victoria_metrics_with(dir: &Path, flags: &[&str]) -> (Guard, String) {
     let port = free_port();
     let log = std::fs::File::create(dir.join("victoria-metrics.log")).expect("create vm log");
     let child = Command::new(require_tool("victoria-metrics"))
         .arg(format!("-storageDataPath={}", dir.join("vm").display()))
         .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
         .arg("-retentionPeriod=100y")
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

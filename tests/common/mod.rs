@@ -200,6 +200,7 @@ impl Server {
             limits: Default::default(),
             web_config_file: None,
             web_limits: Default::default(),
+            shard: Default::default(),
         };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()

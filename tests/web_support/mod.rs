@@ -166,6 +166,7 @@ impl WebServer {
             limits: Default::default(),
             web_config_file: web.map(Path::to_path_buf),
             web_limits,
+            shard: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
