@@ -1565,6 +1565,34 @@ mod tests {
     }
 
     #[test]
+    fn revised_series_list_their_vintages_escaped_oldest_first() {
+        let vintage = |value: f64, seen_ms: i64, published: &str| crate::state::Vintage {
+            value,
+            seen_ms,
+            published: published.into(),
+        };
+        let mut status = ready("t");
+        status.revisions = std::sync::Arc::new(vec![(
+            "t_a".into(),
+            r#"geo="<DE>",year="2024""#.into(),
+            vec![
+                vintage(0.5, 1_735_689_600_000, "2025-01-01"),
+                vintage(0.51, 1_738_368_000_500, "2025-02-01"),
+            ],
+        )]);
+        let html = dataset(&page(), &status, Some(&bundled()));
+        let section = html
+            .split("<h2>Revisions</h2>")
+            .nth(1)
+            .expect("the section");
+        assert!(section.starts_with("\n<p>1 series revised since first stored"));
+        assert!(section.contains("<code>t_a{geo=&quot;&lt;DE&gt;&quot;,year=&quot;2024&quot;}</code></td><td data-label=\"Value\" class=\"num\">0.5</td><td data-label=\"First seen\">2025-01-01T00:00:00Z</td><td data-label=\"Published\">2025-01-01</td>"), "{section}");
+        assert!(section.contains("<tr><td data-label=\"Series\"><code></code></td><td data-label=\"Value\" class=\"num\">0.51</td><td data-label=\"First seen\">2025-02-01T00:00:00Z</td>"), "{section}");
+        // Without revisions, no section.
+        assert!(!dataset(&page(), &ready("t"), Some(&bundled())).contains("<h2>Revisions"));
+    }
+
+    #[test]
     fn remote_sources_and_an_overdue_release() {
         let d = bundled();
         let mut st = ready(&d.info.name);
