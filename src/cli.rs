@@ -65,11 +65,6 @@ pub struct Cli {
     #[arg(long = "config.max-file-size", value_name = "SIZE", default_value = "256MiB", value_parser = crate::read::parse_size, global = true)]
     pub max_file_size: u64,
 
-    /// Directory for what the exporter keeps between runs; the copies of remote SDMX
-    /// structures go in its `structures/` (a start with the publisher down uses them).
-    #[arg(long = "storage.path", value_name = "DIR")]
-    pub storage_path: Option<PathBuf>,
-
     /// Address to listen on for web interface and telemetry; repeat to listen on several
     /// (`:PORT` listens on all IPv4 and IPv6 interfaces).
     #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = DEFAULT_LISTEN_ADDRESS)]
@@ -117,6 +112,24 @@ pub struct Cli {
     #[arg(long = "web.write-timeout", value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub write_timeout: Duration,
 
+    /// Directory for what survives a restart: each dataset's last served figures and every
+    /// value its series have had (vintages) go to `DIR/state/`, copies of remote SDMX
+    /// structures to `DIR/structures/`. A restart then counts and logs the revisions, new
+    /// periods and removed series published while the exporter was down, and uses the
+    /// structures when their publisher is down. Not set: nothing is kept.
+    #[arg(long = "storage.path", value_name = "DIR", global = true)]
+    pub storage_path: Option<PathBuf>,
+
+    /// Vintages kept per series under --storage.path, the value served included; the oldest
+    /// go first.
+    #[arg(long = "storage.vintages.max-per-series", value_name = "N", default_value_t = 100, value_parser = positive)]
+    pub vintages_max_per_series: usize,
+
+    /// How long a vintage is kept after it was first seen (`400d`, `5y`, `720h`; 0 keeps them
+    /// all). The value served is always kept.
+    #[arg(long = "storage.vintages.retention", value_name = "DURATION", default_value = "1825d", value_parser = retention)]
+    pub vintages_retention: Duration,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -142,9 +155,15 @@ pub enum Command {
 pub struct ExportArgs {
     /// `openmetrics` (timestamps in seconds, `# EOF`) for `promtool tsdb create-blocks-from
     /// openmetrics`; `prometheus` (text format, timestamps in milliseconds) for
-    /// VictoriaMetrics' `/api/v1/import/prometheus`.
+    /// VictoriaMetrics' `/api/v1/import/prometheus`; `csv` (with --vintages) for analysts.
     #[arg(long = "format", value_enum, default_value_t = ExportFormat::Openmetrics)]
     pub format: ExportFormat,
+
+    /// Write the revision history stored under --storage.path instead: every value each
+    /// series has had at the time it was first seen, as `NAME_vintage` series (openmetrics,
+    /// prometheus) or rows (csv). Reads no configuration.
+    #[arg(long = "vintages")]
+    pub vintages: bool,
 
     /// Where to write (`-`: standard output).
     #[arg(long = "output", short = 'o', value_name = "PATH", default_value = "-")]
@@ -155,13 +174,16 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     Openmetrics,
     Prometheus,
+    Csv,
 }
 
 impl ExportFormat {
-    pub fn encoding(self) -> crate::expose::encode::Format {
+    /// The exposition format, None for CSV.
+    pub fn encoding(self) -> Option<crate::expose::encode::Format> {
         match self {
-            ExportFormat::Openmetrics => crate::expose::encode::Format::OpenMetrics,
-            ExportFormat::Prometheus => crate::expose::encode::Format::Text,
+            ExportFormat::Openmetrics => Some(crate::expose::encode::Format::OpenMetrics),
+            ExportFormat::Prometheus => Some(crate::expose::encode::Format::Text),
+            ExportFormat::Csv => None,
         }
     }
 }
@@ -181,6 +203,16 @@ pub enum LogFormat {
 }
 
 impl Cli {
+    /// Where state is kept, and for how long, as the `--storage.*` flags set them.
+    pub fn storage(&self) -> Option<crate::state::Storage> {
+        let retention = crate::state::Retention {
+            max_per_series: self.vintages_max_per_series,
+            max_age: self.vintages_retention,
+        };
+        let path = self.storage_path.as_deref()?;
+        Some(crate::state::Storage::new(path, retention))
+    }
+
     /// The server's limits as the `--web.*` flags set them.
     pub fn web_limits(&self) -> Limits {
         let on = |d: Duration| (!d.is_zero()).then_some(d);
@@ -214,6 +246,20 @@ fn positive(s: &str) -> Result<usize, String> {
 /// A Go duration (`10s`, `2m`, `500ms`; `0`).
 fn duration(s: &str) -> Result<Duration, String> {
     limits::parse_timeout(s).map(Option::unwrap_or_default)
+}
+
+/// A retention: a Go duration, or a whole number of days (`400d`), weeks (`8w`) or years of
+/// 365 days (`5y`), as Prometheus' own retention flags take them.
+fn retention(s: &str) -> Result<Duration, String> {
+    let days = |n: &str, per: u64| n.parse::<u64>().ok().map(|n| n * per * 86_400);
+    let secs = match s.char_indices().last() {
+        Some((at, 'd')) => days(&s[..at], 1),
+        Some((at, 'w')) => days(&s[..at], 7),
+        Some((at, 'y')) => days(&s[..at], 365),
+        _ => return duration(s),
+    };
+    secs.map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid retention `{s}`, expected a duration such as 400d, 5y or 720h (0 keeps every vintage)"))
 }
 
 fn telemetry_path(s: &str) -> Result<String, String> {
@@ -281,7 +327,23 @@ mod tests {
         };
         assert_eq!(e.format, ExportFormat::Openmetrics);
         assert_eq!(e.output, PathBuf::from("h.om"));
-        assert!(Cli::try_parse_from(["x", "export", "--format=csv"]).is_err());
+        assert!(Cli::try_parse_from(["x", "export", "--format=xml"]).is_err());
+    }
+
+    #[test]
+    fn retention_takes_days_weeks_years_and_go_durations() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(retention("400d"), Ok(day * 400));
+        assert_eq!(retention("8w"), Ok(day * 56));
+        assert_eq!(retention("5y"), Ok(day * 5 * 365));
+        assert_eq!(retention("720h"), Ok(day * 30));
+        assert_eq!(retention("0"), Ok(Duration::ZERO));
+        assert!(retention("xd").is_err() && retention("soon").is_err());
+        let c = Cli::try_parse_from(["x", "export", "--vintages", "--storage.path", "s"]).unwrap();
+        let storage = c.storage().expect("a storage");
+        assert_eq!(storage.dir, PathBuf::from("s/state"));
+        assert_eq!(storage.retention.max_per_series, 100);
+        assert_eq!(storage.retention.max_age, day * 1825);
     }
 
     #[test]

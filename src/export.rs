@@ -15,11 +15,12 @@
 //! - the text format with timestamps in milliseconds, for VictoriaMetrics'
 //!   `/api/v1/import/prometheus` (and any other importer of the text format).
 
-use crate::dataset::calendar::Period;
+use crate::dataset::calendar::{rfc3339, Period};
 use crate::dataset::families::Series;
 use crate::dataset::Dataset;
-use crate::expose::encode::{Encoder, Format};
+use crate::expose::encode::{Encoder, Format, Kind};
 use crate::expose::render::encoded_as;
+use crate::state::{State, Vintage};
 
 /// The time given to a period's sample: its last second, in Unix seconds.
 pub fn period_timestamp(p: Period) -> i64 {
@@ -117,6 +118,107 @@ pub fn write(dataset: &Dataset, format: Format, out: &mut Vec<u8>) -> Summary {
         enc.out.extend_from_slice(b"# EOF\n");
     }
     summary
+}
+
+/// Writes the revision history kept in `states`: per declared metric a gauge family
+/// `NAME_vintage`, each series with the labels it is served with and one sample per vintage
+/// at the time it was first seen, so a time-series database shows when each value appeared.
+pub fn vintages(states: &[State], format: Format, out: &mut Vec<u8>) -> Summary {
+    let mut summary = Summary::default();
+    let mut enc = Encoder { format, out };
+    for m in states.iter().flat_map(|s| &s.metrics) {
+        let name = format!("{}_vintage", m.name);
+        let help = format!(
+            "Every value each series of {} has had, at the time the exporter first served it.",
+            m.name
+        );
+        enc.family(&name, &help, Kind::Gauge, None);
+        summary.families += 1;
+        for s in &m.series {
+            summary.series += 1;
+            let labels = || {
+                m.label_names
+                    .iter()
+                    .map(String::as_str)
+                    .zip(s.labels.iter().map(String::as_str))
+            };
+            for v in in_time_order(&s.vintages) {
+                enc.sample_at_ms(&name, labels(), v.value, v.seen_ms);
+                summary.samples += 1;
+            }
+        }
+    }
+    if format == Format::OpenMetrics {
+        enc.out.extend_from_slice(b"# EOF\n");
+    }
+    summary
+}
+
+/// The revision history as CSV, one row per vintage: dataset, metric, the series' labels as
+/// served (`a="x",b="y"`), value, when first seen (UTC, and Unix milliseconds), status flag,
+/// and the dataset's `published` date at that load.
+pub fn vintages_csv(states: &[State], out: &mut Vec<u8>) -> Summary {
+    let mut summary = Summary::default();
+    let mut w = csv::Writer::from_writer(out);
+    let header = [
+        "dataset",
+        "metric",
+        "labels",
+        "value",
+        "first_seen",
+        "first_seen_unix_ms",
+        "status",
+        "published",
+    ];
+    let _ = w.write_record(header);
+    for state in states {
+        for m in &state.metrics {
+            summary.families += 1;
+            for s in &m.series {
+                summary.series += 1;
+                let labels = m.text(s);
+                for v in in_time_order(&s.vintages) {
+                    let mut value = Vec::new();
+                    crate::expose::encode::write_value(&mut value, v.value);
+                    let seen = format!(
+                        "{}.{:03}Z",
+                        rfc3339(v.seen_ms.div_euclid(1000)).trim_end_matches('Z'),
+                        v.seen_ms.rem_euclid(1000)
+                    );
+                    let ms = v.seen_ms.to_string();
+                    let row = [
+                        state.dataset.as_bytes(),
+                        m.name.as_bytes(),
+                        labels.as_bytes(),
+                        &value,
+                        seen.as_bytes(),
+                        ms.as_bytes(),
+                        s.status.as_deref().unwrap_or("").as_bytes(),
+                        v.published.as_bytes(),
+                    ];
+                    let _ = w.write_record(row);
+                    summary.samples += 1;
+                }
+            }
+        }
+    }
+    let _ = w.flush();
+    summary
+}
+
+/// A series' vintages by time, one per millisecond (the later load's), as a time-series
+/// database takes them: a clock set back must not make the export unreadable.
+fn in_time_order(vintages: &[Vintage]) -> Vec<&Vintage> {
+    let mut v: Vec<&Vintage> = vintages.iter().collect();
+    v.sort_by_key(|v| v.seen_ms);
+    let mut out: Vec<&Vintage> = Vec::with_capacity(v.len());
+    for x in v {
+        match out.last_mut() {
+            Some(last) if last.seen_ms == x.seen_ms => *last = x,
+            _ => out.push(x),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod logging;
 pub(crate) mod read;
 pub mod reload;
 pub(crate) mod source;
+pub mod state;
 pub mod telemetry;
 
 pub use crate::config::shard::Shard;

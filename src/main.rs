@@ -94,7 +94,7 @@ fn main() -> ExitCode {
             watch: cli.config_watch,
             limits: load::Limits {
                 max_file_size: cli.max_file_size,
-                storage: cli.storage_path.clone(),
+                storage: cli.storage().map(std::sync::Arc::new),
                 ..load::Limits::default()
             },
             web_config_file: cli.web_config_file.clone(),
@@ -223,6 +223,13 @@ fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> E
 
 /// `export`: the dataset's history, to a file or standard output; the summary on stderr.
 fn export_history(cli: &Cli, args: &ExportArgs) -> ExitCode {
+    if args.vintages {
+        return export_vintages(cli, args);
+    }
+    let Some(encoding) = args.format.encoding() else {
+        eprintln!("--format=csv writes vintages only: add --vintages and --storage.path");
+        return ExitCode::FAILURE;
+    };
     let datasets = match check_catalog(&cli.config_file, cli.max_file_size) {
         Ok(d) => d,
         Err(errors) => return invalid(cli, &errors),
@@ -230,7 +237,7 @@ fn export_history(cli: &Cli, args: &ExportArgs) -> ExitCode {
     let mut body = Vec::new();
     let mut summary = export::Summary::default();
     for (i, d) in datasets.iter().enumerate() {
-        let s = export::write(d, args.format.encoding(), &mut body);
+        let s = export::write(d, encoding, &mut body);
         // OpenMetrics ends once, after the last dataset.
         if i + 1 < datasets.len() && body.ends_with(b"# EOF\n") {
             body.truncate(body.len() - b"# EOF\n".len());
@@ -240,11 +247,53 @@ fn export_history(cli: &Cli, args: &ExportArgs) -> ExitCode {
         summary.samples += s.samples;
         summary.before_1970 += s.before_1970;
     }
+    write_export(cli, args, &body, summary)
+}
+
+/// `export --vintages`: the revision history stored under `--storage.path`. A state file that
+/// cannot be read is reported and left out.
+fn export_vintages(cli: &Cli, args: &ExportArgs) -> ExitCode {
+    let Some(storage) = cli.storage() else {
+        eprintln!("export --vintages reads the state that --storage.path names: give it");
+        return ExitCode::FAILURE;
+    };
+    let files = match storage.read_all() {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Nothing served with this --storage.path yet: an empty history.
+            eprintln!("warning: {}: no state stored yet", storage.dir.display());
+            Vec::new()
+        }
+        Err(e) => {
+            eprintln!(
+                "{}: cannot read the state directory: {e}",
+                storage.dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut states = Vec::new();
+    for (path, read) in files {
+        match read {
+            Ok(s) => states.push(s),
+            Err((_, e)) => eprintln!("warning: {}: left out: {e}", path.display()),
+        }
+    }
+    let mut body = Vec::new();
+    let summary = match args.format.encoding() {
+        Some(format) => export::vintages(&states, format, &mut body),
+        None => export::vintages_csv(&states, &mut body),
+    };
+    write_export(cli, args, &body, summary)
+}
+
+/// Writes an export to `--output` and reports it on stderr.
+fn write_export(cli: &Cli, args: &ExportArgs, body: &[u8], summary: export::Summary) -> ExitCode {
     let to_stdout = args.output.as_os_str() == "-";
     let written = if to_stdout {
-        std::io::Write::write_all(&mut std::io::stdout().lock(), &body)
+        std::io::Write::write_all(&mut std::io::stdout().lock(), body)
     } else {
-        std::fs::write(&args.output, &body)
+        std::fs::write(&args.output, body)
     };
     let target = if to_stdout {
         "standard output".to_string()

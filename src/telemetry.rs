@@ -21,7 +21,7 @@ use bytes::Bytes;
 use prometheus::core::Collector;
 use prometheus::proto::MetricType;
 use prometheus::{Counter, CounterVec, Gauge, GaugeVec, IntGauge, Opts, Registry};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::dataset::changes::MetricChange;
 use crate::dataset::Dataset;
@@ -131,6 +131,8 @@ pub struct Telemetry {
     source_failures: CounterVec,
     source_bytes: CounterVec,
     source_copies: CounterVec,
+    /// State files (`--storage.path`) that could not be read or written, by reason.
+    state_errors: CounterVec,
     /// Failed and throttled logins (basic auth).
     auth: [Counter; 2],
     /// The shard served, the datasets served and skipped, and what the HTTP limits did.
@@ -478,6 +480,11 @@ impl Telemetry {
             [source_requests, source_failures, source_bytes, source_copies],
         ) = source_metrics();
         let auth = auth_metrics();
+        let state_errors = counters(
+            "storage_state_errors_total",
+            "State files under --storage.path that could not be used or written, by dataset and reason (missing, unreadable, truncated, corrupt, version, foreign: started fresh; write: the previous file kept).",
+            &["dataset", "reason"],
+        );
         let serving = Serving::new();
         let process = process_registry();
         process
@@ -505,6 +512,7 @@ impl Telemetry {
             Box::new(source_failures.clone()),
             Box::new(source_bytes.clone()),
             Box::new(source_copies.clone()),
+            Box::new(state_errors.clone()),
             Box::new(auth[0].clone()),
             Box::new(auth[1].clone()),
         ];
@@ -533,6 +541,7 @@ impl Telemetry {
             source_failures,
             source_bytes,
             source_copies,
+            state_errors,
             auth,
             missing_sets: Mutex::default(),
             metrics: Mutex::default(),
@@ -648,6 +657,7 @@ impl Telemetry {
         remove_dataset(&self.removed, dataset);
         remove_dataset(&self.last_change, dataset);
         remove_dataset(&self.missing, dataset);
+        remove_dataset(&self.state_errors, dataset);
         self.sources_removed(dataset, &[]);
         self.missing_sets
             .lock()
@@ -804,6 +814,27 @@ impl Telemetry {
     /// The added, removed and revised counters of `metric`, created at zero if new.
     fn change_counters(&self, dataset: &str, metric: &str) -> [Counter; 3] {
         [&self.added, &self.removed, &self.revised].map(|c| c.with_label_values(&[dataset, metric]))
+    }
+
+    /// A dataset's state file could not be used (it starts fresh) or written (the previous
+    /// one stays): logged and counted, never a reason to stop serving.
+    pub fn state_error(&self, dataset: &str, problem: crate::state::Problem, error: &str) {
+        let reason = problem.reason();
+        if problem == crate::state::Problem::Write {
+            warn!(
+                dataset,
+                error, "cannot write the dataset's state; the previous state file is kept"
+            );
+        } else {
+            warn!(
+                dataset,
+                reason, error, "stored state not usable, starting fresh"
+            );
+        }
+        self.state_errors
+            .with_label_values(&[dataset, reason])
+            .inc();
+        self.touched();
     }
 
     /// A login was refused after a password check (`throttled`: false), or answered 429

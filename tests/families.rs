@@ -34,6 +34,7 @@ fn outputs(d: &Dataset) -> (String, String, String) {
         last_attempt: None,
         errors: Vec::new(),
         sources: Vec::new(),
+        revisions: Default::default(),
     };
     let html = pages::dataset(&page, &status, Some(d));
     (text, String::from_utf8(export).unwrap(), html)

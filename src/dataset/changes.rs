@@ -15,15 +15,71 @@ pub struct MetricChange {
     pub revised: Vec<(String, f64, f64)>,
 }
 
-/// Compares the declared metrics of two datasets series by series: a merge of two sorted
-/// lists, so a million series compare in one pass without an index.
-pub fn diff<'a>(old: &'a Dataset, new: &'a Dataset) -> Vec<MetricChange> {
-    let mut names: Vec<&str> = old
-        .metrics
-        .iter()
-        .chain(&new.metrics)
-        .map(|m| m.name.as_str())
-        .collect();
+/// One metric's series as a comparison reads them: sorted by their label values taken in
+/// label-name order.
+pub trait Series {
+    /// The label names, sorted.
+    fn names(&self) -> Vec<&str>;
+    fn len(&self) -> usize;
+    /// The `k`th label value (in sorted-name order) of series `i`.
+    fn key(&self, i: usize, k: usize) -> &str;
+    fn value(&self, i: usize) -> f64;
+    /// `a="x",b="y"` of series `i`.
+    fn text(&self, i: usize) -> String;
+}
+
+/// The figures of a dataset, or of what was stored of one: its metrics by name.
+pub trait Figures {
+    type Metric<'a>: Series
+    where
+        Self: 'a;
+    fn metric_names(&self) -> Vec<&str>;
+    fn metric(&self, name: &str) -> Option<Self::Metric<'_>>;
+}
+
+/// A declared metric of a dataset, with the dataset that holds its label values.
+pub struct Served<'a>(&'a Dataset, &'a Metric);
+
+impl Series for Served<'_> {
+    fn names(&self) -> Vec<&str> {
+        sorted_names(self.1)
+    }
+    fn len(&self) -> usize {
+        self.1.len()
+    }
+    fn key(&self, i: usize, k: usize) -> &str {
+        self.0.symbol(self.1.labels(i)[self.1.order[k]])
+    }
+    fn value(&self, i: usize) -> f64 {
+        self.1.value(i)
+    }
+    fn text(&self, i: usize) -> String {
+        self.0.labels_text(self.1, i)
+    }
+}
+
+impl Figures for Dataset {
+    type Metric<'a> = Served<'a>;
+    fn metric_names(&self) -> Vec<&str> {
+        self.metrics.iter().map(|m| m.name.as_str()).collect()
+    }
+    fn metric(&self, name: &str) -> Option<Served<'_>> {
+        let m = self.metrics.iter().find(|m| m.name == name)?;
+        Some(Served(self, m))
+    }
+}
+
+/// Compares the declared metrics of two datasets series by series.
+pub fn diff(old: &Dataset, new: &Dataset) -> Vec<MetricChange> {
+    compare(old, new)
+}
+
+/// Compares two sets of figures series by series: a merge of two sorted lists, so a million
+/// series compare in one pass without an index. Reloads compare the dataset served with its
+/// successor; start-up compares what was stored before a restart with the first load.
+pub fn compare<A: Figures, B: Figures>(old: &A, new: &B) -> Vec<MetricChange> {
+    let mut names: Vec<&str> = old.metric_names();
+    names.extend(new.metric_names());
     names.sort_unstable();
     names.dedup();
     let mut out = Vec::new();
@@ -34,49 +90,8 @@ pub fn diff<'a>(old: &'a Dataset, new: &'a Dataset) -> Vec<MetricChange> {
             removed: 0,
             revised: vec![],
         };
-        let find = |d: &'a Dataset| d.metrics.iter().find(|m| m.name == name);
-        match (find(old), find(new)) {
-            (Some(o), Some(n)) if sorted_names(o) == sorted_names(n) => {
-                // Both lists are sorted by label values in label-name order.
-                let cmp = |i: usize, j: usize| {
-                    let (a, b) = (o.labels(i), n.labels(j));
-                    o.order
-                        .iter()
-                        .zip(&n.order)
-                        .map(|(&x, &y)| old.symbol(a[x]).cmp(new.symbol(b[y])))
-                        .find(|c| c.is_ne())
-                        .unwrap_or(Ordering::Equal)
-                };
-                let (mut i, mut j) = (0, 0);
-                while i < o.len() || j < n.len() {
-                    let ord = match (i < o.len(), j < n.len()) {
-                        (true, true) => cmp(i, j),
-                        (true, false) => Ordering::Less,
-                        _ => Ordering::Greater,
-                    };
-                    match ord {
-                        Ordering::Less => {
-                            change.removed += 1;
-                            i += 1;
-                        }
-                        Ordering::Greater => {
-                            change.added += 1;
-                            j += 1;
-                        }
-                        Ordering::Equal => {
-                            if o.value(i).to_bits() != n.value(j).to_bits() {
-                                change.revised.push((
-                                    new.labels_text(n, j),
-                                    o.value(i),
-                                    n.value(j),
-                                ));
-                            }
-                            i += 1;
-                            j += 1;
-                        }
-                    }
-                }
-            }
+        match (old.metric(name), new.metric(name)) {
+            (Some(o), Some(n)) if o.names() == n.names() => merge(&o, &n, &mut change),
             (o, n) => {
                 change.removed = o.map_or(0, |m| m.len());
                 change.added = n.map_or(0, |m| m.len());
@@ -87,6 +102,43 @@ pub fn diff<'a>(old: &'a Dataset, new: &'a Dataset) -> Vec<MetricChange> {
         }
     }
     out
+}
+
+/// Counts the series only in `o` (removed), only in `n` (added), and in both with another
+/// value (revised), walking both sorted lists once.
+fn merge(o: &impl Series, n: &impl Series, change: &mut MetricChange) {
+    let width = o.names().len();
+    let cmp = |i: usize, j: usize| {
+        (0..width)
+            .map(|k| o.key(i, k).cmp(n.key(j, k)))
+            .find(|c| c.is_ne())
+            .unwrap_or(Ordering::Equal)
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < o.len() || j < n.len() {
+        let ord = match (i < o.len(), j < n.len()) {
+            (true, true) => cmp(i, j),
+            (true, false) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match ord {
+            Ordering::Less => {
+                change.removed += 1;
+                i += 1;
+            }
+            Ordering::Greater => {
+                change.added += 1;
+                j += 1;
+            }
+            Ordering::Equal => {
+                if o.value(i).to_bits() != n.value(j).to_bits() {
+                    change.revised.push((n.text(j), o.value(i), n.value(j)));
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
 }
 
 fn sorted_names(m: &Metric) -> Vec<&str> {

@@ -86,6 +86,44 @@ impl Encoder<'_> {
         value: f64,
         timestamp: Option<i64>,
     ) {
+        self.series_value(name, labels, value);
+        let out = &mut *self.out;
+        match (timestamp, self.format) {
+            (None, _) => {}
+            (Some(t), Format::Text) => {
+                let _ = write!(out, " {}", t * 1000);
+            }
+            (Some(t), Format::OpenMetrics) => {
+                let _ = write!(out, " {t}");
+            }
+        }
+        out.push(b'\n');
+    }
+
+    /// A sample at `ms` Unix milliseconds (not negative): seconds with three decimals in
+    /// OpenMetrics, milliseconds in the text format.
+    pub fn sample_at_ms<'l>(
+        &mut self,
+        name: &str,
+        labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+        value: f64,
+        ms: i64,
+    ) {
+        self.series_value(name, labels, value);
+        let out = &mut *self.out;
+        let _ = match self.format {
+            Format::Text => writeln!(out, " {ms}"),
+            Format::OpenMetrics => writeln!(out, " {}.{:03}", ms / 1000, ms % 1000),
+        };
+    }
+
+    /// A sample's name, labels and value, without its timestamp and newline.
+    fn series_value<'l>(
+        &mut self,
+        name: &str,
+        labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+        value: f64,
+    ) {
         let out = &mut *self.out;
         out.extend_from_slice(name.as_bytes());
         let mut first = true;
@@ -102,16 +140,6 @@ impl Encoder<'_> {
         }
         out.push(b' ');
         write_value(out, value);
-        match (timestamp, self.format) {
-            (None, _) => {}
-            (Some(t), Format::Text) => {
-                let _ = write!(out, " {}", t * 1000);
-            }
-            (Some(t), Format::OpenMetrics) => {
-                let _ = write!(out, " {t}");
-            }
-        }
-        out.push(b'\n');
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-use crate::dataset::calendar::{civil_from_days, days_from_civil, Cadence, Period};
+use crate::dataset::calendar::{civil_from_days, days_from_civil, rfc3339, Cadence, Period};
 use crate::dataset::families::{Kind, Series};
 use crate::dataset::units::{scale_pow10, Base};
 use crate::dataset::{Dataset, Metric, ReleaseSchedule};
@@ -439,6 +439,7 @@ pub fn dataset(page: &Page, status: &DatasetStatus, dataset: Option<&Dataset>) -
     match dataset {
         Some(d) => {
             provenance(&mut out, d);
+            revisions(&mut out, status);
             metrics(&mut out, page, d);
             labels(&mut out, d);
         }
@@ -506,6 +507,40 @@ fn status_section(out: &mut String, page: &Page, s: &DatasetStatus, d: Option<&D
             );
         }
         out.push_str("</tbody>\n</table>\n");
+    }
+}
+
+/// The series revised since they were first stored (`--storage.path`): every value each has
+/// had, when the exporter first served it, and the dataset's `published` date then.
+fn revisions(out: &mut String, s: &DatasetStatus) {
+    if s.revisions.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<h2>Revisions</h2>\n<p>{} revised since first stored; every value each has had, oldest first.</p>",
+        plural(s.revisions.len(), "series")
+    );
+    out.push_str("<table class=\"stack revisions\">\n<thead><tr><th>Series</th><th class=\"num\">Value</th><th>First seen</th><th>Published</th></tr></thead>\n<tbody>\n");
+    for (metric, labels, vintages) in s.revisions.iter().take(MAX_SERIES_PER_PAGE) {
+        let series = escape_html(&format!("{metric}{{{labels}}}"));
+        for (k, v) in vintages.iter().enumerate() {
+            let name = if k == 0 { series.as_str() } else { "" };
+            let mut value = Vec::new();
+            crate::expose::encode::write_value(&mut value, v.value);
+            let _ = writeln!(
+                out,
+                "<tr><td data-label=\"Series\"><code>{name}</code></td><td data-label=\"Value\" class=\"num\">{}</td><td data-label=\"First seen\">{}</td><td data-label=\"Published\">{}</td></tr>",
+                escape_html(&String::from_utf8_lossy(&value)),
+                rfc3339(v.seen_ms.div_euclid(1000)),
+                escape_html(&v.published)
+            );
+        }
+    }
+    out.push_str("</tbody>\n</table>\n");
+    if s.revisions.len() > MAX_SERIES_PER_PAGE {
+        let more = s.revisions.len() - MAX_SERIES_PER_PAGE;
+        let _ = writeln!(out, "<p class=\"small\">and {more} more, not shown.</p>");
     }
 }
 
@@ -1237,18 +1272,6 @@ fn secs(t: SystemTime) -> i64 {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(t: i64) -> String {
-    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 fn date(t: i64) -> String {
     let (y, m, d) = civil_from_days(t.div_euclid(86_400));
     format!("{y:04}-{m:02}-{d:02}")
@@ -1334,6 +1357,7 @@ mod tests {
             }),
             errors: vec![],
             sources: vec![],
+            revisions: Default::default(),
         }
     }
 
@@ -1350,6 +1374,7 @@ mod tests {
             }),
             errors: vec!["c.toml:3:1: bad <thing>".into(), "c.toml:9:2: worse".into()],
             sources: vec![],
+            revisions: Default::default(),
         }
     }
 
@@ -1537,6 +1562,34 @@ mod tests {
         assert_eq!(html.matches("c.toml:3:1: bad").count(), 1);
         assert!(!html.contains("<h2>Metrics"));
         assert!(!html.contains("still served"));
+    }
+
+    #[test]
+    fn revised_series_list_their_vintages_escaped_oldest_first() {
+        let vintage = |value: f64, seen_ms: i64, published: &str| crate::state::Vintage {
+            value,
+            seen_ms,
+            published: published.into(),
+        };
+        let mut status = ready("t");
+        status.revisions = std::sync::Arc::new(vec![(
+            "t_a".into(),
+            r#"geo="<DE>",year="2024""#.into(),
+            vec![
+                vintage(0.5, 1_735_689_600_000, "2025-01-01"),
+                vintage(0.51, 1_738_368_000_500, "2025-02-01"),
+            ],
+        )]);
+        let html = dataset(&page(), &status, Some(&bundled()));
+        let section = html
+            .split("<h2>Revisions</h2>")
+            .nth(1)
+            .expect("the section");
+        assert!(section.starts_with("\n<p>1 series revised since first stored"));
+        assert!(section.contains("<code>t_a{geo=&quot;&lt;DE&gt;&quot;,year=&quot;2024&quot;}</code></td><td data-label=\"Value\" class=\"num\">0.5</td><td data-label=\"First seen\">2025-01-01T00:00:00Z</td><td data-label=\"Published\">2025-01-01</td>"), "{section}");
+        assert!(section.contains("<tr><td data-label=\"Series\"><code></code></td><td data-label=\"Value\" class=\"num\">0.51</td><td data-label=\"First seen\">2025-02-01T00:00:00Z</td>"), "{section}");
+        // Without revisions, no section.
+        assert!(!dataset(&page(), &ready("t"), Some(&bundled())).contains("<h2>Revisions"));
     }
 
     #[test]

@@ -35,8 +35,9 @@ pub struct Limits {
     pub timeout: Duration,
     /// Loads still running after their timeout, shared by every load of one exporter.
     pub abandoned: Arc<AtomicUsize>,
-    /// `--storage.path`: where copies of remote structures are kept (`structures/`).
-    pub storage: Option<PathBuf>,
+    /// `--storage.path`: each dataset's figures and vintages (`state/`) and the copies of
+    /// remote structures (`structures/`), if kept anywhere.
+    pub storage: Option<Arc<crate::state::Storage>>,
 }
 
 impl Default for Limits {

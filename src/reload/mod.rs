@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::catalog::{self, Entry};
 use crate::config::shard::Shard;
-use crate::dataset::changes::diff;
+use crate::dataset::changes::{compare, diff};
 use crate::dataset::Dataset;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::expose::snapshot::{Served, Snapshot, Store};
@@ -32,6 +32,7 @@ use crate::reload::load::{
 use crate::reload::status::{Attempt, DatasetStatus};
 pub use crate::reload::status::{CatalogStatus, Status};
 use crate::reload::watcher::Watched;
+use crate::state::State;
 use crate::telemetry::Telemetry;
 
 /// Why a load was asked for. An HTTP trigger carries where to send the outcome.
@@ -83,6 +84,9 @@ struct Slot {
     remote: refresh::Sources,
     /// Assigned to another shard: its config is parsed for its name, nothing more is read.
     elsewhere: bool,
+    /// Its figures and vintages as last stored (`--storage.path`): read before its first
+    /// good load, then the state after each load; None without storage or a usable file.
+    stored: Option<Arc<State>>,
 }
 
 impl Slot {
@@ -100,6 +104,7 @@ impl Slot {
                 last_attempt: None,
                 errors: Vec::new(),
                 sources: Vec::new(),
+                revisions: Arc::default(),
             },
             entry,
             text: None,
@@ -110,6 +115,7 @@ impl Slot {
             snapshot: None,
             remote: refresh::Sources::default(),
             elsewhere: false,
+            stored: None,
         }
     }
 
@@ -230,6 +236,7 @@ impl<C: Companion> Reloader<C> {
         if !errors.is_empty() {
             return Err(Diagnostics::new(errors));
         }
+        r.prune_state().await;
         r.telemetry.config_loaded(true, false);
         Ok(r)
     }
@@ -306,6 +313,7 @@ impl<C: Companion> Reloader<C> {
         }
         let all: Vec<usize> = (0..self.slots.len()).collect();
         let errors = self.load(&all, trigger).await;
+        self.prune_state().await;
         self.telemetry.config_loaded(errors.is_empty(), true);
         if !errors.is_empty() {
             tracing::error!(
@@ -346,8 +354,14 @@ impl<C: Companion> Reloader<C> {
         self.refuse_clashes(&mine, &mut outcomes);
         let mut errors = Vec::new();
         for (&i, (outcome, took)) in mine.iter().zip(outcomes) {
+            if outcome.is_ok() && self.slots[i].dataset.is_none() {
+                self.read_state(i, &outcome).await;
+            }
             match self.put(i, outcome, took, trigger) {
-                Ok(()) => self.recompress(i),
+                Ok(()) => {
+                    self.write_state(i).await;
+                    self.recompress(i);
+                }
                 Err(e) => errors.extend(e.0),
             }
         }
@@ -416,7 +430,7 @@ impl<C: Companion> Reloader<C> {
                 name: slot.name.clone(),
                 telemetry: self.telemetry.clone(),
                 triggers: self.triggers.clone(),
-                storage: self.limits.storage.clone(),
+                storage: self.limits.storage.as_ref().map(|s| s.root.clone()),
             };
             let (limits, permits, render) = (self.limits.clone(), permits.clone(), self.render);
             tasks.push((
@@ -519,10 +533,15 @@ impl<C: Companion> Reloader<C> {
             .loaded(outcome.is_ok(), &slot.name, &self.telemetry);
         match outcome {
             Ok(Loaded { dataset, snapshot }) => {
-                if let Some(old) = &slot.dataset {
-                    for change in diff(old, &dataset) {
-                        self.telemetry.changed(&dataset.info.name, &change);
-                    }
+                // Reloads compare with the dataset served; the first load with what was stored
+                // before a restart, so changes made meanwhile count alike.
+                let changes = match (&slot.dataset, &slot.stored) {
+                    (Some(old), _) => diff(old, &dataset),
+                    (None, Some(stored)) => compare(&**stored, &*dataset),
+                    (None, None) => Vec::new(),
+                };
+                for change in changes {
+                    self.telemetry.changed(&dataset.info.name, &change);
                 }
                 if slot.name != dataset.info.name {
                     self.telemetry.dataset_removed(&slot.name);
@@ -542,6 +561,7 @@ impl<C: Companion> Reloader<C> {
                     }),
                     errors: Vec::new(),
                     sources: slot.remote.status(),
+                    revisions: slot.status.revisions.clone(),
                 };
                 slot.dataset = Some(dataset);
                 Ok(())
@@ -571,6 +591,104 @@ impl<C: Companion> Reloader<C> {
                 } else {
                     Err(e)
                 }
+            }
+        }
+    }
+
+    /// Reads the stored state of the dataset slot `i` is about to serve for the first time; a
+    /// file that cannot be used is a warning and a fresh start.
+    async fn read_state(&mut self, i: usize, outcome: &Outcome) {
+        let (Some(storage), Ok(loaded)) = (self.limits.storage.clone(), outcome) else {
+            return;
+        };
+        let name = loaded.dataset.info.name.clone();
+        let read = {
+            let name = name.clone();
+            tokio::task::spawn_blocking(move || storage.read(&name)).await
+        };
+        self.slots[i].stored = match read {
+            Ok(Ok(state)) => Some(Arc::new(state)),
+            Ok(Err((problem, error))) => {
+                self.telemetry.state_error(&name, problem, &error);
+                None
+            }
+            Err(e) => {
+                let error = e.to_string();
+                self.telemetry
+                    .state_error(&name, crate::state::Problem::Unreadable, &error);
+                None
+            }
+        };
+    }
+
+    /// Stores the figures slot `i` serves now with their vintages, when they changed; a
+    /// failed write is logged and counted, and serving goes on.
+    async fn write_state(&mut self, i: usize) {
+        let slot = &self.slots[i];
+        let (Some(storage), Some(dataset)) = (self.limits.storage.clone(), slot.dataset.clone())
+        else {
+            return;
+        };
+        let old = slot.stored.clone();
+        let name = slot.name.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let base = old.as_deref().cloned().unwrap_or_default();
+            let new = base.advance(&dataset, SystemTime::now(), storage.retention);
+            let unchanged = old.as_deref() == Some(&new);
+            let written = if unchanged {
+                Ok(())
+            } else {
+                storage.write(&new)
+            };
+            if !unchanged {
+                let took_ms = started.elapsed().as_millis() as u64;
+                debug!(dataset = name, took_ms, "state written");
+            }
+            let revisions = new.revised();
+            (new, written, revisions)
+        });
+        let slot = &mut self.slots[i];
+        match job.await {
+            Ok((new, written, revisions)) => {
+                if let Err(e) = written {
+                    let problem = crate::state::Problem::Write;
+                    self.telemetry
+                        .state_error(&slot.name, problem, &e.to_string());
+                }
+                slot.stored = Some(Arc::new(new));
+                slot.status.revisions = Arc::new(revisions);
+            }
+            Err(e) => {
+                let problem = crate::state::Problem::Write;
+                self.telemetry
+                    .state_error(&slot.name, problem, &e.to_string());
+            }
+        }
+    }
+
+    /// Deletes the state of datasets no longer in the catalogue.
+    async fn prune_state(&self) {
+        let Some(storage) = self.limits.storage.clone() else {
+            return;
+        };
+        let keep: Vec<String> = self.slots.iter().map(|s| s.name.clone()).collect();
+        let pruned = tokio::task::spawn_blocking(move || {
+            let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+            storage.prune(&keep)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(deleted)) => {
+                for path in deleted {
+                    info!(path = %path.display(), "state of a dataset no longer in the catalogue deleted");
+                }
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot delete the state of datasets no longer in the catalogue")
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot delete the state of datasets no longer in the catalogue")
             }
         }
     }

@@ -40,6 +40,8 @@ pub struct DatasetStatus {
     /// Diagnostics of the last failed attempt (empty when it succeeded).
     pub errors: Vec<String>,
     pub sources: Vec<SourceStatus>,
+    /// Series whose value changed since they were first stored (`--storage.path`).
+    pub revisions: Arc<Vec<crate::state::Revised>>,
 }
 
 /// The state of the catalogue that pages and `/-/ready` read.
