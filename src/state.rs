@@ -2,7 +2,7 @@
 //! value each series has had (its vintages), in `DIR/state/`, one file per dataset.
 //!
 //! Start-up compares the first load of a dataset with its stored figures as reloads compare
-//! two loads ([`crate::dataset::changes::compare`]), so a revision published while the
+//! two loads (`dataset::changes::compare`), so a revision published while the
 //! exporter was down is counted, logged and alerted on like any other.
 //!
 //! A file is written whole after each load that changed something: to a temporary file in the
