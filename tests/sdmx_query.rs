@@ -97,6 +97,66 @@ fn the_readme_query_asks_for_its_url_and_media_type_and_is_served() {
 }
 
 #[test]
+fn a_query_with_structure_fetches_the_dataflow_structure_for_the_names_of_codes() {
+    let data = std::fs::read(repo(
+        "tests/fixtures/publishers/sdmx-ml/ecb_exr_M.USD.EUR.SP00.A_generic.xml",
+    ))
+    .unwrap();
+    let structure = std::fs::read(repo(
+        "tests/fixtures/publishers/sdmx-ml/ecb_exr1_structure_full_with_codelists.xml",
+    ))
+    .unwrap();
+    let publisher = Publisher::start(Duration::ZERO, move |target, _| match target {
+        "/service/data/EXR/M.USD.EUR.SP00.A" => Answer::ok(data.clone()),
+        "/service/dataflow/ECB/EXR/latest?references=all" => Answer::ok(structure.clone()),
+        _ => Answer::status(404),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(repo("examples/sdmx-query-ecb.toml")).unwrap();
+    let text = example
+        .replace("format = \"sdmx-csv\"", "format = \"sdmx-ml\"")
+        .replace(
+            "key = \"M.USD+JPY.EUR.SP00.A\"",
+            "key = \"M.USD.EUR.SP00.A\"",
+        )
+        .replace("start_period = \"2020\"", "structure = true")
+        .replace(
+            "labels = { currency = \"CURRENCY\" }",
+            "labels = { currency = \"CURRENCY\" }\nunit_codes = { USD = \"ratio\" }",
+        );
+    let config = dir.path().join("ecb.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[sdmx.services.ECB]\nurl = \"{}/service\"\n",
+            publisher.base()
+        ),
+    )
+    .unwrap();
+    let e = start(&config);
+    poll_until_ok(
+        "the names of the codes",
+        DEADLINE,
+        Duration::from_millis(50),
+        || {
+            let m = e.metrics();
+            match parse(&m).value(
+                "ecb_currency_info",
+                &[("currency", "USD"), ("name_en", "US dollar")],
+            ) {
+                Some(v) if v == 1.0 => Ok(()),
+                other => Err(format!("{other:?} in\n{m}")),
+            }
+        },
+    );
+    let targets: Vec<String> = publisher.seen().into_iter().map(|s| s.target).collect();
+    assert!(
+        targets.contains(&"/service/dataflow/ECB/EXR/latest?references=all".to_string()),
+        "{targets:?}"
+    );
+}
+
+#[test]
 fn a_query_that_names_no_known_service_is_refused_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");

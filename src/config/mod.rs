@@ -539,6 +539,10 @@ fn resolve_queries(
         });
         match sdmx_query::request(q.get_ref(), q.span(), i.format.get_ref(), services) {
             Ok(r) => {
+                // The input's own `structure` wins over the dataflow's.
+                if q.get_ref().structure && i.structure.is_none() {
+                    i.structure = Some(Spanned::new(q.span(), r.structure_url.clone()));
+                }
                 i.file = Spanned::new(q.span(), r.url.clone());
                 i.request = Some(r);
             }

@@ -125,6 +125,10 @@ pub struct QueryConfig {
     pub end_period: Option<Spanned<String>>,
     pub last_n_observations: Option<Spanned<u32>>,
     pub updated_after: Option<Spanned<String>>,
+    /// Also fetch the dataflow's structure (its DSD, codelists and concepts): the roles of
+    /// the components and the display names of their codes, as the input's `structure` gives.
+    #[serde(default)]
+    pub structure: bool,
 }
 
 /// What a query asks: the URL, the Accept header, and the service's manners.
