@@ -144,7 +144,7 @@ fn a_query_with_structure_fetches_the_dataflow_structure_for_the_names_of_codes(
                 "ecb_currency_info",
                 &[("currency", "USD"), ("name_en", "US dollar")],
             ) {
-                Some(v) if v == 1.0 => Ok(()),
+                Some(1.0) => Ok(()),
                 other => Err(format!("{other:?} in\n{m}")),
             }
         },
