@@ -87,6 +87,36 @@ fn table() -> Table {
     Table { variables, cells }
 }
 
+/// A table of `groups` product groups by `months` months, the size a national office's
+/// regional tables reach, shaped as [`table`]: codes `G001`…, months from 2000M01, each cell
+/// a value of its own.
+fn large_table(groups: usize, months: usize) -> Table {
+    let codes: Vec<String> = (1..=groups).map(|g| format!("G{g:03}")).collect();
+    let periods: Vec<String> = (0..months)
+        .map(|m| format!("{}M{:02}", 2000 + m / 12, m % 12 + 1))
+        .collect();
+    let cells = (0..groups * months)
+        .map(|i| format!("{}.{:02}", 100 + i / months, i % months))
+        .collect();
+    Table {
+        variables: vec![
+            Variable {
+                code: "Product group",
+                texts: codes.iter().map(|c| format!("Group {c}")).collect(),
+                values: codes,
+                time: false,
+            },
+            Variable {
+                code: "period",
+                values: periods.clone(),
+                texts: periods,
+                time: true,
+            },
+        ],
+        cells,
+    }
+}
+
 /// What the service allows, and what it saw.
 #[derive(Default)]
 struct State {
@@ -126,13 +156,17 @@ impl Drop for Service {
 
 impl Service {
     fn start(max_cells: usize, max_calls: usize, window: Duration) -> Service {
+        Service::serving(table(), max_cells, max_calls, window)
+    }
+
+    fn serving(table: Table, max_cells: usize, max_calls: usize, window: Duration) -> Service {
         let state = Arc::new(Mutex::new(State {
             max_cells,
             max_calls,
             window,
             ..State::default()
         }));
-        let table = Arc::new(table());
+        let table = Arc::new(table);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -461,6 +495,27 @@ fn a_query_over_the_cell_limit_is_split_and_serves_what_one_request_serves() {
         let m = parse(&e.metrics());
         assert_eq!(cpi(&m, "01", "2006-10"), Some(240.25), "{api}");
         assert_eq!(cpi(&m, "01.2", "2008-12"), Some(182.84), "{api}");
+    }
+}
+
+#[test]
+fn a_5000_cell_query_against_a_1000_cell_limit_is_joined_from_5_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    for api in ["v1", "v2"] {
+        let limited = Service::serving(large_table(50, 100), 1000, 100, Duration::from_secs(10));
+        let e = start(&config(dir.path(), &limited.base(), api, ALL));
+        let split = served(&e, "the split query served");
+        drop(e);
+        assert_eq!(limited.with(|s| s.data_requests), 5, "{api}");
+        let unlimited =
+            Service::serving(large_table(50, 100), 100_000, 100, Duration::from_secs(10));
+        let e = start(&config(dir.path(), &unlimited.base(), api, ALL));
+        let whole = served(&e, "the unlimited query served");
+        assert_eq!(unlimited.with(|s| s.data_requests), 1, "{api}");
+        assert_eq!(every_cell(&whole), 5000, "{api}");
+        assert_eq!(split, whole, "{api}");
+        let m = parse(&e.metrics());
+        assert_eq!(cpi(&m, "G050", "2008-04"), Some(149.99), "{api}");
     }
 }
 
