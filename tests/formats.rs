@@ -504,16 +504,17 @@ fn sdmx_json_2_exchange_rates_series_view() {
 #[test]
 fn sdmx_json_2_flat_view_unit_mult_3() {
     let ds = load("sdmx-json-agri.toml");
-    let name = "nis_milled_rice_production_tonnes";
-    // TONES is mapped to a plain number (no mass unit): no suffix.
-    let got = shape(&ds, name, None, &["province", "year"], 12);
+    let name = "nis_milled_rice_production_grams";
+    // TONES is mapped to tonnes: served in grams.
+    let got = shape(&ds, name, Some("grams"), &["province", "year"], 12);
     let py = |p: &str, y: &str| key(&[("province", p), ("year", y)]);
-    // "0:0":[350.154,null,"2018-03-18T11:00:00"] (ASIKHM001, 2014), UNIT_MULT 3 -> 350154.
-    assert_eq!(got[&py("ASIKHM001", "2014")], (350_154.0, None));
-    // "2:3":[5541.424,...] (ASIKHM, 2017) -> 5541424.
-    assert_eq!(got[&py("ASIKHM", "2017")], (5_541_424.0, None));
-    // "1:2":[479.686,...] (ASIKHM002, 2016) -> 479686.
-    assert_eq!(got[&py("ASIKHM002", "2016")], (479_686.0, None));
+    // "0:0":[350.154,null,"2018-03-18T11:00:00"] (ASIKHM001, 2014), UNIT_MULT 3 -> 350154
+    // tonnes -> 350154000000 grams.
+    assert_eq!(got[&py("ASIKHM001", "2014")], (350_154_000_000.0, None));
+    // "2:3":[5541.424,...] (ASIKHM, 2017) -> 5541424 tonnes.
+    assert_eq!(got[&py("ASIKHM", "2017")], (5_541_424_000_000.0, None));
+    // "1:2":[479.686,...] (ASIKHM002, 2016) -> 479686 tonnes.
+    assert_eq!(got[&py("ASIKHM002", "2016")], (479_686_000_000.0, None));
     assert_eq!(periods(&got, "year"), ["2014", "2015", "2016", "2017"]);
     assert_eq!(named_labels(&ds), ["province"]);
     assert_eq!(
@@ -558,7 +559,8 @@ fn sdmx_json_2_flat_view_unit_mult_3() {
             &time[t.parse::<usize>().unwrap()],
         );
         assert!(obs[1].is_null(), "OBS_STATUS: default A");
-        want.insert(k, (shift(&number_text(&obs[0]).unwrap(), mult), None));
+        // Tonnes to grams: 10^6 more.
+        want.insert(k, (shift(&number_text(&obs[0]).unwrap(), mult + 6), None));
     }
     same(name, &got, &want);
 }

@@ -416,6 +416,7 @@ impl Builder {
             Value::Number(v) => self.number_value(o, v, unit, exp, at)?,
             Value::Text(t) => self.text_value(o, t.trim(), unit, exp, at)?,
         };
+        let value = unit.times_factor(value);
         if !value.is_finite() {
             let base = unit.suffix().unwrap_or("the base unit").to_string();
             let msg = match o.value {

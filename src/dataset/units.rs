@@ -21,6 +21,16 @@ pub enum Base {
     Yuan,
     Seconds,
     Bytes,
+    /// Mass.
+    Grams,
+    /// Energy.
+    Joules,
+    /// Length.
+    Meters,
+    /// Area.
+    SquareMeters,
+    /// Volume.
+    CubicMeters,
 }
 
 /// A published unit: the exposed base, and the power of ten from the published figure to it.
@@ -28,15 +38,75 @@ pub enum Base {
 pub struct Unit {
     pub base: Base,
     pub exponent: i32,
+    /// A factor besides the power of ten, for units that are no decimal multiple of their
+    /// base: a kilowatt-hour is 36 × 10^5 joules, a tonne of oil equivalent 41868 × 10^6.
+    pub factor: u32,
     /// A share in percent, checked to be within 0–100 (`percent`); `percent_change` is not.
     pub share: bool,
 }
 
-/// The unit names accepted in `unit = "…"` besides ISO 4217 codes, for messages and docs.
+/// One unit of the exporter's table: its config name (or `None`), the publisher codes that
+/// mean it, what it is exposed as, and a word for the documentation. The configuration
+/// reference's unit list is generated from this table ([`reference`]).
+pub struct Known {
+    pub name: Option<&'static str>,
+    pub codes: &'static [&'static str],
+    pub unit: Unit,
+    pub meaning: &'static str,
+}
+
+const fn u(base: Base, exponent: i32, factor: u32) -> Unit {
+    Unit {
+        base,
+        exponent,
+        factor,
+        share: false,
+    }
+}
+
+/// Every unit the exporter knows by name or code, besides ISO 4217 currencies and the scale
+/// prefixes of codes (`THS_`, `MIO_`, `BN_`).
+pub const KNOWN: &[Known] = &[
+    Known { name: Some("percent"), codes: &[], unit: Unit { share: true, ..u(Base::Ratio, -2, 1) }, meaning: "a share in percent (0–100 checked), served as a 0–1 ratio" },
+    Known { name: None, codes: &["PC", "PCT", "PCNT", "PERCENT", "PC_*"], unit: u(Base::Ratio, -2, 1), meaning: "a percentage (of GDP, of the labour force …; not checked against 100), served as a ratio" },
+    Known { name: Some("percent_change"), codes: &["PCH", "PCH_*"], unit: u(Base::Ratio, -2, 1), meaning: "a change in percent, served as a ratio" },
+    Known { name: Some("ratio"), codes: &["RT", "RATIO"], unit: u(Base::Ratio, 0, 1), meaning: "a ratio" },
+    Known { name: Some("per_1000"), codes: &["P_THAB", "PER_1000", "PER_THS"], unit: u(Base::Ratio, -3, 1), meaning: "a rate per 1,000, served as a ratio" },
+    Known { name: Some("per_100000"), codes: &["P_HTHAB", "PER_100000", "PER_100K"], unit: u(Base::Ratio, -5, 1), meaning: "a rate per 100,000, served as a ratio" },
+    Known { name: Some("count"), codes: &["NR", "NBR", "NUM", "NUMBER", "UNITS", "COUNT"], unit: u(Base::Count, 0, 1), meaning: "a number of things" },
+    Known { name: Some("persons"), codes: &["PS", "PER", "PERS", "PERSONS", "PERSON"], unit: u(Base::Persons, 0, 1), meaning: "a number of persons" },
+    Known { name: Some("index"), codes: &["IX", "IDX", "INDEX", "I15", "I2015", "I*"], unit: u(Base::Index, 0, 1), meaning: "index points (the base period in `index_base`)" },
+    Known { name: Some("yuan"), codes: &[], unit: u(Base::Yuan, 0, 1), meaning: "yuan (元)" },
+    Known { name: Some("10k_yuan"), codes: &[], unit: u(Base::Yuan, 4, 1), meaning: "10,000 yuan (万元)" },
+    Known { name: Some("100m_yuan"), codes: &[], unit: u(Base::Yuan, 8, 1), meaning: "100,000,000 yuan (亿元)" },
+    Known { name: Some("seconds"), codes: &["SEC"], unit: u(Base::Seconds, 0, 1), meaning: "seconds" },
+    Known { name: Some("bytes"), codes: &[], unit: u(Base::Bytes, 0, 1), meaning: "bytes" },
+    Known { name: Some("grams"), codes: &[], unit: u(Base::Grams, 0, 1), meaning: "grams" },
+    Known { name: Some("kilograms"), codes: &["KG"], unit: u(Base::Grams, 3, 1), meaning: "kilograms, served in grams" },
+    Known { name: Some("tonnes"), codes: &["T", "TONNES", "TONNE"], unit: u(Base::Grams, 6, 1), meaning: "tonnes, served in grams" },
+    Known { name: Some("joules"), codes: &[], unit: u(Base::Joules, 0, 1), meaning: "joules" },
+    Known { name: Some("gigajoules"), codes: &["GJ"], unit: u(Base::Joules, 9, 1), meaning: "gigajoules, served in joules" },
+    Known { name: Some("terajoules"), codes: &["TJ"], unit: u(Base::Joules, 12, 1), meaning: "terajoules, served in joules" },
+    Known { name: Some("kwh"), codes: &["KWH"], unit: u(Base::Joules, 5, 36), meaning: "kilowatt-hours (3.6 MJ), served in joules" },
+    Known { name: Some("gwh"), codes: &["GWH"], unit: u(Base::Joules, 11, 36), meaning: "gigawatt-hours (3.6 TJ), served in joules" },
+    Known { name: Some("toe"), codes: &["TOE"], unit: u(Base::Joules, 6, 41868), meaning: "tonnes of oil equivalent (41.868 GJ), served in joules" },
+    Known { name: Some("meters"), codes: &["METRES", "METERS"], unit: u(Base::Meters, 0, 1), meaning: "meters" },
+    Known { name: Some("kilometers"), codes: &["KM"], unit: u(Base::Meters, 3, 1), meaning: "kilometers, served in meters" },
+    Known { name: Some("square_meters"), codes: &["M2"], unit: u(Base::SquareMeters, 0, 1), meaning: "square meters" },
+    Known { name: Some("hectares"), codes: &["HA"], unit: u(Base::SquareMeters, 4, 1), meaning: "hectares, served in square meters" },
+    Known { name: Some("square_kilometers"), codes: &["KM2"], unit: u(Base::SquareMeters, 6, 1), meaning: "square kilometers, served in square meters" },
+    Known { name: Some("cubic_meters"), codes: &["M3"], unit: u(Base::CubicMeters, 0, 1), meaning: "cubic meters" },
+    Known { name: Some("liters"), codes: &["LITRES", "LITERS"], unit: u(Base::CubicMeters, -3, 1), meaning: "liters, served in cubic meters" },
+];
+
+/// The unit names accepted in `unit = "…"` besides ISO 4217 codes, for messages and docs: the
+/// names of [`KNOWN`], in its order (a test keeps them the same).
 pub const UNIT_NAMES: &[&str] = &[
     "percent",
     "percent_change",
     "ratio",
+    "per_1000",
+    "per_100000",
     "count",
     "persons",
     "index",
@@ -45,6 +115,22 @@ pub const UNIT_NAMES: &[&str] = &[
     "100m_yuan",
     "seconds",
     "bytes",
+    "grams",
+    "kilograms",
+    "tonnes",
+    "joules",
+    "gigajoules",
+    "terajoules",
+    "kwh",
+    "gwh",
+    "toe",
+    "meters",
+    "kilometers",
+    "square_meters",
+    "hectares",
+    "square_kilometers",
+    "cubic_meters",
+    "liters",
 ];
 
 /// Active ISO 4217 codes (plus XDR, the IMF's special drawing right).
@@ -65,42 +151,35 @@ const CURRENCIES: &[&str] = &[
 
 impl Unit {
     const fn of(base: Base, exponent: i32) -> Unit {
-        Unit {
-            base,
-            exponent,
-            share: false,
-        }
+        u(base, exponent, 1)
     }
 
-    /// Reads a unit name of the config: one of [`UNIT_NAMES`] or an ISO 4217 code.
+    /// Reads a unit name of the config: one of [`UNIT_NAMES`] (British spellings of meters
+    /// and liters too), an ISO 4217 code, or a publisher's code that keeps its scale
+    /// (`MIO_EUR`, `THS_T`).
     pub fn parse(s: &str) -> Option<Unit> {
-        Some(match s {
-            "percent" => Unit {
-                share: true,
-                ..Unit::of(Base::Ratio, -2)
-            },
-            "percent_change" => Unit::of(Base::Ratio, -2),
-            "ratio" => Unit::of(Base::Ratio, 0),
-            "count" => Unit::of(Base::Count, 0),
-            "persons" => Unit::of(Base::Persons, 0),
-            "index" => Unit::of(Base::Index, 0),
-            "yuan" => Unit::of(Base::Yuan, 0),
-            "10k_yuan" => Unit::of(Base::Yuan, 4),
-            "100m_yuan" => Unit::of(Base::Yuan, 8),
-            "seconds" => Unit::of(Base::Seconds, 0),
-            "bytes" => Unit::of(Base::Bytes, 0),
-            // A publisher's code keeps its scale: `MIO_EUR`, `THS_PER`.
-            _ => {
-                return currency(s)
-                    .map(|c| Unit::of(Base::Currency(c), 0))
-                    .or_else(|| Unit::from_code(s).filter(|u| u.exponent != 0))
-            }
-        })
+        let name = match s {
+            "metres" => "meters",
+            "kilometres" => "kilometers",
+            "square_metres" => "square_meters",
+            "square_kilometres" => "square_kilometers",
+            "cubic_metres" => "cubic_meters",
+            "litres" => "liters",
+            s => s,
+        };
+        if let Some(k) = KNOWN.iter().find(|k| k.name == Some(name)) {
+            return Some(k.unit);
+        }
+        currency(s)
+            .map(|c| Unit::of(Base::Currency(c), 0))
+            .or_else(|| Unit::from_code(s).filter(|u| u.exponent != 0 || u.factor != 1))
     }
 
     /// Reads a unit code as publishers write it in a file (SDMX `UNIT_MEASURE`, Eurostat's
-    /// `unit` dimension, OECD `UNIT`): `USD`, `MIO_EUR`, `THS_PER`, `PC_GDP`, `I15`, `NR` …
-    /// None when the code is not one the exporter knows (the config can map it).
+    /// `unit` dimension, OECD `UNIT`): `USD`, `MIO_EUR`, `THS_PER`, `PC_GDP`, `I15`, `NR`,
+    /// `THS_T`, `KTOE` … (the codes of [`KNOWN`], an ISO 4217 currency, each after a scale
+    /// prefix or not). None when the code is not one the exporter knows (the config can map
+    /// it).
     pub fn from_code(code: &str) -> Option<Unit> {
         let upper = code.trim().to_ascii_uppercase();
         let (exp, rest) = match upper.split_once('_') {
@@ -109,34 +188,31 @@ impl Unit {
             }
             _ => (0, upper.as_str()),
         };
-        let base = if let Some(c) = currency(rest) {
-            Base::Currency(c)
-        } else if rest == "PC"
-            || rest == "PCT"
-            || rest == "PCNT"
-            || rest.starts_with("PC_")
-            || rest == "PERCENT"
-        {
-            return (exp == 0).then_some(Unit::of(Base::Ratio, -2));
-        } else if rest == "RT" || rest == "RATIO" {
-            Base::Ratio
-        } else if rest == "IX"
-            || rest == "IDX"
-            || rest == "INDEX"
-            || (rest.starts_with('I')
-                && rest.len() <= 5
-                && rest[1..].bytes().all(|b| b.is_ascii_digit())
-                && rest.len() > 1)
-        {
-            Base::Index
-        } else if matches!(rest, "PS" | "PER" | "PERS" | "PERSONS" | "PERSON") {
-            Base::Persons
-        } else if matches!(rest, "NR" | "NUM" | "NUMBER" | "UNITS" | "COUNT") {
-            Base::Count
-        } else {
-            return None;
+        // Energy balances write the scale into the code: KTOE, MTOE.
+        let (exp, rest) = match rest.strip_prefix('K').filter(|r| *r == "TOE") {
+            Some(r) => (exp + 3, r),
+            None => match rest.strip_prefix('M').filter(|r| *r == "TOE") {
+                Some(r) => (exp + 6, r),
+                None => (exp, rest),
+            },
         };
-        Some(Unit::of(base, exp))
+        let unit = match currency(rest) {
+            Some(c) => Unit::of(Base::Currency(c), 0),
+            None => {
+                KNOWN
+                    .iter()
+                    .find(|k| k.codes.iter().any(|c| code_matches(c, rest)))?
+                    .unit
+            }
+        };
+        // A percentage of something scaled is no percentage the exporter can serve.
+        if unit.base == Base::Ratio && unit.exponent == -2 && exp != 0 {
+            return None;
+        }
+        Some(Unit {
+            exponent: unit.exponent + exp,
+            ..unit
+        })
     }
 
     /// The suffix appended to the metric name (and given in OpenMetrics `# UNIT`).
@@ -150,12 +226,17 @@ impl Unit {
             Base::Yuan => Some("yuan"),
             Base::Seconds => Some("seconds"),
             Base::Bytes => Some("bytes"),
+            Base::Grams => Some("grams"),
+            Base::Joules => Some("joules"),
+            Base::Meters => Some("meters"),
+            Base::SquareMeters => Some("square_meters"),
+            Base::CubicMeters => Some("cubic_meters"),
         }
     }
 
     /// Same exposed unit (suffix and scale), whatever the published name.
     pub fn same_as(&self, other: &Unit) -> bool {
-        self.base == other.base && self.exponent == other.exponent
+        self.base == other.base && self.exponent == other.exponent && self.factor == other.factor
     }
 
     /// Converts a published value to the base unit, exactly in decimal.
@@ -167,12 +248,80 @@ impl Unit {
     /// assert_eq!(Unit::parse("10k_yuan").unwrap().to_base(829.6), 8_296_000.0);
     /// ```
     pub fn to_base(&self, published: f64) -> f64 {
-        scale_pow10(published, self.exponent)
+        self.times_factor(scale_pow10(published, self.exponent))
     }
+
+    /// `value` × the unit's factor, exact in decimal (1 kWh = 3600000 J, not 3599999.9…).
+    pub fn times_factor(&self, value: f64) -> f64 {
+        if self.factor == 1 || !value.is_finite() {
+            return value;
+        }
+        match Decimal::from_str(&value.to_string()) {
+            Ok(d) => d
+                .checked_mul(Decimal::from(self.factor))
+                .map_or(value * self.factor as f64, to_f64),
+            Err(_) => value * self.factor as f64,
+        }
+    }
+}
+
+/// Whether `code` of [`KNOWN`] (`PC_*` a prefix, `I*` an `I` with digits) names `rest`.
+fn code_matches(code: &str, rest: &str) -> bool {
+    match code {
+        "PC_*" | "PCH_*" => rest.starts_with(&code[..code.len() - 1]),
+        "I*" => {
+            rest.len() > 1
+                && rest.len() <= 5
+                && rest.starts_with('I')
+                && rest[1..].bytes().all(|b| b.is_ascii_digit())
+        }
+        c => c == rest,
+    }
+}
+
+/// The unit reference of the documentation, generated from [`KNOWN`]: each unit's config
+/// name, the publisher codes that mean it, and how it is served.
+pub fn reference() -> String {
+    let mut out = String::from(
+        "| `unit =` | Publisher codes | Served with suffix | Published figure × | Meaning |\n|---|---|---|---|---|\n",
+    );
+    for k in KNOWN {
+        let codes: Vec<String> = k.codes.iter().map(|c| format!("`{c}`")).collect();
+        let served = match k.unit.suffix() {
+            Some(s) => format!("`_{s}`"),
+            None => "no suffix".into(),
+        };
+        let scale = match (k.unit.exponent, k.unit.factor) {
+            (0, 1) => "1".to_string(),
+            (e, 1) => format!("10^{e}"),
+            (e, f) => format!("{f}×10^{e}"),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {served} | {scale} | {} |\n",
+            k.name.map_or("—".to_string(), |n| format!("`{n}`")),
+            if codes.is_empty() {
+                "—".into()
+            } else {
+                codes.join(", ")
+            },
+            k.meaning
+        ));
+    }
+    out.push_str("\nAny ISO 4217 currency code (`usd`, `EUR` …) is a unit served with its lower-case code as suffix (`_usd`). A publisher code may start with a scale: `HUN_` (×10^2), `THS_` (×10^3), `MIO_` (×10^6), `BN_` or `MRD_` (×10^9), as in `MIO_EUR` or `THS_T`; `KTOE` and `MTOE` are thousands and millions of `TOE`.\n");
+    out
 }
 
 impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.factor != 1 {
+            return write!(
+                f,
+                "{} ×{}×10^{}",
+                self.suffix().unwrap_or("count"),
+                self.factor,
+                self.exponent
+            );
+        }
         match (self.suffix(), self.exponent) {
             (Some("ratio"), -2) => write!(f, "percent"),
             (Some(s), 0) => write!(f, "{s}"),
@@ -408,6 +557,45 @@ mod tests {
         assert_eq!(stated_scale("EUR"), None);
         assert_eq!(stated_scale("Percent"), None);
         assert_eq!(stated_scale("Index (2015=100)"), None);
+    }
+
+    #[test]
+    fn the_unit_names_are_the_tables() {
+        let names: Vec<&str> = KNOWN.iter().filter_map(|k| k.name).collect();
+        assert_eq!(names, UNIT_NAMES);
+    }
+
+    #[test]
+    fn physical_units_and_rates_are_scaled_exactly_to_base_units() {
+        let c = |s| Unit::from_code(s).unwrap();
+        assert_eq!(c("THS_T").to_base(350.154), 350_154_000_000.0);
+        assert_eq!(unit("kilograms").to_base(1.5), 1500.0);
+        assert_eq!(unit("kwh").to_base(1.0), 3_600_000.0);
+        assert_eq!(unit("kwh").to_base(0.1), 360_000.0);
+        assert_eq!(c("KTOE").to_base(2.5), 104_670_000_000_000.0);
+        assert_eq!(c("TOE").to_base(1.0), 41_868_000_000.0);
+        assert_eq!(c("GWH").to_base(1.0), 3.6e12);
+        assert_eq!(unit("per_1000").to_base(7.3).to_string(), "0.0073");
+        assert_eq!(c("P_HTHAB").to_base(12.0).to_string(), "0.00012");
+        assert_eq!(unit("hectares").to_base(2.0), 20_000.0);
+        assert_eq!(unit("litres").to_base(1500.0), 1.5);
+        assert_eq!(c("TJ").suffix(), Some("joules"));
+        assert_eq!(c("KM2").suffix(), Some("square_meters"));
+        assert_eq!(c("M3").suffix(), Some("cubic_meters"));
+        assert_eq!(c("MIO_M3").exponent, 6);
+        assert_eq!(unit("kwh").to_string(), "joules ×36×10^5");
+        assert!(!unit("kwh").same_as(&Unit::from_code("MIO_J").unwrap_or(unit("joules"))));
+    }
+
+    #[test]
+    fn the_units_reference_is_generated_from_the_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/units.md");
+        let head = "# Units\n\nGenerated from the exporter's unit table (`src/dataset/units.rs`); `UPDATE_GOLDEN=1 cargo test --lib units` rewrites it.\n\nA metric's `unit`, an input's `unit_codes` values and the unit codes read from files are one of these. Prometheus wants base units, so each is served in its base: a published percent as a 0–1 `_ratio`, tonnes as `_grams`, kilowatt-hours as `_joules`, every scaling exact in decimal.\n\n";
+        let want = format!("{head}{}", reference());
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(path).unwrap_or_default(), want);
     }
 
     #[test]
