@@ -752,8 +752,67 @@ fn schema(path: &str) -> Option<&'static [&'static str]> {
         "input.excel" => fields::<ExcelOptions>(),
         "input.sdmx_ml" => fields::<SdmxMlOptions>(),
         "input.pxweb" => fields::<PxWebConfig>(),
+        "input.pc_axis" => fields::<PcAxisOptions>(),
         _ => return None,
     })
+}
+
+/// The tables of the config that are arrays of tables (`[[metric]]`).
+#[cfg(test)]
+const ARRAYS: &[&str] = &[
+    "source",
+    "label",
+    "label.values",
+    "metric",
+    "metric.samples",
+    "input",
+];
+
+/// A JSON Schema (draft 2020-12) of dataset and catalogue config files, made from the same
+/// key lists that parsing checks ([`schema`]), so editors with TOML schema support complete
+/// keys and flag unknown ones. Values are not typed here: their checks stay the exporter's,
+/// with their positions. A test writes it to schema/config.schema.json.
+#[cfg(test)]
+pub fn json_schema() -> serde_json::Value {
+    fn table(path: &str, keys: &[&str]) -> serde_json::Value {
+        let properties: serde_json::Map<String, serde_json::Value> = keys
+            .iter()
+            .map(|k| {
+                let child = if path.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{path}.{k}")
+                };
+                let v = match child.as_str() {
+                    "catalog" => table(&child, fields::<CatalogConfig>()),
+                    c => match schema(c) {
+                        Some(keys) if ARRAYS.contains(&c) => {
+                            serde_json::json!({"type": "array", "items": table(c, keys)})
+                        }
+                        Some(keys) => table(c, keys),
+                        None => serde_json::Value::Bool(true),
+                    },
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        serde_json::json!({
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": false,
+        })
+    }
+    let mut root = table("", fields::<TopLevel>());
+    let obj = root.as_object_mut().expect("an object");
+    obj.insert(
+        "$schema".into(),
+        "https://json-schema.org/draft/2020-12/schema".into(),
+    );
+    obj.insert(
+        "title".into(),
+        "indicator_exporter dataset or catalogue config".into(),
+    );
+    root
 }
 
 /// The keys of `[[metric]]`: [`MetricConfig`]'s plus `samples`, which is read separately.
@@ -816,6 +875,16 @@ fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_published_json_schema_is_generated_from_the_config_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/config.schema.json");
+        let want = serde_json::to_string_pretty(&super::json_schema()).unwrap() + "\n";
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(path).unwrap_or_default(), want);
+    }
+
     use super::*;
 
     fn err(text: &str) -> String {
