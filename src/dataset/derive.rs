@@ -166,7 +166,7 @@ impl Derived {
                 let change = decimal_sub(m.value(last), m.value(prev));
                 self.change.push(&rest_ids, change, super::NO_STATUS);
             }
-            if !annual && cadence.per_year().is_some() {
+            if cadence.has_year_on_year() {
                 let target = p.year_earlier();
                 let earlier = order[n..end - 1]
                     .iter()
