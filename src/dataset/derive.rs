@@ -1,6 +1,6 @@
 //! Series derived along the period label, for every cadence: the latest value and period, the
-//! change on the previous period, for sub-annual data the change on the same period a year
-//! earlier; and release calendars (when the period after the latest is due).
+//! change on the previous period, for semiannual, quarterly, monthly and weekly data the change on
+//! the same period a year earlier; and release calendars (when the period after the latest is due).
 
 use rustc_hash::FxHashMap;
 
