@@ -88,7 +88,7 @@ pub struct DatasetConfig {
 #[serde(deny_unknown_fields)]
 pub struct PeriodConfig {
     pub label: Spanned<String>,
-    /// `annual`, `quarterly`, `monthly` or `daily`; metrics may set their own.
+    /// `annual`, `semiannual`, `quarterly`, `monthly`, `weekly` or `daily`; metrics may set their own.
     pub cadence: Option<Spanned<String>>,
     /// Days after a period ends by which its figures are usually published.
     pub expected_release_lag_days: Option<Spanned<i64>>,
@@ -147,7 +147,7 @@ pub struct MetricConfig {
     pub index_base: Option<Spanned<String>>,
     /// Label names; optional when the metric is fed only by `[[input]]`s.
     pub labels: Option<Spanned<Vec<Spanned<String>>>>,
-    /// `annual`, `quarterly`, `monthly` or `daily`; default: the dataset's, else the data's.
+    /// `annual`, `semiannual`, `quarterly`, `monthly`, `weekly` or `daily`; default: the dataset's, else the data's.
     pub cadence: Option<Spanned<String>>,
     /// The metric's own release calendar.
     pub release: Option<Spanned<ReleaseConfig>>,

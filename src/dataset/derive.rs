@@ -1,6 +1,6 @@
 //! Series derived along the period label, for every cadence: the latest value and period, the
-//! change on the previous period, for sub-annual data the change on the same period a year
-//! earlier; and release calendars (when the period after the latest is due).
+//! change on the previous period, for semiannual, quarterly, monthly and weekly data the change on
+//! the same period a year earlier; and release calendars (when the period after the latest is due).
 
 use rustc_hash::FxHashMap;
 
@@ -166,7 +166,7 @@ impl Derived {
                 let change = decimal_sub(m.value(last), m.value(prev));
                 self.change.push(&rest_ids, change, super::NO_STATUS);
             }
-            if !annual && cadence.per_year().is_some() {
+            if cadence.has_year_on_year() {
                 let target = p.year_earlier();
                 let earlier = order[n..end - 1]
                     .iter()

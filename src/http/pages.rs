@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-use crate::dataset::calendar::{civil_from_days, days_from_civil, rfc3339, Cadence, Period};
+use crate::dataset::calendar::{civil_from_days, rfc3339, Cadence, Period};
 use crate::dataset::families::{Kind, Series};
 use crate::dataset::units::{scale_pow10, Base};
 use crate::dataset::{Dataset, Metric, ReleaseSchedule};
@@ -766,16 +766,6 @@ fn charted(g: &Group) -> &[usize] {
     &g.points[g.points.len().saturating_sub(MAX_CHART_POINTS)..]
 }
 
-/// A position along the time axis: consecutive periods of one cadence are one apart.
-fn ordinal(p: &Period) -> i64 {
-    match *p {
-        Period::Year(y) => y as i64,
-        Period::Quarter(y, q) => y as i64 * 4 + q as i64 - 1,
-        Period::Month(y, m) => y as i64 * 12 + m as i64 - 1,
-        Period::Day(y, m, d) => days_from_civil(y as i64, m as i64, d as i64),
-    }
-}
-
 fn metric(out: &mut String, page: &Page, d: &Dataset, names: &Names, i: usize, budget: &mut usize) {
     let m = &d.metrics[i];
     let pi = m.label_names.iter().position(|l| *l == d.period_label);
@@ -884,7 +874,7 @@ fn time_span(
     for g in shown {
         for &i in charted(g) {
             if let Some(p) = period_of(i) {
-                let o = ordinal(&p);
+                let o = p.ordinal();
                 span = Some(match span {
                     None => (o, o, p, p),
                     Some((lo, hi, a, b)) => (
@@ -1055,10 +1045,10 @@ fn change_arrow(change: f64) -> &'static str {
     }
 }
 
-/// For quarterly and monthly series (as the exposition derives them), the series of the
+/// For the cadences the exposition derives a year-on-year change for, the series of the
 /// same period a year before the latest, when there is one.
 fn year_earlier(d: &Dataset, m: &Metric, pi: usize, points: &[usize]) -> Option<usize> {
-    if !matches!(m.cadence, Some(Cadence::Quarterly | Cadence::Monthly)) {
+    if !m.cadence.is_some_and(Cadence::has_year_on_year) {
         return None;
     }
     let period = |i: usize| Period::parse(d.symbol(m.labels(i)[pi]));
@@ -1131,7 +1121,7 @@ fn chart(out: &mut String, d: &Dataset, m: &Metric, pi: usize, points: &[usize],
         });
     let x = |n: usize, i: usize| -> f64 {
         let frac = match Period::parse(period(i)) {
-            Some(p) if span.1 > span.0 => (ordinal(&p) - span.0) as f64 / (span.1 - span.0) as f64,
+            Some(p) if span.1 > span.0 => (p.ordinal() - span.0) as f64 / (span.1 - span.0) as f64,
             Some(_) => 0.5,
             // Not a period after all: evenly spaced, in series order.
             None if points.len() > 1 => n as f64 / (points.len() - 1) as f64,

@@ -981,7 +981,7 @@ mod tests {
         let c = run("geo,year\nDE,2024\n", &wide());
         assert_eq!(
             c.error_lines(),
-            ["1:1: no period column in the header, expected columns named like periods (YYYY, YYYY-Qn, YYYYQn, YYYY-MM, YYYY-Mmm, YYYYMmm or YYYY-MM-DD) for the wide layout"]
+            ["1:1: no period column in the header, expected columns named like periods (YYYY, YYYY-Hn, YYYY-Sn, YYYY-Qn, YYYYQn, YYYY-MM, YYYY-Mmm, YYYYMmm, YYYY-Www or YYYY-MM-DD) for the wide layout"]
         );
         assert!(c.components.is_empty());
 

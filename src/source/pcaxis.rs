@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use encoding_rs::Encoding;
 
 use super::{Component, Origin, Role, Sink};
+use crate::dataset::calendar::Period;
 
 /// Options of the PC-Axis reader.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -539,46 +540,53 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Annual,
+    Semiannual,
     Quarterly,
     Monthly,
+    Weekly,
     /// No `TLIST`: each period is read in whatever form it has.
     Any,
 }
 
 impl Kind {
-    fn parse(s: &str) -> Result<Kind, String> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "A1" => Ok(Kind::Annual),
-            "Q1" => Ok(Kind::Quarterly),
-            "M1" => Ok(Kind::Monthly),
-            "H1" => Err("half-years".into()),
-            "W1" => Err("weeks".into()),
-            other => Err(format!("`{}`", other.chars().take(10).collect::<String>())),
-        }
+    fn parse(s: &str) -> Option<Kind> {
+        Some(match s.trim().to_ascii_uppercase().as_str() {
+            "A1" => Kind::Annual,
+            "H1" => Kind::Semiannual,
+            "Q1" => Kind::Quarterly,
+            "M1" => Kind::Monthly,
+            "W1" => Kind::Weekly,
+            _ => return None,
+        })
     }
 
     fn forms(self) -> &'static str {
         match self {
             Kind::Annual => "CCYY such as 2024",
+            Kind::Semiannual => "CCYYH or CCYYHn such as 20241 or 2024H1",
             Kind::Quarterly => "CCYYQ or CCYYQn such as 20241, 2024Q1, 2024K1 or 2024T1",
             Kind::Monthly => "CCYYMM or CCYYMmm such as 202401 or 2024M01",
-            Kind::Any => "CCYY, CCYYQn or CCYYMmm",
+            Kind::Weekly => "CCYYWW or CCYYWww such as 202405 or 2024W05 (ISO weeks)",
+            Kind::Any => "CCYY, CCYYHn, CCYYQn, CCYYMmm or CCYYWww",
         }
     }
 
     fn name(self) -> &'static str {
         match self {
             Kind::Annual => "A1",
+            Kind::Semiannual => "H1",
             Kind::Quarterly => "Q1",
             Kind::Monthly => "M1",
+            Kind::Weekly => "W1",
             Kind::Any => "",
         }
     }
 }
 
-/// A period as PC-Axis writes it (`2024`, `20241`, `2024Q1`, `2024K1`, `2024T1`, `202401`,
-/// `2024M01`) in the form the pipeline reads (`2024`, `2024-Q1`, `2024-01`); None when it does
-/// not fit `kind`.
+/// A period as PC-Axis writes it (`2024`; half-years `20241`, `2024H1`; quarters `20241`,
+/// `2024Q1`, `2024K1`, `2024T1`; months `202401`, `2024M01`; ISO weeks `202405`, `2024W05`) in
+/// the form the pipeline reads (`2024`, `2024-H1`, `2024-Q1`, `2024-01`, `2024-W05`); None
+/// when it does not fit `kind`.
 fn period(kind: Kind, text: &str) -> Option<String> {
     let t = text.trim();
     let b = t.as_bytes();
@@ -615,32 +623,37 @@ fn period(kind: Kind, text: &str) -> Option<String> {
         };
         Some(format!("{year}-{m:02}"))
     };
+    let semiannual = || {
+        let h = match rest {
+            [h] | [b'H' | b'h', h] => *h,
+            _ => return None,
+        };
+        matches!(h, b'1' | b'2').then(|| format!("{year}-H{}", h as char))
+    };
+    // Through the calendar, which knows which ISO years have a week 53.
+    let weekly = || {
+        let w = match rest {
+            [a, b] | [b'W' | b'w', a, b] => [*a, *b],
+            _ => return None,
+        };
+        let w = std::str::from_utf8(&w).ok()?;
+        Period::parse(&format!("{year}-W{w}")).map(|p| p.to_string())
+    };
     match kind {
         Kind::Annual => annual(),
+        Kind::Semiannual => semiannual(),
         Kind::Quarterly => quarterly(),
         Kind::Monthly => monthly(),
-        Kind::Any => annual()
-            .or_else(|| (rest.len() != 1).then(quarterly).flatten())
-            .or_else(monthly),
-    }
-}
-
-/// A period's position in its kind's sequence (for range forms).
-fn ordinal(kind: Kind, canonical: &str) -> Option<i64> {
-    let year: i64 = canonical.get(..4)?.parse().ok()?;
-    match kind {
-        Kind::Annual => Some(year),
-        Kind::Quarterly => Some(year * 4 + canonical.get(6..7)?.parse::<i64>().ok()? - 1),
-        Kind::Monthly => Some(year * 12 + canonical.get(5..7)?.parse::<i64>().ok()? - 1),
-        Kind::Any => None,
-    }
-}
-
-fn from_ordinal(kind: Kind, n: i64) -> String {
-    match kind {
-        Kind::Quarterly => format!("{}-Q{}", n.div_euclid(4), n.rem_euclid(4) + 1),
-        Kind::Monthly => format!("{}-{:02}", n.div_euclid(12), n.rem_euclid(12) + 1),
-        _ => n.to_string(),
+        Kind::Weekly => weekly(),
+        // Bare digits after the year are quarters or months here; half-years and weeks only
+        // with their letter.
+        Kind::Any => match rest.first() {
+            Some(b'H' | b'h') => semiannual(),
+            Some(b'W' | b'w') => weekly(),
+            _ => annual()
+                .or_else(|| (rest.len() != 1).then(quarterly).flatten())
+                .or_else(monthly),
+        },
     }
 }
 
@@ -1360,9 +1373,9 @@ fn periods(
 ) -> Option<Vec<Option<String>>> {
     let kind = match timeval.and_then(|e| e.tlist.as_ref()) {
         Some(t) => match Kind::parse(&t.kind) {
-            Ok(k) => k,
-            Err(what) => {
-                sink.error(t.at.origin(), format!("TLIST({}) of `{name}`: {what} have no period form the exporter serves, expected TLIST(A1), TLIST(Q1) or TLIST(M1)", t.kind));
+            Some(k) => k,
+            None => {
+                sink.error(t.at.origin(), format!("TLIST({}) of `{name}` is not a time scale, expected TLIST(A1), TLIST(H1), TLIST(Q1), TLIST(M1) or TLIST(W1)", t.kind.chars().take(10).collect::<String>()));
                 return None;
             }
         },
@@ -1372,9 +1385,9 @@ fn periods(
         Some(e) if e.tlist.as_ref().is_some_and(|t| t.range.is_some()) => {
             let t = e.tlist.as_ref().expect("checked");
             let (from, to) = t.range.as_ref().expect("checked");
-            let ends: Vec<Option<i64>> = [from, to]
+            let ends: Vec<Option<Period>> = [from, to]
                 .iter()
-                .map(|i| period(kind, &i.text).and_then(|p| ordinal(kind, &p)))
+                .map(|i| period(kind, &i.text).and_then(|p| Period::parse(&p)))
                 .collect();
             for (end, item) in ends.iter().zip([from, to]) {
                 if end.is_none() {
@@ -1392,12 +1405,12 @@ fn periods(
             let (Some(a), Some(b)) = (ends[0], ends[1]) else {
                 return None;
             };
-            let n = b - a + 1;
+            let n = b.ordinal() - a.ordinal() + 1;
             if n != codes.len() as i64 {
                 sink.error(t.at.origin(), format!("TLIST range `{}`-`{}` gives {} periods, expected {} like VALUES(\"{name}\")", from.text, to.text, n.max(0), codes.len()));
                 return None;
             }
-            return Some((a..=b).map(|o| Some(from_ordinal(kind, o))).collect());
+            return Some((0..n).map(|o| Some(a.offset(o).to_string())).collect());
         }
         Some(e) if !e.items.is_empty() => {
             if e.items.len() != codes.len() {
@@ -1640,7 +1653,25 @@ mod tests {
         for m in ["202401", "2024M01", "2024M1", "2024-01"] {
             assert_eq!(period(Kind::Monthly, m).as_deref(), Some("2024-01"), "{m}");
         }
+        for h in ["20241", "2024H1", "2024h1"] {
+            assert_eq!(
+                period(Kind::Semiannual, h).as_deref(),
+                Some("2024-H1"),
+                "{h}"
+            );
+        }
+        for w in ["202405", "2024W05", "2024w05"] {
+            assert_eq!(period(Kind::Weekly, w).as_deref(), Some("2024-W05"), "{w}");
+        }
+        assert_eq!(period(Kind::Weekly, "202053").as_deref(), Some("2020-W53"));
         for (k, bad) in [
+            (Kind::Semiannual, "20243"),
+            (Kind::Semiannual, "20240"),
+            (Kind::Semiannual, "2024Q1"),
+            (Kind::Weekly, "202153"),
+            (Kind::Weekly, "202400"),
+            (Kind::Weekly, "20245"),
+            (Kind::Weekly, "2024W5"),
             (Kind::Annual, "2024Q1"),
             (Kind::Quarterly, "20245"),
             (Kind::Quarterly, "2024"),
@@ -1654,6 +1685,10 @@ mod tests {
         assert_eq!(period(Kind::Any, "2013T4").as_deref(), Some("2013-Q4"));
         assert_eq!(period(Kind::Any, "2018M12").as_deref(), Some("2018-12"));
         assert_eq!(period(Kind::Any, "1999").as_deref(), Some("1999"));
+        assert_eq!(period(Kind::Any, "2023H2").as_deref(), Some("2023-H2"));
+        assert_eq!(period(Kind::Any, "2023W09").as_deref(), Some("2023-W09"));
+        // Bare digits stay months without TLIST.
+        assert_eq!(period(Kind::Any, "202309").as_deref(), Some("2023-09"));
     }
 
     #[test]
@@ -1685,11 +1720,32 @@ mod tests {
         );
         // The cells of that period are left out; the others are read.
         assert_eq!(c.column("q"), ["2023-Q4", "2024-Q2"]);
-        let c = run(file("TLIST(H1),\"20231\",\"20232\",\"20241\"").as_bytes());
+        let c = run(file("TLIST(D1),\"20231\",\"20232\",\"20241\"").as_bytes());
         assert_eq!(
             c.error_lines(),
-            ["3:14: TLIST(H1) of `q`: half-years have no period form the exporter serves, expected TLIST(A1), TLIST(Q1) or TLIST(M1)"]
+            ["3:14: TLIST(D1) of `q` is not a time scale, expected TLIST(A1), TLIST(H1), TLIST(Q1), TLIST(M1) or TLIST(W1)"]
         );
+        assert!(c.rows.is_empty());
+        // Half-years and ISO weeks, listed and as ranges (across a year end, and a week 53).
+        let c = run(file("TLIST(H1),\"20231\",\"20232\",\"2024H1\"").as_bytes());
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.column("q"), ["2023-H1", "2023-H2", "2024-H1"]);
+        let c = run(file("TLIST(H1, \"20232\"-\"20242\")").as_bytes());
+        assert_eq!(c.column("q"), ["2023-H2", "2024-H1", "2024-H2"]);
+        let c = run(file("TLIST(W1),\"202305\",\"202306\",\"2023W07\"").as_bytes());
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.column("q"), ["2023-W05", "2023-W06", "2023-W07"]);
+        let c = run(file("TLIST(W1, \"202052\"-\"202101\")").as_bytes());
+        assert_eq!(c.column("q"), ["2020-W52", "2020-W53", "2021-W01"]);
+        // 2021 has 52 ISO weeks: its range to week 1 of 2022 is 3 weeks long.
+        let c = run(file("TLIST(W1, \"202151\"-\"202201\")").as_bytes());
+        assert_eq!(c.column("q"), ["2021-W51", "2021-W52", "2022-W01"]);
+        let c = run(file("TLIST(W1),\"202152\",\"202153\",\"202201\"").as_bytes());
+        assert_eq!(
+            c.error_lines(),
+            ["3:33: period `202153` of `q` does not fit TLIST(W1), expected CCYYWW or CCYYWww such as 202405 or 2024W05 (ISO weeks)"]
+        );
+        assert_eq!(c.column("q"), ["2021-W52", "2022-W01"]);
     }
 
     #[test]
