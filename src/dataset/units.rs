@@ -47,7 +47,7 @@ pub struct Unit {
 
 /// One unit of the exporter's table: its config name (or `None`), the publisher codes that
 /// mean it, what it is exposed as, and a word for the documentation. The configuration
-/// reference's unit list is generated from this table ([`reference`]).
+/// reference's unit list is generated from this table ([`reference()`]).
 pub struct Known {
     pub name: Option<&'static str>,
     pub codes: &'static [&'static str],
