@@ -34,37 +34,7 @@ fn main() -> ExitCode {
     });
     match &cli.command {
         Some(Command::Export(args)) => return export_history(&cli, args),
-        None if cli.config_check => {
-            // The web config is checked too when given, so one run reports every error.
-            let web = cli.web_config_file.as_deref().map(|p| (p, web::check(p)));
-            return match (check_catalog(&cli.config_file, cli.max_file_size), web) {
-                (Ok(ds), None) => {
-                    for d in ds {
-                        println!("{}: OK: {}", d.files[0].display(), d.summary());
-                        for line in d.served() {
-                            println!("  {line}");
-                        }
-                    }
-                    ExitCode::SUCCESS
-                }
-                (Ok(ds), Some((p, Ok(summary)))) => {
-                    for d in ds {
-                        println!("{}: OK: {}", d.files[0].display(), d.summary());
-                        for line in d.served() {
-                            println!("  {line}");
-                        }
-                    }
-                    println!("{}: OK: web config, {summary}", p.display());
-                    ExitCode::SUCCESS
-                }
-                (dataset, web) => {
-                    let web = web.and_then(|(_, w)| w.err());
-                    let all = dataset.err().into_iter().chain(web);
-                    let errors = diagnostic::Diagnostics::new(all.flat_map(|e| e.0).collect());
-                    invalid(&cli, &errors)
-                }
-            };
-        }
+        None if cli.config_check => return config_check(&cli),
         None => {}
     }
     logging::init(cli.log_level, cli.log_format);
@@ -201,6 +171,32 @@ fn limit_malloc_arenas() {
 
 /// Prints every error, then a count per file given on the command line: the dataset's (its
 /// data files' errors counted with it) and the web config's.
+/// `--config.check`: every dataset of the catalogue and the web config checked in one run;
+/// what each dataset will serve, or every error.
+fn config_check(cli: &Cli) -> ExitCode {
+    let web = cli.web_config_file.as_deref().map(|p| (p, web::check(p)));
+    match (check_catalog(&cli.config_file, cli.max_file_size), web) {
+        (Ok(ds), web @ (None | Some((_, Ok(_))))) => {
+            for d in ds {
+                println!("{}: OK: {}", d.files[0].display(), d.summary());
+                for line in d.served() {
+                    println!("  {line}");
+                }
+            }
+            if let Some((p, Ok(summary))) = web {
+                println!("{}: OK: web config, {summary}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        (dataset, web) => {
+            let web = web.and_then(|(_, w)| w.err());
+            let all = dataset.err().into_iter().chain(web);
+            let errors = diagnostic::Diagnostics::new(all.flat_map(|e| e.0).collect());
+            invalid(cli, &errors)
+        }
+    }
+}
+
 fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> ExitCode {
     eprintln!("{errors}");
     let web = cli.web_config_file.as_deref();

@@ -328,30 +328,10 @@ pub fn build(
 
     let mut b = Builder::new(path.to_path_buf(), period.label.clone(), source_ids, errs);
     b.max_label_value_length = max_label_value_length(&map, ds, &mut b.errs);
-    let out = observations(&map, config, b, &info.prefix, &period, data);
-    let mut errs = out.errs;
-    // An input refused by the config gave no unit; saying so again would only repeat it.
-    let config_refused = errs.iter().any(|d| d.path == path);
-    for &i in out.unitless.iter().filter(|_| !config_refused) {
-        let m = config.metrics[i].get_ref();
-        errs.push(map.diag(
-            m.name.span(),
-            format!("metric `{}` has no unit, expected `unit` in its [[metric]] or a unit column in an [[input]] that feeds it", m.name.get_ref()),
-        ));
-    }
+    let mut out = observations(&map, config, b, &info.prefix, &period, data);
+    let mut errs = std::mem::take(&mut out.errs);
+    unserved(&map, config, &out, &mut errs);
     let (mut symbols, metrics) = (out.symbols, out.metrics);
-    // A dataset whose every figure is missing or confidential still loads: it serves its
-    // missing counts and provenance (a source may turn all-confidential on a refresh).
-    if !config.metrics.is_empty()
-        && errs.is_empty()
-        && metrics.iter().all(Metric::is_empty)
-        && out.missing.is_empty()
-    {
-        errs.push(Diagnostic::file(
-            path,
-            "empty dataset: no samples and no missing figures in any [[metric]], expected at least one",
-        ));
-    }
     // Display names from data files fill in what the config did not give.
     for (label, names) in out.names {
         merge_names(&mut labels, &label, names);
@@ -405,6 +385,32 @@ pub fn build(
         families: listed.families,
         tables: listed.tables,
     })
+}
+
+/// Metrics that would serve nothing: one without a unit, and a dataset with neither a sample
+/// nor a missing figure.
+fn unserved(map: &SourceMap, config: &Config, out: &builder::Built, errs: &mut Vec<Diagnostic>) {
+    // An input refused by the config gave no unit; saying so again would only repeat it.
+    let config_refused = errs.iter().any(|d| d.path == map.path());
+    for &i in out.unitless.iter().filter(|_| !config_refused) {
+        let m = config.metrics[i].get_ref();
+        errs.push(map.diag(
+            m.name.span(),
+            format!("metric `{}` has no unit, expected `unit` in its [[metric]] or a unit column in an [[input]] that feeds it", m.name.get_ref()),
+        ));
+    }
+    // A dataset whose every figure is missing or confidential still loads: it serves its
+    // missing counts and provenance (a source may turn all-confidential on a refresh).
+    if !config.metrics.is_empty()
+        && errs.is_empty()
+        && out.metrics.iter().all(Metric::is_empty)
+        && out.missing.is_empty()
+    {
+        errs.push(Diagnostic::file(
+            map.path(),
+            "empty dataset: no samples and no missing figures in any [[metric]], expected at least one",
+        ));
+    }
 }
 
 /// `[dataset]`: its name, prefix and publication date, checked.
