@@ -306,3 +306,32 @@ fn a_unit_code_that_states_a_scale_cannot_be_mapped_to_a_unit_without_it() {
         Some(23_962_100_000.0)
     );
 }
+
+#[test]
+fn an_index_metric_serves_and_shows_its_base_period() {
+    let metric = GDP
+        .replace("unit = \"eur\"", "unit = \"index\"\nindex_base = \"2015\"")
+        .replace("name = \"gdp\"", "name = \"prices\"");
+    let input = "\n[[input]]\nfile = \"data.csv\"\nformat = \"csv\"\nmetric = \"prices\"\n";
+    let (_d, config) = dataset(
+        &format!("{metric}{input}"),
+        "area,year,value\nDE,2020,105.2\n",
+    );
+    let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    let x = parse(&e.metrics());
+    assert_eq!(
+        x.value(
+            "t_index_base_info",
+            &[("base", "2015"), ("metric", "t_prices_index")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        x.value("t_prices_index", &[("area", "DE"), ("year", "2020")]),
+        Some(105.2)
+    );
+    let help = x.family("t_prices_index").and_then(|f| f.help.clone());
+    assert!(help.is_some_and(|h| h.ends_with("Index points, 2015 = 100.")));
+    let page = e.get("/datasets/lang").text();
+    assert!(page.contains("Index points, 2015 = 100."), "{page}");
+}

@@ -127,6 +127,8 @@ pub(super) struct Parts<'a> {
     pub derived: &'a [(usize, Kind, Metric)],
     pub release: Option<&'a ReleaseSchedule>,
     pub metric_releases: &'a [(String, ReleaseSchedule)],
+    /// Each index metric's name and its base period (`index_base`).
+    pub index_bases: &'a [(String, String)],
 }
 
 /// The families, sorted by name, and the tables of the small ones.
@@ -273,6 +275,22 @@ fn dataset_families(l: &mut Lister, p: &Parts) {
         &[(vec![&info.name], info.published_timestamp as f64)],
         Declared::Dataset,
     );
+    if !p.index_bases.is_empty() {
+        let rows: Vec<(Vec<&str>, f64)> = p
+            .index_bases
+            .iter()
+            .map(|(metric, base)| (vec![base.as_str(), metric.as_str()], 1.0))
+            .collect();
+        l.table(
+            format!("{prefix}index_base_info"),
+            Kind::Info,
+            "The base period of each index metric of this dataset: its figures are index points, 100 in that period.".into(),
+            "count",
+            &["base", "metric"],
+            &rows,
+            Declared::Dataset,
+        );
+    }
     if p.sources.is_empty() {
         return;
     }

@@ -348,6 +348,18 @@ pub fn build(
 
     let derived = derive::derive(&metrics, &period.label, &symbols);
     let (release, metric_releases) = releases(&map, config, &metrics, &symbols, &period, &mut errs);
+    let index_bases: Vec<(String, String)> = config
+        .metrics
+        .iter()
+        .zip(&metrics)
+        .filter(|(_, m)| m.unit.base == units::Base::Index)
+        .filter_map(|(c, m)| {
+            Some((
+                m.name.clone(),
+                c.get_ref().index_base.as_ref()?.get_ref().clone(),
+            ))
+        })
+        .collect();
     let parts = families::Parts {
         info: &info,
         sources: &sources,
@@ -356,6 +368,7 @@ pub fn build(
         derived: &derived,
         release: release.as_ref(),
         metric_releases: &metric_releases,
+        index_bases: &index_bases,
     };
     let mut listed = families::list(&parts, &mut symbols);
     families::check(
