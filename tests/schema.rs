@@ -172,3 +172,48 @@ fn taplo_finds_the_schema_for_the_examples_and_flags_an_unknown_key() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("'titel' was unexpected"), "{err}");
 }
+
+/// Every key of the schema, with its dotted path.
+fn keys(node: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    let node = match node.get("type").and_then(|t| t.as_str()) {
+        Some("array") => &node["items"],
+        _ => node,
+    };
+    let Some(props) = node.get("properties").and_then(|p| p.as_object()) else {
+        return;
+    };
+    for (k, v) in props {
+        let p = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        out.push((k.clone(), p.clone()));
+        keys(v, &p, out);
+    }
+}
+
+#[test]
+fn every_key_of_the_config_is_in_the_reference() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo("schema/config.schema.json")).unwrap())
+            .unwrap();
+    let mut all = Vec::new();
+    keys(&schema, "", &mut all);
+    assert!(all.len() > 100, "{}", all.len());
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let missing: Vec<&String> = all
+        .iter()
+        .filter(|(k, p)| {
+            !(readme.contains(&format!("`{k}`"))
+                || readme.contains(&format!("{k} ="))
+                || readme.contains(&format!("[{p}"))
+                || readme.contains(&format!("[[{p}")))
+        })
+        .map(|(_, p)| p)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys the README does not describe: {missing:?}"
+    );
+}
