@@ -6,20 +6,17 @@
 
 mod common;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use serde_json::{json, Map, Value};
 
 use common::exporter::run;
 use common::exposition::{parse, Exposition};
+use common::loopback::Loopback;
 use common::{poll_until_ok, repo, Exporter};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -141,17 +138,8 @@ struct State {
 
 /// A loopback PxWeb service, stopped on drop.
 struct Service {
-    addr: SocketAddr,
+    server: Loopback,
     state: Arc<Mutex<State>>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl Service {
@@ -166,46 +154,17 @@ impl Service {
             window,
             ..State::default()
         }));
-        let table = Arc::new(table);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
         let s = state.clone();
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (s, t) = (s.clone(), table.clone());
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                            let (s, t) = (s.clone(), t.clone());
-                            async move {
-                                let (parts, body) = req.into_parts();
-                                let body = body.collect().await.map(|b| b.to_bytes());
-                                let body = body.unwrap_or_default();
-                                Ok::<_, Infallible>(answer(&s, &t, &parts, &body))
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let server = Loopback::start(move |req| {
+            let (parts, body) = req.into_parts();
+            let reply = answer(&s, &table, &parts, &body);
+            async move { reply }
         });
-        Service {
-            addr,
-            state,
-            runtime: Some(runtime),
-        }
+        Service { server, state }
     }
 
     fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {

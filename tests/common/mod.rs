@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 pub mod e2e;
 pub mod exporter;
 pub mod exposition;
+pub mod loopback;
 pub mod publisher;
 pub mod source;
 

@@ -3,15 +3,13 @@
 //! every request (when it came, what it asked, its Accept and Accept-Encoding headers).
 //! Stopped on drop.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+
+use super::loopback::Loopback;
 
 /// One request as the publisher saw it.
 #[derive(Debug, Clone)]
@@ -52,17 +50,8 @@ impl Answer {
 type Script = dyn Fn(&str, usize) -> Answer + Send + Sync;
 
 pub struct Publisher {
-    addr: SocketAddr,
+    server: Loopback,
     seen: Arc<Mutex<Vec<Seen>>>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl Publisher {
@@ -73,44 +62,20 @@ impl Publisher {
     ) -> Publisher {
         let script: Arc<Script> = Arc::new(script);
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
         let log = seen.clone();
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (script, log) = (script.clone(), log.clone());
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                            let answer = record(script.as_ref(), &log, &req);
-                            async move {
-                                tokio::time::sleep(delay).await;
-                                Ok::<_, Infallible>(answer)
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let server = Loopback::start(move |req| {
+            let answer = record(script.as_ref(), &log, &req);
+            async move {
+                tokio::time::sleep(delay).await;
+                answer
             }
         });
-        Publisher {
-            addr,
-            seen,
-            runtime: Some(runtime),
-        }
+        Publisher { server, seen }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -122,7 +87,7 @@ impl Publisher {
 fn record(
     script: &Script,
     log: &Mutex<Vec<Seen>>,
-    req: &http::Request<Incoming>,
+    req: &http::Request<Bytes>,
 ) -> http::Response<Full<Bytes>> {
     let header = |name: &str| {
         req.headers()

@@ -2,14 +2,12 @@
 //! sets, with an ETag, and can fail, hang, redirect or fail one request, counting requests.
 //! Stopped on drop.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+
+use super::loopback::Loopback;
 
 /// What the source answers, changed by the test while the exporter runs.
 #[derive(Clone)]
@@ -36,19 +34,10 @@ pub struct Stats {
 
 /// A loopback HTTP server playing [`Behaviour`], stopped on drop.
 pub struct Source {
-    addr: SocketAddr,
+    /// Handlers that hang on purpose are not waited for when it stops.
+    server: Loopback,
     behaviour: Arc<Mutex<Behaviour>>,
     stats: Arc<Mutex<Stats>>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            // Handlers that hang on purpose are not waited for.
-            rt.shutdown_background();
-        }
-    }
 }
 
 fn etag_of(body: &str) -> String {
@@ -58,7 +47,7 @@ fn etag_of(body: &str) -> String {
     format!("\"{:016x}\"", h.finish())
 }
 
-fn answer(b: &Behaviour, req: &http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+fn answer(b: &Behaviour, req: &http::Request<Bytes>) -> http::Response<Full<Bytes>> {
     let path = req.uri().path();
     let hop = match path {
         "/data.csv" => Some(0),
@@ -112,58 +101,36 @@ impl Source {
             fail_request: None,
         }));
         let stats = Arc::new(Mutex::new(Stats::default()));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
         let (b, s) = (behaviour.clone(), stats.clone());
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (b, s) = (b.clone(), s.clone());
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                            let now = b.lock().unwrap().clone();
-                            let n = {
-                                let mut s = s.lock().unwrap();
-                                s.requests += 1;
-                                s.conditional +=
-                                    u64::from(req.headers().contains_key("if-none-match"));
-                                s.requests
-                            };
-                            let resp = if now.fail_request == Some(n) {
-                                status(503)
-                            } else {
-                                answer(&now, &req)
-                            };
-                            async move {
-                                if now.hang {
-                                    std::future::pending::<()>().await;
-                                }
-                                Ok::<_, Infallible>(resp)
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let server = Loopback::start(move |req| {
+            let now = b.lock().unwrap().clone();
+            let n = {
+                let mut s = s.lock().unwrap();
+                s.requests += 1;
+                s.conditional += u64::from(req.headers().contains_key("if-none-match"));
+                s.requests
+            };
+            let resp = if now.fail_request == Some(n) {
+                status(503)
+            } else {
+                answer(&now, &req)
+            };
+            async move {
+                if now.hang {
+                    std::future::pending::<()>().await;
+                }
+                resp
             }
         });
         Source {
-            addr,
+            server,
             behaviour,
             stats,
-            runtime: Some(runtime),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/data.csv", self.addr)
+        format!("http://{}/data.csv", self.server.addr())
     }
 
     pub fn set(&self, f: impl FnOnce(&mut Behaviour)) {
