@@ -149,6 +149,22 @@ pub enum Command {
     /// database: each period's figure at the last second of its period, series named and
     /// labelled as served minus the period label. Loads and validates like start-up.
     Export(ExportArgs),
+    /// Write a dataset config for a publisher file (any format the exporter reads): its
+    /// format, components, labels, metrics, units and missing marks found in the file, every
+    /// choice said in a comment. The config is then loaded as --config.check loads it and what
+    /// it will serve is printed on stderr.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The publisher file, or its http(s) URL.
+    #[arg(value_name = "FILE|URL")]
+    pub source: String,
+
+    /// Where to write the config (`-`: standard output).
+    #[arg(long = "output", short = 'o', value_name = "PATH", default_value = "-")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

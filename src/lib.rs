@@ -18,6 +18,7 @@ pub mod diagnostic;
 pub mod export;
 pub mod expose;
 pub mod http;
+pub mod init;
 pub mod logging;
 pub(crate) mod read;
 pub mod reload;

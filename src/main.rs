@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use indicator_exporter::cli::{self, Cli, Command, ExportArgs};
+use indicator_exporter::cli::{self, Cli, Command, ExportArgs, InitArgs};
 use indicator_exporter::diagnostic;
 use indicator_exporter::http::web;
 use indicator_exporter::reload::load;
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     });
     match &cli.command {
         Some(Command::Export(args)) => return export_history(&cli, args),
+        Some(Command::Init(args)) => return init(&cli, args),
         None if cli.config_check => return config_check(&cli),
         None => {}
     }
@@ -215,6 +216,45 @@ fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> E
         eprintln!("{}: {of_web} error(s)", web.display());
     }
     ExitCode::FAILURE
+}
+
+/// `init`: a dataset config for a publisher file, written to `--output`; what it serves (or
+/// why it does not load) on stderr. Exit 1 when the file cannot be read or the config does
+/// not load (it is written all the same, to be edited).
+fn init(cli: &Cli, args: &InitArgs) -> ExitCode {
+    let to_stdout = args.output.as_os_str() == "-";
+    let req = indicator_exporter::init::Request {
+        source: args.source.clone(),
+        output: (!to_stdout).then(|| args.output.clone()),
+        max_file_size: cli.max_file_size,
+    };
+    let outcome = match indicator_exporter::init::run(&req) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let target = if to_stdout {
+        print!("{}", outcome.text);
+        "standard output".to_string()
+    } else {
+        if let Err(e) = std::fs::write(&args.output, &outcome.text) {
+            eprintln!("{}: cannot write the config: {e}", args.output.display());
+            return ExitCode::FAILURE;
+        }
+        args.output.display().to_string()
+    };
+    match outcome.served {
+        Ok(lines) => {
+            eprintln!("{target}: {}", lines.join("\n"));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{target}: written, but it does not load yet:\n{errors}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `export`: the dataset's history, to a file or standard output; the summary on stderr.

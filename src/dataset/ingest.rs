@@ -16,17 +16,18 @@ use crate::diagnostic::SourceMap;
 use crate::source::{self, Component, Format, Origin, Role, Sink};
 
 /// Values that mean "no figure" unless an input says otherwise.
-const DEFAULT_MISSING: &[&str] = &[
+pub(crate) const DEFAULT_MISSING: &[&str] = &[
     "", "..", "...", ":", "x", "X", "NaN", "nan", "-", "n/a", "NA", ":C", ":c",
 ];
 
 /// Component ids looked for, case-blind, when the config does not name one.
-const PERIOD_NAMES: &[&str] = &["period", "year", "time_period", "time", "date"];
-const VALUE_NAMES: &[&str] = &["value", "obs_value"];
-const UNIT_NAMES: &[&str] = &["unit_measure", "unit"];
-const MULTIPLIER_NAMES: &[&str] = &["unit_mult", "powercode", "unit_multiplier", "scalar_factor"];
-const STATUS_NAMES: &[&str] = &["obs_status", "obs_flag", "status"];
-const CONF_NAMES: &[&str] = &["obs_conf", "conf_status"];
+pub(crate) const PERIOD_NAMES: &[&str] = &["period", "year", "time_period", "time", "date"];
+pub(crate) const VALUE_NAMES: &[&str] = &["value", "obs_value"];
+pub(crate) const UNIT_NAMES: &[&str] = &["unit_measure", "unit"];
+pub(crate) const MULTIPLIER_NAMES: &[&str] =
+    &["unit_mult", "powercode", "unit_multiplier", "scalar_factor"];
+pub(crate) const STATUS_NAMES: &[&str] = &["obs_status", "obs_flag", "status"];
+pub(crate) const CONF_NAMES: &[&str] = &["obs_conf", "conf_status"];
 
 /// A metric's own CSV file (`samples_file`): a header of its label names, `value`, and
 /// optionally `source` and `basis`. Read by the CSV reader, checked strictly.

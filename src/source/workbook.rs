@@ -1008,6 +1008,147 @@ fn period_cell(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<Strin
     }
 }
 
+/// For `init`: where a time-series workbook keeps its data, as `[input.excel]` options (a
+/// TOML table) with what was seen. The first sheet whose first column holds dates below a
+/// header row; the rows above the header, by their first cell's text (a row without one is
+/// the series' description), become metadata; the frequency is the `Frequency` row's, else the
+/// spacing of the first two dates.
+pub fn guess_layout(bytes: &[u8]) -> Result<(toml::Table, Vec<String>), String> {
+    let mut last_error = String::from("no sheet");
+    for i in 1..=64 {
+        let options = ExcelOptions {
+            sheet: Some(SheetRef::Index(i)),
+            ..ExcelOptions::default()
+        };
+        let grid = match load(bytes, &options) {
+            Ok(g) => g,
+            Err(e) if e.starts_with("no sheet") => break,
+            Err(e) => {
+                last_error = e;
+                continue;
+            }
+        };
+        if let Some(found) = guess_sheet(&grid, i) {
+            return Ok(found);
+        }
+    }
+    Err(format!(
+        "no sheet with dates in its first column below a header row, expected a time-series workbook ({last_error})"
+    ))
+}
+
+/// A whole serial number of a date from 1910 on, or a date cell.
+fn is_date_cell(d: &Data) -> bool {
+    match d {
+        Data::DateTime(_) | Data::DateTimeIso(_) => true,
+        Data::Float(f) => f.fract() == 0.0 && (3654.0..2_958_466.0).contains(f),
+        Data::Int(i) => (3654..2_958_466).contains(i),
+        _ => false,
+    }
+}
+
+fn serial_of(d: &Data) -> Option<f64> {
+    match d {
+        Data::DateTime(dt) => Some(dt.as_f64()),
+        Data::Float(f) => Some(*f),
+        Data::Int(i) => Some(*i as f64),
+        _ => None,
+    }
+}
+
+fn guess_sheet(grid: &Grid, index: usize) -> Option<(toml::Table, Vec<String>)> {
+    use toml::Value;
+    let col = grid.first_col;
+    let rows: Vec<u32> = grid.rows.iter().map(|(r, _)| *r).collect();
+    // The header: the row just above the first run of two date rows, with text to its right.
+    let at = rows.windows(3).position(|w| {
+        is_date_cell(grid.cell((w[1], col)))
+            && is_date_cell(grid.cell((w[2], col)))
+            && !is_date_cell(grid.cell((w[0], col)))
+            && grid.row(w[0]).is_some_and(|cells| {
+                cells
+                    .iter()
+                    .any(|(c, d)| *c > col && matches!(d, Data::String(_)))
+            })
+    })?;
+    let header = rows[at];
+    let mut t = toml::Table::new();
+    let mut notes = vec![format!(
+        "workbook sheet {} holds the series, one per column",
+        grid.sheet
+    )];
+    t.insert("sheet".into(), Value::Integer(index as i64));
+    match grid.label((header, col)) {
+        "" => {
+            t.insert("header_row".into(), Value::Integer(i64::from(header) + 1));
+        }
+        label => {
+            t.insert("header".into(), Value::String(label.into()));
+        }
+    }
+    notes.push(format!(
+        "row {} holds the series ids; the dates below it in column {} are the periods",
+        header + 1,
+        column_name(col)
+    ));
+    let mut metadata = toml::Table::new();
+    let mut frequency = None;
+    for &r in rows.iter().take(at) {
+        let label = grid.label((r, col));
+        let id = crate::init::snake(label);
+        if label.is_empty() {
+            if !metadata.contains_key("description") {
+                metadata.insert("description".into(), Value::Integer(i64::from(r) + 1));
+            }
+        } else if !["period", "value", "series_id", "description"].contains(&id.as_str())
+            && !metadata.contains_key(&id)
+        {
+            if id == "frequency" {
+                frequency = grid.row(r).and_then(|cells| {
+                    cells.iter().find_map(|(c, d)| match d {
+                        Data::String(s) if *c > col => frequency_word(s),
+                        _ => None,
+                    })
+                });
+            }
+            metadata.insert(id, Value::String(label.into()));
+        }
+    }
+    if !metadata.is_empty() {
+        notes.push(format!(
+            "the rows above it describe each series: {}",
+            metadata.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        t.insert("metadata".into(), Value::Table(metadata));
+    }
+    let spacing = || {
+        let a = serial_of(grid.cell((rows[at + 1], col)))?;
+        let b = serial_of(grid.cell((rows[at + 2], col)))?;
+        Some(match (b - a).abs() {
+            d if d >= 360.0 => "annual",
+            d if d >= 88.0 => "quarterly",
+            d if d >= 27.0 => "monthly",
+            _ => "daily",
+        })
+    };
+    if let Some(f) = frequency.or_else(spacing) {
+        notes.push(format!("dates are read as {f} periods"));
+        t.insert("frequency".into(), Value::String(f.into()));
+    }
+    Some((t, notes))
+}
+
+/// A frequency as a workbook's `Frequency` row writes it.
+fn frequency_word(s: &str) -> Option<&'static str> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "year" | "annual" | "yearly" => Some("annual"),
+        "quarter" | "quarterly" => Some("quarterly"),
+        "month" | "monthly" => Some("monthly"),
+        "day" | "daily" => Some("daily"),
+        _ => None,
+    }
+}
+
 /// The wide layout: the first column holds periods, every other header cell names a series.
 fn wide(grid: &Grid, header: u32, options: &ExcelOptions, sink: &mut dyn Sink) {
     let series_id = options.series.as_deref().unwrap_or("series_id");
