@@ -138,10 +138,12 @@ fn records(doc: &serde_json::Value, path: String) -> Option<String> {
     let mut best: Option<(usize, String)> = None;
     while let Some((v, path)) = queue.pop_front() {
         match v {
-            serde_json::Value::Array(a) if !a.is_empty() && a.iter().all(|e| e.is_object()) => {
-                if best.as_ref().is_none_or(|(n, _)| a.len() > *n) {
-                    best = Some((a.len(), path));
-                }
+            serde_json::Value::Array(a)
+                if !a.is_empty()
+                    && a.iter().all(|e| e.is_object())
+                    && best.as_ref().is_none_or(|(n, _)| a.len() > *n) =>
+            {
+                best = Some((a.len(), path));
             }
             serde_json::Value::Object(o) => {
                 for (k, v) in o {

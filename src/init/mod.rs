@@ -75,7 +75,7 @@ pub fn run(req: &Request) -> Result<Outcome, String> {
     let served = check(
         &config_path,
         &text,
-        remote.then(|| (&req.source, &bytes)),
+        remote.then_some((&req.source, &bytes)),
         req,
     );
     Ok(Outcome { text, served })
