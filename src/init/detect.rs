@@ -72,7 +72,7 @@ fn xml(text: &str) -> Result<Format, String> {
     let mut reader = quick_xml::Reader::from_str(text);
     loop {
         match reader.read_event() {
-            Ok(quick_xml::events::Event::Start(e)) => {
+            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
                 let name = e.local_name();
                 let name = String::from_utf8_lossy(name.as_ref()).into_owned();
                 return if name == "Structure" {

@@ -311,7 +311,7 @@ fn period(s: &Survey, period: Option<usize>) -> Option<(String, Option<Cadence>)
 /// display name, at most 48 characters, cut at a word.
 pub fn snake(text: &str) -> String {
     let mut out = String::new();
-    for c in text.chars() {
+    for c in text.chars().map(unaccent) {
         if c.is_ascii_alphanumeric() {
             out.push(c.to_ascii_lowercase());
         } else if !out.ends_with('_') {
@@ -327,6 +327,16 @@ pub fn snake(text: &str) -> String {
         out.insert_str(0, "m_");
     }
     out
+}
+
+/// A Latin letter without its accent (`Índice` → `Indice`), so that names keep their words.
+fn unaccent(c: char) -> char {
+    const FROM: &str = "ÀÁÂÃÄÅàáâãäåÇçÈÉÊËèéêëÌÍÎÏìíîïÑñÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÝýÿ";
+    const TO: &str = "AAAAAAaaaaaaCcEEEEeeeeIIIIiiiiNnOOOOOOooooooUUUUuuuuYyy";
+    FROM.chars()
+        .position(|f| f == c)
+        .and_then(|i| TO.chars().nth(i))
+        .unwrap_or(c)
 }
 
 /// TOML string (quoted and escaped).
@@ -855,7 +865,7 @@ mod tests {
         assert_eq!(snake("GDP (current US$)"), "gdp_current_us");
         assert_eq!(snake("Indicator Code"), "indicator_code");
         assert_eq!(snake("2015"), "m_2015");
-        assert_eq!(snake("Índice"), "ndice");
+        assert_eq!(snake("Índice y tasas"), "indice_y_tasas");
     }
 
     #[test]
