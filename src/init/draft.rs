@@ -38,6 +38,16 @@ const INDICATOR_NAMES: &[&str] = &[
     "information",
 ];
 
+/// Words that make a component's id name measures (`Índice y tasas`: index and rates).
+const INDICATOR_WORDS: &[&str] = &[
+    "indicator",
+    "indicators",
+    "measures",
+    "statistic",
+    "tasas",
+    "rates",
+];
+
 /// Most codes a component may have and still name one metric each.
 const MAX_METRICS: usize = 50;
 
@@ -239,7 +249,9 @@ fn is_indicator(id: &str) -> bool {
         .filter(char::is_ascii_alphanumeric)
         .collect::<String>()
         .to_ascii_lowercase();
+    let words = snake(id);
     INDICATOR_NAMES.contains(&key.as_str())
+        || words.split('_').any(|w| INDICATOR_WORDS.contains(&w))
 }
 
 /// Of the varying columns of a plain file (where every column reads as a dimension), the
