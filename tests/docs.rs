@@ -70,13 +70,24 @@ fn slugs_follow_githubs_rules() {
             "scaling-out-replicas-and-remote_write",
         ),
         ("`[[input]]`: a publisher file", "input-a-publisher-file"),
-        ("Security: TLS and basic auth", "security-tls-and-basic-auth"),
-        ("JSON-stat 1.x bundle (CSO Ireland)", "json-stat-1x-bundle-cso-ireland"),
+        (
+            "Security: TLS and basic auth",
+            "security-tls-and-basic-auth",
+        ),
+        (
+            "JSON-stat 1.x bundle (CSO Ireland)",
+            "json-stat-1x-bundle-cso-ireland",
+        ),
     ] {
         assert_eq!(slug(heading), want, "{heading}");
     }
     let page = "# Title\n## Limits\n```sh\n# Limits (a comment, not a heading)\n```\n## Limits\n### Limits\n";
-    assert_eq!(anchors(page), ["title", "limits", "limits-1", "limits-2"].map(String::from).into());
+    assert_eq!(
+        anchors(page),
+        ["title", "limits", "limits-1", "limits-2"]
+            .map(String::from)
+            .into()
+    );
 }
 
 /// Every anchor of a page: its headings' slugs, duplicates numbered -1, -2 … in order.
@@ -95,11 +106,7 @@ fn anchors(text: &str) -> BTreeSet<String> {
         }
         let base = slug(&line[hashes..]);
         let n = seen.entry(base.clone()).or_insert(0);
-        out.insert(if *n == 0 {
-            base
-        } else {
-            format!("{base}-{n}")
-        });
+        out.insert(if *n == 0 { base } else { format!("{base}-{n}") });
         *n += 1;
     }
     out
@@ -146,8 +153,15 @@ fn link_targets(text: &str) -> Vec<String> {
 }
 
 /// What is wrong with `target`, a link of `page` (a path relative to the repository).
-fn broken(page: &str, target: &str, anchors_of: &dyn Fn(&Path) -> BTreeSet<String>) -> Option<String> {
-    if ["http://", "https://", "mailto:"].iter().any(|s| target.starts_with(s)) {
+fn broken(
+    page: &str,
+    target: &str,
+    anchors_of: &dyn Fn(&Path) -> BTreeSet<String>,
+) -> Option<String> {
+    if ["http://", "https://", "mailto:"]
+        .iter()
+        .any(|s| target.starts_with(s))
+    {
         return None;
     }
     let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
@@ -164,18 +178,25 @@ fn broken(page: &str, target: &str, anchors_of: &dyn Fn(&Path) -> BTreeSet<Strin
         return None;
     }
     if file.extension().is_none_or(|e| e != "md") {
-        return Some(format!("{page}: ({target}): an anchor into a file that is not a page"));
+        return Some(format!(
+            "{page}: ({target}): an anchor into a file that is not a page"
+        ));
     }
     let have = anchors_of(&file);
     (!have.contains(anchor)).then(|| {
-        format!("{page}: ({target}): no heading of {} has the anchor `{anchor}`", file.display())
+        format!(
+            "{page}: ({target}): no heading of {} has the anchor `{anchor}`",
+            file.display()
+        )
     })
 }
 
 #[test]
 fn every_relative_link_and_anchor_leads_somewhere() {
     let anchors_of = |file: &Path| {
-        anchors(&std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display())))
+        anchors(
+            &std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+        )
     };
     let mut problems = Vec::new();
     let mut count = 0;
@@ -186,7 +207,11 @@ fn every_relative_link_and_anchor_leads_somewhere() {
         }
     }
     assert!(count > 40, "only {count} links in the documentation");
-    assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "broken links:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -203,9 +228,20 @@ fn a_broken_link_or_anchor_is_found() {
     .filter_map(|t| broken(page, t, &anchors_of))
     .collect();
     assert_eq!(problems.len(), 4, "{problems:?}");
-    assert!(problems[0].ends_with("no such file or directory"), "{problems:?}");
-    assert!(problems[1].ends_with("the anchor `no-such-heading`"), "{problems:?}");
-    for fine in ["security.md#limits", "../examples/", "https://example.org/#x", "#limits"] {
+    assert!(
+        problems[0].ends_with("no such file or directory"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].ends_with("the anchor `no-such-heading`"),
+        "{problems:?}"
+    );
+    for fine in [
+        "security.md#limits",
+        "../examples/",
+        "https://example.org/#x",
+        "#limits",
+    ] {
         assert_eq!(broken(page, fine, &anchors_of), None, "{fine}");
     }
 }
@@ -238,7 +274,11 @@ fn excerpts_are_found_only_where_they_are() {
     assert_eq!(excerpt_at("a = 1\n[t]\n", file), Some(0));
     assert_eq!(excerpt_at("b = 2\n\nc = 3\n", file), Some(2));
     assert_eq!(excerpt_at("b = 2\nc = 3\n", file), None, "not contiguous");
-    assert_eq!(excerpt_at("[t]\nb = 2\n", file), None, "an indentation not every line has");
+    assert_eq!(
+        excerpt_at("[t]\nb = 2\n", file),
+        None,
+        "an indentation not every line has"
+    );
     assert_eq!(excerpt_at("d = 4\ne = 5\n", file), None, "past the end");
 }
 
@@ -254,14 +294,17 @@ fn every_toml_and_yaml_example_is_a_file_of_the_repository() {
             checked += 1;
             let at = format!("{}:{}", b.page, b.line);
             let Some(file) = b.file else {
-                problems.push(format!("{at}: a {} block without `<!-- file: PATH -->` before it", b.lang));
+                problems.push(format!(
+                    "{at}: a {} block without `<!-- file: PATH -->` before it",
+                    b.lang
+                ));
                 continue;
             };
             match std::fs::read_to_string(Path::new(ROOT).join(&file)) {
                 Err(e) => problems.push(format!("{at}: {file}: {e}")),
-                Ok(text) if excerpt_at(&b.body, &text).is_none() => {
-                    problems.push(format!("{at}: the block is not {file}, nor a contiguous part of it"))
-                }
+                Ok(text) if excerpt_at(&b.body, &text).is_none() => problems.push(format!(
+                    "{at}: the block is not {file}, nor a contiguous part of it"
+                )),
                 Ok(_) => {}
             }
         }
@@ -279,7 +322,10 @@ fn example_configs() -> Vec<String> {
                 walk(&path, out);
             } else if path.extension().is_some_and(|e| e == "toml") {
                 let text = std::fs::read_to_string(&path).expect("example");
-                if text.lines().any(|l| l.starts_with("[dataset]") || l.starts_with("[catalog]")) {
+                if text
+                    .lines()
+                    .any(|l| l.starts_with("[dataset]") || l.starts_with("[catalog]"))
+                {
                     let rel = path.strip_prefix(ROOT).expect("in the repository");
                     out.push(rel.display().to_string());
                 }
@@ -352,7 +398,10 @@ fn every_local_example_config_passes_config_check() {
 /// test named in [`CHECKED_ELSEWHERE`], which must load that very file.
 #[test]
 fn every_remote_example_config_has_a_test_that_loads_it() {
-    let here = ["examples/remote/jsonstat-eurostat-url.toml", "examples/remote/sdmx-services.toml"];
+    let here = [
+        "examples/remote/jsonstat-eurostat-url.toml",
+        "examples/remote/sdmx-services.toml",
+    ];
     for name in example_configs() {
         let text = std::fs::read_to_string(Path::new(ROOT).join(&name)).expect("example");
         if !is_remote(&text) || here.contains(&name.as_str()) {
@@ -363,7 +412,10 @@ fn every_remote_example_config_has_a_test_that_loads_it() {
             .find(|(example, _)| *example == name)
             .unwrap_or_else(|| panic!("{name} fetches a remote source and no test loads it"));
         let test_text = std::fs::read_to_string(Path::new(ROOT).join(test)).expect("the test");
-        assert!(test_text.contains(&format!("\"{name}\"")), "{test} does not load {name}");
+        assert!(
+            test_text.contains(&format!("\"{name}\"")),
+            "{test} does not load {name}"
+        );
     }
 }
 
@@ -384,25 +436,42 @@ fn the_remote_source_example_loads_from_its_publisher() {
         let ok = req.uri().path() == "/api/v1/une_rt_m";
         let reply = http::Response::builder()
             .status(if ok { 200 } else { 404 })
-            .body(Full::new(Bytes::from(if ok { body.clone() } else { Vec::new() })))
+            .body(Full::new(Bytes::from(if ok {
+                body.clone()
+            } else {
+                Vec::new()
+            })))
             .expect("reply");
         async move { reply }
     });
     let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::copy(format!("{ROOT}/tests/fixtures/web/ca.crt"), dir.path().join("ca.pem"))
-        .expect("a CA certificate as ca.pem");
+    std::fs::copy(
+        format!("{ROOT}/tests/fixtures/web/ca.crt"),
+        dir.path().join("ca.pem"),
+    )
+    .expect("a CA certificate as ca.pem");
     let key_file = dir.path().join("api-key");
     std::fs::write(&key_file, "k-123\n").expect("key file");
     let text = std::fs::read_to_string(format!("{ROOT}/{name}")).expect("example");
     assert!(text.contains("https://data.example.org/") && text.contains("/run/secrets/api-key"));
     let moved = text
-        .replace("https://data.example.org", &format!("http://{}", server.addr()))
+        .replace(
+            "https://data.example.org",
+            &format!("http://{}", server.addr()),
+        )
         .replace("/run/secrets/api-key", &key_file.display().to_string());
     let config = dir.path().join("remote.toml");
     std::fs::write(&config, moved).expect("config");
     let out = config_check(&config).unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.contains("estat_unemployment_rate_ratio  31 series"), "{out}");
-    assert_eq!(*keys.lock().unwrap(), ["k-123"], "the key from header_file, once");
+    assert!(
+        out.contains("estat_unemployment_rate_ratio  31 series"),
+        "{out}"
+    );
+    assert_eq!(
+        *keys.lock().unwrap(),
+        ["k-123"],
+        "the key from header_file, once"
+    );
 }
 
 /// The `[sdmx.services]` example: its query goes to the mirror it names, not to the ECB.

@@ -371,7 +371,9 @@ fn docs_example(base: &str) -> String {
     let section = common::docs::section(&page, "## PxWeb API (Statistics Sweden)")
         .expect("the PxWeb section");
     assert!(
-        section.contains(&format!("<!-- file: {EXAMPLE} -->\n```toml\n{example}```\n")),
+        section.contains(&format!(
+            "<!-- file: {EXAMPLE} -->\n```toml\n{example}```\n"
+        )),
         "the PxWeb section shows {EXAMPLE} as it is"
     );
     example.replace(README_HOST, base)

@@ -155,9 +155,11 @@ fn four_shards_together_serve_exactly_the_unsharded_catalogue() {
 /// The self-metrics docs/metrics.md says how to aggregate over shards and replicas.
 fn docs_aggregation_table() -> Vec<String> {
     let page = common::docs::page("docs/metrics.md");
-    let section =
-        common::docs::section(&page, "## Aggregating self-metrics over shards and replicas")
-            .expect("docs/metrics.md has the aggregation table");
+    let section = common::docs::section(
+        &page,
+        "## Aggregating self-metrics over shards and replicas",
+    )
+    .expect("docs/metrics.md has the aggregation table");
     let rows = section
         .lines()
         .skip_while(|l| !l.starts_with("| Self-metric"))

@@ -34,7 +34,8 @@ pub fn pages() -> Vec<(String, String)> {
     names
         .into_iter()
         .map(|n| {
-            let text = std::fs::read_to_string(root.join(&n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+            let text =
+                std::fs::read_to_string(root.join(&n)).unwrap_or_else(|e| panic!("{n}: {e}"));
             (n, text)
         })
         .collect()
