@@ -6,7 +6,7 @@ CARGO ?= cargo
 .PHONY: run install test deps lint unit rules deploy bench load bench-catalog
 
 # Installs the binary where cargo puts binaries (~/.cargo/bin, on the PATH with rustup), so the
-# README's `indicator_exporter …` commands work as written, then serves the bundled config.
+# `indicator_exporter …` commands of README.md and docs/ work as written, then serves the bundled config.
 run: install
 	"$${CARGO_HOME:-$$HOME/.cargo}/bin/indicator_exporter" --config.file config.toml
 

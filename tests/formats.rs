@@ -1334,20 +1334,26 @@ fn every_example_passes_config_check() {
     }
 }
 
-/// Every example the README shows is the file it names, byte for byte, and every example file
-/// is shown.
+/// Every example docs/formats.md shows is the file it names, byte for byte; every example file
+/// is shown whole there; and any other page that names one shows the whole file or, as the
+/// link checker of tests/docs.rs requires, a part of it.
 #[test]
-fn readme_examples_are_the_example_files() {
-    let readme = std::fs::read_to_string(repo("README.md")).expect("README.md");
+fn docs_examples_are_the_example_files() {
     let mut shown = BTreeSet::new();
-    for part in readme.split("<!-- example: ").skip(1) {
-        let (path, rest) = part
-            .split_once(" -->\n```toml\n")
-            .expect("an example block");
-        let block = &rest[..rest.find("\n```\n").expect("a closed block")];
-        let file = std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert_eq!(block, file.trim_end_matches('\n'), "README block of {path}");
-        shown.insert(path.to_string());
+    for (page, text) in common::docs::pages() {
+        for b in common::docs::blocks(&page, &text) {
+            let Some(path) = b.file.filter(|f| f.starts_with("examples/formats/")) else {
+                continue;
+            };
+            let file =
+                std::fs::read_to_string(repo(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            if page == "docs/formats.md" {
+                assert_eq!(b.body, file, "{page}:{}: the block of {path}", b.line);
+            }
+            if b.body == file {
+                shown.insert(path);
+            }
+        }
     }
     let files: BTreeSet<String> = std::fs::read_dir(repo("examples/formats"))
         .expect("examples/formats")

@@ -317,7 +317,7 @@ fn prometheus_scrapes_exporter_rules_and_dashboards_work() {
     check_dashboard_structure(&dashboards);
 
     let tmp = tempfile::tempdir().expect("temporary directory");
-    // The history the dashboards' time-series panels read, backfilled as the README says.
+    // The history the dashboards' time-series panels read, backfilled as docs/alerts-and-dashboards.md says.
     let history = backfill(tmp.path(), Path::new(CONFIG));
     let published: Vec<f64> = parse(&history).samples.iter().map(|s| s.value).collect();
     // The second fetch of the remote source fails, so its failure series exist for the panels;

@@ -21,7 +21,7 @@ use common::{poll_until_ok, repo, Exporter};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const FIXTURE: &str = "tests/fixtures/publishers/pcaxis/scb_PR0101B3_cpi_monthly.px";
-/// Where the README's example says the service is; the test puts its own server there.
+/// Where the PxWeb example says the service is; the test puts its own server there.
 const README_HOST: &str = "https://pxweb.example.org";
 const V1_TABLE: &str = "/api/v1/en/Example/Month/PR0101B3";
 const V2_TABLE: &str = "/api/v2/tables/PR0101B3";
@@ -364,20 +364,27 @@ fn dataset(
     doc.to_string()
 }
 
-/// The README's PxWeb example, its service moved to `base`.
-fn readme_example(base: &str) -> String {
-    let readme = std::fs::read_to_string(repo("README.md")).expect("README.md");
-    let section = &readme[readme
-        .find("### PxWeb API (Statistics Sweden)")
-        .expect("the PxWeb section")..];
-    let start = section.find("```toml\n").expect("its example") + 8;
-    let end = start + section[start..].find("\n```\n").expect("a closed block");
-    section[start..end].replace(README_HOST, base)
+/// The PxWeb example of docs/remote-sources.md, its service moved to `base`.
+fn docs_example(base: &str) -> String {
+    let example = std::fs::read_to_string(repo(EXAMPLE)).expect(EXAMPLE);
+    let page = common::docs::page("docs/remote-sources.md");
+    let section = common::docs::section(&page, "## PxWeb API (Statistics Sweden)")
+        .expect("the PxWeb section");
+    assert!(
+        section.contains(&format!(
+            "<!-- file: {EXAMPLE} -->\n```toml\n{example}```\n"
+        )),
+        "the PxWeb section shows {EXAMPLE} as it is"
+    );
+    example.replace(README_HOST, base)
 }
 
-/// The README example with these selections and api instead of its own.
+/// The PxWeb example config.
+const EXAMPLE: &str = "examples/remote/pxweb-scb-cpi.toml";
+
+/// The PxWeb example with these selections and api instead of its own.
 fn config(dir: &Path, base: &str, api: &str, select: &str) -> PathBuf {
-    let example = readme_example(base);
+    let example = docs_example(base);
     let cut = example
         .find("[input.pxweb]")
         .expect("[input.pxweb] in the example");
@@ -554,13 +561,13 @@ fn an_unknown_value_is_a_positioned_error_listing_the_table_values() {
 }
 
 #[test]
-fn the_readme_example_serves_the_table() {
+fn the_docs_example_serves_the_table() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(100_000, 100, Duration::from_secs(10));
-    let path = dir.path().join("readme.toml");
-    std::fs::write(&path, readme_example(&service.base())).unwrap();
+    let path = dir.path().join("example.toml");
+    std::fs::write(&path, docs_example(&service.base())).unwrap();
     let e = start(&path);
-    let lines = served(&e, "the README example served");
+    let lines = served(&e, "the docs example served");
     // Its selection: three product groups, the latest 12 months.
     assert_eq!(every_cell(&lines), 3 * 12, "{lines:?}");
     let m = parse(&e.metrics());

@@ -1,48 +1,54 @@
-//! The README's commands run as written: every `indicator_exporter` line of its `sh` blocks
-//! that does not serve (`--config.check`, `export`, `--version`) is run verbatim by `sh`, with
-//! the built binary first on the PATH (as `make run` installs it), in a folder that holds the
-//! repository's config and examples, and must succeed. Serving commands are the ones every
-//! other test runs.
+//! The documentation's commands run as written: every `indicator_exporter` line of the `sh`
+//! blocks of README.md and of every page of docs/ that does not serve (`--config.check`,
+//! `export`, `--version`) is run verbatim by `sh`, with the built binary first on the PATH (as
+//! `make run` installs it), in a folder that holds the repository's config and examples, and
+//! must succeed. Serving commands are the ones every other test runs.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
+use common::docs::{blocks, pages};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The lines of the README's `sh` code blocks, comments kept (sh ignores them).
-fn sh_lines(readme: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut in_sh = false;
-    for line in readme.lines() {
-        if line.trim_start().starts_with("```") {
-            in_sh = !in_sh && line.trim() == "```sh";
-            continue;
-        }
-        if in_sh {
-            out.push(line.trim().to_string());
-        }
-    }
-    out
+/// Every line of every `sh` block of the README and docs/, comments kept (sh ignores them),
+/// with the page it is on.
+fn sh_lines() -> Vec<(String, String)> {
+    pages()
+        .iter()
+        .flat_map(|(name, text)| blocks(name, text))
+        .filter(|b| b.lang == "sh")
+        .flat_map(|b| {
+            let page = b.page.clone();
+            b.body
+                .lines()
+                .map(|l| (page.clone(), l.trim().to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[test]
-fn readme_commands_that_do_not_serve_run_as_written() {
-    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).expect("README.md");
-    let commands: Vec<String> = sh_lines(&readme)
+fn documented_commands_that_do_not_serve_run_as_written() {
+    let commands: Vec<(String, String)> = sh_lines()
         .into_iter()
-        .filter(|l| l.starts_with("indicator_exporter "))
-        .filter(|l| {
+        .filter(|(_, l)| l.starts_with("indicator_exporter "))
+        .filter(|(_, l)| {
             ["--config.check", " export ", "--version"]
                 .iter()
                 .any(|w| l.contains(w))
         })
         .collect();
     assert!(
-        commands.len() >= 5,
-        "only {} such commands in the README: {commands:?}",
+        commands.len() >= 15,
+        "only {} such commands in the documentation: {commands:?}",
         commands.len()
+    );
+    assert!(
+        commands.iter().any(|(page, _)| page == "README.md"),
+        "the README's own commands are run"
     );
     let tmp = tempfile::tempdir().expect("temporary directory");
     for entry in ["config.toml", "examples"] {
@@ -57,7 +63,7 @@ fn readme_commands_that_do_not_serve_run_as_written() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    for c in &commands {
+    for (page, c) in &commands {
         let out = Command::new("sh")
             .arg("-c")
             .arg(c)
@@ -67,7 +73,7 @@ fn readme_commands_that_do_not_serve_run_as_written() {
             .expect("run sh");
         assert!(
             out.status.success(),
-            "README command failed: {c}\n{}{}",
+            "{page}: command failed: {c}\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

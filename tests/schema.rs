@@ -201,19 +201,19 @@ fn every_key_of_the_config_is_in_the_reference() {
     let mut all = Vec::new();
     keys(&schema, "", &mut all);
     assert!(all.len() > 100, "{}", all.len());
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let reference = std::fs::read_to_string(repo("docs/configuration.md")).unwrap();
     let missing: Vec<&String> = all
         .iter()
         .filter(|(k, p)| {
-            !(readme.contains(&format!("`{k}`"))
-                || readme.contains(&format!("{k} ="))
-                || readme.contains(&format!("[{p}"))
-                || readme.contains(&format!("[[{p}")))
+            !(reference.contains(&format!("`{k}`"))
+                || reference.contains(&format!("{k} ="))
+                || reference.contains(&format!("[{p}"))
+                || reference.contains(&format!("[[{p}")))
         })
         .map(|(_, p)| p)
         .collect();
     assert!(
         missing.is_empty(),
-        "keys the README does not describe: {missing:?}"
+        "keys docs/configuration.md does not describe: {missing:?}"
     );
 }

@@ -51,14 +51,14 @@ fn until_seen(p: &Publisher, n: usize) -> Vec<Seen> {
     )
 }
 
-/// What the ECB answers to the README's query, in SDMX-CSV 1.0.
+/// What the ECB answers to the query of docs/remote-sources.md, in SDMX-CSV 1.0.
 const ECB_CSV: &str =
     "DATAFLOW,FREQ,CURRENCY,CURRENCY_DENOM,EXR_TYPE,EXR_SUFFIX,TIME_PERIOD,OBS_VALUE\n\
 ECB:EXR(1.0),M,USD,EUR,SP00,A,2024-01,1.0905\n\
 ECB:EXR(1.0),M,JPY,EUR,SP00,A,2024-01,159.46\n";
 
 #[test]
-fn the_readme_query_asks_for_its_url_and_media_type_and_is_served() {
+fn the_docs_query_asks_for_its_url_and_media_type_and_is_served() {
     let publisher = Publisher::start(Duration::ZERO, |target, _| {
         if target == "/service/data/EXR/M.USD+JPY.EUR.SP00.A?startPeriod=2020" {
             Answer::ok(ECB_CSV)
@@ -67,12 +67,15 @@ fn the_readme_query_asks_for_its_url_and_media_type_and_is_served() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    // The README's example as written, its service moved to the loopback publisher.
+    // The example of docs/remote-sources.md as written, its service moved to the loopback
+    // publisher.
     let example = std::fs::read_to_string(repo("examples/sdmx-query-ecb.toml")).unwrap();
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let page = common::docs::page("docs/remote-sources.md");
     assert!(
-        readme.contains(&format!("```toml\n{example}```\n")),
-        "the README shows examples/sdmx-query-ecb.toml as it is"
+        page.contains(&format!(
+            "<!-- file: examples/sdmx-query-ecb.toml -->\n```toml\n{example}```\n"
+        )),
+        "docs/remote-sources.md shows examples/sdmx-query-ecb.toml as it is"
     );
     let config = dir.path().join("ecb.toml");
     let moved = format!(

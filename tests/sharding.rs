@@ -152,13 +152,14 @@ fn four_shards_together_serve_exactly_the_unsharded_catalogue() {
     assert_eq!(source.stats().requests, 2, "fetches of {REMOTE}");
 }
 
-/// The self-metrics the README's "Sharding" section says how to aggregate.
-fn readme_aggregation_table() -> Vec<String> {
-    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).expect("README.md");
-    let section = readme
-        .split("**Aggregating self-metrics.**")
-        .nth(1)
-        .expect("the README has the aggregation table");
+/// The self-metrics docs/metrics.md says how to aggregate over shards and replicas.
+fn docs_aggregation_table() -> Vec<String> {
+    let page = common::docs::page("docs/metrics.md");
+    let section = common::docs::section(
+        &page,
+        "## Aggregating self-metrics over shards and replicas",
+    )
+    .expect("docs/metrics.md has the aggregation table");
     let rows = section
         .lines()
         .skip_while(|l| !l.starts_with("| Self-metric"))
@@ -177,7 +178,7 @@ fn readme_aggregation_table() -> Vec<String> {
 }
 
 #[test]
-fn every_self_metric_of_the_readme_aggregation_table_is_served() {
+fn every_self_metric_of_the_docs_aggregation_table_is_served() {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let source = source();
     let main = catalogue(tmp.path(), &source);
@@ -185,13 +186,13 @@ fn every_self_metric_of_the_readme_aggregation_table_is_served() {
     source.set(|b| b.status = Some(503));
     let e = shard(&main, Shard::of(REMOTE, SHARDS));
     let m = parse(&e.metrics());
-    let names = readme_aggregation_table();
+    let names = docs_aggregation_table();
     assert!(names.len() >= 20, "{names:?}");
     for name in names {
         let family = name.strip_suffix("_total").unwrap_or(&name);
         assert!(
             m.family(&name).is_some() || m.family(family).is_some(),
-            "{name} is in the README's table but not on /metrics"
+            "{name} is in the table of docs/metrics.md but not on /metrics"
         );
     }
 }

@@ -270,7 +270,8 @@ pub fn export(dir: &Path, config: &Path, format: &str) -> (String, String) {
 
 /// Backfills the history of `config` into `dir/data`, where [`start_prometheus_config`]
 /// stores: the export in OpenMetrics, turned into blocks by `promtool tsdb
-/// create-blocks-from openmetrics`, as the README's backfill steps do. Returns the export.
+/// create-blocks-from openmetrics`, as the backfill steps of
+/// docs/alerts-and-dashboards.md do. Returns the export.
 pub fn backfill(dir: &Path, config: &Path) -> String {
     let (text, _) = export(dir, config, "openmetrics");
     let out = Command::new(require_tool("promtool"))

@@ -13,6 +13,7 @@ use indicator_exporter::diagnostic::Diagnostics;
 use indicator_exporter::{run, Settings};
 use tokio::sync::oneshot;
 
+pub mod docs;
 pub mod e2e;
 pub mod exporter;
 pub mod exposition;
