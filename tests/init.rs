@@ -488,3 +488,32 @@ fn a_file_init_cannot_read_is_an_error_naming_it() {
         "{stderr}"
     );
 }
+
+/// The config the documentation shows is what init writes for that file (its `published`
+/// line, the file's modification date, aside).
+#[test]
+fn the_documented_config_is_what_init_writes() {
+    let dir = repo("examples/init");
+    let out = common::exporter::command()
+        .args([
+            "init",
+            "../../tests/fixtures/publishers/sdmx-csv/estat_ei_bpm6ca_q_sdmxcsv2_labelsname.csv",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with("published = "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let written = String::from_utf8(out.stdout).unwrap();
+    let kept = std::fs::read_to_string(dir.join("estat-current-account.toml")).unwrap();
+    assert_eq!(published(&written), published(&kept));
+}

@@ -1,6 +1,6 @@
 //! The documentation's commands run as written: every `indicator_exporter` line of the `sh`
 //! blocks of README.md and of every page of docs/ that does not serve (`--config.check`,
-//! `export`, `--version`) is run verbatim by `sh`, with the built binary first on the PATH (as
+//! `export`, `init`, `--version`) is run verbatim by `sh`, with the built binary first on the PATH (as
 //! `make run` installs it), in a folder that holds the repository's config and examples, and
 //! must succeed. Serving commands are the ones every other test runs.
 
@@ -36,7 +36,7 @@ fn documented_commands_that_do_not_serve_run_as_written() {
         .into_iter()
         .filter(|(_, l)| l.starts_with("indicator_exporter "))
         .filter(|(_, l)| {
-            ["--config.check", " export ", "--version"]
+            ["--config.check", " export ", "--version", " init "]
                 .iter()
                 .any(|w| l.contains(w))
         })
@@ -51,7 +51,7 @@ fn documented_commands_that_do_not_serve_run_as_written() {
         "the README's own commands are run"
     );
     let tmp = tempfile::tempdir().expect("temporary directory");
-    for entry in ["config.toml", "examples"] {
+    for entry in ["config.toml", "examples", "tests"] {
         std::os::unix::fs::symlink(Path::new(ROOT).join(entry), tmp.path().join(entry))
             .expect("link the repository's files");
     }

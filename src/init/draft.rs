@@ -368,10 +368,21 @@ fn key(s: &str) -> String {
     }
 }
 
-/// A comment of one or more lines.
+/// A comment of one or more lines, each wrapped at 100 characters.
 fn comment(out: &mut String, text: &str) {
     for line in text.lines() {
-        let _ = writeln!(out, "# {line}");
+        let mut current = String::new();
+        for word in line.split(' ') {
+            if !current.is_empty() && current.chars().count() + word.chars().count() > 96 {
+                let _ = writeln!(out, "# {current}");
+                current.clear();
+            }
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+        let _ = writeln!(out, "# {current}");
     }
 }
 
@@ -760,7 +771,14 @@ fn labels(out: &mut String, c: &InputCtx) {
     for &i in c.not_labels {
         comment(out, &format!("Not a label: `{}` varies but does not identify a series (it describes observations).", s.components[i].id));
     }
-    let _ = writeln!(out, "labels = {{ {} }}", entries.join(", "));
+    if entries.is_empty() {
+        let _ = writeln!(
+            out,
+            "labels = {{}}        # no component varies: one series per metric and period"
+        );
+    } else {
+        let _ = writeln!(out, "labels = {{ {} }}", entries.join(", "));
+    }
 }
 
 fn unit_codes(out: &mut String, c: &InputCtx) {
