@@ -128,6 +128,44 @@ fn an_unknown_key_is_rejected() {
     assert!(verdicts[3].starts_with("OK "), "{}", verdicts[3]);
 }
 
+/// Values are typed as the config types parse them: a value of the wrong kind is flagged as
+/// the exporter refuses it.
+#[test]
+fn a_value_of_the_wrong_kind_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(repo("config.toml")).unwrap();
+    let cases = [
+        (
+            "cadence.toml",
+            good.replacen("cadence = \"annual\"", "cadence = 5", 1),
+            "5 is not of type 'string'",
+        ),
+        (
+            "lag.toml",
+            good.replacen(
+                "expected_release_lag_days = 31",
+                "expected_release_lag_days = \"ninety\"",
+                1,
+            ),
+            "'ninety' is not of type 'integer'",
+        ),
+    ];
+    for (name, text, want) in &cases {
+        assert_ne!(text, &good, "{name}: the case changes the file");
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        assert!(
+            indicator_exporter::check(&p).is_err(),
+            "{name}: the exporter refuses it"
+        );
+        let verdict = &validate(&[p])[0];
+        assert!(
+            verdict.starts_with("INVALID ") && verdict.contains(want),
+            "{name}: {verdict}"
+        );
+    }
+}
+
 #[test]
 fn taplo_finds_the_schema_for_the_examples_and_flags_an_unknown_key() {
     let taplo = repo("target/deploy-venv/bin/taplo");

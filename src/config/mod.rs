@@ -768,10 +768,96 @@ const ARRAYS: &[&str] = &[
     "input",
 ];
 
+/// Parses `text` as the table at `path` (None: a path without its own type here).
+#[cfg(test)]
+fn parse_table(path: &str, text: &str) -> Option<Result<(), String>> {
+    fn p<T: serde::de::DeserializeOwned>(text: &str) -> Result<(), String> {
+        toml::from_str::<T>(text)
+            .map(drop)
+            .map_err(|e| e.message().to_string())
+    }
+    Some(match path {
+        "dataset" => p::<DatasetConfig>(text),
+        "dataset.period" => p::<PeriodConfig>(text),
+        "source" => p::<SourceConfig>(text),
+        "label" => p::<LabelConfig>(text),
+        "label.values" => p::<LabelValueConfig>(text),
+        "metric" => p::<MetricConfig>(text),
+        "metric.samples" => p::<SampleConfig>(text),
+        "metric.release" => p::<ReleaseConfig>(text),
+        "input" => p::<InputConfig>(text),
+        "fetch" | "input.fetch" => p::<FetchOptions>(text),
+        "input.query" => p::<QueryConfig>(text),
+        "sdmx" => p::<SdmxConfig>(text),
+        "input.csv" => p::<CsvOptions>(text),
+        "input.json" => p::<JsonOptions>(text),
+        "input.sdmx_csv" => p::<SdmxCsvOptions>(text),
+        "input.sdmx_json" => p::<SdmxJsonOptions>(text),
+        "input.json_stat" => p::<JsonStatOptions>(text),
+        "input.excel" => p::<ExcelOptions>(text),
+        "input.sdmx_ml" => p::<SdmxMlOptions>(text),
+        "input.pxweb" => p::<PxWebConfig>(text),
+        "input.pc_axis" => p::<PcAxisOptions>(text),
+        "catalog" => p::<CatalogConfig>(text),
+        _ => return None,
+    })
+}
+
+/// The JSON types a key of the table at `path` takes, asked of the type that parses the table:
+/// a kind of value is refused when parsing says "invalid type" for it (other problems, a value
+/// out of range or a missing key, are the exporter's to report). None: any value.
+#[cfg(test)]
+fn value_types(path: &str, key: &str) -> Option<serde_json::Value> {
+    const KINDS: &[(&str, &str)] = &[
+        ("string", "\"x\""),
+        ("integer", "1"),
+        ("number", "1.5"),
+        ("boolean", "true"),
+        ("array", "[\"x\"]"),
+        ("object", "{}"),
+    ];
+    let accepted: Vec<&str> = KINDS
+        .iter()
+        .filter(|(_, sample)| {
+            let text = format!("{} = {sample}\n", toml_key(key));
+            parse_table(path, &text)
+                .is_some_and(|r| r.err().is_none_or(|e| !e.contains("invalid type")))
+        })
+        .map(|(kind, _)| *kind)
+        .collect();
+    if parse_table(path, "").is_none() || accepted.len() == KINDS.len() {
+        return None;
+    }
+    // JSON Schema's "number" holds integers too.
+    let kinds: Vec<&str> = if accepted.contains(&"number") {
+        accepted.into_iter().filter(|k| *k != "integer").collect()
+    } else {
+        accepted
+    };
+    Some(match kinds.as_slice() {
+        [one] => serde_json::json!(one),
+        many => serde_json::json!(many),
+    })
+}
+
+/// A key as TOML writes it.
+#[cfg(test)]
+fn toml_key(key: &str) -> String {
+    if key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
 /// A JSON Schema (draft 2020-12) of dataset and catalogue config files, made from the same
-/// key lists that parsing checks ([`schema`]), so editors with TOML schema support complete
-/// keys and flag unknown ones. Values are not typed here: their checks stay the exporter's,
-/// with their positions. A test writes it to schema/config.schema.json.
+/// types that parse them: their key lists ([`schema`]) and the kinds of value each key takes
+/// ([`value_types`]), so editors with TOML schema support complete keys and flag unknown keys
+/// and values of the wrong kind. Values' ranges and names stay the exporter's checks, with
+/// their positions. A test writes it to schema/config.schema.json.
 #[cfg(test)]
 pub fn json_schema() -> serde_json::Value {
     fn table(path: &str, keys: &[&str]) -> serde_json::Value {
@@ -790,7 +876,10 @@ pub fn json_schema() -> serde_json::Value {
                             serde_json::json!({"type": "array", "items": table(c, keys)})
                         }
                         Some(keys) => table(c, keys),
-                        None => serde_json::Value::Bool(true),
+                        None => match value_types(path, k) {
+                            Some(t) => serde_json::json!({ "type": t }),
+                            None => serde_json::Value::Bool(true),
+                        },
                     },
                 };
                 (k.to_string(), v)
