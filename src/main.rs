@@ -178,15 +178,17 @@ fn config_check(cli: &Cli) -> ExitCode {
     let web = cli.web_config_file.as_deref().map(|p| (p, web::check(p)));
     match (check_catalog(&cli.config_file, cli.max_file_size), web) {
         (Ok(ds), web @ (None | Some((_, Ok(_))))) => {
+            let mut text = String::new();
             for d in ds {
-                println!("{}: OK: {}", d.files[0].display(), d.summary());
+                text += &format!("{}: OK: {}\n", d.files[0].display(), d.summary());
                 for line in d.served() {
-                    println!("  {line}");
+                    text += &format!("  {line}\n");
                 }
             }
             if let Some((p, Ok(summary))) = web {
-                println!("{}: OK: web config, {summary}", p.display());
+                text += &format!("{}: OK: web config, {summary}\n", p.display());
             }
+            write_stdout(&text);
             ExitCode::SUCCESS
         }
         (dataset, web) => {
@@ -196,6 +198,12 @@ fn config_check(cli: &Cli) -> ExitCode {
             invalid(cli, &errors)
         }
     }
+}
+
+/// Writes to standard output; a reader that stopped early (`| head`) is no failure.
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn invalid(cli: &Cli, errors: &indicator_exporter::diagnostic::Diagnostics) -> ExitCode {
@@ -236,7 +244,7 @@ fn init(cli: &Cli, args: &InitArgs) -> ExitCode {
         }
     };
     let target = if to_stdout {
-        print!("{}", outcome.text);
+        write_stdout(&outcome.text);
         "standard output".to_string()
     } else {
         if let Err(e) = std::fs::write(&args.output, &outcome.text) {

@@ -152,3 +152,20 @@ fn sighup_reloads_an_edited_value_and_keeps_serving_on_a_bad_edit() {
         Some("0")
     );
 }
+
+/// `--config.check | head -1`: a reader that stops early is no failure and no panic.
+#[test]
+fn config_check_into_a_closed_pipe_exits_cleanly() {
+    let mut child = common::exporter::command()
+        .args(["--config.check", "--config.file", "config.toml"])
+        .current_dir(repo(""))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
