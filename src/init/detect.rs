@@ -47,6 +47,184 @@ pub fn format(bytes: &[u8]) -> Result<Detected, String> {
     csv(text)
 }
 
+/// What a file says of itself: its title, its publisher and when it was prepared, each with
+/// where it was read.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Meta {
+    pub title: Option<(String, String)>,
+    pub publisher: Option<(String, String)>,
+    pub published: Option<(String, String)>,
+}
+
+/// The file's own title, publisher and date, where its format has them: JSON-stat `label`,
+/// `source` and `updated`; SDMX-JSON's structure name, sender and `prepared`; PC-Axis TITLE,
+/// SOURCE and LAST-UPDATED; an SDMX-ML header's Sender and Prepared; a CSV preamble's date.
+pub fn metadata(format: Format, bytes: &[u8]) -> Meta {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => std::borrow::Cow::Borrowed(crate::source::strip_bom(t)),
+        Err(_) => encoding_rs::WINDOWS_1252.decode(bytes).0,
+    };
+    let at = |v: Option<String>, why: &str| {
+        v.map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(|v| (v, why.to_string()))
+    };
+    match format {
+        Format::JsonStat | Format::SdmxJson => {
+            let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+                return Meta::default();
+            };
+            json_meta(format, &doc, at)
+        }
+        Format::PcAxis => Meta {
+            title: [
+                "DESCRIPTION[en]",
+                "TITLE[en]",
+                "TITLE",
+                "CONTENTS",
+                "DESCRIPTION",
+            ]
+            .iter()
+            .find_map(|k| at(px_value(&text, k), &format!("the file's {k}"))),
+            publisher: at(px_value(&text, "SOURCE"), "the file's SOURCE"),
+            published: ["LAST-UPDATED", "CREATION-DATE"].iter().find_map(|k| {
+                at(
+                    px_value(&text, k).and_then(|d| date(&d)),
+                    &format!("the file's {k}"),
+                )
+            }),
+        },
+        Format::SdmxMl => Meta {
+            title: None,
+            publisher: at(
+                xml_attr(&text, "Sender", "id").filter(|s| s != "Unknown"),
+                "the message's Sender",
+            ),
+            published: at(
+                xml_text(&text, "Prepared").and_then(|d| date(&d)),
+                "the message's Prepared",
+            ),
+        },
+        Format::Csv => Meta {
+            published: at(
+                text.lines()
+                    .take(10)
+                    .filter(|l| l.to_ascii_lowercase().contains("updated"))
+                    .find_map(|l| l.split(',').find_map(|c| date(c.trim().trim_matches('"')))),
+                "the file's preamble",
+            ),
+            ..Meta::default()
+        },
+        _ => Meta::default(),
+    }
+}
+
+fn json_meta(
+    format: Format,
+    doc: &serde_json::Value,
+    at: impl Fn(Option<String>, &str) -> Option<(String, String)>,
+) -> Meta {
+    let s = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    if format == Format::JsonStat {
+        // A 1.x bundle: its first dataset.
+        let ds = match doc.get("value") {
+            Some(_) => doc,
+            None => doc
+                .as_object()
+                .and_then(|o| o.values().next())
+                .unwrap_or(doc),
+        };
+        return Meta {
+            title: at(s(ds.get("label")), "the file's label"),
+            publisher: at(s(ds.get("source")), "the file's source"),
+            published: at(
+                s(ds.get("updated")).and_then(|d| date(&d)),
+                "the file's updated",
+            ),
+        };
+    }
+    let header = doc.get("meta").or_else(|| doc.get("header"));
+    let structure = doc
+        .pointer("/data/structures/0")
+        .or_else(|| doc.pointer("/data/structure"))
+        .or_else(|| doc.get("structure"));
+    let sender = header.and_then(|h| h.get("sender"));
+    Meta {
+        title: at(
+            s(structure.and_then(|st| st.get("name"))),
+            "the message's structure name",
+        ),
+        publisher: at(
+            s(sender.and_then(|x| x.get("name"))).or_else(|| s(sender.and_then(|x| x.get("id")))),
+            "the message's sender",
+        ),
+        published: at(
+            s(header.and_then(|h| h.get("prepared"))).and_then(|d| date(&d)),
+            "the message's prepared",
+        ),
+    }
+}
+
+/// `YYYY-MM-DD` from the start of a date or timestamp (`2026-09-22T11:00`, `20090708 12:44`).
+fn date(text: &str) -> Option<String> {
+    let t = text.trim();
+    let digits: String = t.chars().take(10).filter(char::is_ascii_digit).collect();
+    let dashed = t.len() >= 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-';
+    let compact = t.len() >= 8 && t[..8].bytes().all(|b| b.is_ascii_digit());
+    let d = if dashed || compact {
+        digits.get(..8)?
+    } else {
+        return None;
+    };
+    let (y, m, day) = (&d[..4], &d[4..6], &d[6..8]);
+    let ok = m.parse::<u32>().is_ok_and(|m| (1..=12).contains(&m))
+        && day.parse::<u32>().is_ok_and(|d| (1..=31).contains(&d));
+    ok.then(|| format!("{y}-{m}-{day}"))
+}
+
+/// A PC-Axis keyword's value: its quoted strings joined, up to the `;` that ends it.
+fn px_value(text: &str, keyword: &str) -> Option<String> {
+    // `KEYWORD=` or, for a keyword given per content, its first `KEYWORD("content")=`.
+    let at_line = |i: usize| i == 0 || text.as_bytes()[i - 1] == b'\n';
+    let start = text
+        .match_indices(&format!("{keyword}="))
+        .find(|(i, _)| at_line(*i))
+        .map(|(i, _)| i + keyword.len() + 1)
+        .or_else(|| {
+            let (i, _) = text
+                .match_indices(&format!("{keyword}(\""))
+                .find(|(i, _)| at_line(*i))?;
+            Some(i + text[i..].find(")=")? + 2)
+        })?;
+    let rest = &text[start..];
+    let end = rest
+        .find(";\n")
+        .or_else(|| rest.find(";\r"))
+        .or_else(|| rest.find(';'))?;
+    let value: Vec<&str> = rest[..end].split('"').skip(1).step_by(2).collect();
+    Some(
+        value
+            .join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// The first `<…:NAME …>…</…>` element's text.
+fn xml_text(text: &str, name: &str) -> Option<String> {
+    let i = text.find(&format!(":{name}>"))? + name.len() + 2;
+    Some(text[i..i + text[i..].find('<')?].to_string())
+}
+
+/// The attribute `attr` of the first `<…:NAME …>` element.
+fn xml_attr(text: &str, name: &str, attr: &str) -> Option<String> {
+    let i = text.find(&format!(":{name} "))?;
+    let tag = &text[i..i + text[i..].find('>')?];
+    let j = tag.find(&format!("{attr}=\""))? + attr.len() + 2;
+    Some(tag[j..j + tag[j..].find('"')?].to_string())
+}
+
 /// A workbook's sheet, header and metadata rows.
 pub fn excel(bytes: &[u8], notes: &mut Vec<String>) -> Result<Table, String> {
     let (options, seen) = crate::source::workbook::guess_layout(bytes)?;
@@ -283,6 +461,27 @@ mod tests {
             .unwrap_err()
             .contains("structure message"));
         assert_eq!(f(b"PK\x03\x04rest"), Ok(Format::Excel));
+    }
+
+    #[test]
+    fn a_file_says_its_title_publisher_and_date() {
+        let m = metadata(
+            Format::JsonStat,
+            br#"{"class":"dataset","label":"Unemployment","source":"ESTAT","updated":"2026-09-22T11:00:00+0200","value":[],"dimension":{}}"#,
+        );
+        assert_eq!(m.title.unwrap().0, "Unemployment");
+        assert_eq!(m.publisher.unwrap().0, "ESTAT");
+        assert_eq!(m.published.unwrap().0, "2026-09-22");
+        let px = "CHARSET=\"ANSI\";\nTITLE=\"Consumer prices by\"\n\"group\";\nSOURCE=\"Statistics Sweden\";\nLAST-UPDATED=\"20090708 12:44\";\nDATA=\n1;\n";
+        let m = metadata(Format::PcAxis, px.as_bytes());
+        assert_eq!(m.title.unwrap().0, "Consumer prices by group");
+        assert_eq!(m.publisher.unwrap().0, "Statistics Sweden");
+        assert_eq!(m.published.unwrap().0, "2009-07-08");
+        let xml = r#"<m:GenericData><m:Header><m:Prepared>2020-01-16T08:16:20</m:Prepared><m:Sender id="ECB"/></m:Header></m:GenericData>"#;
+        let m = metadata(Format::SdmxMl, xml.as_bytes());
+        assert_eq!(m.publisher.unwrap().0, "ECB");
+        assert_eq!(m.published.unwrap().0, "2020-01-16");
+        assert_eq!(date("2024-13-01"), None);
     }
 
     #[test]

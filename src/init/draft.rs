@@ -63,6 +63,8 @@ pub struct Input<'a> {
     pub published: (String, String),
     /// The dataset's page, and where it comes from.
     pub source_url: (String, String),
+    /// What the file says of itself.
+    pub meta: super::detect::Meta,
 }
 
 /// Which component is which.
@@ -419,27 +421,33 @@ fn dataset(out: &mut String, input: &Input, period: &Option<(String, Option<Cade
     let prefix = dataset_prefix(input);
     let _ = writeln!(out, "[dataset]");
     let _ = writeln!(out, "name = {}", q(&name));
-    let _ = writeln!(
-        out,
-        "title = {}        # CHOOSE: the dataset's title as its publisher gives it",
-        q(&input.stem)
-    );
-    let _ = writeln!(
-        out,
-        "publisher = \"unknown\"        # CHOOSE: who publishes it"
-    );
-    let _ = writeln!(
-        out,
-        "source_url = {}        # {}",
-        q(&input.source_url.0),
-        input.source_url.1
-    );
-    let _ = writeln!(
-        out,
-        "published = {}        # {}",
-        q(&input.published.0),
-        input.published.1
-    );
+    let m = &input.meta;
+    let or = |v: &Option<(String, String)>, default: String, why: &str| match v {
+        Some((v, from)) => (v.clone(), format!("from {from}")),
+        None => (default, why.to_string()),
+    };
+    let lines = [
+        (
+            "title",
+            or(
+                &m.title,
+                input.stem.clone(),
+                "CHOOSE: the dataset's title as its publisher gives it",
+            ),
+        ),
+        (
+            "publisher",
+            or(&m.publisher, "unknown".into(), "CHOOSE: who publishes it"),
+        ),
+        ("source_url", input.source_url.clone()),
+        (
+            "published",
+            or(&m.published, input.published.0.clone(), &input.published.1),
+        ),
+    ];
+    for (key, (value, why)) in lines {
+        let _ = writeln!(out, "{key} = {}        # {why}", q(&value));
+    }
     let _ = writeln!(out, "metric_prefix = {}", q(&prefix));
     if let Some((label, cadence)) = period {
         let _ = writeln!(out, "\n[dataset.period]");

@@ -70,6 +70,7 @@ pub fn run(req: &Request) -> Result<Outcome, String> {
                 "CHOOSE: the publisher's page for this data".into(),
             )
         },
+        meta: detect::metadata(detected.format, &bytes),
     };
     let text = draft::config(&input);
     let served = check(
