@@ -1,4 +1,5 @@
-//! `indicator_exporter init` on every real publisher file: the config it writes passes
+//! `indicator_exporter init` on every real publisher file (and the JSON records sample): the
+//! config it writes passes
 //! `--config.check` as written, and the exporter started on it serves every figure of the
 //! file (read here independently of the exporter's readers) in the unit the file states.
 
@@ -107,6 +108,11 @@ const ROWS: &[Row] = &[
         file: "xlsx/abs_6202021_labour_force.xlsx",
         units: &[("", 3)],
     },
+    // JSON records (the illustrative sample of the formats guide): PC, THS_PER and NR.
+    Row {
+        file: "../../../examples/formats/data/observations.json",
+        units: &[("ratio", -2), ("persons", 3), ("", 0)],
+    },
 ];
 
 /// Structure messages hold no observations: init says so and what to do.
@@ -125,6 +131,7 @@ fn the_table_covers_every_publisher_fixture() {
     let mut listed: Vec<&str> = ROWS
         .iter()
         .map(|r| r.file)
+        .filter(|f| !f.starts_with("../"))
         .chain(STRUCTURES.iter().copied())
         .collect();
     listed.sort_unstable();
@@ -273,6 +280,12 @@ fn figures(path: &Path) -> Vec<f64> {
     }
     if name.ends_with(".json") {
         let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        if let Some(records) = doc.pointer("/data/observations").and_then(|r| r.as_array()) {
+            return records
+                .iter()
+                .filter_map(|r| figure(&r["value"].to_string()))
+                .collect();
+        }
         let mut out = Vec::new();
         json_values(&doc, &mut out);
         return out;
