@@ -1,7 +1,7 @@
 //! `indicator_exporter init` on every real publisher file (and the JSON records sample): the
-//! config it writes passes
-//! `--config.check` as written, and the exporter started on it serves every figure of the
-//! file (read here independently of the exporter's readers) in the unit the file states.
+//! config it writes passes `--config.check` as written, and the exporter started on it serves
+//! every figure of the file (read here independently of the exporter's readers) in the unit
+//! the file states.
 
 mod common;
 
