@@ -501,3 +501,71 @@ fn the_sdmx_services_example_sends_its_query_to_the_mirror() {
     assert!(out.contains("ecb_exchange_rate_ratio  1 series"), "{out}");
     assert_eq!(publisher.seen().len(), 1, "one request, to the mirror");
 }
+
+/// The YAML examples load in the programs that read them: a web config in the exporter
+/// (`--web.config.file`, with the test certificates beside it as the example says), a scrape
+/// config in promtool (its paths moved to a folder of the test's own).
+#[test]
+fn every_yaml_example_loads_where_it_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["server.crt", "server.key", "ca.crt"] {
+        std::fs::copy(
+            common::repo("tests/fixtures/web").join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
+    }
+    let mut web = 0;
+    for entry in std::fs::read_dir(common::repo("examples/web")).unwrap() {
+        let src = entry.unwrap().path();
+        let copy = dir.path().join(src.file_name().unwrap());
+        std::fs::copy(&src, &copy).unwrap();
+        let out = common::exporter::run(&[
+            "--config.check",
+            "--config.file",
+            common::repo("config.toml").to_str().unwrap(),
+            "--web.config.file",
+            copy.to_str().unwrap(),
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("OK: web config"),
+            "{}: {stdout}{}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        web += 1;
+    }
+    assert!(web >= 2, "the web config examples were found");
+    let promtool = common::require_tool("promtool");
+    for f in [
+        "indicator_exporter-ca.crt",
+        "scraper.crt",
+        "scraper.key",
+        "indicator_exporter.password",
+    ] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    let mut scrape = 0;
+    for entry in std::fs::read_dir(common::repo("examples/prometheus")).unwrap() {
+        let src = entry.unwrap().path();
+        let text = std::fs::read_to_string(&src).unwrap();
+        let moved = text.replace("/etc/prometheus/", &format!("{}/", dir.path().display()));
+        let copy = dir.path().join(src.file_name().unwrap());
+        std::fs::write(&copy, moved).unwrap();
+        let out = std::process::Command::new(&promtool)
+            .args(["check", "config"])
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            src.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        scrape += 1;
+    }
+    assert!(scrape >= 2, "the scrape config examples were found");
+}
