@@ -162,6 +162,11 @@ pub struct InitArgs {
     #[arg(value_name = "FILE|URL")]
     pub source: String,
 
+    /// An SDMX structure message (file or URL) for SDMX data: its data structure definition
+    /// says which component is which, its codelists name the codes.
+    #[arg(long = "structure", value_name = "FILE|URL")]
+    pub structure: Option<String>,
+
     /// Where to write the config (`-`: standard output).
     #[arg(long = "output", short = 'o', value_name = "PATH", default_value = "-")]
     pub output: PathBuf,

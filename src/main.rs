@@ -233,6 +233,7 @@ fn init(cli: &Cli, args: &InitArgs) -> ExitCode {
     let to_stdout = args.output.as_os_str() == "-";
     let req = indicator_exporter::init::Request {
         source: args.source.clone(),
+        structure: args.structure.clone(),
         output: (!to_stdout).then(|| args.output.clone()),
         max_file_size: cli.max_file_size,
     };

@@ -530,3 +530,51 @@ fn the_documented_config_is_what_init_writes() {
     let kept = std::fs::read_to_string(dir.join("estat-current-account.toml")).unwrap();
     assert_eq!(published(&written), published(&kept));
 }
+
+/// `--structure`: the DSD and codelists of SDMX data name its codes, and the config names the
+/// structure; a structure for data of another format is refused.
+#[test]
+fn a_structure_names_the_codes_of_sdmx_data() {
+    let data = fixture("sdmx-ml/ecb_exr_M.USD.EUR.SP00.A_generic.xml");
+    let structure = fixture("sdmx-ml/ecb_exr1_structure_full_with_codelists.xml");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ecb.toml");
+    let out = run(&[
+        "init",
+        data.to_str().unwrap(),
+        "--structure",
+        structure.to_str().unwrap(),
+        "-o",
+        config.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("252 series, month 1999-01..2019-12"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("CURRENCY = USD (US dollar)"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("structure = \"")
+            && l.contains(
+                "/tests/fixtures/publishers/sdmx-ml/ecb_exr1_structure_full_with_codelists.xml\""
+            )),
+        "{text}"
+    );
+    let csv = fixture("csv-plain/unicef_fusion_csv_IM_MCV1_USA_BRA_2015_2023.csv");
+    let out = run(&[
+        "init",
+        csv.to_str().unwrap(),
+        "--structure",
+        structure.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "--structure for a csv file, expected one only for SDMX-ML, SDMX-CSV or SDMX-JSON data"
+        ),
+        "{stderr}"
+    );
+}

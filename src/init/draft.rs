@@ -55,6 +55,10 @@ const MAX_METRICS: usize = 50;
 pub struct Input<'a> {
     /// As the config names it: a path relative to the config, or the URL.
     pub file: String,
+    /// The file or URL as it was given.
+    pub source: String,
+    /// The SDMX structure message, as the config names it.
+    pub structure: Option<String>,
     /// The file's name, for the dataset's name and messages.
     pub stem: String,
     pub detected: &'a Detected,
@@ -394,7 +398,7 @@ fn header(out: &mut String, input: &Input, roles: &Roles) {
         out,
         &format!(
             "Written by `indicator_exporter init` from {}.\nLines marked CHOOSE are guesses: check them against the publisher's documentation.\nCheck what will be served: indicator_exporter --config.check --config.file THIS_FILE",
-            input.file
+            input.source
         ),
     );
     for note in &input.detected.notes {
@@ -670,6 +674,13 @@ fn write_input(out: &mut String, input: &Input, c: &InputCtx) {
     let _ = writeln!(out, "[[input]]");
     let _ = writeln!(out, "file = {}", q(&input.file));
     let _ = writeln!(out, "format = {}", q(input.detected.format.name()));
+    if let Some(st) = &input.structure {
+        let _ = writeln!(
+            out,
+            "structure = {}        # its DSD's roles and codelists' names",
+            q(st)
+        );
+    }
     match c.split {
         Some(m) => {
             let _ = writeln!(

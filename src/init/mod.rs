@@ -13,7 +13,7 @@ use toml::Value;
 
 use crate::dataset::calendar;
 use crate::reload::load;
-use crate::source::{fetch, Format, Role};
+use crate::source::{fetch, sdmx_structure, Format, Role};
 use detect::Detected;
 use survey::Survey;
 
@@ -24,6 +24,8 @@ pub use draft::snake;
 pub struct Request {
     /// A file path or an http(s) URL.
     pub source: String,
+    /// An SDMX structure message (file or URL) for an SDMX data file: its roles and names.
+    pub structure: Option<String>,
     /// Where to write the config; None: standard output.
     pub output: Option<PathBuf>,
     /// Largest file read, in bytes.
@@ -41,23 +43,29 @@ pub struct Outcome {
 /// Reads the source, writes the config. Err: the source could not be read or understood.
 pub fn run(req: &Request) -> Result<Outcome, String> {
     let remote = fetch::is_remote(&req.source);
-    let bytes = if remote {
-        fetch_url(&req.source, req.max_file_size)?
-    } else {
-        read_file(Path::new(&req.source), req.max_file_size)?
-    };
+    let bytes = get(&req.source, req.max_file_size)?;
     let mut detected = detect::format(&bytes).map_err(|why| format!("{}: {why}", req.source))?;
-    let survey = survey(&bytes, &mut detected).map_err(|e| format!("{}: {e}", req.source))?;
+    let structure = match &req.structure {
+        Some(s) => Some((s, structure(s, detected.format, req.max_file_size)?)),
+        None => None,
+    };
+    let survey = survey(&bytes, &mut detected, structure.as_ref().map(|(_, s)| &s.1))
+        .map_err(|e| format!("{}: {e}", req.source))?;
     let config_path = req
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from("dataset.toml"));
-    let input = draft::Input {
-        file: if remote {
-            req.source.clone()
+    let named = |source: &str| {
+        if fetch::is_remote(source) {
+            source.to_string()
         } else {
-            relative_to(Path::new(&req.source), &config_path)
-        },
+            relative_to(Path::new(source), &config_path)
+        }
+    };
+    let input = draft::Input {
+        file: named(&req.source),
+        source: req.source.clone(),
+        structure: structure.as_ref().map(|(s, _)| named(s)),
         stem: stem(&req.source),
         detected: &detected,
         survey: &survey,
@@ -73,13 +81,51 @@ pub fn run(req: &Request) -> Result<Outcome, String> {
         meta: detect::metadata(detected.format, &bytes),
     };
     let text = draft::config(&input);
-    let served = check(
-        &config_path,
-        &text,
-        remote.then_some((&req.source, &bytes)),
-        req,
-    );
+    let mut bodies = load::RemoteBodies::new();
+    if remote {
+        bodies.insert(req.source.clone(), Ok(bytes::Bytes::from(bytes)));
+    }
+    if let Some((s, (body, _))) = structure.filter(|(s, _)| fetch::is_remote(s)) {
+        bodies.insert(s.clone(), Ok(bytes::Bytes::from(body)));
+    }
+    let served = check(&config_path, &text, &bodies, req);
     Ok(Outcome { text, served })
+}
+
+/// The bytes of a file or URL.
+fn get(source: &str, max: u64) -> Result<Vec<u8>, String> {
+    if fetch::is_remote(source) {
+        fetch_url(source, max)
+    } else {
+        read_file(Path::new(source), max)
+    }
+}
+
+/// An SDMX structure message for a data file of `format`, its bytes and what it says.
+fn structure(
+    source: &str,
+    format: Format,
+    max: u64,
+) -> Result<(Vec<u8>, sdmx_structure::Structure), String> {
+    if !matches!(format, Format::SdmxMl | Format::SdmxCsv | Format::SdmxJson) {
+        return Err(format!(
+            "--structure for a {} file, expected one only for SDMX-ML, SDMX-CSV or SDMX-JSON data",
+            format.name()
+        ));
+    }
+    let bytes = get(source, max)?;
+    let text = crate::read::as_text(&bytes).map_err(|e| format!("{source}: {e}"))?;
+    match sdmx_structure::parse(text) {
+        Ok(s) => Ok((bytes, s)),
+        Err(problems) => {
+            let lines: Vec<String> = problems
+                .iter()
+                .take(20)
+                .map(|(at, m)| format!("{source}:{at}: {m}"))
+                .collect();
+            Err(lines.join("\n"))
+        }
+    }
 }
 
 /// Reads the file; too large or unreadable is an error.
@@ -119,11 +165,15 @@ fn fetch_url(url: &str, max: u64) -> Result<Vec<u8>, String> {
 
 /// Reads the file with the detected options into a survey; a plain CSV's code and name
 /// column pairs are found on a first reading and read as such on a second.
-fn survey(bytes: &[u8], detected: &mut Detected) -> Result<Survey, String> {
+fn survey(
+    bytes: &[u8],
+    detected: &mut Detected,
+    structure: Option<&sdmx_structure::Structure>,
+) -> Result<Survey, String> {
     if detected.format == Format::Excel {
         detected.options = detect::excel(bytes, &mut detected.notes)?;
     }
-    let mut survey = read(bytes, detected)?;
+    let mut survey = read(bytes, detected, structure)?;
     if detected.format == Format::Csv {
         let pairs = name_columns(&survey);
         if !pairs.is_empty() {
@@ -137,7 +187,7 @@ fn survey(bytes: &[u8], detected: &mut Detected) -> Result<Survey, String> {
                 listed.join(", ")
             ));
             detected.options.insert("names".into(), Value::Table(names));
-            survey = read(bytes, detected)?;
+            survey = read(bytes, detected, None)?;
         }
     }
     if survey.row_count == 0 {
@@ -149,11 +199,18 @@ fn survey(bytes: &[u8], detected: &mut Detected) -> Result<Survey, String> {
     Ok(survey)
 }
 
-fn read(bytes: &[u8], detected: &Detected) -> Result<Survey, String> {
+fn read(
+    bytes: &[u8],
+    detected: &Detected,
+    structure: Option<&sdmx_structure::Structure>,
+) -> Result<Survey, String> {
     let options = draft::options(detected.format, &detected.options)?;
     let content = detected.format.content(bytes)?;
     let mut survey = Survey::default();
-    options.read(content, &mut survey);
+    match structure {
+        Some(s) => options.read_with_structure(content, s, &mut survey),
+        None => options.read(content, &mut survey),
+    }
     if !survey.errors.is_empty() {
         let lines: Vec<String> = survey
             .errors
@@ -219,17 +276,13 @@ fn name_columns(s: &Survey) -> Vec<(String, String)> {
 fn check(
     path: &Path,
     text: &str,
-    remote: Option<(&String, &Vec<u8>)>,
+    bodies: &load::RemoteBodies,
     req: &Request,
 ) -> Result<Vec<String>, String> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let parsed = load::parse(&absolute, req.max_file_size, Some(text.to_string()))
         .map_err(|e| e.to_string())?;
-    let mut bodies = load::RemoteBodies::new();
-    if let Some((url, bytes)) = remote {
-        bodies.insert(url.clone(), Ok(bytes::Bytes::from(bytes.clone())));
-    }
-    let d = load::build(&parsed, req.max_file_size, &bodies).map_err(|e| e.to_string())?;
+    let d = load::build(&parsed, req.max_file_size, bodies).map_err(|e| e.to_string())?;
     let mut lines = vec![format!("OK: {}", d.summary())];
     lines.extend(d.served().into_iter().map(|l| format!("  {l}")));
     Ok(lines)
