@@ -48,6 +48,9 @@ const INDICATOR_WORDS: &[&str] = &[
     "rates",
 ];
 
+/// Rows that decide which columns of a plain file identify a series.
+const IDENTIFYING_ROWS: usize = 50_000;
+
 /// Most codes a component may have and still name one metric each.
 const MAX_METRICS: usize = 50;
 
@@ -270,6 +273,9 @@ fn identifying(
     split: Option<usize>,
     served: &[usize],
 ) -> (Vec<usize>, Vec<usize>) {
+    // The first rows decide: the search tries each column at each step, and the config check
+    // that follows reads every row.
+    let served = &served[..served.len().min(IDENTIFYING_ROWS)];
     let base: Vec<usize> = roles.period.into_iter().chain(split).collect();
     let dups = |cols: &[usize]| {
         let mut seen = FxHashSet::default();
