@@ -227,7 +227,7 @@ fn xml_attr(text: &str, name: &str, attr: &str) -> Option<String> {
 
 /// A workbook's sheet, header and metadata rows.
 pub fn excel(bytes: &[u8], notes: &mut Vec<String>) -> Result<Table, String> {
-    let (options, seen) = crate::source::workbook::guess_layout(bytes)?;
+    let (options, seen) = crate::source::workbook::guess_layout(bytes, &super::snake)?;
     notes.extend(seen);
     Ok(options)
 }

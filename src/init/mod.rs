@@ -17,7 +17,7 @@ use crate::source::{fetch, sdmx_structure, Format, Role};
 use detect::Detected;
 use survey::Survey;
 
-pub use draft::snake;
+use draft::snake;
 
 /// What `init` was asked.
 #[derive(Debug, Clone)]
@@ -97,7 +97,8 @@ fn get(source: &str, max: u64) -> Result<Vec<u8>, String> {
     if fetch::is_remote(source) {
         fetch_url(source, max)
     } else {
-        read_file(Path::new(source), max)
+        crate::read::read_file(Path::new(source), max)
+            .map_err(|why| format!("{source}: cannot read: {why}"))
     }
 }
 
@@ -126,20 +127,6 @@ fn structure(
             Err(lines.join("\n"))
         }
     }
-}
-
-/// Reads the file; too large or unreadable is an error.
-fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?
-        .len();
-    if size > max {
-        return Err(format!(
-            "{}: {size} bytes, expected at most {max} (--config.max-file-size)",
-            path.display()
-        ));
-    }
-    std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
 }
 
 /// GETs the URL as a dataset's source is fetched (size cap, redirects, gzip).

@@ -1012,8 +1012,11 @@ fn period_cell(d: &Data, is_1904: bool, freq: Option<Frequency>) -> Result<Strin
 /// TOML table) with what was seen. The first sheet whose first column holds dates below a
 /// header row; the rows above the header, by their first cell's text (a row without one is
 /// the series' description), become metadata; the frequency is the `Frequency` row's, else the
-/// spacing of the first two dates.
-pub fn guess_layout(bytes: &[u8]) -> Result<(toml::Table, Vec<String>), String> {
+/// spacing of the first two dates. `id` makes a component id of a metadata row's label.
+pub fn guess_layout(
+    bytes: &[u8],
+    id: &dyn Fn(&str) -> String,
+) -> Result<(toml::Table, Vec<String>), String> {
     let mut last_error = String::from("no sheet");
     for i in 1..=64 {
         let options = ExcelOptions {
@@ -1028,7 +1031,7 @@ pub fn guess_layout(bytes: &[u8]) -> Result<(toml::Table, Vec<String>), String> 
                 continue;
             }
         };
-        if let Some(found) = guess_sheet(&grid, i) {
+        if let Some(found) = guess_sheet(&grid, i, id) {
             return Ok(found);
         }
     }
@@ -1056,7 +1059,11 @@ fn serial_of(d: &Data) -> Option<f64> {
     }
 }
 
-fn guess_sheet(grid: &Grid, index: usize) -> Option<(toml::Table, Vec<String>)> {
+fn guess_sheet(
+    grid: &Grid,
+    index: usize,
+    id_of: &dyn Fn(&str) -> String,
+) -> Option<(toml::Table, Vec<String>)> {
     use toml::Value;
     let col = grid.first_col;
     let rows: Vec<u32> = grid.rows.iter().map(|(r, _)| *r).collect();
@@ -1095,7 +1102,7 @@ fn guess_sheet(grid: &Grid, index: usize) -> Option<(toml::Table, Vec<String>)> 
     let mut frequency = None;
     for &r in rows.iter().take(at) {
         let label = grid.label((r, col));
-        let id = crate::init::snake(label);
+        let id = id_of(label);
         if label.is_empty() {
             if !metadata.contains_key("description") {
                 metadata.insert("description".into(), Value::Integer(i64::from(r) + 1));
