@@ -712,7 +712,7 @@ fn check_keys(
         } else {
             format!("{at}.{}", k.get_ref())
         };
-        let Some(known) = schema(&child) else {
+        let Some(known) = table_type(&child).map(|t| t.keys) else {
             continue;
         };
         match v.get_mut() {
@@ -729,30 +729,57 @@ fn check_keys(
     }
 }
 
-/// The keys of each table of the config, by its dotted path (arrays are transparent).
-fn schema(path: &str) -> Option<&'static [&'static str]> {
+/// A table of the config: its keys, and the type that parses it (for the JSON Schema's
+/// value kinds).
+struct TableType {
+    keys: &'static [&'static str],
+    #[cfg(test)]
+    parse: fn(&str) -> Result<(), String>,
+}
+
+/// The table whose keys are `K`'s fields and which `T` parses (`[[metric]]` lists `samples`,
+/// read apart from [`MetricConfig`]). `T` is used only where the schema is made.
+#[cfg_attr(not(test), allow(clippy::extra_unused_type_parameters))]
+fn table<K, T>() -> TableType
+where
+    K: serde::de::DeserializeOwned,
+    T: serde::de::DeserializeOwned,
+{
+    TableType {
+        keys: fields::<K>(),
+        #[cfg(test)]
+        parse: |text| {
+            toml::from_str::<T>(text)
+                .map(drop)
+                .map_err(|e| e.message().to_string())
+        },
+    }
+}
+
+/// Each table of the config, by its dotted path (arrays are transparent).
+fn table_type(path: &str) -> Option<TableType> {
     Some(match path {
-        "dataset" => fields::<DatasetConfig>(),
-        "dataset.period" => fields::<PeriodConfig>(),
-        "source" => fields::<SourceConfig>(),
-        "label" => fields::<LabelConfig>(),
-        "label.values" => fields::<LabelValueConfig>(),
-        "metric" => fields::<MetricConfigKeys>(),
-        "metric.samples" => fields::<SampleConfig>(),
-        "metric.release" => fields::<ReleaseConfig>(),
-        "input" => fields::<InputConfig>(),
-        "fetch" | "input.fetch" => fields::<FetchOptions>(),
-        "input.query" => fields::<QueryConfig>(),
-        "sdmx" => fields::<SdmxConfig>(),
-        "input.csv" => fields::<CsvOptions>(),
-        "input.json" => fields::<JsonOptions>(),
-        "input.sdmx_csv" => fields::<SdmxCsvOptions>(),
-        "input.sdmx_json" => fields::<SdmxJsonOptions>(),
-        "input.json_stat" => fields::<JsonStatOptions>(),
-        "input.excel" => fields::<ExcelOptions>(),
-        "input.sdmx_ml" => fields::<SdmxMlOptions>(),
-        "input.pxweb" => fields::<PxWebConfig>(),
-        "input.pc_axis" => fields::<PcAxisOptions>(),
+        "dataset" => table::<DatasetConfig, DatasetConfig>(),
+        "dataset.period" => table::<PeriodConfig, PeriodConfig>(),
+        "source" => table::<SourceConfig, SourceConfig>(),
+        "label" => table::<LabelConfig, LabelConfig>(),
+        "label.values" => table::<LabelValueConfig, LabelValueConfig>(),
+        "metric" => table::<MetricConfigKeys, MetricConfig>(),
+        "metric.samples" => table::<SampleConfig, SampleConfig>(),
+        "metric.release" => table::<ReleaseConfig, ReleaseConfig>(),
+        "input" => table::<InputConfig, InputConfig>(),
+        "fetch" | "input.fetch" => table::<FetchOptions, FetchOptions>(),
+        "input.query" => table::<QueryConfig, QueryConfig>(),
+        "sdmx" => table::<SdmxConfig, SdmxConfig>(),
+        "input.csv" => table::<CsvOptions, CsvOptions>(),
+        "input.json" => table::<JsonOptions, JsonOptions>(),
+        "input.sdmx_csv" => table::<SdmxCsvOptions, SdmxCsvOptions>(),
+        "input.sdmx_json" => table::<SdmxJsonOptions, SdmxJsonOptions>(),
+        "input.json_stat" => table::<JsonStatOptions, JsonStatOptions>(),
+        "input.excel" => table::<ExcelOptions, ExcelOptions>(),
+        "input.sdmx_ml" => table::<SdmxMlOptions, SdmxMlOptions>(),
+        "input.pxweb" => table::<PxWebConfig, PxWebConfig>(),
+        "input.pc_axis" => table::<PcAxisOptions, PcAxisOptions>(),
         _ => return None,
     })
 }
@@ -768,46 +795,11 @@ const ARRAYS: &[&str] = &[
     "input",
 ];
 
-/// Parses `text` as the table at `path` (None: a path without its own type here).
+/// The JSON types a key of a table takes, asked of the type that parses the table: a kind of
+/// value is refused when parsing says "invalid type" for it (other problems, a value out of
+/// range or a missing key, are the exporter's to report). None: any value.
 #[cfg(test)]
-fn parse_table(path: &str, text: &str) -> Option<Result<(), String>> {
-    fn p<T: serde::de::DeserializeOwned>(text: &str) -> Result<(), String> {
-        toml::from_str::<T>(text)
-            .map(drop)
-            .map_err(|e| e.message().to_string())
-    }
-    Some(match path {
-        "dataset" => p::<DatasetConfig>(text),
-        "dataset.period" => p::<PeriodConfig>(text),
-        "source" => p::<SourceConfig>(text),
-        "label" => p::<LabelConfig>(text),
-        "label.values" => p::<LabelValueConfig>(text),
-        "metric" => p::<MetricConfig>(text),
-        "metric.samples" => p::<SampleConfig>(text),
-        "metric.release" => p::<ReleaseConfig>(text),
-        "input" => p::<InputConfig>(text),
-        "fetch" | "input.fetch" => p::<FetchOptions>(text),
-        "input.query" => p::<QueryConfig>(text),
-        "sdmx" => p::<SdmxConfig>(text),
-        "input.csv" => p::<CsvOptions>(text),
-        "input.json" => p::<JsonOptions>(text),
-        "input.sdmx_csv" => p::<SdmxCsvOptions>(text),
-        "input.sdmx_json" => p::<SdmxJsonOptions>(text),
-        "input.json_stat" => p::<JsonStatOptions>(text),
-        "input.excel" => p::<ExcelOptions>(text),
-        "input.sdmx_ml" => p::<SdmxMlOptions>(text),
-        "input.pxweb" => p::<PxWebConfig>(text),
-        "input.pc_axis" => p::<PcAxisOptions>(text),
-        "catalog" => p::<CatalogConfig>(text),
-        _ => return None,
-    })
-}
-
-/// The JSON types a key of the table at `path` takes, asked of the type that parses the table:
-/// a kind of value is refused when parsing says "invalid type" for it (other problems, a value
-/// out of range or a missing key, are the exporter's to report). None: any value.
-#[cfg(test)]
-fn value_types(path: &str, key: &str) -> Option<serde_json::Value> {
+fn value_types(t: &TableType, key: &str) -> Option<serde_json::Value> {
     const KINDS: &[(&str, &str)] = &[
         ("string", "\"x\""),
         ("integer", "1"),
@@ -820,12 +812,13 @@ fn value_types(path: &str, key: &str) -> Option<serde_json::Value> {
         .iter()
         .filter(|(_, sample)| {
             let text = format!("{} = {sample}\n", toml_key(key));
-            parse_table(path, &text)
-                .is_some_and(|r| r.err().is_none_or(|e| !e.contains("invalid type")))
+            (t.parse)(&text)
+                .err()
+                .is_none_or(|e| !e.contains("invalid type"))
         })
         .map(|(kind, _)| *kind)
         .collect();
-    if parse_table(path, "").is_none() || accepted.len() == KINDS.len() {
+    if accepted.len() == KINDS.len() {
         return None;
     }
     // JSON Schema's "number" holds integers too.
@@ -854,14 +847,15 @@ fn toml_key(key: &str) -> String {
 }
 
 /// A JSON Schema (draft 2020-12) of dataset and catalogue config files, made from the same
-/// types that parse them: their key lists ([`schema`]) and the kinds of value each key takes
+/// types that parse them: their keys ([`table_type`]) and the kinds of value each key takes
 /// ([`value_types`]), so editors with TOML schema support complete keys and flag unknown keys
 /// and values of the wrong kind. Values' ranges and names stay the exporter's checks, with
 /// their positions. A test writes it to schema/config.schema.json.
 #[cfg(test)]
 pub fn json_schema() -> serde_json::Value {
-    fn table(path: &str, keys: &[&str]) -> serde_json::Value {
-        let properties: serde_json::Map<String, serde_json::Value> = keys
+    fn object(path: &str, t: &TableType) -> serde_json::Value {
+        let properties: serde_json::Map<String, serde_json::Value> = t
+            .keys
             .iter()
             .map(|k| {
                 let child = if path.is_empty() {
@@ -869,17 +863,19 @@ pub fn json_schema() -> serde_json::Value {
                 } else {
                     format!("{path}.{k}")
                 };
-                let v = match child.as_str() {
-                    "catalog" => table(&child, fields::<CatalogConfig>()),
-                    c => match schema(c) {
-                        Some(keys) if ARRAYS.contains(&c) => {
-                            serde_json::json!({"type": "array", "items": table(c, keys)})
-                        }
-                        Some(keys) => table(c, keys),
-                        None => match value_types(path, k) {
-                            Some(t) => serde_json::json!({ "type": t }),
-                            None => serde_json::Value::Bool(true),
-                        },
+                // The catalogue's keys are checked by the catalogue, not by `table_type`.
+                let child_type = match child.as_str() {
+                    "catalog" => Some(table::<CatalogConfig, CatalogConfig>()),
+                    c => table_type(c),
+                };
+                let v = match child_type {
+                    Some(ct) if ARRAYS.contains(&child.as_str()) => {
+                        serde_json::json!({"type": "array", "items": object(&child, &ct)})
+                    }
+                    Some(ct) => object(&child, &ct),
+                    None => match value_types(t, k) {
+                        Some(kind) => serde_json::json!({ "type": kind }),
+                        None => serde_json::Value::Bool(true),
                     },
                 };
                 (k.to_string(), v)
@@ -891,7 +887,7 @@ pub fn json_schema() -> serde_json::Value {
             "additionalProperties": false,
         })
     }
-    let mut root = table("", fields::<TopLevel>());
+    let mut root = object("", &table::<TopLevel, TopLevel>());
     let obj = root.as_object_mut().expect("an object");
     obj.insert(
         "$schema".into(),
