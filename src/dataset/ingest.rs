@@ -986,8 +986,7 @@ impl<'a, 'm> Plan<'a, 'm> {
             .unit_codes
             .get(code)
             .copied()
-            .or_else(|| Unit::from_code(code))
-            .or_else(|| Unit::parse(code));
+            .or_else(|| Unit::of_code(code));
         self.units.insert(code.to_string(), u);
         Some(u)
     }

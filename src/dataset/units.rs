@@ -215,6 +215,12 @@ impl Unit {
         })
     }
 
+    /// A unit column's code as the exporter reads it when the input maps it to nothing: a
+    /// publisher's code ([`Unit::from_code`]) or a unit name of the config ([`Unit::parse`]).
+    pub fn of_code(code: &str) -> Option<Unit> {
+        Unit::from_code(code).or_else(|| Unit::parse(code))
+    }
+
     /// The suffix appended to the metric name (and given in OpenMetrics `# UNIT`).
     pub fn suffix(&self) -> Option<&str> {
         match &self.base {
@@ -446,7 +452,7 @@ pub fn parse_scaled(text: &str, exp: i32, buf: &mut String) -> Option<f64> {
 }
 
 /// A number as publishers write it; Rust's float syntax minus its words (`inf`, `nan`).
-fn parse_number(t: &str) -> Option<f64> {
+pub fn parse_number(t: &str) -> Option<f64> {
     let ok = !t.is_empty()
         && t.bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));

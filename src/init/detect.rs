@@ -14,14 +14,26 @@ pub struct Detected {
     pub options: Table,
     /// What was seen, one comment line each.
     pub notes: Vec<String>,
+    /// What the file says of itself.
+    pub meta: Meta,
 }
 
 /// What the bytes are. Err: a file `init` cannot make a config for, and why.
 pub fn format(bytes: &[u8]) -> Result<Detected, String> {
+    let mut d = kind(bytes)?;
+    // JSON's is read from the document `kind` parsed.
+    if !matches!(d.format, Format::JsonStat | Format::SdmxJson) {
+        d.meta = metadata(d.format, bytes);
+    }
+    Ok(d)
+}
+
+fn kind(bytes: &[u8]) -> Result<Detected, String> {
     let detected = |format, note: &str| Detected {
         format,
         options: Table::new(),
         notes: vec![note.to_string()],
+        meta: Meta::default(),
     };
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
         return Ok(detected(
@@ -59,23 +71,12 @@ pub struct Meta {
 /// The file's own title, publisher and date, where its format has them: JSON-stat `label`,
 /// `source` and `updated`; SDMX-JSON's structure name, sender and `prepared`; PC-Axis TITLE,
 /// SOURCE and LAST-UPDATED; an SDMX-ML header's Sender and Prepared; a CSV preamble's date.
-pub fn metadata(format: Format, bytes: &[u8]) -> Meta {
+fn metadata(format: Format, bytes: &[u8]) -> Meta {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => std::borrow::Cow::Borrowed(crate::source::strip_bom(t)),
         Err(_) => encoding_rs::WINDOWS_1252.decode(bytes).0,
     };
-    let at = |v: Option<String>, why: &str| {
-        v.map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .map(|v| (v, why.to_string()))
-    };
     match format {
-        Format::JsonStat | Format::SdmxJson => {
-            let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
-                return Meta::default();
-            };
-            json_meta(format, &doc, at)
-        }
         Format::PcAxis => Meta {
             title: [
                 "DESCRIPTION[en]",
@@ -119,11 +120,7 @@ pub fn metadata(format: Format, bytes: &[u8]) -> Meta {
     }
 }
 
-fn json_meta(
-    format: Format,
-    doc: &serde_json::Value,
-    at: impl Fn(Option<String>, &str) -> Option<(String, String)>,
-) -> Meta {
+fn json_meta(format: Format, doc: &serde_json::Value) -> Meta {
     let s = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
     if format == Format::JsonStat {
         // A 1.x bundle: its first dataset.
@@ -163,6 +160,13 @@ fn json_meta(
             "the message's prepared",
         ),
     }
+}
+
+/// A value the file gives (trimmed, not empty), with where it was read.
+fn at(v: Option<String>, why: &str) -> Option<(String, String)> {
+    v.map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .map(|v| (v, why.to_string()))
 }
 
 /// `YYYY-MM-DD` from the start of a date or timestamp (`2026-09-22T11:00`, `20090708 12:44`).
@@ -281,6 +285,7 @@ fn json(text: &str) -> Result<Detected, String> {
             format,
             options,
             notes: vec![note.to_string()],
+            meta: json_meta(format, &doc),
         })
     };
     if has(&doc, "dataSets") || doc.get("data").is_some_and(|d| has(d, "dataSets")) {
@@ -359,6 +364,7 @@ fn csv(text: &str) -> Result<Detected, String> {
             format: Format::SdmxCsv,
             options: Table::new(),
             notes: vec![format!("SDMX-CSV (first column `{}`)", header[0])],
+            meta: Meta::default(),
         });
     }
     let mut options = Table::new();
@@ -390,6 +396,7 @@ fn csv(text: &str) -> Result<Detected, String> {
         format: Format::Csv,
         options,
         notes,
+        meta: Meta::default(),
     })
 }
 
@@ -465,10 +472,11 @@ mod tests {
 
     #[test]
     fn a_file_says_its_title_publisher_and_date() {
-        let m = metadata(
-            Format::JsonStat,
-            br#"{"class":"dataset","label":"Unemployment","source":"ESTAT","updated":"2026-09-22T11:00:00+0200","value":[],"dimension":{}}"#,
-        );
+        let m = format(
+            br#"{"class":"dataset","version":"2.0","label":"Unemployment","source":"ESTAT","updated":"2026-09-22T11:00:00+0200","value":[],"dimension":{}}"#,
+        )
+        .unwrap()
+        .meta;
         assert_eq!(m.title.unwrap().0, "Unemployment");
         assert_eq!(m.publisher.unwrap().0, "ESTAT");
         assert_eq!(m.published.unwrap().0, "2026-09-22");

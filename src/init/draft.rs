@@ -66,12 +66,16 @@ pub struct Input<'a> {
     pub stem: String,
     pub detected: &'a Detected,
     pub survey: &'a Survey,
-    /// `YYYY-MM-DD`, and where it comes from.
-    pub published: (String, String),
-    /// The dataset's page, and where it comes from.
+    pub about: About,
+}
+
+/// The `[dataset]` lines that say what the data is, each with the comment that says where it
+/// comes from.
+pub struct About {
+    pub title: (String, String),
+    pub publisher: (String, String),
     pub source_url: (String, String),
-    /// What the file says of itself.
-    pub meta: super::detect::Meta,
+    pub published: (String, String),
 }
 
 /// Which component is which.
@@ -98,7 +102,7 @@ struct MetricDraft {
 /// What `init` writes for a file.
 pub fn config(input: &Input) -> String {
     let s = input.survey;
-    let roles = roles(s, input.detected.format);
+    let roles = roles(s);
     let missing = missing_tokens(s, roles.value);
     let served: Vec<usize> = (0..s.rows.len())
         .filter(|&r| roles.value.is_some_and(|v| !missing.contains(s.code(r, v))))
@@ -156,7 +160,7 @@ impl Roles {
     }
 }
 
-fn roles(s: &Survey, format: Format) -> Roles {
+fn roles(s: &Survey) -> Roles {
     let by_name = |names: &[&str]| s.named(names);
     let period = s
         .role(Role::Time)
@@ -181,24 +185,19 @@ fn roles(s: &Survey, format: Format) -> Roles {
             })
         });
     let other = |c: &usize| Some(*c) != period && Some(*c) != value;
-    let mut r = Roles {
+    Roles {
         period,
         value,
         unit: by_name(UNIT_NAMES).filter(other),
         multiplier: by_name(MULTIPLIER_NAMES).filter(other),
         status: by_name(STATUS_NAMES).filter(other),
         conf: by_name(CONF_NAMES).filter(other),
-    };
-    // A workbook's metadata rows are attributes; its unit row is named `unit` by init.
-    if format == Format::Excel {
-        r.unit = s.find("unit");
     }
-    r
 }
 
-/// A number as the exporter reads one (finite).
+/// A figure as the exporter reads one (finite).
 fn number(text: &str) -> Option<f64> {
-    text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+    units::parse_number(text.trim()).filter(|v| v.is_finite())
 }
 
 /// The value column's cells that are no number: marks of a missing figure.
@@ -215,15 +214,10 @@ fn missing_tokens(s: &Survey, value: Option<usize>) -> FxHashSet<String> {
 
 /// A key that is the same for two unit codes when they serve the same unit.
 fn unit_key(code: &str) -> String {
-    match known_unit(code) {
+    match Unit::of_code(code) {
         Some(u) => format!("{:?}/{}/{}", u.base, u.exponent, u.factor),
         None => format!("?{code}"),
     }
-}
-
-/// The unit the exporter reads this code as, when it knows it.
-fn known_unit(code: &str) -> Option<Unit> {
-    Unit::from_code(code).or_else(|| Unit::parse(code))
 }
 
 /// The component whose codes pick the metric: one that names indicators, or the unit column
@@ -431,32 +425,15 @@ fn dataset(out: &mut String, input: &Input, period: &Option<(String, Option<Cade
     let prefix = dataset_prefix(input);
     let _ = writeln!(out, "[dataset]");
     let _ = writeln!(out, "name = {}", q(&name));
-    let m = &input.meta;
-    let or = |v: &Option<(String, String)>, default: String, why: &str| match v {
-        Some((v, from)) => (v.clone(), format!("from {from}")),
-        None => (default, why.to_string()),
-    };
+    let a = &input.about;
     let lines = [
-        (
-            "title",
-            or(
-                &m.title,
-                input.stem.clone(),
-                "CHOOSE: the dataset's title as its publisher gives it",
-            ),
-        ),
-        (
-            "publisher",
-            or(&m.publisher, "unknown".into(), "CHOOSE: who publishes it"),
-        ),
-        ("source_url", input.source_url.clone()),
-        (
-            "published",
-            or(&m.published, input.published.0.clone(), &input.published.1),
-        ),
+        ("title", &a.title),
+        ("publisher", &a.publisher),
+        ("source_url", &a.source_url),
+        ("published", &a.published),
     ];
     for (key, (value, why)) in lines {
-        let _ = writeln!(out, "{key} = {}        # {why}", q(&value));
+        let _ = writeln!(out, "{key} = {}        # {why}", q(value));
     }
     let _ = writeln!(out, "metric_prefix = {}", q(&prefix));
     if let Some((label, cadence)) = period {
@@ -595,7 +572,7 @@ fn metric_unit(s: &Survey, roles: &Roles, rows: &[usize], title: &str) -> UnitCh
         let unknown: Vec<&str> = codes
             .iter()
             .copied()
-            .filter(|c| known_unit(c).is_none())
+            .filter(|c| Unit::of_code(c).is_none())
             .collect();
         // Codes of one metric share one unit key: one stated scale.
         let scale = unknown.first().and_then(|c| {
@@ -620,7 +597,7 @@ fn metric_unit(s: &Survey, roles: &Roles, rows: &[usize], title: &str) -> UnitCh
 /// The unit a unit label or title speaks of (`"%"`, "Index Numbers", "Euro Million",
 /// "GDP (current US$)"), and whether one was found; `count` when none.
 fn guess_unit(text: &str, in_0_100: bool) -> (String, bool) {
-    if let Some(u) = known_unit(text) {
+    if let Some(u) = Unit::of_code(text) {
         if let Some(k) = units::KNOWN
             .iter()
             .find(|k| k.unit.same_as(&u) && k.name.is_some())
@@ -818,7 +795,7 @@ fn unit_codes(out: &mut String, c: &InputCtx) {
         if !seen.insert(code) {
             continue;
         }
-        match known_unit(code) {
+        match Unit::of_code(code) {
             Some(unit) => comment(out, &format!("Unit code `{code}` is known: {unit}.")),
             None => {
                 let in_0_100 = c.roles.value.is_some_and(|v| {

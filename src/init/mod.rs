@@ -69,16 +69,7 @@ pub fn run(req: &Request) -> Result<Outcome, String> {
         stem: stem(&req.source),
         detected: &detected,
         survey: &survey,
-        published: published(&req.source, remote),
-        source_url: if remote {
-            (req.source.clone(), "the URL the data was read from".into())
-        } else {
-            (
-                req.source.clone(),
-                "CHOOSE: the publisher's page for this data".into(),
-            )
-        },
-        meta: detect::metadata(detected.format, &bytes),
+        about: about(&detected.meta, req, remote),
     };
     let text = draft::config(&input);
     let mut bodies = load::RemoteBodies::new();
@@ -295,6 +286,29 @@ fn stem(source: &str) -> String {
     }
 }
 
+/// The dataset's title, publisher, page and publication date: what the file says, else
+/// what init can tell (marked CHOOSE).
+fn about(meta: &detect::Meta, req: &Request, remote: bool) -> draft::About {
+    let from = |v: &Option<(String, String)>| v.clone().map(|(v, w)| (v, format!("from {w}")));
+    let choose = |v: String, why: &str| (v, format!("CHOOSE: {why}"));
+    draft::About {
+        title: from(&meta.title).unwrap_or_else(|| {
+            choose(
+                stem(&req.source),
+                "the dataset's title as its publisher gives it",
+            )
+        }),
+        publisher: from(&meta.publisher)
+            .unwrap_or_else(|| choose("unknown".into(), "who publishes it")),
+        source_url: if remote {
+            (req.source.clone(), "the URL the data was read from".into())
+        } else {
+            choose(req.source.clone(), "the publisher's page for this data")
+        },
+        published: from(&meta.published).unwrap_or_else(|| published(&req.source, remote)),
+    }
+}
+
 /// The publication date to start from: the file's modification date, or today for a URL.
 fn published(source: &str, remote: bool) -> (String, String) {
     let modified = (!remote)
@@ -313,8 +327,7 @@ fn published(source: &str, remote: bool) -> (String, String) {
     let secs = time
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let (y, m, d) = calendar::civil_from_days(secs.div_euclid(86_400));
-    (format!("{y:04}-{m:02}-{d:02}"), why.into())
+    (calendar::rfc3339(secs)[..10].to_string(), why.into())
 }
 
 /// `file`'s path as the config at `config` names it: relative to the config's directory.

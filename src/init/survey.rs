@@ -28,11 +28,6 @@ pub struct Survey {
 }
 
 impl Survey {
-    /// Index of the component with this id.
-    pub fn find(&self, id: &str) -> Option<usize> {
-        self.components.iter().position(|c| c.id == id)
-    }
-
     /// Index of the first component of this role.
     pub fn role(&self, role: Role) -> Option<usize> {
         self.components.iter().position(|c| c.role == role)
