@@ -127,7 +127,8 @@ pub fn config(input: &Input) -> String {
     header(&mut out, input, &roles);
     let period = period(s, roles.period);
     dataset(&mut out, input, &period);
-    let metrics = metrics(s, &roles, split, &served, input);
+    let code_units = code_units(s, &roles, &served);
+    let metrics = metrics(s, &roles, split, &served, &code_units, input);
     for (_, m) in &metrics {
         metric(&mut out, m);
     }
@@ -139,8 +140,8 @@ pub fn config(input: &Input) -> String {
         not_labels: &not_labels,
         single: &single,
         missing: &missing,
-        served: &served,
         metrics: &metrics,
+        code_units: &code_units,
     };
     write_input(&mut out, input, &ctx);
     out
@@ -476,6 +477,7 @@ fn metrics(
     roles: &Roles,
     split: Option<usize>,
     served: &[usize],
+    code_units: &[CodeUnit],
     input: &Input,
 ) -> Vec<(String, MetricDraft)> {
     let groups: Vec<(String, String)> = match split {
@@ -522,7 +524,7 @@ fn metrics(
                 ),
                 None => format!("{title}, from {}.", input.stem),
             };
-            let (unit, scale) = metric_unit(s, roles, &rows, &title);
+            let (unit, scale) = metric_unit(s, roles, &rows, code_units, &title);
             let code = if split.is_some() { code } else { String::new() };
             (
                 code,
@@ -560,28 +562,61 @@ fn dataset_prefix(input: &Input) -> String {
 
 type UnitChoice = (Option<(String, String)>, Option<(i32, String)>);
 
+/// A served unit code, and for one the exporter does not know, the unit its words say and
+/// whether they said one.
+type CodeUnit = (String, Option<(String, bool)>);
+
+/// Every unit code of the served rows, in the order first seen, each unknown one guessed once
+/// (`percent` when its figures are within 0–100, else `percent_change`).
+fn code_units(s: &Survey, roles: &Roles, served: &[usize]) -> Vec<CodeUnit> {
+    let Some(u) = roles.unit else {
+        return Vec::new();
+    };
+    let mut seen = FxHashSet::default();
+    let mut out = Vec::new();
+    for &r in served {
+        let code = s.code(r, u);
+        if !seen.insert(code) {
+            continue;
+        }
+        let guess = Unit::of_code(code).is_none().then(|| {
+            let in_0_100 = roles.value.is_some_and(|v| {
+                served
+                    .iter()
+                    .filter(|&&x| s.code(x, u) == code)
+                    .filter_map(|&x| number(s.code(x, v)))
+                    .all(|x| (0.0..=100.0).contains(&x))
+            });
+            guess_unit(code, in_0_100)
+        });
+        out.push((code.to_string(), guess));
+    }
+    out
+}
+
 /// A metric's `unit` and `scale`: none when its unit column's codes are known; a guess from
 /// the unit code or the title, marked CHOOSE, when not, with the scale the code states.
-fn metric_unit(s: &Survey, roles: &Roles, rows: &[usize], title: &str) -> UnitChoice {
+fn metric_unit(
+    s: &Survey,
+    roles: &Roles,
+    rows: &[usize],
+    code_units: &[CodeUnit],
+    title: &str,
+) -> UnitChoice {
+    if let Some(u) = roles.unit {
+        let codes: FxHashSet<&str> = rows.iter().map(|&r| s.code(r, u)).collect();
+        // Codes of one metric share one unit key: one stated scale.
+        let scale = code_units.iter().find_map(|(c, guess)| {
+            let (unit, _) = guess.as_ref().filter(|_| codes.contains(c.as_str()))?;
+            let (exp, word) = units::stated_scale(c)?;
+            (Unit::parse(unit)?.exponent == 0).then(|| (exp, format!("`{c}` is in {word}s")))
+        });
+        return (None, scale);
+    }
     let values = roles
         .value
         .map(|v| rows.iter().filter_map(move |&r| number(s.code(r, v))));
     let in_0_100 = values.is_some_and(|mut v| v.all(|x| (0.0..=100.0).contains(&x)));
-    if let Some(u) = roles.unit {
-        let codes: FxHashSet<&str> = rows.iter().map(|&r| s.code(r, u)).collect();
-        let unknown: Vec<&str> = codes
-            .iter()
-            .copied()
-            .filter(|c| Unit::of_code(c).is_none())
-            .collect();
-        // Codes of one metric share one unit key: one stated scale.
-        let scale = unknown.first().and_then(|c| {
-            let (exp, word) = units::stated_scale(c)?;
-            let guessed = Unit::parse(&guess_unit(c, in_0_100).0)?;
-            (guessed.exponent == 0).then(|| (exp, format!("`{c}` is in {word}s")))
-        });
-        return (None, scale);
-    }
     let (unit, sure) = guess_unit(title, in_0_100);
     let why = if sure {
         format!("CHOOSE: read from \"{title}\"")
@@ -647,8 +682,8 @@ struct InputCtx<'a> {
     not_labels: &'a [usize],
     single: &'a [usize],
     missing: &'a FxHashSet<String>,
-    served: &'a [usize],
     metrics: &'a [(String, MetricDraft)],
+    code_units: &'a [CodeUnit],
 }
 
 fn write_input(out: &mut String, input: &Input, c: &InputCtx) {
@@ -784,35 +819,21 @@ fn labels(out: &mut String, c: &InputCtx) {
 }
 
 fn unit_codes(out: &mut String, c: &InputCtx) {
-    let Some(u) = c.roles.unit else {
-        return;
-    };
-    let s = c.s;
-    let mut seen = FxHashSet::default();
     let mut entries = Vec::new();
-    for &r in c.served {
-        let code = s.code(r, u);
-        if !seen.insert(code) {
-            continue;
-        }
-        match Unit::of_code(code) {
-            Some(unit) => comment(out, &format!("Unit code `{code}` is known: {unit}.")),
+    for (code, guess) in c.code_units {
+        match guess {
             None => {
-                let in_0_100 = c.roles.value.is_some_and(|v| {
-                    c.served
-                        .iter()
-                        .filter(|&&x| s.code(x, u) == code)
-                        .filter_map(|&x| number(s.code(x, v)))
-                        .all(|x| (0.0..=100.0).contains(&x))
-                });
-                let (unit, sure) = guess_unit(code, in_0_100);
-                let why = if sure {
+                let unit = Unit::of_code(code).expect("known");
+                comment(out, &format!("Unit code `{code}` is known: {unit}."));
+            }
+            Some((unit, sure)) => {
+                let why = if *sure {
                     "read from the code"
                 } else {
                     "no unit read from it: a plain number"
                 };
                 comment(out, &format!("CHOOSE: unit code `{code}` is not one the exporter knows; `{unit}`: {why}."));
-                entries.push(format!("{} = {}", key(code), q(&unit)));
+                entries.push(format!("{} = {}", key(code), q(unit)));
             }
         }
     }
